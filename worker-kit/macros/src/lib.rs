@@ -1,0 +1,1 @@
+//! Route macros for worker-kit.

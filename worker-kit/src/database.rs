@@ -1,0 +1,25 @@
+//! The hook through which the Runner drives database clients.
+
+use async_trait::async_trait;
+
+/// A database client the [`Runner`](crate::runner::Runner) connects before workers start
+/// consuming and closes after they have drained.
+#[async_trait]
+pub trait Database: Send + Sync + 'static {
+    /// A short name for logs (e.g. `main`); never a DSN.
+    fn name(&self) -> &str;
+
+    /// Connects (retrying with backoff) and checks that the database answers.
+    ///
+    /// # Errors
+    ///
+    /// Returns an error when the database cannot be reached within the configured retries;
+    /// the Runner then stops without consuming anything.
+    async fn connect(&self) -> Result<(), crate::Error>;
+
+    /// Whether the database answers right now (used to pause consuming during an outage).
+    async fn is_ready(&self) -> bool;
+
+    /// Closes the client's connections. Called once, after every worker has drained.
+    async fn close(&self);
+}

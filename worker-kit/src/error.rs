@@ -1,0 +1,28 @@
+//! The library's error type.
+
+/// Everything worker-kit itself can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A setting from the environment is missing or malformed.
+    #[error("configuration: {0}")]
+    Config(String),
+
+    /// The broker could not be reached or the connection broke.
+    #[error("broker: {message}")]
+    Broker {
+        /// What failed, with the redacted URL.
+        message: String,
+        /// The underlying AMQP error.
+        #[source]
+        source: Option<lapin::Error>,
+    },
+
+    /// A database error (see [`crate::db`]).
+    #[error("database: {0}")]
+    Database(String),
+
+    /// Two routes with the same name were registered.
+    #[error("duplicate route `{0}`: each route name may be registered once per process")]
+    DuplicateRoute(String),
+}
