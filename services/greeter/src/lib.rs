@@ -1,1 +1,52 @@
-//! greeter service
+//! The `greeter` service: calls the `example` service over RPC through the typed
+//! contracts in `stubs`, the way one service uses another.
+
+use stubs::example::HelloWorld;
+use stubs::greeter::{Greet, Greeting};
+use worker_kit::rpc::{CallError, CallOptions, RpcClient, RpcWorker};
+use worker_kit::{Meta, Payload, Runner, Setup, State, rpc};
+
+/// The service's name.
+pub const SERVICE: &str = "greeter";
+
+/// Shared state of the greeter's handlers.
+#[derive(Clone, Debug)]
+pub struct App {
+    /// Calls other services.
+    pub rpc: RpcClient,
+}
+
+/// Greets by asking `example` for its hello, within what is left of our caller's deadline.
+#[rpc(contract = Greet)]
+pub async fn greet(
+    State(app): State<App>,
+    meta: Meta,
+    Payload(req): Payload<Greet>,
+) -> Result<Greeting, CallError> {
+    let options = CallOptions {
+        deadline: meta.deadline,
+        ..CallOptions::default()
+    };
+    let hello = app
+        .rpc
+        .call_with(&HelloWorld(Some(req.name.clone())), options)
+        .await?;
+    Ok(Greeting {
+        message: format!("{hello} (to {})", req.name),
+    })
+}
+
+/// The service's RPC routes.
+pub fn rpc_worker(app: App) -> RpcWorker<App> {
+    RpcWorker::with_state(app).register(greet)
+}
+
+/// Builds the service on `setup`.
+///
+/// # Errors
+///
+/// When the RPC client cannot set up its reply consumer.
+pub async fn build(setup: Setup) -> Result<Runner, worker_kit::Error> {
+    let rpc = RpcClient::new(&setup.broker, &setup.config).await?;
+    Ok(setup.runner().register_worker(rpc_worker(App { rpc })))
+}

@@ -1,0 +1,220 @@
+//! One AMQP connection per process, kept alive.
+//!
+//! [`Broker`] owns the connection. The first connect is retried with exponential backoff
+//! and jitter until `AMQP_CONNECT_TIMEOUT_MS`; after that a supervisor task notices a lost
+//! connection, reconnects with backoff (for as long as the process runs) and publishes
+//! the new connection to every worker and client, which then re-create their channels,
+//! redeclare their topology and resume consuming.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use futures::StreamExt;
+use lapin::{Connection, ConnectionProperties, Event};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::Error;
+
+/// A handle to the process's broker connection; cheap to clone.
+#[derive(Clone)]
+pub struct Broker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    url: String,
+    shown_url: String,
+    name: String,
+    current: watch::Sender<Option<Arc<Connection>>>,
+    closed: CancellationToken,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("url", &self.inner.shown_url)
+            .field("name", &self.inner.name)
+            .finish_non_exhaustive()
+    }
+}
+
+fn backoff() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(5))
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+}
+
+impl Broker {
+    /// Connects to `url`, retrying with exponential backoff and jitter for up to
+    /// `give_up_after`. `name` shows in the RabbitMQ management UI.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Broker`] saying where it tried to connect (password hidden), how long it
+    /// tried, and the last failure.
+    pub async fn connect(url: &str, name: &str, give_up_after: Duration) -> Result<Self, Error> {
+        let shown_url = crate::redact::url(url);
+        let started = tokio::time::Instant::now();
+        let mut delays = backoff().build();
+        let mut attempts = 0u32;
+        let conn = loop {
+            attempts += 1;
+            match open(url, name).await {
+                Ok(conn) => break conn,
+                Err(e) => {
+                    let delay = delays.next().unwrap_or(Duration::from_secs(5));
+                    if started.elapsed() + delay > give_up_after {
+                        return Err(Error::Broker {
+                            message: format!(
+                                "could not connect to {shown_url} after {attempts} attempts over {:.1}s (AMQP_CONNECT_TIMEOUT_MS={}); is RabbitMQ running and is AMQP_URL right?",
+                                started.elapsed().as_secs_f64(),
+                                give_up_after.as_millis()
+                            ),
+                            source: Some(e),
+                        });
+                    }
+                    warn!(url = %shown_url, attempt = attempts, error = %e, retry_in_ms = delay.as_millis() as u64, "broker not reachable yet");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        };
+        info!(url = %shown_url, "connected to broker");
+        let (current, _) = watch::channel(None);
+        let broker = Broker {
+            inner: Arc::new(Inner {
+                url: url.to_owned(),
+                shown_url,
+                name: name.to_owned(),
+                current,
+                closed: CancellationToken::new(),
+            }),
+        };
+        broker.install(conn);
+        Ok(broker)
+    }
+
+    /// The broker URL with its password hidden, for messages.
+    pub fn shown_url(&self) -> &str {
+        &self.inner.shown_url
+    }
+
+    /// Makes `conn` current and starts watching it for failure.
+    fn install(&self, conn: Connection) {
+        let events = conn.events_listener();
+        self.inner.current.send_replace(Some(Arc::new(conn)));
+        let this = self.clone();
+        tokio::spawn(async move { this.supervise(events).await });
+    }
+
+    /// Waits until the current connection fails, then reconnects and installs the new one.
+    async fn supervise(self, mut events: impl futures::Stream<Item = Event> + Unpin) {
+        loop {
+            tokio::select! {
+                () = self.inner.closed.cancelled() => return,
+                ev = events.next() => match ev {
+                    Some(Event::Error(e)) if !self.is_connected() => {
+                        warn!(url = %self.inner.shown_url, error = %e, "broker connection lost; reconnecting");
+                        break;
+                    }
+                    Some(_) => {}
+                    None => {
+                        if self.is_connected() {
+                            // No more events but still connected should not happen; keep the
+                            // status as the source of truth and poll it.
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            continue;
+                        }
+                        warn!(url = %self.inner.shown_url, "broker connection closed; reconnecting");
+                        break;
+                    }
+                }
+            }
+        }
+        self.inner.current.send_replace(None);
+        let mut delays = backoff().build();
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let attempt = tokio::select! {
+                () = self.inner.closed.cancelled() => return,
+                r = open(&self.inner.url, &self.inner.name) => r,
+            };
+            match attempt {
+                Ok(conn) => {
+                    info!(url = %self.inner.shown_url, attempts, "reconnected to broker");
+                    self.install(conn);
+                    return;
+                }
+                Err(e) => {
+                    let delay = delays.next().unwrap_or(Duration::from_secs(5));
+                    warn!(url = %self.inner.shown_url, attempt = attempts, error = %e, "reconnect failed");
+                    tokio::select! {
+                        () = self.inner.closed.cancelled() => return,
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_connected(&self) -> bool {
+        self.inner
+            .current
+            .borrow()
+            .as_ref()
+            .is_some_and(|c| c.status().connected())
+    }
+
+    /// The current connection, waiting for a reconnect when there is none. `None` once the
+    /// broker handle is closed.
+    pub async fn connection(&self) -> Option<Arc<Connection>> {
+        let mut rx = self.inner.current.subscribe();
+        let closed = self.inner.closed.clone();
+        tokio::select! {
+            () = closed.cancelled() => None,
+            r = rx.wait_for(|c| c.as_ref().is_some_and(|c| c.status().connected())) => {
+                r.ok().and_then(|c| c.clone())
+            }
+        }
+    }
+
+    /// The current connection, if it is up right now (no waiting).
+    pub fn connection_now(&self) -> Option<Arc<Connection>> {
+        self.inner
+            .current
+            .borrow()
+            .as_ref()
+            .filter(|c| c.status().connected())
+            .cloned()
+    }
+
+    /// Closes the connection and stops reconnecting. Channels still open are closed by the
+    /// broker, which requeues their unacknowledged deliveries.
+    pub async fn close(&self) {
+        self.inner.closed.cancel();
+        let conn = self.inner.current.send_replace(None);
+        if let Some(conn) = conn {
+            if conn.status().connected() {
+                if let Err(e) = conn.close(200, "shutting down".into()).await {
+                    warn!(error = %e, "closing the broker connection failed");
+                }
+            }
+        }
+    }
+
+    /// Whether [`Broker::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.is_cancelled()
+    }
+}
+
+async fn open(url: &str, name: &str) -> Result<Connection, lapin::Error> {
+    let props = ConnectionProperties::default().with_connection_name(name.into());
+    Connection::connect(url, props).await
+}

@@ -1,0 +1,376 @@
+//! Settings from the environment (and a `.env` file when present; the environment wins).
+//!
+//! Every variable has a default that works against a local RabbitMQ, so a service starts
+//! with no configuration at all in development. A malformed value is reported as one line
+//! that names the variable, says what is wrong and shows a good value.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::Error;
+
+/// Whether internals (error source chains) may reach callers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Error replies carry the error's source chain in `trace`.
+    Development,
+    /// Error replies never carry internals.
+    Production,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable, coloured when writing to a terminal.
+    Pretty,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// The kit's settings. Build it with [`Config::from_env`]; tests may start from
+/// [`Config::default`] and change fields.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// `AMQP_URL`: the broker to connect to. Treat it as a secret: it may hold a password.
+    pub amqp_url: String,
+    /// `AMQP_PREFETCH`: deliveries a worker may hold unacknowledged at once (per channel).
+    pub prefetch: u16,
+    /// `AMQP_CONNECT_TIMEOUT_MS`: how long the first connection is retried before giving up.
+    pub connect_timeout: Duration,
+    /// `RPC_TIMEOUT_MS`: default timeout of an [`RpcClient`](crate::rpc::RpcClient) call.
+    pub rpc_timeout: Duration,
+    /// `DRAIN_TIMEOUT_MS`: how long shutdown waits for in-flight handlers.
+    pub drain_timeout: Duration,
+    /// `QUEUE_MAX_RETRIES`: how often a failed work-queue message is retried before parking.
+    pub max_retries: u32,
+    /// `MAX_MESSAGE_BYTES`: largest message body accepted off the wire.
+    pub max_message_bytes: usize,
+    /// `MAX_DECODED_BYTES`: largest body after gunzip (guards against gzip bombs).
+    pub max_decoded_bytes: usize,
+    /// `MODE`: `development` or `production`.
+    pub mode: Mode,
+    /// `LOG_FORMAT`: `pretty` or `json`.
+    pub log_format: LogFormat,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            amqp_url: DEFAULT_AMQP_URL.to_owned(),
+            prefetch: 64,
+            connect_timeout: Duration::from_secs(30),
+            rpc_timeout: Duration::from_secs(30),
+            drain_timeout: Duration::from_secs(30),
+            max_retries: 3,
+            max_message_bytes: 8 * 1024 * 1024,
+            max_decoded_bytes: 8 * 1024 * 1024,
+            mode: Mode::Production,
+            log_format: LogFormat::Pretty,
+        }
+    }
+}
+
+/// The broker URL used when `AMQP_URL` is not set: the local RabbitMQ's guest account.
+pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// The variables as envy reads them; converted into [`Config`] with per-variable checks.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Raw {
+    amqp_url: Option<String>,
+    amqp_prefetch: Option<u16>,
+    amqp_connect_timeout_ms: Option<u64>,
+    rpc_timeout_ms: Option<u64>,
+    drain_timeout_ms: Option<u64>,
+    queue_max_retries: Option<u32>,
+    max_message_bytes: Option<usize>,
+    max_decoded_bytes: Option<usize>,
+    mode: Option<String>,
+    log_format: Option<String>,
+}
+
+/// A good value for each variable, quoted in error messages.
+const EXAMPLES: &[(&str, &str)] = &[
+    ("AMQP_URL", DEFAULT_AMQP_URL),
+    ("AMQP_PREFETCH", "64"),
+    ("AMQP_CONNECT_TIMEOUT_MS", "30000"),
+    ("RPC_TIMEOUT_MS", "30000"),
+    ("DRAIN_TIMEOUT_MS", "30000"),
+    ("QUEUE_MAX_RETRIES", "3"),
+    ("MAX_MESSAGE_BYTES", "8388608"),
+    ("MAX_DECODED_BYTES", "8388608"),
+    ("MODE", "production"),
+    ("LOG_FORMAT", "json"),
+];
+
+impl Config {
+    /// Reads the settings from the process environment, after loading `.env` from the
+    /// current directory when there is one (variables already set win).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the first malformed variable, e.g.
+    /// `AMQP_PREFETCH="lots": expected a whole number from 1 to 65535, e.g. AMQP_PREFETCH=64`.
+    pub fn from_env() -> Result<Self, Error> {
+        load_dotenv()?;
+        Self::from_vars(std::env::vars())
+    }
+
+    /// Reads the settings from the given `(name, value)` pairs (no `.env`, no process
+    /// environment): the testable core of [`Config::from_env`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Config::from_env`].
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, Error> {
+        let vars: Vec<(String, String)> = vars
+            .into_iter()
+            .filter(|(k, _)| EXAMPLES.iter().any(|(name, _)| name == k))
+            .collect();
+        let raw: Raw = envy::from_iter(vars.clone()).map_err(|e| explain_envy(&e, &vars))?;
+        let defaults = Config::default();
+        let positive_ms = |name: &str, v: Option<u64>, default: Duration| match v {
+            None => Ok(default),
+            Some(0) => Err(bad(name, "0", "expected a positive number of milliseconds")),
+            Some(ms) => Ok(Duration::from_millis(ms)),
+        };
+        let positive_bytes = |name: &str, v: Option<usize>, default: usize| match v {
+            None => Ok(default),
+            Some(0) => Err(bad(name, "0", "expected a positive number of bytes")),
+            Some(n) => Ok(n),
+        };
+        let amqp_url = match raw.amqp_url {
+            None => defaults.amqp_url,
+            Some(url) => {
+                check_amqp_url(&url)?;
+                url
+            }
+        };
+        Ok(Config {
+            amqp_url,
+            prefetch: match raw.amqp_prefetch {
+                None => defaults.prefetch,
+                Some(0) => {
+                    return Err(bad(
+                        "AMQP_PREFETCH",
+                        "0",
+                        "expected a whole number from 1 to 65535 (0 would mean unbounded)",
+                    ));
+                }
+                Some(n) => n,
+            },
+            connect_timeout: positive_ms(
+                "AMQP_CONNECT_TIMEOUT_MS",
+                raw.amqp_connect_timeout_ms,
+                defaults.connect_timeout,
+            )?,
+            rpc_timeout: positive_ms("RPC_TIMEOUT_MS", raw.rpc_timeout_ms, defaults.rpc_timeout)?,
+            drain_timeout: positive_ms(
+                "DRAIN_TIMEOUT_MS",
+                raw.drain_timeout_ms,
+                defaults.drain_timeout,
+            )?,
+            max_retries: raw.queue_max_retries.unwrap_or(defaults.max_retries),
+            max_message_bytes: positive_bytes(
+                "MAX_MESSAGE_BYTES",
+                raw.max_message_bytes,
+                defaults.max_message_bytes,
+            )?,
+            max_decoded_bytes: positive_bytes(
+                "MAX_DECODED_BYTES",
+                raw.max_decoded_bytes,
+                defaults.max_decoded_bytes,
+            )?,
+            mode: match raw.mode.as_deref().map(str::to_ascii_lowercase).as_deref() {
+                None => defaults.mode,
+                Some("development" | "dev") => Mode::Development,
+                Some("production" | "prod") => Mode::Production,
+                Some(_) => {
+                    return Err(bad(
+                        "MODE",
+                        raw.mode.as_deref().unwrap_or_default(),
+                        "expected development or production",
+                    ));
+                }
+            },
+            log_format: match raw.log_format.as_deref().map(str::to_ascii_lowercase).as_deref() {
+                None => defaults.log_format,
+                Some("pretty" | "text") => LogFormat::Pretty,
+                Some("json") => LogFormat::Json,
+                Some(_) => {
+                    return Err(bad(
+                        "LOG_FORMAT",
+                        raw.log_format.as_deref().unwrap_or_default(),
+                        "expected pretty or json",
+                    ));
+                }
+            },
+        })
+    }
+
+    /// Whether error replies may carry the error's source chain.
+    pub fn is_development(&self) -> bool {
+        self.mode == Mode::Development
+    }
+}
+
+/// Loads `.env` when present. A missing file is fine; an unreadable or malformed one is not
+/// silently ignored, because the settings in it would be.
+fn load_dotenv() -> Result<(), Error> {
+    match dotenvy::dotenv() {
+        Ok(_) => Ok(()),
+        Err(e) if e.not_found() => Ok(()),
+        Err(e) => Err(Error::Config(format!(
+            ".env: {e} (fix the file or remove it; lines look like AMQP_PREFETCH=64)"
+        ))),
+    }
+}
+
+fn check_amqp_url(url: &str) -> Result<(), Error> {
+    let shown = crate::redact::url(url);
+    match url.parse::<lapin::uri::AMQPUri>() {
+        Ok(_) => Ok(()),
+        Err(e) => Err(bad("AMQP_URL", &shown, &format!("not an AMQP URL ({e})"))),
+    }
+}
+
+fn example(name: &str) -> &'static str {
+    EXAMPLES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or("", |(_, e)| e)
+}
+
+fn bad(name: &str, value: &str, problem: &str) -> Error {
+    Error::Config(format!(
+        "{name}={value:?}: {problem}, e.g. {name}={}",
+        example(name)
+    ))
+}
+
+/// envy reports the variable in its own words; restate it in ours, with an example.
+fn explain_envy(err: &envy::Error, vars: &[(String, String)]) -> Error {
+    let text = err.to_string();
+    let culprit = text
+        .rsplit_once(" provided by ")
+        .map(|(_, name)| name.trim().to_owned());
+    match culprit {
+        Some(name) => {
+            let value = vars
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map_or("", |(_, v)| v.as_str());
+            let problem = match name.as_str() {
+                "AMQP_PREFETCH" => "expected a whole number from 1 to 65535",
+                "QUEUE_MAX_RETRIES" => "expected a whole number (0 parks at the first failure)",
+                n if n.ends_with("_MS") => "expected a whole number of milliseconds",
+                n if n.ends_with("_BYTES") => "expected a whole number of bytes",
+                _ => "malformed value",
+            };
+            bad(&name, value, problem)
+        }
+        None => Error::Config(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn message(pairs: &[(&str, &str)]) -> String {
+        Config::from_vars(vars(pairs)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_without_variables() {
+        let c = Config::from_vars(vars(&[])).unwrap();
+        assert_eq!(c.amqp_url, DEFAULT_AMQP_URL);
+        assert_eq!(c.prefetch, 64);
+        assert_eq!(c.mode, Mode::Production);
+        assert_eq!(c.log_format, LogFormat::Pretty);
+    }
+
+    #[test]
+    fn reads_every_variable() {
+        let c = Config::from_vars(vars(&[
+            ("AMQP_URL", "amqp://u:p@rabbit:5672/vh"),
+            ("AMQP_PREFETCH", "8"),
+            ("AMQP_CONNECT_TIMEOUT_MS", "1500"),
+            ("RPC_TIMEOUT_MS", "2000"),
+            ("DRAIN_TIMEOUT_MS", "3000"),
+            ("QUEUE_MAX_RETRIES", "0"),
+            ("MAX_MESSAGE_BYTES", "1024"),
+            ("MAX_DECODED_BYTES", "2048"),
+            ("MODE", "development"),
+            ("LOG_FORMAT", "JSON"),
+            ("UNRELATED", "whatever"),
+        ]))
+        .unwrap();
+        assert_eq!(c.amqp_url, "amqp://u:p@rabbit:5672/vh");
+        assert_eq!(c.prefetch, 8);
+        assert_eq!(c.connect_timeout, Duration::from_millis(1500));
+        assert_eq!(c.rpc_timeout, Duration::from_secs(2));
+        assert_eq!(c.drain_timeout, Duration::from_secs(3));
+        assert_eq!(c.max_retries, 0);
+        assert_eq!(c.max_message_bytes, 1024);
+        assert_eq!(c.max_decoded_bytes, 2048);
+        assert!(c.is_development());
+        assert_eq!(c.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn non_number_names_variable_and_example() {
+        let m = message(&[("AMQP_PREFETCH", "lots")]);
+        assert_eq!(
+            m,
+            "configuration: AMQP_PREFETCH=\"lots\": expected a whole number from 1 to 65535, e.g. AMQP_PREFETCH=64"
+        );
+    }
+
+    #[test]
+    fn out_of_range_number() {
+        let m = message(&[("AMQP_PREFETCH", "70000")]);
+        assert!(m.contains("AMQP_PREFETCH=\"70000\""), "{m}");
+    }
+
+    #[test]
+    fn zero_prefetch_is_refused() {
+        let m = message(&[("AMQP_PREFETCH", "0")]);
+        assert!(m.contains("unbounded"), "{m}");
+    }
+
+    #[test]
+    fn zero_timeout_is_refused() {
+        let m = message(&[("RPC_TIMEOUT_MS", "0")]);
+        assert!(m.contains("RPC_TIMEOUT_MS=\"0\": expected a positive number"), "{m}");
+        let m = message(&[("DRAIN_TIMEOUT_MS", "soon")]);
+        assert!(m.contains("e.g. DRAIN_TIMEOUT_MS=30000"), "{m}");
+    }
+
+    #[test]
+    fn bad_mode_and_log_format() {
+        let m = message(&[("MODE", "staging")]);
+        assert_eq!(
+            m,
+            "configuration: MODE=\"staging\": expected development or production, e.g. MODE=production"
+        );
+        let m = message(&[("LOG_FORMAT", "xml")]);
+        assert!(m.contains("expected pretty or json"), "{m}");
+    }
+
+    #[test]
+    fn bad_url_is_reported_without_password() {
+        let m = message(&[("AMQP_URL", "http://user:hunter2@host/")]);
+        assert!(m.starts_with("configuration: AMQP_URL="), "{m}");
+        assert!(!m.contains("hunter2"), "{m}");
+    }
+}

@@ -1,0 +1,81 @@
+//! Reading what the kit needs off an AMQP delivery's properties.
+
+use std::sync::Arc;
+
+use lapin::BasicProperties;
+use lapin::message::Delivery;
+use lapin::types::{AMQPValue, FieldTable};
+
+use crate::deadline::{self, Deadline};
+use crate::extract::Meta;
+
+/// Header carrying how often a work-queue message has been retried.
+pub const RETRY_COUNT_HEADER: &str = "x-retry-count";
+
+/// An integer header, accepting any AMQP integer width or a decimal string (other
+/// clients encode numbers differently).
+pub(crate) fn header_u64(headers: Option<&FieldTable>, name: &str) -> Option<u64> {
+    let v = headers?.inner().get(name)?;
+    match v {
+        AMQPValue::ShortShortUInt(n) => Some(u64::from(*n)),
+        AMQPValue::ShortUInt(n) => Some(u64::from(*n)),
+        AMQPValue::LongUInt(n) => Some(u64::from(*n)),
+        AMQPValue::ShortShortInt(n) => u64::try_from(*n).ok(),
+        AMQPValue::ShortInt(n) => u64::try_from(*n).ok(),
+        AMQPValue::LongInt(n) => u64::try_from(*n).ok(),
+        AMQPValue::LongLongInt(n) => u64::try_from(*n).ok(),
+        AMQPValue::Timestamp(n) => Some(*n),
+        AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok()?.trim().parse().ok(),
+        AMQPValue::ShortString(s) => s.as_str().trim().parse().ok(),
+        _ => None,
+    }
+}
+
+pub(crate) fn meta(delivery: &Delivery, route: &Arc<str>) -> Meta {
+    let p = &delivery.properties;
+    let headers = p.headers().clone().unwrap_or_default();
+    Meta {
+        route: route.clone(),
+        correlation_id: p.correlation_id().as_ref().map(|s| s.as_str().to_owned()),
+        reply_to: p.reply_to().as_ref().map(|s| s.as_str().to_owned()),
+        redelivered: delivery.redelivered,
+        retry_count: header_u64(Some(&headers), RETRY_COUNT_HEADER)
+            .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)),
+        deadline: header_u64(Some(&headers), deadline::HEADER).map(Deadline::from_epoch_millis),
+        headers,
+    }
+}
+
+/// Seconds since the epoch, for the `timestamp` property.
+pub(crate) fn now_timestamp() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The correlation id for logs.
+pub(crate) fn correlation_id(p: &BasicProperties) -> Option<&str> {
+    p.correlation_id().as_ref().map(lapin::types::ShortString::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integer_headers_of_any_width() {
+        let mut t = FieldTable::default();
+        t.insert("a".into(), AMQPValue::LongLongInt(5));
+        t.insert("b".into(), AMQPValue::ShortShortUInt(6));
+        t.insert("c".into(), AMQPValue::LongString("7".into()));
+        t.insert("d".into(), AMQPValue::LongInt(-1));
+        t.insert("e".into(), AMQPValue::Boolean(true));
+        assert_eq!(header_u64(Some(&t), "a"), Some(5));
+        assert_eq!(header_u64(Some(&t), "b"), Some(6));
+        assert_eq!(header_u64(Some(&t), "c"), Some(7));
+        assert_eq!(header_u64(Some(&t), "d"), None);
+        assert_eq!(header_u64(Some(&t), "e"), None);
+        assert_eq!(header_u64(Some(&t), "missing"), None);
+        assert_eq!(header_u64(None, "a"), None);
+    }
+}

@@ -1,0 +1,170 @@
+//! Publishing work messages: persistent, mandatory, and confirmed by the broker before
+//! `publish` returns.
+
+use std::sync::Arc;
+
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::ShortString;
+use lapin::{BasicProperties, Channel, Confirmation};
+use serde::Serialize;
+use tokio::sync::Mutex;
+
+use crate::broker::Broker;
+use crate::contract::TaskContract;
+use crate::envelope::{self, Encoding};
+
+/// Why a message was not stored by the broker. When `publish` returns `Ok`, it was.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// No queue is bound for the route, so the message would be dropped.
+    #[error("no queue for route {route}: start a worker for it (or declare the queue) first")]
+    NoRoute {
+        /// The route.
+        route: String,
+    },
+    /// The broker refused the message (publisher nack).
+    #[error("the broker refused the message for {route}")]
+    Refused {
+        /// The route.
+        route: String,
+    },
+    /// The broker connection is down and did not come back in time, or broke mid-publish.
+    #[error("broker unavailable while publishing to {route}: {message}")]
+    Unavailable {
+        /// The route.
+        route: String,
+        /// What failed.
+        message: String,
+    },
+    /// The payload cannot be serialized as JSON.
+    #[error("payload for {route} cannot be serialized: {source}")]
+    Encode {
+        /// The route.
+        route: String,
+        /// The serializer's error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Publishes work messages; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct QueuePublisher {
+    broker: Broker,
+    channel: Arc<Mutex<Option<Channel>>>,
+}
+
+impl QueuePublisher {
+    /// A publisher on `broker`. Its channel is opened on first use and re-opened after a
+    /// reconnect.
+    pub fn new(broker: &Broker) -> Self {
+        Self {
+            broker: broker.clone(),
+            channel: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    async fn channel(&self, route: &str) -> Result<Channel, PublishError> {
+        let unavailable = |message: String| PublishError::Unavailable {
+            route: route.to_owned(),
+            message,
+        };
+        let mut slot = self.channel.lock().await;
+        if let Some(ch) = slot.as_ref().filter(|c| c.status().connected()) {
+            return Ok(ch.clone());
+        }
+        let conn = self
+            .broker
+            .connection()
+            .await
+            .ok_or_else(|| unavailable("broker handle closed".into()))?;
+        let ch = conn
+            .create_channel()
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        *slot = Some(ch.clone());
+        Ok(ch)
+    }
+
+    /// Publishes a typed task message to its route.
+    ///
+    /// # Errors
+    ///
+    /// Any [`PublishError`]; on `Ok` the broker has stored the message.
+    pub async fn publish_task<T: TaskContract>(&self, task: &T) -> Result<(), PublishError> {
+        self.publish(T::ROUTE, task).await
+    }
+
+    /// Publishes `data` to `route` as `gzip({"data": data})`, persistent, and waits for
+    /// the broker's confirm.
+    ///
+    /// # Errors
+    ///
+    /// Any [`PublishError`]; on `Ok` the broker has stored the message.
+    pub async fn publish<T: Serialize + ?Sized>(
+        &self,
+        route: &str,
+        data: &T,
+    ) -> Result<(), PublishError> {
+        let body = envelope::encode_request(data, Encoding::Gzip).map_err(|source| {
+            PublishError::Encode {
+                route: route.to_owned(),
+                source,
+            }
+        })?;
+        self.publish_body(route, &body, Encoding::Gzip.content_encoding())
+            .await
+    }
+
+    /// Publishes an already-encoded body (for tools and tests that need exact bytes).
+    ///
+    /// # Errors
+    ///
+    /// Any [`PublishError`] but `Encode`.
+    pub async fn publish_body(
+        &self,
+        route: &str,
+        body: &[u8],
+        content_encoding: Option<&str>,
+    ) -> Result<(), PublishError> {
+        let channel = self.channel(route).await?;
+        let mut props = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_timestamp(crate::delivery::now_timestamp());
+        if let Some(ce) = content_encoding {
+            props = props.with_content_encoding(ce.into());
+        }
+        let unavailable = |e: lapin::Error| PublishError::Unavailable {
+            route: route.to_owned(),
+            message: e.to_string(),
+        };
+        let confirm = channel
+            .basic_publish(
+                ShortString::from(""),
+                route.into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                body,
+                props,
+            )
+            .await
+            .map_err(unavailable)?
+            .await
+            .map_err(unavailable)?;
+        match confirm {
+            Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
+            Confirmation::Ack(Some(_)) | Confirmation::Nack(Some(_)) => Err(PublishError::NoRoute {
+                route: route.to_owned(),
+            }),
+            Confirmation::Nack(None) => Err(PublishError::Refused {
+                route: route.to_owned(),
+            }),
+        }
+    }
+}

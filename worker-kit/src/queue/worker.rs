@@ -1,0 +1,349 @@
+//! The work-queue worker: ack on `Ok`, bounded retries on `Err`, parking when retries are
+//! exhausted or the body cannot be decoded. Nothing is lost and nothing loops.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicNackOptions, BasicPublishOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{BasicProperties, Channel, Confirmation};
+use tracing::{Instrument, debug, error, info_span, warn};
+
+use crate::contract::TaskContract;
+use crate::delivery::{self, RETRY_COUNT_HEADER};
+use crate::envelope::{self, Limits};
+use crate::error::Error;
+use crate::extract::Incoming;
+use crate::handler::{BoxFuture, ContainsPayload, Handler, Outcome, boxed};
+use crate::reply_error::ErrorReply;
+use crate::routes::{BoundHandler, RouteTable, TaskRoute};
+use crate::worker::{self, Processor, Sealed, Worker, WorkerContext};
+
+/// The parking queue of `route`: where messages go that could not be worked.
+pub fn parking_queue(route: &str) -> String {
+    format!("{route}.dead")
+}
+
+/// Works messages off durable queues.
+///
+/// ```
+/// use worker_kit::{ErrorReply, Payload, queue::QueueWorker};
+///
+/// async fn resize(Payload(path): Payload<String>) -> Result<(), ErrorReply> {
+///     if path.is_empty() {
+///         return Err(ErrorReply::bad_request("empty path"));
+///     }
+///     Ok(())
+/// }
+///
+/// let worker = QueueWorker::new().route("images.resize", resize);
+/// ```
+pub struct QueueWorker<S = ()> {
+    state: S,
+    routes: RouteTable<S>,
+    prefetch: Option<u16>,
+    max_retries: Option<u32>,
+}
+
+impl<S> std::fmt::Debug for QueueWorker<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueWorker")
+            .field("prefetch", &self.prefetch)
+            .field("max_retries", &self.max_retries)
+            .finish_non_exhaustive()
+    }
+}
+
+impl QueueWorker<()> {
+    /// A worker without shared state.
+    pub fn new() -> Self {
+        Self::with_state(())
+    }
+}
+
+impl Default for QueueWorker<()> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S: Clone + Send + Sync + 'static> QueueWorker<S> {
+    /// A worker whose handlers can take `State<S>`.
+    pub fn with_state(state: S) -> Self {
+        Self {
+            state,
+            routes: RouteTable::default(),
+            prefetch: None,
+            max_retries: None,
+        }
+    }
+
+    /// Works route `name` with `handler`.
+    #[must_use]
+    pub fn route<H, Args>(mut self, name: &str, handler: H) -> Self
+    where
+        H: Handler<Args, S>,
+    {
+        self.routes.add(name, boxed(handler));
+        self
+    }
+
+    /// Works task contract `T` (route [`TaskContract::ROUTE`]) with `handler`, which must
+    /// take `Payload<T>`.
+    #[must_use]
+    pub fn task<T, H, Args, I>(self, handler: H) -> Self
+    where
+        T: TaskContract,
+        H: Handler<Args, S>,
+        Args: ContainsPayload<T, I>,
+    {
+        self.route(T::ROUTE, handler)
+    }
+
+    /// Adds a route declared with `#[task(...)]`.
+    #[must_use]
+    pub fn register(self, route: impl TaskRoute<S>) -> Self {
+        route.register(self)
+    }
+
+    /// Unacknowledged deliveries this worker holds at once (default `AMQP_PREFETCH`).
+    #[must_use]
+    pub fn prefetch(mut self, n: u16) -> Self {
+        self.prefetch = Some(n.max(1));
+        self
+    }
+
+    /// Retries after a handler error before parking (default `QUEUE_MAX_RETRIES`).
+    #[must_use]
+    pub fn max_retries(mut self, n: u32) -> Self {
+        self.max_retries = Some(n);
+        self
+    }
+}
+
+impl<S> Sealed for QueueWorker<S> {}
+
+#[async_trait]
+impl<S: Clone + Send + Sync + 'static> Worker for QueueWorker<S> {
+    fn kind(&self) -> &'static str {
+        "queue"
+    }
+
+    fn route_names(&self) -> Vec<String> {
+        self.routes.names()
+    }
+
+    async fn run(self: Box<Self>, ctx: WorkerContext) -> Result<(), Error> {
+        if let Some(d) = self.routes.duplicates().first() {
+            return Err(Error::DuplicateRoute(d.clone()));
+        }
+        let prefetch = self.prefetch.unwrap_or(ctx.config.prefetch);
+        let processor = Arc::new(QueueProcessor {
+            limits: Limits {
+                max_message_bytes: ctx.config.max_message_bytes,
+                max_decoded_bytes: ctx.config.max_decoded_bytes,
+            },
+            max_retries: self.max_retries.unwrap_or(ctx.config.max_retries),
+        });
+        let routes = self.routes.bind(self.state);
+        worker::run(ctx, processor, routes, prefetch).await
+    }
+}
+
+struct QueueProcessor {
+    limits: Limits,
+    max_retries: u32,
+}
+
+/// A durable queue without arguments, exactly as the Python seed declares work queues.
+pub(crate) fn durable_queue() -> QueueDeclareOptions {
+    QueueDeclareOptions {
+        durable: true,
+        exclusive: false,
+        auto_delete: false,
+        ..QueueDeclareOptions::default()
+    }
+}
+
+#[async_trait]
+impl Processor for QueueProcessor {
+    fn kind(&self) -> &'static str {
+        "queue"
+    }
+
+    async fn declare(&self, channel: &Channel, route: &str) -> Result<(), lapin::Error> {
+        channel
+            .queue_declare(route.into(), durable_queue(), FieldTable::default())
+            .await?;
+        channel
+            .queue_declare(
+                parking_queue(route).as_str().into(),
+                durable_queue(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    fn process(
+        self: Arc<Self>,
+        channel: Channel,
+        delivery: Delivery,
+        route: Arc<str>,
+        handler: BoundHandler,
+    ) -> BoxFuture<()> {
+        let span = info_span!(
+            "task",
+            %route,
+            correlation_id = delivery::correlation_id(&delivery.properties).unwrap_or(""),
+            outcome = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+        );
+        Box::pin(
+            async move {
+                let started = Instant::now();
+                let outcome = self.work(&channel, delivery, &route, handler).await;
+                let span = tracing::Span::current();
+                span.record("outcome", outcome);
+                span.record("duration_ms", started.elapsed().as_secs_f64() * 1000.0);
+                debug!("done");
+            }
+            .instrument(span),
+        )
+    }
+}
+
+/// What happens to a message after its handler ran.
+enum Next {
+    Ack,
+    Retry(u32),
+    Park(ErrorReply),
+}
+
+impl QueueProcessor {
+    async fn work(
+        &self,
+        channel: &Channel,
+        delivery: Delivery,
+        route: &Arc<str>,
+        handler: BoundHandler,
+    ) -> &'static str {
+        let meta = delivery::meta(&delivery, route);
+        let retry_count = meta.retry_count;
+        let next = match envelope::decode_request(&delivery.data, &self.limits) {
+            Err(e) => {
+                error!(error = %e, "undecodable work message; parking it");
+                Next::Park(e.to_reply())
+            }
+            Ok(req) => {
+                let msg = Incoming {
+                    route: route.clone(),
+                    data: req.data,
+                    meta,
+                };
+                match handler(msg).await {
+                    Outcome::Ok(_) => Next::Ack,
+                    // The payload will not fit on a second try either.
+                    Outcome::Rejected(e) => {
+                        error!(error_type = %e.error_type, message = %e.message, "work message rejected; parking it");
+                        Next::Park(e)
+                    }
+                    Outcome::Failed(e) if retry_count < self.max_retries => {
+                        error!(error_type = %e.error_type, message = %e.message, trace = ?e.trace, attempt = retry_count + 1, max_retries = self.max_retries, "handler failed; retrying");
+                        Next::Retry(retry_count + 1)
+                    }
+                    Outcome::Failed(e) => {
+                        error!(error_type = %e.error_type, message = %e.message, trace = ?e.trace, retries = retry_count, "handler failed and retries are exhausted; parking the message");
+                        Next::Park(e)
+                    }
+                }
+            }
+        };
+        let (name, republished) = match next {
+            Next::Ack => ("ok", Ok(())),
+            Next::Retry(n) => {
+                let headers = with_headers(&delivery, &[(RETRY_COUNT_HEADER, AMQPValue::LongLongInt(i64::from(n)))]);
+                ("retried", republish(channel, &delivery, route, headers).await)
+            }
+            Next::Park(e) => {
+                let headers = with_headers(
+                    &delivery,
+                    &[
+                        ("x-error-type", AMQPValue::LongString(e.error_type.as_ref().into())),
+                        ("x-error-message", AMQPValue::LongString(e.message.as_str().into())),
+                        ("x-original-route", AMQPValue::LongString(route.as_ref().into())),
+                    ],
+                );
+                ("parked", republish(channel, &delivery, &parking_queue(route), headers).await)
+            }
+        };
+        match republished {
+            Ok(()) => {
+                if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
+                    warn!(error = %e, "ack failed; the broker will redeliver the message");
+                }
+                name
+            }
+            Err(problem) => {
+                // The copy is not safely stored: keep the original instead of losing it.
+                error!(%problem, "could not store the retry/parked copy; requeueing the original");
+                let _ = delivery
+                    .acker
+                    .nack(BasicNackOptions {
+                        multiple: false,
+                        requeue: true,
+                    })
+                    .await;
+                "requeued"
+            }
+        }
+    }
+}
+
+/// The delivery's headers plus `extra` (replacing same-named ones).
+fn with_headers(delivery: &Delivery, extra: &[(&str, AMQPValue)]) -> FieldTable {
+    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+    for (k, v) in extra {
+        headers.insert((*k).into(), v.clone());
+    }
+    headers
+}
+
+/// Publishes a persistent copy of `delivery` (same body and properties, new headers) to
+/// `queue` and waits for the confirm.
+async fn republish(
+    channel: &Channel,
+    delivery: &Delivery,
+    queue: &str,
+    headers: FieldTable,
+) -> Result<(), String> {
+    let props: BasicProperties = delivery
+        .properties
+        .clone()
+        .with_headers(headers)
+        .with_delivery_mode(2);
+    let confirm = channel
+        .basic_publish(
+            ShortString::from(""),
+            queue.into(),
+            BasicPublishOptions {
+                mandatory: true,
+                ..BasicPublishOptions::default()
+            },
+            &delivery.data,
+            props,
+        )
+        .await
+        .map_err(|e| e.to_string())?
+        .await
+        .map_err(|e| e.to_string())?;
+    match confirm {
+        Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
+        Confirmation::Ack(Some(_)) | Confirmation::Nack(Some(_)) => {
+            Err(format!("queue {queue} does not exist"))
+        }
+        Confirmation::Nack(None) => Err(format!("broker refused the copy for {queue}")),
+    }
+}

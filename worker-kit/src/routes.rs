@@ -1,0 +1,101 @@
+//! Route tables shared by the RPC and work-queue workers, and the traits the route macros
+//! implement.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use crate::extract::Incoming;
+use crate::handler::{BoxFuture, BoxedHandler, Outcome};
+
+/// Routes of one worker, in registration order. Duplicate names are remembered and
+/// refused when the worker starts, so every mistake is reported together.
+pub(crate) struct RouteTable<S> {
+    entries: Vec<(String, BoxedHandler<S>)>,
+    duplicates: Vec<String>,
+}
+
+impl<S> Default for RouteTable<S> {
+    fn default() -> Self {
+        Self {
+            entries: Vec::new(),
+            duplicates: Vec::new(),
+        }
+    }
+}
+
+/// A route with the worker's state bound: what the consume loop calls per message.
+pub(crate) type BoundHandler = Arc<dyn Fn(Incoming) -> BoxFuture<Outcome> + Send + Sync>;
+
+impl<S: Clone + Send + Sync + 'static> RouteTable<S> {
+    pub(crate) fn add(&mut self, name: &str, handler: BoxedHandler<S>) {
+        if self.entries.iter().any(|(n, _)| n == name) {
+            self.duplicates.push(name.to_owned());
+        } else {
+            self.entries.push((name.to_owned(), handler));
+        }
+    }
+
+    pub(crate) fn names(&self) -> Vec<String> {
+        self.entries
+            .iter()
+            .map(|(n, _)| n.clone())
+            .chain(self.duplicates.iter().cloned())
+            .collect()
+    }
+
+    pub(crate) fn duplicates(&self) -> &[String] {
+        &self.duplicates
+    }
+
+    /// Binds `state` into every handler.
+    pub(crate) fn bind(self, state: S) -> Vec<(Arc<str>, BoundHandler)> {
+        self.entries
+            .into_iter()
+            .map(|(name, h)| {
+                let state = state.clone();
+                let bound: BoundHandler = Arc::new(move |msg| h(msg, state.clone()));
+                (Arc::from(name.as_str()), bound)
+            })
+            .collect()
+    }
+}
+
+/// Names that appear more than once across `names`, each reported once.
+pub(crate) fn find_duplicates<'a>(names: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+    let mut seen = HashSet::new();
+    let mut dups = Vec::new();
+    for n in names {
+        if !seen.insert(n.as_str()) && !dups.contains(n) {
+            dups.push(n.clone());
+        }
+    }
+    dups
+}
+
+/// A route declared with `#[rpc(...)]`: registers its handler on an [`RpcWorker`](crate::rpc::RpcWorker).
+pub trait RpcRoute<S> {
+    /// The route's name (its queue's name).
+    fn name(&self) -> &'static str;
+    /// Adds the route to `worker`; the macro expands this to `worker.route(name, handler)`
+    /// (or `worker.contract::<C, _, _, _>(handler)`).
+    fn register(self, worker: crate::rpc::RpcWorker<S>) -> crate::rpc::RpcWorker<S>;
+}
+
+/// A route declared with `#[task(...)]`: registers its handler on a [`QueueWorker`](crate::queue::QueueWorker).
+pub trait TaskRoute<S> {
+    /// The route's name (its queue's name).
+    fn name(&self) -> &'static str;
+    /// Adds the route to `worker`; the macro expands this to `worker.route(name, handler)`.
+    fn register(self, worker: crate::queue::QueueWorker<S>) -> crate::queue::QueueWorker<S>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicates_found_once() {
+        let names: Vec<String> = ["a", "b", "a", "c", "a", "b"].iter().map(|s| (*s).to_owned()).collect();
+        assert_eq!(find_duplicates(&names), vec!["a".to_owned(), "b".to_owned()]);
+    }
+}

@@ -1,0 +1,473 @@
+//! The RPC client: many concurrent calls multiplexed over one reply consumer.
+//!
+//! Replies come back through RabbitMQ's direct reply-to (`amq.rabbitmq.reply-to`), so the
+//! client declares no queue. Requests are published `mandatory` with publisher confirms: a
+//! call to a route without a queue fails at once with [`CallError::NoRoute`]. Each call has
+//! a deadline, sent as `expiration` and `x-deadline` so the server does not work on a
+//! request nobody waits for. When the connection drops, every pending call fails at once
+//! with [`CallError::ConnectionLost`]; the client reconnects with the [`Broker`].
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use lapin::options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{BasicProperties, Channel, Confirmation};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::{oneshot, watch};
+use tracing::{debug, warn};
+
+use crate::broker::Broker;
+use crate::config::Config;
+use crate::contract::Contract;
+use crate::deadline::{self, Deadline};
+use crate::envelope::{self, Encoding, Limits, RemoteError, Reply};
+use crate::error::Error;
+
+const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
+
+/// Why a call did not return a value.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// The remote handler answered with an error (`success: false`).
+    #[error("{route} answered {}: {}", .error.error_type, .error.message)]
+    Remote {
+        /// The route called.
+        route: String,
+        /// The reply's `error` object.
+        error: RemoteError,
+    },
+    /// No reply before the deadline.
+    #[error("{route} did not answer within {}ms", .after.as_millis())]
+    Timeout {
+        /// The route called.
+        route: String,
+        /// The time waited.
+        after: Duration,
+    },
+    /// No queue is bound for the route: nobody serves it.
+    #[error("no queue for route {route}: is the service that serves it running?")]
+    NoRoute {
+        /// The route called.
+        route: String,
+    },
+    /// The broker connection was lost while the call was pending (or could not be
+    /// re-established within the call's deadline).
+    #[error("connection to the broker lost during the call to {route}")]
+    ConnectionLost {
+        /// The route called.
+        route: String,
+    },
+    /// The broker refused the request (publisher nack).
+    #[error("the broker refused the request to {route}")]
+    Refused {
+        /// The route called.
+        route: String,
+    },
+    /// The request could not be serialized, or the reply could not be understood.
+    #[error("{route}: {message}")]
+    Codec {
+        /// The route called.
+        route: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl CallError {
+    /// The remote error's `type`, when the remote handler answered with one.
+    pub fn remote_type(&self) -> Option<&str> {
+        match self {
+            Self::Remote { error, .. } => Some(&error.error_type),
+            _ => None,
+        }
+    }
+}
+
+impl crate::reply_error::IntoErrorReply for CallError {
+    /// A failed nested call becomes an error of the same type for our own caller; broker
+    /// trouble becomes `Unavailable` and a timeout `Timeout`.
+    fn into_error_reply(self) -> crate::ErrorReply {
+        match self {
+            CallError::Remote { error, .. } => {
+                crate::ErrorReply::new(error.error_type, error.message).with_args(error.args)
+            }
+            CallError::Timeout { .. } => crate::ErrorReply::timeout(self.to_string()),
+            CallError::NoRoute { .. } | CallError::ConnectionLost { .. } | CallError::Refused { .. } => {
+                crate::ErrorReply::unavailable(self.to_string())
+            }
+            CallError::Codec { .. } => crate::ErrorReply::internal(&self),
+        }
+    }
+}
+
+/// Per-call settings.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CallOptions {
+    /// How long to wait (default: the client's, from `RPC_TIMEOUT_MS`).
+    pub timeout: Option<Duration>,
+    /// An absolute deadline, e.g. the one of the request being handled ([`Meta::deadline`](crate::Meta::deadline)),
+    /// so nested calls never outlive their caller. The earlier of this and `timeout` wins.
+    pub deadline: Option<Deadline>,
+}
+
+type Waiter = oneshot::Sender<Result<Vec<u8>, CallError>>;
+
+struct Shared {
+    pending: Mutex<HashMap<u64, (String, Waiter)>>,
+    channel: watch::Sender<Option<Channel>>,
+}
+
+/// Calls RPC routes; cheap to clone, safe to share between tasks.
+#[derive(Clone)]
+pub struct RpcClient {
+    broker: Broker,
+    shared: Arc<Shared>,
+    prefix: Arc<str>,
+    next_id: Arc<AtomicU64>,
+    default_timeout: Duration,
+    limits: Limits,
+    encoding: Encoding,
+}
+
+impl std::fmt::Debug for RpcClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcClient")
+            .field("broker", &self.broker)
+            .field("default_timeout", &self.default_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RpcClient {
+    /// Connects its own [`Broker`] to `url` (for tools and tests; services share the
+    /// Runner's broker through [`RpcClient::new`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Broker`] when the broker cannot be reached within 10 s.
+    pub async fn connect(url: &str) -> Result<Self, Error> {
+        let broker = Broker::connect(url, "worker-kit rpc client", Duration::from_secs(10)).await?;
+        Self::new(&broker, &Config::default()).await
+    }
+
+    /// A client on `broker`, with the default timeout and size limits from `config`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Broker`] when the reply consumer cannot be set up.
+    pub async fn new(broker: &Broker, config: &Config) -> Result<Self, Error> {
+        let (channel, _) = watch::channel(None);
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(HashMap::new()),
+            channel,
+        });
+        let client = Self {
+            broker: broker.clone(),
+            shared,
+            prefix: Arc::from(uuid::Uuid::new_v4().simple().to_string()),
+            next_id: Arc::new(AtomicU64::new(1)),
+            default_timeout: config.rpc_timeout,
+            limits: Limits {
+                max_message_bytes: config.max_message_bytes,
+                max_decoded_bytes: config.max_decoded_bytes,
+            },
+            encoding: Encoding::Gzip,
+        };
+        let first = client.open().await?;
+        tokio::spawn(client.clone().keep_replies_flowing(first));
+        Ok(client)
+    }
+
+    /// Sends plain JSON instead of gzip (for peers that only read plain JSON).
+    #[must_use]
+    pub fn plain_json(mut self) -> Self {
+        self.encoding = Encoding::Plain;
+        self
+    }
+
+    /// Opens a channel with confirms and a reply consumer on it.
+    async fn open(&self) -> Result<lapin::Consumer, Error> {
+        let conn = self.broker.connection().await.ok_or_else(|| Error::Broker {
+            message: "broker handle closed".into(),
+            source: None,
+        })?;
+        let err = |what: &'static str| {
+            move |e: lapin::Error| Error::Broker {
+                message: format!("rpc client: {what}"),
+                source: Some(e),
+            }
+        };
+        let channel = conn.create_channel().await.map_err(err("opening a channel failed"))?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(err("enabling publisher confirms failed"))?;
+        let consumer = channel
+            .basic_consume(
+                DIRECT_REPLY_TO.into(),
+                format!("rpc-client.{}", self.prefix).as_str().into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..BasicConsumeOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(err("consuming direct reply-to failed"))?;
+        self.shared.channel.send_replace(Some(channel));
+        Ok(consumer)
+    }
+
+    /// Routes replies to their callers; when the consumer dies, fails every pending call
+    /// and re-opens on the next connection.
+    async fn keep_replies_flowing(self, mut consumer: lapin::Consumer) {
+        loop {
+            while let Some(delivery) = consumer.next().await {
+                let Ok(delivery) = delivery else { break };
+                let id = delivery
+                    .properties
+                    .correlation_id()
+                    .as_ref()
+                    .and_then(|c| self.parse_correlation_id(c.as_str()));
+                let waiter = id.and_then(|id| self.shared.pending.lock().ok()?.remove(&id));
+                match waiter {
+                    Some((_, tx)) => {
+                        let _ = tx.send(Ok(delivery.data));
+                    }
+                    None => debug!("reply for a call nobody waits for (timed out?)"),
+                }
+            }
+            self.shared.channel.send_replace(None);
+            let lost: Vec<(String, Waiter)> = match self.shared.pending.lock() {
+                Ok(mut p) => p.drain().map(|(_, v)| v).collect(),
+                Err(_) => Vec::new(),
+            };
+            if !lost.is_empty() {
+                warn!(calls = lost.len(), "reply consumer lost; failing pending calls");
+            }
+            for (route, tx) in lost {
+                let _ = tx.send(Err(CallError::ConnectionLost { route }));
+            }
+            if self.broker.is_closed() {
+                return;
+            }
+            consumer = loop {
+                match self.open().await {
+                    Ok(c) => break c,
+                    Err(e) => {
+                        if self.broker.is_closed() {
+                            return;
+                        }
+                        warn!(error = %e, "rpc client could not re-open its reply consumer; retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            };
+        }
+    }
+
+    fn parse_correlation_id(&self, c: &str) -> Option<u64> {
+        let (prefix, n) = c.rsplit_once('.')?;
+        (prefix == &*self.prefix).then(|| n.parse().ok())?
+    }
+
+    /// Calls contract `C` with the default timeout.
+    ///
+    /// # Errors
+    ///
+    /// Any [`CallError`].
+    pub async fn call<C: Contract>(&self, request: &C) -> Result<C::Response, CallError> {
+        self.call_with(request, CallOptions::default()).await
+    }
+
+    /// Calls contract `C` with per-call options.
+    ///
+    /// # Errors
+    ///
+    /// Any [`CallError`].
+    pub async fn call_with<C: Contract>(
+        &self,
+        request: &C,
+        options: CallOptions,
+    ) -> Result<C::Response, CallError> {
+        self.call_route(C::ROUTE, request, options).await
+    }
+
+    /// Calls `route` with any serializable payload and deserializes the reply's `data`.
+    ///
+    /// # Errors
+    ///
+    /// Any [`CallError`].
+    pub async fn call_route<T: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        route: &str,
+        data: &T,
+        options: CallOptions,
+    ) -> Result<R, CallError> {
+        let raw = self.call_raw(route, data, options).await?;
+        crate::extract::parse_payload(raw.get()).map_err(|e| CallError::Codec {
+            route: route.to_owned(),
+            message: format!("reply does not fit the expected type: {}", e.message),
+        })
+    }
+
+    /// Calls `route` with a JSON value and returns the reply's `data` as JSON.
+    ///
+    /// # Errors
+    ///
+    /// Any [`CallError`].
+    pub async fn call_json(
+        &self,
+        route: &str,
+        data: serde_json::Value,
+    ) -> Result<serde_json::Value, CallError> {
+        self.call_route(route, &data, CallOptions::default()).await
+    }
+
+    /// Calls `route` and returns the reply's `data` as raw JSON.
+    ///
+    /// # Errors
+    ///
+    /// Any [`CallError`].
+    pub async fn call_raw<T: Serialize + ?Sized>(
+        &self,
+        route: &str,
+        data: &T,
+        options: CallOptions,
+    ) -> Result<Box<serde_json::value::RawValue>, CallError> {
+        let mut deadline = Deadline::after(options.timeout.unwrap_or(self.default_timeout));
+        if let Some(d) = options.deadline {
+            deadline = deadline.min(d);
+        }
+        let budget = deadline.remaining();
+        let body = envelope::encode_request(data, self.encoding).map_err(|e| CallError::Codec {
+            route: route.to_owned(),
+            message: format!("request cannot be serialized: {e}"),
+        })?;
+        let reply = tokio::time::timeout(budget, self.round_trip(route, body, deadline)).await;
+        let bytes = match reply {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(CallError::Timeout {
+                    route: route.to_owned(),
+                    after: budget,
+                });
+            }
+        };
+        match envelope::decode_reply(&bytes, &self.limits) {
+            Ok(Reply::Success(raw)) => Ok(raw),
+            Ok(Reply::Error(error)) => Err(CallError::Remote {
+                route: route.to_owned(),
+                error,
+            }),
+            Err(e) => Err(CallError::Codec {
+                route: route.to_owned(),
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    async fn round_trip(
+        &self,
+        route: &str,
+        body: Vec<u8>,
+        deadline: Deadline,
+    ) -> Result<Vec<u8>, CallError> {
+        let channel = self.channel(route).await?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        let guard = PendingGuard {
+            shared: &self.shared,
+            id,
+        };
+        if let Ok(mut p) = self.shared.pending.lock() {
+            p.insert(id, (route.to_owned(), tx));
+        }
+        let mut headers = FieldTable::default();
+        headers.insert(
+            deadline::HEADER.into(),
+            AMQPValue::LongLongInt(i64::try_from(deadline.epoch_millis()).unwrap_or(i64::MAX)),
+        );
+        // At least 1 ms: an expiration of 0 means "deliver now or drop" to RabbitMQ.
+        let expiration = deadline.remaining().as_millis().max(1);
+        let mut props = BasicProperties::default()
+            .with_reply_to(DIRECT_REPLY_TO.into())
+            .with_correlation_id(format!("{}.{id}", self.prefix).as_str().into())
+            .with_expiration(expiration.to_string().as_str().into())
+            .with_delivery_mode(1)
+            .with_timestamp(crate::delivery::now_timestamp())
+            .with_headers(headers);
+        if let Some(ce) = self.encoding.content_encoding() {
+            props = props.with_content_encoding(ce.into());
+        }
+        let lost = || CallError::ConnectionLost {
+            route: route.to_owned(),
+        };
+        let confirm = channel
+            .basic_publish(
+                ShortString::from(""),
+                route.into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                &body,
+                props,
+            )
+            .await
+            .map_err(|_| lost())?
+            .await
+            .map_err(|_| lost())?;
+        match confirm {
+            Confirmation::Ack(Some(_)) | Confirmation::Nack(Some(_)) => {
+                return Err(CallError::NoRoute {
+                    route: route.to_owned(),
+                });
+            }
+            Confirmation::Nack(None) => {
+                return Err(CallError::Refused {
+                    route: route.to_owned(),
+                });
+            }
+            Confirmation::Ack(None) | Confirmation::NotRequested => {}
+        }
+        let result = rx.await.unwrap_or_else(|_| Err(lost()));
+        drop(guard);
+        result
+    }
+
+    /// The current channel, waiting (within the caller's timeout) for a reconnect.
+    async fn channel(&self, route: &str) -> Result<Channel, CallError> {
+        let mut rx = self.shared.channel.subscribe();
+        let ch = rx
+            .wait_for(|c| c.as_ref().is_some_and(|c| c.status().connected()))
+            .await
+            .map_err(|_| CallError::ConnectionLost {
+                route: route.to_owned(),
+            })?;
+        ch.clone().ok_or_else(|| CallError::ConnectionLost {
+            route: route.to_owned(),
+        })
+    }
+}
+
+/// Removes a call from the pending map however the call ends (reply, timeout, error,
+/// or the caller dropping the future), so the map never leaks entries.
+struct PendingGuard<'a> {
+    shared: &'a Shared,
+    id: u64,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut p) = self.shared.pending.lock() {
+            p.remove(&self.id);
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! The RPC worker: consumes route queues, runs handlers, publishes confirmed replies.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicPublishOptions, BasicRejectOptions, ExchangeDeclareOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{BasicProperties, Channel, Confirmation, ExchangeKind};
+use tracing::{Instrument, debug, error, info_span, warn};
+
+use crate::config::Config;
+use crate::contract::Contract;
+use crate::delivery;
+use crate::envelope::{self, Encoding, Limits};
+use crate::error::Error;
+use crate::extract::Incoming;
+use crate::handler::{BoxFuture, ContainsPayload, Handler, Outcome, boxed};
+use crate::reply_error::ErrorReply;
+use crate::routes::{BoundHandler, RouteTable, RpcRoute};
+use crate::worker::{self, Processor, Sealed, Worker, WorkerContext};
+
+/// The dead-letter exchange every RPC route queue names (PROTOCOL.md).
+pub const RPC_DLX: &str = "rpc.dlx";
+
+/// Answers RPC requests on its routes.
+///
+/// ```
+/// use std::convert::Infallible;
+/// use worker_kit::{Payload, rpc::RpcWorker};
+///
+/// async fn greet(Payload(name): Payload<String>) -> Result<String, Infallible> {
+///     Ok(format!("Hello, {name}!"))
+/// }
+///
+/// let worker = RpcWorker::new().route("greet", greet);
+/// ```
+pub struct RpcWorker<S = ()> {
+    state: S,
+    routes: RouteTable<S>,
+    prefetch: Option<u16>,
+}
+
+impl<S> std::fmt::Debug for RpcWorker<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcWorker")
+            .field("prefetch", &self.prefetch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RpcWorker<()> {
+    /// A worker without shared state.
+    pub fn new() -> Self {
+        Self::with_state(())
+    }
+}
+
+impl Default for RpcWorker<()> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S: Clone + Send + Sync + 'static> RpcWorker<S> {
+    /// A worker whose handlers can take `State<S>`.
+    pub fn with_state(state: S) -> Self {
+        Self {
+            state,
+            routes: RouteTable::default(),
+            prefetch: None,
+        }
+    }
+
+    /// Answers route `name` with `handler`.
+    #[must_use]
+    pub fn route<H, Args>(mut self, name: &str, handler: H) -> Self
+    where
+        H: Handler<Args, S>,
+    {
+        self.routes.add(name, boxed(handler));
+        self
+    }
+
+    /// Answers contract `C` (route [`Contract::ROUTE`]) with `handler`, which must take
+    /// `Payload<C>` and return `Result<C::Response, _>`: a changed contract breaks the
+    /// server at compile time, as it does its callers.
+    #[must_use]
+    pub fn contract<C, H, Args, I>(self, handler: H) -> Self
+    where
+        C: Contract,
+        H: Handler<Args, S, Ok = C::Response>,
+        Args: ContainsPayload<C, I>,
+    {
+        self.route(C::ROUTE, handler)
+    }
+
+    /// Adds a route declared with `#[rpc(...)]`.
+    #[must_use]
+    pub fn register(self, route: impl RpcRoute<S>) -> Self {
+        route.register(self)
+    }
+
+    /// Unacknowledged deliveries this worker holds at once (default `AMQP_PREFETCH`).
+    #[must_use]
+    pub fn prefetch(mut self, n: u16) -> Self {
+        self.prefetch = Some(n.max(1));
+        self
+    }
+}
+
+impl<S> Sealed for RpcWorker<S> {}
+
+#[async_trait]
+impl<S: Clone + Send + Sync + 'static> Worker for RpcWorker<S> {
+    fn kind(&self) -> &'static str {
+        "rpc"
+    }
+
+    fn route_names(&self) -> Vec<String> {
+        self.routes.names()
+    }
+
+    async fn run(self: Box<Self>, ctx: WorkerContext) -> Result<(), Error> {
+        if let Some(d) = self.routes.duplicates().first() {
+            return Err(Error::DuplicateRoute(d.clone()));
+        }
+        let prefetch = self.prefetch.unwrap_or(ctx.config.prefetch);
+        let processor = Arc::new(RpcProcessor::new(&ctx.config));
+        let routes = self.routes.bind(self.state);
+        worker::run(ctx, processor, routes, prefetch).await
+    }
+}
+
+pub(crate) struct RpcProcessor {
+    limits: Limits,
+    development: bool,
+}
+
+impl RpcProcessor {
+    fn new(config: &Config) -> Self {
+        Self {
+            limits: Limits {
+                max_message_bytes: config.max_message_bytes,
+                max_decoded_bytes: config.max_decoded_bytes,
+            },
+            development: config.is_development(),
+        }
+    }
+}
+
+/// The RPC route queue's arguments, exactly as the Python seed declares them.
+pub(crate) fn rpc_queue_args() -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString(RPC_DLX.into()),
+    );
+    args
+}
+
+#[async_trait]
+impl Processor for RpcProcessor {
+    fn kind(&self) -> &'static str {
+        "rpc"
+    }
+
+    async fn declare(&self, channel: &Channel, route: &str) -> Result<(), lapin::Error> {
+        channel
+            .exchange_declare(
+                RPC_DLX.into(),
+                ExchangeKind::Headers,
+                ExchangeDeclareOptions {
+                    durable: false,
+                    auto_delete: true,
+                    ..ExchangeDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .queue_declare(
+                route.into(),
+                QueueDeclareOptions {
+                    durable: false,
+                    exclusive: false,
+                    auto_delete: false,
+                    ..QueueDeclareOptions::default()
+                },
+                rpc_queue_args(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    fn process(
+        self: Arc<Self>,
+        channel: Channel,
+        delivery: Delivery,
+        route: Arc<str>,
+        handler: BoundHandler,
+    ) -> BoxFuture<()> {
+        let span = info_span!(
+            "rpc",
+            %route,
+            correlation_id = delivery::correlation_id(&delivery.properties).unwrap_or(""),
+            outcome = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+        );
+        Box::pin(
+            async move {
+                let started = Instant::now();
+                let outcome = self.answer(&channel, delivery, &route, handler).await;
+                let span = tracing::Span::current();
+                span.record("outcome", outcome);
+                span.record("duration_ms", started.elapsed().as_secs_f64() * 1000.0);
+                debug!("done");
+            }
+            .instrument(span),
+        )
+    }
+}
+
+impl RpcProcessor {
+    /// Runs one request to the end; returns the outcome's name for the span.
+    async fn answer(
+        &self,
+        channel: &Channel,
+        delivery: Delivery,
+        route: &Arc<str>,
+        handler: BoundHandler,
+    ) -> &'static str {
+        let meta = delivery::meta(&delivery, route);
+        let (encoding, outcome) = match envelope::decode_request(&delivery.data, &self.limits) {
+            Err(e) => {
+                warn!(error = %e, "undecodable request");
+                (Encoding::detect(&delivery.data), Outcome::Rejected(e.to_reply()))
+            }
+            Ok(req) => {
+                tracing::trace!(body = req.data.get(), "request");
+                let deadline = meta.deadline;
+                let msg = Incoming {
+                    route: route.clone(),
+                    data: req.data,
+                    meta,
+                };
+                let outcome = match deadline {
+                    Some(d) if d.is_past() => Outcome::Failed(ErrorReply::timeout(
+                        "the caller's deadline passed before the request was handled",
+                    )),
+                    Some(d) => match tokio::time::timeout(d.remaining(), handler(msg)).await {
+                        Ok(o) => o,
+                        Err(_) => Outcome::Failed(ErrorReply::timeout(
+                            "the caller's deadline passed while the request was handled",
+                        )),
+                    },
+                    None => handler(msg).await,
+                };
+                (req.encoding, outcome)
+            }
+        };
+        let (name, amqp_type, body) = match &outcome {
+            Outcome::Ok(json) => ("ok", "result", envelope::encode_success(json, encoding)),
+            Outcome::Failed(e) => {
+                log_failure(e);
+                ("error", "result", envelope::encode_error(e, self.development, encoding))
+            }
+            Outcome::Rejected(e) => {
+                warn!(error_type = %e.error_type, message = %e.message, "request rejected");
+                ("rejected", "error", envelope::encode_error(e, self.development, encoding))
+            }
+        };
+        let props = &delivery.properties;
+        let Some(reply_to) = props.reply_to().as_ref().filter(|r| !r.as_str().is_empty()) else {
+            warn!(outcome = name, "request has no reply_to; result dropped");
+            ack(&delivery).await;
+            return name;
+        };
+        let mut reply_props = BasicProperties::default()
+            .with_delivery_mode(props.delivery_mode().unwrap_or(1))
+            .with_timestamp(delivery::now_timestamp())
+            .with_type(ShortString::from(amqp_type));
+        if let Some(c) = props.correlation_id() {
+            reply_props = reply_props.with_correlation_id(c.clone());
+        }
+        if let Some(ce) = encoding.content_encoding() {
+            reply_props = reply_props.with_content_encoding(ce.into());
+        }
+        if let Some(tp) = props
+            .headers()
+            .as_ref()
+            .and_then(|h| h.inner().get("traceparent"))
+        {
+            let mut h = FieldTable::default();
+            h.insert("traceparent".into(), tp.clone());
+            reply_props = reply_props.with_headers(h);
+        }
+        let published = channel
+            .basic_publish(
+                ShortString::from(""),
+                reply_to.clone(),
+                BasicPublishOptions::default(),
+                &body,
+                reply_props,
+            )
+            .await;
+        let confirmed = match published {
+            Ok(confirm) => confirm.await,
+            Err(e) => Err(e),
+        };
+        match confirmed {
+            Ok(Confirmation::Ack(_) | Confirmation::NotRequested) => ack(&delivery).await,
+            Ok(Confirmation::Nack(_)) => {
+                error!("broker refused the reply (nack); rejecting the request");
+                reject(&delivery).await;
+            }
+            Err(e) => {
+                error!(error = %e, "publishing the reply failed; rejecting the request");
+                reject(&delivery).await;
+            }
+        }
+        name
+    }
+}
+
+fn log_failure(e: &ErrorReply) {
+    if e.error_type == "Internal" {
+        error!(error_type = %e.error_type, message = %e.message, trace = ?e.trace, "handler failed");
+    } else {
+        warn!(error_type = %e.error_type, message = %e.message, "handler returned an error");
+    }
+}
+
+async fn ack(delivery: &Delivery) {
+    if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
+        warn!(error = %e, "ack failed; the broker will redeliver the request");
+    }
+}
+
+async fn reject(delivery: &Delivery) {
+    if let Err(e) = delivery
+        .acker
+        .reject(BasicRejectOptions { requeue: false })
+        .await
+    {
+        warn!(error = %e, "reject failed");
+    }
+}

@@ -1,0 +1,290 @@
+//! The consume loop shared by the RPC and work-queue workers: channel setup, consuming,
+//! recovering from a lost connection or a cancelled consumer, and draining on shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::stream::{self, SelectAll, StreamExt};
+use lapin::message::Delivery;
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+use crate::broker::Broker;
+use crate::config::Config;
+use crate::handler::BoxFuture;
+use crate::routes::BoundHandler;
+use crate::Error;
+
+/// What the Runner hands each worker.
+#[derive(Clone)]
+pub struct WorkerContext {
+    pub(crate) broker: Broker,
+    pub(crate) config: Arc<Config>,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) ready: mpsc::UnboundedSender<Result<String, Error>>,
+    pub(crate) service: Arc<str>,
+}
+
+impl std::fmt::Debug for WorkerContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerContext")
+            .field("service", &self.service)
+            .finish_non_exhaustive()
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// A worker the [`Runner`](crate::runner::Runner) can drive: [`RpcWorker`](crate::rpc::RpcWorker)
+/// or [`QueueWorker`](crate::queue::QueueWorker).
+#[async_trait]
+pub trait Worker: sealed::Sealed + Send + 'static {
+    /// `rpc` or `queue`, for logs.
+    fn kind(&self) -> &'static str;
+    /// The names of the routes registered (duplicates included, so they can be reported).
+    fn route_names(&self) -> Vec<String>;
+    /// Runs until shutdown is requested and in-flight messages are drained.
+    #[doc(hidden)]
+    async fn run(self: Box<Self>, ctx: WorkerContext) -> Result<(), Error>;
+}
+
+pub(crate) use sealed::Sealed;
+
+/// The parts that differ between RPC and work-queue workers.
+#[async_trait]
+pub(crate) trait Processor: Send + Sync + 'static {
+    fn kind(&self) -> &'static str;
+    /// Declares what `route` needs (its queue, exchanges, parking queue).
+    async fn declare(&self, channel: &Channel, route: &str) -> Result<(), lapin::Error>;
+    /// Handles one delivery to the end (reply/ack/retry/park).
+    fn process(
+        self: Arc<Self>,
+        channel: Channel,
+        delivery: Delivery,
+        route: Arc<str>,
+        handler: BoundHandler,
+    ) -> BoxFuture<()>;
+}
+
+enum Event {
+    Delivery(Arc<str>, Result<Delivery, lapin::Error>),
+    Ended(Arc<str>),
+}
+
+type Events = SelectAll<stream::BoxStream<'static, Event>>;
+
+struct Live {
+    channel: Channel,
+    events: Events,
+    tags: Vec<String>,
+}
+
+/// Runs the consume loop for `routes` until `ctx.shutdown`, then drains.
+pub(crate) async fn run<P: Processor>(
+    ctx: WorkerContext,
+    processor: Arc<P>,
+    routes: Vec<(Arc<str>, BoundHandler)>,
+    prefetch: u16,
+) -> Result<(), Error> {
+    let tracker = TaskTracker::new();
+    let mut announced = false;
+    let mut last_channel: Option<Channel> = None;
+    let mut failures = 0u32;
+    'connect: loop {
+        let conn = tokio::select! {
+            () = ctx.shutdown.cancelled() => break 'connect,
+            c = ctx.broker.connection() => match c {
+                Some(c) => c,
+                None => break 'connect,
+            },
+        };
+        let mut live = match setup(&ctx, &conn, processor.as_ref(), &routes, prefetch).await {
+            Ok(live) => live,
+            Err(e) => {
+                if !announced {
+                    let _ = ctx.ready.send(Err(e));
+                    return Ok(());
+                }
+                failures += 1;
+                let delay = Duration::from_millis(200 * u64::from(failures.min(25)));
+                warn!(worker = processor.kind(), error = %e, retry_in_ms = delay.as_millis() as u64, "could not resume consuming");
+                tokio::select! {
+                    () = ctx.shutdown.cancelled() => break 'connect,
+                    () = tokio::time::sleep(delay) => continue 'connect,
+                }
+            }
+        };
+        failures = 0;
+        if announced {
+            info!(worker = processor.kind(), routes = routes.len(), "consuming again");
+        } else {
+            announced = true;
+            let names: Vec<&str> = routes.iter().map(|(n, _)| &**n).collect();
+            let _ = ctx.ready.send(Ok(format!("{} worker consuming {}", processor.kind(), names.join(", "))));
+        }
+        let handler_for = |route: &str| {
+            routes
+                .iter()
+                .find(|(n, _)| &**n == route)
+                .map(|(_, h)| h.clone())
+        };
+        loop {
+            tokio::select! {
+                biased;
+                () = ctx.shutdown.cancelled() => {
+                    for tag in &live.tags {
+                        if let Err(e) = live.channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await {
+                            warn!(worker = processor.kind(), error = %e, "cancelling consumer failed");
+                        }
+                    }
+                    last_channel = Some(live.channel);
+                    break 'connect;
+                }
+                ev = live.events.next() => match ev {
+                    Some(Event::Delivery(route, Ok(delivery))) => {
+                        if let Some(h) = handler_for(&route) {
+                            tracker.spawn(processor.clone().process(live.channel.clone(), delivery, route, h));
+                        }
+                    }
+                    Some(Event::Delivery(route, Err(e))) => {
+                        warn!(worker = processor.kind(), %route, error = %e, "consumer failed; re-establishing");
+                        continue 'connect;
+                    }
+                    Some(Event::Ended(route)) => {
+                        if ctx.shutdown.is_cancelled() {
+                            continue;
+                        }
+                        if !live.channel.status().connected() || !conn.status().connected() {
+                            continue 'connect;
+                        }
+                        warn!(worker = processor.kind(), %route, "consumer cancelled by the broker (queue deleted?); redeclaring and consuming again");
+                        match consume_one(&live.channel, processor.as_ref(), &route, &ctx.service).await {
+                            Ok((tag, s)) => {
+                                live.tags.push(tag);
+                                live.events.push(s);
+                            }
+                            Err(e) => {
+                                error!(worker = processor.kind(), %route, error = %e, "could not consume again; re-creating the channel");
+                                continue 'connect;
+                            }
+                        }
+                    }
+                    None => continue 'connect,
+                }
+            }
+        }
+    }
+    drain(&ctx, processor.kind(), &tracker).await;
+    if let Some(ch) = last_channel {
+        if ch.status().connected() {
+            let _ = ch.close(200, "worker stopped".into()).await;
+        }
+    }
+    Ok(())
+}
+
+async fn drain(ctx: &WorkerContext, kind: &str, tracker: &TaskTracker) {
+    tracker.close();
+    if tracker.is_empty() {
+        return;
+    }
+    let in_flight = tracker.len();
+    info!(worker = kind, in_flight, "draining in-flight messages");
+    if tokio::time::timeout(ctx.config.drain_timeout, tracker.wait())
+        .await
+        .is_err()
+    {
+        warn!(
+            worker = kind,
+            unfinished = tracker.len(),
+            drain_timeout_ms = ctx.config.drain_timeout.as_millis() as u64,
+            "drain deadline passed; unfinished messages stay unacknowledged and the broker redelivers them"
+        );
+    }
+}
+
+async fn setup<P: Processor>(
+    ctx: &WorkerContext,
+    conn: &Connection,
+    processor: &P,
+    routes: &[(Arc<str>, BoundHandler)],
+    prefetch: u16,
+) -> Result<Live, Error> {
+    let broker_err = |what: String| {
+        move |e: lapin::Error| Error::Broker {
+            message: what,
+            source: Some(e),
+        }
+    };
+    let channel = conn
+        .create_channel()
+        .await
+        .map_err(broker_err("opening a channel failed".into()))?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .map_err(broker_err("enabling publisher confirms failed".into()))?;
+    channel
+        .basic_qos(prefetch, BasicQosOptions::default())
+        .await
+        .map_err(broker_err(format!("setting prefetch {prefetch} failed")))?;
+    let mut events: Events = SelectAll::new();
+    let mut tags = Vec::with_capacity(routes.len());
+    for (route, _) in routes {
+        let (tag, s) = consume_one(&channel, processor, route, &ctx.service).await?;
+        tags.push(tag);
+        events.push(s);
+    }
+    Ok(Live {
+        channel,
+        events,
+        tags,
+    })
+}
+
+async fn consume_one<P: Processor>(
+    channel: &Channel,
+    processor: &P,
+    route: &Arc<str>,
+    service: &str,
+) -> Result<(String, stream::BoxStream<'static, Event>), Error> {
+    processor.declare(channel, route).await.map_err(|e| {
+        let hint = if e.to_string().contains("PRECONDITION_FAILED") {
+            " (a queue of that name already exists with other flags or arguments; PROTOCOL.md fixes them: delete the queue or fix whoever declared it)"
+        } else {
+            ""
+        };
+        Error::Broker {
+            message: format!("declaring route `{route}` failed{hint}"),
+            source: Some(e),
+        }
+    })?;
+    let tag = format!("{service}.{route}.{}", uuid::Uuid::new_v4().simple());
+    let consumer = channel
+        .basic_consume(
+            route.as_ref().into(),
+            tag.as_str().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|e| Error::Broker {
+            message: format!("consuming route `{route}` failed"),
+            source: Some(e),
+        })?;
+    let r1 = route.clone();
+    let r2 = route.clone();
+    let s = consumer
+        .map(move |d| Event::Delivery(r1.clone(), d))
+        .chain(stream::once(async move { Event::Ended(r2) }))
+        .boxed();
+    Ok((tag, s))
+}
