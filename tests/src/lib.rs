@@ -1,1 +1,269 @@
-//! e2e test helpers
+//! Helpers for the end-to-end tests: unique names, a running Runner in-process, and a raw
+//! AMQP peer that sends bytes the kit's own client never would.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use worker_kit::config::{Config, Mode};
+use worker_kit::runner::Running;
+use worker_kit::{Broker, Runner};
+
+/// The broker the tests use (`AMQP_URL`, default the local guest account).
+pub fn amqp_url() -> String {
+    std::env::var("AMQP_URL").unwrap_or_else(|_| worker_kit::config::DEFAULT_AMQP_URL.to_owned())
+}
+
+/// A name no other test (or test run) uses.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "t.{prefix}.{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
+/// Serializes the tests that run the real `example` service (its routes have fixed names,
+/// and one test deletes its queue).
+pub async fn example_service_lock() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
+
+/// Settings for tests: development mode, short drain.
+pub fn config() -> Config {
+    let mut c = Config::default();
+    c.amqp_url = amqp_url();
+    c.mode = Mode::Development;
+    c.drain_timeout = Duration::from_secs(10);
+    c.connect_timeout = Duration::from_secs(10);
+    c
+}
+
+/// Logs to the test's output when `RUST_LOG` is set.
+pub fn init_logs() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        worker_kit::logging::init(&Config::default());
+    }
+}
+
+/// A broker connection for a Runner or a client.
+///
+/// # Panics
+///
+/// When RabbitMQ cannot be reached.
+pub async fn broker(name: &str) -> Broker {
+    Broker::connect(&amqp_url(), name, Duration::from_secs(10))
+        .await
+        .expect("RabbitMQ must be running for the integration tests (scripts/test starts it)")
+}
+
+/// Builds a Runner on a fresh broker connection with [`config`].
+pub async fn runner(service: &'static str) -> Runner {
+    let b = broker(service).await;
+    Runner::new(service, Arc::new(config()), b)
+}
+
+/// Starts `runner`.
+///
+/// # Panics
+///
+/// When it does not start.
+pub async fn start(runner: Runner) -> Running {
+    runner.start().await.expect("runner starts")
+}
+
+/// Waits until `cond` holds, checking every 20 ms, for at most `limit`.
+///
+/// # Panics
+///
+/// With `what` when the deadline passes.
+pub async fn wait_until<F, Fut>(limit: Duration, what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if cond().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A plain lapin peer for sending exact bytes and reading queues directly.
+pub struct RawPeer {
+    _conn: Connection,
+    /// A channel without confirms.
+    pub channel: Channel,
+    reply_queue: String,
+    replies: lapin::Consumer,
+}
+
+impl RawPeer {
+    /// Connects and declares an exclusive reply queue.
+    ///
+    /// # Panics
+    ///
+    /// When RabbitMQ cannot be reached.
+    pub async fn connect() -> Self {
+        let conn = Connection::connect(&amqp_url(), ConnectionProperties::default())
+            .await
+            .expect("connect");
+        let channel = conn.create_channel().await.expect("channel");
+        let reply_queue = unique("replies");
+        channel
+            .queue_declare(
+                reply_queue.as_str().into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("declare reply queue");
+        let replies = channel
+            .basic_consume(
+                reply_queue.as_str().into(),
+                "raw-peer".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..BasicConsumeOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("consume replies");
+        Self {
+            _conn: conn,
+            channel,
+            reply_queue,
+            replies,
+        }
+    }
+
+    /// The reply queue's name, to put in `reply_to`.
+    pub fn reply_to(&self) -> &str {
+        &self.reply_queue
+    }
+
+    /// Publishes `body` to `route` with `props`.
+    ///
+    /// # Panics
+    ///
+    /// When the publish fails.
+    pub async fn publish(&self, route: &str, body: &[u8], props: BasicProperties) {
+        self.channel
+            .basic_publish(
+                "".into(),
+                route.into(),
+                BasicPublishOptions::default(),
+                body,
+                props,
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("publish confirm");
+    }
+
+    /// Sends `body` to `route` with a reply_to and correlation id, and waits (≤ 10 s) for
+    /// the reply.
+    ///
+    /// # Panics
+    ///
+    /// When no reply comes.
+    pub async fn request(&mut self, route: &str, body: &[u8], correlation_id: &str) -> Delivery {
+        let props = BasicProperties::default()
+            .with_reply_to(self.reply_queue.as_str().into())
+            .with_correlation_id(correlation_id.into());
+        self.publish(route, body, props).await;
+        self.next_reply().await
+    }
+
+    /// The next reply (≤ 10 s).
+    ///
+    /// # Panics
+    ///
+    /// When no reply comes.
+    pub async fn next_reply(&mut self) -> Delivery {
+        tokio::time::timeout(Duration::from_secs(10), self.replies.next())
+            .await
+            .expect("a reply within 10 s")
+            .expect("reply stream open")
+            .expect("reply delivery")
+    }
+
+    /// Messages ready in `queue` (0 when it does not exist).
+    pub async fn ready_count(&self, queue: &str) -> u32 {
+        let Ok(ch) = self._conn.create_channel().await else {
+            return 0;
+        };
+        let r = ch
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await;
+        let n = r.map(|q| q.message_count()).unwrap_or(0);
+        let _ = ch.close(200, "ok".into()).await;
+        n
+    }
+
+    /// Takes one message from `queue`, acknowledging it.
+    pub async fn get(&self, queue: &str) -> Option<lapin::message::BasicGetMessage> {
+        self.channel
+            .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Deletes `queues` (cleanup; errors ignored).
+    pub async fn delete(&self, queues: &[&str]) {
+        for q in queues {
+            let _ = self
+                .channel
+                .queue_delete((*q).into(), QueueDeleteOptions::default())
+                .await;
+        }
+    }
+}
+
+/// gzip of `bytes`, as the Python seed sends.
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(bytes).expect("gzip to memory");
+    enc.finish().expect("gzip to memory")
+}
+
+/// The reply body as JSON (gunzipped when needed).
+///
+/// # Panics
+///
+/// When the body is not a JSON reply.
+pub fn reply_json(delivery: &Delivery) -> serde_json::Value {
+    let limits = worker_kit::envelope::Limits::default();
+    let (text, _) =
+        worker_kit::envelope::decode_text(&delivery.data, &limits).expect("decodable reply");
+    serde_json::from_str(&text).expect("JSON reply")
+}

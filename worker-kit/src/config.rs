@@ -195,7 +195,12 @@ impl Config {
                     ));
                 }
             },
-            log_format: match raw.log_format.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            log_format: match raw
+                .log_format
+                .as_deref()
+                .map(str::to_ascii_lowercase)
+                .as_deref()
+            {
                 None => defaults.log_format,
                 Some("pretty" | "text") => LogFormat::Pretty,
                 Some("json") => LogFormat::Json,
@@ -351,7 +356,10 @@ mod tests {
     #[test]
     fn zero_timeout_is_refused() {
         let m = message(&[("RPC_TIMEOUT_MS", "0")]);
-        assert!(m.contains("RPC_TIMEOUT_MS=\"0\": expected a positive number"), "{m}");
+        assert!(
+            m.contains("RPC_TIMEOUT_MS=\"0\": expected a positive number"),
+            "{m}"
+        );
         let m = message(&[("DRAIN_TIMEOUT_MS", "soon")]);
         assert!(m.contains("e.g. DRAIN_TIMEOUT_MS=30000"), "{m}");
     }

@@ -63,6 +63,9 @@ mod tests {
         let d = Deadline::after(Duration::from_secs(60));
         assert!(!d.is_past());
         assert!(d.remaining() > Duration::from_secs(50));
-        assert_eq!(d.min(Deadline::from_epoch_millis(0)), Deadline::from_epoch_millis(0));
+        assert_eq!(
+            d.min(Deadline::from_epoch_millis(0)),
+            Deadline::from_epoch_millis(0)
+        );
     }
 }

@@ -55,7 +55,9 @@ pub(crate) fn now_timestamp() -> u64 {
 
 /// The correlation id for logs.
 pub(crate) fn correlation_id(p: &BasicProperties) -> Option<&str> {
-    p.correlation_id().as_ref().map(lapin::types::ShortString::as_str)
+    p.correlation_id()
+        .as_ref()
+        .map(lapin::types::ShortString::as_str)
 }
 
 #[cfg(test)]

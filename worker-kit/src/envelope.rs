@@ -177,6 +177,12 @@ pub fn decode_text(body: &[u8], limits: &Limits) -> Result<(String, Encoding), D
 pub fn decode_request(body: &[u8], limits: &Limits) -> Result<Request, DecodeError> {
     let (text, encoding) = decode_text(body, limits)?;
     let shape: RequestShape<'_> = serde_json::from_str(&text).map_err(classify)?;
+    // serde also reads a struct from a JSON array; the envelope is an object only.
+    if !text.trim_start().starts_with('{') {
+        return Err(DecodeError::Envelope(
+            "the body is not a JSON object".into(),
+        ));
+    }
     Ok(Request {
         data: shape.data.to_owned(),
         encoding,
@@ -256,7 +262,8 @@ fn finish(json: Vec<u8>, encoding: Encoding) -> Vec<u8> {
         Encoding::Plain => json,
         Encoding::Gzip => {
             // Level 1: replies are small and latency matters more than bytes on loopback.
-            let mut enc = GzEncoder::new(Vec::with_capacity(json.len() / 2 + 32), Compression::fast());
+            let mut enc =
+                GzEncoder::new(Vec::with_capacity(json.len() / 2 + 32), Compression::fast());
             // Writing to a Vec cannot fail.
             let _ = enc.write_all(&json);
             enc.finish().unwrap_or_default()
@@ -319,10 +326,9 @@ pub fn decode_reply(body: &[u8], limits: &Limits) -> Result<Reply, DecodeError> 
         };
         Ok(Reply::Success(data))
     } else {
-        shape
-            .error
-            .map(Reply::Error)
-            .ok_or_else(|| DecodeError::ReplyEnvelope("success is false but error is missing".into()))
+        shape.error.map(Reply::Error).ok_or_else(|| {
+            DecodeError::ReplyEnvelope("success is false but error is missing".into())
+        })
     }
 }
 
@@ -393,18 +399,34 @@ mod tests {
 
     #[test]
     fn wrong_envelope_is_rejected() {
-        for body in [&br#"{"payload": 1}"#[..], br#"["data"]"#, br#""data""#, b"42"] {
+        for body in [
+            &br#"{"payload": 1}"#[..],
+            br#"["data"]"#,
+            br#""data""#,
+            b"42",
+        ] {
             let err = decode_request(body, &Limits::default()).unwrap_err();
             assert!(matches!(err, DecodeError::Envelope(_)), "{err}");
-            assert!(err.to_string().contains(r#"expected {"data": <any JSON value>}"#));
+            assert!(
+                err.to_string()
+                    .contains(r#"expected {"data": <any JSON value>}"#)
+            );
         }
     }
 
     #[test]
-    fn deep_nesting_is_rejected_not_overflowed() {
-        let deep = format!("{{\"data\": {}{}}}", "[".repeat(100_000), "]".repeat(100_000));
-        let err = decode_request(deep.as_bytes(), &Limits::default()).unwrap_err();
-        assert!(matches!(err, DecodeError::Json(_)), "{err}");
+    fn deep_nesting_is_refused_by_the_payload_not_overflowed() {
+        // The envelope keeps `data` as raw text (no recursion); turning it into a value
+        // stops at serde_json's recursion limit instead of overflowing the stack.
+        let deep = format!(
+            "{{\"data\": {}{}}}",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        let req = decode_request(deep.as_bytes(), &Limits::default()).unwrap();
+        let err = crate::extract::parse_payload::<serde_json::Value>(req.data.get()).unwrap_err();
+        assert_eq!(err.error_type, "ValidationError");
+        assert!(err.message.contains("recursion limit"), "{}", err.message);
     }
 
     #[test]
@@ -414,20 +436,34 @@ mod tests {
             max_decoded_bytes: 100,
         };
         let err = decode_request(br#"{"data": "0123456789"}"#, &limits).unwrap_err();
-        assert!(matches!(err, DecodeError::TooLarge { size: 22, limit: 10 }), "{err}");
+        assert!(
+            matches!(
+                err,
+                DecodeError::TooLarge {
+                    size: 22,
+                    limit: 10
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
     fn gzip_bomb_stops_at_the_cap() {
         let zeros = vec![b' '; 50 * 1024 * 1024];
-        let bomb = gzip(&zeros);
+        let mut enc = GzEncoder::new(Vec::new(), Compression::best());
+        enc.write_all(&zeros).unwrap();
+        let bomb = enc.finish().unwrap();
         assert!(bomb.len() < 100 * 1024, "a bomb is small on the wire");
         let limits = Limits {
             max_message_bytes: 1024 * 1024,
             max_decoded_bytes: 1024 * 1024,
         };
         let err = decode_request(&bomb, &limits).unwrap_err();
-        assert!(matches!(err, DecodeError::DecodedTooLarge { limit: 1_048_576 }), "{err}");
+        assert!(
+            matches!(err, DecodeError::DecodedTooLarge { limit: 1_048_576 }),
+            "{err}"
+        );
     }
 
     #[test]

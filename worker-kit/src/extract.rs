@@ -169,7 +169,11 @@ mod tests {
 
     #[test]
     fn payload_fits() {
-        let msg = Incoming::for_test("o", &serde_json::json!({"id": 1, "lines": [{"sku": "a", "qty": 2}]})).unwrap();
+        let msg = Incoming::for_test(
+            "o",
+            &serde_json::json!({"id": 1, "lines": [{"sku": "a", "qty": 2}]}),
+        )
+        .unwrap();
         let Payload(order) = Payload::<Order>::from_message(&msg, &()).unwrap();
         assert_eq!(order.lines[0].qty, 2);
     }
@@ -183,7 +187,12 @@ mod tests {
         .unwrap();
         let err = Payload::<Order>::from_message(&msg, &()).unwrap_err();
         assert_eq!(err.error_type, "ValidationError");
-        assert!(err.message.starts_with("invalid payload at `lines[1].qty`: invalid type: string \"many\""), "{}", err.message);
+        assert!(
+            err.message
+                .starts_with("invalid payload at `lines[1].qty`: invalid type: string \"many\""),
+            "{}",
+            err.message
+        );
         assert_eq!(err.args, vec![serde_json::json!("lines[1].qty")]);
     }
 
@@ -191,13 +200,22 @@ mod tests {
     fn missing_field_is_named() {
         let msg = Incoming::for_test("o", &serde_json::json!({"lines": []})).unwrap();
         let err = Payload::<Order>::from_message(&msg, &()).unwrap_err();
-        assert!(err.message.contains("missing field `id`"), "{}", err.message);
+        assert!(
+            err.message.contains("missing field `id`"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
     fn wrong_top_level_type() {
         let msg = Incoming::for_test("o", &serde_json::json!("just a string")).unwrap();
         let err = Payload::<Order>::from_message(&msg, &()).unwrap_err();
-        assert!(err.message.starts_with("invalid payload: invalid type: string"), "{}", err.message);
+        assert!(
+            err.message
+                .starts_with("invalid payload: invalid type: string"),
+            "{}",
+            err.message
+        );
     }
 }

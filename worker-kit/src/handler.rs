@@ -47,10 +47,7 @@ impl<T: Serialize + Send, E: IntoErrorReply + Send> HandlerReturn for Result<T, 
         match self {
             Ok(v) => match serde_json::to_vec(&v) {
                 Ok(json) => Outcome::Ok(json),
-                Err(e) => Outcome::Failed(
-                    ErrorReply::internal(&e)
-                        .with_args(Vec::new()),
-                ),
+                Err(e) => Outcome::Failed(ErrorReply::internal(&e).with_args(Vec::new())),
             },
             Err(e) => Outcome::Failed(e.into_error_reply()),
         }
@@ -225,7 +222,11 @@ mod tests {
         Ok(s)
     }
 
-    async fn with_state(State(n): State<u32>, Payload(x): Payload<u32>, _m: Meta) -> Result<u32, ErrorReply> {
+    async fn with_state(
+        State(n): State<u32>,
+        Payload(x): Payload<u32>,
+        _m: Meta,
+    ) -> Result<u32, ErrorReply> {
         if x == 0 {
             return Err(ErrorReply::bad_request("zero"));
         }
@@ -236,7 +237,11 @@ mod tests {
         panic!("boom")
     }
 
-    fn run<H: Handler<A, S>, A, S: Send + 'static>(h: H, data: serde_json::Value, state: S) -> Outcome {
+    fn run<H: Handler<A, S>, A, S: Send + 'static>(
+        h: H,
+        data: serde_json::Value,
+        state: S,
+    ) -> Outcome {
         let msg = Incoming::for_test("r", &data).unwrap();
         futures::executor::block_on(boxed(h)(msg, state))
     }
@@ -251,7 +256,9 @@ mod tests {
 
     #[test]
     fn state_and_errors() {
-        assert!(matches!(run(with_state, serde_json::json!(3), 7u32), Outcome::Ok(j) if j == b"21"));
+        assert!(
+            matches!(run(with_state, serde_json::json!(3), 7u32), Outcome::Ok(j) if j == b"21")
+        );
         match run(with_state, serde_json::json!(0), 7u32) {
             Outcome::Failed(e) => assert_eq!(e.error_type, "BadRequest"),
             other => panic!("{other:?}"),

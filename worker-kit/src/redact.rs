@@ -38,7 +38,10 @@ mod tests {
 
     #[test]
     fn keeps_urls_without_password() {
-        assert_eq!(url("amqp://127.0.0.1:5672/%2f"), "amqp://127.0.0.1:5672/%2f");
+        assert_eq!(
+            url("amqp://127.0.0.1:5672/%2f"),
+            "amqp://127.0.0.1:5672/%2f"
+        );
     }
 
     #[test]

@@ -95,7 +95,13 @@ mod tests {
 
     #[test]
     fn duplicates_found_once() {
-        let names: Vec<String> = ["a", "b", "a", "c", "a", "b"].iter().map(|s| (*s).to_owned()).collect();
-        assert_eq!(find_duplicates(&names), vec!["a".to_owned(), "b".to_owned()]);
+        let names: Vec<String> = ["a", "b", "a", "c", "a", "b"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        assert_eq!(
+            find_duplicates(&names),
+            vec!["a".to_owned(), "b".to_owned()]
+        );
     }
 }

@@ -15,12 +15,12 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use crate::Error;
 use crate::broker::Broker;
 use crate::config::Config;
 use crate::database::Database;
 use crate::routes::find_duplicates;
 use crate::worker::{Worker, WorkerContext};
-use crate::Error;
 
 /// What a service's build function gets: settings and the process's broker connection.
 #[derive(Debug, Clone)]
@@ -154,7 +154,10 @@ impl Runner {
         let running = self.start().await?;
         info!(service = running.service, "ready");
         shutdown_signal().await;
-        info!(service = running.service, "shutting down (a second signal exits at once)");
+        info!(
+            service = running.service,
+            "shutting down (a second signal exits at once)"
+        );
         tokio::spawn(async {
             shutdown_signal().await;
             warn!("second signal: exiting without draining");
@@ -218,7 +221,10 @@ pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
             (Ok(mut int), Ok(mut term)) => {
                 tokio::select! {
                     _ = int.recv() => {}
@@ -266,7 +272,10 @@ where
         }
     };
     crate::logging::init(&config);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("{service}: cannot start the Tokio runtime: {e}");
@@ -294,7 +303,12 @@ where
         }
         Err(e) => {
             error!(error = %e, source = ?std::error::Error::source(&e).map(ToString::to_string), "{service} stopped with an error");
-            eprintln!("{service}: {e}{}", std::error::Error::source(&e).map(|s| format!(": {s}")).unwrap_or_default());
+            eprintln!(
+                "{service}: {e}{}",
+                std::error::Error::source(&e)
+                    .map(|s| format!(": {s}"))
+                    .unwrap_or_default()
+            );
             ExitCode::from(1)
         }
     }

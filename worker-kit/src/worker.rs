@@ -7,7 +7,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::stream::{self, SelectAll, StreamExt};
 use lapin::message::Delivery;
-use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions};
+use lapin::options::{
+    BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions,
+};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
 use tokio::sync::mpsc;
@@ -15,11 +17,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
+use crate::Error;
 use crate::broker::Broker;
 use crate::config::Config;
 use crate::handler::BoxFuture;
 use crate::routes::BoundHandler;
-use crate::Error;
 
 /// What the Runner hands each worker.
 #[derive(Clone)]
@@ -124,11 +126,19 @@ pub(crate) async fn run<P: Processor>(
         };
         failures = 0;
         if announced {
-            info!(worker = processor.kind(), routes = routes.len(), "consuming again");
+            info!(
+                worker = processor.kind(),
+                routes = routes.len(),
+                "consuming again"
+            );
         } else {
             announced = true;
             let names: Vec<&str> = routes.iter().map(|(n, _)| &**n).collect();
-            let _ = ctx.ready.send(Ok(format!("{} worker consuming {}", processor.kind(), names.join(", "))));
+            let _ = ctx.ready.send(Ok(format!(
+                "{} worker consuming {}",
+                processor.kind(),
+                names.join(", ")
+            )));
         }
         let handler_for = |route: &str| {
             routes

@@ -65,7 +65,10 @@ pub async fn dictionary(
 
 /// Logs the message; `"fail"` fails (and is retried, then parked).
 #[task(contract = QueueTest)]
-pub async fn queue_test(Payload(QueueTest(text)): Payload<QueueTest>, meta: Meta) -> Result<(), ExampleError> {
+pub async fn queue_test(
+    Payload(QueueTest(text)): Payload<QueueTest>,
+    meta: Meta,
+) -> Result<(), ExampleError> {
     if text == "fail" {
         return Err(ExampleError::AskedToFail);
     }
@@ -104,12 +107,19 @@ mod tests {
 
     #[tokio::test]
     async fn hello_world_answers() {
-        assert_eq!(hello_world::handler(Payload(HelloWorld(None))).await.unwrap(), "Hello world!");
+        assert_eq!(
+            hello_world::handler(Payload(HelloWorld(None)))
+                .await
+                .unwrap(),
+            "Hello world!"
+        );
     }
 
     #[tokio::test]
     async fn will_error_fails_with_its_type() {
-        let err = will_error::handler(Payload(WillError(None))).await.unwrap_err();
+        let err = will_error::handler(Payload(WillError(None)))
+            .await
+            .unwrap_err();
         assert_eq!(err.into_error_reply().error_type, "WillError");
     }
 

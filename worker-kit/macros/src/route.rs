@@ -37,7 +37,10 @@ impl Parse for Target {
         if input.peek(LitStr) {
             let lit: LitStr = input.parse()?;
             if lit.value().trim().is_empty() {
-                return Err(syn::Error::new(lit.span(), "the route name must not be empty"));
+                return Err(syn::Error::new(
+                    lit.span(),
+                    "the route name must not be empty",
+                ));
             }
             if lit.value().len() > 255 {
                 return Err(syn::Error::new(
@@ -59,7 +62,9 @@ impl Parse for Target {
         if key != "contract" {
             return Err(syn::Error::new(
                 key.span(),
-                format!("unknown argument `{key}`; expected a route name string or `contract = path::Type`"),
+                format!(
+                    "unknown argument `{key}`; expected a route name string or `contract = path::Type`"
+                ),
             ));
         }
         input.parse::<Token![=]>()?;

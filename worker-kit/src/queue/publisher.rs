@@ -159,9 +159,11 @@ impl QueuePublisher {
             .map_err(unavailable)?;
         match confirm {
             Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
-            Confirmation::Ack(Some(_)) | Confirmation::Nack(Some(_)) => Err(PublishError::NoRoute {
-                route: route.to_owned(),
-            }),
+            Confirmation::Ack(Some(_)) | Confirmation::Nack(Some(_)) => {
+                Err(PublishError::NoRoute {
+                    route: route.to_owned(),
+                })
+            }
             Confirmation::Nack(None) => Err(PublishError::Refused {
                 route: route.to_owned(),
             }),

@@ -264,19 +264,37 @@ impl QueueProcessor {
         let (name, republished) = match next {
             Next::Ack => ("ok", Ok(())),
             Next::Retry(n) => {
-                let headers = with_headers(&delivery, &[(RETRY_COUNT_HEADER, AMQPValue::LongLongInt(i64::from(n)))]);
-                ("retried", republish(channel, &delivery, route, headers).await)
+                let headers = with_headers(
+                    &delivery,
+                    &[(RETRY_COUNT_HEADER, AMQPValue::LongLongInt(i64::from(n)))],
+                );
+                (
+                    "retried",
+                    republish(channel, &delivery, route, headers).await,
+                )
             }
             Next::Park(e) => {
                 let headers = with_headers(
                     &delivery,
                     &[
-                        ("x-error-type", AMQPValue::LongString(e.error_type.as_ref().into())),
-                        ("x-error-message", AMQPValue::LongString(e.message.as_str().into())),
-                        ("x-original-route", AMQPValue::LongString(route.as_ref().into())),
+                        (
+                            "x-error-type",
+                            AMQPValue::LongString(e.error_type.as_ref().into()),
+                        ),
+                        (
+                            "x-error-message",
+                            AMQPValue::LongString(e.message.as_str().into()),
+                        ),
+                        (
+                            "x-original-route",
+                            AMQPValue::LongString(route.as_ref().into()),
+                        ),
                     ],
                 );
-                ("parked", republish(channel, &delivery, &parking_queue(route), headers).await)
+                (
+                    "parked",
+                    republish(channel, &delivery, &parking_queue(route), headers).await,
+                )
             }
         };
         match republished {

@@ -98,9 +98,9 @@ impl crate::reply_error::IntoErrorReply for CallError {
                 crate::ErrorReply::new(error.error_type, error.message).with_args(error.args)
             }
             CallError::Timeout { .. } => crate::ErrorReply::timeout(self.to_string()),
-            CallError::NoRoute { .. } | CallError::ConnectionLost { .. } | CallError::Refused { .. } => {
-                crate::ErrorReply::unavailable(self.to_string())
-            }
+            CallError::NoRoute { .. }
+            | CallError::ConnectionLost { .. }
+            | CallError::Refused { .. } => crate::ErrorReply::unavailable(self.to_string()),
             CallError::Codec { .. } => crate::ErrorReply::internal(&self),
         }
     }
@@ -193,17 +193,24 @@ impl RpcClient {
 
     /// Opens a channel with confirms and a reply consumer on it.
     async fn open(&self) -> Result<lapin::Consumer, Error> {
-        let conn = self.broker.connection().await.ok_or_else(|| Error::Broker {
-            message: "broker handle closed".into(),
-            source: None,
-        })?;
+        let conn = self
+            .broker
+            .connection()
+            .await
+            .ok_or_else(|| Error::Broker {
+                message: "broker handle closed".into(),
+                source: None,
+            })?;
         let err = |what: &'static str| {
             move |e: lapin::Error| Error::Broker {
                 message: format!("rpc client: {what}"),
                 source: Some(e),
             }
         };
-        let channel = conn.create_channel().await.map_err(err("opening a channel failed"))?;
+        let channel = conn
+            .create_channel()
+            .await
+            .map_err(err("opening a channel failed"))?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await
@@ -249,7 +256,10 @@ impl RpcClient {
                 Err(_) => Vec::new(),
             };
             if !lost.is_empty() {
-                warn!(calls = lost.len(), "reply consumer lost; failing pending calls");
+                warn!(
+                    calls = lost.len(),
+                    "reply consumer lost; failing pending calls"
+                );
             }
             for (route, tx) in lost {
                 let _ = tx.send(Err(CallError::ConnectionLost { route }));

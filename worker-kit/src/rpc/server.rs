@@ -238,7 +238,10 @@ impl RpcProcessor {
         let (encoding, outcome) = match envelope::decode_request(&delivery.data, &self.limits) {
             Err(e) => {
                 warn!(error = %e, "undecodable request");
-                (Encoding::detect(&delivery.data), Outcome::Rejected(e.to_reply()))
+                (
+                    Encoding::detect(&delivery.data),
+                    Outcome::Rejected(e.to_reply()),
+                )
             }
             Ok(req) => {
                 tracing::trace!(body = req.data.get(), "request");
@@ -267,11 +270,19 @@ impl RpcProcessor {
             Outcome::Ok(json) => ("ok", "result", envelope::encode_success(json, encoding)),
             Outcome::Failed(e) => {
                 log_failure(e);
-                ("error", "result", envelope::encode_error(e, self.development, encoding))
+                (
+                    "error",
+                    "result",
+                    envelope::encode_error(e, self.development, encoding),
+                )
             }
             Outcome::Rejected(e) => {
                 warn!(error_type = %e.error_type, message = %e.message, "request rejected");
-                ("rejected", "error", envelope::encode_error(e, self.development, encoding))
+                (
+                    "rejected",
+                    "error",
+                    envelope::encode_error(e, self.development, encoding),
+                )
             }
         };
         let props = &delivery.properties;

@@ -1,0 +1,135 @@
+//! Interoperability with the Python seed's wire format, using aio-pika from PyPI in a
+//! virtualenv the test creates under target/ (once).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use e2e::unique;
+use serde_json::{Value, json};
+use worker_kit::rpc::RpcClient;
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The virtualenv's python, creating it (python3 -m venv + pip install aio-pika) if needed.
+fn python() -> PathBuf {
+    static CREATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = CREATING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let venv = workspace_root().join("target").join("interop-venv");
+    let py = venv.join("bin").join("python");
+    let ok = py.exists()
+        && Command::new(&py)
+            .args(["-c", "import aio_pika"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !ok {
+        let status = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3 is installed");
+        assert!(status.success(), "python3 -m venv failed");
+        let status = Command::new(venv.join("bin").join("pip"))
+            .args(["install", "--quiet", "aio-pika>=9,<10"])
+            .status()
+            .expect("pip runs");
+        assert!(
+            status.success(),
+            "pip install aio-pika failed (PyPI reachable?)"
+        );
+    }
+    py
+}
+
+fn script() -> PathBuf {
+    workspace_root()
+        .join("tests")
+        .join("interop")
+        .join("seed_peer.py")
+}
+
+#[tokio::test]
+async fn python_client_calls_the_rust_example_service() {
+    let _serial = e2e::example_service_lock().await;
+    let py = tokio::task::spawn_blocking(python).await.unwrap();
+    let setup = worker_kit::Setup {
+        service: "example",
+        config: std::sync::Arc::new(e2e::config()),
+        broker: e2e::broker("example").await,
+    };
+    let running = example::build(setup).await.unwrap().start().await.unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(py)
+            .arg(script())
+            .args(["call", &e2e::amqp_url()])
+            .output()
+            .expect("python runs")
+    })
+    .await
+    .unwrap();
+    running.stop().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "python client failed: {stderr}");
+    let replies: Value = serde_json::from_slice(&out.stdout).expect("python printed JSON");
+    assert_eq!(
+        replies["hello_world"]["body"],
+        json!({"success": true, "data": "Hello world!"})
+    );
+    assert_eq!(replies["hello_world"]["type"], json!("result"));
+    assert_eq!(replies["hello_world"]["correlation_matches"], json!(true));
+    let err = &replies["will-error"]["body"];
+    assert_eq!(err["success"], json!(false));
+    assert_eq!(err["error"]["type"], json!("WillError"));
+    assert!(err["error"]["args"].is_array());
+    assert!(err["error"]["trace"].is_string());
+    assert_eq!(
+        replies["dictionary"]["body"]["data"]["second"],
+        json!("two")
+    );
+}
+
+#[tokio::test]
+async fn rust_client_calls_a_python_seed_worker() {
+    let py = tokio::task::spawn_blocking(python).await.unwrap();
+    let route = unique("py-echo");
+    let mut child = tokio::process::Command::new(py)
+        .arg(script())
+        .args(["serve", &e2e::amqp_url(), &route])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python worker starts");
+    // The worker prints "ready" once it consumes.
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::io::AsyncBufReadExt::read_line(&mut stdout, &mut line),
+    )
+    .await
+    .expect("python worker ready within 30 s")
+    .unwrap();
+    assert_eq!(line.trim(), "ready");
+    let c = RpcClient::new(&e2e::broker("caller").await, &e2e::config())
+        .await
+        .unwrap();
+    let v = c
+        .call_json(&route, json!({"echo": [1, "two"]}))
+        .await
+        .unwrap();
+    assert_eq!(v, json!({"echo": [1, "two"]}));
+    let err = c.call_json(&route, json!("raise")).await.unwrap_err();
+    assert_eq!(err.remote_type(), Some("ValueError"));
+    // Plain JSON requests too (the Python side always answers gzip).
+    let plain = c.clone().plain_json();
+    assert_eq!(plain.call_json(&route, json!(5)).await.unwrap(), json!(5));
+    child.kill().await.unwrap();
+    e2e::RawPeer::connect().await.delete(&[&route]).await;
+}

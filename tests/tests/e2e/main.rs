@@ -1,0 +1,8 @@
+//! End-to-end tests through the real RabbitMQ (and, where noted, PostgreSQL). Each test
+//! starts the Runner in-process on routes with unique names.
+
+mod interop;
+mod queue;
+mod rpc;
+mod services;
+mod shutdown;

@@ -1,0 +1,77 @@
+use std::time::Duration;
+
+use stubs::example::{Dictionary, HelloWorld, WillError};
+use stubs::greeter::Greet;
+use worker_kit::rpc::{CallError, RpcClient};
+use worker_kit::{Runner, Setup};
+
+async fn setup(service: &'static str) -> Setup {
+    Setup {
+        service,
+        config: std::sync::Arc::new(e2e::config()),
+        broker: e2e::broker(service).await,
+    }
+}
+
+async fn start(
+    service: &'static str,
+    build: impl AsyncFnOnce(Setup) -> Result<Runner, worker_kit::Error>,
+) -> worker_kit::runner::Running {
+    build(setup(service).await)
+        .await
+        .unwrap()
+        .start()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn example_answers_the_seed_routes() {
+    let _serial = e2e::example_service_lock().await;
+    let example = start("example", example::build).await;
+    let c = RpcClient::new(&e2e::broker("caller").await, &e2e::config())
+        .await
+        .unwrap();
+    assert_eq!(
+        c.call(&HelloWorld(Some("hi".into()))).await.unwrap(),
+        "Hello world!"
+    );
+    assert_eq!(c.call(&HelloWorld(None)).await.unwrap(), "Hello world!");
+    let err = c.call(&WillError(None)).await.unwrap_err();
+    assert_eq!(err.remote_type(), Some("WillError"));
+    let dict = c.call(&Dictionary(None)).await.unwrap();
+    assert_eq!(dict["second"], serde_json::json!("two"));
+    example.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn greeter_calls_example_through_stubs() {
+    let _serial = e2e::example_service_lock().await;
+    let example = start("example", example::build).await;
+    let greeter = start("greeter", greeter::build).await;
+    let c = RpcClient::new(&e2e::broker("caller").await, &e2e::config())
+        .await
+        .unwrap();
+    let g = c.call(&Greet { name: "Ada".into() }).await.unwrap();
+    assert_eq!(g.message, "Hello world! (to Ada)");
+
+    // With example gone (and its queue deleted), greeter's nested call fails at once and
+    // greeter says so in its reply instead of hanging.
+    example.stop().await.unwrap();
+    e2e::RawPeer::connect().await.delete(&["hello_world"]).await;
+    let err = tokio::time::timeout(
+        Duration::from_secs(10),
+        c.call(&Greet { name: "Bob".into() }),
+    )
+    .await
+    .expect("answered, not hung")
+    .unwrap_err();
+    match &err {
+        CallError::Remote { error, .. } => {
+            assert_eq!(error.error_type, "Unavailable", "{error:?}");
+            assert!(error.message.contains("hello_world"), "{error:?}");
+        }
+        other => panic!("expected greeter's error reply, got {other:?}"),
+    }
+    greeter.stop().await.unwrap();
+}
