@@ -199,12 +199,10 @@ impl Broker {
     pub async fn close(&self) {
         self.inner.closed.cancel();
         let conn = self.inner.current.send_replace(None);
-        if let Some(conn) = conn {
-            if conn.status().connected() {
-                if let Err(e) = conn.close(200, "shutting down".into()).await {
-                    warn!(error = %e, "closing the broker connection failed");
-                }
-            }
+        if let Some(conn) = conn.filter(|c| c.status().connected())
+            && let Err(e) = conn.close(200, "shutting down".into()).await
+        {
+            warn!(error = %e, "closing the broker connection failed");
         }
     }
 

@@ -18,7 +18,7 @@ pub enum Error {
         source: Option<lapin::Error>,
     },
 
-    /// A database error (see [`crate::db`]).
+    /// A database error.
     #[error("database: {0}")]
     Database(String),
 

@@ -3,7 +3,7 @@
 //!
 //! Handlers are plain `async fn`s whose arguments are extractors ([`Payload`], [`State`],
 //! [`Meta`]) and which return `Result<T: Serialize, E: IntoErrorReply>`. Routes are added
-//! with the builder (`worker.route("name", handler)`) or the [`rpc`] / [`task`] macros,
+//! with the builder (`worker.route("name", handler)`) or the [`macro@rpc`] / [`macro@task`] macros,
 //! which expand to the same builder call. The wire format is the Python seed's
 //! (`gzip(json({"data": ...}))`), so Rust and Python services call each other.
 //!
@@ -23,6 +23,8 @@
 //!     })
 //! }
 //! ```
+
+#![warn(missing_docs)]
 
 pub mod broker;
 pub mod config;

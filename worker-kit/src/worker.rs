@@ -76,6 +76,9 @@ pub(crate) trait Processor: Send + Sync + 'static {
     ) -> BoxFuture<()>;
 }
 
+// Deliveries are the hot path; boxing them to shrink the rare `Ended` would cost an
+// allocation per message.
+#[allow(clippy::large_enum_variant)]
 enum Event {
     Delivery(Arc<str>, Result<Delivery, lapin::Error>),
     Ended(Arc<str>),
@@ -193,10 +196,8 @@ pub(crate) async fn run<P: Processor>(
         }
     }
     drain(&ctx, processor.kind(), &tracker).await;
-    if let Some(ch) = last_channel {
-        if ch.status().connected() {
-            let _ = ch.close(200, "worker stopped".into()).await;
-        }
+    if let Some(ch) = last_channel.filter(|c| c.status().connected()) {
+        let _ = ch.close(200, "worker stopped".into()).await;
     }
     Ok(())
 }

@@ -1,0 +1,4 @@
+#[worker_kit::rpc("nothing")]
+async fn nothing() {}
+
+fn main() {}

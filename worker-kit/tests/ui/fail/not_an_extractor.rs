@@ -1,0 +1,13 @@
+use std::convert::Infallible;
+use worker_kit::rpc::RpcWorker;
+
+struct NotAnExtractor;
+
+#[worker_kit::rpc("odd")]
+async fn odd(_x: NotAnExtractor) -> Result<(), Infallible> {
+    Ok(())
+}
+
+fn main() {
+    let _w = RpcWorker::new().register(odd);
+}

@@ -1,0 +1,73 @@
+use std::convert::Infallible;
+
+use serde::{Deserialize, Serialize};
+use worker_kit::queue::QueueWorker;
+use worker_kit::rpc::RpcWorker;
+use worker_kit::{Contract, ErrorReply, Meta, Payload, State, TaskContract, rpc, task};
+
+#[derive(Clone)]
+struct App {
+    greeting: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Add {
+    a: i64,
+    b: i64,
+}
+
+impl Contract for Add {
+    const ROUTE: &'static str = "calc.add";
+    type Response = i64;
+}
+
+#[derive(Serialize, Deserialize)]
+struct Resize(String);
+
+impl TaskContract for Resize {
+    const ROUTE: &'static str = "images.resize";
+}
+
+/// Says hello.
+#[rpc("hello")]
+pub async fn hello(State(app): State<App>, Payload(name): Payload<String>) -> Result<String, Infallible> {
+    Ok(format!("{} {name}", app.greeting))
+}
+
+#[rpc(contract = Add)]
+async fn add(_meta: Meta, Payload(req): Payload<Add>) -> Result<i64, ErrorReply> {
+    req.a.checked_add(req.b).ok_or_else(|| ErrorReply::bad_request("overflow"))
+}
+
+#[rpc("no-args")]
+async fn no_args() -> Result<(), Infallible> {
+    Ok(())
+}
+
+#[task(contract = Resize)]
+async fn resize(Payload(Resize(path)): Payload<Resize>) -> Result<(), ErrorReply> {
+    if path.is_empty() {
+        return Err(ErrorReply::bad_request("empty path"));
+    }
+    Ok(())
+}
+
+#[task("cleanup")]
+async fn cleanup(meta: Meta) -> Result<(), Infallible> {
+    let _ = meta.redelivered;
+    Ok(())
+}
+
+fn main() {
+    let app = App { greeting: "hi".into() };
+    let _rpc = RpcWorker::with_state(app)
+        .register(hello)
+        .register(add)
+        .register(no_args);
+    let _queue = QueueWorker::new().register(resize).register(cleanup);
+    assert_eq!(hello::ROUTE, "hello");
+    assert_eq!(add::ROUTE, "calc.add");
+    assert_eq!(resize::ROUTE, "images.resize");
+    // The handler stays callable directly.
+    let _fut = no_args::handler();
+}
