@@ -28,6 +28,18 @@ pub enum LogFormat {
     Json,
 }
 
+/// Which workers stop consuming while a registered database does not answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PausePolicy {
+    /// Keep consuming; handlers answer `Unavailable` (RPC) or retry and park (queues).
+    Off,
+    /// Work-queue workers pause (messages wait in their durable queues instead of burning
+    /// through retries); RPC workers keep answering `Unavailable` quickly.
+    Queue,
+    /// Every worker pauses.
+    All,
+}
+
 /// The kit's settings. Build it with [`Config::from_env`]; tests may start from
 /// [`Config::default`] and change fields.
 #[derive(Debug, Clone)]
@@ -53,6 +65,11 @@ pub struct Config {
     pub mode: Mode,
     /// `LOG_FORMAT`: `pretty` or `json`.
     pub log_format: LogFormat,
+    /// `PAUSE_ON_DB_OUTAGE`: `off`, `queue` or `all`.
+    pub pause_on_db_outage: PausePolicy,
+    /// `DB_HEALTH_INTERVAL_MS`: how often the Runner checks its databases while any worker
+    /// may pause.
+    pub db_health_interval: Duration,
 }
 
 impl Default for Config {
@@ -68,6 +85,8 @@ impl Default for Config {
             max_decoded_bytes: 8 * 1024 * 1024,
             mode: Mode::Production,
             log_format: LogFormat::Pretty,
+            pause_on_db_outage: PausePolicy::Queue,
+            db_health_interval: Duration::from_secs(1),
         }
     }
 }
@@ -89,6 +108,8 @@ struct Raw {
     max_decoded_bytes: Option<usize>,
     mode: Option<String>,
     log_format: Option<String>,
+    pause_on_db_outage: Option<String>,
+    db_health_interval_ms: Option<u64>,
 }
 
 /// A good value for each variable, quoted in error messages.
@@ -103,6 +124,8 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("MAX_DECODED_BYTES", "8388608"),
     ("MODE", "production"),
     ("LOG_FORMAT", "json"),
+    ("PAUSE_ON_DB_OUTAGE", "queue"),
+    ("DB_HEALTH_INTERVAL_MS", "1000"),
 ];
 
 impl Config {
@@ -212,6 +235,29 @@ impl Config {
                     ));
                 }
             },
+            pause_on_db_outage: match raw
+                .pause_on_db_outage
+                .as_deref()
+                .map(str::to_ascii_lowercase)
+                .as_deref()
+            {
+                None => defaults.pause_on_db_outage,
+                Some("off" | "none" | "false") => PausePolicy::Off,
+                Some("queue" | "queues") => PausePolicy::Queue,
+                Some("all") => PausePolicy::All,
+                Some(_) => {
+                    return Err(bad(
+                        "PAUSE_ON_DB_OUTAGE",
+                        raw.pause_on_db_outage.as_deref().unwrap_or_default(),
+                        "expected off, queue or all",
+                    ));
+                }
+            },
+            db_health_interval: positive_ms(
+                "DB_HEALTH_INTERVAL_MS",
+                raw.db_health_interval_ms,
+                defaults.db_health_interval,
+            )?,
         })
     }
 
@@ -317,6 +363,8 @@ mod tests {
             ("MAX_DECODED_BYTES", "2048"),
             ("MODE", "development"),
             ("LOG_FORMAT", "JSON"),
+            ("PAUSE_ON_DB_OUTAGE", "all"),
+            ("DB_HEALTH_INTERVAL_MS", "250"),
             ("UNRELATED", "whatever"),
         ]))
         .unwrap();
@@ -330,6 +378,8 @@ mod tests {
         assert_eq!(c.max_decoded_bytes, 2048);
         assert!(c.is_development());
         assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.pause_on_db_outage, PausePolicy::All);
+        assert_eq!(c.db_health_interval, Duration::from_millis(250));
     }
 
     #[test]
@@ -373,6 +423,11 @@ mod tests {
         );
         let m = message(&[("LOG_FORMAT", "xml")]);
         assert!(m.contains("expected pretty or json"), "{m}");
+        let m = message(&[("PAUSE_ON_DB_OUTAGE", "sometimes")]);
+        assert!(
+            m.contains("expected off, queue or all, e.g. PAUSE_ON_DB_OUTAGE=queue"),
+            "{m}"
+        );
     }
 
     #[test]

@@ -10,14 +10,16 @@ use std::future::Future;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::Error;
 use crate::broker::Broker;
-use crate::config::Config;
+use crate::config::{Config, PausePolicy};
 use crate::database::Database;
 use crate::routes::find_duplicates;
 use crate::worker::{Worker, WorkerContext};
@@ -111,11 +113,21 @@ impl Runner {
         }
         let shutdown = CancellationToken::new();
         let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
+        let (paused_tx, paused) = watch::channel(false);
+        if !self.databases.is_empty() && self.config.pause_on_db_outage != PausePolicy::Off {
+            tokio::spawn(watch_databases(
+                self.databases.clone(),
+                paused_tx,
+                self.config.db_health_interval,
+                shutdown.clone(),
+            ));
+        }
         let ctx = WorkerContext {
             broker: self.broker.clone(),
             config: self.config.clone(),
             shutdown: shutdown.clone(),
             ready: ready_tx,
+            paused,
             service: Arc::from(self.service),
         };
         let mut tasks = JoinSet::new();
@@ -213,6 +225,37 @@ impl Running {
         self.broker.close().await;
         info!(service = self.service, "stopped");
         first_err.map_or(Ok(()), Err)
+    }
+}
+
+/// Checks the databases every `interval` and tells the workers to pause while any of
+/// them does not answer.
+async fn watch_databases(
+    databases: Vec<Arc<dyn Database>>,
+    paused: watch::Sender<bool>,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        let mut down = None;
+        for db in &databases {
+            if !db.is_ready().await {
+                down = Some(db.name().to_owned());
+                break;
+            }
+        }
+        let now_paused = down.is_some();
+        if now_paused != *paused.borrow() {
+            match &down {
+                Some(name) => warn!(database = %name, "database unreachable"),
+                None => info!("databases reachable again"),
+            }
+            paused.send_replace(now_paused);
+        }
     }
 }
 

@@ -12,14 +12,14 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::Error;
 use crate::broker::Broker;
-use crate::config::Config;
+use crate::config::{Config, PausePolicy};
 use crate::handler::BoxFuture;
 use crate::routes::BoundHandler;
 
@@ -30,6 +30,7 @@ pub struct WorkerContext {
     pub(crate) config: Arc<Config>,
     pub(crate) shutdown: CancellationToken,
     pub(crate) ready: mpsc::UnboundedSender<Result<String, Error>>,
+    pub(crate) paused: watch::Receiver<bool>,
     pub(crate) service: Arc<str>,
 }
 
@@ -99,6 +100,13 @@ pub(crate) async fn run<P: Processor>(
     routes: Vec<(Arc<str>, BoundHandler)>,
     prefetch: u16,
 ) -> Result<(), Error> {
+    let kind = processor.kind();
+    let mut pausable = match ctx.config.pause_on_db_outage {
+        PausePolicy::Off => false,
+        PausePolicy::Queue => kind == "queue",
+        PausePolicy::All => true,
+    };
+    let mut paused_rx = ctx.paused.clone();
     let tracker = TaskTracker::new();
     let mut announced = false;
     let mut last_channel: Option<Channel> = None;
@@ -120,7 +128,7 @@ pub(crate) async fn run<P: Processor>(
                 }
                 failures += 1;
                 let delay = Duration::from_millis(200 * u64::from(failures.min(25)));
-                warn!(worker = processor.kind(), error = %e, retry_in_ms = delay.as_millis() as u64, "could not resume consuming");
+                warn!(worker = kind, error = %e, retry_in_ms = delay.as_millis() as u64, "could not resume consuming");
                 tokio::select! {
                     () = ctx.shutdown.cancelled() => break 'connect,
                     () = tokio::time::sleep(delay) => continue 'connect,
@@ -129,19 +137,13 @@ pub(crate) async fn run<P: Processor>(
         };
         failures = 0;
         if announced {
-            info!(
-                worker = processor.kind(),
-                routes = routes.len(),
-                "consuming again"
-            );
+            info!(worker = kind, routes = routes.len(), "consuming again");
         } else {
             announced = true;
             let names: Vec<&str> = routes.iter().map(|(n, _)| &**n).collect();
-            let _ = ctx.ready.send(Ok(format!(
-                "{} worker consuming {}",
-                processor.kind(),
-                names.join(", ")
-            )));
+            let _ = ctx
+                .ready
+                .send(Ok(format!("{kind} worker consuming {}", names.join(", "))));
         }
         let handler_for = |route: &str| {
             routes
@@ -149,57 +151,115 @@ pub(crate) async fn run<P: Processor>(
                 .find(|(n, _)| &**n == route)
                 .map(|(_, h)| h.clone())
         };
+        // Consumers cancelled because a database is down; deliveries already prefetched
+        // keep flowing until their streams end.
+        let mut paused = false;
         loop {
+            let want_pause = pausable && *paused_rx.borrow();
+            if want_pause != paused {
+                if want_pause {
+                    warn!(
+                        worker = kind,
+                        "a database is unreachable; pausing consumption until it answers"
+                    );
+                    cancel_all(&live.channel, &live.tags, kind).await;
+                    live.tags.clear();
+                } else {
+                    info!(
+                        worker = kind,
+                        "databases answer again; resuming consumption"
+                    );
+                    for (route, _) in &routes {
+                        match consume_one(&live.channel, processor.as_ref(), route, &ctx.service)
+                            .await
+                        {
+                            Ok((tag, s)) => {
+                                live.tags.push(tag);
+                                live.events.push(s);
+                            }
+                            Err(e) => {
+                                warn!(worker = kind, error = %e, "could not resume; re-creating the channel");
+                                continue 'connect;
+                            }
+                        }
+                    }
+                }
+                paused = want_pause;
+            }
             tokio::select! {
                 biased;
                 () = ctx.shutdown.cancelled() => {
-                    for tag in &live.tags {
-                        if let Err(e) = live.channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await {
-                            warn!(worker = processor.kind(), error = %e, "cancelling consumer failed");
-                        }
-                    }
+                    cancel_all(&live.channel, &live.tags, kind).await;
                     last_channel = Some(live.channel);
                     break 'connect;
                 }
-                ev = live.events.next() => match ev {
+                changed = paused_rx.changed(), if pausable => {
+                    if changed.is_err() {
+                        // No health loop (no databases to watch): nothing will pause us.
+                        pausable = false;
+                    }
+                }
+                ev = live.events.next(), if !live.events.is_empty() => match ev {
                     Some(Event::Delivery(route, Ok(delivery))) => {
                         if let Some(h) = handler_for(&route) {
                             tracker.spawn(processor.clone().process(live.channel.clone(), delivery, route, h));
                         }
                     }
                     Some(Event::Delivery(route, Err(e))) => {
-                        warn!(worker = processor.kind(), %route, error = %e, "consumer failed; re-establishing");
+                        warn!(worker = kind, %route, error = %e, "consumer failed; re-establishing");
                         continue 'connect;
                     }
                     Some(Event::Ended(route)) => {
-                        if ctx.shutdown.is_cancelled() {
+                        if paused || ctx.shutdown.is_cancelled() {
                             continue;
                         }
                         if !live.channel.status().connected() || !conn.status().connected() {
                             continue 'connect;
                         }
-                        warn!(worker = processor.kind(), %route, "consumer cancelled by the broker (queue deleted?); redeclaring and consuming again");
+                        warn!(worker = kind, %route, "consumer cancelled by the broker (queue deleted?); redeclaring and consuming again");
                         match consume_one(&live.channel, processor.as_ref(), &route, &ctx.service).await {
                             Ok((tag, s)) => {
                                 live.tags.push(tag);
                                 live.events.push(s);
                             }
                             Err(e) => {
-                                error!(worker = processor.kind(), %route, error = %e, "could not consume again; re-creating the channel");
+                                error!(worker = kind, %route, error = %e, "could not consume again; re-creating the channel");
                                 continue 'connect;
                             }
                         }
                     }
-                    None => continue 'connect,
+                    None => {}
+                },
+                // Nothing to consume (paused, every stream ended): only a resume, a
+                // shutdown or a lost channel moves us on.
+                () = tokio::time::sleep(Duration::from_millis(500)), if live.events.is_empty() => {
+                    if !live.channel.status().connected() {
+                        continue 'connect;
+                    }
+                    if !paused {
+                        continue 'connect;
+                    }
                 }
             }
         }
     }
-    drain(&ctx, processor.kind(), &tracker).await;
+    drain(&ctx, kind, &tracker).await;
     if let Some(ch) = last_channel.filter(|c| c.status().connected()) {
         let _ = ch.close(200, "worker stopped".into()).await;
     }
     Ok(())
+}
+
+/// Cancels the consumers `tags` (stops new deliveries; prefetched ones still arrive).
+async fn cancel_all(channel: &Channel, tags: &[String], kind: &str) {
+    for tag in tags {
+        if let Err(e) = channel
+            .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+            .await
+        {
+            warn!(worker = kind, error = %e, "cancelling consumer failed");
+        }
+    }
 }
 
 async fn drain(ctx: &WorkerContext, kind: &str, tracker: &TaskTracker) {

@@ -2,6 +2,7 @@
 //! `publish` returns.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::ShortString;
@@ -53,6 +54,7 @@ pub enum PublishError {
 pub struct QueuePublisher {
     broker: Broker,
     channel: Arc<Mutex<Option<Channel>>>,
+    timeout: Duration,
 }
 
 impl QueuePublisher {
@@ -62,7 +64,16 @@ impl QueuePublisher {
         Self {
             broker: broker.clone(),
             channel: Arc::new(Mutex::new(None)),
+            timeout: Duration::from_secs(30),
         }
+    }
+
+    /// How long `publish` waits for a (re)connection and the broker's confirm (default
+    /// 30 s). While the broker is away, publishes wait this long for it to come back.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     async fn channel(&self, route: &str) -> Result<Channel, PublishError> {
@@ -126,6 +137,29 @@ impl QueuePublisher {
     ///
     /// Any [`PublishError`] but `Encode`.
     pub async fn publish_body(
+        &self,
+        route: &str,
+        body: &[u8],
+        content_encoding: Option<&str>,
+    ) -> Result<(), PublishError> {
+        match tokio::time::timeout(
+            self.timeout,
+            self.publish_confirmed(route, body, content_encoding),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(PublishError::Unavailable {
+                route: route.to_owned(),
+                message: format!(
+                    "no confirm within {}ms; the broker may or may not have stored the message",
+                    self.timeout.as_millis()
+                ),
+            }),
+        }
+    }
+
+    async fn publish_confirmed(
         &self,
         route: &str,
         body: &[u8],

@@ -360,7 +360,21 @@ impl RpcClient {
             route: route.to_owned(),
             message: format!("request cannot be serialized: {e}"),
         })?;
-        let reply = tokio::time::timeout(budget, self.round_trip(route, body, deadline)).await;
+        // Waiting for a reconnect counts against the call's budget; running out of it
+        // before the request is even sent is a broker problem, not a slow server.
+        let channel = match tokio::time::timeout(budget, self.channel(route)).await {
+            Ok(ch) => ch?,
+            Err(_) => {
+                return Err(CallError::ConnectionLost {
+                    route: route.to_owned(),
+                });
+            }
+        };
+        let reply = tokio::time::timeout(
+            deadline.remaining(),
+            self.round_trip(channel, route, body, deadline),
+        )
+        .await;
         let bytes = match reply {
             Ok(r) => r?,
             Err(_) => {
@@ -385,11 +399,11 @@ impl RpcClient {
 
     async fn round_trip(
         &self,
+        channel: Channel,
         route: &str,
         body: Vec<u8>,
         deadline: Deadline,
     ) -> Result<Vec<u8>, CallError> {
-        let channel = self.channel(route).await?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         let guard = PendingGuard {
