@@ -1,6 +1,9 @@
 //! Helpers for the end-to-end tests: unique names, a running Runner in-process, and a raw
 //! AMQP peer that sends bytes the kit's own client never would.
 
+pub mod pg;
+pub mod proxy;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -210,8 +213,13 @@ impl RawPeer {
 
     /// Messages ready in `queue` (0 when it does not exist).
     pub async fn ready_count(&self, queue: &str) -> u32 {
+        self.counts(queue).await.0
+    }
+
+    /// `(ready messages, consumers)` of `queue` (zeros when it does not exist).
+    pub async fn counts(&self, queue: &str) -> (u32, u32) {
         let Ok(ch) = self._conn.create_channel().await else {
-            return 0;
+            return (0, 0);
         };
         let r = ch
             .queue_declare(
@@ -223,7 +231,9 @@ impl RawPeer {
                 FieldTable::default(),
             )
             .await;
-        let n = r.map(|q| q.message_count()).unwrap_or(0);
+        let n = r
+            .map(|q| (q.message_count(), q.consumer_count()))
+            .unwrap_or((0, 0));
         let _ = ch.close(200, "ok".into()).await;
         n
     }
