@@ -244,7 +244,7 @@ impl RpcProcessor {
                 )
             }
             Ok(req) => {
-                tracing::trace!(body = req.data.get(), "request");
+                tracing::debug!(body = req.data.get(), "request");
                 let deadline = meta.deadline;
                 let msg = Incoming {
                     route: route.clone(),
