@@ -57,6 +57,11 @@ pub use reply_error::{ErrorReply, IntoErrorReply};
 pub use runner::{Runner, Setup};
 pub use worker_kit_macros::{rpc, task};
 
+/// The README's Rust examples, compiled and run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 /// What the route macros expand to. Not part of the public API.
 #[doc(hidden)]
 pub mod __private {
