@@ -1,81 +1,78 @@
-"""A peer speaking the Python seed's wire format (amqp_worker on aio-pika).
+"""A peer built the way the Python seed's `amqp_worker` is: aio-pika's RPC pattern with
+JSON + gzip serialization and the seed's response shapes.
 
-  seed_peer.py call URL          call the example service's routes, print the replies as JSON
-  seed_peer.py serve URL ROUTE   answer ROUTE as the seed's RPCWorker does: echo the data,
-                                 or fail with ValueError when the data is "raise"
+  seed_peer.py call URL          call the example service's routes through aio-pika's
+                                 RPC.call, print the replies as JSON
+  seed_peer.py serve URL ROUTE   register ROUTE with aio-pika's RPC.register, as the seed's
+                                 RPCWorker does: echo the data, or fail with ValueError when
+                                 the data is "raise"
 """
 
 import asyncio
 import gzip
 import json
 import sys
-import uuid
+import traceback
 
 import aio_pika
+from aio_pika.patterns import RPC
+
+
+class SeedRPC(RPC):
+    """aio-pika's RPC pattern with the seed's serialization: gzip(UTF-8(JSON))."""
+
+    CONTENT_TYPE = "application/octet-stream"
+
+    def serialize(self, data):
+        return gzip.compress(json.dumps(data, ensure_ascii=False).encode("utf-8"))
+
+    def deserialize(self, data):
+        return json.loads(gzip.decompress(data).decode("utf-8"))
+
+    def serialize_exception(self, exception):
+        return self.serialize(error_response(exception))
+
+
+def error_response(err):
+    return {
+        "success": False,
+        "error": {
+            "type": err.__class__.__name__,
+            "message": repr(err),
+            "args": list(err.args),
+            "trace": "".join(traceback.format_exception(type(err), err, err.__traceback__)),
+        },
+    }
 
 
 async def call(url):
-    conn = await aio_pika.connect_robust(url)
+    conn = await aio_pika.connect(url)
     async with conn:
         channel = await conn.channel()
-        replies = await channel.declare_queue(exclusive=True)
+        rpc = await SeedRPC.create(channel)
         results = {}
         for route, data in [("hello_world", "from python"), ("will-error", None), ("dictionary", None)]:
-            corr = str(uuid.uuid4())
-            body = gzip.compress(json.dumps({"data": data}).encode("utf-8"))
-            await channel.default_exchange.publish(
-                aio_pika.Message(body=body, correlation_id=corr, reply_to=replies.name),
-                routing_key=route,
-            )
-            msg = await replies.get(timeout=10, fail=False)
-            for _ in range(100):
-                if msg is not None:
-                    break
-                await asyncio.sleep(0.05)
-                msg = await replies.get(timeout=10, fail=False)
-            if msg is None:
-                raise SystemExit(f"no reply from {route}")
-            await msg.ack()
-            payload = msg.body
-            if payload[:2] == b"\x1f\x8b":
-                payload = gzip.decompress(payload)
-            results[route] = {
-                "body": json.loads(payload.decode("utf-8")),
-                "type": msg.type,
-                "correlation_matches": msg.correlation_id == corr,
-            }
+            reply = await asyncio.wait_for(rpc.call(route, kwargs={"data": data}, expiration=10), 15)
+            results[route] = reply
         print(json.dumps(results))
 
 
 async def serve(url, route):
-    conn = await aio_pika.connect_robust(url)
+    conn = await aio_pika.connect(url)
     channel = await conn.channel()
-    await channel.declare_exchange("rpc.dlx", aio_pika.ExchangeType.HEADERS, durable=False, auto_delete=True)
-    queue = await channel.declare_queue(
-        route, durable=False, exclusive=False, auto_delete=False,
-        arguments={"x-dead-letter-exchange": "rpc.dlx"},
-    )
+    rpc = await SeedRPC.create(channel)
 
-    async def on_message(message):
-        async with message.process():
-            raw = message.body
-            if raw[:2] == b"\x1f\x8b":
-                raw = gzip.decompress(raw)
-            data = json.loads(raw.decode("utf-8"))["data"]
+    async def handler(data):
+        # The seed wraps every handler: its value becomes {"success": true, "data": ...},
+        # an exception becomes the error shape.
+        try:
             if data == "raise":
-                reply = {"success": False, "error": {"type": "ValueError", "message": "asked to raise", "args": ["asked to raise"], "trace": ""}}
-            else:
-                reply = {"success": True, "data": data}
-            await channel.default_exchange.publish(
-                aio_pika.Message(
-                    body=gzip.compress(json.dumps(reply).encode("utf-8")),
-                    correlation_id=message.correlation_id,
-                    type="result",
-                ),
-                routing_key=message.reply_to,
-            )
+                raise ValueError("asked to raise")
+            return {"success": True, "data": data}
+        except Exception as err:  # noqa: BLE001 - the seed catches everything
+            return error_response(err)
 
-    await queue.consume(on_message)
+    await rpc.register(route, handler)
     print("ready", flush=True)
     await asyncio.Future()
 
