@@ -173,3 +173,51 @@ async fn a_deleted_queue_is_redeclared_and_consumed_again() {
     running.stop().await.unwrap();
     RawPeer::connect().await.delete(&[&route]).await;
 }
+
+/// A publish while the broker is away waits for it within its timeout, then fails with a
+/// clear error (never a silent drop); after the broker is back, publishing works again.
+#[tokio::test]
+async fn publishing_while_the_broker_is_away_fails_clearly_then_recovers() {
+    let _serial = crate::serial().await;
+    let proxy = Proxy::start(rabbit_addr()).await;
+    let route = unique("away");
+    let peer = RawPeer::connect().await;
+    peer.channel
+        .queue_declare(
+            route.as_str().into(),
+            lapin::options::QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let broker = Broker::connect(
+        &proxied_url(&proxy),
+        "away-publisher",
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    let publisher =
+        worker_kit::queue::QueuePublisher::new(&broker).with_timeout(Duration::from_millis(800));
+    publisher.publish(&route, "before").await.unwrap();
+    proxy.cut().await;
+    let err = publisher.publish(&route, "during").await.unwrap_err();
+    assert!(
+        matches!(err, worker_kit::queue::PublishError::Unavailable { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("broker unavailable"), "{err}");
+    proxy.restore();
+    wait_until(Duration::from_secs(10), "publishing works again", || {
+        let (p, r) = (publisher.clone(), route.clone());
+        async move { p.publish(&r, "after").await.is_ok() }
+    })
+    .await;
+    broker.close().await;
+    // "before" and at least one "after": nothing claimed stored was lost.
+    assert!(peer.ready_count(&route).await >= 2);
+    peer.delete(&[&route]).await;
+}
