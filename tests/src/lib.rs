@@ -1,6 +1,7 @@
 //! Helpers for the end-to-end tests: unique names, a running Runner in-process, and a raw
 //! AMQP peer that sends bytes the kit's own client never would.
 
+pub mod handled;
 pub mod pg;
 pub mod proxy;
 
@@ -209,6 +210,26 @@ impl RawPeer {
             .expect("a reply within 10 s")
             .expect("reply stream open")
             .expect("reply delivery")
+    }
+
+    /// Declares `queue` as a work queue (durable, no arguments), so messages published
+    /// before a worker starts wait in it.
+    ///
+    /// # Panics
+    ///
+    /// When the declaration fails.
+    pub async fn declare_work_queue(&self, queue: &str) {
+        self.channel
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    durable: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("declare work queue");
     }
 
     /// Messages ready in `queue` (0 when it does not exist).

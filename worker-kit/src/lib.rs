@@ -37,6 +37,7 @@ pub mod error;
 pub mod extract;
 pub mod handler;
 pub mod logging;
+mod publish;
 pub mod queue;
 pub mod redact;
 pub mod reply_error;

@@ -2,7 +2,7 @@
 //! recovering from a lost connection or a cancelled consumer, and draining on shutdown.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures::stream::{self, SelectAll, StreamExt};
@@ -15,12 +15,11 @@ use lapin::{Channel, Connection};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{error, info, warn};
+use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::Error;
 use crate::broker::Broker;
 use crate::config::{Config, PausePolicy};
-use crate::handler::BoxFuture;
 use crate::routes::BoundHandler;
 
 /// What the Runner hands each worker.
@@ -67,14 +66,15 @@ pub(crate) trait Processor: Send + Sync + 'static {
     fn kind(&self) -> &'static str;
     /// Declares what `route` needs (its queue, exchanges, parking queue).
     async fn declare(&self, channel: &Channel, route: &str) -> Result<(), lapin::Error>;
-    /// Handles one delivery to the end (reply/ack/retry/park).
-    fn process(
-        self: Arc<Self>,
-        channel: Channel,
+    /// Handles one delivery to the end (reply/ack/retry/park); returns the outcome's
+    /// name for the message's log span.
+    async fn handle(
+        &self,
+        channel: &Channel,
         delivery: Delivery,
-        route: Arc<str>,
+        route: &Arc<str>,
         handler: BoundHandler,
-    ) -> BoxFuture<()>;
+    ) -> &'static str;
 }
 
 // Deliveries are the hot path; boxing them to shrink the rare `Ended` would cost an
@@ -202,7 +202,7 @@ pub(crate) async fn run<P: Processor>(
                 ev = live.events.next(), if !live.events.is_empty() => match ev {
                     Some(Event::Delivery(route, Ok(delivery))) => {
                         if let Some(h) = handler_for(&route) {
-                            tracker.spawn(processor.clone().process(live.channel.clone(), delivery, route, h));
+                            tracker.spawn(instrumented(processor.clone(), live.channel.clone(), delivery, route, h));
                         }
                     }
                     Some(Event::Delivery(route, Err(e))) => {
@@ -248,6 +248,35 @@ pub(crate) async fn run<P: Processor>(
         let _ = ch.close(200, "worker stopped".into()).await;
     }
     Ok(())
+}
+
+/// Handles one delivery inside a span carrying its route, correlation id, outcome and
+/// duration.
+async fn instrumented<P: Processor>(
+    processor: Arc<P>,
+    channel: Channel,
+    delivery: Delivery,
+    route: Arc<str>,
+    handler: BoundHandler,
+) {
+    let span = info_span!(
+        "message",
+        worker = processor.kind(),
+        %route,
+        correlation_id = crate::delivery::correlation_id(&delivery.properties).unwrap_or(""),
+        outcome = tracing::field::Empty,
+        duration_ms = tracing::field::Empty,
+    );
+    async move {
+        let started = Instant::now();
+        let outcome = processor.handle(&channel, delivery, &route, handler).await;
+        let span = tracing::Span::current();
+        span.record("outcome", outcome);
+        span.record("duration_ms", started.elapsed().as_secs_f64() * 1000.0);
+        debug!("done");
+    }
+    .instrument(span)
+    .await;
 }
 
 /// Cancels the consumers `tags` (stops new deliveries; prefetched ones still arrive).

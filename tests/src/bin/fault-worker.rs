@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, Pool};
+use deadpool_postgres::Pool;
 use worker_kit::queue::QueueWorker;
 use worker_kit::{ErrorReply, Payload, State};
 
@@ -17,19 +17,7 @@ struct App {
 
 async fn record(State(app): State<App>, Payload(id): Payload<i64>) -> Result<(), ErrorReply> {
     tokio::time::sleep(app.delay).await;
-    let client = app
-        .pool
-        .get()
-        .await
-        .map_err(|e| ErrorReply::unavailable(e.to_string()))?;
-    client
-        .execute(
-            "INSERT INTO handled (id, times) VALUES ($1, 1) ON CONFLICT (id) DO UPDATE SET times = handled.times + 1",
-            &[&id],
-        )
-        .await
-        .map_err(|e| ErrorReply::unavailable(e.to_string()))?;
-    Ok(())
+    e2e::handled::record(&app.pool, id).await
 }
 
 fn main() -> std::process::ExitCode {
@@ -40,13 +28,7 @@ fn main() -> std::process::ExitCode {
         let route = env("FAULT_ROUTE")?;
         let dsn = env("FAULT_DSN")?;
         let delay = Duration::from_millis(env("FAULT_DELAY_MS")?.parse().unwrap_or(20));
-        let pg: tokio_postgres::Config = dsn
-            .parse()
-            .map_err(|e| worker_kit::Error::Config(format!("FAULT_DSN: {e}")))?;
-        let pool = Pool::builder(Manager::new(pg, tokio_postgres::NoTls))
-            .max_size(16)
-            .build()
-            .map_err(|e| worker_kit::Error::Database(e.to_string()))?;
+        let pool = e2e::handled::pool(&dsn, 16);
         let worker = QueueWorker::with_state(App { pool, delay }).route(&route, record);
         Ok(setup.runner().register_worker(worker))
     })

@@ -182,17 +182,7 @@ async fn publishing_while_the_broker_is_away_fails_clearly_then_recovers() {
     let proxy = Proxy::start(rabbit_addr()).await;
     let route = unique("away");
     let peer = RawPeer::connect().await;
-    peer.channel
-        .queue_declare(
-            route.as_str().into(),
-            lapin::options::QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            lapin::types::FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    peer.declare_work_queue(&route).await;
     let broker = Broker::connect(
         &proxied_url(&proxy),
         "away-publisher",

@@ -1,31 +1,19 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use deadpool_postgres::{Manager, Pool};
+use deadpool_postgres::Pool;
 use e2e::pg::TestDb;
-use e2e::{RawPeer, unique, wait_until};
+use e2e::{RawPeer, handled, unique, wait_until};
 use futures::future::join_all;
 use worker_kit::queue::{QueuePublisher, QueueWorker, parking_queue};
 use worker_kit::{ErrorReply, Payload, State};
 
-const SCHEMA: &str = "CREATE TABLE handled (id bigint PRIMARY KEY, times int NOT NULL)";
 const MESSAGES: i64 = 10_000;
 
 async fn record(State(pool): State<Pool>, Payload(id): Payload<i64>) -> Result<(), ErrorReply> {
     // A little work per message, so the restart lands in the middle of the run.
     tokio::time::sleep(Duration::from_millis(2)).await;
-    let client = pool
-        .get()
-        .await
-        .map_err(|e| ErrorReply::unavailable(e.to_string()))?;
-    client
-        .execute(
-            "INSERT INTO handled (id, times) VALUES ($1, 1) ON CONFLICT (id) DO UPDATE SET times = handled.times + 1",
-            &[&id],
-        )
-        .await
-        .map_err(|e| ErrorReply::unavailable(e.to_string()))?;
-    Ok(())
+    handled::record(&pool, id).await
 }
 
 async fn rabbitmqctl(arg: &str) {
@@ -41,34 +29,17 @@ async fn rabbitmqctl(arg: &str) {
     );
 }
 
-async fn count(db: &tokio_postgres::Client) -> i64 {
-    db.query_one("SELECT count(*) FROM handled", &[])
-        .await
-        .unwrap()
-        .get(0)
-}
-
 /// A real RabbitMQ restart (stop_app/start_app) in the middle of 10,000 persistent
 /// messages: the worker reconnects and resumes on its own; every message is recorded
 /// exactly once (the handler is idempotent), none is left in the queue or parked.
 #[tokio::test]
 async fn broker_restart_under_load() {
     let _serial = crate::serial().await;
-    let db = TestDb::create("restart", SCHEMA).await;
+    let db = TestDb::create("restart", handled::SCHEMA).await;
     let pg = db.client().await;
     let route = unique("restart");
     let peer = RawPeer::connect().await;
-    peer.channel
-        .queue_declare(
-            route.as_str().into(),
-            lapin::options::QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            lapin::types::FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    peer.declare_work_queue(&route).await;
     drop(peer);
     let publisher = QueuePublisher::new(&e2e::broker("publisher").await);
     for chunk in (0..MESSAGES).collect::<Vec<_>>().chunks(1000) {
@@ -79,10 +50,7 @@ async fn broker_restart_under_load() {
         .await;
     }
 
-    let pool = Pool::builder(Manager::new(db.dsn.parse().unwrap(), tokio_postgres::NoTls))
-        .max_size(8)
-        .build()
-        .unwrap();
+    let pool = handled::pool(&db.dsn, 8);
     let mut config = e2e::config();
     config.prefetch = 8;
     let broker = e2e::broker("restart-worker").await;
@@ -93,12 +61,12 @@ async fn broker_restart_under_load() {
         .unwrap();
     wait_until(Duration::from_secs(60), "1,000 messages handled", || {
         let pg = &pg;
-        async move { count(pg).await >= 1000 }
+        async move { handled::count(pg).await >= 1000 }
     })
     .await;
 
     rabbitmqctl("stop_app").await;
-    let before = count(&pg).await;
+    let before = handled::count(&pg).await;
     rabbitmqctl("start_app").await;
     let back = Instant::now();
     assert!(before < MESSAGES, "the restart came while work remained");
@@ -107,14 +75,14 @@ async fn broker_restart_under_load() {
         "consumers back within 5 s of the broker",
         || {
             let pg = &pg;
-            async move { count(pg).await > before }
+            async move { handled::count(pg).await > before }
         },
     )
     .await;
     eprintln!("consuming again {:?} after start_app", back.elapsed());
     wait_until(Duration::from_secs(120), "all 10,000 recorded", || {
         let pg = &pg;
-        async move { count(pg).await == MESSAGES }
+        async move { handled::count(pg).await == MESSAGES }
     })
     .await;
     running.stop().await.unwrap();

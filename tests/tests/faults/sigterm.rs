@@ -2,11 +2,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use e2e::pg::TestDb;
-use e2e::{RawPeer, unique, wait_until};
+use e2e::{RawPeer, handled, unique, wait_until};
 use futures::future::join_all;
 use worker_kit::queue::{QueuePublisher, parking_queue};
-
-const SCHEMA: &str = "CREATE TABLE handled (id bigint PRIMARY KEY, times int NOT NULL)";
 
 fn spawn_worker(route: &str, dsn: &str) -> tokio::process::Child {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_fault-worker"))
@@ -37,34 +35,17 @@ async fn sigterm_and_wait(child: &mut tokio::process::Child) {
     assert!(status.success(), "graceful stop exits 0, got {status}");
 }
 
-async fn count(db: &tokio_postgres::Client) -> i64 {
-    db.query_one("SELECT count(*) FROM handled", &[])
-        .await
-        .unwrap()
-        .get(0)
-}
-
 /// SIGTERM with work in flight: in-flight messages finish and are acked, the rest stay in
 /// the queue; after a restart every message is recorded, none lost and none handled twice.
 #[tokio::test]
 async fn sigterm_under_load_loses_nothing_and_duplicates_nothing() {
     let _serial = crate::serial().await;
-    let db = TestDb::create("sigterm", SCHEMA).await;
+    let db = TestDb::create("sigterm", handled::SCHEMA).await;
     let pg = db.client().await;
     let route = unique("sigterm");
     let peer = RawPeer::connect().await;
     // Declare the queue (durable, as the worker will) so the messages wait for it.
-    peer.channel
-        .queue_declare(
-            route.as_str().into(),
-            lapin::options::QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            lapin::types::FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    peer.declare_work_queue(&route).await;
     let publisher = QueuePublisher::new(&e2e::broker("publisher").await);
     join_all((0..1000i64).map(|id| {
         let (p, r) = (publisher.clone(), route.clone());
@@ -78,12 +59,12 @@ async fn sigterm_under_load_loses_nothing_and_duplicates_nothing() {
         "the worker has handled 100 messages",
         || {
             let pg = &pg;
-            async move { count(pg).await >= 100 }
+            async move { handled::count(pg).await >= 100 }
         },
     )
     .await;
     sigterm_and_wait(&mut worker).await;
-    let after_stop = count(&pg).await;
+    let after_stop = handled::count(&pg).await;
     assert!(
         after_stop < 1000,
         "the stop came while work remained ({after_stop} done)"
@@ -99,7 +80,7 @@ async fn sigterm_under_load_loses_nothing_and_duplicates_nothing() {
     let mut worker = spawn_worker(&route, &db.dsn);
     wait_until(Duration::from_secs(60), "all 1000 recorded", || {
         let pg = &pg;
-        async move { count(pg).await == 1000 }
+        async move { handled::count(pg).await == 1000 }
     })
     .await;
     sigterm_and_wait(&mut worker).await;

@@ -4,15 +4,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::types::ShortString;
-use lapin::{BasicProperties, Channel, Confirmation};
+use lapin::options::ConfirmSelectOptions;
+use lapin::{BasicProperties, Channel};
 use serde::Serialize;
 use tokio::sync::Mutex;
 
 use crate::broker::Broker;
 use crate::contract::TaskContract;
 use crate::envelope::{self, Encoding};
+use crate::publish::Published;
 
 /// Why a message was not stored by the broker. When `publish` returns `Ok`, it was.
 #[derive(Debug, thiserror::Error)]
@@ -172,34 +172,18 @@ impl QueuePublisher {
         if let Some(ce) = content_encoding {
             props = props.with_content_encoding(ce.into());
         }
-        let unavailable = |e: lapin::Error| PublishError::Unavailable {
-            route: route.to_owned(),
-            message: e.to_string(),
-        };
-        let confirm = channel
-            .basic_publish(
-                ShortString::from(""),
-                route.into(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..BasicPublishOptions::default()
-                },
-                body,
-                props,
-            )
-            .await
-            .map_err(unavailable)?
-            .await
-            .map_err(unavailable)?;
-        match confirm {
-            Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
-            Confirmation::Ack(Some(_)) | Confirmation::Nack(Some(_)) => {
-                Err(PublishError::NoRoute {
-                    route: route.to_owned(),
-                })
-            }
-            Confirmation::Nack(None) => Err(PublishError::Refused {
-                route: route.to_owned(),
+        let route_owned = || route.to_owned();
+        match crate::publish::to_queue(&channel, route, body, props).await {
+            Ok(Published::Stored) => Ok(()),
+            Ok(Published::NoQueue) => Err(PublishError::NoRoute {
+                route: route_owned(),
+            }),
+            Ok(Published::Refused) => Err(PublishError::Refused {
+                route: route_owned(),
+            }),
+            Err(e) => Err(PublishError::Unavailable {
+                route: route_owned(),
+                message: e.to_string(),
             }),
         }
     }

@@ -2,21 +2,21 @@
 //! exhausted or the body cannot be decoded. Nothing is lost and nothing loops.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use async_trait::async_trait;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicNackOptions, BasicPublishOptions, QueueDeclareOptions};
-use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::{BasicProperties, Channel, Confirmation};
-use tracing::{Instrument, debug, error, info_span, warn};
+use lapin::options::{BasicAckOptions, BasicNackOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel};
+use tracing::{error, warn};
 
 use crate::contract::TaskContract;
 use crate::delivery::{self, RETRY_COUNT_HEADER};
 use crate::envelope::{self, Limits};
 use crate::error::Error;
 use crate::extract::Incoming;
-use crate::handler::{BoxFuture, ContainsPayload, Handler, Outcome, boxed};
+use crate::handler::{ContainsPayload, Handler, Outcome, boxed};
+use crate::publish::Published;
 use crate::reply_error::ErrorReply;
 use crate::routes::{BoundHandler, RouteTable, TaskRoute};
 use crate::worker::{self, Processor, Sealed, Worker, WorkerContext};
@@ -187,31 +187,14 @@ impl Processor for QueueProcessor {
         Ok(())
     }
 
-    fn process(
-        self: Arc<Self>,
-        channel: Channel,
+    async fn handle(
+        &self,
+        channel: &Channel,
         delivery: Delivery,
-        route: Arc<str>,
+        route: &Arc<str>,
         handler: BoundHandler,
-    ) -> BoxFuture<()> {
-        let span = info_span!(
-            "task",
-            %route,
-            correlation_id = delivery::correlation_id(&delivery.properties).unwrap_or(""),
-            outcome = tracing::field::Empty,
-            duration_ms = tracing::field::Empty,
-        );
-        Box::pin(
-            async move {
-                let started = Instant::now();
-                let outcome = self.work(&channel, delivery, &route, handler).await;
-                let span = tracing::Span::current();
-                span.record("outcome", outcome);
-                span.record("duration_ms", started.elapsed().as_secs_f64() * 1000.0);
-                debug!("done");
-            }
-            .instrument(span),
-        )
+    ) -> &'static str {
+        self.work(channel, delivery, route, handler).await
     }
 }
 
@@ -342,26 +325,10 @@ async fn republish(
         .clone()
         .with_headers(headers)
         .with_delivery_mode(2);
-    let confirm = channel
-        .basic_publish(
-            ShortString::from(""),
-            queue.into(),
-            BasicPublishOptions {
-                mandatory: true,
-                ..BasicPublishOptions::default()
-            },
-            &delivery.data,
-            props,
-        )
-        .await
-        .map_err(|e| e.to_string())?
-        .await
-        .map_err(|e| e.to_string())?;
-    match confirm {
-        Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
-        Confirmation::Ack(Some(_)) | Confirmation::Nack(Some(_)) => {
-            Err(format!("queue {queue} does not exist"))
-        }
-        Confirmation::Nack(None) => Err(format!("broker refused the copy for {queue}")),
+    match crate::publish::to_queue(channel, queue, &delivery.data, props).await {
+        Ok(Published::Stored) => Ok(()),
+        Ok(Published::NoQueue) => Err(format!("queue {queue} does not exist")),
+        Ok(Published::Refused) => Err(format!("broker refused the copy for {queue}")),
+        Err(e) => Err(e.to_string()),
     }
 }

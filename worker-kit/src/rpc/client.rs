@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use lapin::options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions};
-use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::{BasicProperties, Channel, Confirmation};
+use lapin::options::{BasicConsumeOptions, ConfirmSelectOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{oneshot, watch};
@@ -27,6 +27,7 @@ use crate::contract::Contract;
 use crate::deadline::{self, Deadline};
 use crate::envelope::{self, Encoding, Limits, RemoteError, Reply};
 use crate::error::Error;
+use crate::publish::Published;
 
 const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
 
@@ -433,33 +434,19 @@ impl RpcClient {
         let lost = || CallError::ConnectionLost {
             route: route.to_owned(),
         };
-        let confirm = channel
-            .basic_publish(
-                ShortString::from(""),
-                route.into(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..BasicPublishOptions::default()
-                },
-                &body,
-                props,
-            )
-            .await
-            .map_err(|_| lost())?
-            .await
-            .map_err(|_| lost())?;
-        match confirm {
-            Confirmation::Ack(Some(_)) | Confirmation::Nack(Some(_)) => {
+        match crate::publish::to_queue(&channel, route, &body, props).await {
+            Ok(Published::Stored) => {}
+            Ok(Published::NoQueue) => {
                 return Err(CallError::NoRoute {
                     route: route.to_owned(),
                 });
             }
-            Confirmation::Nack(None) => {
+            Ok(Published::Refused) => {
                 return Err(CallError::Refused {
                     route: route.to_owned(),
                 });
             }
-            Confirmation::Ack(None) | Confirmation::NotRequested => {}
+            Err(_) => return Err(lost()),
         }
         let result = rx.await.unwrap_or_else(|_| Err(lost()));
         drop(guard);

@@ -1,7 +1,6 @@
 //! The RPC worker: consumes route queues, runs handlers, publishes confirmed replies.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use async_trait::async_trait;
 use lapin::message::Delivery;
@@ -11,7 +10,7 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, ExchangeKind};
-use tracing::{Instrument, debug, error, info_span, warn};
+use tracing::{error, warn};
 
 use crate::config::Config;
 use crate::contract::Contract;
@@ -19,7 +18,7 @@ use crate::delivery;
 use crate::envelope::{self, Encoding, Limits};
 use crate::error::Error;
 use crate::extract::Incoming;
-use crate::handler::{BoxFuture, ContainsPayload, Handler, Outcome, boxed};
+use crate::handler::{ContainsPayload, Handler, Outcome, boxed};
 use crate::reply_error::ErrorReply;
 use crate::routes::{BoundHandler, RouteTable, RpcRoute};
 use crate::worker::{self, Processor, Sealed, Worker, WorkerContext};
@@ -197,31 +196,14 @@ impl Processor for RpcProcessor {
         Ok(())
     }
 
-    fn process(
-        self: Arc<Self>,
-        channel: Channel,
+    async fn handle(
+        &self,
+        channel: &Channel,
         delivery: Delivery,
-        route: Arc<str>,
+        route: &Arc<str>,
         handler: BoundHandler,
-    ) -> BoxFuture<()> {
-        let span = info_span!(
-            "rpc",
-            %route,
-            correlation_id = delivery::correlation_id(&delivery.properties).unwrap_or(""),
-            outcome = tracing::field::Empty,
-            duration_ms = tracing::field::Empty,
-        );
-        Box::pin(
-            async move {
-                let started = Instant::now();
-                let outcome = self.answer(&channel, delivery, &route, handler).await;
-                let span = tracing::Span::current();
-                span.record("outcome", outcome);
-                span.record("duration_ms", started.elapsed().as_secs_f64() * 1000.0);
-                debug!("done");
-            }
-            .instrument(span),
-        )
+    ) -> &'static str {
+        self.answer(channel, delivery, route, handler).await
     }
 }
 

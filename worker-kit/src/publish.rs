@@ -1,0 +1,45 @@
+//! The one way the kit publishes to a queue it expects to exist: through the default
+//! exchange, `mandatory`, waiting for the broker's confirm.
+
+use lapin::options::BasicPublishOptions;
+use lapin::types::ShortString;
+use lapin::{BasicProperties, Channel, Confirmation};
+
+/// How a confirmed, mandatory publish ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Published {
+    /// The broker routed and stored the message.
+    Stored,
+    /// No queue by that name: the broker returned the message.
+    NoQueue,
+    /// The broker refused the message (nack).
+    Refused,
+}
+
+/// Publishes `body` to `queue` and waits for the confirm (the channel must be in confirm
+/// mode).
+pub(crate) async fn to_queue(
+    channel: &Channel,
+    queue: &str,
+    body: &[u8],
+    props: BasicProperties,
+) -> Result<Published, lapin::Error> {
+    let confirm = channel
+        .basic_publish(
+            ShortString::from(""),
+            queue.into(),
+            BasicPublishOptions {
+                mandatory: true,
+                ..BasicPublishOptions::default()
+            },
+            body,
+            props,
+        )
+        .await?
+        .await?;
+    Ok(match confirm {
+        Confirmation::Ack(None) | Confirmation::NotRequested => Published::Stored,
+        Confirmation::Ack(Some(_)) | Confirmation::Nack(Some(_)) => Published::NoQueue,
+        Confirmation::Nack(None) => Published::Refused,
+    })
+}
