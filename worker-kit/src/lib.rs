@@ -30,6 +30,7 @@ pub mod broker;
 pub mod config;
 pub mod contract;
 pub mod database;
+pub mod db;
 pub mod deadline;
 mod delivery;
 pub mod envelope;

@@ -1,14 +1,17 @@
-//! Route macros for worker-kit: `#[rpc(...)]` and `#[task(...)]`.
+//! Macros for worker-kit: the route attributes `#[rpc(...)]` and `#[task(...)]`, the row
+//! derives `Record`, `FromRow`, `Insert`, `Changes`, and `#[queries("file.sql")]`.
 //!
-//! Each turns an `async fn` handler into a unit struct of the same name that a worker
-//! registers with `.register(name)`. The expansion is the builder call
+//! The route attributes turn an `async fn` handler into a unit struct of the same name that
+//! a worker registers with `.register(name)`. The expansion is the builder call
 //! (`worker.route(ROUTE, handler)`) and nothing else; the function itself stays callable
 //! as `name::handler(...)`, e.g. from unit tests.
 //!
-//! Use these through `worker_kit::{rpc, task}`.
+//! Use these through `worker_kit` (`worker_kit::{rpc, task}`, `worker_kit::db::{...}`).
 
 use proc_macro::TokenStream;
 
+mod queries;
+mod record;
 mod route;
 
 /// Declares an RPC route.
@@ -26,4 +29,36 @@ pub fn rpc(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
     route::expand(route::Kind::Task, attr.into(), item.into()).into()
+}
+
+/// A table's row: `#[record(table = "items")]` (and `id = "column"` when the id column is
+/// not `id`); fields map to columns by name, `#[record(rename = "col")]` otherwise.
+#[proc_macro_derive(Record, attributes(record))]
+pub fn derive_record(input: TokenStream) -> TokenStream {
+    record::expand(record::Which::Record, input.into()).into()
+}
+
+/// Any query's row: fields read by column name.
+#[proc_macro_derive(FromRow, attributes(record))]
+pub fn derive_from_row(input: TokenStream) -> TokenStream {
+    record::expand(record::Which::FromRow, input.into()).into()
+}
+
+/// A new row: every field is a column to set.
+#[proc_macro_derive(Insert, attributes(record))]
+pub fn derive_insert(input: TokenStream) -> TokenStream {
+    record::expand(record::Which::Insert, input.into()).into()
+}
+
+/// A partial update: every field is an `Option`; `Some` fields are set.
+#[proc_macro_derive(Changes, attributes(record))]
+pub fn derive_changes(input: TokenStream) -> TokenStream {
+    record::expand(record::Which::Changes, input.into()).into()
+}
+
+/// Typed methods for the named queries of an SQL file (path relative to the crate); see
+/// `worker_kit::db`.
+#[proc_macro_attribute]
+pub fn queries(attr: TokenStream, item: TokenStream) -> TokenStream {
+    queries::expand(attr.into(), item.into()).into()
 }

@@ -1,0 +1,234 @@
+//! The pooled client of one database kind, and its part in the Runner's lifecycle.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+use tracing::{info, warn};
+
+use super::executor::{Executor, Tx};
+use super::{DbConfig, DbError};
+use crate::Error;
+
+/// A pool of connections to one database (one per DSN kind: `main`, `dwh`, ...). Cheap to
+/// clone; clones share the pool.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    kind: String,
+    shown_dsn: String,
+    pool: Pool,
+    startup_timeout: Duration,
+    acquire_timeout: Duration,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("kind", &self.inner.kind)
+            .field("dsn", &self.inner.shown_dsn)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The future a [`Client::transaction`] closure returns.
+pub type TxFuture<'t, R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send + 't>>;
+
+impl Client {
+    /// A client for database kind `kind` (a name for logs). Connects lazily; register it
+    /// with the Runner so it connects (with retries) before workers start.
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::Unavailable`] when the DSN does not parse or the pool cannot be built.
+    pub fn new(kind: &str, config: &DbConfig) -> Result<Self, DbError> {
+        let shown_dsn = crate::redact::url(&config.dsn);
+        let mut pg: tokio_postgres::Config = config
+            .dsn
+            .parse()
+            .map_err(|e| DbError::Unavailable(format!("bad DSN {shown_dsn}: {e}")))?;
+        pg.connect_timeout(config.connect_timeout);
+        if pg.get_application_name().is_none() {
+            pg.application_name(kind);
+        }
+        if !config.statement_timeout.is_zero() {
+            pg.options(format!(
+                "-c statement_timeout={}",
+                config.statement_timeout.as_millis()
+            ));
+        }
+        let manager = Manager::from_config(
+            pg,
+            NoTls,
+            ManagerConfig {
+                // A connection whose socket closed is dropped at checkout; a full check
+                // per checkout would cost a round trip per query.
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(config.acquire_timeout))
+            .create_timeout(Some(config.connect_timeout))
+            .recycle_timeout(Some(config.connect_timeout))
+            .build()
+            .map_err(|e| DbError::Unavailable(format!("cannot build the pool for {shown_dsn}: {e}")))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                kind: kind.to_owned(),
+                shown_dsn,
+                pool,
+                startup_timeout: config.startup_timeout,
+                acquire_timeout: config.acquire_timeout,
+            }),
+        })
+    }
+
+    /// The DSN with its password hidden.
+    pub fn shown_dsn(&self) -> &str {
+        &self.inner.shown_dsn
+    }
+
+    /// A connection from the pool.
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::Unavailable`] when none frees up (or can be opened) within
+    /// `DB_ACQUIRE_TIMEOUT_MS`.
+    pub async fn connection(&self) -> Result<deadpool_postgres::Object, DbError> {
+        Ok(self.inner.pool.get().await?)
+    }
+
+    /// Runs `f` in a transaction: commit when it returns `Ok`, roll back when it returns
+    /// `Err` (or panics, or is cancelled).
+    ///
+    /// ```no_run
+    /// # use worker_kit::db::{Client, DbError, Executor};
+    /// # async fn demo(db: Client) -> Result<(), DbError> {
+    /// let moved = db
+    ///     .transaction(|tx| Box::pin(async move {
+    ///         tx.execute("UPDATE accounts SET balance = balance - $1 WHERE id = $2", &[&10i64, &1i64]).await?;
+    ///         tx.execute("UPDATE accounts SET balance = balance + $1 WHERE id = $2", &[&10i64, &2i64]).await?;
+    ///         Ok::<_, DbError>(10)
+    ///     }))
+    ///     .await?;
+    /// # let _ = moved; Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `f`'s error, or a [`DbError`] when the transaction cannot begin or commit.
+    pub async fn transaction<R, E, F>(&self, f: F) -> Result<R, E>
+    where
+        F: for<'t> FnOnce(&'t Tx<'t>) -> TxFuture<'t, R, E>,
+        E: From<DbError>,
+    {
+        let mut conn = self.connection().await?;
+        let tx = Tx {
+            inner: conn.transaction().await.map_err(DbError::from)?,
+        };
+        let result = f(&tx).await;
+        match result {
+            Ok(v) => {
+                tx.inner.commit().await.map_err(DbError::from)?;
+                Ok(v)
+            }
+            Err(e) => {
+                if let Err(rb) = tx.inner.rollback().await {
+                    warn!(error = %rb, "rollback failed; the connection is discarded");
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Executor for Client {
+    async fn query_rows(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, DbError> {
+        let conn = self.connection().await?;
+        let stmt = conn.prepare_cached(sql).await?;
+        Ok(conn.query(&stmt, params).await?)
+    }
+
+    async fn query_opt_row(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, DbError> {
+        let conn = self.connection().await?;
+        let stmt = conn.prepare_cached(sql).await?;
+        Ok(conn.query_opt(&stmt, params).await?)
+    }
+
+    async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, DbError> {
+        let conn = self.connection().await?;
+        let stmt = conn.prepare_cached(sql).await?;
+        Ok(conn.execute(&stmt, params).await?)
+    }
+}
+
+#[async_trait]
+impl crate::Database for Client {
+    fn name(&self) -> &str {
+        &self.inner.kind
+    }
+
+    async fn connect(&self) -> Result<(), Error> {
+        let started = tokio::time::Instant::now();
+        let mut delays = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(100))
+            .with_max_delay(Duration::from_secs(2))
+            .with_jitter()
+            .without_max_times()
+            .build();
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            match self.execute("SELECT 1", &[]).await {
+                Ok(_) => {
+                    info!(database = %self.inner.kind, dsn = %self.inner.shown_dsn, "database connected");
+                    return Ok(());
+                }
+                Err(e) => {
+                    let delay = delays.next().unwrap_or(Duration::from_secs(2));
+                    if started.elapsed() + delay > self.inner.startup_timeout {
+                        return Err(Error::Database(format!(
+                            "could not reach {} after {attempts} attempts over {:.1}s (DB_STARTUP_TIMEOUT_MS={}): {e}; is PostgreSQL running and does the database exist (scripts/pj manage sync creates it)?",
+                            self.inner.shown_dsn,
+                            started.elapsed().as_secs_f64(),
+                            self.inner.startup_timeout.as_millis()
+                        )));
+                    }
+                    warn!(database = %self.inner.kind, dsn = %self.inner.shown_dsn, attempt = attempts, error = %e, "database not reachable yet");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    async fn is_ready(&self) -> bool {
+        let check = async {
+            let conn = self.inner.pool.get().await.ok()?;
+            conn.simple_query("SELECT 1").await.ok()
+        };
+        matches!(
+            tokio::time::timeout(self.inner.acquire_timeout, check).await,
+            Ok(Some(_))
+        )
+    }
+
+    async fn close(&self) {
+        self.inner.pool.close();
+        info!(database = %self.inner.kind, "database pool closed");
+    }
+}
