@@ -57,6 +57,40 @@ impl TestDb {
         db
     }
 
+    /// Creates a database with the schema of `models/<service>/*.sql` (every file but
+    /// query files, in name order), as `manage sync` would build it.
+    ///
+    /// # Panics
+    ///
+    /// When a model file fails.
+    pub async fn with_models(service: &str) -> Self {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join("models")
+            .join(service);
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                name.ends_with(".sql") && name != "queries.sql" && !name.ends_with(".queries.sql")
+            })
+            .collect();
+        files.sort();
+        let mut schema = String::new();
+        for f in files {
+            schema.push_str(&std::fs::read_to_string(&f).expect("model file"));
+            schema.push('\n');
+        }
+        Self::create(service, &schema).await
+    }
+
+    /// Settings for a worker-kit client of this database.
+    pub fn config(&self) -> worker_kit::db::DbConfig {
+        worker_kit::db::DbConfig::new(self.dsn.clone())
+    }
+
     /// A fresh connection.
     ///
     /// # Panics

@@ -6,12 +6,38 @@ use std::time::Duration;
 use stubs::example::HelloWorld;
 use worker_kit::rpc::{CallOptions, RpcClient};
 
+/// An empty database for the service to connect to (this test needs no tables).
+async fn scratch_database() -> (tokio_postgres::Client, String, String) {
+    let admin_dsn = worker_kit::db::DbConfig::from_env("main", "postgres")
+        .unwrap()
+        .dsn;
+    let (admin, conn) = tokio_postgres::connect(&admin_dsn, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let name = format!("t_process_{}", std::process::id());
+    // One statement per call: DROP/CREATE DATABASE refuse to run in a multi-statement batch.
+    for sql in [
+        format!("DROP DATABASE IF EXISTS \"{name}\""),
+        format!("CREATE DATABASE \"{name}\""),
+    ] {
+        admin.batch_execute(&sql).await.unwrap();
+    }
+    let dsn = admin_dsn
+        .rsplit_once('/')
+        .map(|(base, _)| format!("{base}/{name}"))
+        .unwrap();
+    (admin, name, dsn)
+}
+
 #[tokio::test]
 async fn answers_then_stops_on_sigterm_with_exit_0() {
     let url =
         std::env::var("AMQP_URL").unwrap_or_else(|_| worker_kit::config::DEFAULT_AMQP_URL.into());
+    let (admin, db_name, dsn) = scratch_database().await;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_example"))
         .env("AMQP_URL", &url)
+        .env("DB_MAIN_DSN", &dsn)
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
@@ -34,16 +60,20 @@ async fn answers_then_stops_on_sigterm_with_exit_0() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let pid = child.id().unwrap().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
     let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
         .await
         .expect("exits")
         .unwrap();
     assert_eq!(status.code(), Some(0));
+    admin
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS \"{db_name}\" WITH (FORCE)"
+        ))
+        .await
+        .unwrap();
 }

@@ -64,7 +64,13 @@ async fn python_client_calls_the_rust_example_service() {
         config: std::sync::Arc::new(e2e::config()),
         broker: e2e::broker("example").await,
     };
-    let running = example::build(setup).await.unwrap().start().await.unwrap();
+    let db = e2e::pg::TestDb::with_models("example").await;
+    let running = example::build_with(setup, &db.config())
+        .await
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(py)
             .arg(script())
@@ -75,6 +81,7 @@ async fn python_client_calls_the_rust_example_service() {
     .await
     .unwrap();
     running.stop().await.unwrap();
+    db.drop_db().await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "python client failed: {stderr}");
     // aio-pika's RPC client only resolves a call whose reply has AMQP type "result" and the

@@ -1,5 +1,6 @@
 use std::time::Duration;
 
+use e2e::pg::TestDb;
 use stubs::example::{Dictionary, HelloWorld, WillError};
 use stubs::greeter::Greet;
 use worker_kit::rpc::{CallError, RpcClient};
@@ -25,10 +26,22 @@ async fn start(
         .unwrap()
 }
 
+/// The example service on a fresh database of its own.
+async fn start_example() -> (worker_kit::runner::Running, TestDb) {
+    let db = TestDb::with_models("example").await;
+    let running = example::build_with(setup("example").await, &db.config())
+        .await
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    (running, db)
+}
+
 #[tokio::test]
 async fn example_answers_the_seed_routes() {
     let _serial = e2e::example_service_lock().await;
-    let example = start("example", example::build).await;
+    let (example, db) = start_example().await;
     let c = RpcClient::new(&e2e::broker("caller").await, &e2e::config())
         .await
         .unwrap();
@@ -42,12 +55,13 @@ async fn example_answers_the_seed_routes() {
     let dict = c.call(&Dictionary(None)).await.unwrap();
     assert_eq!(dict["second"], serde_json::json!("two"));
     example.stop().await.unwrap();
+    db.drop_db().await;
 }
 
 #[tokio::test]
 async fn greeter_calls_example_through_stubs() {
     let _serial = e2e::example_service_lock().await;
-    let example = start("example", example::build).await;
+    let (example, db) = start_example().await;
     let greeter = start("greeter", greeter::build).await;
     let c = RpcClient::new(&e2e::broker("caller").await, &e2e::config())
         .await
@@ -74,4 +88,5 @@ async fn greeter_calls_example_through_stubs() {
         other => panic!("expected greeter's error reply, got {other:?}"),
     }
     greeter.stop().await.unwrap();
+    db.drop_db().await;
 }

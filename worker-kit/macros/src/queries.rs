@@ -60,12 +60,22 @@ pub(crate) fn parse_blocks(text: &str) -> Result<BTreeMap<String, Block>, String
                 (raw, Kind::Many)
             };
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!("line {}: `{raw}` is not a query name (letters, digits, _; then optionally ^ or !)", i + 1));
+                return Err(format!(
+                    "line {}: `{raw}` is not a query name (letters, digits, _; then optionally ^ or !)",
+                    i + 1
+                ));
             }
             if blocks.contains_key(name) {
                 return Err(format!("line {}: query `{name}` is defined twice", i + 1));
             }
-            current = Some((name.to_owned(), Block { kind, sql: String::new(), line: i + 1 }));
+            current = Some((
+                name.to_owned(),
+                Block {
+                    kind,
+                    sql: String::new(),
+                    line: i + 1,
+                },
+            ));
         } else if let Some((_, block)) = current.as_mut() {
             // Comment lines inside a block document it; they are not sent.
             if trimmed.starts_with("--") || trimmed.is_empty() {
@@ -112,10 +122,10 @@ pub(crate) fn param_count(sql: &str) -> usize {
                 while j < bytes.len() && bytes[j].is_ascii_digit() {
                     j += 1;
                 }
-                if j > start {
-                    if let Ok(n) = sql[start..j].parse::<usize>() {
-                        max = max.max(n);
-                    }
+                if j > start
+                    && let Ok(n) = sql[start..j].parse::<usize>()
+                {
+                    max = max.max(n);
                 }
                 i = j;
                 continue;
@@ -128,10 +138,14 @@ pub(crate) fn param_count(sql: &str) -> usize {
 }
 
 fn ok_type(output: &ReturnType) -> Option<&Type> {
-    let ReturnType::Type(_, ty) = output else { return None };
+    let ReturnType::Type(_, ty) = output else {
+        return None;
+    };
     let Type::Path(p) = &**ty else { return None };
     let seg = p.path.segments.last()?;
-    let syn::PathArguments::AngleBracketed(args) = &seg.arguments else { return None };
+    let syn::PathArguments::AngleBracketed(args) = &seg.arguments else {
+        return None;
+    };
     match args.args.first()? {
         syn::GenericArgument::Type(t) => Some(t),
         _ => None,
@@ -148,14 +162,26 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
 
 fn try_expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let path_lit: LitStr = syn::parse2(attr).map_err(|e| {
-        syn::Error::new(e.span(), "expected the SQL file's path: #[queries(\"models/<service>/queries.sql\")]")
+        syn::Error::new(
+            e.span(),
+            "expected the SQL file's path: #[queries(\"models/<service>/queries.sql\")]",
+        )
     })?;
-    let mut tr: ItemTrait = syn::parse2(item)
-        .map_err(|e| syn::Error::new(e.span(), "#[queries] goes on a trait whose methods name the queries"))?;
-    let root = std::env::var("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_default();
+    let mut tr: ItemTrait = syn::parse2(item).map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            "#[queries] goes on a trait whose methods name the queries",
+        )
+    })?;
+    let root = std::env::var("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_default();
     let path = root.join(path_lit.value());
     let text = std::fs::read_to_string(&path).map_err(|e| {
-        syn::Error::new(path_lit.span(), format!("cannot read {}: {e}", path.display()))
+        syn::Error::new(
+            path_lit.span(),
+            format!("cannot read {}: {e}", path.display()),
+        )
     })?;
     let blocks = parse_blocks(&text)
         .map_err(|e| syn::Error::new(path_lit.span(), format!("{}: {e}", path.display())))?;
@@ -165,7 +191,10 @@ fn try_expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     let mut impls = Vec::new();
     for item in &mut tr.items {
         let TraitItem::Fn(f) = item else {
-            return Err(syn::Error::new(item.span(), "only methods (one per query) go in a #[queries] trait"));
+            return Err(syn::Error::new(
+                item.span(),
+                "only methods (one per query) go in a #[queries] trait",
+            ));
         };
         let name = f.sig.ident.to_string();
         let Some(block) = blocks.get(&name) else {
@@ -176,17 +205,29 @@ fn try_expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         };
         used.push(name.clone());
         if f.sig.asyncness.is_none() {
-            return Err(syn::Error::new(f.sig.fn_token.span(), "query methods are `async fn`"));
+            return Err(syn::Error::new(
+                f.sig.fn_token.span(),
+                "query methods are `async fn`",
+            ));
         }
         let mut args = Vec::new();
         let mut has_self = false;
         for input in &f.sig.inputs {
             match input {
-                FnArg::Receiver(r) if r.reference.is_some() && r.mutability.is_none() => has_self = true,
-                FnArg::Receiver(r) => return Err(syn::Error::new(r.span(), "query methods take `&self`")),
+                FnArg::Receiver(r) if r.reference.is_some() && r.mutability.is_none() => {
+                    has_self = true
+                }
+                FnArg::Receiver(r) => {
+                    return Err(syn::Error::new(r.span(), "query methods take `&self`"));
+                }
                 FnArg::Typed(pt) => match &*pt.pat {
                     syn::Pat::Ident(id) => args.push(id.ident.clone()),
-                    other => return Err(syn::Error::new(other.span(), "query arguments must be plain names")),
+                    other => {
+                        return Err(syn::Error::new(
+                            other.span(),
+                            "query arguments must be plain names",
+                        ));
+                    }
                 },
             }
         }
@@ -206,17 +247,26 @@ fn try_expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         }
         let sql = &block.sql;
         let fetch = match block.kind {
-            Kind::Many => quote!(::worker_kit::db::__private::fetch_all(self, SQL, &[#(&#args),*]).await),
+            Kind::Many => {
+                quote!(::worker_kit::db::__private::fetch_all(self, SQL, &[#(&#args),*]).await)
+            }
             Kind::One if ok_type(&f.sig.output).is_some_and(is_option) => {
                 quote!(::worker_kit::db::__private::fetch_optional(self, SQL, &[#(&#args),*]).await)
             }
-            Kind::One => quote!(::worker_kit::db::__private::fetch_one(self, #name, SQL, &[#(&#args),*]).await),
-            Kind::Execute => quote!(::worker_kit::db::Executor::execute(self, SQL, &[#(&#args),*]).await),
+            Kind::One => {
+                quote!(::worker_kit::db::__private::fetch_one(self, #name, SQL, &[#(&#args),*]).await)
+            }
+            Kind::Execute => {
+                quote!(::worker_kit::db::Executor::execute(self, SQL, &[#(&#args),*]).await)
+            }
         };
         let output = match &f.sig.output {
             ReturnType::Type(_, ty) => ty.clone(),
             ReturnType::Default => {
-                return Err(syn::Error::new(f.sig.span(), "query methods return `Result<_, DbError>`"));
+                return Err(syn::Error::new(
+                    f.sig.span(),
+                    "query methods return `Result<_, DbError>`",
+                ));
             }
         };
         // The trait method: documented with its SQL, returning a Send future.
@@ -242,7 +292,11 @@ fn try_expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             Span::call_site(),
             format!(
                 "{path_str} has queries without a method in this trait: {}",
-                unused.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                unused
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         ));
     }
@@ -278,9 +332,21 @@ mod tests {
     #[test]
     fn bad_files() {
         assert!(parse_blocks("SELECT 1;").unwrap_err().contains("outside"));
-        assert!(parse_blocks("-- name: a\nSELECT 1;\n-- name: a\nSELECT 2;").unwrap_err().contains("twice"));
-        assert!(parse_blocks("-- name: a\n-- only a comment\n").unwrap_err().contains("no SQL"));
-        assert!(parse_blocks("-- name: a-b\nSELECT 1").unwrap_err().contains("not a query name"));
+        assert!(
+            parse_blocks("-- name: a\nSELECT 1;\n-- name: a\nSELECT 2;")
+                .unwrap_err()
+                .contains("twice")
+        );
+        assert!(
+            parse_blocks("-- name: a\n-- only a comment\n")
+                .unwrap_err()
+                .contains("no SQL")
+        );
+        assert!(
+            parse_blocks("-- name: a-b\nSELECT 1")
+                .unwrap_err()
+                .contains("not a query name")
+        );
     }
 
     #[test]

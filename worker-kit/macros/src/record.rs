@@ -114,7 +114,9 @@ fn record(input: &DeriveInput) -> syn::Result<TokenStream> {
     let Some(id) = fields.iter().find(|f| f.column == id_column) else {
         return Err(syn::Error::new(
             input.ident.span(),
-            format!("no field maps to the id column `{id_column}`; name it in #[record(id = \"column\")]"),
+            format!(
+                "no field maps to the id column `{id_column}`; name it in #[record(id = \"column\")]"
+            ),
         ));
     };
     let name = &input.ident;
@@ -140,7 +142,10 @@ fn record(input: &DeriveInput) -> syn::Result<TokenStream> {
 fn insert(input: &DeriveInput) -> syn::Result<TokenStream> {
     let fields = fields(input, "Insert")?;
     if fields.is_empty() {
-        return Err(syn::Error::new(input.ident.span(), "#[derive(Insert)] needs at least one field"));
+        return Err(syn::Error::new(
+            input.ident.span(),
+            "#[derive(Insert)] needs at least one field",
+        ));
     }
     let name = &input.ident;
     let (impl_g, ty_g, where_g) = input.generics.split_for_impl();

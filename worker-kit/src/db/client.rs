@@ -82,7 +82,9 @@ impl Client {
             .create_timeout(Some(config.connect_timeout))
             .recycle_timeout(Some(config.connect_timeout))
             .build()
-            .map_err(|e| DbError::Unavailable(format!("cannot build the pool for {shown_dsn}: {e}")))?;
+            .map_err(|e| {
+                DbError::Unavailable(format!("cannot build the pool for {shown_dsn}: {e}"))
+            })?;
         Ok(Self {
             inner: Arc::new(Inner {
                 kind: kind.to_owned(),
@@ -154,7 +156,11 @@ impl Client {
 }
 
 impl Executor for Client {
-    async fn query_rows(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, DbError> {
+    async fn query_rows(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, DbError> {
         let conn = self.connection().await?;
         let stmt = conn.prepare_cached(sql).await?;
         Ok(conn.query(&stmt, params).await?)

@@ -167,7 +167,10 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
     }
 
     #[test]
@@ -177,7 +180,12 @@ mod tests {
         let c = DbConfig::from_vars(
             "main",
             "example",
-            vars(&[("PGHOST", "db"), ("PGUSER", "app"), ("PGPASSWORD", "p@ss"), ("PGPORT", "6543")]),
+            vars(&[
+                ("PGHOST", "db"),
+                ("PGUSER", "app"),
+                ("PGPASSWORD", "p@ss"),
+                ("PGPORT", "6543"),
+            ]),
         )
         .unwrap();
         assert_eq!(c.dsn, "postgres://app:p%40ss@db:6543/example");
@@ -185,29 +193,50 @@ mod tests {
 
     #[test]
     fn explicit_dsn_per_kind() {
-        let c = DbConfig::from_vars("dwh", "example", vars(&[("DB_DWH_DSN", "postgres://x@h/w")])).unwrap();
+        let c = DbConfig::from_vars(
+            "dwh",
+            "example",
+            vars(&[("DB_DWH_DSN", "postgres://x@h/w")]),
+        )
+        .unwrap();
         assert_eq!(c.dsn, "postgres://x@h/w");
-        let err = DbConfig::from_vars("dwh", "example", vars(&[])).unwrap_err().to_string();
+        let err = DbConfig::from_vars("dwh", "example", vars(&[]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("DB_DWH_DSN is not set"), "{err}");
     }
 
     #[test]
     fn bad_values_name_the_variable() {
-        let err = DbConfig::from_vars("main", "s", vars(&[("DB_POOL_SIZE", "many")])).unwrap_err().to_string();
-        assert!(err.contains("DB_POOL_SIZE=\"many\": expected a whole number, e.g. DB_POOL_SIZE=16"), "{err}");
-        let err = DbConfig::from_vars("main", "s", vars(&[("DB_POOL_SIZE", "0")])).unwrap_err().to_string();
+        let err = DbConfig::from_vars("main", "s", vars(&[("DB_POOL_SIZE", "many")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("DB_POOL_SIZE=\"many\": expected a whole number, e.g. DB_POOL_SIZE=16"),
+            "{err}"
+        );
+        let err = DbConfig::from_vars("main", "s", vars(&[("DB_POOL_SIZE", "0")]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("positive"), "{err}");
-        let err = DbConfig::from_vars("main", "s", vars(&[("DB_ACQUIRE_TIMEOUT_MS", "0")])).unwrap_err().to_string();
+        let err = DbConfig::from_vars("main", "s", vars(&[("DB_ACQUIRE_TIMEOUT_MS", "0")]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("DB_ACQUIRE_TIMEOUT_MS"), "{err}");
-        let c = DbConfig::from_vars("main", "s", vars(&[("DB_STATEMENT_TIMEOUT_MS", "0")])).unwrap();
+        let c =
+            DbConfig::from_vars("main", "s", vars(&[("DB_STATEMENT_TIMEOUT_MS", "0")])).unwrap();
         assert!(c.statement_timeout.is_zero());
     }
 
     #[test]
     fn malformed_dsn_is_reported_without_password() {
-        let err = DbConfig::from_vars("main", "s", vars(&[("DB_MAIN_DSN", "postgres://u:secret@h:notaport/db")]))
-            .unwrap_err()
-            .to_string();
+        let err = DbConfig::from_vars(
+            "main",
+            "s",
+            vars(&[("DB_MAIN_DSN", "postgres://u:secret@h:notaport/db")]),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.starts_with("configuration: DB_MAIN_DSN="), "{err}");
         assert!(!err.contains("secret"), "{err}");
     }

@@ -71,7 +71,9 @@ where
     T: Record,
 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Model").field("table", &T::TABLE).finish_non_exhaustive()
+        f.debug_struct("Model")
+            .field("table", &T::TABLE)
+            .finish_non_exhaustive()
     }
 }
 
@@ -170,7 +172,11 @@ impl<T: Record, E: Executor> Model<T, E> {
             self.table(),
             quote_ident(key_column)
         );
-        match self.executor.query_opt_row(&sql, &[values[key_index]]).await? {
+        match self
+            .executor
+            .query_opt_row(&sql, &[values[key_index]])
+            .await?
+        {
             Some(row) => Ok((Self::one(&row)?, false)),
             None => Err(DbError::not_found(format!(
                 "{} with that {key_column} (it was deleted concurrently)",
@@ -249,7 +255,11 @@ impl<T: Record, E: Executor> Model<T, E> {
     ///
     /// `EmptyUpdate` when `changes` sets nothing, `NotFound`, `Conflict`, `Invalid`,
     /// `Unavailable`.
-    pub async fn update_one_by_id<C: Changes>(&self, id: &T::Id, changes: &C) -> Result<T, DbError> {
+    pub async fn update_one_by_id<C: Changes>(
+        &self,
+        id: &T::Id,
+        changes: &C,
+    ) -> Result<T, DbError> {
         let set = changes.changes();
         if set.is_empty() {
             return Err(DbError::EmptyUpdate);

@@ -36,7 +36,10 @@ mod tests {
         assert_eq!(quote_ident("user"), "\"user\"");
         assert_eq!(quote_ident("MixedCase"), "\"MixedCase\"");
         assert_eq!(quote_ident("app.items"), "\"app\".\"items\"");
-        assert_eq!(quote_ident("a\"b; DROP TABLE x"), "\"a\"\"b; DROP TABLE x\"");
+        assert_eq!(
+            quote_ident("a\"b; DROP TABLE x"),
+            "\"a\"\"b; DROP TABLE x\""
+        );
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Contracts of the `example` service.
 
+pub mod items;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};

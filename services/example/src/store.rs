@@ -1,0 +1,219 @@
+//! The example service's data: row types, models, and the named queries of
+//! `models/example/queries.sql`.
+
+use chrono::{DateTime, Utc};
+use stubs::example::items::{CreateItem, Item, Order, PlaceOrder, UpdateItem};
+use uuid::Uuid;
+use worker_kit::db::{Changes, Client, DbError, Insert, Model, Page, PageRequest, Record, queries};
+
+/// A row of `items`.
+#[derive(Debug, Clone, Record)]
+#[record(table = "items")]
+pub struct ItemRow {
+    id: i64,
+    name: String,
+    price_cents: i64,
+    tags: Vec<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<ItemRow> for Item {
+    fn from(r: ItemRow) -> Self {
+        Item {
+            id: r.id,
+            name: r.name,
+            price_cents: r.price_cents,
+            tags: r.tags,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+#[derive(Insert)]
+struct NewItemRow<'a> {
+    name: &'a str,
+    price_cents: i64,
+    tags: &'a [String],
+}
+
+#[derive(Changes)]
+struct ItemChangesRow<'a> {
+    name: Option<&'a str>,
+    price_cents: Option<i64>,
+    tags: Option<&'a [String]>,
+}
+
+/// A row of `orders`.
+#[derive(Debug, Clone, Record)]
+#[record(table = "orders")]
+pub struct OrderRow {
+    id: Uuid,
+    idempotency_key: String,
+    item_id: i64,
+    quantity: i32,
+    created_at: DateTime<Utc>,
+}
+
+impl From<OrderRow> for Order {
+    fn from(r: OrderRow) -> Self {
+        Order {
+            id: r.id,
+            idempotency_key: r.idempotency_key,
+            item_id: r.item_id,
+            quantity: r.quantity,
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(Insert)]
+struct NewOrderRow<'a> {
+    idempotency_key: &'a str,
+    item_id: i64,
+    quantity: i32,
+}
+
+/// The named queries of `models/example/queries.sql`, as methods on a client or a
+/// transaction.
+#[queries("../../models/example/queries.sql")]
+pub trait ExampleQueries {
+    /// Items whose name contains `text`.
+    async fn search_items(&self, text: &str, limit: i64) -> Result<Vec<ItemRow>, DbError>;
+    /// How many items there are.
+    async fn count_items(&self) -> Result<i64, DbError>;
+    /// The orders of one item, oldest first.
+    async fn orders_for_item(&self, item_id: i64) -> Result<Vec<OrderRow>, DbError>;
+    /// Adds a tag unless present; returns the rows changed (0 or 1).
+    async fn tag_item(&self, id: i64, tag: &str) -> Result<u64, DbError>;
+}
+
+/// Default and largest page size of list and search.
+const DEFAULT_LIMIT: u32 = 100;
+
+/// The example service's data access.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: Client,
+    items: Model<ItemRow>,
+    orders: Model<OrderRow>,
+}
+
+impl Store {
+    /// A store on `db`.
+    pub fn new(db: Client) -> Self {
+        Self {
+            items: Model::new(db.clone()),
+            orders: Model::new(db.clone()),
+            db,
+        }
+    }
+
+    /// The database client.
+    pub fn db(&self) -> &Client {
+        &self.db
+    }
+
+    /// Creates an item.
+    ///
+    /// # Errors
+    ///
+    /// `Conflict` when the name is taken, `Invalid` for a blank name or a negative price.
+    pub async fn create_item(&self, req: &CreateItem) -> Result<Item, DbError> {
+        let new = NewItemRow {
+            name: &req.name,
+            price_cents: req.price_cents,
+            tags: &req.tags,
+        };
+        Ok(self.items.create_one(&new).await?.into())
+    }
+
+    /// One item.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`.
+    pub async fn get_item(&self, id: i64) -> Result<Item, DbError> {
+        Ok(self.items.read_one_by_id(&id).await?.into())
+    }
+
+    /// A page of items after `after`.
+    ///
+    /// # Errors
+    ///
+    /// `Unavailable`.
+    pub async fn list_items(
+        &self,
+        after: Option<i64>,
+        limit: Option<u32>,
+    ) -> Result<Page<Item, i64>, DbError> {
+        let page = self
+            .items
+            .read_many(PageRequest {
+                after,
+                limit: limit.unwrap_or(DEFAULT_LIMIT),
+            })
+            .await?;
+        Ok(Page {
+            items: page.items.into_iter().map(Item::from).collect(),
+            last_reference: page.last_reference,
+        })
+    }
+
+    /// Changes the given fields of an item.
+    ///
+    /// # Errors
+    ///
+    /// `EmptyUpdate` when no field is given, `NotFound`, `Conflict`, `Invalid`.
+    pub async fn update_item(&self, req: &UpdateItem) -> Result<Item, DbError> {
+        let changes = ItemChangesRow {
+            name: req.name.as_deref(),
+            price_cents: req.price_cents,
+            tags: req.tags.as_deref(),
+        };
+        Ok(self.items.update_one_by_id(&req.id, &changes).await?.into())
+    }
+
+    /// Deletes an item.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`, `Conflict` while orders refer to it.
+    pub async fn delete_item(&self, id: i64) -> Result<Item, DbError> {
+        Ok(self.items.delete_one_by_id(&id).await?.into())
+    }
+
+    /// Items whose name contains `text`.
+    ///
+    /// # Errors
+    ///
+    /// `Unavailable`.
+    pub async fn search_items(&self, text: &str, limit: Option<u32>) -> Result<Vec<Item>, DbError> {
+        let limit = i64::from(
+            limit
+                .unwrap_or(DEFAULT_LIMIT)
+                .clamp(1, worker_kit::db::MAX_PAGE),
+        );
+        let rows = self.db.search_items(text, limit).await?;
+        Ok(rows.into_iter().map(Item::from).collect())
+    }
+
+    /// Places an order once per idempotency key.
+    ///
+    /// # Errors
+    ///
+    /// `Conflict` when the item does not exist, `Invalid` for a quantity below 1.
+    pub async fn place_order(&self, req: &PlaceOrder) -> Result<(Order, bool), DbError> {
+        let new = NewOrderRow {
+            idempotency_key: &req.idempotency_key,
+            item_id: req.item_id,
+            quantity: req.quantity,
+        };
+        let (row, created) = self
+            .orders
+            .create_one_idempotent(&new, "idempotency_key")
+            .await?;
+        Ok((row.into(), created))
+    }
+}

@@ -1,0 +1,6 @@
+//! The database layer against the real PostgreSQL, each test in a database of its own.
+
+mod example_store;
+mod model;
+mod outage;
+mod tx;
