@@ -5,6 +5,7 @@
 mod broker_outage;
 mod broker_restart;
 mod pause;
+mod postgres_restart;
 mod sigterm;
 
 /// Held by every test in this binary.
