@@ -22,7 +22,7 @@ use crate::broker::Broker;
 use crate::config::{Config, PausePolicy};
 use crate::database::Database;
 use crate::routes::find_duplicates;
-use crate::worker::{Worker, WorkerContext};
+use crate::worker::{Runnable, WorkerContext};
 
 /// What a service's build function gets: settings and the process's broker connection.
 #[derive(Debug, Clone)]
@@ -48,7 +48,7 @@ pub struct Runner {
     config: Arc<Config>,
     broker: Broker,
     databases: Vec<Arc<dyn Database>>,
-    workers: Vec<Box<dyn Worker>>,
+    workers: Vec<Box<dyn Runnable>>,
 }
 
 impl std::fmt::Debug for Runner {
@@ -90,7 +90,7 @@ impl Runner {
 
     /// Adds a worker.
     #[must_use]
-    pub fn register_worker(mut self, worker: impl Worker) -> Self {
+    pub fn register_worker(mut self, worker: impl Runnable) -> Self {
         self.workers.push(Box::new(worker));
         self
     }

@@ -20,7 +20,8 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 use crate::Error;
 use crate::broker::Broker;
 use crate::config::{Config, PausePolicy};
-use crate::routes::BoundHandler;
+use crate::handler::{Handler, boxed};
+use crate::routes::{BoundHandler, RouteTable};
 
 /// What the Runner hands each worker.
 #[derive(Clone)]
@@ -45,10 +46,10 @@ mod sealed {
     pub trait Sealed {}
 }
 
-/// A worker the [`Runner`](crate::runner::Runner) can drive: [`RpcWorker`](crate::rpc::RpcWorker)
-/// or [`QueueWorker`](crate::queue::QueueWorker).
+/// A worker the [`Runner`](crate::runner::Runner) can drive: an
+/// [`RpcWorker`](crate::rpc::RpcWorker) or a [`QueueWorker`](crate::queue::QueueWorker).
 #[async_trait]
-pub trait Worker: sealed::Sealed + Send + 'static {
+pub trait Runnable: sealed::Sealed + Send + 'static {
     /// `rpc` or `queue`, for logs.
     fn kind(&self) -> &'static str;
     /// The names of the routes registered (duplicates included, so they can be reported).
@@ -58,7 +59,88 @@ pub trait Worker: sealed::Sealed + Send + 'static {
     async fn run(self: Box<Self>, ctx: WorkerContext) -> Result<(), Error>;
 }
 
-pub(crate) use sealed::Sealed;
+impl<K, S> sealed::Sealed for Worker<K, S> {}
+
+/// Routes and their shared state; `K` says what kind of worker it is: [`Rpc`](crate::rpc::Rpc)
+/// ([`RpcWorker`](crate::rpc::RpcWorker)) or [`Queue`](crate::queue::Queue)
+/// ([`QueueWorker`](crate::queue::QueueWorker)).
+pub struct Worker<K, S = ()> {
+    pub(crate) kind: K,
+    state: S,
+    routes: RouteTable<S>,
+    prefetch: Option<u16>,
+}
+
+impl<K: std::fmt::Debug, S> std::fmt::Debug for Worker<K, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("kind", &self.kind)
+            .field("prefetch", &self.prefetch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: Default> Worker<K, ()> {
+    /// A worker without shared state.
+    pub fn new() -> Self {
+        Self::with_state(())
+    }
+}
+
+impl<K: Default> Default for Worker<K, ()> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K: Default, S: Clone + Send + Sync + 'static> Worker<K, S> {
+    /// A worker whose handlers can take `State<S>`.
+    pub fn with_state(state: S) -> Self {
+        Self {
+            kind: K::default(),
+            state,
+            routes: RouteTable::default(),
+            prefetch: None,
+        }
+    }
+}
+
+impl<K, S: Clone + Send + Sync + 'static> Worker<K, S> {
+    /// Serves route `name` with `handler`.
+    #[must_use]
+    pub fn route<H, Args>(mut self, name: &str, handler: H) -> Self
+    where
+        H: Handler<Args, S>,
+    {
+        self.routes.add(name, boxed(handler));
+        self
+    }
+
+    /// Unacknowledged deliveries this worker holds at once (default `AMQP_PREFETCH`).
+    #[must_use]
+    pub fn prefetch(mut self, n: u16) -> Self {
+        self.prefetch = Some(n.max(1));
+        self
+    }
+
+    pub(crate) fn names(&self) -> Vec<String> {
+        self.routes.names()
+    }
+
+    /// Runs the consume loop with `processor` (what a worker kind does per message).
+    pub(crate) async fn run_with<P: Processor>(
+        self,
+        ctx: WorkerContext,
+        processor: P,
+    ) -> Result<(), Error> {
+        if let Some(d) = self.routes.duplicates().first() {
+            return Err(Error::DuplicateRoute(d.clone()));
+        }
+        let prefetch = self.prefetch.unwrap_or(ctx.config.prefetch);
+        let routes = self.routes.bind(self.state);
+        run(ctx, Arc::new(processor), routes, prefetch).await
+    }
+}
 
 /// The parts that differ between RPC and work-queue workers.
 #[async_trait]

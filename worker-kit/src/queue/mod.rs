@@ -6,4 +6,4 @@ mod publisher;
 mod worker;
 
 pub use publisher::{PublishError, QueuePublisher};
-pub use worker::{QueueWorker, parking_queue};
+pub use worker::{Queue, QueueWorker, parking_queue};

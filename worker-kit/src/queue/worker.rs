@@ -15,15 +15,21 @@ use crate::delivery::{self, RETRY_COUNT_HEADER};
 use crate::envelope::{self, Limits};
 use crate::error::Error;
 use crate::extract::Incoming;
-use crate::handler::{ContainsPayload, Handler, Outcome, boxed};
+use crate::handler::{ContainsPayload, Handler, Outcome};
 use crate::publish::Published;
 use crate::reply_error::ErrorReply;
-use crate::routes::{BoundHandler, RouteTable, TaskRoute};
-use crate::worker::{self, Processor, Sealed, Worker, WorkerContext};
+use crate::routes::{BoundHandler, TaskRoute};
+use crate::worker::{Processor, Runnable, Worker, WorkerContext};
 
 /// The parking queue of `route`: where messages go that could not be worked.
 pub fn parking_queue(route: &str) -> String {
     format!("{route}.dead")
+}
+
+/// The work-queue kind of [`Worker`]: acks on `Ok`, retries and parks on `Err`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Queue {
+    max_retries: Option<u32>,
 }
 
 /// Works messages off durable queues.
@@ -40,56 +46,9 @@ pub fn parking_queue(route: &str) -> String {
 ///
 /// let worker = QueueWorker::new().route("images.resize", resize);
 /// ```
-pub struct QueueWorker<S = ()> {
-    state: S,
-    routes: RouteTable<S>,
-    prefetch: Option<u16>,
-    max_retries: Option<u32>,
-}
+pub type QueueWorker<S = ()> = Worker<Queue, S>;
 
-impl<S> std::fmt::Debug for QueueWorker<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QueueWorker")
-            .field("prefetch", &self.prefetch)
-            .field("max_retries", &self.max_retries)
-            .finish_non_exhaustive()
-    }
-}
-
-impl QueueWorker<()> {
-    /// A worker without shared state.
-    pub fn new() -> Self {
-        Self::with_state(())
-    }
-}
-
-impl Default for QueueWorker<()> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<S: Clone + Send + Sync + 'static> QueueWorker<S> {
-    /// A worker whose handlers can take `State<S>`.
-    pub fn with_state(state: S) -> Self {
-        Self {
-            state,
-            routes: RouteTable::default(),
-            prefetch: None,
-            max_retries: None,
-        }
-    }
-
-    /// Works route `name` with `handler`.
-    #[must_use]
-    pub fn route<H, Args>(mut self, name: &str, handler: H) -> Self
-    where
-        H: Handler<Args, S>,
-    {
-        self.routes.add(name, boxed(handler));
-        self
-    }
-
+impl<S: Clone + Send + Sync + 'static> Worker<Queue, S> {
     /// Works task contract `T` (route [`TaskContract::ROUTE`]) with `handler`, which must
     /// take `Payload<T>`.
     #[must_use]
@@ -108,47 +67,33 @@ impl<S: Clone + Send + Sync + 'static> QueueWorker<S> {
         route.register(self)
     }
 
-    /// Unacknowledged deliveries this worker holds at once (default `AMQP_PREFETCH`).
-    #[must_use]
-    pub fn prefetch(mut self, n: u16) -> Self {
-        self.prefetch = Some(n.max(1));
-        self
-    }
-
     /// Retries after a handler error before parking (default `QUEUE_MAX_RETRIES`).
     #[must_use]
     pub fn max_retries(mut self, n: u32) -> Self {
-        self.max_retries = Some(n);
+        self.kind.max_retries = Some(n);
         self
     }
 }
 
-impl<S> Sealed for QueueWorker<S> {}
-
 #[async_trait]
-impl<S: Clone + Send + Sync + 'static> Worker for QueueWorker<S> {
+impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Queue, S> {
     fn kind(&self) -> &'static str {
         "queue"
     }
 
     fn route_names(&self) -> Vec<String> {
-        self.routes.names()
+        self.names()
     }
 
     async fn run(self: Box<Self>, ctx: WorkerContext) -> Result<(), Error> {
-        if let Some(d) = self.routes.duplicates().first() {
-            return Err(Error::DuplicateRoute(d.clone()));
-        }
-        let prefetch = self.prefetch.unwrap_or(ctx.config.prefetch);
-        let processor = Arc::new(QueueProcessor {
+        let processor = QueueProcessor {
             limits: Limits {
                 max_message_bytes: ctx.config.max_message_bytes,
                 max_decoded_bytes: ctx.config.max_decoded_bytes,
             },
-            max_retries: self.max_retries.unwrap_or(ctx.config.max_retries),
-        });
-        let routes = self.routes.bind(self.state);
-        worker::run(ctx, processor, routes, prefetch).await
+            max_retries: self.kind.max_retries.unwrap_or(ctx.config.max_retries),
+        };
+        self.run_with(ctx, processor).await
     }
 }
 

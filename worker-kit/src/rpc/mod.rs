@@ -4,4 +4,4 @@ mod client;
 mod server;
 
 pub use client::{CallError, CallOptions, RpcClient};
-pub use server::{RPC_DLX, RpcWorker};
+pub use server::{RPC_DLX, Rpc, RpcWorker};

@@ -18,13 +18,17 @@ use crate::delivery;
 use crate::envelope::{self, Encoding, Limits};
 use crate::error::Error;
 use crate::extract::Incoming;
-use crate::handler::{ContainsPayload, Handler, Outcome, boxed};
+use crate::handler::{ContainsPayload, Handler, Outcome};
 use crate::reply_error::ErrorReply;
-use crate::routes::{BoundHandler, RouteTable, RpcRoute};
-use crate::worker::{self, Processor, Sealed, Worker, WorkerContext};
+use crate::routes::{BoundHandler, RpcRoute};
+use crate::worker::{Processor, Runnable, Worker, WorkerContext};
 
 /// The dead-letter exchange every RPC route queue names (PROTOCOL.md).
 pub const RPC_DLX: &str = "rpc.dlx";
+
+/// The RPC kind of [`Worker`]: answers requests with confirmed replies.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Rpc;
 
 /// Answers RPC requests on its routes.
 ///
@@ -38,53 +42,9 @@ pub const RPC_DLX: &str = "rpc.dlx";
 ///
 /// let worker = RpcWorker::new().route("greet", greet);
 /// ```
-pub struct RpcWorker<S = ()> {
-    state: S,
-    routes: RouteTable<S>,
-    prefetch: Option<u16>,
-}
+pub type RpcWorker<S = ()> = Worker<Rpc, S>;
 
-impl<S> std::fmt::Debug for RpcWorker<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RpcWorker")
-            .field("prefetch", &self.prefetch)
-            .finish_non_exhaustive()
-    }
-}
-
-impl RpcWorker<()> {
-    /// A worker without shared state.
-    pub fn new() -> Self {
-        Self::with_state(())
-    }
-}
-
-impl Default for RpcWorker<()> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<S: Clone + Send + Sync + 'static> RpcWorker<S> {
-    /// A worker whose handlers can take `State<S>`.
-    pub fn with_state(state: S) -> Self {
-        Self {
-            state,
-            routes: RouteTable::default(),
-            prefetch: None,
-        }
-    }
-
-    /// Answers route `name` with `handler`.
-    #[must_use]
-    pub fn route<H, Args>(mut self, name: &str, handler: H) -> Self
-    where
-        H: Handler<Args, S>,
-    {
-        self.routes.add(name, boxed(handler));
-        self
-    }
-
+impl<S: Clone + Send + Sync + 'static> Worker<Rpc, S> {
     /// Answers contract `C` (route [`Contract::ROUTE`]) with `handler`, which must take
     /// `Payload<C>` and return `Result<C::Response, _>`: a changed contract breaks the
     /// server at compile time, as it does its callers.
@@ -103,35 +63,21 @@ impl<S: Clone + Send + Sync + 'static> RpcWorker<S> {
     pub fn register(self, route: impl RpcRoute<S>) -> Self {
         route.register(self)
     }
-
-    /// Unacknowledged deliveries this worker holds at once (default `AMQP_PREFETCH`).
-    #[must_use]
-    pub fn prefetch(mut self, n: u16) -> Self {
-        self.prefetch = Some(n.max(1));
-        self
-    }
 }
 
-impl<S> Sealed for RpcWorker<S> {}
-
 #[async_trait]
-impl<S: Clone + Send + Sync + 'static> Worker for RpcWorker<S> {
+impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Rpc, S> {
     fn kind(&self) -> &'static str {
         "rpc"
     }
 
     fn route_names(&self) -> Vec<String> {
-        self.routes.names()
+        self.names()
     }
 
     async fn run(self: Box<Self>, ctx: WorkerContext) -> Result<(), Error> {
-        if let Some(d) = self.routes.duplicates().first() {
-            return Err(Error::DuplicateRoute(d.clone()));
-        }
-        let prefetch = self.prefetch.unwrap_or(ctx.config.prefetch);
-        let processor = Arc::new(RpcProcessor::new(&ctx.config));
-        let routes = self.routes.bind(self.state);
-        worker::run(ctx, processor, routes, prefetch).await
+        let processor = RpcProcessor::new(&ctx.config);
+        self.run_with(ctx, processor).await
     }
 }
 
