@@ -34,9 +34,18 @@ pub enum DbError {
     /// The value does not fit a constraint or type (`ValidationError`), e.g. a CHECK.
     #[error("invalid value: {0}")]
     Invalid(String),
-    /// Anything else: a bug, a schema mismatch (`Internal`).
-    #[error("database error")]
+    /// Anything else: a bug, a schema mismatch (`Internal`; callers in production see only
+    /// "internal error").
+    #[error("database error: {}", server_message(.0))]
     Query(#[source] tokio_postgres::Error),
+}
+
+/// The server's own words when there are some (tokio-postgres displays only "db error").
+fn server_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
 }
 
 impl DbError {

@@ -1,0 +1,20 @@
+# One image that runs any service (and manage): pick the binary with the command,
+# e.g. `docker run worker-kit-services example`.
+
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked -p example -p greeter -p worker-kit-manage \
+    && mkdir /out \
+    && cp target/release/example target/release/greeter target/release/manage /out/
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home-dir /app app
+COPY --from=build /out/ /usr/local/bin/
+COPY models /app/models
+WORKDIR /app
+USER app
+CMD ["example"]

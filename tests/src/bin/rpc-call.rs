@@ -1,0 +1,73 @@
+//! `rpc-call`: call an RPC route by hand and print the reply's data as JSON.
+//!
+//! ```text
+//! rpc-call hello_world
+//! rpc-call example.items.get '{"id": 1}'
+//! rpc-call --url amqp://guest:guest@rabbit:5672/%2f --timeout 5 dictionary
+//! ```
+//!
+//! Exit codes: 0 success, 1 the route answered with an error (type and message on
+//! stderr), 2 usage, 3 no answer (timeout, nobody serves the route, connection lost).
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use worker_kit::rpc::{CallError, CallOptions, RpcClient};
+
+/// Call an RPC route and print the reply's data as JSON.
+#[derive(Parser)]
+#[command(name = "rpc-call")]
+struct Opts {
+    /// Broker URL (default: $AMQP_URL, else the local guest account).
+    #[arg(long, env = "AMQP_URL", default_value = worker_kit::config::DEFAULT_AMQP_URL, hide_env_values = true)]
+    url: String,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 10.0)]
+    timeout: f64,
+    /// The route (queue) to call.
+    route: String,
+    /// The request's data, as JSON (default: null).
+    json: Option<String>,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let opts = Opts::parse();
+    let data: serde_json::Value = match opts.json.as_deref().map(serde_json::from_str).transpose() {
+        Ok(v) => v.unwrap_or(serde_json::Value::Null),
+        Err(e) => {
+            eprintln!("rpc-call: the data is not JSON: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if !(opts.timeout.is_finite() && opts.timeout > 0.0) {
+        eprintln!("rpc-call: --timeout must be a positive number of seconds");
+        return ExitCode::from(2);
+    }
+    let client = match RpcClient::connect(&opts.url).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rpc-call: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let options = CallOptions {
+        timeout: Some(Duration::from_secs_f64(opts.timeout)),
+        ..CallOptions::default()
+    };
+    match client.call_route::<_, serde_json::Value>(&opts.route, &data, options).await {
+        Ok(v) => {
+            println!("{v}");
+            ExitCode::SUCCESS
+        }
+        Err(CallError::Remote { error, .. }) => {
+            eprintln!("{}: {}", error.error_type, error.message);
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("rpc-call: {e}");
+            ExitCode::from(3)
+        }
+    }
+}
