@@ -56,7 +56,10 @@ async fn main() -> ExitCode {
         timeout: Some(Duration::from_secs_f64(opts.timeout)),
         ..CallOptions::default()
     };
-    match client.call_route::<_, serde_json::Value>(&opts.route, &data, options).await {
+    match client
+        .call_route::<_, serde_json::Value>(&opts.route, &data, options)
+        .await
+    {
         Ok(v) => {
             println!("{v}");
             ExitCode::SUCCESS

@@ -1,1 +1,17 @@
-fn main() {}
+//! `manage`: schema drift between `models/<service>/**/*.sql` and a live database.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let opts = worker_kit_manage::Opts::parse();
+    match worker_kit_manage::run(opts).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("manage: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
