@@ -1,0 +1,271 @@
+//! The table, the targets (ratios within one run) and the JSON file.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::measure::{CpuUse, Run};
+use crate::names;
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Row {
+    pub(crate) section: String,
+    pub(crate) name: String,
+    pub(crate) calls: usize,
+    pub(crate) seconds: f64,
+    pub(crate) per_sec: f64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p99_ms: f64,
+    pub(crate) cpu: CpuUse,
+    pub(crate) note: String,
+}
+
+impl Row {
+    pub(crate) fn from_run(section: &str, name: &str, run: &Run, cpu: CpuUse, note: &str) -> Self {
+        Self {
+            section: section.into(),
+            name: name.into(),
+            calls: run.latencies.len(),
+            seconds: run.elapsed.as_secs_f64(),
+            per_sec: run.rate(),
+            p50_ms: run.percentile_ms(0.5),
+            p99_ms: run.percentile_ms(0.99),
+            cpu,
+            note: note.into(),
+        }
+    }
+
+    pub(crate) fn from_python(
+        section: &str,
+        name: &str,
+        rep: &crate::python::ClientReport,
+        cpu: CpuUse,
+        note: &str,
+    ) -> Self {
+        Self {
+            section: section.into(),
+            name: name.into(),
+            calls: rep.calls,
+            seconds: rep.seconds,
+            per_sec: rep.calls as f64 / rep.seconds,
+            p50_ms: rep.p50_ms,
+            p99_ms: rep.p99_ms,
+            cpu,
+            note: note.into(),
+        }
+    }
+
+    pub(crate) fn print(&self) {
+        let opt = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.0}%"));
+        println!(
+            "{:<52} {:>7} {:>9.0} {:>8.2} {:>8.2} {:>7} {:>8} {:>7}",
+            self.name,
+            self.calls,
+            self.per_sec,
+            self.p50_ms,
+            self.p99_ms,
+            format!("{:.0}%", self.cpu.bench),
+            opt(self.cpu.spawned),
+            opt(self.cpu.broker),
+        );
+    }
+}
+
+pub(crate) fn print_header() {
+    println!(
+        "{:<52} {:>7} {:>9} {:>8} {:>8} {:>7} {:>8} {:>7}",
+        "what", "calls", "calls/s", "p50 ms", "p99 ms", "CPU me", "CPU peer", "CPU mq"
+    );
+    println!("{}", "-".repeat(113));
+}
+
+/// The example service's process.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct Footprint {
+    pub(crate) first_call_ms: f64,
+    pub(crate) idle_rss_kib: Option<u64>,
+    pub(crate) rss_after_10k_kib: Option<u64>,
+    pub(crate) rss_after_100k_kib: Option<u64>,
+}
+
+fn mib(k: Option<u64>) -> String {
+    k.map_or_else(|| "?".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
+}
+
+impl Footprint {
+    pub(crate) fn print(&self) {
+        println!(
+            "example service: first call answered {:.0} ms after spawn; RSS idle {}, after 10k calls {}, after 100k calls {}",
+            self.first_call_ms,
+            mib(self.idle_rss_kib),
+            mib(self.rss_after_10k_kib),
+            mib(self.rss_after_100k_kib)
+        );
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Target {
+    pub(crate) what: String,
+    pub(crate) value: f64,
+    pub(crate) goal: String,
+    pub(crate) met: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Report {
+    pub(crate) started: String,
+    pub(crate) commit: Option<String>,
+    pub(crate) quick: bool,
+    pub(crate) broker: String,
+    pub(crate) cpus: usize,
+    pub(crate) rows: Vec<Row>,
+    pub(crate) footprint: Option<Footprint>,
+    pub(crate) targets: Vec<Target>,
+    pub(crate) failures: Vec<String>,
+}
+
+impl Report {
+    pub(crate) fn new(started: chrono::DateTime<chrono::Utc>, quick: bool, broker: &str) -> Self {
+        let commit = std::process::Command::new("git")
+            .args(["rev-parse", "--short", "HEAD"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+        Self {
+            started: started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            commit,
+            quick,
+            broker: broker.to_owned(),
+            cpus: std::thread::available_parallelism().map_or(0, usize::from),
+            rows: Vec::new(),
+            footprint: None,
+            targets: Vec::new(),
+            failures: Vec::new(),
+        }
+    }
+
+    fn row(&self, name: &str) -> Option<&Row> {
+        self.rows.iter().find(|r| r.name == name)
+    }
+
+    /// Computes the targets of issue 6 from the rows present.
+    pub(crate) fn finish(&mut self, _in_flight: usize) {
+        let mut t = Vec::new();
+        let mut ratio =
+            |what: &str, a: Option<f64>, b: Option<f64>, goal: &str, ok: fn(f64) -> bool| {
+                if let (Some(a), Some(b)) = (a, b) {
+                    let v = a / b;
+                    t.push(Target {
+                        what: what.into(),
+                        value: v,
+                        goal: goal.into(),
+                        met: ok(v),
+                    });
+                }
+            };
+        let rate = |n: &str| self.row(n).map(|r| r.per_sec);
+        let p99 = |n: &str| self.row(n).map(|r| r.p99_ms);
+        let p50 = |n: &str| self.row(n).map(|r| r.p50_ms);
+        ratio(
+            "kit / lean calls/s, 64 in flight",
+            rate(names::KIT_PAR),
+            rate(names::LEAN_PAR),
+            ">= 0.9",
+            |v| v >= 0.9,
+        );
+        ratio(
+            "kit / lean p99, 64 in flight",
+            p99(names::KIT_PAR),
+            p99(names::LEAN_PAR),
+            "<= 1.5",
+            |v| v <= 1.5,
+        );
+        ratio(
+            "kit / lean p50, sequential",
+            p50(names::KIT_SEQ),
+            p50(names::LEAN_SEQ),
+            "<= 1.2",
+            |v| v <= 1.2,
+        );
+        ratio(
+            "kit / aio-pika calls/s, 64 in flight",
+            rate(names::KIT_PAR),
+            rate(names::PY_PAR),
+            ">= 8",
+            |v| v >= 8.0,
+        );
+        ratio(
+            "kit queue / lean queue (persistent + confirms) msgs/s",
+            rate(names::KIT_QUEUE),
+            rate(names::LEAN_QUEUE),
+            ">= 0.8",
+            |v| v >= 0.8,
+        );
+        ratio(
+            "kit queue / lean queue (transient, no confirms) msgs/s",
+            rate(names::KIT_QUEUE),
+            rate(names::LEAN_QUEUE_TRANSIENT),
+            ">= 0.8",
+            |v| v >= 0.8,
+        );
+        if let Some(fp) = &self.footprint {
+            if let Some(idle) = fp.idle_rss_kib {
+                t.push(Target {
+                    what: "idle RSS (MiB)".into(),
+                    value: idle as f64 / 1024.0,
+                    goal: "<= 20".into(),
+                    met: idle <= 20 * 1024,
+                });
+            }
+            if let (Some(a), Some(b)) = (fp.rss_after_100k_kib, fp.rss_after_10k_kib) {
+                let v = a as f64 / b as f64;
+                t.push(Target {
+                    what: "RSS after 100k / after 10k calls".into(),
+                    value: v,
+                    goal: "<= 1.10".into(),
+                    met: v <= 1.10,
+                });
+            }
+            t.push(Target {
+                what: "first call answered after start (ms)".into(),
+                value: fp.first_call_ms,
+                goal: "<= 300".into(),
+                met: fp.first_call_ms <= 300.0,
+            });
+        }
+        self.targets = t;
+    }
+
+    pub(crate) fn print_targets(&self) {
+        if self.targets.is_empty() {
+            return;
+        }
+        println!("\ntargets (ratios from this run)");
+        for t in &self.targets {
+            println!(
+                "  {:<58} {:>8.2}  goal {:<7} {}",
+                t.what,
+                t.value,
+                t.goal,
+                if t.met { "met" } else { "NOT met" }
+            );
+        }
+        for f in &self.failures {
+            println!("  FAILED: {f}");
+        }
+    }
+
+    /// Writes `<dir>/<start time>.json`; returns its path.
+    ///
+    /// # Errors
+    ///
+    /// When the directory cannot be created or the file written.
+    pub(crate) fn write(&self, dir: &Path) -> anyhow::Result<PathBuf> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(format!("{}.json", self.started.replace(':', "-")));
+        std::fs::write(&path, serde_json::to_vec_pretty(self)?)?;
+        Ok(path)
+    }
+}
