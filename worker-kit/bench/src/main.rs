@@ -109,20 +109,34 @@ impl Ctx {
     }
 }
 
-/// A JSON string value of `len` pseudo-random alphanumerics: compresses about as well as
-/// typical text, unlike a run of one letter.
+/// A JSON array of customer-like records, about `len` bytes long (at least one record,
+/// about 100 bytes): the kind of body services pass around, repeated keys and varied values,
+/// so gzip does what it does on real traffic.
 fn payload(len: usize) -> Box<RawValue> {
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ";
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let s: String = (0..len.saturating_sub(2))
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            char::from(ALPHABET[(x % ALPHABET.len() as u64) as usize])
-        })
-        .collect();
-    serde_json::value::to_raw_value(&s).unwrap_or_else(|_| Box::default())
+    let mut out = String::from("[");
+    for i in 0u64.. {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let rec = format!(
+            r#"{{"id":{i},"name":"customer {}","email":"c{}@example.com","balance":{}.{:02},"active":{}}}"#,
+            x % 100_000,
+            x % 9973,
+            x % 10_000,
+            x % 100,
+            x % 2 == 0
+        );
+        if i > 0 && out.len() + rec.len() + 2 > len {
+            break;
+        }
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&rec);
+    }
+    out.push(']');
+    RawValue::from_string(out).unwrap_or_else(|_| Box::default())
 }
 
 const LIMIT: Duration = Duration::from_secs(300);
@@ -227,6 +241,7 @@ async fn lean_rpc(ctx: &mut Ctx) -> anyhow::Result<()> {
         ];
         for (name, size, n, in_flight) in loads {
             let body = payload(size).get().as_bytes().to_vec();
+            anyhow::ensure!(!body.is_empty(), "empty payload");
             let (c, r, b) = (&client, route.as_str(), body.as_slice());
             let call = |_| async move {
                 let back = c.call(r, b).await?;
