@@ -35,6 +35,7 @@ mod delivery;
 pub mod envelope;
 pub mod error;
 pub mod extract;
+mod gzip;
 pub mod handler;
 pub mod logging;
 pub mod queue;
