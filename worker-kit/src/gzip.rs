@@ -24,10 +24,29 @@ const FEXTRA: u8 = 0x04;
 const FNAME: u8 = 0x08;
 const FCOMMENT: u8 = 0x10;
 
+/// Bodies shorter than this are framed as stored (uncompressed) deflate blocks: resetting
+/// the deflate state clears a 64 KiB hash table, which costs more than the few bytes
+/// compression would save on them.
+const STORE_BELOW: usize = 256;
+
 /// One gzip member holding `data`.
 pub(crate) fn compress(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() / 2 + 64);
     out.extend_from_slice(&HEADER);
+    if data.len() < STORE_BELOW {
+        out.reserve(data.len() + 13);
+        stored(data, &mut out);
+    } else {
+        deflate(data, &mut out);
+    }
+    let mut crc = Crc::new();
+    crc.update(data);
+    out.extend_from_slice(&crc.sum().to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out
+}
+
+fn deflate(data: &[u8], out: &mut Vec<u8>) {
     DEFLATE.with_borrow_mut(|c| {
         c.reset();
         loop {
@@ -39,24 +58,19 @@ pub(crate) fn compress(data: &[u8]) -> Vec<u8> {
             // blocks of the input are a valid fallback that never needs the state.
             match c.compress_vec(
                 &data[consumed.min(data.len())..],
-                &mut out,
+                out,
                 FlushCompress::Finish,
             ) {
                 Ok(Status::StreamEnd) => break,
                 Ok(_) => {}
                 Err(_) => {
                     out.truncate(HEADER.len());
-                    stored(data, &mut out);
+                    stored(data, out);
                     break;
                 }
             }
         }
     });
-    let mut crc = Crc::new();
-    crc.update(data);
-    out.extend_from_slice(&crc.sum().to_le_bytes());
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    out
 }
 
 /// `data` as deflate stored blocks (no compression).
@@ -241,6 +255,18 @@ mod tests {
             GzDecoder::new(&body[..]).read_to_end(&mut back).unwrap();
             assert_eq!(back, data);
         }
+    }
+
+    #[test]
+    fn small_bodies_are_stored_and_large_ones_compressed() {
+        let small = br#"{"data":"hi"}"#;
+        let body = compress(small);
+        assert_eq!(body.len(), 10 + 5 + small.len() + 8);
+        let mut back = Vec::new();
+        GzDecoder::new(&body[..]).read_to_end(&mut back).unwrap();
+        assert_eq!(back, small);
+        let large = br#"{"id":1,"name":"customer"},"#.repeat(40);
+        assert!(compress(&large).len() < large.len() / 4);
     }
 
     proptest! {

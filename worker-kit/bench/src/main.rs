@@ -45,6 +45,9 @@ struct Opts {
     /// The virtualenv for aio-pika (created when missing; default target/bench-venv).
     #[arg(long)]
     venv: Option<PathBuf>,
+    /// Run only the loads whose name contains this text (e.g. "64 in flight, 100 B").
+    #[arg(long)]
+    filter: Option<String>,
     /// Calls/messages in flight for the concurrent loads.
     #[arg(long, default_value_t = 64)]
     in_flight: usize,
@@ -83,6 +86,10 @@ struct Ctx {
 impl Ctx {
     fn n(&self, full: usize) -> usize {
         (full / self.scale).max(10)
+    }
+
+    fn wants_load(&self, name: &str) -> bool {
+        self.opts.filter.as_deref().is_none_or(|f| name.contains(f))
     }
 
     fn wants(&self, s: Section) -> bool {
@@ -240,6 +247,9 @@ async fn lean_rpc(ctx: &mut Ctx) -> anyhow::Result<()> {
             ),
         ];
         for (name, size, n, in_flight) in loads {
+            if !ctx.wants_load(name) {
+                continue;
+            }
             let body = payload(size).get().as_bytes().to_vec();
             anyhow::ensure!(!body.is_empty(), "empty payload");
             let (c, r, b) = (&client, route.as_str(), body.as_slice());
@@ -290,6 +300,9 @@ async fn kit_rpc(ctx: &mut Ctx) -> anyhow::Result<()> {
             ("kit echo, 64 in flight, 64 KiB", 65536, 5_000, par),
         ];
         for (name, size, n, in_flight) in loads {
+            if !ctx.wants_load(name) {
+                continue;
+            }
             let p = payload(size);
             let (c, r, p) = (&client, route.as_str(), &*p);
             let call = |_| kit::call(c, r, p);
