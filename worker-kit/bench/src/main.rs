@@ -45,6 +45,10 @@ struct Opts {
     /// The virtualenv for aio-pika (created when missing; default target/bench-venv).
     #[arg(long)]
     venv: Option<PathBuf>,
+    /// Rounds of the lean, kit and queue loads (the table shows each load's median round;
+    /// the machine is shared and noisy). Default 3, or 1 with --quick.
+    #[arg(long)]
+    repeat: Option<usize>,
     /// Run only the loads whose name contains this text (e.g. "64 in flight, 100 B").
     #[arg(long)]
     filter: Option<String>,
@@ -132,7 +136,7 @@ fn payload(len: usize) -> Box<RawValue> {
             x % 9973,
             x % 10_000,
             x % 100,
-            x % 2 == 0
+            x.is_multiple_of(2)
         );
         if i > 0 && out.len() + rec.len() + 2 > len {
             break;
@@ -190,23 +194,45 @@ async fn run(opts: Opts) -> anyhow::Result<bool> {
     if ctx.broker_pid.is_none() {
         eprintln!("bench: no local beam.smp found; broker CPU is not shown");
     }
-    report::print_header();
-    if ctx.wants(Section::Lean) {
-        lean_section(&mut ctx).await;
+    let rounds = ctx
+        .opts
+        .repeat
+        .unwrap_or(if ctx.opts.quick { 1 } else { 3 })
+        .max(1);
+    for round in 1..=rounds {
+        if rounds > 1 {
+            println!("\nround {round} of {rounds}");
+        }
+        report::print_header();
+        if ctx.wants(Section::Lean) {
+            lean_section(&mut ctx).await;
+        }
+        if ctx.wants(Section::Kit) {
+            kit_section(&mut ctx).await;
+        }
+        if ctx.wants(Section::Queue) {
+            queue_section(&mut ctx).await;
+        }
+        // These two spawn processes and take long; once is enough for their figures.
+        if round == 1 && ctx.wants(Section::Python) {
+            python_section(&mut ctx).await;
+        }
+        if round == 1 && ctx.wants(Section::Footprint) {
+            footprint_section(&mut ctx).await;
+        }
     }
-    if ctx.wants(Section::Kit) {
-        kit_section(&mut ctx).await;
+    if rounds > 1 {
+        ctx.report.keep_medians();
+        println!("\nmedian of {rounds} rounds (lean, kit, queue); python and footprint ran once");
+        report::print_header();
+        for row in &ctx.report.rows {
+            row.print();
+        }
+        if let Some(fp) = &ctx.report.footprint {
+            fp.print();
+        }
     }
-    if ctx.wants(Section::Python) {
-        python_section(&mut ctx).await;
-    }
-    if ctx.wants(Section::Queue) {
-        queue_section(&mut ctx).await;
-    }
-    if ctx.wants(Section::Footprint) {
-        footprint_section(&mut ctx).await;
-    }
-    ctx.report.finish(ctx.opts.in_flight);
+    ctx.report.finish();
     ctx.report.print_targets();
     let path = ctx
         .report
@@ -476,17 +502,18 @@ async fn footprint_run(ctx: &mut Ctx) -> anyhow::Result<()> {
         let run = measure::drive(first_n, par, LIMIT, call).await?;
         ctx.push(
             "footprint",
-            "example service, first 10,000 calls, 64 in flight",
+            &format!("example service, first {first_n} calls, {par} in flight"),
             &run,
             &probe,
             "spawned = example service",
         );
         fp.rss_after_10k_kib = measure::rss_kib(service.pid);
         let probe = ctx.probe(&[service.pid]);
-        let run = measure::drive(ctx.n(100_000) - first_n, par, LIMIT, call).await?;
+        let rest = ctx.n(100_000) - first_n;
+        let run = measure::drive(rest, par, LIMIT, call).await?;
         ctx.push(
             "footprint",
-            "example service, next 90,000 calls, 64 in flight",
+            &format!("example service, next {rest} calls, {par} in flight"),
             &run,
             &probe,
             "spawned = example service",

@@ -119,7 +119,10 @@ pub(crate) struct Report {
     pub(crate) quick: bool,
     pub(crate) broker: String,
     pub(crate) cpus: usize,
+    /// One row per load: the median round when there were several.
     pub(crate) rows: Vec<Row>,
+    /// Every round's rows, when there were several.
+    pub(crate) rounds: Vec<Row>,
     pub(crate) footprint: Option<Footprint>,
     pub(crate) targets: Vec<Target>,
     pub(crate) failures: Vec<String>,
@@ -140,6 +143,7 @@ impl Report {
             broker: broker.to_owned(),
             cpus: std::thread::available_parallelism().map_or(0, usize::from),
             rows: Vec::new(),
+            rounds: Vec::new(),
             footprint: None,
             targets: Vec::new(),
             failures: Vec::new(),
@@ -150,8 +154,53 @@ impl Report {
         self.rows.iter().find(|r| r.name == name)
     }
 
+    /// Replaces the rows by one per load: the round with the median calls/s, and the
+    /// median of each latency and CPU figure over the rounds.
+    pub(crate) fn keep_medians(&mut self) {
+        self.rounds = std::mem::take(&mut self.rows);
+        let mut names: Vec<&str> = Vec::new();
+        for r in &self.rounds {
+            if !names.contains(&r.name.as_str()) {
+                names.push(&r.name);
+            }
+        }
+        let median = |mut v: Vec<f64>| -> f64 {
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+        };
+        let opt_median = |v: Vec<Option<f64>>| -> Option<f64> {
+            let v: Vec<f64> = v.into_iter().flatten().collect();
+            (!v.is_empty()).then(|| median(v))
+        };
+        let mut rows = Vec::new();
+        for name in names {
+            let all: Vec<&Row> = self.rounds.iter().filter(|r| r.name == name).collect();
+            let Some(first) = all.first() else { continue };
+            rows.push(Row {
+                section: first.section.clone(),
+                name: name.to_owned(),
+                calls: first.calls,
+                seconds: median(all.iter().map(|r| r.seconds).collect()),
+                per_sec: median(all.iter().map(|r| r.per_sec).collect()),
+                p50_ms: median(all.iter().map(|r| r.p50_ms).collect()),
+                p99_ms: median(all.iter().map(|r| r.p99_ms).collect()),
+                cpu: CpuUse {
+                    bench: median(all.iter().map(|r| r.cpu.bench).collect()),
+                    spawned: opt_median(all.iter().map(|r| r.cpu.spawned).collect()),
+                    broker: opt_median(all.iter().map(|r| r.cpu.broker).collect()),
+                },
+                note: if all.len() > 1 {
+                    format!("{} (median of {} rounds)", first.note, all.len())
+                } else {
+                    first.note.clone()
+                },
+            });
+        }
+        self.rows = rows;
+    }
+
     /// Computes the targets of issue 6 from the rows present.
-    pub(crate) fn finish(&mut self, _in_flight: usize) {
+    pub(crate) fn finish(&mut self) {
         let mut t = Vec::new();
         let mut ratio =
             |what: &str, a: Option<f64>, b: Option<f64>, goal: &str, ok: fn(f64) -> bool| {
