@@ -100,11 +100,19 @@ pub(crate) struct EchoClient {
     channel: Channel,
     pending: Arc<Mutex<HashMap<u64, oneshot::Sender<Vec<u8>>>>>,
     next: Arc<AtomicU64>,
+    confirmed: bool,
 }
 
 impl EchoClient {
-    pub(crate) async fn new(conn: &Connection) -> anyhow::Result<Self> {
+    /// `confirmed`: publish requests `mandatory` on a channel in confirm mode and wait
+    /// for each confirm, as the kit does to fail calls to routes without a queue at once.
+    pub(crate) async fn new(conn: &Connection, confirmed: bool) -> anyhow::Result<Self> {
         let channel = conn.create_channel().await?;
+        if confirmed {
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await?;
+        }
         let mut replies = channel
             .basic_consume(
                 DIRECT_REPLY_TO.into(),
@@ -135,6 +143,7 @@ impl EchoClient {
             channel,
             pending,
             next: Arc::new(AtomicU64::new(1)),
+            confirmed,
         })
     }
 
@@ -145,17 +154,27 @@ impl EchoClient {
             .lock()
             .map_err(|_| anyhow!("pending map poisoned"))?
             .insert(id, tx);
-        self.channel
+        let confirm = self
+            .channel
             .basic_publish(
                 "".into(),
                 route.into(),
-                BasicPublishOptions::default(),
+                BasicPublishOptions {
+                    mandatory: self.confirmed,
+                    ..BasicPublishOptions::default()
+                },
                 body,
                 BasicProperties::default()
                     .with_reply_to(DIRECT_REPLY_TO.into())
                     .with_correlation_id(id.to_string().as_str().into()),
             )
             .await?;
+        if self.confirmed {
+            anyhow::ensure!(
+                confirm.await? == lapin::Confirmation::Ack(None),
+                "request not routed"
+            );
+        }
         let reply = tokio::time::timeout(Duration::from_secs(10), rx).await;
         if reply.is_err()
             && let Ok(mut p) = self.pending.lock()

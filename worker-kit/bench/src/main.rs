@@ -70,6 +70,10 @@ enum Section {
 mod names {
     pub(crate) const LEAN_SEQ: &str = "lean echo, sequential, 100 B";
     pub(crate) const LEAN_PAR: &str = "lean echo, 64 in flight, 100 B";
+    pub(crate) const LEAN_SEQ_CONFIRMED: &str =
+        "lean echo + confirmed mandatory requests, sequential, 100 B";
+    pub(crate) const LEAN_PAR_CONFIRMED: &str =
+        "lean echo + confirmed mandatory requests, 64 in flight, 100 B";
     pub(crate) const KIT_SEQ: &str = "kit echo, sequential, 100 B";
     pub(crate) const KIT_PAR: &str = "kit echo, 64 in flight, 100 B";
     pub(crate) const PY_PAR: &str = "aio-pika server <- aio-pika client, 64 in flight";
@@ -84,6 +88,7 @@ struct Ctx {
     ticks: f64,
     broker_pid: Option<u32>,
     run_id: String,
+    round: usize,
     report: Report,
 }
 
@@ -109,7 +114,8 @@ impl Ctx {
     }
 
     fn push(&mut self, section: &str, name: &str, run: &Run, probe: &CpuProbe, note: &str) {
-        let row = Row::from_run(section, name, run, probe.finish(), note);
+        let mut row = Row::from_run(section, name, run, probe.finish(), note);
+        row.round = self.round;
         row.print();
         self.report.rows.push(row);
     }
@@ -190,6 +196,7 @@ async fn run(opts: Opts) -> anyhow::Result<bool> {
         ticks: measure::ticks_per_sec(),
         broker_pid: measure::broker_pid(),
         run_id,
+        round: 1,
     };
     if ctx.broker_pid.is_none() {
         eprintln!("bench: no local beam.smp found; broker CPU is not shown");
@@ -200,6 +207,7 @@ async fn run(opts: Opts) -> anyhow::Result<bool> {
         .unwrap_or(if ctx.opts.quick { 1 } else { 3 })
         .max(1);
     for round in 1..=rounds {
+        ctx.round = round;
         if rounds > 1 {
             println!("\nround {round} of {rounds}");
         }
@@ -254,31 +262,31 @@ async fn lean_rpc(ctx: &mut Ctx) -> anyhow::Result<()> {
     let server_conn = lean::connect(&url, "bench lean server").await?;
     let client_conn = lean::connect(&url, "bench lean client").await?;
     lean::echo_server(&server_conn, &route).await?;
-    let client = lean::EchoClient::new(&client_conn).await?;
+    let client = lean::EchoClient::new(&client_conn, false).await?;
+    let confirmed = lean::EchoClient::new(&client_conn, true).await?;
     let result = async {
+        let par = ctx.opts.in_flight;
         let loads = [
-            (names::LEAN_SEQ, 100, 2_000, 1),
-            (names::LEAN_PAR, 100, 20_000, ctx.opts.in_flight),
-            (
-                "lean echo, 64 in flight, 4 KiB",
-                4096,
-                20_000,
-                ctx.opts.in_flight,
-            ),
+            (names::LEAN_SEQ, 100, 2_000, 1, &client),
+            (names::LEAN_PAR, 100, 20_000, par, &client),
+            (names::LEAN_SEQ_CONFIRMED, 100, 2_000, 1, &confirmed),
+            (names::LEAN_PAR_CONFIRMED, 100, 20_000, par, &confirmed),
+            ("lean echo, 64 in flight, 4 KiB", 4096, 20_000, par, &client),
             (
                 "lean echo, 64 in flight, 64 KiB",
                 65536,
                 5_000,
-                ctx.opts.in_flight,
+                par,
+                &client,
             ),
         ];
-        for (name, size, n, in_flight) in loads {
+        for (name, size, n, in_flight, client) in loads {
             if !ctx.wants_load(name) {
                 continue;
             }
             let body = payload(size).get().as_bytes().to_vec();
             anyhow::ensure!(!body.is_empty(), "empty payload");
-            let (c, r, b) = (&client, route.as_str(), body.as_slice());
+            let (c, r, b) = (client, route.as_str(), body.as_slice());
             let call = |_| async move {
                 let back = c.call(r, b).await?;
                 anyhow::ensure!(back.len() == b.len(), "echo changed the body's length");
@@ -331,7 +339,7 @@ async fn kit_rpc(ctx: &mut Ctx) -> anyhow::Result<()> {
             }
             let p = payload(size);
             let (c, r, p) = (&client, route.as_str(), &*p);
-            let call = |_| kit::call(c, r, p);
+            let call = |_| kit::call(c, r, p, true);
             measure::drive(200, in_flight, LIMIT, call).await?;
             let probe = ctx.probe(&[]);
             let run = measure::drive(ctx.n(n), in_flight, LIMIT, call).await?;
@@ -372,7 +380,7 @@ async fn python_rpc(ctx: &mut Ctx) -> anyhow::Result<()> {
         let par = ctx.opts.in_flight;
         {
             let (c, r, p) = (&client, route.as_str(), &*p);
-            let call = |_| kit::call(c, r, p);
+            let call = |_| kit::call(c, r, p, false);
             measure::drive(200, par, LIMIT, call).await?;
             let probe = ctx.probe(&spid);
             let run = measure::drive(ctx.n(20_000), par, LIMIT, call).await?;
