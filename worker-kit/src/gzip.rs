@@ -47,7 +47,8 @@ pub(crate) fn compress(data: &[u8]) -> Vec<u8> {
 }
 
 fn deflate(data: &[u8], out: &mut Vec<u8>) {
-    DEFLATE.with_borrow_mut(|c| {
+    let deflated = DEFLATE.try_with(|cell| {
+        let c = &mut *cell.borrow_mut();
         c.reset();
         loop {
             let consumed = usize::try_from(c.total_in()).unwrap_or(usize::MAX);
@@ -71,6 +72,10 @@ fn deflate(data: &[u8], out: &mut Vec<u8>) {
             }
         }
     });
+    if deflated.is_err() {
+        // The thread is being torn down and its state is gone.
+        stored(data, out);
+    }
 }
 
 /// `data` as deflate stored blocks (no compression).
@@ -140,7 +145,7 @@ pub(crate) fn decompress(body: &[u8], cap: usize) -> io::Result<Vec<u8>> {
             .clamp(256, 64 * 1024)
             .min(limit),
     );
-    let consumed = INFLATE.with_borrow_mut(|d| {
+    let mut inflate = |d: &mut Decompress| {
         d.reset(false);
         loop {
             let done = usize::try_from(d.total_in()).unwrap_or(usize::MAX);
@@ -169,7 +174,12 @@ pub(crate) fn decompress(body: &[u8], cap: usize) -> io::Result<Vec<u8>> {
                 ));
             }
         }
-    })?;
+    };
+    let consumed = match INFLATE.try_with(|cell| inflate(&mut cell.borrow_mut())) {
+        Ok(r) => r?,
+        // The thread is being torn down and its state is gone.
+        Err(_) => inflate(&mut Decompress::new(false))?,
+    };
     let Some(consumed) = consumed else {
         // Past the cap: the caller refuses it without needing the rest.
         out.truncate(limit);
