@@ -16,7 +16,6 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use tokio::sync::{Notify, oneshot};
 
-const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
 /// The same prefetch the kit's workers use by default (`AMQP_PREFETCH`).
 pub(crate) const PREFETCH: u16 = 64;
 
@@ -93,11 +92,12 @@ pub(crate) async fn echo_server(conn: &Connection, queue: &str) -> anyhow::Resul
     Ok(())
 }
 
-/// A client multiplexing calls over direct reply-to, as lean as it gets: a counter for
+/// A client multiplexing calls over one reply queue, as lean as it gets: a counter for
 /// correlation ids and a map of waiters.
 #[derive(Clone)]
 pub(crate) struct EchoClient {
     channel: Channel,
+    reply_to: lapin::types::ShortString,
     pending: Arc<Mutex<HashMap<u64, oneshot::Sender<Vec<u8>>>>>,
     next: Arc<AtomicU64>,
     confirmed: bool,
@@ -113,9 +113,26 @@ impl EchoClient {
                 .confirm_select(ConfirmSelectOptions::default())
                 .await?;
         }
-        let mut replies = channel
+        // Replies to an exclusive queue consumed on a second channel: faster than direct
+        // reply-to, which makes requests and replies share one channel (about 13,000-14,000
+        // against 16,700-17,400 calls/s at 64 in flight on the 2-core machine measured).
+        let reply_channel = conn.create_channel().await?;
+        let queue = reply_channel
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        let reply_to = queue.name().clone();
+        // The consumer keeps its channel open.
+        let mut replies = reply_channel
             .basic_consume(
-                DIRECT_REPLY_TO.into(),
+                reply_to.clone(),
                 "lean-client".into(),
                 BasicConsumeOptions {
                     no_ack: true,
@@ -141,6 +158,7 @@ impl EchoClient {
         });
         Ok(Self {
             channel,
+            reply_to,
             pending,
             next: Arc::new(AtomicU64::new(1)),
             confirmed,
@@ -165,7 +183,7 @@ impl EchoClient {
                 },
                 body,
                 BasicProperties::default()
-                    .with_reply_to(DIRECT_REPLY_TO.into())
+                    .with_reply_to(self.reply_to.clone())
                     .with_correlation_id(id.to_string().as_str().into()),
             )
             .await?;
