@@ -4,11 +4,6 @@
 //! Decoding never trusts its input: sizes are capped before and after gunzip, UTF-8 and
 //! JSON are checked, and every failure says which of these went wrong.
 
-use std::io::{Read, Write};
-
-use flate2::Compression;
-use flate2::read::GzDecoder;
-use flate2::write::GzEncoder;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -140,13 +135,9 @@ pub fn decode_text(body: &[u8], limits: &Limits) -> Result<(String, Encoding), D
     let encoding = Encoding::detect(body);
     let bytes = match encoding {
         Encoding::Gzip => {
-            let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(64 * 1024));
-            // Read one byte past the cap: a body that fills it exactly is allowed, one that
-            // goes past it is a bomb (or just too big), and we stop inflating right there.
-            let cap = limits.max_decoded_bytes as u64 + 1;
-            GzDecoder::new(body)
-                .take(cap)
-                .read_to_end(&mut out)
+            // Inflating stops one byte past the cap: a body that fills it exactly is
+            // allowed, one that goes past it is a bomb (or just too big).
+            let out = crate::gzip::decompress(body, limits.max_decoded_bytes)
                 .map_err(DecodeError::Gzip)?;
             if out.len() > limits.max_decoded_bytes {
                 return Err(DecodeError::DecodedTooLarge {
@@ -260,14 +251,7 @@ pub fn encode_error(err: &ErrorReply, with_trace: bool, encoding: Encoding) -> V
 fn finish(json: Vec<u8>, encoding: Encoding) -> Vec<u8> {
     match encoding {
         Encoding::Plain => json,
-        Encoding::Gzip => {
-            // Level 1: replies are small and latency matters more than bytes on loopback.
-            let mut enc =
-                GzEncoder::new(Vec::with_capacity(json.len() / 2 + 32), Compression::fast());
-            // Writing to a Vec cannot fail.
-            let _ = enc.write_all(&json);
-            enc.finish().unwrap_or_default()
-        }
+        Encoding::Gzip => crate::gzip::compress(&json),
     }
 }
 
@@ -334,6 +318,11 @@ pub fn decode_reply(body: &[u8], limits: &Limits) -> Result<Reply, DecodeError> 
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
+    use flate2::Compression;
+    use flate2::write::GzEncoder;
+
     use super::*;
     use serde_json::json;
 

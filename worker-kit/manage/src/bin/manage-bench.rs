@@ -41,7 +41,19 @@ fn schema() -> Vec<(String, String)> {
 
 fn psql(db: &str, sql: &str) {
     let ok = Command::new("psql")
-        .args(["-w", "-X", "-q", "-h", &host(), "-U", &user(), "-d", db, "-c", sql])
+        .args([
+            "-w",
+            "-X",
+            "-q",
+            "-h",
+            &host(),
+            "-U",
+            &user(),
+            "-d",
+            db,
+            "-c",
+            sql,
+        ])
         .status()
         .is_ok_and(|s| s.success());
     assert!(ok, "psql -d {db} -c {sql:?} failed");
@@ -86,12 +98,21 @@ fn migra(root: &Path) -> PathBuf {
     let bin = venv.join("bin").join("migra");
     if !bin.exists() {
         eprintln!("installing migra into {}", venv.display());
-        assert!(Command::new("python3").args(["-m", "venv"]).arg(&venv).status().unwrap().success());
-        assert!(Command::new(venv.join("bin").join("pip"))
-            .args(["install", "-q", "migra", "psycopg2-binary"])
-            .status()
-            .unwrap()
-            .success());
+        assert!(
+            Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&venv)
+                .status()
+                .unwrap()
+                .success()
+        );
+        assert!(
+            Command::new(venv.join("bin").join("pip"))
+                .args(["install", "-q", "migra", "psycopg2-binary"])
+                .status()
+                .unwrap()
+                .success()
+        );
     }
     bin
 }
@@ -108,11 +129,15 @@ fn main() {
     }
     let (a, b) = ("manage_bench_a", "manage_bench_b");
     for db in [a, b] {
-        psql("postgres", &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
+        psql(
+            "postgres",
+            &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+        );
     }
     let sync = |db: &str| {
         let mut c = Command::new(&manage);
-        c.args(["sync", "--noprompt", "--unsafe", "--database-url", &url(db)]).current_dir(&work);
+        c.args(["sync", "--noprompt", "--unsafe", "--database-url", &url(db)])
+            .current_dir(&work);
         c
     };
     run(&mut sync(a));
@@ -122,9 +147,15 @@ fn main() {
         psql(b, &format!("ALTER TABLE t{t} ADD COLUMN extra int"));
     }
     for t in 10..15 {
-        psql(b, &format!("DROP INDEX t{t}_name; CREATE INDEX t{t}_name ON t{t} (name, id)"));
+        psql(
+            b,
+            &format!("DROP INDEX t{t}_name; CREATE INDEX t{t}_name ON t{t} (name, id)"),
+        );
     }
-    psql(b, "CREATE OR REPLACE VIEW v0 AS SELECT a.id, a.name, b.amount, b.note FROM t0 a JOIN t1 b ON b.ref_id = a.id");
+    psql(
+        b,
+        "CREATE OR REPLACE VIEW v0 AS SELECT a.id, a.name, b.amount, b.note FROM t0 a JOIN t1 b ON b.ref_id = a.id",
+    );
 
     let noop_sync = time(|| {
         let out = run(&mut sync(a));
@@ -137,17 +168,35 @@ fn main() {
     let migra_diff = time(|| {
         run(Command::new(&migra).args(["--unsafe", &migra_url(a), &migra_url(b)]));
     });
-    println!("schema: {TABLES} tables, {} indexes (+{TABLES} primary keys), {VIEWS} views; median of {RUNS} runs", TABLES * 3);
+    println!(
+        "schema: {TABLES} tables, {} indexes (+{TABLES} primary keys), {VIEWS} views; median of {RUNS} runs",
+        TABLES * 3
+    );
     println!("{:<44} {:>10}", "what", "wall");
-    println!("{:<44} {:>8.0}ms", "manage sync (no-op, target ≤ 1000 ms)", noop_sync.as_secs_f64() * 1000.0);
-    println!("{:<44} {:>8.0}ms", "manage diff (live A → live B)", manage_diff.as_secs_f64() * 1000.0);
-    println!("{:<44} {:>8.0}ms", "migra (live A → live B)", migra_diff.as_secs_f64() * 1000.0);
+    println!(
+        "{:<44} {:>8.0}ms",
+        "manage sync (no-op, target ≤ 1000 ms)",
+        noop_sync.as_secs_f64() * 1000.0
+    );
+    println!(
+        "{:<44} {:>8.0}ms",
+        "manage diff (live A → live B)",
+        manage_diff.as_secs_f64() * 1000.0
+    );
+    println!(
+        "{:<44} {:>8.0}ms",
+        "migra (live A → live B)",
+        migra_diff.as_secs_f64() * 1000.0
+    );
     println!(
         "manage diff is {:.1}x faster than migra (target ≥ 2x)",
         migra_diff.as_secs_f64() / manage_diff.as_secs_f64()
     );
     for db in [a, b] {
-        psql("postgres", &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
+        psql(
+            "postgres",
+            &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+        );
     }
     let _ = std::fs::remove_dir_all(&work);
 }

@@ -1,0 +1,538 @@
+//! `bench`: measures worker-kit against a lean lapin ceiling and the Python seed's aio-pika
+//! stack in one run, prints one table, checks the targets as ratios from that run, and
+//! writes everything as JSON for comparison between commits.
+//!
+//! Sections: `lean` (the ceiling), `kit` (RpcClient → RpcWorker), `python` (aio-pika),
+//! `queue` (work queue), `footprint` (the example service's process).
+
+mod footprint;
+mod kit;
+mod lean;
+mod measure;
+mod python;
+mod report;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use serde_json::value::RawValue;
+
+use measure::{CpuProbe, Run};
+use report::{Footprint, Report, Row};
+
+/// Benchmarks worker-kit against a lean lapin ceiling and the Python seed's stack, in one
+/// run, against the local RabbitMQ.
+#[derive(Debug, Parser)]
+#[command(name = "bench", version)]
+struct Opts {
+    /// A short smoke run: a tenth of the calls and messages.
+    #[arg(long)]
+    quick: bool,
+    /// Run only these sections (comma-separated): lean, kit, python, queue, footprint.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<Section>,
+    /// The broker (a secret: it may hold a password; never printed unredacted).
+    #[arg(long, env = "AMQP_URL", default_value = worker_kit::config::DEFAULT_AMQP_URL, hide_env_values = true)]
+    amqp_url: String,
+    /// Where the JSON results go (a file named after the start time).
+    #[arg(long, default_value = "bench-results")]
+    out: PathBuf,
+    /// The example service's release binary (default: next to this binary).
+    #[arg(long)]
+    example_bin: Option<PathBuf>,
+    /// The virtualenv for aio-pika (created when missing; default target/bench-venv).
+    #[arg(long)]
+    venv: Option<PathBuf>,
+    /// Rounds of the lean, kit and queue loads (the table shows each load's median round;
+    /// the machine is shared and noisy). Default 3, or 1 with --quick.
+    #[arg(long)]
+    repeat: Option<usize>,
+    /// Run only the loads whose name contains this text (e.g. "64 in flight, 100 B").
+    #[arg(long)]
+    filter: Option<String>,
+    /// Calls/messages in flight for the concurrent loads.
+    #[arg(long, default_value_t = 64)]
+    in_flight: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Section {
+    Lean,
+    Kit,
+    Python,
+    Queue,
+    Footprint,
+}
+
+/// Row names the targets refer to.
+mod names {
+    pub(crate) const LEAN_SEQ: &str = "lean echo, sequential, 100 B";
+    pub(crate) const LEAN_PAR: &str = "lean echo, 64 in flight, 100 B";
+    pub(crate) const LEAN_SEQ_CONFIRMED: &str =
+        "lean echo + confirmed mandatory requests, sequential, 100 B";
+    pub(crate) const LEAN_PAR_CONFIRMED: &str =
+        "lean echo + confirmed mandatory requests, 64 in flight, 100 B";
+    pub(crate) const KIT_SEQ: &str = "kit echo, sequential, 100 B";
+    pub(crate) const KIT_PAR: &str = "kit echo, 64 in flight, 100 B";
+    pub(crate) const PY_PAR: &str = "aio-pika server <- aio-pika client, 64 in flight";
+    pub(crate) const LEAN_QUEUE: &str = "lean queue, persistent + confirms";
+    pub(crate) const LEAN_QUEUE_TRANSIENT: &str = "lean queue, transient, no confirms";
+    pub(crate) const KIT_QUEUE: &str = "kit queue: QueuePublisher -> QueueWorker";
+}
+
+struct Ctx {
+    opts: Opts,
+    scale: usize,
+    ticks: f64,
+    broker_pid: Option<u32>,
+    run_id: String,
+    round: usize,
+    report: Report,
+}
+
+impl Ctx {
+    fn n(&self, full: usize) -> usize {
+        (full / self.scale).max(10)
+    }
+
+    fn wants_load(&self, name: &str) -> bool {
+        self.opts.filter.as_deref().is_none_or(|f| name.contains(f))
+    }
+
+    fn wants(&self, s: Section) -> bool {
+        self.opts.only.is_empty() || self.opts.only.contains(&s)
+    }
+
+    fn queue(&self, what: &str) -> String {
+        format!("bench.{}.{what}", self.run_id)
+    }
+
+    fn probe(&self, spawned: &[u32]) -> CpuProbe {
+        CpuProbe::start(self.ticks, spawned, self.broker_pid)
+    }
+
+    fn push(&mut self, section: &str, name: &str, run: &Run, probe: &CpuProbe, note: &str) {
+        let mut row = Row::from_run(section, name, run, probe.finish(), note);
+        row.round = self.round;
+        row.print();
+        self.report.rows.push(row);
+    }
+
+    fn fail(&mut self, name: &str, e: &anyhow::Error) {
+        eprintln!("bench: {name} failed: {e:#}");
+        self.report.failures.push(format!("{name}: {e:#}"));
+    }
+}
+
+/// A JSON array of customer-like records, about `len` bytes long (at least one record,
+/// about 100 bytes): the kind of body services pass around, repeated keys and varied values,
+/// so gzip does what it does on real traffic.
+fn payload(len: usize) -> Box<RawValue> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut out = String::from("[");
+    for i in 0u64.. {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let rec = format!(
+            r#"{{"id":{i},"name":"customer {}","email":"c{}@example.com","balance":{}.{:02},"active":{}}}"#,
+            x % 100_000,
+            x % 9973,
+            x % 10_000,
+            x % 100,
+            x.is_multiple_of(2)
+        );
+        if i > 0 && out.len() + rec.len() + 2 > len {
+            break;
+        }
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&rec);
+    }
+    out.push(']');
+    RawValue::from_string(out).unwrap_or_else(|_| Box::default())
+}
+
+const LIMIT: Duration = Duration::from_secs(300);
+
+fn main() -> std::process::ExitCode {
+    let opts = Opts::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("bench: cannot start the Tokio runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(opts)) {
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::from(3),
+        Err(e) => {
+            eprintln!("bench: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the chosen sections; `Ok(false)` when any measurement failed.
+async fn run(opts: Opts) -> anyhow::Result<bool> {
+    let started = chrono::Utc::now();
+    let scale = if opts.quick { 10 } else { 1 };
+    let run_id = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
+    let mut ctx = Ctx {
+        report: Report::new(
+            started,
+            opts.quick,
+            &worker_kit::redact::url(&opts.amqp_url),
+        ),
+        opts,
+        scale,
+        ticks: measure::ticks_per_sec(),
+        broker_pid: measure::broker_pid(),
+        run_id,
+        round: 1,
+    };
+    if ctx.broker_pid.is_none() {
+        eprintln!("bench: no local beam.smp found; broker CPU is not shown");
+    }
+    let rounds = ctx
+        .opts
+        .repeat
+        .unwrap_or(if ctx.opts.quick { 1 } else { 3 })
+        .max(1);
+    for round in 1..=rounds {
+        ctx.round = round;
+        if rounds > 1 {
+            println!("\nround {round} of {rounds}");
+        }
+        report::print_header();
+        if ctx.wants(Section::Lean) {
+            lean_section(&mut ctx).await;
+        }
+        if ctx.wants(Section::Kit) {
+            kit_section(&mut ctx).await;
+        }
+        if ctx.wants(Section::Queue) {
+            queue_section(&mut ctx).await;
+        }
+        // These two spawn processes and take long; once is enough for their figures.
+        if round == 1 && ctx.wants(Section::Python) {
+            python_section(&mut ctx).await;
+        }
+        if round == 1 && ctx.wants(Section::Footprint) {
+            footprint_section(&mut ctx).await;
+        }
+    }
+    if rounds > 1 {
+        ctx.report.keep_medians();
+        println!("\nmedian of {rounds} rounds (lean, kit, queue); python and footprint ran once");
+        report::print_header();
+        for row in &ctx.report.rows {
+            row.print();
+        }
+        if let Some(fp) = &ctx.report.footprint {
+            fp.print();
+        }
+    }
+    ctx.report.finish();
+    ctx.report.print_targets();
+    let path = ctx
+        .report
+        .write(&ctx.opts.out)
+        .context("writing the JSON results")?;
+    println!("\nresults: {}", path.display());
+    Ok(ctx.report.failures.is_empty())
+}
+
+async fn lean_section(ctx: &mut Ctx) {
+    if let Err(e) = lean_rpc(ctx).await {
+        ctx.fail("lean echo", &e);
+    }
+}
+
+async fn lean_rpc(ctx: &mut Ctx) -> anyhow::Result<()> {
+    let url = ctx.opts.amqp_url.clone();
+    let route = ctx.queue("lean-echo");
+    let server_conn = lean::connect(&url, "bench lean server").await?;
+    let client_conn = lean::connect(&url, "bench lean client").await?;
+    lean::echo_server(&server_conn, &route).await?;
+    let client = lean::EchoClient::new(&client_conn, false).await?;
+    let confirmed = lean::EchoClient::new(&client_conn, true).await?;
+    let result = async {
+        let par = ctx.opts.in_flight;
+        let loads = [
+            (names::LEAN_SEQ, 100, 2_000, 1, &client),
+            (names::LEAN_PAR, 100, 20_000, par, &client),
+            (names::LEAN_SEQ_CONFIRMED, 100, 2_000, 1, &confirmed),
+            (names::LEAN_PAR_CONFIRMED, 100, 20_000, par, &confirmed),
+            ("lean echo, 64 in flight, 4 KiB", 4096, 20_000, par, &client),
+            (
+                "lean echo, 64 in flight, 64 KiB",
+                65536,
+                5_000,
+                par,
+                &client,
+            ),
+        ];
+        for (name, size, n, in_flight, client) in loads {
+            if !ctx.wants_load(name) {
+                continue;
+            }
+            let body = payload(size).get().as_bytes().to_vec();
+            anyhow::ensure!(!body.is_empty(), "empty payload");
+            let (c, r, b) = (client, route.as_str(), body.as_slice());
+            let call = |_| async move {
+                let back = c.call(r, b).await?;
+                anyhow::ensure!(back.len() == b.len(), "echo changed the body's length");
+                Ok(())
+            };
+            measure::drive(200, in_flight, LIMIT, call).await?;
+            let probe = ctx.probe(&[]);
+            let run = measure::drive(ctx.n(n), in_flight, LIMIT, call).await?;
+            ctx.push(
+                "ceiling",
+                name,
+                &run,
+                &probe,
+                "server+client in this process",
+            );
+        }
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    lean::delete_queues(&server_conn, &[&route]).await;
+    let _ = client_conn.close(200, "done".into()).await;
+    let _ = server_conn.close(200, "done".into()).await;
+    result
+}
+
+async fn kit_section(ctx: &mut Ctx) {
+    if let Err(e) = kit_rpc(ctx).await {
+        ctx.fail("kit echo", &e);
+    }
+}
+
+async fn kit_rpc(ctx: &mut Ctx) -> anyhow::Result<()> {
+    let url = ctx.opts.amqp_url.clone();
+    let route = ctx.queue("kit-echo");
+    let server = kit::echo_server(&url, &route).await?;
+    let client = kit::client(&url).await?;
+    let result = async {
+        let par = ctx.opts.in_flight;
+        let loads = [
+            (names::KIT_SEQ, 100, 2_000, 1),
+            (names::KIT_PAR, 100, 20_000, par),
+            ("kit echo, sequential, 4 KiB", 4096, 2_000, 1),
+            ("kit echo, 64 in flight, 4 KiB", 4096, 20_000, par),
+            ("kit echo, sequential, 64 KiB", 65536, 1_000, 1),
+            ("kit echo, 64 in flight, 64 KiB", 65536, 5_000, par),
+        ];
+        for (name, size, n, in_flight) in loads {
+            if !ctx.wants_load(name) {
+                continue;
+            }
+            let p = payload(size);
+            let (c, r, p) = (&client, route.as_str(), &*p);
+            let call = |_| kit::call(c, r, p, true);
+            measure::drive(200, in_flight, LIMIT, call).await?;
+            let probe = ctx.probe(&[]);
+            let run = measure::drive(ctx.n(n), in_flight, LIMIT, call).await?;
+            ctx.push("kit", name, &run, &probe, "server+client in this process");
+        }
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    let stopped = server.stop().await;
+    if let Ok(conn) = lean::connect(&url, "bench cleanup").await {
+        lean::delete_queues(&conn, &[&route]).await;
+        let _ = conn.close(200, "done".into()).await;
+    }
+    result?;
+    stopped.context("stopping the kit's echo server")
+}
+
+async fn python_section(ctx: &mut Ctx) {
+    if let Err(e) = python_rpc(ctx).await {
+        ctx.fail("aio-pika", &e);
+    }
+}
+
+async fn python_rpc(ctx: &mut Ctx) -> anyhow::Result<()> {
+    let url = ctx.opts.amqp_url.clone();
+    let venv = ctx.opts.venv.clone().unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-venv")
+    });
+    let py = tokio::task::spawn_blocking(move || python::ensure_venv(&venv)).await??;
+    let route = ctx.queue("py-echo");
+    let server = python::serve(&py, &url, &route).await?;
+    let spid: Vec<u32> = server.pid().into_iter().collect();
+    let payload_file = std::env::temp_dir().join(format!("bench-{}-payload.json", ctx.run_id));
+    let p = payload(100);
+    std::fs::write(&payload_file, p.get())?;
+    let result = async {
+        let client = kit::client(&url).await?;
+        let par = ctx.opts.in_flight;
+        {
+            let (c, r, p) = (&client, route.as_str(), &*p);
+            let call = |_| kit::call(c, r, p, false);
+            measure::drive(200, par, LIMIT, call).await?;
+            let probe = ctx.probe(&spid);
+            let run = measure::drive(ctx.n(20_000), par, LIMIT, call).await?;
+            ctx.push(
+                "python",
+                "aio-pika server <- kit RpcClient, 64 in flight",
+                &run,
+                &probe,
+                "spawned = aio-pika server",
+            );
+        }
+        for (name, n, in_flight) in [
+            (names::PY_PAR, 20_000, par),
+            ("aio-pika server <- aio-pika client, sequential", 2_000, 1),
+        ] {
+            let probe = ctx.probe(&spid);
+            let rep =
+                python::call(&py, &url, &route, ctx.n(n), in_flight, &payload_file, LIMIT).await?;
+            let mut row = report::Row::from_python(
+                "python",
+                name,
+                &rep,
+                probe.finish(),
+                "spawned = aio-pika server + client",
+            );
+            if let Some(s) = row.cpu.spawned.as_mut() {
+                *s += rep.cpu_seconds / rep.seconds * 100.0;
+            }
+            row.print();
+            ctx.report.rows.push(row);
+        }
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    drop(server);
+    let _ = std::fs::remove_file(&payload_file);
+    if let Ok(conn) = lean::connect(&url, "bench cleanup").await {
+        lean::delete_queues(&conn, &[&route]).await;
+        let _ = conn.close(200, "done".into()).await;
+    }
+    result
+}
+
+async fn queue_section(ctx: &mut Ctx) {
+    let url = ctx.opts.amqp_url.clone();
+    let n = ctx.n(100_000);
+    let p = payload(100);
+    let body = p.get().as_bytes().to_vec();
+    let in_flight = 256;
+    for (name, durability) in [
+        (names::LEAN_QUEUE_TRANSIENT, lean::Durability::Transient),
+        (names::LEAN_QUEUE, lean::Durability::Persistent),
+    ] {
+        let queue = ctx.queue("lean-queue");
+        let probe = ctx.probe(&[]);
+        match lean::one_way(&url, &queue, n, in_flight, &body, durability, LIMIT).await {
+            Ok(run) => ctx.push(
+                "queue",
+                name,
+                &run,
+                &probe,
+                "p50/p99 = publish (confirm) latency",
+            ),
+            Err(e) => ctx.fail(name, &e),
+        }
+    }
+    let route = ctx.queue("kit-queue");
+    let probe = ctx.probe(&[]);
+    match kit::work_queue(&url, &route, n, in_flight, &p, LIMIT).await {
+        Ok(run) => ctx.push(
+            "queue",
+            names::KIT_QUEUE,
+            &run,
+            &probe,
+            "p50/p99 = publish confirm latency",
+        ),
+        Err(e) => ctx.fail(names::KIT_QUEUE, &e),
+    }
+}
+
+async fn footprint_section(ctx: &mut Ctx) {
+    if let Err(e) = footprint_run(ctx).await {
+        ctx.fail("footprint", &e);
+    }
+}
+
+async fn footprint_run(ctx: &mut Ctx) -> anyhow::Result<()> {
+    let url = ctx.opts.amqp_url.clone();
+    let bin = match ctx.opts.example_bin.clone() {
+        Some(b) => b,
+        None => std::env::current_exe()?
+            .parent()
+            .map(|d| d.join("example"))
+            .context("no directory for the bench binary")?,
+    };
+    let conn = lean::connect(&url, "bench footprint").await?;
+    let others = footprint::other_consumers(&conn).await?;
+    if others > 0 {
+        anyhow::bail!(
+            "{others} consumer(s) already serve `{}` (another example service is running): it would answer our calls; stop it and run again",
+            footprint::ROUTE
+        );
+    }
+    let client = kit::client(&url).await?;
+    let result = async {
+        let (service, first) = footprint::start(&bin, &url, &client).await?;
+        let mut fp = Footprint {
+            first_call_ms: first.as_secs_f64() * 1000.0,
+            ..Footprint::default()
+        };
+        // Idle: answered one call, then left alone for a moment.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        fp.idle_rss_kib = measure::rss_kib(service.pid);
+        let par = ctx.opts.in_flight;
+        let c = &client;
+        let call = |_| async move {
+            c.call_raw(
+                footprint::ROUTE,
+                &serde_json::Value::Null,
+                Default::default(),
+            )
+            .await?;
+            Ok(())
+        };
+        let first_n = ctx.n(10_000);
+        let probe = ctx.probe(&[service.pid]);
+        let run = measure::drive(first_n, par, LIMIT, call).await?;
+        ctx.push(
+            "footprint",
+            &format!("example service, first {first_n} calls, {par} in flight"),
+            &run,
+            &probe,
+            "spawned = example service",
+        );
+        fp.rss_after_10k_kib = measure::rss_kib(service.pid);
+        let probe = ctx.probe(&[service.pid]);
+        let rest = ctx.n(100_000) - first_n;
+        let run = measure::drive(rest, par, LIMIT, call).await?;
+        ctx.push(
+            "footprint",
+            &format!("example service, next {rest} calls, {par} in flight"),
+            &run,
+            &probe,
+            "spawned = example service",
+        );
+        fp.rss_after_100k_kib = measure::rss_kib(service.pid);
+        fp.print();
+        ctx.report.footprint = Some(fp);
+        service.stop().await
+    }
+    .await;
+    footprint::cleanup(&conn).await;
+    let _ = conn.close(200, "done".into()).await;
+    result
+}
