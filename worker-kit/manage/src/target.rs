@@ -97,7 +97,7 @@ impl Server {
         Ok(client)
     }
 
-    async fn admin(&self) -> anyhow::Result<Client> {
+    pub(crate) async fn admin(&self) -> anyhow::Result<Client> {
         self.connect("postgres").await
     }
 
@@ -155,8 +155,8 @@ impl Server {
     }
 }
 
-/// A scratch database where model files or a dump are loaded to be read back. Dropped by
-/// [`Shadow::drop`] (call it on every path; `with_shadow` does).
+/// A scratch database where model files or a dump are loaded to be read back. One per
+/// target and role (`<db>__manage_models`, `<db>__manage_dump`), kept for the next run.
 pub struct Shadow {
     /// Its server.
     pub server: Server,
@@ -164,15 +164,74 @@ pub struct Shadow {
     pub name: String,
 }
 
+fn shadow_name(for_db: &str, role: &str) -> String {
+    let mut name = format!("{for_db}__manage_{role}");
+    name.truncate(63);
+    name
+}
+
 impl Shadow {
+    /// The kept shadow of `for_db` and `role` if it holds exactly `fingerprint`.
+    ///
+    /// # Errors
+    ///
+    /// When the server cannot be reached.
+    pub async fn existing(
+        server: &Server,
+        for_db: &str,
+        role: &str,
+        fingerprint: &str,
+    ) -> anyhow::Result<Option<Self>> {
+        let name = shadow_name(for_db, role);
+        let row = server
+            .admin()
+            .await?
+            .query_opt(
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+                &[&name],
+            )
+            .await?;
+        let holds: Option<String> = row.and_then(|r| r.get(0));
+        Ok((holds.as_deref() == Some(fingerprint)).then(|| Self {
+            server: server.clone(),
+            name,
+        }))
+    }
+
+    /// Records what the shadow now holds.
+    ///
+    /// # Errors
+    ///
+    /// When the server refuses.
+    pub async fn mark(&self, fingerprint: &str) -> anyhow::Result<()> {
+        let sql = format!(
+            "COMMENT ON DATABASE {} IS '{}'",
+            ident(&self.name),
+            fingerprint.replace('\'', "''")
+        );
+        self.server.admin().await?.batch_execute(&sql).await?;
+        Ok(())
+    }
+
+    /// Drops the shadows kept for `for_db`.
+    ///
+    /// # Errors
+    ///
+    /// When the server refuses.
+    pub async fn drop_all(server: &Server, for_db: &str) -> anyhow::Result<()> {
+        for role in ["models", "dump"] {
+            server.drop_db(&shadow_name(for_db, role)).await?;
+        }
+        Ok(())
+    }
+
     /// A fresh (reset) shadow database named after `for_db` and `role`.
     ///
     /// # Errors
     ///
     /// When it cannot be created.
     pub async fn create(server: &Server, for_db: &str, role: &str) -> anyhow::Result<Self> {
-        let mut name = format!("{for_db}__manage_{role}");
-        name.truncate(63);
+        let name = shadow_name(for_db, role);
         server.drop_db(&name).await?;
         server
             .create(&name)

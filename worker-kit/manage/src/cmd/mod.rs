@@ -46,9 +46,23 @@ pub(crate) fn service_name(args: &ServiceArgs) -> anyhow::Result<String> {
     }
 }
 
-/// Loads `files` into a fresh shadow database (named after `for_db` and `role`) and reads
-/// its catalog; the shadow is dropped whatever happens. `dump` reads the files as
-/// `pg_dump` output.
+/// A fingerprint of what a shadow holds: the files' paths and texts.
+fn fingerprint(files: &[ModelFile], dump: bool) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    dump.hash(&mut h);
+    env!("CARGO_PKG_VERSION").hash(&mut h);
+    for f in files {
+        f.path.hash(&mut h);
+        f.text.hash(&mut h);
+    }
+    format!("manage shadow {:016x}", h.finish())
+}
+
+/// The catalog of `files` (model files, or a dump when `dump`), through a shadow database
+/// named after `for_db` and `role`. The shadow is kept between runs and reused while the
+/// files are unchanged, so a no-op sync does not reload the schema; it is reset and
+/// reloaded when they change, and dropped when loading fails.
 ///
 /// # Errors
 ///
@@ -60,18 +74,26 @@ pub async fn catalog_of_files(
     files: &[ModelFile],
     dump: bool,
 ) -> anyhow::Result<Catalog> {
+    let print = fingerprint(files, dump);
+    if let Some(shadow) = Shadow::existing(server, for_db, role, &print).await? {
+        return Catalog::read(&shadow.connect().await?).await;
+    }
     let shadow = Shadow::create(server, for_db, role).await?;
-    let result = async {
+    let loaded = async {
         let client = shadow.connect().await?;
         load_into(&client, files, dump).await?;
-        // A fresh connection: the dump may have changed the session's search_path.
         drop(client);
+        // A fresh connection: the dump may have changed the session's search_path.
         let client = shadow.connect().await?;
-        Catalog::read(&client).await
+        let catalog = Catalog::read(&client).await?;
+        shadow.mark(&print).await?;
+        Ok::<_, anyhow::Error>(catalog)
     }
     .await;
-    shadow.drop().await;
-    result
+    if loaded.is_err() {
+        shadow.drop().await;
+    }
+    loaded
 }
 
 /// The desired catalog of a models directory.

@@ -106,6 +106,9 @@ async fn sync_creates_a_missing_database() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains(&format!("Creating database {name}")));
     let (server, _) = worker_kit_manage::Server::from_dsn(&url).unwrap();
+    worker_kit_manage::Shadow::drop_all(&server, &name)
+        .await
+        .unwrap();
     server.drop_db(&name).await.unwrap();
 }
 

@@ -62,6 +62,9 @@ impl Db {
     }
 
     pub(crate) async fn drop(self) {
+        worker_kit_manage::Shadow::drop_all(&self.server, &self.name)
+            .await
+            .unwrap();
         self.server.drop_db(&self.name).await.unwrap();
     }
 }
