@@ -6,7 +6,7 @@ use worker_kit::rpc::RpcWorker;
 use worker_kit::{Contract, ErrorReply, Meta, Payload, State, TaskContract, rpc, task};
 
 #[derive(Clone)]
-struct App {
+pub struct App {
     greeting: String,
 }
 
