@@ -139,25 +139,6 @@ impl Processor for QueueProcessor {
         route: &Arc<str>,
         handler: BoundHandler,
     ) -> &'static str {
-        self.work(channel, delivery, route, handler).await
-    }
-}
-
-/// What happens to a message after its handler ran.
-enum Next {
-    Ack,
-    Retry(u32),
-    Park(ErrorReply),
-}
-
-impl QueueProcessor {
-    async fn work(
-        &self,
-        channel: &Channel,
-        delivery: Delivery,
-        route: &Arc<str>,
-        handler: BoundHandler,
-    ) -> &'static str {
         let meta = delivery::meta(&delivery, route);
         let retry_count = meta.retry_count;
         let next = match envelope::decode_request(&delivery.data, &self.limits) {
@@ -246,6 +227,13 @@ impl QueueProcessor {
             }
         }
     }
+}
+
+/// What happens to a message after its handler ran.
+enum Next {
+    Ack,
+    Retry(u32),
+    Park(ErrorReply),
 }
 
 /// The delivery's headers plus `extra` (replacing same-named ones).

@@ -149,19 +149,6 @@ impl Processor for RpcProcessor {
         route: &Arc<str>,
         handler: BoundHandler,
     ) -> &'static str {
-        self.answer(channel, delivery, route, handler).await
-    }
-}
-
-impl RpcProcessor {
-    /// Runs one request to the end; returns the outcome's name for the span.
-    async fn answer(
-        &self,
-        channel: &Channel,
-        delivery: Delivery,
-        route: &Arc<str>,
-        handler: BoundHandler,
-    ) -> &'static str {
         let meta = delivery::meta(&delivery, route);
         let (encoding, outcome) = match envelope::decode_request(&delivery.data, &self.limits) {
             Err(e) => {
