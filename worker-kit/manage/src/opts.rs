@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 /// Schema drift between SQL model files and live PostgreSQL databases.
 ///
-/// The desired schema of a service is models/<service>/**/*.sql (query files named
+/// The desired schema of a service is models/SERVICE/**/*.sql (query files named
 /// queries.sql or *.queries.sql are skipped). Its database is --database-url, else
 /// DB_MAIN_DSN, else the database named after the service on the server that PGHOST,
 /// PGPORT, PGUSER and PGPASSWORD name. A .env file in the current directory is read first
@@ -31,10 +31,10 @@ pub enum Command {
     /// transaction, then checks that nothing is left to do. Creates the database when it
     /// does not exist.
     Sync(SyncArgs),
-    /// Write migrations/<service>/pending.sql: what production needs to match the models.
+    /// Write migrations/SERVICE/pending.sql: what production needs to match the models.
     ///
-    /// Production's current schema is migrations/<service>/production.dump.sql, made with
-    /// `pg_dump --schema-only --no-owner --no-privileges <db> > production.dump.sql`.
+    /// Production's current schema is migrations/SERVICE/production.dump.sql, made with
+    /// `pg_dump --schema-only --no-owner --no-privileges DB > production.dump.sql`.
     Pending(PendingArgs),
     /// Print the statements that turn FROM into TO.
     ///
@@ -78,7 +78,7 @@ pub struct SyncArgs {
 pub struct PendingArgs {
     #[command(flatten)]
     pub service: ServiceArgs,
-    /// The directory holding migrations/<service>/.
+    /// The directory holding migrations/SERVICE/.
     #[arg(long, default_value = "migrations")]
     pub migrations_dir: PathBuf,
     /// The server for the shadow databases (default: DB_MAIN_DSN's server, else PGHOST).
