@@ -15,7 +15,7 @@ STARTED_STACK=()
 
 tcp_open() { timeout 1 bash -c "</dev/tcp/$1/$2" 2>/dev/null; }
 
-pg_answers() { pg_isready -q -h "$PGHOST" -p "$PGPORT" -t 2; }
+pg_answers() { command -v pg_isready >/dev/null 2>&1 && pg_isready -q -h "$PGHOST" -p "$PGPORT" -t 2; }
 
 pg_accepts_login() { psql -w -X -q -d postgres -c 'SELECT 1' >/dev/null 2>&1; }
 
