@@ -75,6 +75,37 @@ pub async fn runner(service: &'static str) -> Runner {
     Runner::new(service, Arc::new(config()), b)
 }
 
+/// A [`Setup`](worker_kit::Setup) for `service` with [`config`] and a fresh broker connection.
+pub async fn setup(service: &'static str) -> worker_kit::Setup {
+    worker_kit::Setup {
+        service,
+        config: Arc::new(config()),
+        broker: broker(service).await,
+    }
+}
+
+/// The `example` service started in-process on a fresh database of its own (built from
+/// models/example), with `tune` applied to its database settings. Stop the service, then
+/// drop the database.
+///
+/// # Panics
+///
+/// When it does not start.
+pub async fn start_example(
+    tune: impl FnOnce(&mut worker_kit::db::DbConfig),
+) -> (Running, pg::TestDb) {
+    let db = pg::TestDb::with_models("example").await;
+    let mut db_config = db.config();
+    tune(&mut db_config);
+    let running = example::build_with(setup("example").await, &db_config)
+        .await
+        .expect("example builds")
+        .start()
+        .await
+        .expect("example starts");
+    (running, db)
+}
+
 /// Starts `runner`.
 ///
 /// # Panics

@@ -1,10 +1,8 @@
 //! The example service's CRUD through the broker, on its real schema.
 
-use e2e::pg::TestDb;
 use stubs::example::items::{
     CreateItem, DeleteItem, GetItem, ListItems, PlaceOrder, SearchItems, UpdateItem,
 };
-use worker_kit::Setup;
 use worker_kit::rpc::{CallError, RpcClient};
 
 fn remote_type(err: &CallError) -> &str {
@@ -14,18 +12,7 @@ fn remote_type(err: &CallError) -> &str {
 #[tokio::test]
 async fn items_crud_through_the_broker() {
     let _serial = e2e::example_service_lock().await;
-    let db = TestDb::with_models("example").await;
-    let setup = Setup {
-        service: "example",
-        config: std::sync::Arc::new(e2e::config()),
-        broker: e2e::broker("example").await,
-    };
-    let running = example::build_with(setup, &db.config())
-        .await
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let (running, db) = e2e::start_example(|_| {}).await;
     let c = RpcClient::new(&e2e::broker("caller").await, &e2e::config())
         .await
         .unwrap();

@@ -59,18 +59,7 @@ fn script() -> PathBuf {
 async fn python_client_calls_the_rust_example_service() {
     let _serial = e2e::example_service_lock().await;
     let py = tokio::task::spawn_blocking(python).await.unwrap();
-    let setup = worker_kit::Setup {
-        service: "example",
-        config: std::sync::Arc::new(e2e::config()),
-        broker: e2e::broker("example").await,
-    };
-    let db = e2e::pg::TestDb::with_models("example").await;
-    let running = example::build_with(setup, &db.config())
-        .await
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let (running, db) = e2e::start_example(|_| {}).await;
     let out = tokio::task::spawn_blocking(move || {
         Command::new(py)
             .arg(script())

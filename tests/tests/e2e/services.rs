@@ -1,47 +1,26 @@
 use std::time::Duration;
 
-use e2e::pg::TestDb;
 use stubs::example::{Dictionary, HelloWorld, WillError};
 use stubs::greeter::Greet;
 use worker_kit::rpc::{CallError, RpcClient};
 use worker_kit::{Runner, Setup};
 
-async fn setup(service: &'static str) -> Setup {
-    Setup {
-        service,
-        config: std::sync::Arc::new(e2e::config()),
-        broker: e2e::broker(service).await,
-    }
-}
-
 async fn start(
     service: &'static str,
     build: impl AsyncFnOnce(Setup) -> Result<Runner, worker_kit::Error>,
 ) -> worker_kit::runner::Running {
-    build(setup(service).await)
+    build(e2e::setup(service).await)
         .await
         .unwrap()
         .start()
         .await
         .unwrap()
-}
-
-/// The example service on a fresh database of its own.
-async fn start_example() -> (worker_kit::runner::Running, TestDb) {
-    let db = TestDb::with_models("example").await;
-    let running = example::build_with(setup("example").await, &db.config())
-        .await
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
-    (running, db)
 }
 
 #[tokio::test]
 async fn example_answers_the_seed_routes() {
     let _serial = e2e::example_service_lock().await;
-    let (example, db) = start_example().await;
+    let (example, db) = e2e::start_example(|_| {}).await;
     let c = RpcClient::new(&e2e::broker("caller").await, &e2e::config())
         .await
         .unwrap();
@@ -61,7 +40,7 @@ async fn example_answers_the_seed_routes() {
 #[tokio::test]
 async fn greeter_calls_example_through_stubs() {
     let _serial = e2e::example_service_lock().await;
-    let (example, db) = start_example().await;
+    let (example, db) = e2e::start_example(|_| {}).await;
     let greeter = start("greeter", greeter::build).await;
     let c = RpcClient::new(&e2e::broker("caller").await, &e2e::config())
         .await

@@ -2,10 +2,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use e2e::pg::TestDb;
 use e2e::wait_until;
 use stubs::example::items::{CreateItem, GetItem};
-use worker_kit::Setup;
 use worker_kit::rpc::{CallError, CallOptions, RpcClient};
 
 /// `pg_ctlcluster <version> main <action>` for the local cluster.
@@ -52,21 +50,11 @@ struct Tally {
 async fn postgres_restart_under_rpc_load() {
     let _serial = crate::serial().await;
     let _example = e2e::example_service_lock().await;
-    let db = TestDb::with_models("example").await;
-    let mut db_config = db.config();
-    db_config.acquire_timeout = Duration::from_secs(1);
-    db_config.connect_timeout = Duration::from_secs(1);
-    let setup = Setup {
-        service: "example",
-        config: Arc::new(e2e::config()),
-        broker: e2e::broker("example").await,
-    };
-    let running = example::build_with(setup, &db_config)
-        .await
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let (running, db) = e2e::start_example(|c| {
+        c.acquire_timeout = Duration::from_secs(1);
+        c.connect_timeout = Duration::from_secs(1);
+    })
+    .await;
     let client = RpcClient::new(&e2e::broker("caller").await, &e2e::config())
         .await
         .unwrap();
