@@ -3,8 +3,10 @@
 //! writes everything as JSON for comparison between commits.
 //!
 //! Sections: `lean` (the ceiling), `kit` (RpcClient → RpcWorker), `python` (aio-pika),
-//! `queue` (work queue), `footprint` (the example service's process).
+//! `queue` (work queue), `footprint` (the example service's process), `crud` (one INSERT
+//! and one SELECT per call through the broker: kit, lean, aio-pika + asyncpg).
 
+mod crud;
 mod footprint;
 mod kit;
 mod lean;
@@ -30,7 +32,7 @@ struct Opts {
     /// A short smoke run: a tenth of the calls and messages.
     #[arg(long)]
     quick: bool,
-    /// Run only these sections (comma-separated): lean, kit, python, queue, footprint.
+    /// Run only these sections (comma-separated): lean, kit, python, queue, footprint, crud.
     #[arg(long, value_delimiter = ',')]
     only: Vec<Section>,
     /// The broker (a secret: it may hold a password; never printed unredacted).
@@ -64,6 +66,7 @@ enum Section {
     Python,
     Queue,
     Footprint,
+    Crud,
 }
 
 /// Row names the targets refer to.
@@ -80,6 +83,9 @@ mod names {
     pub(crate) const LEAN_QUEUE: &str = "lean queue, persistent + confirms";
     pub(crate) const LEAN_QUEUE_TRANSIENT: &str = "lean queue, transient, no confirms";
     pub(crate) const KIT_QUEUE: &str = "kit queue: QueuePublisher -> QueueWorker";
+    pub(crate) const KIT_CRUD: &str = "kit CRUD (INSERT + SELECT), 64 in flight";
+    pub(crate) const LEAN_CRUD: &str = "lean CRUD (INSERT + SELECT), 64 in flight";
+    pub(crate) const PY_CRUD: &str = "aio-pika + asyncpg CRUD <- kit RpcClient, 64 in flight";
 }
 
 struct Ctx {
@@ -221,6 +227,9 @@ async fn run(opts: Opts) -> anyhow::Result<bool> {
         if ctx.wants(Section::Queue) {
             queue_section(&mut ctx).await;
         }
+        if ctx.wants(Section::Crud) {
+            crud_section(&mut ctx).await;
+        }
         // These two spawn processes and take long; once is enough for their figures.
         if round == 1 && ctx.wants(Section::Python) {
             python_section(&mut ctx).await;
@@ -355,6 +364,154 @@ async fn kit_rpc(ctx: &mut Ctx) -> anyhow::Result<()> {
     }
     result?;
     stopped.context("stopping the kit's echo server")
+}
+
+async fn crud_section(ctx: &mut Ctx) {
+    for (name, run) in [
+        (names::LEAN_CRUD, crud_lean as CrudRun),
+        (names::KIT_CRUD, crud_kit as CrudRun),
+        (names::PY_CRUD, crud_python as CrudRun),
+    ] {
+        // The Python server is a spawned process and slow: once is enough.
+        if !ctx.wants_load(name) || (name == names::PY_CRUD && ctx.round > 1) {
+            continue;
+        }
+        let db = format!("bench_{}_crud_{}", ctx.run_id, ctx.round);
+        let result = async {
+            let dsn = crud::create_db(&db).await?;
+            run(ctx, name, dsn).await
+        }
+        .await;
+        crud::drop_db(&db).await;
+        if let Err(e) = result {
+            ctx.fail(name, &e);
+        }
+    }
+}
+
+type CrudFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + 'a>>;
+type CrudRun = for<'a> fn(&'a mut Ctx, &'static str, String) -> CrudFuture<'a>;
+
+/// Warms up, then measures `n` calls of the CRUD route through `call`.
+async fn crud_measure<F, Fut>(
+    ctx: &mut Ctx,
+    name: &str,
+    spawned: &[u32],
+    note: &str,
+    call: F,
+) -> anyhow::Result<()>
+where
+    F: Fn(&'static str, usize) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let par = ctx.opts.in_flight;
+    measure::drive(200, par, LIMIT, |i| call("warm", i)).await?;
+    let probe = ctx.probe(spawned);
+    let run = measure::drive(ctx.n(5_000), par, LIMIT, |i| call("run", i)).await?;
+    let section = if name == names::PY_CRUD {
+        "python"
+    } else {
+        "crud"
+    };
+    ctx.push(section, name, &run, &probe, note);
+    Ok(())
+}
+
+fn crud_kit<'a>(ctx: &'a mut Ctx, name: &'static str, dsn: String) -> CrudFuture<'a> {
+    Box::pin(async move {
+        let url = ctx.opts.amqp_url.clone();
+        let route = ctx.queue("crud-kit");
+        let server = crud::kit_server(&url, &route, &dsn).await?;
+        let client = kit::client(&url).await?;
+        let result = crud_measure(ctx, name, &[], "server+client in this process", |tag, i| {
+            let (c, r) = (&client, route.as_str());
+            async move {
+                let item: stubs::example::items::Item = c
+                    .call_route(
+                        r,
+                        &crud::request(tag, i),
+                        worker_kit::rpc::CallOptions::default(),
+                    )
+                    .await?;
+                anyhow::ensure!(item.name == crud::request(tag, i).name, "wrong item back");
+                Ok(())
+            }
+        })
+        .await;
+        let stopped = server.stop().await;
+        delete_queue(&url, &route).await;
+        result?;
+        stopped.context("stopping the kit's CRUD server")
+    })
+}
+
+fn crud_lean<'a>(ctx: &'a mut Ctx, name: &'static str, dsn: String) -> CrudFuture<'a> {
+    Box::pin(async move {
+        let url = ctx.opts.amqp_url.clone();
+        let route = ctx.queue("crud-lean");
+        let conn = lean::connect(&url, "bench lean crud").await?;
+        crud::lean_server(&conn, &route, &dsn).await?;
+        let client = lean::EchoClient::new(&conn, false).await?;
+        let result = crud_measure(ctx, name, &[], "server+client in this process", |tag, i| {
+            let (c, r) = (&client, route.as_str());
+            async move {
+                let body = serde_json::to_vec(&crud::request(tag, i))?;
+                let reply: serde_json::Value = serde_json::from_slice(&c.call(r, &body).await?)?;
+                anyhow::ensure!(reply["id"].is_i64(), "lean CRUD failed: {reply}");
+                Ok(())
+            }
+        })
+        .await;
+        lean::delete_queues(&conn, &[&route]).await;
+        let _ = conn.close(200, "done".into()).await;
+        result
+    })
+}
+
+fn crud_python<'a>(ctx: &'a mut Ctx, name: &'static str, dsn: String) -> CrudFuture<'a> {
+    Box::pin(async move {
+        let url = ctx.opts.amqp_url.clone();
+        let venv = ctx.opts.venv.clone().unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-venv")
+        });
+        let py = tokio::task::spawn_blocking(move || python::ensure_venv(&venv)).await??;
+        let route = ctx.queue("crud-py");
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/seed_crud.py");
+        let server = python::serve_script(&py, &script, &["serve", &url, &route, &dsn]).await?;
+        let spid: Vec<u32> = server.pid().into_iter().collect();
+        let client = kit::client(&url).await?;
+        let result = crud_measure(
+            ctx,
+            name,
+            &spid,
+            "spawned = aio-pika + asyncpg server",
+            |tag, i| {
+                let (c, r) = (&client, route.as_str());
+                async move {
+                    let item: serde_json::Value = c
+                        .call_route(
+                            r,
+                            &crud::request(tag, i),
+                            worker_kit::rpc::CallOptions::default(),
+                        )
+                        .await?;
+                    anyhow::ensure!(item["id"].is_i64(), "python CRUD failed: {item}");
+                    Ok(())
+                }
+            },
+        )
+        .await;
+        drop(server);
+        delete_queue(&url, &route).await;
+        result
+    })
+}
+
+async fn delete_queue(url: &str, route: &str) {
+    if let Ok(conn) = lean::connect(url, "bench cleanup").await {
+        lean::delete_queues(&conn, &[route]).await;
+        let _ = conn.close(200, "done".into()).await;
+    }
 }
 
 async fn python_section(ctx: &mut Ctx) {

@@ -26,7 +26,7 @@ pub(crate) fn ensure_venv(venv: &Path) -> anyhow::Result<PathBuf> {
     let py = venv.join("bin").join("python");
     let works = |py: &Path| {
         std::process::Command::new(py)
-            .args(["-c", "import aio_pika"])
+            .args(["-c", "import aio_pika, asyncpg"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
@@ -36,7 +36,7 @@ pub(crate) fn ensure_venv(venv: &Path) -> anyhow::Result<PathBuf> {
         return Ok(py);
     }
     eprintln!(
-        "bench: creating a virtualenv with aio-pika in {}",
+        "bench: creating a virtualenv with aio-pika and asyncpg in {}",
         venv.display()
     );
     let status = std::process::Command::new("python3")
@@ -48,11 +48,11 @@ pub(crate) fn ensure_venv(venv: &Path) -> anyhow::Result<PathBuf> {
         bail!("python3 -m venv {} failed", venv.display());
     }
     let status = std::process::Command::new(venv.join("bin").join("pip"))
-        .args(["install", "--quiet", "aio-pika>=9,<10"])
+        .args(["install", "--quiet", "aio-pika>=9,<10", "asyncpg>=0.29"])
         .status()
         .context("running pip")?;
     if !status.success() || !works(&py) {
-        bail!("pip install aio-pika failed (is PyPI reachable?)");
+        bail!("pip install aio-pika asyncpg failed (is PyPI reachable?)");
     }
     Ok(py)
 }
@@ -70,9 +70,18 @@ impl Server {
 
 /// Starts the aio-pika echo server on `route` and waits (≤ 30 s) until it consumes.
 pub(crate) async fn serve(py: &Path, url: &str, route: &str) -> anyhow::Result<Server> {
+    serve_script(py, &script(), &["serve", url, route]).await
+}
+
+/// Starts `script` with `args` and waits (≤ 30 s) until it prints "ready".
+pub(crate) async fn serve_script(
+    py: &Path,
+    script: &Path,
+    args: &[&str],
+) -> anyhow::Result<Server> {
     let mut child = Command::new(py)
-        .arg(script())
-        .args(["serve", url, route])
+        .arg(script)
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)

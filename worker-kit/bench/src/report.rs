@@ -244,6 +244,18 @@ impl Report {
             |v| v >= 0.9,
         );
         ratio(
+            "kit / lean CRUD calls/s (INSERT + SELECT), 64 in flight",
+            per_round(names::KIT_CRUD, names::LEAN_CRUD, rate),
+            ">= 0.9",
+            |v| v >= 0.9,
+        );
+        ratio(
+            "kit / aio-pika + asyncpg CRUD calls/s, 64 in flight",
+            per_round(names::KIT_CRUD, names::PY_CRUD, rate),
+            ">= 4",
+            |v| v >= 4.0,
+        );
+        ratio(
             "kit / lean p99, 64 in flight",
             per_round(names::KIT_PAR, names::LEAN_PAR, p99),
             "<= 1.5",

@@ -1,0 +1,176 @@
+//! The CRUD route through the broker — one INSERT and one SELECT by id per call — in the
+//! kit (the example service's store on an `RpcWorker`), hand-written lapin +
+//! tokio-postgres, and the Python seed's stack (aio-pika + asyncpg). Each runs on a fresh
+//! database built from models/example.
+
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow};
+use deadpool_postgres::{Manager, Pool};
+use example::store::Store;
+use futures::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Connection};
+use stubs::example::items::{CreateItem, Item};
+use tokio_postgres::NoTls;
+use worker_kit::db::{Client, DbConfig, DbError};
+use worker_kit::rpc::RpcWorker;
+use worker_kit::runner::Running;
+use worker_kit::{Payload, Runner, State};
+
+const INSERT: &str = "INSERT INTO items (name, price_cents) VALUES ($1, $2) RETURNING id";
+const SELECT: &str =
+    "SELECT id, name, price_cents, tags, created_at, updated_at FROM items WHERE id = $1";
+
+fn server_dsn(db: &str) -> String {
+    let host = std::env::var("PGHOST").unwrap_or_else(|_| "127.0.0.1".into());
+    let user = std::env::var("PGUSER").unwrap_or_else(|_| "postgres".into());
+    format!("postgres://{user}@{host}:5432/{db}")
+}
+
+async fn admin() -> anyhow::Result<tokio_postgres::Client> {
+    let (client, conn) = tokio_postgres::connect(&server_dsn("postgres"), NoTls)
+        .await
+        .context("connecting to PostgreSQL")?;
+    tokio::spawn(conn);
+    Ok(client)
+}
+
+/// A fresh database with the example schema; returns its DSN.
+pub(crate) async fn create_db(name: &str) -> anyhow::Result<String> {
+    drop_db(name).await;
+    admin()
+        .await?
+        .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+        .await?;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/example");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sql") && !p.ends_with("queries.sql"))
+        .collect();
+    files.sort();
+    let dsn = server_dsn(name);
+    let (client, conn) = tokio_postgres::connect(&dsn, NoTls).await?;
+    tokio::spawn(conn);
+    for f in files {
+        client
+            .batch_execute(&std::fs::read_to_string(&f)?)
+            .await
+            .with_context(|| format!("{}", f.display()))?;
+    }
+    Ok(dsn)
+}
+
+/// Drops the database (errors ignored: cleanup).
+pub(crate) async fn drop_db(name: &str) {
+    if let Ok(a) = admin().await {
+        let _ = a
+            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .await;
+    }
+}
+
+/// The kit's CRUD handler: the example service's store, create then read by id.
+async fn crud(
+    State(store): State<Store>,
+    Payload(req): Payload<CreateItem>,
+) -> Result<Item, DbError> {
+    let item = store.create_item(&req).await?;
+    store.get_item(item.id).await
+}
+
+/// An `RpcWorker` answering `route` with [`crud`] on the database at `dsn`.
+pub(crate) async fn kit_server(url: &str, route: &str, dsn: &str) -> anyhow::Result<Running> {
+    let db = Client::new("main", &DbConfig::new(dsn)).map_err(|e| anyhow!("{e}"))?;
+    let b = crate::kit::broker(url, "bench kit crud").await?;
+    Runner::new("bench", Arc::new(crate::kit::config(url)), b)
+        .register_database(db.clone())
+        .register_worker(RpcWorker::with_state(Store::new(db)).route(route, crud))
+        .start()
+        .await
+        .context("starting the kit's CRUD server")
+}
+
+/// The same route hand-written: plain JSON in and out, a deadpool of 16 connections,
+/// prepared statements, ack after the reply is sent.
+pub(crate) async fn lean_server(conn: &Connection, queue: &str, dsn: &str) -> anyhow::Result<()> {
+    let pg: tokio_postgres::Config = dsn.parse()?;
+    let pool = Pool::builder(Manager::new(pg, NoTls))
+        .max_size(16)
+        .build()?;
+    let ch = conn.create_channel().await?;
+    ch.basic_qos(64, BasicQosOptions::default()).await?;
+    ch.queue_declare(
+        queue.into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await?;
+    let mut consumer = ch
+        .basic_consume(
+            queue.into(),
+            "lean-crud".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    tokio::spawn(async move {
+        while let Some(Ok(d)) = consumer.next().await {
+            let (ch, pool) = (ch.clone(), pool.clone());
+            tokio::spawn(async move {
+                let reply = async {
+                    let req: serde_json::Value = serde_json::from_slice(&d.data)?;
+                    let name = req["name"].as_str().unwrap_or_default();
+                    let price = req["price_cents"].as_i64().unwrap_or(0);
+                    let db = pool.get().await?;
+                    let insert = db.prepare_cached(INSERT).await?;
+                    let id: i64 = db.query_one(&insert, &[&name, &price]).await?.get(0);
+                    let select = db.prepare_cached(SELECT).await?;
+                    let row = db.query_one(&select, &[&id]).await?;
+                    let created: chrono::DateTime<chrono::Utc> = row.get(4);
+                    let updated: chrono::DateTime<chrono::Utc> = row.get(5);
+                    Ok::<_, anyhow::Error>(serde_json::to_vec(&serde_json::json!({
+                        "id": row.get::<_, i64>(0),
+                        "name": row.get::<_, String>(1),
+                        "price_cents": row.get::<_, i64>(2),
+                        "tags": row.get::<_, Vec<String>>(3),
+                        "created_at": created,
+                        "updated_at": updated,
+                    }))?)
+                }
+                .await
+                .unwrap_or_else(|e| format!("{{\"error\":{:?}}}", e.to_string()).into_bytes());
+                if let Some(reply_to) = d.properties.reply_to().clone() {
+                    let mut props = BasicProperties::default();
+                    if let Some(c) = d.properties.correlation_id().clone() {
+                        props = props.with_correlation_id(c);
+                    }
+                    let _ = ch
+                        .basic_publish(
+                            "".into(),
+                            reply_to,
+                            BasicPublishOptions::default(),
+                            &reply,
+                            props,
+                        )
+                        .await;
+                }
+                let _ = d.acker.ack(BasicAckOptions::default()).await;
+            });
+        }
+    });
+    Ok(())
+}
+
+/// The request of call `i` of load `tag` (item names are unique in the schema).
+pub(crate) fn request(tag: &str, i: usize) -> CreateItem {
+    CreateItem {
+        name: format!("{tag} item {i}"),
+        price_cents: i64::try_from(i % 10_000).unwrap_or(0),
+        tags: Vec::new(),
+    }
+}
