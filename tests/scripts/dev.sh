@@ -6,7 +6,15 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 cargo build -q -p e2e --bin rpc-call
 call() { "$root/target/debug/rpc-call" --timeout 2 hello_world >/dev/null 2>&1; }
-example_pid() { pgrep -f "^(\S*/)?target/debug/example\$" | head -n 1 || true; }
+# Only processes of this checkout count (another checkout may run its own example).
+ours() {
+    local pid
+    for pid in $(pgrep -f "$1" || true); do
+        if [ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$root" ]; then echo "$pid"; fi
+    done
+    return 0
+}
+example_pid() { ours "^(\S*/)?target/debug/example\$" | head -n 1; }
 # Our example answers: its process runs and hello_world is answered.
 ours_answers() { [ -n "$(example_pid)" ] && call; }
 
@@ -60,10 +68,10 @@ cp "$backup" "$source_file"
 kill -INT "$dev_pid"
 stopped() { ! kill -0 "$dev_pid" 2>/dev/null; }
 wait_until "dev stops on SIGINT" 60 stopped
-leftovers() { pgrep -f "target/debug/(example|greeter)$|entr -nr" >/dev/null; }
-if leftovers; then
+left="$(ours "target/debug/(example|greeter)\$|entr -nr")"
+if [ -n "$left" ]; then
     echo "FAIL processes left behind:"
-    pgrep -af "target/debug/(example|greeter)$|entr -nr" || true
+    for pid in $left; do ps -o pid=,args= -p "$pid" || true; done
     exit 1
 fi
 echo "PASS nothing left running after SIGINT"
