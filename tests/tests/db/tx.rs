@@ -116,3 +116,23 @@ async fn a_panic_inside_a_transaction_rolls_it_back() {
     assert_eq!(count(&client).await, 20);
     db.drop_db().await;
 }
+
+#[tokio::test]
+async fn several_statements_on_one_pooled_connection() {
+    let (db, client) = setup().await;
+    let users: Model<User> = Model::new(client.clone());
+    let conn = client.connection().await.unwrap();
+    let on_conn = users.with(&conn);
+    let a = on_conn
+        .create_one(&NewUser {
+            name: "one-conn",
+            email: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(on_conn.read_one_by_id(&a.id).await.unwrap(), a);
+    // Not a transaction: visible to other connections at once.
+    assert_eq!(users.read_one_by_id(&a.id).await.unwrap(), a);
+    drop(conn);
+    db.drop_db().await;
+}

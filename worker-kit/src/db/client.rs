@@ -155,15 +155,15 @@ impl Client {
     }
 }
 
+/// Each statement on a connection of its own from the pool (see [`Client::connection`] to
+/// run several on one).
 impl Executor for Client {
     async fn query_rows(
         &self,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, DbError> {
-        let conn = self.connection().await?;
-        let stmt = conn.prepare_cached(sql).await?;
-        Ok(conn.query(&stmt, params).await?)
+        self.connection().await?.query_rows(sql, params).await
     }
 
     async fn query_opt_row(
@@ -171,15 +171,11 @@ impl Executor for Client {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Row>, DbError> {
-        let conn = self.connection().await?;
-        let stmt = conn.prepare_cached(sql).await?;
-        Ok(conn.query_opt(&stmt, params).await?)
+        self.connection().await?.query_opt_row(sql, params).await
     }
 
     async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, DbError> {
-        let conn = self.connection().await?;
-        let stmt = conn.prepare_cached(sql).await?;
-        Ok(conn.execute(&stmt, params).await?)
+        self.connection().await?.execute(sql, params).await
     }
 }
 

@@ -59,6 +59,35 @@ impl<E: Executor> Executor for &E {
     }
 }
 
+/// One pooled connection held for several statements (no transaction): take it with
+/// [`Client::connection`](super::Client::connection) and run models on it with
+/// `model.with(&conn)`, saving a pool checkout per statement.
+impl Executor for deadpool_postgres::Object {
+    async fn query_rows(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, DbError> {
+        let stmt = self.prepare_cached(sql).await?;
+        Ok(self.query(&stmt, params).await?)
+    }
+
+    async fn query_opt_row(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, DbError> {
+        let stmt = self.prepare_cached(sql).await?;
+        Ok(self.query_opt(&stmt, params).await?)
+    }
+
+    async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, DbError> {
+        let stmt = self.prepare_cached(sql).await?;
+        // The client's own `execute`, not this trait's.
+        Ok(tokio_postgres::Client::execute(self, &stmt, params).await?)
+    }
+}
+
 /// An open transaction; see [`Client::transaction`](super::Client::transaction). It
 /// commits when the closure returns `Ok` and rolls back on `Err` — and, if the closure
 /// panics or its future is dropped, when it is dropped.
