@@ -9,11 +9,7 @@ use anyhow::{Context, anyhow};
 use deadpool_postgres::{Manager, Pool};
 use example::store::Store;
 use futures::StreamExt;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueDeclareOptions,
-};
-use lapin::types::FieldTable;
-use lapin::{BasicProperties, Connection};
+use lapin::Connection;
 use stubs::example::items::{CreateItem, Item};
 use tokio_postgres::NoTls;
 use worker_kit::db::{Client, DbConfig, DbError};
@@ -102,22 +98,7 @@ pub(crate) async fn lean_server(conn: &Connection, queue: &str, dsn: &str) -> an
     let pool = Pool::builder(Manager::new(pg, NoTls))
         .max_size(16)
         .build()?;
-    let ch = conn.create_channel().await?;
-    ch.basic_qos(64, BasicQosOptions::default()).await?;
-    ch.queue_declare(
-        queue.into(),
-        QueueDeclareOptions::default(),
-        FieldTable::default(),
-    )
-    .await?;
-    let mut consumer = ch
-        .basic_consume(
-            queue.into(),
-            "lean-crud".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    let (ch, mut consumer) = crate::lean::consume(conn, queue, "lean-crud", 64).await?;
     tokio::spawn(async move {
         while let Some(Ok(d)) = consumer.next().await {
             let (ch, pool) = (ch.clone(), pool.clone());
@@ -144,22 +125,7 @@ pub(crate) async fn lean_server(conn: &Connection, queue: &str, dsn: &str) -> an
                 }
                 .await
                 .unwrap_or_else(|e| format!("{{\"error\":{:?}}}", e.to_string()).into_bytes());
-                if let Some(reply_to) = d.properties.reply_to().clone() {
-                    let mut props = BasicProperties::default();
-                    if let Some(c) = d.properties.correlation_id().clone() {
-                        props = props.with_correlation_id(c);
-                    }
-                    let _ = ch
-                        .basic_publish(
-                            "".into(),
-                            reply_to,
-                            BasicPublishOptions::default(),
-                            &reply,
-                            props,
-                        )
-                        .await;
-                }
-                let _ = d.acker.ack(BasicAckOptions::default()).await;
+                let _ = crate::lean::reply_and_ack(&ch, &d, &reply).await;
             });
         }
     });

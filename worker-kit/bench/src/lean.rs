@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use futures::StreamExt;
+use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
@@ -44,47 +45,59 @@ pub(crate) async fn delete_queues(conn: &Connection, queues: &[&str]) {
     let _ = ch.close(200, "done".into()).await;
 }
 
-/// An echo server: every request's body goes back unchanged to its `reply_to`, then the
-/// request is acked. Runs until its queue is deleted or its connection closes.
-pub(crate) async fn echo_server(conn: &Connection, queue: &str) -> anyhow::Result<()> {
+/// A channel consuming `queue` (declared plainly, prefetch `prefetch`) as consumer `tag`.
+pub(crate) async fn consume(
+    conn: &Connection,
+    queue: &str,
+    tag: &str,
+    prefetch: u16,
+) -> anyhow::Result<(Channel, lapin::Consumer)> {
     let ch = conn.create_channel().await?;
-    ch.basic_qos(PREFETCH, BasicQosOptions::default()).await?;
+    ch.basic_qos(prefetch, BasicQosOptions::default()).await?;
     ch.queue_declare(
         queue.into(),
         QueueDeclareOptions::default(),
         FieldTable::default(),
     )
     .await?;
-    let mut consumer = ch
+    let consumer = ch
         .basic_consume(
             queue.into(),
-            "lean-echo".into(),
+            tag.into(),
             BasicConsumeOptions::default(),
             FieldTable::default(),
         )
         .await?;
+    Ok((ch, consumer))
+}
+
+/// Sends `body` to the request's `reply_to` (if any) with its correlation id, then acks
+/// the request. Fails when the channel does.
+pub(crate) async fn reply_and_ack(ch: &Channel, d: &Delivery, body: &[u8]) -> anyhow::Result<()> {
+    if let Some(reply_to) = d.properties.reply_to().clone() {
+        let mut props = BasicProperties::default();
+        if let Some(c) = d.properties.correlation_id().clone() {
+            props = props.with_correlation_id(c);
+        }
+        ch.basic_publish(
+            "".into(),
+            reply_to,
+            BasicPublishOptions::default(),
+            body,
+            props,
+        )
+        .await?;
+    }
+    d.acker.ack(BasicAckOptions::default()).await?;
+    Ok(())
+}
+
+/// The ceiling's server: replies with the request's own bytes.
+pub(crate) async fn echo_server(conn: &Connection, queue: &str) -> anyhow::Result<()> {
+    let (ch, mut consumer) = consume(conn, queue, "lean-echo", PREFETCH).await?;
     tokio::spawn(async move {
         while let Some(Ok(d)) = consumer.next().await {
-            if let Some(reply_to) = d.properties.reply_to().clone() {
-                let mut props = BasicProperties::default();
-                if let Some(c) = d.properties.correlation_id().clone() {
-                    props = props.with_correlation_id(c);
-                }
-                if ch
-                    .basic_publish(
-                        "".into(),
-                        reply_to,
-                        BasicPublishOptions::default(),
-                        &d.data,
-                        props,
-                    )
-                    .await
-                    .is_err()
-                {
-                    break;
-                }
-            }
-            if d.acker.ack(BasicAckOptions::default()).await.is_err() {
+            if reply_and_ack(&ch, &d, &d.data).await.is_err() {
                 break;
             }
         }
