@@ -13,6 +13,8 @@ use lapin::Connection;
 use stubs::example::items::{CreateItem, Item};
 use tokio_postgres::NoTls;
 use worker_kit::db::{Client, DbConfig, DbError};
+
+use crate::lean::Guarantees;
 use worker_kit::rpc::RpcWorker;
 use worker_kit::runner::Running;
 use worker_kit::{Payload, Runner, State};
@@ -92,13 +94,20 @@ pub(crate) async fn kit_server(url: &str, route: &str, dsn: &str) -> anyhow::Res
 }
 
 /// The same route hand-written: plain JSON in and out, a deadpool of 16 connections,
-/// prepared statements, ack after the reply is sent.
-pub(crate) async fn lean_server(conn: &Connection, queue: &str, dsn: &str) -> anyhow::Result<()> {
+/// prepared statements, both statements on one checked-out connection, ack after the
+/// reply is sent (and confirmed, under [`Guarantees::Protocol`]).
+pub(crate) async fn lean_server(
+    conn: &Connection,
+    queue: &str,
+    dsn: &str,
+    guarantees: Guarantees,
+) -> anyhow::Result<()> {
     let pg: tokio_postgres::Config = dsn.parse()?;
     let pool = Pool::builder(Manager::new(pg, NoTls))
         .max_size(16)
         .build()?;
-    let (ch, mut consumer) = crate::lean::consume(conn, queue, "lean-crud", 64).await?;
+    let (ch, mut consumer) =
+        crate::lean::consume(conn, queue, "lean-crud", crate::lean::PREFETCH, guarantees).await?;
     tokio::spawn(async move {
         while let Some(Ok(d)) = consumer.next().await {
             let (ch, pool) = (ch.clone(), pool.clone());

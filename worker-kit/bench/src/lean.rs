@@ -1,5 +1,7 @@
 //! The ceiling: hand-written lapin peers without envelope, gzip or confirms, and with the
-//! least ack work the protocol allows.
+//! least ack work the protocol allows; and the same peers keeping the protocol's
+//! broker-side guarantees ([`Guarantees::Protocol`]), to tell what those cost from what
+//! the kit costs.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -13,12 +15,34 @@ use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use tokio::sync::{Notify, oneshot};
 
 /// The same prefetch the kit's workers use by default (`AMQP_PREFETCH`).
 pub(crate) const PREFETCH: u16 = 64;
+
+/// How long a lean call waits for its reply (the kit's default RPC timeout).
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the lean peers promise beyond plain AMQP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Guarantees {
+    /// Nothing: requests unconfirmed and without a deadline, replies unconfirmed.
+    Bare,
+    /// The broker-side guarantees PROTOCOL.md asks of every peer, hand-written: requests
+    /// `mandatory` on a confirm-mode channel (a call to a missing route fails at once),
+    /// with `expiration` and an `x-deadline` header; the route queue declared with the RPC
+    /// dead-letter argument; each reply confirmed before its request is acked. No
+    /// envelope, no gzip: what is left between this and the kit is the kit's own work.
+    Protocol,
+}
+
+impl Guarantees {
+    fn confirms(self) -> bool {
+        self == Self::Protocol
+    }
+}
 
 pub(crate) async fn connect(url: &str, name: &str) -> anyhow::Result<Connection> {
     Connection::connect(
@@ -45,21 +69,27 @@ pub(crate) async fn delete_queues(conn: &Connection, queues: &[&str]) {
     let _ = ch.close(200, "done".into()).await;
 }
 
-/// A channel consuming `queue` (declared plainly, prefetch `prefetch`) as consumer `tag`.
+/// A channel consuming `queue` (prefetch `prefetch`) as consumer `tag`; in confirm mode
+/// and with the RPC queue arguments under [`Guarantees::Protocol`], plain otherwise.
 pub(crate) async fn consume(
     conn: &Connection,
     queue: &str,
     tag: &str,
     prefetch: u16,
+    guarantees: Guarantees,
 ) -> anyhow::Result<(Channel, lapin::Consumer)> {
     let ch = conn.create_channel().await?;
     ch.basic_qos(prefetch, BasicQosOptions::default()).await?;
-    ch.queue_declare(
-        queue.into(),
-        QueueDeclareOptions::default(),
-        FieldTable::default(),
-    )
-    .await?;
+    let mut args = FieldTable::default();
+    if guarantees.confirms() {
+        ch.confirm_select(ConfirmSelectOptions::default()).await?;
+        args.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(worker_kit::rpc::RPC_DLX.into()),
+        );
+    }
+    ch.queue_declare(queue.into(), QueueDeclareOptions::default(), args)
+        .await?;
     let consumer = ch
         .basic_consume(
             queue.into(),
@@ -72,32 +102,51 @@ pub(crate) async fn consume(
 }
 
 /// Sends `body` to the request's `reply_to` (if any) with its correlation id, then acks
-/// the request. Fails when the channel does.
+/// the request: at once on a plain channel, after the broker's confirm on a confirm-mode
+/// one. Fails when the channel does or the broker refuses the reply.
 pub(crate) async fn reply_and_ack(ch: &Channel, d: &Delivery, body: &[u8]) -> anyhow::Result<()> {
     if let Some(reply_to) = d.properties.reply_to().clone() {
         let mut props = BasicProperties::default();
         if let Some(c) = d.properties.correlation_id().clone() {
             props = props.with_correlation_id(c);
         }
-        ch.basic_publish(
-            "".into(),
-            reply_to,
-            BasicPublishOptions::default(),
-            body,
-            props,
-        )
-        .await?;
+        let confirm = ch
+            .basic_publish(
+                "".into(),
+                reply_to,
+                BasicPublishOptions::default(),
+                body,
+                props,
+            )
+            .await?;
+        // Resolves at once on a channel without confirms.
+        anyhow::ensure!(
+            !matches!(confirm.await?, lapin::Confirmation::Nack(_)),
+            "broker refused the reply"
+        );
     }
     d.acker.ack(BasicAckOptions::default()).await?;
     Ok(())
 }
 
-/// The ceiling's server: replies with the request's own bytes.
-pub(crate) async fn echo_server(conn: &Connection, queue: &str) -> anyhow::Result<()> {
-    let (ch, mut consumer) = consume(conn, queue, "lean-echo", PREFETCH).await?;
+/// The ceiling's server: replies with the request's own bytes. Bare, it replies inline
+/// in the consume loop (the least work there is); under [`Guarantees::Protocol`] each
+/// delivery gets a task of its own, so that waiting for one reply's confirm does not hold
+/// up the next request.
+pub(crate) async fn echo_server(
+    conn: &Connection,
+    queue: &str,
+    guarantees: Guarantees,
+) -> anyhow::Result<()> {
+    let (ch, mut consumer) = consume(conn, queue, "lean-echo", PREFETCH, guarantees).await?;
     tokio::spawn(async move {
         while let Some(Ok(d)) = consumer.next().await {
-            if reply_and_ack(&ch, &d, &d.data).await.is_err() {
+            if guarantees.confirms() {
+                let ch = ch.clone();
+                tokio::spawn(async move {
+                    let _ = reply_and_ack(&ch, &d, &d.data).await;
+                });
+            } else if reply_and_ack(&ch, &d, &d.data).await.is_err() {
                 break;
             }
         }
@@ -113,15 +162,15 @@ pub(crate) struct EchoClient {
     reply_to: lapin::types::ShortString,
     pending: Arc<Mutex<HashMap<u64, oneshot::Sender<Vec<u8>>>>>,
     next: Arc<AtomicU64>,
-    confirmed: bool,
+    guarantees: Guarantees,
 }
 
 impl EchoClient {
-    /// `confirmed`: publish requests `mandatory` on a channel in confirm mode and wait
-    /// for each confirm, as the kit does to fail calls to routes without a queue at once.
-    pub(crate) async fn new(conn: &Connection, confirmed: bool) -> anyhow::Result<Self> {
+    /// Under [`Guarantees::Protocol`], requests go out `mandatory` on a confirm-mode
+    /// channel with `expiration` and `x-deadline`, and each call waits for its confirm.
+    pub(crate) async fn new(conn: &Connection, guarantees: Guarantees) -> anyhow::Result<Self> {
         let channel = conn.create_channel().await?;
-        if confirmed {
+        if guarantees.confirms() {
             channel
                 .confirm_select(ConfirmSelectOptions::default())
                 .await?;
@@ -174,7 +223,7 @@ impl EchoClient {
             reply_to,
             pending,
             next: Arc::new(AtomicU64::new(1)),
-            confirmed,
+            guarantees,
         })
     }
 
@@ -185,35 +234,48 @@ impl EchoClient {
             .lock()
             .map_err(|_| anyhow!("pending map poisoned"))?
             .insert(id, tx);
+        let confirmed = self.guarantees.confirms();
+        let mut props = BasicProperties::default()
+            .with_reply_to(self.reply_to.clone())
+            .with_correlation_id(id.to_string().as_str().into());
+        if confirmed {
+            let deadline = std::time::SystemTime::now() + CALL_TIMEOUT;
+            let epoch_ms = deadline
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            let mut headers = FieldTable::default();
+            headers.insert("x-deadline".into(), AMQPValue::LongLongInt(epoch_ms));
+            props = props
+                .with_expiration(CALL_TIMEOUT.as_millis().to_string().as_str().into())
+                .with_headers(headers);
+        }
         let confirm = self
             .channel
             .basic_publish(
                 "".into(),
                 route.into(),
                 BasicPublishOptions {
-                    mandatory: self.confirmed,
+                    mandatory: confirmed,
                     ..BasicPublishOptions::default()
                 },
                 body,
-                BasicProperties::default()
-                    .with_reply_to(self.reply_to.clone())
-                    .with_correlation_id(id.to_string().as_str().into()),
+                props,
             )
             .await?;
-        if self.confirmed {
+        if confirmed {
             anyhow::ensure!(
                 confirm.await? == lapin::Confirmation::Ack(None),
                 "request not routed"
             );
         }
-        let reply = tokio::time::timeout(Duration::from_secs(10), rx).await;
+        let reply = tokio::time::timeout(CALL_TIMEOUT, rx).await;
         if reply.is_err()
             && let Ok(mut p) = self.pending.lock()
         {
             p.remove(&id);
         }
         reply
-            .map_err(|_| anyhow!("no reply within 10 s"))?
+            .map_err(|_| anyhow!("no reply within {CALL_TIMEOUT:?}"))?
             .map_err(|_| anyhow!("reply consumer ended"))
     }
 }

@@ -21,6 +21,7 @@ use anyhow::Context;
 use clap::Parser;
 use serde_json::value::RawValue;
 
+use lean::Guarantees;
 use measure::{CpuProbe, Run};
 use report::{Footprint, Report, Row};
 
@@ -73,10 +74,9 @@ enum Section {
 mod names {
     pub(crate) const LEAN_SEQ: &str = "lean echo, sequential, 100 B";
     pub(crate) const LEAN_PAR: &str = "lean echo, 64 in flight, 100 B";
-    pub(crate) const LEAN_SEQ_CONFIRMED: &str =
-        "lean echo + confirmed mandatory requests, sequential, 100 B";
-    pub(crate) const LEAN_PAR_CONFIRMED: &str =
-        "lean echo + confirmed mandatory requests, 64 in flight, 100 B";
+    pub(crate) const LEAN_SEQ_PROTOCOL: &str = "lean echo + protocol guarantees, sequential, 100 B";
+    pub(crate) const LEAN_PAR_PROTOCOL: &str =
+        "lean echo + protocol guarantees, 64 in flight, 100 B";
     pub(crate) const KIT_SEQ: &str = "kit echo, sequential, 100 B";
     pub(crate) const KIT_PAR: &str = "kit echo, 64 in flight, 100 B";
     pub(crate) const PY_PAR: &str = "aio-pika server <- aio-pika client, 64 in flight";
@@ -85,6 +85,8 @@ mod names {
     pub(crate) const KIT_QUEUE: &str = "kit queue: QueuePublisher -> QueueWorker";
     pub(crate) const KIT_CRUD: &str = "kit CRUD (INSERT + SELECT), 64 in flight";
     pub(crate) const LEAN_CRUD: &str = "lean CRUD (INSERT + SELECT), 64 in flight";
+    pub(crate) const LEAN_CRUD_PROTOCOL: &str =
+        "lean CRUD + protocol guarantees (INSERT + SELECT), 64 in flight";
     pub(crate) const PY_CRUD: &str = "aio-pika + asyncpg CRUD <- kit RpcClient, 64 in flight";
 }
 
@@ -268,34 +270,36 @@ async fn lean_section(ctx: &mut Ctx) {
 async fn lean_rpc(ctx: &mut Ctx) -> anyhow::Result<()> {
     let url = ctx.opts.amqp_url.clone();
     let route = ctx.queue("lean-echo");
+    let protocol_route = ctx.queue("lean-echo-protocol");
     let server_conn = lean::connect(&url, "bench lean server").await?;
     let client_conn = lean::connect(&url, "bench lean client").await?;
-    lean::echo_server(&server_conn, &route).await?;
-    let client = lean::EchoClient::new(&client_conn, false).await?;
-    let confirmed = lean::EchoClient::new(&client_conn, true).await?;
+    lean::echo_server(&server_conn, &route, Guarantees::Bare).await?;
+    lean::echo_server(&server_conn, &protocol_route, Guarantees::Protocol).await?;
+    let bare = (
+        lean::EchoClient::new(&client_conn, Guarantees::Bare).await?,
+        route.as_str(),
+    );
+    let protocol = (
+        lean::EchoClient::new(&client_conn, Guarantees::Protocol).await?,
+        protocol_route.as_str(),
+    );
     let result = async {
         let par = ctx.opts.in_flight;
         let loads = [
-            (names::LEAN_SEQ, 100, 2_000, 1, &client),
-            (names::LEAN_PAR, 100, 20_000, par, &client),
-            (names::LEAN_SEQ_CONFIRMED, 100, 2_000, 1, &confirmed),
-            (names::LEAN_PAR_CONFIRMED, 100, 20_000, par, &confirmed),
-            ("lean echo, 64 in flight, 4 KiB", 4096, 20_000, par, &client),
-            (
-                "lean echo, 64 in flight, 64 KiB",
-                65536,
-                5_000,
-                par,
-                &client,
-            ),
+            (names::LEAN_SEQ, 100, 2_000, 1, &bare),
+            (names::LEAN_PAR, 100, 20_000, par, &bare),
+            (names::LEAN_SEQ_PROTOCOL, 100, 2_000, 1, &protocol),
+            (names::LEAN_PAR_PROTOCOL, 100, 20_000, par, &protocol),
+            ("lean echo, 64 in flight, 4 KiB", 4096, 20_000, par, &bare),
+            ("lean echo, 64 in flight, 64 KiB", 65536, 5_000, par, &bare),
         ];
-        for (name, size, n, in_flight, client) in loads {
+        for (name, size, n, in_flight, (client, route)) in loads {
             if !ctx.wants_load(name) {
                 continue;
             }
             let body = payload(size).get().as_bytes().to_vec();
             anyhow::ensure!(!body.is_empty(), "empty payload");
-            let (c, r, b) = (client, route.as_str(), body.as_slice());
+            let (c, r, b) = (client, *route, body.as_slice());
             let call = |_| async move {
                 let back = c.call(r, b).await?;
                 anyhow::ensure!(back.len() == b.len(), "echo changed the body's length");
@@ -315,7 +319,7 @@ async fn lean_rpc(ctx: &mut Ctx) -> anyhow::Result<()> {
         Ok::<_, anyhow::Error>(())
     }
     .await;
-    lean::delete_queues(&server_conn, &[&route]).await;
+    lean::delete_queues(&server_conn, &[&route, &protocol_route]).await;
     let _ = client_conn.close(200, "done".into()).await;
     let _ = server_conn.close(200, "done".into()).await;
     result
@@ -369,6 +373,7 @@ async fn kit_rpc(ctx: &mut Ctx) -> anyhow::Result<()> {
 async fn crud_section(ctx: &mut Ctx) {
     for (name, run) in [
         (names::LEAN_CRUD, crud_lean as CrudRun),
+        (names::LEAN_CRUD_PROTOCOL, crud_lean_protocol as CrudRun),
         (names::KIT_CRUD, crud_kit as CrudRun),
         (names::PY_CRUD, crud_python as CrudRun),
     ] {
@@ -446,26 +451,43 @@ fn crud_kit<'a>(ctx: &'a mut Ctx, name: &'static str, dsn: String) -> CrudFuture
 }
 
 fn crud_lean<'a>(ctx: &'a mut Ctx, name: &'static str, dsn: String) -> CrudFuture<'a> {
-    Box::pin(async move {
-        let url = ctx.opts.amqp_url.clone();
-        let route = ctx.queue("crud-lean");
-        let conn = lean::connect(&url, "bench lean crud").await?;
-        crud::lean_server(&conn, &route, &dsn).await?;
-        let client = lean::EchoClient::new(&conn, false).await?;
-        let result = crud_measure(ctx, name, &[], "server+client in this process", |tag, i| {
-            let (c, r) = (&client, route.as_str());
-            async move {
-                let body = serde_json::to_vec(&crud::request(tag, i))?;
-                let reply: serde_json::Value = serde_json::from_slice(&c.call(r, &body).await?)?;
-                anyhow::ensure!(reply["id"].is_i64(), "lean CRUD failed: {reply}");
-                Ok(())
-            }
-        })
-        .await;
-        lean::delete_queues(&conn, &[&route]).await;
-        let _ = conn.close(200, "done".into()).await;
-        result
+    Box::pin(crud_lean_with(ctx, name, dsn, Guarantees::Bare))
+}
+
+fn crud_lean_protocol<'a>(ctx: &'a mut Ctx, name: &'static str, dsn: String) -> CrudFuture<'a> {
+    Box::pin(crud_lean_with(ctx, name, dsn, Guarantees::Protocol))
+}
+
+async fn crud_lean_with(
+    ctx: &mut Ctx,
+    name: &'static str,
+    dsn: String,
+    guarantees: Guarantees,
+) -> anyhow::Result<()> {
+    let url = ctx.opts.amqp_url.clone();
+    let route = ctx.queue(match guarantees {
+        Guarantees::Bare => "crud-lean",
+        Guarantees::Protocol => "crud-lean-protocol",
+    });
+    // Server and client on connections of their own, as in the lean echo and the kit.
+    let conn = lean::connect(&url, "bench lean crud server").await?;
+    let client_conn = lean::connect(&url, "bench lean crud client").await?;
+    crud::lean_server(&conn, &route, &dsn, guarantees).await?;
+    let client = lean::EchoClient::new(&client_conn, guarantees).await?;
+    let result = crud_measure(ctx, name, &[], "server+client in this process", |tag, i| {
+        let (c, r) = (&client, route.as_str());
+        async move {
+            let body = serde_json::to_vec(&crud::request(tag, i))?;
+            let reply: serde_json::Value = serde_json::from_slice(&c.call(r, &body).await?)?;
+            anyhow::ensure!(reply["id"].is_i64(), "lean CRUD failed: {reply}");
+            Ok(())
+        }
     })
+    .await;
+    lean::delete_queues(&conn, &[&route]).await;
+    let _ = client_conn.close(200, "done".into()).await;
+    let _ = conn.close(200, "done".into()).await;
+    result
 }
 
 fn crud_python<'a>(ctx: &'a mut Ctx, name: &'static str, dsn: String) -> CrudFuture<'a> {

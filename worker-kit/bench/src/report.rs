@@ -250,6 +250,12 @@ impl Report {
             |v| v >= 0.9,
         );
         ratio(
+            "(info) kit / lean CRUD + protocol guarantees calls/s",
+            per_round(names::KIT_CRUD, names::LEAN_CRUD_PROTOCOL, rate),
+            ">= 0.9",
+            |v| v >= 0.9,
+        );
+        ratio(
             "kit / aio-pika + asyncpg CRUD calls/s, 64 in flight",
             per_round(names::KIT_CRUD, names::PY_CRUD, rate),
             ">= 4",
@@ -268,10 +274,16 @@ impl Report {
             |v| v <= 1.2,
         );
         ratio(
-            "(info) kit / lean with confirmed requests, p50 sequential",
-            per_round(names::KIT_SEQ, names::LEAN_SEQ_CONFIRMED, p50),
+            "(info) kit / lean + protocol guarantees, p50 sequential",
+            per_round(names::KIT_SEQ, names::LEAN_SEQ_PROTOCOL, p50),
             "<= 1.2",
             |v| v <= 1.2,
+        );
+        ratio(
+            "(info) kit / lean + protocol guarantees calls/s, 64 in flight",
+            per_round(names::KIT_PAR, names::LEAN_PAR_PROTOCOL, rate),
+            ">= 0.9",
+            |v| v >= 0.9,
         );
         ratio(
             "kit / aio-pika calls/s, 64 in flight",
