@@ -46,11 +46,12 @@ pub(crate) async fn other_consumers(conn: &lapin::Connection) -> anyhow::Result<
     Ok(n)
 }
 
-/// Spawns `bin`, then calls `hello_world` until it answers; returns the service and the
-/// time from spawn to the first answer.
+/// Spawns `bin` on the database at `dsn`, then calls `hello_world` until it answers;
+/// returns the service and the time from spawn to the first answer.
 pub(crate) async fn start(
     bin: &Path,
     url: &str,
+    dsn: &str,
     client: &RpcClient,
 ) -> anyhow::Result<(Service, Duration)> {
     if !bin.exists() {
@@ -62,6 +63,7 @@ pub(crate) async fn start(
     let started = Instant::now();
     let child = Command::new(bin)
         .env("AMQP_URL", url)
+        .env("DB_MAIN_DSN", dsn)
         .env("RUST_LOG", "warn")
         .env("LOG_FORMAT", "json")
         .stdout(Stdio::null())

@@ -664,8 +664,12 @@ async fn footprint_run(ctx: &mut Ctx) -> anyhow::Result<()> {
         );
     }
     let client = kit::client(&url).await?;
+    // A database of its own with the example schema, so the service starts on any machine
+    // (and leaves a developer's `example` database alone).
+    let db = format!("bench_{}_footprint", ctx.run_id);
     let result = async {
-        let (service, first) = footprint::start(&bin, &url, &client).await?;
+        let dsn = crud::create_db(&db).await?;
+        let (service, first) = footprint::start(&bin, &url, &dsn, &client).await?;
         let mut fp = Footprint {
             first_call_ms: first.as_secs_f64() * 1000.0,
             ..Footprint::default()
@@ -712,6 +716,7 @@ async fn footprint_run(ctx: &mut Ctx) -> anyhow::Result<()> {
     }
     .await;
     footprint::cleanup(&conn).await;
+    crud::drop_db(&db).await;
     let _ = conn.close(200, "done".into()).await;
     result
 }
