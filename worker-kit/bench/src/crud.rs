@@ -1,18 +1,19 @@
 //! The CRUD route through the broker — one INSERT and one SELECT by id per call — in the
-//! kit (the example service's store on an `RpcWorker`), hand-written lapin +
-//! tokio-postgres, and the Python seed's stack (aio-pika + asyncpg). Each runs on a fresh
-//! database built from models/example.
+//! kit (`Model<ItemRow>` of the example schema on an `RpcWorker`), hand-written lapin +
+//! tokio-postgres (bare, and with the protocol's broker-side guarantees), and the Python
+//! seed's stack (aio-pika + asyncpg). Each runs on a fresh database built from
+//! models/example.
 
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
 use deadpool_postgres::{Manager, Pool};
-use example::store::Store;
+use example::store::ItemRow;
 use futures::StreamExt;
 use lapin::Connection;
 use stubs::example::items::{CreateItem, Item};
 use tokio_postgres::NoTls;
-use worker_kit::db::{Client, DbConfig, DbError};
+use worker_kit::db::{Client, DbConfig, DbError, Insert, Model};
 
 use crate::lean::Guarantees;
 use worker_kit::rpc::RpcWorker;
@@ -72,22 +73,47 @@ pub(crate) async fn drop_db(name: &str) {
     }
 }
 
-/// The kit's CRUD handler: the example service's store, create then read by id.
-async fn crud(
-    State(store): State<Store>,
-    Payload(req): Payload<CreateItem>,
-) -> Result<Item, DbError> {
-    let item = store.create_item(&req).await?;
-    store.get_item(item.id).await
+/// What the kit's CRUD handler shares: the pool and the example schema's `items` model.
+#[derive(Clone)]
+struct Items {
+    db: Client,
+    items: Model<ItemRow>,
+}
+
+/// A new row of `items` (the columns the request sets).
+#[derive(Insert)]
+struct NewItem<'a> {
+    name: &'a str,
+    price_cents: i64,
+    tags: &'a [String],
+}
+
+/// The kit's CRUD handler: create then read by id through `Model<ItemRow>`, both
+/// statements on one pooled connection (`Client::connection` + `Model::with`), the access
+/// pattern of the lean server.
+async fn crud(State(s): State<Items>, Payload(req): Payload<CreateItem>) -> Result<Item, DbError> {
+    let conn = s.db.connection().await?;
+    let items = s.items.with(&conn);
+    let new = NewItem {
+        name: &req.name,
+        price_cents: req.price_cents,
+        tags: &req.tags,
+    };
+    let created = Item::from(items.create_one(&new).await?);
+    Ok(items.read_one_by_id(&created.id).await?.into())
 }
 
 /// An `RpcWorker` answering `route` with [`crud`] on the database at `dsn`.
 pub(crate) async fn kit_server(url: &str, route: &str, dsn: &str) -> anyhow::Result<Running> {
     let db = Client::new("main", &DbConfig::new(dsn)).map_err(|e| anyhow!("{e}"))?;
     let b = crate::kit::broker(url, "bench kit crud").await?;
+    let state = Items {
+        items: Model::new(db.clone()),
+        db: db.clone(),
+    };
     Runner::new("bench", Arc::new(crate::kit::config(url)), b)
-        .register_database(db.clone())
-        .register_worker(RpcWorker::with_state(Store::new(db)).route(route, crud))
+        .register_database(db)
+        .register_worker(RpcWorker::with_state(state).route(route, crud))
         .start()
         .await
         .context("starting the kit's CRUD server")
