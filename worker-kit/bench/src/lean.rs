@@ -129,10 +129,10 @@ pub(crate) async fn reply_and_ack(ch: &Channel, d: &Delivery, body: &[u8]) -> an
     Ok(())
 }
 
-/// The ceiling's server: replies with the request's own bytes. Bare, it replies inline
-/// in the consume loop (the least work there is); under [`Guarantees::Protocol`] each
-/// delivery gets a task of its own, so that waiting for one reply's confirm does not hold
-/// up the next request.
+/// The ceiling's server: replies with the request's own bytes, each delivery in a task of
+/// its own. Replying inline in the consume loop is less work per message but does one
+/// message at a time: 6,600 against 10,600 calls/s at 64 in flight on the 2-core machine
+/// measured, with the same sequential latency.
 pub(crate) async fn echo_server(
     conn: &Connection,
     queue: &str,
@@ -141,14 +141,10 @@ pub(crate) async fn echo_server(
     let (ch, mut consumer) = consume(conn, queue, "lean-echo", PREFETCH, guarantees).await?;
     tokio::spawn(async move {
         while let Some(Ok(d)) = consumer.next().await {
-            if guarantees.confirms() {
-                let ch = ch.clone();
-                tokio::spawn(async move {
-                    let _ = reply_and_ack(&ch, &d, &d.data).await;
-                });
-            } else if reply_and_ack(&ch, &d, &d.data).await.is_err() {
-                break;
-            }
+            let ch = ch.clone();
+            tokio::spawn(async move {
+                let _ = reply_and_ack(&ch, &d, &d.data).await;
+            });
         }
     });
     Ok(())
@@ -327,13 +323,18 @@ pub(crate) async fn one_way(
     let seen = Arc::new(AtomicUsize::new(0));
     let (d2, s2) = (done.clone(), seen.clone());
     tokio::spawn(async move {
+        // Each ack in a task of its own, as the echo server replies: awaiting every ack in
+        // the consume loop does one message at a time (7,700 against 10,500 msg/s,
+        // persistent with confirms, on the 2-core machine measured).
         while let Some(Ok(d)) = consumer.next().await {
-            if d.acker.ack(BasicAckOptions::default()).await.is_err() {
-                break;
-            }
-            if s2.fetch_add(1, Ordering::Relaxed) + 1 == n {
-                d2.notify_one();
-            }
+            let (d2, s2) = (d2.clone(), s2.clone());
+            tokio::spawn(async move {
+                if d.acker.ack(BasicAckOptions::default()).await.is_ok()
+                    && s2.fetch_add(1, Ordering::Relaxed) + 1 == n
+                {
+                    d2.notify_one();
+                }
+            });
         }
     });
     let ch = pub_conn.create_channel().await?;
