@@ -110,7 +110,7 @@ manage_bin() {
         (cd "$ROOT" && cargo build -q -p worker-kit-manage --bin manage) || return 1
         _MANAGE_BUILT=1
     fi
-    echo "$ROOT/target/debug/manage"
+    echo "$TARGET_DIR/debug/manage"
 }
 
 # Brings every service's database in line with models/<service>/ (creating it when

@@ -4,8 +4,10 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
+target="${CARGO_TARGET_DIR:-$root/target}"
+case "$target" in /*) ;; *) target="$root/$target" ;; esac
 cargo build -q -p e2e --bin rpc-call
-call() { "$root/target/debug/rpc-call" --timeout 2 hello_world >/dev/null 2>&1; }
+call() { "$target/debug/rpc-call" --timeout 2 hello_world >/dev/null 2>&1; }
 # Only processes of this checkout count (another checkout may run its own example).
 ours() {
     local pid
@@ -14,7 +16,7 @@ ours() {
     done
     return 0
 }
-example_pid() { ours "^(\S*/)?target/debug/example\$" | head -n 1; }
+example_pid() { ours "^(\S*/)?debug/example\$" | head -n 1; }
 # Our example answers: its process runs and hello_world is answered.
 ours_answers() { [ -n "$(example_pid)" ] && call; }
 
@@ -68,7 +70,7 @@ cp "$backup" "$source_file"
 kill -INT "$dev_pid"
 stopped() { ! kill -0 "$dev_pid" 2>/dev/null; }
 wait_until "dev stops on SIGINT" 60 stopped
-left="$(ours "target/debug/(example|greeter)\$|entr -nr")"
+left="$(ours "/debug/(example|greeter)\$|entr -nr")"
 if [ -n "$left" ]; then
     echo "FAIL processes left behind:"
     for pid in $left; do ps -o pid=,args= -p "$pid" || true; done
