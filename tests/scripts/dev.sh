@@ -2,12 +2,12 @@
 # scripts/dev end to end: it brings the example service up, restarts it when its source
 # changes (a new process answers), and Ctrl+C (SIGINT) leaves no process behind.
 set -euo pipefail
-root="$(cd "$(dirname "$0")/../.." && pwd)"
+# shellcheck source=scripts/lib/common.sh
+. "$(dirname "$0")/../../scripts/lib/common.sh"
+root="$ROOT"
 cd "$root"
-target="${CARGO_TARGET_DIR:-$root/target}"
-case "$target" in /*) ;; *) target="$root/$target" ;; esac
 cargo build -q -p e2e --bin rpc-call
-call() { "$target/debug/rpc-call" --timeout 2 hello_world >/dev/null 2>&1; }
+call() { "$TARGET_DIR/debug/rpc-call" --timeout 2 hello_world >/dev/null 2>&1; }
 # Only processes of this checkout count (another checkout may run its own example).
 ours() {
     local pid

@@ -14,11 +14,11 @@ use lapin::Connection;
 use stubs::example::items::{CreateItem, Item};
 use tokio_postgres::NoTls;
 use worker_kit::db::{Client, DbConfig, DbError, Insert, Model};
-
-use crate::lean::Guarantees;
 use worker_kit::rpc::RpcWorker;
 use worker_kit::runner::Running;
 use worker_kit::{Payload, Runner, State};
+
+use crate::lean::Guarantees;
 
 const INSERT: &str = "INSERT INTO items (name, price_cents) VALUES ($1, $2) RETURNING id";
 const SELECT: &str =
@@ -73,13 +73,6 @@ pub(crate) async fn drop_db(name: &str) {
     }
 }
 
-/// What the kit's CRUD handler shares: the pool and the example schema's `items` model.
-#[derive(Clone)]
-struct Items {
-    db: Client,
-    items: Model<ItemRow>,
-}
-
 /// A new row of `items` (the columns the request sets).
 #[derive(Insert)]
 struct NewItem<'a> {
@@ -91,9 +84,12 @@ struct NewItem<'a> {
 /// The kit's CRUD handler: create then read by id through `Model<ItemRow>`, both
 /// statements on one pooled connection (`Client::connection` + `Model::with`), the access
 /// pattern of the lean server.
-async fn crud(State(s): State<Items>, Payload(req): Payload<CreateItem>) -> Result<Item, DbError> {
-    let conn = s.db.connection().await?;
-    let items = s.items.with(&conn);
+async fn crud(
+    State(items): State<Model<ItemRow>>,
+    Payload(req): Payload<CreateItem>,
+) -> Result<Item, DbError> {
+    let conn = items.executor().connection().await?;
+    let items = items.with(&conn);
     let new = NewItem {
         name: &req.name,
         price_cents: req.price_cents,
@@ -107,13 +103,9 @@ async fn crud(State(s): State<Items>, Payload(req): Payload<CreateItem>) -> Resu
 pub(crate) async fn kit_server(url: &str, route: &str, dsn: &str) -> anyhow::Result<Running> {
     let db = Client::new("main", &DbConfig::new(dsn)).map_err(|e| anyhow!("{e}"))?;
     let b = crate::kit::broker(url, "bench kit crud").await?;
-    let state = Items {
-        items: Model::new(db.clone()),
-        db: db.clone(),
-    };
     Runner::new("bench", Arc::new(crate::kit::config(url)), b)
-        .register_database(db)
-        .register_worker(RpcWorker::with_state(state).route(route, crud))
+        .register_database(db.clone())
+        .register_worker(RpcWorker::with_state(Model::<ItemRow>::new(db)).route(route, crud))
         .start()
         .await
         .context("starting the kit's CRUD server")

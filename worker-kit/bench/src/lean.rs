@@ -18,6 +18,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use tokio::sync::{Notify, oneshot};
+use worker_kit::deadline::{self, Deadline};
 
 /// The same prefetch the kit's workers use by default (`AMQP_PREFETCH`).
 pub(crate) const PREFETCH: u16 = 64;
@@ -235,12 +236,12 @@ impl EchoClient {
             .with_reply_to(self.reply_to.clone())
             .with_correlation_id(id.to_string().as_str().into());
         if confirmed {
-            let deadline = std::time::SystemTime::now() + CALL_TIMEOUT;
-            let epoch_ms = deadline
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            let epoch_ms = Deadline::after(CALL_TIMEOUT).epoch_millis();
             let mut headers = FieldTable::default();
-            headers.insert("x-deadline".into(), AMQPValue::LongLongInt(epoch_ms));
+            headers.insert(
+                deadline::HEADER.into(),
+                AMQPValue::LongLongInt(i64::try_from(epoch_ms).unwrap_or(i64::MAX)),
+            );
             props = props
                 .with_expiration(CALL_TIMEOUT.as_millis().to_string().as_str().into())
                 .with_headers(headers);
