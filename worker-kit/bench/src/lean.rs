@@ -31,7 +31,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) enum Guarantees {
     /// Nothing: requests unconfirmed and without a deadline, replies unconfirmed.
     Bare,
-    /// The broker-side guarantees PROTOCOL.md asks of every peer, hand-written: requests
+    /// The broker-side guarantees docs/protocol.md asks of every peer, hand-written: requests
     /// `mandatory` on a confirm-mode channel (a call to a missing route fails at once),
     /// with `expiration` and an `x-deadline` header; the route queue declared with the RPC
     /// dead-letter argument; each reply confirmed before its request is acked. No
