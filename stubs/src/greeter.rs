@@ -1,7 +1,7 @@
 //! Contracts of the `greeter` service.
 
 use serde::{Deserialize, Serialize};
-use worker_kit::Contract;
+use worker_kit_core::Contract;
 
 /// `greeter.greet`: greets `name`, using the `example` service's `hello_world`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -324,8 +324,8 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
 ///
 /// When the body is not a JSON reply.
 pub fn reply_json(delivery: &Delivery) -> serde_json::Value {
-    let limits = worker_kit::envelope::Limits::default();
+    let limits = worker_kit::wire::envelope::Limits::default();
     let (text, _) =
-        worker_kit::envelope::decode_text(&delivery.data, &limits).expect("decodable reply");
+        worker_kit::wire::envelope::decode_text(&delivery.data, &limits).expect("decodable reply");
     serde_json::from_str(&text).expect("JSON reply")
 }

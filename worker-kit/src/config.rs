@@ -265,6 +265,15 @@ impl Config {
     pub fn is_development(&self) -> bool {
         self.mode == Mode::Development
     }
+
+    /// The body size caps (`MAX_MESSAGE_BYTES`, `MAX_DECODED_BYTES`) every decoder of this
+    /// process applies.
+    pub fn limits(&self) -> crate::wire::envelope::Limits {
+        crate::wire::envelope::Limits {
+            max_message_bytes: self.max_message_bytes,
+            max_decoded_bytes: self.max_decoded_bytes,
+        }
+    }
 }
 
 /// Loads `.env` when present. A missing file is fine; an unreadable or malformed one is not

@@ -26,38 +26,30 @@
 
 #![warn(missing_docs)]
 
-pub mod broker;
+pub mod amqp;
 pub mod config;
-pub mod contract;
-pub mod database;
 pub mod db;
-pub mod deadline;
-mod delivery;
-pub mod envelope;
 pub mod error;
-pub mod extract;
-mod gzip;
 pub mod handler;
 pub mod logging;
-mod publish;
 pub mod queue;
 pub mod redact;
-pub mod reply_error;
-pub mod routes;
 pub mod rpc;
 pub mod runner;
+pub mod shutdown;
+pub mod wire;
 pub mod worker;
 
-pub use broker::Broker;
+pub use amqp::Broker;
 pub use config::Config;
-pub use contract::{Contract, TaskContract};
-pub use database::Database;
-pub use deadline::Deadline;
-pub use delivery::RETRY_COUNT_HEADER;
+pub use db::Database;
 pub use error::Error;
-pub use extract::{FromMessage, Meta, Payload, State};
-pub use reply_error::{ErrorReply, IntoErrorReply};
+pub use handler::extract::{FromMessage, Meta, Payload, State};
 pub use runner::{Runner, Setup};
+pub use wire::deadline::Deadline;
+pub use wire::delivery::RETRY_COUNT_HEADER;
+pub use wire::reply_error::{ErrorReply, IntoErrorReply};
+pub use worker_kit_core::{Contract, TaskContract};
 pub use worker_kit_macros::{rpc, task};
 
 /// The README's Rust examples, compiled and run as doctests so they stay true.
@@ -68,7 +60,7 @@ pub struct ReadmeDoctests;
 /// What the route macros expand to. Not part of the public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::handler::routes::{RpcRoute, TaskRoute};
     pub use crate::queue::QueueWorker;
-    pub use crate::routes::{RpcRoute, TaskRoute};
     pub use crate::rpc::RpcWorker;
 }

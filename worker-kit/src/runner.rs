@@ -18,10 +18,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::Error;
-use crate::broker::Broker;
+use crate::amqp::broker::Broker;
 use crate::config::{Config, PausePolicy};
-use crate::database::Database;
-use crate::routes::find_duplicates;
+use crate::db::Database;
+use crate::handler::routes::find_duplicates;
+use crate::shutdown::shutdown_signal;
 use crate::worker::{Runnable, WorkerContext};
 
 /// What a service's build function gets: settings and the process's broker connection.
@@ -256,32 +257,6 @@ async fn watch_databases(
             }
             paused.send_replace(now_paused);
         }
-    }
-}
-
-/// Resolves on the first SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) {
-            (Ok(mut int), Ok(mut term)) => {
-                tokio::select! {
-                    _ = int.recv() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

@@ -5,7 +5,7 @@
 use proptest::prelude::*;
 use serde_json::Value;
 use worker_kit::ErrorReply;
-use worker_kit::envelope::{
+use worker_kit::wire::envelope::{
     Encoding, Limits, Reply, decode_reply, decode_request, encode_error, encode_request,
     encode_success,
 };

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-use worker_kit::Contract;
+use worker_kit_core::Contract;
 
 /// An item.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,7 +5,7 @@ pub mod items;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use worker_kit::{Contract, TaskContract};
+use worker_kit_core::{Contract, TaskContract};
 
 /// `hello_world`: answers `"Hello world!"`. The payload is any string (or null), as in the
 /// Python seed, and is ignored.

@@ -18,7 +18,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use tokio::sync::{Notify, oneshot};
-use worker_kit::deadline::{self, Deadline};
+use worker_kit::wire::deadline::{self, Deadline};
 
 /// The same prefetch the kit's workers use by default (`AMQP_PREFETCH`).
 pub(crate) const PREFETCH: u16 = 64;

@@ -2,7 +2,7 @@
 
 use tokio_postgres::error::SqlState;
 
-use crate::reply_error::{ErrorReply, IntoErrorReply};
+use crate::wire::reply_error::{ErrorReply, IntoErrorReply};
 
 /// What a database call can fail with.
 #[derive(Debug, thiserror::Error)]

@@ -2,8 +2,8 @@
 //! parking queue; [`QueuePublisher`] publishes persistent messages and waits for the
 //! broker's confirm.
 
+mod processor;
 mod publisher;
-mod worker;
 
+pub use processor::{Queue, QueueWorker, parking_queue};
 pub use publisher::{PublishError, QueuePublisher};
-pub use worker::{Queue, QueueWorker, parking_queue};

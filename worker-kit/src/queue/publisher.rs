@@ -9,10 +9,10 @@ use lapin::{BasicProperties, Channel};
 use serde::Serialize;
 use tokio::sync::Mutex;
 
-use crate::broker::Broker;
-use crate::contract::TaskContract;
-use crate::envelope::{self, Encoding};
-use crate::publish::Published;
+use crate::TaskContract;
+use crate::amqp::broker::Broker;
+use crate::amqp::publish::Published;
+use crate::wire::envelope::{self, Encoding};
 
 /// Why a message was not stored by the broker. When `publish` returns `Ok`, it was.
 #[derive(Debug, thiserror::Error)]
@@ -168,12 +168,12 @@ impl QueuePublisher {
         let channel = self.channel(route).await?;
         let mut props = BasicProperties::default()
             .with_delivery_mode(2)
-            .with_timestamp(crate::delivery::now_timestamp());
+            .with_timestamp(crate::wire::delivery::now_timestamp());
         if let Some(ce) = content_encoding {
             props = props.with_content_encoding(ce.into());
         }
         let route_owned = || route.to_owned();
-        match crate::publish::to_queue(&channel, route, body, props).await {
+        match crate::amqp::publish::to_queue(&channel, route, body, props).await {
             Ok(Published::Stored) => Ok(()),
             Ok(Published::NoQueue) => Err(PublishError::NoRoute {
                 route: route_owned(),

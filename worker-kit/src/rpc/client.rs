@@ -22,13 +22,13 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{oneshot, watch};
 use tracing::{debug, warn};
 
-use crate::broker::Broker;
+use crate::Contract;
+use crate::amqp::broker::Broker;
+use crate::amqp::publish::Published;
 use crate::config::Config;
-use crate::contract::Contract;
-use crate::deadline::{self, Deadline};
-use crate::envelope::{self, Encoding, Limits, RemoteError, Reply};
 use crate::error::Error;
-use crate::publish::Published;
+use crate::wire::deadline::{self, Deadline};
+use crate::wire::envelope::{self, Encoding, Limits, RemoteError, Reply};
 
 /// Why a call did not return a value.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -89,7 +89,7 @@ impl CallError {
     }
 }
 
-impl crate::reply_error::IntoErrorReply for CallError {
+impl crate::wire::reply_error::IntoErrorReply for CallError {
     /// A failed nested call becomes an error of the same type for our own caller; broker
     /// trouble becomes `Unavailable` and a timeout `Timeout`.
     fn into_error_reply(self) -> crate::ErrorReply {
@@ -174,10 +174,7 @@ impl RpcClient {
             prefix: Arc::from(uuid::Uuid::new_v4().simple().to_string()),
             next_id: Arc::new(AtomicU64::new(1)),
             default_timeout: config.rpc_timeout,
-            limits: Limits {
-                max_message_bytes: config.max_message_bytes,
-                max_decoded_bytes: config.max_decoded_bytes,
-            },
+            limits: config.limits(),
             encoding: Encoding::Gzip,
         };
         let first = client.open().await?;
@@ -342,7 +339,7 @@ impl RpcClient {
         options: CallOptions,
     ) -> Result<R, CallError> {
         let raw = self.call_raw(route, data, options).await?;
-        crate::extract::parse_payload(raw.get()).map_err(|e| CallError::Codec {
+        crate::handler::extract::parse_payload(raw.get()).map_err(|e| CallError::Codec {
             route: route.to_owned(),
             message: format!("reply does not fit the expected type: {}", e.message),
         })
@@ -446,7 +443,7 @@ impl RpcClient {
             .with_correlation_id(format!("{}.{id}", self.prefix).as_str().into())
             .with_expiration(expiration.to_string().as_str().into())
             .with_delivery_mode(1)
-            .with_timestamp(crate::delivery::now_timestamp())
+            .with_timestamp(crate::wire::delivery::now_timestamp())
             .with_headers(headers);
         if let Some(ce) = self.encoding.content_encoding() {
             props = props.with_content_encoding(ce.into());
@@ -454,7 +451,7 @@ impl RpcClient {
         let lost = || CallError::ConnectionLost {
             route: route.to_owned(),
         };
-        match crate::publish::to_queue(&channel, route, &body, props).await {
+        match crate::amqp::publish::to_queue(&channel, route, &body, props).await {
             Ok(Published::Stored) => {}
             Ok(Published::NoQueue) => {
                 return Err(CallError::NoRoute {

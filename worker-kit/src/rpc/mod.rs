@@ -1,7 +1,7 @@
 //! Request/response over AMQP: [`RpcWorker`] answers routes, [`RpcClient`] calls them.
 
 mod client;
-mod server;
+mod processor;
 
 pub use client::{CallError, CallOptions, RpcClient};
-pub use server::{RPC_DLX, Rpc, RpcWorker};
+pub use processor::{RPC_DLX, Rpc, RpcWorker};

@@ -1,8 +1,13 @@
-//! The `Handler` trait: what makes an `async fn` usable as a route.
+//! Handlers: the `Handler` trait (what makes an `async fn` usable as a route), the
+//! extractors its arguments are made of ([`extract`]), and the route tables and the traits
+//! the route macros implement ([`routes`]).
 //!
 //! Implemented for every `async fn` (or closure returning a future) of up to eight
 //! extractor arguments that returns `Result<T, E>` with `T: Serialize` and
 //! `E: IntoErrorReply`, in the manner of axum's handlers.
+
+pub mod extract;
+pub mod routes;
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -12,8 +17,8 @@ use std::sync::Arc;
 use futures::FutureExt;
 use serde::Serialize;
 
-use crate::extract::{FromMessage, Incoming, Payload};
-use crate::reply_error::{ErrorReply, IntoErrorReply};
+use crate::handler::extract::{FromMessage, Incoming, Payload};
+use crate::wire::reply_error::{ErrorReply, IntoErrorReply};
 
 /// A boxed, sendable future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -215,7 +220,7 @@ contains!(P7; A0, A1, A2, A3, A4, A5, A6;);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::extract::{Meta, State};
+    use crate::handler::extract::{Meta, State};
     use std::convert::Infallible;
 
     async fn echo(Payload(s): Payload<String>) -> Result<String, Infallible> {

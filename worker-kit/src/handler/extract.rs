@@ -11,8 +11,8 @@ use lapin::types::{AMQPValue, FieldTable};
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
-use crate::deadline::Deadline;
-use crate::reply_error::ErrorReply;
+use crate::wire::deadline::Deadline;
+use crate::wire::reply_error::ErrorReply;
 
 /// One message as handlers see it, before extraction.
 #[derive(Debug)]

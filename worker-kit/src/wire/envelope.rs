@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::reply_error::ErrorReply;
+use crate::wire::reply_error::ErrorReply;
 
 /// The two body encodings a peer may send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,7 +137,7 @@ pub fn decode_text(body: &[u8], limits: &Limits) -> Result<(String, Encoding), D
         Encoding::Gzip => {
             // Inflating stops one byte past the cap: a body that fills it exactly is
             // allowed, one that goes past it is a bomb (or just too big).
-            let out = crate::gzip::decompress(body, limits.max_decoded_bytes)
+            let out = crate::wire::gzip::decompress(body, limits.max_decoded_bytes)
                 .map_err(DecodeError::Gzip)?;
             if out.len() > limits.max_decoded_bytes {
                 return Err(DecodeError::DecodedTooLarge {
@@ -251,7 +251,7 @@ pub fn encode_error(err: &ErrorReply, with_trace: bool, encoding: Encoding) -> V
 fn finish(json: Vec<u8>, encoding: Encoding) -> Vec<u8> {
     match encoding {
         Encoding::Plain => json,
-        Encoding::Gzip => crate::gzip::compress(&json),
+        Encoding::Gzip => crate::wire::gzip::compress(&json),
     }
 }
 
@@ -413,7 +413,8 @@ mod tests {
             "]".repeat(100_000)
         );
         let req = decode_request(deep.as_bytes(), &Limits::default()).unwrap();
-        let err = crate::extract::parse_payload::<serde_json::Value>(req.data.get()).unwrap_err();
+        let err = crate::handler::extract::parse_payload::<serde_json::Value>(req.data.get())
+            .unwrap_err();
         assert_eq!(err.error_type, "ValidationError");
         assert!(err.message.contains("recursion limit"), "{}", err.message);
     }

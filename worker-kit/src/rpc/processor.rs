@@ -12,16 +12,17 @@ use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, ExchangeKind};
 use tracing::{error, warn};
 
+use crate::Contract;
+use crate::amqp::consume::{Disposition, Processor};
 use crate::config::Config;
-use crate::contract::Contract;
-use crate::delivery;
-use crate::envelope::{self, Encoding, Limits};
 use crate::error::Error;
-use crate::extract::Incoming;
+use crate::handler::extract::Incoming;
+use crate::handler::routes::{BoundHandler, RpcRoute};
 use crate::handler::{ContainsPayload, Handler, Outcome};
-use crate::reply_error::ErrorReply;
-use crate::routes::{BoundHandler, RpcRoute};
-use crate::worker::{Processor, Runnable, Worker, WorkerContext};
+use crate::wire::delivery;
+use crate::wire::envelope::{self, Encoding, Limits};
+use crate::wire::reply_error::ErrorReply;
+use crate::worker::{Runnable, Worker, WorkerContext};
 
 /// The dead-letter exchange every RPC route queue names (PROTOCOL.md).
 pub const RPC_DLX: &str = "rpc.dlx";
@@ -89,10 +90,7 @@ pub(crate) struct RpcProcessor {
 impl RpcProcessor {
     fn new(config: &Config) -> Self {
         Self {
-            limits: Limits {
-                max_message_bytes: config.max_message_bytes,
-                max_decoded_bytes: config.max_decoded_bytes,
-            },
+            limits: config.limits(),
             development: config.is_development(),
         }
     }
@@ -148,7 +146,7 @@ impl Processor for RpcProcessor {
         delivery: Delivery,
         route: &Arc<str>,
         handler: BoundHandler,
-    ) -> &'static str {
+    ) -> Disposition {
         let meta = delivery::meta(&delivery, route);
         let (encoding, outcome) = match envelope::decode_request(&delivery.data, &self.limits) {
             Err(e) => {
@@ -182,11 +180,15 @@ impl Processor for RpcProcessor {
             }
         };
         let (name, amqp_type, body) = match &outcome {
-            Outcome::Ok(json) => ("ok", "result", envelope::encode_success(json, encoding)),
+            Outcome::Ok(json) => (
+                Disposition::Ok,
+                "result",
+                envelope::encode_success(json, encoding),
+            ),
             Outcome::Failed(e) => {
                 log_failure(e);
                 (
-                    "error",
+                    Disposition::Error,
                     "result",
                     envelope::encode_error(e, self.development, encoding),
                 )
@@ -194,7 +196,7 @@ impl Processor for RpcProcessor {
             Outcome::Rejected(e) => {
                 warn!(error_type = %e.error_type, message = %e.message, "request rejected");
                 (
-                    "rejected",
+                    Disposition::Rejected,
                     "error",
                     envelope::encode_error(e, self.development, encoding),
                 )
@@ -202,7 +204,10 @@ impl Processor for RpcProcessor {
         };
         let props = &delivery.properties;
         let Some(reply_to) = props.reply_to().as_ref().filter(|r| !r.as_str().is_empty()) else {
-            warn!(outcome = name, "request has no reply_to; result dropped");
+            warn!(
+                outcome = name.as_str(),
+                "request has no reply_to; result dropped"
+            );
             ack(&delivery).await;
             return name;
         };

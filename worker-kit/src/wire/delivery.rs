@@ -6,8 +6,8 @@ use lapin::BasicProperties;
 use lapin::message::Delivery;
 use lapin::types::{AMQPValue, FieldTable};
 
-use crate::deadline::{self, Deadline};
-use crate::extract::Meta;
+use crate::handler::extract::Meta;
+use crate::wire::deadline::{self, Deadline};
 
 /// Header carrying how often a work-queue message has been retried.
 pub const RETRY_COUNT_HEADER: &str = "x-retry-count";

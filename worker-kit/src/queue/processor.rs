@@ -10,16 +10,17 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel};
 use tracing::{error, warn};
 
-use crate::contract::TaskContract;
-use crate::delivery::{self, RETRY_COUNT_HEADER};
-use crate::envelope::{self, Limits};
+use crate::TaskContract;
+use crate::amqp::consume::{Disposition, Processor};
+use crate::amqp::publish::Published;
 use crate::error::Error;
-use crate::extract::Incoming;
+use crate::handler::extract::Incoming;
+use crate::handler::routes::{BoundHandler, TaskRoute};
 use crate::handler::{ContainsPayload, Handler, Outcome};
-use crate::publish::Published;
-use crate::reply_error::ErrorReply;
-use crate::routes::{BoundHandler, TaskRoute};
-use crate::worker::{Processor, Runnable, Worker, WorkerContext};
+use crate::wire::delivery::{self, RETRY_COUNT_HEADER};
+use crate::wire::envelope::{self, Limits};
+use crate::wire::reply_error::ErrorReply;
+use crate::worker::{Runnable, Worker, WorkerContext};
 
 /// The parking queue of `route`: where messages go that could not be worked.
 pub fn parking_queue(route: &str) -> String {
@@ -87,10 +88,7 @@ impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Queue, S> {
 
     async fn run(self: Box<Self>, ctx: WorkerContext) -> Result<(), Error> {
         let processor = QueueProcessor {
-            limits: Limits {
-                max_message_bytes: ctx.config.max_message_bytes,
-                max_decoded_bytes: ctx.config.max_decoded_bytes,
-            },
+            limits: ctx.config.limits(),
             max_retries: self.kind.max_retries.unwrap_or(ctx.config.max_retries),
         };
         self.run_with(ctx, processor).await
@@ -138,7 +136,7 @@ impl Processor for QueueProcessor {
         delivery: Delivery,
         route: &Arc<str>,
         handler: BoundHandler,
-    ) -> &'static str {
+    ) -> Disposition {
         let meta = delivery::meta(&delivery, route);
         let retry_count = meta.retry_count;
         let next = match envelope::decode_request(&delivery.data, &self.limits) {
@@ -171,14 +169,14 @@ impl Processor for QueueProcessor {
             }
         };
         let (name, republished) = match next {
-            Next::Ack => ("ok", Ok(())),
+            Next::Ack => (Disposition::Ok, Ok(())),
             Next::Retry(n) => {
                 let headers = with_headers(
                     &delivery,
                     &[(RETRY_COUNT_HEADER, AMQPValue::LongLongInt(i64::from(n)))],
                 );
                 (
-                    "retried",
+                    Disposition::Retried,
                     republish(channel, &delivery, route, headers).await,
                 )
             }
@@ -201,7 +199,7 @@ impl Processor for QueueProcessor {
                     ],
                 );
                 (
-                    "parked",
+                    Disposition::Parked,
                     republish(channel, &delivery, &parking_queue(route), headers).await,
                 )
             }
@@ -223,7 +221,7 @@ impl Processor for QueueProcessor {
                         requeue: true,
                     })
                     .await;
-                "requeued"
+                Disposition::Requeued
             }
         }
     }
@@ -258,7 +256,7 @@ async fn republish(
         .clone()
         .with_headers(headers)
         .with_delivery_mode(2);
-    match crate::publish::to_queue(channel, queue, &delivery.data, props).await {
+    match crate::amqp::publish::to_queue(channel, queue, &delivery.data, props).await {
         Ok(Published::Stored) => Ok(()),
         Ok(Published::NoQueue) => Err(format!("queue {queue} does not exist")),
         Ok(Published::Refused) => Err(format!("broker refused the copy for {queue}")),

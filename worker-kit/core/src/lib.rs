@@ -1,12 +1,14 @@
-//! Typed contracts between services.
+//! worker-kit-core: the typed contracts between services, without the runtime.
 //!
 //! A contract ties a request type to its route name and its response type. The `stubs`
 //! crate holds them, so a caller depends on the contract, never on the serving crate, and a
-//! changed message shape breaks both sides at compile time.
+//! changed message shape breaks both sides at compile time. This crate depends on `serde`
+//! only, so a crate of contracts does not pull in lapin, tokio-postgres or deadpool
+//! (`worker-kit` re-exports both traits).
 //!
 //! ```
 //! use serde::{Deserialize, Serialize};
-//! use worker_kit::Contract;
+//! use worker_kit_core::Contract;
 //!
 //! #[derive(Serialize, Deserialize)]
 //! pub struct GetItem {

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use crate::extract::Incoming;
+use crate::handler::extract::Incoming;
 use crate::handler::{BoxFuture, BoxedHandler, Outcome};
 
 /// Routes of one worker, in registration order. Duplicate names are remembered and

@@ -1,0 +1,9 @@
+//! The broker side: one supervised connection per process ([`Broker`]), the confirmed
+//! publish the kit uses for copies and work messages, and the consume loop every worker
+//! runs.
+
+pub mod broker;
+pub(crate) mod consume;
+pub(crate) mod publish;
+
+pub use broker::Broker;

@@ -1,0 +1,9 @@
+//! What goes over the wire (the protocol in `docs/protocol.md`): the body envelope, its
+//! gzip framing, request deadlines, the error half of a reply, and what the kit reads off a
+//! delivery's properties.
+
+pub mod deadline;
+pub(crate) mod delivery;
+pub mod envelope;
+pub(crate) mod gzip;
+pub mod reply_error;
