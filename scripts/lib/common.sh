@@ -56,18 +56,114 @@ service_names() {
     done
 }
 
-# Loads .env (if present) without overriding variables already set, like the services do.
+# The settings the scripts take from .env: what worker-kit's configuration reads
+# (worker-kit/src/config.rs, worker-kit/src/db/config.rs), the libpq variables and the scripts'
+# own. Any other key in .env is ignored with a warning: .env is not a way to set PATH or
+# LD_PRELOAD for scripts that may run as root.
+DOTENV_KEYS=(
+    AMQP_URL AMQP_PREFETCH AMQP_CONNECT_TIMEOUT_MS RPC_TIMEOUT_MS DRAIN_TIMEOUT_MS
+    QUEUE_MAX_RETRIES MAX_MESSAGE_BYTES MAX_DECODED_BYTES PAUSE_ON_DB_OUTAGE
+    DB_HEALTH_INTERVAL_MS MODE LOG_FORMAT RUST_LOG RUST_BACKTRACE
+    PGHOST PGPORT PGUSER PGPASSWORD DB_POOL_SIZE DB_CONNECT_TIMEOUT_MS DB_ACQUIRE_TIMEOUT_MS
+    DB_STATEMENT_TIMEOUT_MS DB_STARTUP_TIMEOUT_MS
+    DEV_PG_TRUST
+)
+
+dotenv_key_known() {
+    local k
+    case "$1" in
+        # DB_<KIND>_DSN (DB_MAIN_DSN, DB_DWH_DSN, ...) and a service's own broker URL in dev.
+        DB_*_DSN | *_AMQP_URL) return 0 ;;
+    esac
+    for k in "${DOTENV_KEYS[@]}"; do [ "$k" = "$1" ] && return 0; done
+    return 1
+}
+
+# Parses one .env value the way the services' parser (the dotenvy crate) does: 'single
+# quotes' are literal, "double quotes" and bare values take the escapes \\ \' \" \$ \space and
+# \n, a bare value ends at whitespace and may be followed by a # comment. dotenvy also
+# substitutes $NAME; the scripts do not, so an unescaped $ outside single quotes is refused
+# rather than read differently. Sets DOTENV_VALUE; returns 1 on a malformed value and 3 when a
+# quote is still open at the end (the value continues on the next line).
+dotenv_parse_value() {
+    local in="$1" out="" c i n=${#1} strong="" weak="" escaped="" ending=""
+    for ((i = 0; i < n; i++)); do
+        c="${in:i:1}"
+        if [ -n "$ending" ]; then
+            case "$c" in
+                ' ' | $'\t') continue ;;
+                '#') break ;;
+                *) return 1 ;;
+            esac
+        elif [ -n "$escaped" ]; then
+            case "$c" in
+                "\\" | "'" | '"' | '$' | ' ') out+="$c" ;;
+                n) out+=$'\n' ;;
+                *) return 1 ;;
+            esac
+            escaped=""
+        elif [ -n "$strong" ]; then
+            if [ "$c" = "'" ]; then strong=""; else out+="$c"; fi
+        elif [ "$c" = '$' ]; then
+            return 2
+        elif [ -n "$weak" ]; then
+            case "$c" in
+                '"') weak="" ;;
+                "\\") escaped=1 ;;
+                *) out+="$c" ;;
+            esac
+        else
+            case "$c" in
+                "'") strong=1 ;;
+                '"') weak=1 ;;
+                "\\") escaped=1 ;;
+                ' ' | $'\t') ending=1 ;;
+                *) out+="$c" ;;
+            esac
+        fi
+    done
+    [ -z "$strong$weak" ] || return 3
+    DOTENV_VALUE="$out"
+}
+
+# Loads the known settings from .env (or $DOTENV_FILE), without overriding variables already
+# set, as the services do. A line the services' parser would reject stops the script.
 load_dotenv() {
-    local file="$ROOT/.env" line key
+    local file="${DOTENV_FILE:-$ROOT/.env}" line key rest lineno=0 start=0 rc
     [ -f "$file" ] || return 0
     while IFS= read -r line || [ -n "$line" ]; do
-        case "$line" in '' | '#'*) continue ;; esac
-        key="${line%%=*}"
-        key="${key#export }"
-        if [ -z "${!key+x}" ]; then
-            export "${key}=${line#*=}"
+        lineno=$((lineno + 1))
+        # A quoted value may span lines: keep reading until its quote closes.
+        if [ "$start" -gt 0 ]; then
+            rest+=$'\n'"$line"
+        else
+            line="${line#"${line%%[![:space:]]*}"}"
+            case "$line" in '' | '#'*) continue ;; esac
+            if [[ "$line" =~ ^(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_.]*)[[:space:]]*=[[:space:]]*(.*)$ ]]; then
+                key="${BASH_REMATCH[2]}"
+                rest="${BASH_REMATCH[3]}"
+                start=$lineno
+            else
+                die "$file:$lineno: expected KEY=VALUE"
+            fi
+        fi
+        rest="${rest%"${rest##*[![:space:]]}"}"
+        rc=0
+        dotenv_parse_value "$rest" || rc=$?
+        case "$rc" in
+            0) ;;
+            3) continue ;;
+            2) die "$file:$start: $key: \$ substitution is not supported here; write the value out (or escape it as \\\$)" ;;
+            *) die "$file:$start: $key: malformed value" ;;
+        esac
+        start=0
+        if ! dotenv_key_known "$key"; then
+            warn "$file:$lineno: ignored $key (not a worker-kit setting)"
+        elif [ -z "${!key+x}" ]; then
+            export "$key=$DOTENV_VALUE"
         fi
     done <"$file"
+    [ "$start" -eq 0 ] || die "$file:$start: $key: a quote is not closed"
 }
 
 docker_engine_answers() {
