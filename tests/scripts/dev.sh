@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# scripts/dev end to end: it brings the example service up, restarts it when its source
-# changes (a new process answers), and Ctrl+C (SIGINT) leaves no process behind.
+# scripts/dev end to end: it builds the services and rpc-call, runs each service as its own
+# broker user (greeter calls example through them), restarts a service when its source changes
+# and when a file is added (the new file is watched from then on), stops on SIGTERM (which works
+# in any job-control state; a background job ignores SIGINT) with the services' shutdown lines
+# in its output, and leaves no process, broker user or pg_hba.conf change behind. On any failure
+# the test stops what it started and restores the files it changed.
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 . "$(dirname "$0")/../../scripts/lib/common.sh"
 root="$ROOT"
 cd "$root"
-cargo build -q -p e2e --bin rpc-call
-call() { "$TARGET_DIR/debug/rpc-call" --timeout 2 hello_world >/dev/null 2>&1; }
+rpc_call="$TARGET_DIR/debug/rpc-call"
+call() { "$rpc_call" --timeout 2 "$@" >/dev/null 2>&1; }
 # Only processes of this checkout count (another checkout may run its own example).
 ours() {
     local pid
@@ -18,64 +22,138 @@ ours() {
 }
 example_pid() { ours "^(\S*/)?debug/example\$" | head -n 1; }
 # Our example answers: its process runs and hello_world is answered.
-ours_answers() { [ -n "$(example_pid)" ] && call; }
+ours_answers() { [ -n "$(example_pid)" ] && call hello_world; }
+left_behind() { ours "/debug/(example|greeter)\$|entr -dnr|dev-watch"; }
 
+log="$(mktemp)"
+work="$(mktemp -d)"
+source_file="services/example/src/lib.rs"
+new_file="services/example/src/dev_test_new_file.rs"
+cp "$source_file" "$work/lib.rs"
+
+# What must be as it was afterwards: the broker's users, the local cluster's pg_hba.conf.
+broker_users() { rabbitmqctl -q list_users 2>/dev/null | awk '{print $1}' | sort; }
+can_list_users=""
+if is_root && broker_users >"$work/users.before" && [ -s "$work/users.before" ]; then can_list_users=1; fi
+# Databases dev creates (a service's, manage's shadows) are dropped again if they were not there.
+databases() { psql -w -X -tA -d postgres -c "SELECT datname FROM pg_database WHERE datname ~ '^(example|greeter)(__manage_.*)?\$'" 2>/dev/null | sort; }
+databases >"$work/databases.before" || true
+hba=""
+cluster="$(pg_lsclusters -h 2>/dev/null | awk -v p="${PGPORT:-5432}" '$3 == p { print $1 "/" $2; exit }')"
+if [ -n "$cluster" ] && [ -r "/etc/postgresql/$cluster/pg_hba.conf" ]; then
+    hba="/etc/postgresql/$cluster/pg_hba.conf"
+    cp "$hba" "$work/hba.before"
+fi
+
+dev_pid=""
+dev_running() { [ -n "$dev_pid" ] && kill -0 "$dev_pid" 2>/dev/null; }
+# Stops dev with SIGTERM and waits for it; whatever still runs after the deadline is killed.
+stop_dev() {
+    local deadline=$((SECONDS + 60)) pid
+    dev_running && kill -TERM "$dev_pid" 2>/dev/null
+    while dev_running && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.2; done
+    if dev_running; then
+        echo "dev did not stop within 60 s: killing it"
+        kill -KILL -- "-$dev_pid" 2>/dev/null || kill -KILL "$dev_pid" 2>/dev/null || true
+    fi
+}
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+    local code=$? pid db
+    stop_dev
+    for pid in $(left_behind); do kill -KILL "$pid" 2>/dev/null || true; done
+    cp "$work/lib.rs" "$source_file"
+    rm -f "$new_file"
+    for db in $(databases | comm -13 "$work/databases.before" -); do
+        psql -w -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
+    done
+    if [ "$code" -ne 0 ]; then
+        echo "--- the last lines of dev's output:"
+        tail -40 "$log" || true
+    fi
+    rm -rf "$work" "$log"
+}
+trap cleanup EXIT
+
+fail() {
+    echo "FAIL $*"
+    exit 1
+}
 wait_until() {
     local what="$1" limit="$2"
     shift 2
     local deadline=$((SECONDS + limit))
     until "$@"; do
-        if [ "$SECONDS" -ge "$deadline" ]; then
-            echo "FAIL $what (within ${limit}s)"
-            tail -40 "$log" || true
-            exit 1
-        fi
+        [ "$SECONDS" -lt "$deadline" ] || fail "$what (within ${limit}s)"
         sleep 0.5
     done
 }
 
-log="$(mktemp)"
-source_file="services/example/src/lib.rs"
-backup="$(mktemp)"
-cp "$source_file" "$backup"
-set -m # job control: the background dev script gets its own process group and SIGINT
+set -m # its own process group, so a failure can take all of it
 scripts/dev >"$log" 2>&1 &
 dev_pid=$!
 set +m
-restore() {
-    cp "$backup" "$source_file"
-    kill -INT "$dev_pid" 2>/dev/null || true
-    rm -f "$backup"
-}
-trap restore EXIT
 
-wait_until "the example service answers" 300 ours_answers
+wait_until "the example service answers (rpc-call built by dev)" 600 ours_answers
 first="$(example_pid)"
-[ -n "$first" ] || {
-    echo "FAIL no example process found"
-    exit 1
-}
-echo "PASS example answers (pid $first)"
+echo "PASS example answers through $rpc_call, built by dev (pid $first)"
+grep -q "the first build compiles every dependency" "$log" || fail "dev says what it builds and that the first build is slow"
+echo "PASS dev says what it builds"
+
+greeted() { "$rpc_call" --timeout 5 greeter.greet '{"name": "dev test"}' 2>/dev/null | grep -q "dev test"; }
+wait_until "greeter answers by calling example" 60 greeted
+echo "PASS greeter calls example"
+if grep -q "broker user example for this run" "$log"; then
+    connected_as() { rabbitmqctl -q list_connections user | grep -qx "$1"; }
+    wait_until "example connected as broker user example" 10 connected_as example
+    wait_until "greeter connected as broker user greeter" 10 connected_as greeter
+    echo "PASS each service runs as its own broker user"
+else
+    echo "SKIP own broker users (dev could not create them here: no root or no local rabbitmqctl)"
+fi
 
 echo "// changed by tests/scripts/dev.sh" >>"$source_file"
 new_process_answers() {
     local now
     now="$(example_pid)"
-    [ -n "$now" ] && [ "$now" != "$first" ] && call
+    [ -n "$now" ] && [ "$now" != "$first" ] && call hello_world
 }
 wait_until "a restarted example answers after a source change" 300 new_process_answers
-echo "PASS restarted on change (pid $(example_pid))"
-cp "$backup" "$source_file"
+second="$(example_pid)"
+echo "PASS restarted on change (pid $second)"
+cp "$work/lib.rs" "$source_file"
+first="$second"
+wait_until "a restart after the source was restored" 300 new_process_answers
+third="$(example_pid)"
 
-kill -INT "$dev_pid"
-stopped() { ! kill -0 "$dev_pid" 2>/dev/null; }
-wait_until "dev stops on SIGINT" 60 stopped
-left="$(ours "/debug/(example|greeter)\$|entr -nr")"
+echo "// a new file, added by tests/scripts/dev.sh" >"$new_file"
+first="$third"
+wait_until "a restart when a file is added" 300 new_process_answers
+fourth="$(example_pid)"
+first="$fourth"
+echo "// changed" >>"$new_file"
+wait_until "a restart when the added file changes (it is watched)" 300 new_process_answers
+echo "PASS a new file restarts the service and is watched from then on"
+
+kill -TERM "$dev_pid"
+wait_until "dev stops on SIGTERM" 60 bash -c "! kill -0 $dev_pid 2>/dev/null"
+dev_pid=""
+echo "PASS dev stops on SIGTERM"
+left="$(left_behind)"
 if [ -n "$left" ]; then
-    echo "FAIL processes left behind:"
     for pid in $left; do ps -o pid=,args= -p "$pid" || true; done
-    exit 1
+    fail "processes left behind"
 fi
-echo "PASS nothing left running after SIGINT"
-trap - EXIT
-rm -f "$backup" "$log"
+echo "PASS nothing left running"
+sed -n '/==> stopping/,$p' "$log" | grep -q '^\[example\].*stopped' || fail "example's shutdown line in dev's output"
+sed -n '/==> stopping/,$p' "$log" | grep -q '^\[greeter\].*stopped' || fail "greeter's shutdown line in dev's output"
+echo "PASS the services' shutdown lines reach dev's output"
+if [ -n "$can_list_users" ]; then
+    broker_users >"$work/users.after"
+    cmp -s "$work/users.before" "$work/users.after" || fail "the broker's users are as they were ($(diff "$work/users.before" "$work/users.after" | tr '\n' ' '))"
+    echo "PASS the broker's users are as they were"
+fi
+if [ -n "$hba" ]; then
+    cmp -s "$hba" "$work/hba.before" || fail "$hba is byte for byte as it was"
+    echo "PASS $hba is byte for byte as it was"
+fi

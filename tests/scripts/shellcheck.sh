@@ -17,7 +17,7 @@ else
     fail=1
 fi
 for s in scripts/*; do
-    [ -f "$s" ] && [ -x "$s" ] || continue
+    if [ ! -f "$s" ] || [ ! -x "$s" ]; then continue; fi
     if ! "$s" -h >/dev/null 2>&1; then
         echo "FAIL $s -h"
         fail=1
