@@ -1,14 +1,16 @@
 # One image that runs any service (and manage): pick the binary with the command,
 # e.g. `docker run worker-kit-services example`.
+# Base images are pinned to exact versions (the toolchain the workspace is tested with); bump
+# them on purpose. .dockerignore is an allow-list: see it before adding a COPY.
 
-FROM rust:1-bookworm AS build
+FROM rust:1.95.0-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked -p example -p greeter -p worker-kit-manage \
     && mkdir /out \
     && cp target/release/example target/release/greeter target/release/manage /out/
 
-FROM debian:bookworm-slim
+FROM debian:12.11-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \

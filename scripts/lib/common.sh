@@ -66,14 +66,15 @@ DOTENV_KEYS=(
     DB_HEALTH_INTERVAL_MS MODE LOG_FORMAT RUST_LOG RUST_BACKTRACE
     PGHOST PGPORT PGUSER PGPASSWORD DB_POOL_SIZE DB_CONNECT_TIMEOUT_MS DB_ACQUIRE_TIMEOUT_MS
     DB_STATEMENT_TIMEOUT_MS DB_STARTUP_TIMEOUT_MS
-    DEV_PG_TRUST
+    DEV_PG_TRUST DEV_PASSWORD
 )
 
 dotenv_key_known() {
     local k
     case "$1" in
-        # DB_<KIND>_DSN (DB_MAIN_DSN, DB_DWH_DSN, ...) and a service's own broker URL in dev.
-        DB_*_DSN | *_AMQP_URL) return 0 ;;
+        # DB_<KIND>_DSN (DB_MAIN_DSN, DB_DWH_DSN, ...); a service's own broker URL in dev and
+        # its broker password in dev.docker-compose.yml.
+        DB_*_DSN | *_AMQP_URL | *_AMQP_PASSWORD) return 0 ;;
     esac
     for k in "${DOTENV_KEYS[@]}"; do [ "$k" = "$1" ] && return 0; done
     return 1

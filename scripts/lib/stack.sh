@@ -22,6 +22,9 @@ DEV_CLUSTER_NAME="worker_kit_dev"
 # Lines the scripts add to a pg_hba.conf end with this comment.
 HBA_TAG="# worker-kit dev (scripts/lib/stack.sh)"
 
+# 36 hex digits: safe in a URL without escaping.
+random_password() { head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+
 tcp_open() { timeout 1 bash -c "</dev/tcp/$1/$2" 2>/dev/null; }
 
 pg_answers() { command -v pg_isready >/dev/null 2>&1 && pg_isready -q -h "$PGHOST" -p "$PGPORT" -t 2; }
@@ -215,7 +218,7 @@ dev_broker_users() {
         else
             say "broker user $user for this run (permissions of rabbitmq-configs/definitions.json)"
         fi
-        pw="$(head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+        pw="$(random_password)"
         # The password goes through stdin, never an argument (arguments are visible in ps).
         if ! printf '%s' "$pw" | rabbitmqctl -q add_user "$user" >/dev/null 2>&1; then
             printf '%s' "$pw" | rabbitmqctl -q change_password "$user" >/dev/null
@@ -228,10 +231,55 @@ dev_broker_users() {
     done
 }
 
+# Brings RabbitMQ and PostgreSQL up from dev.docker-compose.yml. The services' broker users
+# (rabbitmq-configs/definitions.json) get the passwords in <SERVICE>_AMQP_PASSWORD, random ones
+# for this run when unset, and <SERVICE>_AMQP_URL points at them (unless set). guest only logs
+# in from inside the container, so the developer's own tools and the tests (AMQP_URL, when
+# unset) use the user `dev` that the container makes for DEV_PASSWORD (random when unset).
+compose_up() {
+    local svc up pw url
+    for svc in $(service_names); do
+        up="$(printf '%s' "$svc" | tr 'a-z-' 'A-Z_')"
+        pw="${up}_AMQP_PASSWORD"
+        url="${up}_AMQP_URL"
+        if [ -z "${!pw:-}" ]; then export "$pw=$(random_password)"; fi
+        if [ -z "${!url:-}" ]; then export "$url=amqp://$svc:${!pw}@127.0.0.1:5672/%2f"; fi
+    done
+    if [ -z "${DEV_PASSWORD:-}" ]; then
+        DEV_PASSWORD="$(random_password)"
+        export DEV_PASSWORD
+    fi
+    if [ -z "${AMQP_URL:-}" ]; then export AMQP_URL="amqp://dev:$DEV_PASSWORD@127.0.0.1:5672/%2f"; fi
+    say "docker compose: rabbitmq and postgres (ports on 127.0.0.1 only)"
+    docker compose -f "$ROOT/dev.docker-compose.yml" up -d --wait rabbitmq postgres
+}
+
 # Brings the stack up the local way (no Docker).
 ensure_local_stack() {
     ensure_postgres
     ensure_rabbitmq
+}
+
+# The tests' scratch databases: tests/src/pg.rs (t_<name>_<hex>), manage's tests (t_mg_...),
+# the example binary's (t_process_<pid>), and manage's shadows of those (t_...__manage_...).
+SCRATCH_DATABASES='^t_[a-z0-9_]+$'
+scratch_databases() {
+    psql -w -X -tA -d postgres -c "SELECT datname FROM pg_database WHERE datname ~ '$SCRATCH_DATABASES'" 2>/dev/null | LC_ALL=C sort
+}
+# Drops the scratch databases that appeared during this run and nobody is connected to (a
+# database in use, e.g. by another checkout's tests running now, refuses DROP and is kept).
+# $1: a file listing the scratch databases there were before (scratch_databases' output).
+drop_scratch_databases() {
+    local before="$1" db dropped=0 kept=0
+    [ -f "$before" ] || return 0
+    for db in $(scratch_databases | comm -13 "$before" -); do
+        if psql -w -X -q -d postgres -c "DROP DATABASE \"$db\"" >/dev/null 2>&1; then
+            dropped=$((dropped + 1))
+        else
+            kept=$((kept + 1))
+        fi
+    done
+    say "scratch databases left by the tests: $dropped dropped$([ "$kept" -eq 0 ] || echo ", $kept in use and kept")"
 }
 
 # manage binary: built once per script run.

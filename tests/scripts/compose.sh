@@ -1,15 +1,51 @@
 #!/usr/bin/env bash
-# The compose file is valid (docker-compose validates without an engine).
+# The Docker side of the development stack: the compose file is valid (docker-compose validates
+# without an engine) and defines every service; every published port listens on 127.0.0.1 only;
+# base images are pinned; guest stays loopback-only and no service is an administrator; each
+# service connects as its own broker user; the build context is an allow-list.
 set -euo pipefail
-root="$(cd "$(dirname "$0")/../.." && pwd)"
 # shellcheck source=scripts/lib/common.sh
-. "$root/scripts/lib/common.sh"
+. "$(dirname "$0")/../../scripts/lib/common.sh"
+root="$ROOT"
+cd "$root"
 command -v docker-compose >/dev/null 2>&1 || apt_install docker-compose
-out="$(cd "$root" && docker-compose -f dev.docker-compose.yml config)"
-for svc in rabbitmq postgres migrate example greeter; do
-    if ! grep -q "^  $svc:" <<<"$out"; then
-        echo "FAIL compose defines $svc"
-        exit 1
+command -v jq >/dev/null 2>&1 || apt_install jq
+fail=0
+check() {
+    local what="$1"
+    shift
+    if "$@" >/dev/null; then echo "PASS $what"; else
+        echo "FAIL $what"
+        fail=1
     fi
+}
+# No .env of the checkout: the file must stand on what it says.
+config() { env -i PATH="$PATH" "$@" docker-compose --project-directory "$(mktemp -d)" -f "$root/dev.docker-compose.yml" config 2>&1; }
+out="$(config EXAMPLE_AMQP_PASSWORD=pw-example GREETER_AMQP_PASSWORD=pw-greeter)"
+for svc in rabbitmq postgres migrate example greeter; do
+    check "compose defines $svc" grep -q "^  $svc:" <<<"$out"
 done
-echo "PASS dev.docker-compose.yml validates and defines every service"
+check "without the services' broker passwords compose refuses to start" \
+    bash -c "! (env -i PATH=\"\$PATH\" docker-compose --project-directory /tmp -f '$root/dev.docker-compose.yml' config >/dev/null 2>&1)"
+ports="$(grep -A3 '^    ports:' dev.docker-compose.yml | grep -E '^\s+- ' || true)"
+check "every published port listens on 127.0.0.1" bash -c "[ -n '$ports' ] && ! grep -vq '\"127\.0\.0\.1:' <<<'$ports'"
+check "compose images are pinned to exact versions" \
+    bash -c "! grep -E '^\s+image:' dev.docker-compose.yml | grep -vE 'image: ([a-z/]+:[0-9]+\.[0-9]+\.[0-9]+[a-z0-9.-]*|postgres:[0-9]+\.[0-9]+[a-z0-9.-]*|[a-z/]+@sha256:[0-9a-f]{64})\$'"
+check "Dockerfile base images are pinned to exact versions" \
+    bash -c "! grep -E '^FROM ' Dockerfile | grep -vE '^FROM [a-z/]+(:[0-9]+\.[0-9]+(\.[0-9]+)?[a-z0-9.-]*|@sha256:[0-9a-f]{64})( AS [a-z]+)?\$'"
+check "example connects as its own broker user" grep -q 'AMQP_URL: amqp://example:pw-example@rabbitmq' <<<"$out"
+check "greeter connects as its own broker user" grep -q 'AMQP_URL: amqp://greeter:pw-greeter@rabbitmq' <<<"$out"
+check "no service uses guest" bash -c "! grep -q 'amqp://guest' dev.docker-compose.yml"
+check "guest stays loopback-only" \
+    bash -c "! grep -qE '^\s*loopback_users\s*=\s*none' rabbitmq-configs/rabbitmq.conf && ! grep -qE 'loopback_users\.guest\s*=\s*false' rabbitmq-configs/rabbitmq.conf"
+defs=rabbitmq-configs/definitions.json
+check "the definitions create no guest and no administrator" \
+    jq -e '[.users[] | select(.name == "guest" or (.tags | index("administrator")))] | length == 0' "$defs"
+check "no broker password is in the repository (definitions users have none)" \
+    jq -e 'all(.users[]; (.password // "") == "" and (.password_hash // "") == "")' "$defs"
+check "every service has a broker user whose permissions are anchored" \
+    bash -c "for s in \$(cd services && ls); do jq -e --arg u \"\$s\" 'any(.permissions[]; .user == \$u and all(.configure, .write, .read; startswith(\"^\") and endswith(\"\$\")))' '$defs' >/dev/null || exit 1; done"
+check "services write only to the default exchange and rpc.dlx" \
+    jq -e 'all(.permissions[]; .write == "^(amq\\.default|rpc\\.dlx)$")' "$defs"
+check ".dockerignore is an allow-list (everything excluded first)" bash -c "grep -v '^#' .dockerignore | grep -v '^\$' | head -n 1 | grep -qx '\*'"
+exit "$fail"
