@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every relative link in the Markdown files resolves inside the clone, and nothing refers to
-# files outside it (a `shared/` directory beside the repository is not part of a clone).
+# files outside it (a `shared/` directory beside the repository, its PROTOCOL.md, are not part
+# of a clone; the protocol is docs/protocol.md).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
@@ -18,7 +19,7 @@ while IFS= read -r md; do
         fi
     done < <(grep -oE '\]\([^) ]+\)' "$md" | sed -E 's/^\]\((.*)\)$/\1/')
 done < <(git ls-files '*.md')
-if out="$(git grep -nE '(\.\./|/work/)shared/' -- . ':!tests/scripts/docs_links.sh')"; then
+if out="$(git grep -nE '(\.\./|/work/)shared/|PROTOCOL\.md' -- . ':!tests/scripts/docs_links.sh')"; then
     echo "FAIL references to a shared/ directory outside the repository:"
     echo "$out"
     fail=1

@@ -348,7 +348,7 @@ async fn consume_one<P: Processor>(
 ) -> Result<(String, stream::BoxStream<'static, ConsumerEvent>), Error> {
     processor.declare(channel, route).await.map_err(|e| {
         let hint = if e.to_string().contains("PRECONDITION_FAILED") {
-            " (a queue of that name already exists with other flags or arguments; PROTOCOL.md fixes them: delete the queue or fix whoever declared it)"
+            " (a queue of that name already exists with other flags or arguments; docs/protocol.md fixes them: delete the queue or fix whoever declared it)"
         } else {
             ""
         };

@@ -24,7 +24,7 @@ use crate::wire::envelope::{self, Encoding, Limits};
 use crate::wire::reply_error::ErrorReply;
 use crate::worker::{Runnable, Worker, WorkerContext};
 
-/// The dead-letter exchange every RPC route queue names (PROTOCOL.md).
+/// The dead-letter exchange every RPC route queue names (docs/protocol.md).
 pub const RPC_DLX: &str = "rpc.dlx";
 
 /// The RPC kind of [`Worker`]: answers requests with confirmed replies.

@@ -1,4 +1,4 @@
-//! The wire format (PROTOCOL.md): gzip(UTF-8(JSON)) bodies, `{"data": ...}` requests and
+//! The wire format (docs/protocol.md): gzip(UTF-8(JSON)) bodies, `{"data": ...}` requests and
 //! `{"success": ..., "data" | "error": ...}` replies.
 //!
 //! Decoding never trusts its input: sizes are capped before and after gunzip, UTF-8 and
