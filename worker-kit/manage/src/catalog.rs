@@ -105,6 +105,10 @@ pub struct Catalog {
     pub(crate) policies: BTreeMap<(String, String), String>,
     /// `TABLE x` / `COLUMN x.c` / `VIEW x` / `FUNCTION f(args)` / ... → comment.
     pub(crate) comments: BTreeMap<String, String>,
+    /// What each object depends on, from `pg_depend`: `table x`, `view x`, `sequence x`,
+    /// `function x(args)`, `type x`, `domain x`, `default x.c` → the objects it needs.
+    /// Sub-objects (rules, triggers, constraints, indexes, policies) count as their table.
+    pub(crate) depends: BTreeMap<String, BTreeSet<String>>,
 }
 
 const USER_SCHEMA: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') \
@@ -117,17 +121,79 @@ fn not_extension_member(class: &str, oid: &str) -> String {
     )
 }
 
+/// `(dependent, referenced)` object keys from `pg_depend` (normal dependencies only:
+/// automatic and internal ones are what `OWNED BY`, identity and row types make).
+fn depends_query() -> String {
+    let rel = "quote_ident(n.nspname) || '.' || quote_ident(c.relname)";
+    format!(
+        "WITH obj(classid, objid, key) AS ( \
+           SELECT 'pg_class'::regclass, c.oid, \
+                  CASE WHEN c.relkind IN ('r', 'p') THEN 'table ' WHEN c.relkind IN ('v', 'm') THEN 'view ' \
+                       WHEN c.relkind = 'S' THEN 'sequence ' ELSE 'type ' END || {rel} \
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+           WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'c') AND {USER_SCHEMA} \
+           UNION ALL \
+           SELECT 'pg_proc'::regclass, p.oid, 'function ' || quote_ident(n.nspname) || '.' || quote_ident(p.proname) \
+                  || '(' || pg_get_function_identity_arguments(p.oid) || ')' \
+           FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE {USER_SCHEMA} \
+           UNION ALL \
+           SELECT 'pg_type'::regclass, t.oid, CASE t.typtype WHEN 'd' THEN 'domain ' ELSE 'type ' END \
+                  || quote_ident(n.nspname) || '.' || quote_ident(t.typname) \
+           FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
+           WHERE t.typtype IN ('e', 'd') AND {USER_SCHEMA} \
+         ), owner(classid, objid, key) AS ( \
+           SELECT classid, objid, key FROM obj \
+           UNION ALL SELECT 'pg_type'::regclass, t.oid, o.key FROM pg_type t \
+             JOIN obj o ON o.classid = 'pg_class'::regclass AND o.objid = t.typrelid \
+           UNION ALL SELECT 'pg_type'::regclass, t.oid, o.key FROM pg_type t \
+             JOIN obj o ON o.classid = 'pg_type'::regclass AND o.objid = t.typelem WHERE t.typcategory = 'A' \
+           UNION ALL SELECT 'pg_rewrite'::regclass, r.oid, o.key FROM pg_rewrite r \
+             JOIN obj o ON o.classid = 'pg_class'::regclass AND o.objid = r.ev_class \
+           UNION ALL SELECT 'pg_attrdef'::regclass, d.oid, 'default ' || substr(o.key, 7) || '.' || quote_ident(a.attname) \
+             FROM pg_attrdef d JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum \
+             JOIN obj o ON o.classid = 'pg_class'::regclass AND o.objid = d.adrelid \
+           UNION ALL SELECT 'pg_trigger'::regclass, t.oid, o.key FROM pg_trigger t \
+             JOIN obj o ON o.classid = 'pg_class'::regclass AND o.objid = t.tgrelid \
+           UNION ALL SELECT 'pg_policy'::regclass, p.oid, o.key FROM pg_policy p \
+             JOIN obj o ON o.classid = 'pg_class'::regclass AND o.objid = p.polrelid \
+           UNION ALL SELECT 'pg_constraint'::regclass, con.oid, o.key FROM pg_constraint con \
+             JOIN obj o ON (o.classid = 'pg_class'::regclass AND o.objid = con.conrelid) \
+                        OR (o.classid = 'pg_type'::regclass AND o.objid = con.contypid) \
+           UNION ALL SELECT 'pg_class'::regclass, i.indexrelid, o.key FROM pg_index i \
+             JOIN obj o ON o.classid = 'pg_class'::regclass AND o.objid = i.indrelid \
+         ) \
+         SELECT DISTINCT a.key, b.key FROM pg_depend d \
+         JOIN owner a ON a.classid = d.classid AND a.objid = d.objid \
+         JOIN owner b ON b.classid = d.refclassid AND b.objid = d.refobjid \
+         WHERE d.deptype = 'n' AND a.key <> b.key"
+    )
+}
+
 fn qname() -> &'static str {
     "quote_ident(n.nspname) || '.' || quote_ident(c.relname)"
 }
 
 impl Catalog {
-    /// Reads the schema of the database behind `client`.
+    /// Reads the schema of the database behind `client`, in one read-only snapshot with
+    /// a fixed `search_path` (as pg_dump does): `format_type` and `pg_get_*def` qualify
+    /// names relative to it, so a search_path set on the database or role would
+    /// otherwise print the two sides differently.
     ///
     /// # Errors
     ///
     /// When a catalog query fails.
     pub async fn read(client: &Client) -> anyhow::Result<Self> {
+        client
+            .batch_execute(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL search_path = pg_catalog",
+            )
+            .await?;
+        let read = Self::read_in_snapshot(client).await;
+        let _ = client.batch_execute("COMMIT").await;
+        read
+    }
+
+    async fn read_in_snapshot(client: &Client) -> anyhow::Result<Self> {
         let mut cat = Catalog::default();
         let q = |sql: String| async move { client.query(&sql, &[]).await };
 
@@ -398,6 +464,20 @@ impl Catalog {
         .await?
         {
             cat.comments.insert(r.get(0), r.get(1));
+        }
+
+        for r in q(depends_query()).await? {
+            let (from, to): (String, String) = (r.get(0), r.get(1));
+            // A default counts for its table too.
+            if let Some(col) = from.strip_prefix("default ")
+                && let Some((table, _)) = col.rsplit_once('.')
+            {
+                cat.depends
+                    .entry(format!("table {table}"))
+                    .or_default()
+                    .insert(to.clone());
+            }
+            cat.depends.entry(from).or_default().insert(to);
         }
         Ok(cat)
     }

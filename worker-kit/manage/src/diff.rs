@@ -24,13 +24,13 @@ struct Phases {
     drop_fks: Vec<Step>,
     drop_constraints: Vec<Step>,
     drop_indexes: Vec<Step>,
+    drop_defaults: Vec<Step>,
     drop_functions: Vec<Step>,
     schemas: Vec<Step>,
     extensions: Vec<Step>,
-    types: Vec<Step>,
-    sequences: Vec<Step>,
-    functions: Vec<Step>,
-    tables: Vec<Step>,
+    /// Types, domains, sequences, functions and tables, each with its object key: created
+    /// in `pg_depend` order.
+    objects: Vec<(String, Step)>,
     columns: Vec<Step>,
     constraints: Vec<Step>,
     indexes: Vec<Step>,
@@ -41,7 +41,70 @@ struct Phases {
     triggers: Vec<Step>,
     policies: Vec<Step>,
     comments: Vec<Step>,
-    final_drops: Vec<Step>,
+    /// What no longer exists, with its object key: dropped in `pg_depend` order
+    /// (dependents first); those without a key (extensions, schemas) last.
+    final_drops: Vec<(Option<String>, Step)>,
+}
+
+impl Phases {
+    fn object(&mut self, key: String, s: Step) {
+        self.objects.push((key, s));
+    }
+
+    fn drop_last(&mut self, key: Option<String>, s: Step) {
+        self.final_drops.push((key, s));
+    }
+}
+
+/// `steps` in an order where each comes after the steps of every object its key depends
+/// on (by `deps`), and otherwise in the order given.
+fn order_creates(
+    steps: Vec<(String, Step)>,
+    deps: &BTreeMap<String, BTreeSet<String>>,
+) -> Vec<Step> {
+    let mut left: Vec<(String, Step)> = steps;
+    let mut out = Vec::with_capacity(left.len());
+    while !left.is_empty() {
+        let waiting: BTreeSet<&str> = left.iter().map(|(k, _)| k.as_str()).collect();
+        let ready = |key: &str| {
+            deps.get(key).is_none_or(|needs| {
+                needs
+                    .iter()
+                    .all(|n| n == key || !waiting.contains(n.as_str()))
+            })
+        };
+        // A cycle (which PostgreSQL itself would refuse) keeps the given order.
+        let at = left.iter().position(|(k, _)| ready(k)).unwrap_or(0);
+        out.push(left.remove(at).1);
+    }
+    out
+}
+
+/// Drops in an order where each object goes before every object it depends on.
+fn order_drops(
+    steps: Vec<(Option<String>, Step)>,
+    deps: &BTreeMap<String, BTreeSet<String>>,
+) -> Vec<Step> {
+    let (mut left, keyless): (Vec<_>, Vec<_>) = steps.into_iter().partition(|(k, _)| k.is_some());
+    let mut out = Vec::with_capacity(left.len() + keyless.len());
+    while !left.is_empty() {
+        let needed_by_another = |key: &str| {
+            left.iter().any(|(other, _)| {
+                other.as_deref() != Some(key)
+                    && other
+                        .as_ref()
+                        .and_then(|o| deps.get(o))
+                        .is_some_and(|needs| needs.contains(key))
+            })
+        };
+        let at = left
+            .iter()
+            .position(|(k, _)| !needed_by_another(k.as_deref().unwrap_or("")))
+            .unwrap_or(0);
+        out.push(left.remove(at).1);
+    }
+    out.extend(keyless.into_iter().map(|(_, s)| s));
+    out
 }
 
 fn step(sql: impl Into<String>, hazard: Option<Hazard>) -> Step {
@@ -174,13 +237,16 @@ pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
     // Enums.
     for (name, labels) in &to.enums {
         match from.enums.get(name) {
-            None => p.types.push(step(
-                format!(
-                    "CREATE TYPE {name} AS ENUM ({})",
-                    labels.iter().map(|l| lit(l)).collect::<Vec<_>>().join(", ")
+            None => p.object(
+                format!("type {name}"),
+                step(
+                    format!(
+                        "CREATE TYPE {name} AS ENUM ({})",
+                        labels.iter().map(|l| lit(l)).collect::<Vec<_>>().join(", ")
+                    ),
+                    None,
                 ),
-                None,
-            )),
+            ),
             Some(old) if old == labels => {}
             Some(old) if is_subsequence(old, labels) => {
                 for (i, l) in labels.iter().enumerate() {
@@ -210,43 +276,53 @@ pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
     // Domains.
     for (name, d) in &to.domains {
         match from.domains.get(name) {
-            None => p.types.push(step(domain_create(name, d), None)),
+            None => p.object(format!("domain {name}"), step(domain_create(name, d), None)),
             Some(old) if old == d => {}
             Some(old) if old.base != d.base => unsupported.push(format!(
                 "domain {name} changed its base type from {} to {}",
                 old.base, d.base
             )),
             Some(old) => {
+                let key = format!("domain {name}");
                 if old.default != d.default {
-                    p.types.push(step(
-                        match &d.default {
-                            Some(def) => format!("ALTER DOMAIN {name} SET DEFAULT {def}"),
-                            None => format!("ALTER DOMAIN {name} DROP DEFAULT"),
-                        },
-                        None,
-                    ));
+                    p.object(
+                        key.clone(),
+                        step(
+                            match &d.default {
+                                Some(def) => format!("ALTER DOMAIN {name} SET DEFAULT {def}"),
+                                None => format!("ALTER DOMAIN {name} DROP DEFAULT"),
+                            },
+                            None,
+                        ),
+                    );
                 }
                 if old.not_null != d.not_null {
                     let verb = if d.not_null { "SET" } else { "DROP" };
-                    p.types.push(step(
-                        format!("ALTER DOMAIN {name} {verb} NOT NULL"),
-                        d.not_null.then_some(Hazard::Lock),
-                    ));
+                    p.object(
+                        key.clone(),
+                        step(
+                            format!("ALTER DOMAIN {name} {verb} NOT NULL"),
+                            d.not_null.then_some(Hazard::Lock),
+                        ),
+                    );
                 }
                 for (cname, check) in &old.checks {
                     if d.checks.get(cname) != Some(check) {
-                        p.types.push(step(
-                            format!("ALTER DOMAIN {name} DROP CONSTRAINT {cname}"),
-                            None,
-                        ));
+                        p.object(
+                            key.clone(),
+                            step(format!("ALTER DOMAIN {name} DROP CONSTRAINT {cname}"), None),
+                        );
                     }
                 }
                 for (cname, check) in &d.checks {
                     if old.checks.get(cname) != Some(check) {
-                        p.types.push(step(
-                            format!("ALTER DOMAIN {name} ADD CONSTRAINT {cname} {check}"),
-                            Some(Hazard::Lock),
-                        ));
+                        p.object(
+                            key.clone(),
+                            step(
+                                format!("ALTER DOMAIN {name} ADD CONSTRAINT {cname} {check}"),
+                                Some(Hazard::Lock),
+                            ),
+                        );
                     }
                 }
             }
@@ -256,10 +332,13 @@ pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
     // Sequences.
     for (name, s) in &to.sequences {
         match from.sequences.get(name) {
-            None => p.sequences.push(step(
-                format!("CREATE SEQUENCE {name} {}", sequence_options(s)),
-                None,
-            )),
+            None => p.object(
+                format!("sequence {name}"),
+                step(
+                    format!("CREATE SEQUENCE {name} {}", sequence_options(s)),
+                    None,
+                ),
+            ),
             Some(old) => {
                 let old_opts = Sequence {
                     owned_by: None,
@@ -270,10 +349,13 @@ pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
                     ..s.clone()
                 };
                 if old_opts != new_opts {
-                    p.sequences.push(step(
-                        format!("ALTER SEQUENCE {name} {}", sequence_options(s)),
-                        None,
-                    ));
+                    p.object(
+                        format!("sequence {name}"),
+                        step(
+                            format!("ALTER SEQUENCE {name} {}", sequence_options(s)),
+                            None,
+                        ),
+                    );
                 }
             }
         }
@@ -287,29 +369,48 @@ pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
         }
     }
 
-    // Functions.
+    // Functions. One whose result type or kind changes is dropped and re-made: what uses
+    // it goes first (column defaults come back after it, views are re-made).
     let mut needs_lax_bodies = false;
+    let mut redefault: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut forced_views: BTreeSet<String> = BTreeSet::new();
     for (sig, f) in &to.functions {
+        let key = format!("function {sig}");
         match from.functions.get(sig) {
             None => {
-                p.functions.push(step(f.definition.clone(), None));
+                p.object(key, step(f.definition.clone(), None));
                 needs_lax_bodies = true;
             }
             Some(old) if old.definition == f.definition => {}
             Some(old) => {
                 if old.result != f.result || old.kind != f.kind {
+                    for user in dependents(&from.depends, &key) {
+                        if let Some(view) = user.strip_prefix("view ") {
+                            forced_views.insert(view.to_owned());
+                        } else if let Some(col) = user.strip_prefix("default ")
+                            && let Some((table, column)) = split_column(col, from)
+                        {
+                            p.drop_defaults.push(step(
+                                format!("ALTER TABLE {table} ALTER COLUMN {column} DROP DEFAULT"),
+                                None,
+                            ));
+                            redefault.insert((table, column));
+                        }
+                    }
                     p.drop_functions
                         .push(step(format!("DROP {} {sig}", old.kind), Some(Hazard::Drop)));
                 }
-                p.functions.push(step(f.definition.clone(), None));
+                p.object(key, step(f.definition.clone(), None));
                 needs_lax_bodies = true;
             }
         }
     }
     for (sig, f) in &from.functions {
         if !to.functions.contains_key(sig) {
-            p.final_drops
-                .push(step(format!("DROP {} {sig}", f.kind), Some(Hazard::Drop)));
+            p.drop_last(
+                Some(format!("function {sig}")),
+                step(format!("DROP {} {sig}", f.kind), Some(Hazard::Drop)),
+            );
         }
     }
 
@@ -324,8 +425,10 @@ pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
                     .map(|c| format!("    {}", column_def(c)))
                     .collect::<Vec<_>>()
                     .join(",\n");
-                p.tables
-                    .push(step(format!("CREATE TABLE {name} (\n{cols}\n)"), None));
+                p.object(
+                    format!("table {name}"),
+                    step(format!("CREATE TABLE {name} (\n{cols}\n)"), None),
+                );
                 rls(&mut p, name, &Table::default(), t);
             }
             Some(old) => {
@@ -334,14 +437,36 @@ pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
             }
         }
     }
+    // Defaults taken off for a re-made function, unless the column's own change already
+    // sets them again.
+    for (table, column) in &redefault {
+        let col = |c: &Catalog| {
+            c.tables
+                .get(table)
+                .and_then(|t| t.columns.iter().find(|x| &x.name == column))
+                .cloned()
+        };
+        if let (Some(old), Some(new)) = (col(from), col(to))
+            && let Some(d) = &new.default
+            && old.default == new.default
+            && old.data_type == new.data_type
+        {
+            p.columns.push(step(
+                format!("ALTER TABLE {table} ALTER COLUMN {column} SET DEFAULT {d}"),
+                None,
+            ));
+        }
+    }
     let dropped_tables: BTreeSet<&String> = from
         .tables
         .keys()
         .filter(|t| !to.tables.contains_key(*t))
         .collect();
     for t in &dropped_tables {
-        p.final_drops
-            .push(step(format!("DROP TABLE {t}"), Some(Hazard::DataLoss)));
+        p.drop_last(
+            Some(format!("table {t}")),
+            step(format!("DROP TABLE {t}"), Some(Hazard::DataLoss)),
+        );
         reshaped.insert((*t).clone());
     }
     for (name, s) in &from.sequences {
@@ -352,10 +477,10 @@ pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
                     .any(|t| o.starts_with(&format!("{t}.")))
             });
             if !owned_by_dropped_table {
-                p.final_drops.push(step(
-                    format!("DROP SEQUENCE {name}"),
-                    Some(Hazard::DataLoss),
-                ));
+                p.drop_last(
+                    Some(format!("sequence {name}")),
+                    step(format!("DROP SEQUENCE {name}"), Some(Hazard::DataLoss)),
+                );
             }
         }
     }
@@ -399,7 +524,7 @@ pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
     let mut remake: BTreeSet<String> = from
         .views
         .iter()
-        .filter(|(n, v)| to.views.get(*n) != Some(*v))
+        .filter(|(n, v)| to.views.get(*n) != Some(*v) || forced_views.contains(*n))
         .map(|(n, _)| n.clone())
         .collect();
     loop {
@@ -482,10 +607,15 @@ pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
     }
     for (key @ (table, name), def) in &from.policies {
         if !dropped_tables.contains(table) && to.policies.get(key) != Some(def) {
-            p.drop_triggers.push(step(
-                format!("DROP POLICY {name} ON {table}"),
-                Some(Hazard::Drop),
-            ));
+            // Re-made in the same transaction when it changes; gone for good, it takes away
+            // the access rule it enforced.
+            let hazard = if to.policies.contains_key(key) {
+                Hazard::Drop
+            } else {
+                Hazard::Security
+            };
+            p.drop_triggers
+                .push(step(format!("DROP POLICY {name} ON {table}"), Some(hazard)));
         }
     }
     for (key, def) in &to.policies {
@@ -514,24 +644,32 @@ pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
         .iter()
         .filter(|(n, _)| !to.domains.contains_key(*n))
     {
-        p.final_drops
-            .push(step(format!("DROP DOMAIN {name}"), Some(Hazard::Drop)));
+        p.drop_last(
+            Some(format!("domain {name}")),
+            step(format!("DROP DOMAIN {name}"), Some(Hazard::Drop)),
+        );
     }
     for name in from.enums.keys().filter(|n| !to.enums.contains_key(*n)) {
-        p.final_drops
-            .push(step(format!("DROP TYPE {name}"), Some(Hazard::Drop)));
+        p.drop_last(
+            Some(format!("type {name}")),
+            step(format!("DROP TYPE {name}"), Some(Hazard::Drop)),
+        );
     }
     for name in from
         .extensions
         .keys()
         .filter(|n| !to.extensions.contains_key(*n))
     {
-        p.final_drops
-            .push(step(format!("DROP EXTENSION {name}"), Some(Hazard::Drop)));
+        p.drop_last(
+            None,
+            step(format!("DROP EXTENSION {name}"), Some(Hazard::Drop)),
+        );
     }
     for s in from.schemas.difference(&to.schemas) {
-        p.final_drops
-            .push(step(format!("DROP SCHEMA {s}"), Some(Hazard::DataLoss)));
+        p.drop_last(
+            None,
+            step(format!("DROP SCHEMA {s}"), Some(Hazard::DataLoss)),
+        );
     }
 
     let mut steps = p.outside;
@@ -541,13 +679,11 @@ pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
         p.drop_fks,
         p.drop_constraints,
         p.drop_indexes,
+        p.drop_defaults,
         p.drop_functions,
         p.schemas,
         p.extensions,
-        p.types,
-        p.sequences,
-        p.functions,
-        p.tables,
+        order_creates(p.objects, &to.depends),
         p.columns,
         p.constraints,
         p.indexes,
@@ -558,7 +694,7 @@ pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
         p.triggers,
         p.policies,
         p.comments,
-        p.final_drops,
+        order_drops(p.final_drops, &from.depends),
     ]
     .into_iter()
     .flatten()
@@ -573,18 +709,19 @@ pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
 }
 
 fn rls(p: &mut Phases, name: &str, old: &Table, new: &Table) {
+    // Turning row-level security off takes away every policy's protection at once.
     if old.rls != new.rls {
         let verb = if new.rls { "ENABLE" } else { "DISABLE" };
         p.policies.push(step(
             format!("ALTER TABLE {name} {verb} ROW LEVEL SECURITY"),
-            None,
+            (!new.rls).then_some(Hazard::Security),
         ));
     }
     if old.force_rls != new.force_rls {
         let verb = if new.force_rls { "FORCE" } else { "NO FORCE" };
         p.policies.push(step(
             format!("ALTER TABLE {name} {verb} ROW LEVEL SECURITY"),
-            None,
+            (!new.force_rls).then_some(Hazard::Security),
         ));
     }
 }
@@ -610,15 +747,28 @@ fn alter_columns(
             continue;
         };
         let col = &c.name;
-        if o.generated != c.generated {
+        if o.generated.is_some() && c.generated.is_none() {
+            // The values stay; they just stop being computed.
+            p.columns.push(step(
+                format!("ALTER TABLE {table} ALTER COLUMN {col} DROP EXPRESSION"),
+                None,
+            ));
+        } else if o.generated != c.generated {
+            // A plain column's values are replaced by computed ones: data loss. A changed
+            // expression only recomputes what was computed before.
             reshaped.insert(table.to_owned());
+            let hazard = if o.generated.is_none() {
+                Hazard::DataLoss
+            } else {
+                Hazard::Rewrite
+            };
             p.columns.push(step(
                 format!("ALTER TABLE {table} DROP COLUMN {col}"),
-                Some(Hazard::Rewrite),
+                Some(hazard),
             ));
             p.columns.push(step(
                 format!("ALTER TABLE {table} ADD COLUMN {}", column_def(c)),
-                Some(Hazard::Rewrite),
+                Some(hazard),
             ));
             continue;
         }
@@ -636,12 +786,24 @@ fn alter_columns(
                     None,
                 ));
             }
+            let change = TypeChange::of(&o.data_type, &c.data_type);
+            // A plain ALTER TYPE converts with the assignment cast, which refuses values
+            // that do not fit (`varchar(5)`); an explicit `USING col::type` would truncate
+            // them, so it is kept for types with no assignment cast between them.
+            let using = match change {
+                TypeChange::Widening | TypeChange::Narrowing => String::new(),
+                TypeChange::Other => format!(" USING {col}::{}", c.data_type),
+            };
+            let hazard = match change {
+                TypeChange::Widening => Hazard::Rewrite,
+                _ => Hazard::DataLoss,
+            };
             p.columns.push(step(
                 format!(
-                    "ALTER TABLE {table} ALTER COLUMN {col} TYPE {}{coll} USING {col}::{}",
-                    c.data_type, c.data_type
+                    "ALTER TABLE {table} ALTER COLUMN {col} TYPE {}{coll}{using}",
+                    c.data_type
                 ),
-                Some(Hazard::Rewrite),
+                Some(hazard),
             ));
             if let Some(d) = &c.default {
                 p.columns.push(step(
@@ -691,6 +853,104 @@ fn alter_columns(
     }
 }
 
+/// The objects whose `pg_depend` entries name `key`.
+fn dependents<'a>(
+    deps: &'a BTreeMap<String, BTreeSet<String>>,
+    key: &'a str,
+) -> impl Iterator<Item = &'a String> + 'a {
+    deps.iter()
+        .filter(move |(_, needs)| needs.contains(key))
+        .map(|(user, _)| user)
+}
+
+/// `schema.table.column` split into the table (as the catalog names it) and the column.
+fn split_column(qualified: &str, cat: &Catalog) -> Option<(String, String)> {
+    let (table, column) = qualified.rsplit_once('.')?;
+    cat.tables
+        .contains_key(table)
+        .then(|| (table.to_owned(), column.to_owned()))
+}
+
+/// What a column type change does to the values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TypeChange {
+    /// Every value fits the new type unchanged (a longer varchar, int to bigint, ...).
+    Widening,
+    /// Same type, smaller modifier: values may be refused or rounded.
+    Narrowing,
+    /// Anything else: a cast that may fail, truncate or reinterpret.
+    Other,
+}
+
+impl TypeChange {
+    fn of(old: &str, new: &str) -> Self {
+        let (ob, om) = split_type(old);
+        let (nb, nm) = split_type(new);
+        let widens = match (ob.as_str(), nb.as_str()) {
+            (a, b) if a == b => modifiers_widen(a, &om, &nm),
+            ("character varying", "text") | ("text", "character varying") => nm.is_empty(),
+            ("character", "character varying") | ("character", "text") => false,
+            ("smallint", "integer" | "bigint") | ("integer", "bigint") => true,
+            ("real", "double precision") => true,
+            ("smallint" | "integer" | "bigint", "numeric") => {
+                let digits = match ob.as_str() {
+                    "smallint" => 5,
+                    "integer" => 10,
+                    _ => 19,
+                };
+                match nm.as_slice() {
+                    [] => true,
+                    [p] => *p >= digits,
+                    [p, s] => p - s >= digits,
+                    _ => false,
+                }
+            }
+            _ => false,
+        };
+        if widens {
+            Self::Widening
+        } else if ob == nb {
+            Self::Narrowing
+        } else {
+            Self::Other
+        }
+    }
+}
+
+/// `numeric(10,2)` → (`numeric`, [10, 2]); `timestamp(3) with time zone` →
+/// (`timestamp with time zone`, [3]); arrays keep their `[]`.
+fn split_type(t: &str) -> (String, Vec<i64>) {
+    let Some(open) = t.find('(') else {
+        return (t.to_owned(), Vec::new());
+    };
+    let close = t[open..].find(')').map_or(t.len(), |c| open + c);
+    let mods = t[open + 1..close]
+        .split(',')
+        .filter_map(|m| m.trim().parse().ok())
+        .collect();
+    let base = format!("{}{}", &t[..open], t.get(close + 1..).unwrap_or(""));
+    (base.split_whitespace().collect::<Vec<_>>().join(" "), mods)
+}
+
+/// Whether going from modifiers `old` to `new` of type `base` keeps every value.
+fn modifiers_widen(base: &str, old: &[i64], new: &[i64]) -> bool {
+    if new.is_empty() {
+        // No limit at all (numeric without precision, varchar without length, ...).
+        return true;
+    }
+    if old.is_empty() {
+        return false;
+    }
+    match base {
+        "numeric" => {
+            let (op, os) = (old[0], old.get(1).copied().unwrap_or(0));
+            let (np, ns) = (new[0], new.get(1).copied().unwrap_or(0));
+            ns >= os && np - ns >= op - os
+        }
+        _ => old.len() == new.len() && old.iter().zip(new).all(|(o, n)| n >= o),
+    }
+}
+
 /// Whether the object a comment key names still exists in `to` (no `IS NULL` for objects
 /// that are dropped anyway).
 fn object_survives(key: &str, to: &Catalog) -> bool {
@@ -722,6 +982,39 @@ mod tests {
         assert!(is_subsequence(&s(&["a", "c"]), &s(&["a", "b", "c"])));
         assert!(!is_subsequence(&s(&["a", "b"]), &s(&["b", "a"])));
         assert!(!is_subsequence(&s(&["a", "b"]), &s(&["a"])));
+    }
+
+    #[test]
+    fn type_changes_are_classified() {
+        use TypeChange::*;
+        let t = TypeChange::of;
+        assert_eq!(
+            t("character varying(5)", "character varying(100)"),
+            Widening
+        );
+        assert_eq!(
+            t("character varying(100)", "character varying(5)"),
+            Narrowing
+        );
+        assert_eq!(t("character varying(100)", "text"), Widening);
+        assert_eq!(t("text", "character varying(10)"), Other);
+        assert_eq!(t("numeric(10,2)", "numeric(10,0)"), Narrowing);
+        assert_eq!(t("numeric(10,2)", "numeric(12,2)"), Widening);
+        assert_eq!(t("numeric(10,2)", "numeric(11,3)"), Widening);
+        assert_eq!(t("numeric(10,2)", "numeric"), Widening);
+        assert_eq!(t("integer", "bigint"), Widening);
+        assert_eq!(t("bigint", "integer"), Other);
+        assert_eq!(t("integer", "numeric(12,2)"), Widening);
+        assert_eq!(t("integer", "numeric(10,2)"), Other);
+        assert_eq!(
+            t("timestamp(3) with time zone", "timestamp with time zone"),
+            Widening
+        );
+        assert_eq!(
+            t("timestamp with time zone", "timestamp(3) with time zone"),
+            Narrowing
+        );
+        assert_eq!(t("text", "integer"), Other);
     }
 
     #[test]

@@ -6,8 +6,11 @@
 //! models are diffed, and the statements are ordered so that each one's dependencies exist
 //! when it runs. Statements that lose data are refused unless `--unsafe` is given.
 //!
-//! Exit codes: 0 in sync (or applied), 2 drift found and not applied, 3 refused
-//! (destructive statements without `--unsafe`), 1 error.
+//! Model and dump SQL runs in the shadows as an unprivileged role ([`Loader`]), never as
+//! the target's. Statements that lose data or weaken access control are refused by `sync`
+//! unless `--unsafe` is given.
+//!
+//! Exit codes: 0 in sync (or applied), 2 drift found and not applied, 3 refused, 1 error.
 
 mod catalog;
 mod cmd;
@@ -18,15 +21,18 @@ mod plan;
 mod target;
 
 pub use catalog::Catalog;
-pub use cmd::catalog_of_files;
-pub use cmd::sync::apply;
+pub use cmd::sync::{apply, apply_with_lock_timeout};
+pub use cmd::{catalog_of_files, catalog_with};
 pub use diff::diff;
 pub use load::{ModelFile, load_into, load_models, split_statements};
-pub use opts::{Command, Opts};
+pub use opts::{Command, Opts, normalize_args};
 pub use plan::{Hazard, Plan, Step};
-pub use target::{Server, Shadow};
+pub use target::{Loader, SHADOW_ROLE, Server, Shadow, TargetLock};
 
 use std::process::ExitCode;
+
+/// The first key of the advisory lock a sync holds on its target.
+pub const LOCK_CLASS: i32 = 0x6d67_6d74;
 
 /// Exit code: drift found and not applied.
 pub const EXIT_DRIFT: u8 = 2;

@@ -146,13 +146,44 @@ pub(crate) fn dump_statements(text: &str) -> Result<Vec<Statement>, String> {
         .join("\n");
     Ok(split_statements(&cleaned)?
         .into_iter()
-        .filter(|s| {
-            let upper = s.sql.to_ascii_uppercase();
-            !(upper.contains(" OWNER TO ")
-                || upper.starts_with("GRANT ")
-                || upper.starts_with("REVOKE "))
-        })
+        .filter(|s| !is_owner_change(&s.sql) && !is_privilege(&s.sql))
         .collect())
+}
+
+/// `ALTER <object> OWNER TO <role>`, as pg_dump writes it: the words must end the
+/// statement (a comment or function body that merely mentions them is kept).
+fn is_owner_change(sql: &str) -> bool {
+    let words: Vec<&str> = sql.split_whitespace().collect();
+    words.len() >= 5
+        && words[0].eq_ignore_ascii_case("ALTER")
+        && words[words.len() - 3].eq_ignore_ascii_case("OWNER")
+        && words[words.len() - 2].eq_ignore_ascii_case("TO")
+}
+
+fn is_privilege(sql: &str) -> bool {
+    let first = sql.split_whitespace().next().unwrap_or("");
+    first.eq_ignore_ascii_case("GRANT") || first.eq_ignore_ascii_case("REVOKE")
+}
+
+/// Whether a statement ends or nests the loading transaction.
+fn is_transaction_control(sql: &str) -> bool {
+    let first = sql
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase();
+    matches!(
+        first.as_str(),
+        "BEGIN"
+            | "START"
+            | "COMMIT"
+            | "END"
+            | "ROLLBACK"
+            | "ABORT"
+            | "SAVEPOINT"
+            | "RELEASE"
+            | "PREPARE"
+    )
 }
 
 fn references_something_missing(e: &tokio_postgres::Error) -> bool {
@@ -165,9 +196,11 @@ fn references_something_missing(e: &tokio_postgres::Error) -> bool {
     })
 }
 
-/// Loads `files` into the database behind `client`: everything in one round trip when it
-/// all works, otherwise statement by statement (retrying those that reference objects of
-/// later files) so a failure names its file and line.
+/// Loads `files` into the database behind `client`, in one transaction: everything in one
+/// round trip when it all works, otherwise statement by statement under savepoints
+/// (retrying those that reference objects of later files) so a failure names its file
+/// and line. Nothing runs outside the transaction, so statements that cannot run in one
+/// (`DROP DATABASE`, `VACUUM`, ...) fail instead of running.
 ///
 /// # Errors
 ///
@@ -181,9 +214,32 @@ pub async fn load_into(client: &Client, files: &[ModelFile], dump: bool) -> anyh
             split_statements(&f.text)
         };
         let split = split.map_err(|e| anyhow!("{}:{e}", f.path.display()))?;
-        statements.extend(split.into_iter().map(|s| (f.path.clone(), s)));
+        for s in split {
+            if is_transaction_control(&s.sql) {
+                bail!(
+                    "{}:{}: transaction control is not allowed in model files (manage loads them in its own transaction)",
+                    f.path.display(),
+                    s.line
+                );
+            }
+            statements.push((f.path.clone(), s));
+        }
     }
-    // Fast path: one implicit transaction for the whole schema.
+    client.batch_execute("BEGIN").await?;
+    let loaded = load_in_transaction(client, statements).await;
+    let end = if loaded.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    let ended = client.batch_execute(end).await;
+    loaded?;
+    ended.map_err(|e| anyhow!("loading the models: {}", pg_message(&e)))
+}
+
+async fn load_in_transaction(
+    client: &Client,
+    statements: Vec<(PathBuf, Statement)>,
+) -> anyhow::Result<()> {
+    // Fast path: the whole schema in one round trip. (The savepoint goes on its own: a
+    // syntax error anywhere in a query string fails the whole string before it runs.)
+    client.batch_execute("SAVEPOINT manage_all").await?;
     let batch: String = statements
         .iter()
         .map(|(_, s)| format!("{};\n", s.sql))
@@ -191,25 +247,30 @@ pub async fn load_into(client: &Client, files: &[ModelFile], dump: bool) -> anyh
     if client.batch_execute(&batch).await.is_ok() {
         return Ok(());
     }
-    // The batch rolled back: run one by one to find the order, or the culprit.
+    client
+        .batch_execute("ROLLBACK TO SAVEPOINT manage_all")
+        .await?;
+    // One by one, to find the order, or the culprit.
     let mut pending = statements;
     loop {
         let before = pending.len();
         let mut deferred = Vec::new();
         let mut last_error = None;
         for (path, stmt) in pending {
+            client.batch_execute("SAVEPOINT manage_one").await?;
             match client.batch_execute(&stmt.sql).await {
-                Ok(()) => {}
-                Err(e) if references_something_missing(&e) => {
-                    last_error = Some(format!(
-                        "{}:{}: {}",
-                        path.display(),
-                        stmt.line,
-                        pg_message(&e)
-                    ));
+                Ok(()) => client.batch_execute("RELEASE SAVEPOINT manage_one").await?,
+                Err(e) => {
+                    client
+                        .batch_execute("ROLLBACK TO SAVEPOINT manage_one")
+                        .await?;
+                    let at = format!("{}:{}: {}", path.display(), stmt.line, pg_message(&e));
+                    if !references_something_missing(&e) {
+                        bail!("{at}");
+                    }
+                    last_error = Some(at);
                     deferred.push((path, stmt));
                 }
-                Err(e) => bail!("{}:{}: {}", path.display(), stmt.line, pg_message(&e)),
             }
         }
         if deferred.is_empty() {
@@ -266,6 +327,13 @@ mod tests {
             ]
         );
         assert_eq!(s[1].line, 3);
+    }
+
+    #[test]
+    fn dumps_keep_statements_that_only_mention_owner_to() {
+        let dump = "COMMENT ON TABLE public.t IS 'see ALTER x OWNER TO y';\nCREATE FUNCTION public.f() RETURNS text LANGUAGE sql AS $$ SELECT ' OWNER TO ' $$;\nALTER FUNCTION public.f() OWNER TO app;\n";
+        let s = dump_statements(dump).unwrap();
+        assert_eq!(s.len(), 2, "{s:?}");
     }
 
     #[test]

@@ -12,8 +12,18 @@ use clap::{Args, Parser, Subcommand};
 /// PGPORT, PGUSER and PGPASSWORD name. A .env file in the current directory is read first
 /// (variables already set win).
 ///
-/// Exit codes: 0 in sync or applied, 2 drift found and not applied, 3 refused
-/// (destructive statements without --unsafe), 1 error.
+/// Model and dump SQL never runs as the target's role: manage loads it into its shadow
+/// databases (manage_shadow_*) as a role without superuser, file or program access
+/// (manage_shadow, created when missing, or the role of --shadow-url), in one transaction.
+///
+/// Exit codes: 0 in sync or applied, 2 drift found and not applied, 3 refused, 1 error.
+/// `sync` refuses (exit 3), and applies nothing, when the plan would lose data (drops a
+/// table, column, sequence or schema; narrows a column type; turns a column into a
+/// generated one; removes enum values) or weaken access control (drops a policy,
+/// disables row-level security), unless --unsafe is given; and always when a difference
+/// needs a hand-written migration (e.g. a NOT NULL column without a default added to a
+/// table that has rows), or when the database changed while the prompt waited.
+/// `diff` only prints: it never refuses and never applies.
 #[derive(Debug, Parser)]
 #[command(name = "manage", version)]
 pub struct Opts {
@@ -39,7 +49,10 @@ pub enum Command {
     /// Print the statements that turn FROM into TO.
     ///
     /// Each side is a database URL (postgres://...), a models directory, or a pg_dump
-    /// file (*.sql).
+    /// file (*.sql); files are loaded into shadow databases made for the run and dropped
+    /// after it. `diff` only prints, hazards included as comments: it never refuses and
+    /// never applies (exit 0, or 2 with --check when there is a difference); `sync` is
+    /// what refuses.
     Diff(DiffArgs),
 }
 
@@ -62,15 +75,33 @@ pub struct SyncArgs {
     /// The database to sync (default: DB_MAIN_DSN, else the service's database on PGHOST).
     #[arg(long)]
     pub database_url: Option<String>,
-    /// Apply without asking.
+    /// Apply without asking (the bare word `noprompt` works too, as in the seed).
     #[arg(long)]
     pub noprompt: bool,
-    /// Also apply statements that lose data (dropping tables, columns, types, schemas).
+    /// Also apply statements that lose data or weaken access control (dropping tables,
+    /// columns, types, schemas, policies; narrowing types; disabling row-level security).
     #[arg(long = "unsafe")]
     pub allow_unsafe: bool,
     /// Change nothing: exit 2 when the database differs from the models (for CI).
     #[arg(long)]
     pub check: bool,
+    /// How long a statement of the plan may wait for a lock before the whole sync fails
+    /// (PostgreSQL's lock_timeout): an ALTER TABLE queued behind a long transaction would
+    /// otherwise stall every query on that table.
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    pub lock_timeout: String,
+    #[command(flatten)]
+    pub shadow: ShadowArgs,
+}
+
+/// Where model and dump SQL is loaded.
+#[derive(Debug, Clone, Args)]
+pub struct ShadowArgs {
+    /// Log in to the shadow databases as this DSN's role (it must not be a superuser nor
+    /// have server file or program access). Default: the role manage_shadow, created when
+    /// missing and given a fresh random password each run.
+    #[arg(long, value_name = "URL")]
+    pub shadow_url: Option<String>,
 }
 
 /// `manage pending`.
@@ -84,6 +115,8 @@ pub struct PendingArgs {
     /// The server for the shadow databases (default: DB_MAIN_DSN's server, else PGHOST).
     #[arg(long)]
     pub database_url: Option<String>,
+    #[command(flatten)]
+    pub shadow: ShadowArgs,
 }
 
 /// `manage diff`.
@@ -99,4 +132,57 @@ pub struct DiffArgs {
     /// Exit 2 when there is a difference.
     #[arg(long)]
     pub check: bool,
+    #[command(flatten)]
+    pub shadow: ShadowArgs,
+}
+
+/// The seed's spellings: `manage sync noprompt` (bare words) for `--noprompt` and the other
+/// switches of `sync`, so old scripts keep working. Only words after `sync` are
+/// rewritten, and only those that are exactly a switch's name.
+pub fn normalize_args<I: IntoIterator<Item = String>>(args: I) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut in_sync = false;
+    let mut after_value_flag = false;
+    for a in args {
+        let bare =
+            in_sync && !after_value_flag && matches!(a.as_str(), "noprompt" | "unsafe" | "check");
+        after_value_flag = in_sync
+            && a.starts_with("--")
+            && !a.contains('=')
+            && matches!(
+                a.as_str(),
+                "--database-url" | "--service" | "--models-dir" | "--lock-timeout" | "--shadow-url"
+            );
+        if !in_sync && out.len() == 1 && a == "sync" {
+            in_sync = true;
+        }
+        out.push(if bare { format!("--{a}") } else { a });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(args: &[&str]) -> Vec<String> {
+        args.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn seed_spellings_are_aliases() {
+        assert_eq!(
+            normalize_args(v(&["manage", "sync", "noprompt", "unsafe"])),
+            v(&["manage", "sync", "--noprompt", "--unsafe"])
+        );
+        // A value that happens to be a switch's name stays a value.
+        assert_eq!(
+            normalize_args(v(&["manage", "sync", "--service", "check"])),
+            v(&["manage", "sync", "--service", "check"])
+        );
+        assert_eq!(
+            normalize_args(v(&["manage", "diff", "check", "b"])),
+            v(&["manage", "diff", "check", "b"])
+        );
+    }
 }

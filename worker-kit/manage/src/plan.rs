@@ -11,8 +11,12 @@ pub enum Hazard {
     Rewrite,
     /// Drops an object that holds no data (view, index, function, constraint, trigger).
     Drop,
-    /// Loses data (drops a table, column, sequence, type or schema). Refused without `--unsafe`.
+    /// Loses data (drops a table, column, sequence, type or schema; narrows a column's type;
+    /// makes a plain column generated). Refused without `--unsafe`.
     DataLoss,
+    /// Weakens access control (drops a policy, disables or stops forcing row-level
+    /// security). Refused without `--unsafe`.
+    Security,
 }
 
 impl fmt::Display for Hazard {
@@ -22,6 +26,7 @@ impl fmt::Display for Hazard {
             Hazard::Rewrite => "rewrite",
             Hazard::Drop => "drop",
             Hazard::DataLoss => "data loss",
+            Hazard::Security => "security",
         })
     }
 }
@@ -59,6 +64,14 @@ impl Plan {
         self.steps
             .iter()
             .filter(|s| s.hazard == Some(Hazard::DataLoss))
+    }
+
+    /// Steps `sync` refuses without `--unsafe`: those that lose data or weaken access
+    /// control.
+    pub fn refused(&self) -> impl Iterator<Item = &Step> {
+        self.steps
+            .iter()
+            .filter(|s| matches!(s.hazard, Some(Hazard::DataLoss | Hazard::Security)))
     }
 
     /// The plan as an SQL script: hazards as comments, non-transactional statements first,

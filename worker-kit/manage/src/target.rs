@@ -1,8 +1,8 @@
-//! Servers, target databases and shadow databases.
+//! Servers, target databases, the per-target lock, and shadow databases.
 
 use std::str::FromStr;
 
-use anyhow::{Context, anyhow};
+use anyhow::{Context, anyhow, bail};
 use tokio_postgres::{Client, Config, NoTls};
 
 /// A PostgreSQL server (a DSN without its database).
@@ -18,14 +18,28 @@ impl std::fmt::Debug for Server {
     }
 }
 
-/// `dsn` with its password hidden.
+/// `dsn` with its secrets hidden: the password, and any `password` query parameter.
 pub(crate) fn redact(dsn: &str) -> String {
     match url::Url::parse(dsn) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            let pairs: Vec<(String, String)> = u
+                .query_pairs()
+                .map(|(k, v)| {
+                    let hidden = k.eq_ignore_ascii_case("password") || k == "sslpassword";
+                    (
+                        k.into_owned(),
+                        if hidden { "***".into() } else { v.into_owned() },
+                    )
+                })
+                .collect();
+            if !pairs.is_empty() {
+                u.query_pairs_mut().clear().extend_pairs(pairs);
+            }
             u.to_string()
         }
-        Ok(u) => u.to_string(),
         Err(_) => "<DSN hidden>".to_owned(),
     }
 }
@@ -66,7 +80,9 @@ impl Server {
             .map(str::to_owned)
             .ok_or_else(|| anyhow!("{shown} names no database"))?;
         let shown_server = shown
-            .rsplit_once('/')
+            .split('?')
+            .next()
+            .and_then(|s| s.rsplit_once('/'))
             .map_or(shown.clone(), |(s, _)| s.to_owned());
         Ok((
             Self {
@@ -77,7 +93,28 @@ impl Server {
         ))
     }
 
+    /// The role this server's DSN logs in as.
+    pub(crate) fn user(&self) -> &str {
+        self.config.get_user().unwrap_or("postgres")
+    }
+
+    /// The same server, logging in as `user` with `password`.
+    pub(crate) fn as_user(&self, user: &str, password: Option<&str>) -> Self {
+        let mut config = self.config.clone();
+        config.user(user);
+        if let Some(p) = password {
+            config.password(p);
+        }
+        Self {
+            config,
+            shown: self.shown.clone(),
+        }
+    }
+
     /// A connection to database `db` on this server.
+    ///
+    /// Every session manage opens has `standard_conforming_strings` on, whatever the
+    /// database or role sets: the plan's literals are written for it.
     ///
     /// # Errors
     ///
@@ -87,6 +124,11 @@ impl Server {
         config.dbname(db);
         config.application_name("manage");
         config.connect_timeout(std::time::Duration::from_secs(10));
+        let options = format!(
+            "{} -c standard_conforming_strings=on",
+            self.config.get_options().unwrap_or("")
+        );
+        config.options(options.trim_start());
         let (client, conn) = config
             .connect(NoTls)
             .await
@@ -133,7 +175,8 @@ impl Server {
             })
     }
 
-    /// Drops database `db` if it exists, closing its connections.
+    /// Drops database `db` if it exists, closing its connections. Manage itself drops
+    /// only shadows, through [`Shadow`], which checks first that the database is one.
     ///
     /// # Errors
     ///
@@ -155,47 +198,326 @@ impl Server {
     }
 }
 
-/// A scratch database where model files or a dump are loaded to be read back. One per
-/// target and role (`<db>__manage_models`, `<db>__manage_dump`), kept for the next run.
+/// An advisory lock on one target database, held while the value lives. Two syncs of one
+/// target would otherwise race: each could drop the shadow the other is reading, and
+/// both would apply the same plan.
+pub struct TargetLock {
+    _session: Client,
+}
+
+impl TargetLock {
+    /// Takes the lock on `db`, or fails at once when another manage run holds it.
+    ///
+    /// # Errors
+    ///
+    /// When another run holds it, or the server cannot be reached.
+    pub async fn take(server: &Server, db: &str) -> anyhow::Result<Self> {
+        // Advisory locks are per database: every run takes it in the maintenance
+        // database, so the target itself need not exist yet.
+        let session = server.admin().await?;
+        let got: bool = session
+            .query_one(
+                "SELECT pg_try_advisory_lock($1::int, hashtext($2))",
+                &[&crate::LOCK_CLASS, &db],
+            )
+            .await?
+            .get(0);
+        if !got {
+            bail!(
+                "another manage run is working on {db} (it holds the advisory lock); wait for it to finish"
+            );
+        }
+        Ok(Self { _session: session })
+    }
+}
+
+/// The role that model and dump SQL runs as in shadows: never the target's role, which is
+/// often a superuser. It has no superuser, no `pg_execute_server_program`, no file access;
+/// it owns the shadows and nothing else.
+#[derive(Clone)]
+pub struct Loader {
+    /// The server, logging in as the loader role.
+    server: Server,
+    /// The role.
+    pub role: String,
+}
+
+/// The role manage creates when no `--shadow-url` names one.
+pub const SHADOW_ROLE: &str = "manage_shadow";
+
+impl Loader {
+    /// The loader role: the one `shadow_url` logs in as, else [`SHADOW_ROLE`] (created when
+    /// missing, given a fresh random password each run). Refuses a role with powers that
+    /// reach outside its own databases.
+    ///
+    /// # Errors
+    ///
+    /// When the role cannot be created, or it is too powerful.
+    pub async fn prepare(admin: &Server, shadow_url: Option<&str>) -> anyhow::Result<Self> {
+        let session = admin.admin().await?;
+        let loader = match shadow_url {
+            Some(url) => {
+                let (server, _) = Server::from_dsn(url)?;
+                let role = server.user().to_owned();
+                Self { server, role }
+            }
+            None => Self::managed(admin, &session).await?,
+        };
+        let row = session
+            .query_opt(
+                "SELECT r.rolsuper OR r.rolbypassrls OR r.rolcreaterole OR r.rolreplication \
+                        OR pg_has_role(r.oid, 'pg_execute_server_program', 'MEMBER') \
+                        OR pg_has_role(r.oid, 'pg_write_server_files', 'MEMBER') \
+                        OR pg_has_role(r.oid, 'pg_read_server_files', 'MEMBER') \
+                 FROM pg_roles r WHERE r.rolname = $1",
+                &[&loader.role],
+            )
+            .await?;
+        match row.map(|r| r.get::<_, bool>(0)) {
+            None => bail!("the shadow role {} does not exist", loader.role),
+            Some(true) => bail!(
+                "the shadow role {} is too powerful to run model SQL (superuser, CREATEROLE, \
+                 BYPASSRLS, replication, or server file/program access): give --shadow-url a role without them",
+                loader.role
+            ),
+            Some(false) => Ok(loader),
+        }
+    }
+
+    async fn managed(admin: &Server, session: &Client) -> anyhow::Result<Self> {
+        let exists = session
+            .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&SHADOW_ROLE])
+            .await?
+            .is_some();
+        if !exists {
+            let created = session
+                .batch_execute(&format!(
+                    "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE \
+                     NOREPLICATION NOBYPASSRLS",
+                    ident(SHADOW_ROLE)
+                ))
+                .await;
+            // Another run may have created it meanwhile.
+            if let Err(e) = created
+                && e.code() != Some(&tokio_postgres::error::SqlState::DUPLICATE_OBJECT)
+            {
+                bail!(
+                    "cannot create the shadow role {SHADOW_ROLE} ({}): create it, or give --shadow-url",
+                    pg_message(&e)
+                );
+            }
+        }
+        let password: String = {
+            use rand::Rng;
+            let mut rng = rand::rng();
+            (0..32)
+                .map(|_| char::from(b"0123456789abcdef"[rng.random_range(0..16)]))
+                .collect()
+        };
+        Ok(Self {
+            server: admin.as_user(SHADOW_ROLE, Some(&password)),
+            role: SHADOW_ROLE.to_owned(),
+        })
+    }
+
+    /// A session of the loader role in database `db`.
+    async fn connect(&self, admin: &Server, db: &str) -> anyhow::Result<Client> {
+        if self.role != SHADOW_ROLE {
+            return self.server.connect(db).await;
+        }
+        // Each run gives the managed role a password of its own: set it and log in under
+        // a server-wide lock, so that two runs never interleave the two steps.
+        let session = admin.admin().await?;
+        session
+            .execute("SELECT pg_advisory_lock($1::int, 0)", &[&crate::LOCK_CLASS])
+            .await?;
+        let reset = self.reset_password(&session).await;
+        let client = match reset {
+            Ok(()) => self.server.connect(db).await,
+            Err(e) => Err(e),
+        };
+        let _ = session
+            .execute(
+                "SELECT pg_advisory_unlock($1::int, 0)",
+                &[&crate::LOCK_CLASS],
+            )
+            .await;
+        client
+    }
+
+    async fn reset_password(&self, session: &Client) -> anyhow::Result<()> {
+        let password = self
+            .server
+            .config
+            .get_password()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .unwrap_or_default();
+        // Only the SCRAM verifier goes over the wire, so a server that logs DDL never
+        // holds the password.
+        let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
+        session
+            .batch_execute(&format!(
+                "ALTER ROLE {} LOGIN INHERIT PASSWORD {}",
+                ident(SHADOW_ROLE),
+                literal(&verifier)
+            ))
+            .await
+            .map_err(|e| {
+                anyhow!(
+                    "cannot set up the shadow role {SHADOW_ROLE}: {}",
+                    pg_message(&e)
+                )
+            })
+    }
+}
+
+/// A scratch database where model files or a dump are loaded, as the [`Loader`] role, to be
+/// read back. Its name never depends on the target's length (so it is never the target's
+/// own name, nor another shadow's); its comment marks it as manage's, and nothing without
+/// that mark is ever dropped.
 pub struct Shadow {
-    /// Its server.
+    /// Its server (as the target's role, for creating and dropping).
     pub server: Server,
     /// Its name.
     pub name: String,
+    loader: Loader,
 }
 
-fn shadow_name(for_db: &str, role: &str) -> String {
-    let mut name = format!("{for_db}__manage_{role}");
-    name.truncate(63);
-    name
+/// What every shadow's comment starts with.
+const MARK: &str = "manage shadow";
+
+/// `sha256(text)` in hex.
+pub(crate) fn digest(text: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl Shadow {
-    /// The kept shadow of `for_db` and `role` if it holds exactly `fingerprint`.
+    /// The name of the kept shadow of target `for_db` in `role` (`models`, `dump`):
+    /// `manage_shadow_<role>_<hash of the target's name>`, 50 bytes at most.
+    pub fn name_for(for_db: &str, role: &str) -> String {
+        let mut role = role.to_owned();
+        role.truncate(10);
+        format!("manage_shadow_{role}_{}", &digest(for_db.as_bytes())[..24])
+    }
+
+    /// The kept shadow of `for_db` and `role` if it holds exactly `fingerprint` and the
+    /// loader role owns it (a shadow someone else owns could hold anything).
     ///
     /// # Errors
     ///
     /// When the server cannot be reached.
     pub async fn existing(
         server: &Server,
+        loader: &Loader,
         for_db: &str,
         role: &str,
         fingerprint: &str,
     ) -> anyhow::Result<Option<Self>> {
-        let name = shadow_name(for_db, role);
+        let name = Self::name_for(for_db, role);
         let row = server
             .admin()
             .await?
             .query_opt(
-                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+                "SELECT shobj_description(oid, 'pg_database'), pg_get_userbyid(datdba) \
+                 FROM pg_database WHERE datname = $1",
                 &[&name],
             )
             .await?;
-        let holds: Option<String> = row.and_then(|r| r.get(0));
-        Ok((holds.as_deref() == Some(fingerprint)).then(|| Self {
+        let Some(row) = row else { return Ok(None) };
+        let holds: Option<String> = row.get(0);
+        let owner: String = row.get(1);
+        let reusable = holds.as_deref() == Some(&mark(for_db, fingerprint)) && owner == loader.role;
+        Ok(reusable.then(|| Self {
             server: server.clone(),
             name,
+            loader: loader.clone(),
         }))
+    }
+
+    /// A fresh kept shadow of `for_db` in `role` (dropping the previous one).
+    ///
+    /// # Errors
+    ///
+    /// When a database of that name exists and is not a shadow, or the server refuses.
+    pub async fn create(
+        server: &Server,
+        loader: &Loader,
+        for_db: &str,
+        role: &str,
+    ) -> anyhow::Result<Self> {
+        Self::create_named(server, loader, Self::name_for(for_db, role), for_db).await
+    }
+
+    /// A fresh shadow for one run (`manage diff`, `manage pending`): the caller drops it.
+    ///
+    /// # Errors
+    ///
+    /// When the server refuses.
+    pub async fn temporary(server: &Server, loader: &Loader, role: &str) -> anyhow::Result<Self> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let seed = format!("{role} {} {nanos}", std::process::id());
+        let name = Self::name_for(&seed, "run");
+        Self::create_named(server, loader, name, &seed).await
+    }
+
+    async fn create_named(
+        server: &Server,
+        loader: &Loader,
+        name: String,
+        for_db: &str,
+    ) -> anyhow::Result<Self> {
+        let shadow = Self {
+            server: server.clone(),
+            name,
+            loader: loader.clone(),
+        };
+        shadow.drop_checked().await?;
+        let admin = server.admin().await?;
+        admin
+            .batch_execute(&format!(
+                "CREATE DATABASE {} OWNER {}",
+                ident(&shadow.name),
+                ident(&loader.role)
+            ))
+            .await
+            .map_err(|e| anyhow!("cannot create database {}: {}", shadow.name, pg_message(&e)))
+            .context("creating the shadow database")?;
+        admin
+            .batch_execute(&format!(
+                "REVOKE ALL ON DATABASE {0} FROM PUBLIC; COMMENT ON DATABASE {0} IS {1}",
+                ident(&shadow.name),
+                literal(&mark(for_db, "loading"))
+            ))
+            .await?;
+        Ok(shadow)
+    }
+
+    /// Drops the database of this shadow's name if it is one of manage's shadows; refuses
+    /// (and drops nothing) when a database of that name is not.
+    async fn drop_checked(&self) -> anyhow::Result<()> {
+        let admin = self.server.admin().await?;
+        let row = admin
+            .query_opt(
+                "SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE datname = $1",
+                &[&self.name],
+            )
+            .await?;
+        let Some(row) = row else { return Ok(()) };
+        let comment: String = row.get(0);
+        if !comment.starts_with(MARK) {
+            bail!(
+                "database {} exists and is not a shadow database of manage (its comment does not start with {MARK:?}); \
+                 manage drops only its own shadows: rename or drop it yourself",
+                self.name
+            );
+        }
+        self.server.drop_db(&self.name).await
     }
 
     /// Records what the shadow now holds.
@@ -203,11 +525,11 @@ impl Shadow {
     /// # Errors
     ///
     /// When the server refuses.
-    pub async fn mark(&self, fingerprint: &str) -> anyhow::Result<()> {
+    pub async fn mark(&self, for_db: &str, fingerprint: &str) -> anyhow::Result<()> {
         let sql = format!(
-            "COMMENT ON DATABASE {} IS '{}'",
+            "COMMENT ON DATABASE {} IS {}",
             ident(&self.name),
-            fingerprint.replace('\'', "''")
+            literal(&mark(for_db, fingerprint))
         );
         self.server.admin().await?.batch_execute(&sql).await?;
         Ok(())
@@ -217,44 +539,34 @@ impl Shadow {
     ///
     /// # Errors
     ///
-    /// When the server refuses.
+    /// When the server refuses, or a database of a shadow's name is not a shadow.
     pub async fn drop_all(server: &Server, for_db: &str) -> anyhow::Result<()> {
         for role in ["models", "dump"] {
-            server.drop_db(&shadow_name(for_db, role)).await?;
+            let shadow = Self {
+                server: server.clone(),
+                name: Self::name_for(for_db, role),
+                loader: Loader {
+                    server: server.clone(),
+                    role: String::new(),
+                },
+            };
+            shadow.drop_checked().await?;
         }
         Ok(())
     }
 
-    /// A fresh (reset) shadow database named after `for_db` and `role`.
-    ///
-    /// # Errors
-    ///
-    /// When it cannot be created.
-    pub async fn create(server: &Server, for_db: &str, role: &str) -> anyhow::Result<Self> {
-        let name = shadow_name(for_db, role);
-        server.drop_db(&name).await?;
-        server
-            .create(&name)
-            .await
-            .context("creating the shadow database")?;
-        Ok(Self {
-            server: server.clone(),
-            name,
-        })
-    }
-
-    /// A connection to it.
+    /// A session of the loader role in it: what loads model and dump SQL.
     ///
     /// # Errors
     ///
     /// When the server cannot be reached.
     pub async fn connect(&self) -> anyhow::Result<Client> {
-        self.server.connect(&self.name).await
+        self.loader.connect(&self.server, &self.name).await
     }
 
     /// Drops it.
     pub async fn drop(self) {
-        if let Err(e) = self.server.drop_db(&self.name).await {
+        if let Err(e) = self.drop_checked().await {
             eprintln!(
                 "manage: could not drop the shadow database {}: {e:#}",
                 self.name
@@ -263,9 +575,18 @@ impl Shadow {
     }
 }
 
+fn mark(for_db: &str, fingerprint: &str) -> String {
+    format!("{MARK} of {for_db}: {fingerprint}")
+}
+
 /// A quoted identifier.
 pub(crate) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A quoted literal (sessions run with `standard_conforming_strings` on).
+pub(crate) fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
 }
 
 /// The server's words for an error (tokio-postgres alone says only "db error").
@@ -282,5 +603,26 @@ pub(crate) fn pg_message(e: &tokio_postgres::Error) -> String {
             m
         }
         None => std::error::Error::source(e).map_or_else(|| e.to_string(), |s| s.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dsns_are_redacted_including_query_passwords() {
+        let r = redact("postgres://u:secret@h/db?sslmode=disable&password=other");
+        assert!(!r.contains("secret") && !r.contains("other"), "{r}");
+        assert!(r.contains("sslmode=disable"), "{r}");
+    }
+
+    #[test]
+    fn shadow_names_never_collide_with_long_targets() {
+        let target = "x".repeat(63);
+        let models = Shadow::name_for(&target, "models");
+        assert_ne!(models, target);
+        assert_ne!(models, Shadow::name_for(&target, "dump"));
+        assert!(models.len() <= 63);
     }
 }

@@ -1,30 +1,41 @@
-//! `manage diff FROM TO`.
+//! `manage diff FROM TO`: prints, never refuses, never applies.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::{catalog_of_dump, catalog_of_models};
+use super::{catalog_once, dump_file, model_files};
 use crate::EXIT_DRIFT;
 use crate::catalog::Catalog;
 use crate::diff::diff;
 use crate::opts::DiffArgs;
-use crate::target::{Server, service_dsn};
+use crate::target::{Loader, Server, service_dsn};
 
 fn is_url(s: &str) -> bool {
     s.starts_with("postgres://") || s.starts_with("postgresql://")
 }
 
-async fn side(spec: &str, shadow_server: &Server, role: &str) -> anyhow::Result<Catalog> {
-    if is_url(spec) {
-        let (server, db) = Server::from_dsn(spec)?;
-        return Catalog::read(&server.connect(&db).await?).await;
-    }
+/// One side's catalog: read from its database, or loaded (as `loader`) into a shadow made
+/// for this run and dropped after it.
+async fn side(
+    spec: &str,
+    shadow_server: &Server,
+    loader: Option<&Loader>,
+    role: &str,
+) -> anyhow::Result<Catalog> {
     let path = PathBuf::from(spec);
-    let base = format!("manage_diff_{role}");
-    if path.is_dir() {
-        catalog_of_models(shadow_server, &base, &path).await
-    } else {
-        catalog_of_dump(shadow_server, &base, &path).await
+    match loader {
+        Some(loader) if !is_url(spec) => {
+            let (files, dump) = if path.is_dir() {
+                (model_files(&path)?, false)
+            } else {
+                (dump_file(&path)?, true)
+            };
+            catalog_once(shadow_server, loader, role, &files, dump).await
+        }
+        _ => {
+            let (server, db) = Server::from_dsn(spec)?;
+            Catalog::read(&server.connect(&db).await?).await
+        }
     }
 }
 
@@ -41,8 +52,13 @@ pub(crate) async fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
         })
         .unwrap_or_else(|| service_dsn(None, "postgres"));
     let (server, _) = Server::from_dsn(&url)?;
-    let from = side(&args.from, &server, "from").await?;
-    let to = side(&args.to, &server, "to").await?;
+    let loader = if is_url(&args.from) && is_url(&args.to) {
+        None
+    } else {
+        Some(Loader::prepare(&server, args.shadow.shadow_url.as_deref()).await?)
+    };
+    let from = side(&args.from, &server, loader.as_ref(), "from").await?;
+    let to = side(&args.to, &server, loader.as_ref(), "to").await?;
     let plan = diff(&from, &to);
     if plan.is_empty() {
         eprintln!("No differences.");

@@ -4,14 +4,14 @@ pub(crate) mod diff;
 pub(crate) mod pending;
 pub(crate) mod sync;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{anyhow, bail};
 
 use crate::catalog::Catalog;
 use crate::load::{ModelFile, load_into, load_models};
 use crate::opts::ServiceArgs;
-use crate::target::{Server, Shadow};
+use crate::target::{Loader, Server, Shadow, digest};
 
 /// The service to work on: the one given, or the only directory under the models dir.
 pub(crate) fn service_name(args: &ServiceArgs) -> anyhow::Result<String> {
@@ -46,23 +46,26 @@ pub(crate) fn service_name(args: &ServiceArgs) -> anyhow::Result<String> {
     }
 }
 
-/// A fingerprint of what a shadow holds: the files' paths and texts.
+/// A fingerprint of what a shadow holds: manage's version, the kind of load, and the files'
+/// paths and texts, as a SHA-256 (stable across Rust releases, unlike `DefaultHasher`).
 fn fingerprint(files: &[ModelFile], dump: bool) -> String {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    dump.hash(&mut h);
-    env!("CARGO_PKG_VERSION").hash(&mut h);
+    let mut bytes = Vec::new();
+    let mut put = |b: &[u8]| {
+        bytes.extend_from_slice(&(b.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(b);
+    };
+    put(env!("CARGO_PKG_VERSION").as_bytes());
+    put(if dump { b"dump" } else { b"models" });
     for f in files {
-        f.path.hash(&mut h);
-        f.text.hash(&mut h);
+        put(f.path.to_string_lossy().as_bytes());
+        put(f.text.as_bytes());
     }
-    format!("manage shadow {:016x}", h.finish())
+    digest(&bytes)
 }
 
 /// The catalog of `files` (model files, or a dump when `dump`), through a shadow database
-/// named after `for_db` and `role`. The shadow is kept between runs and reused while the
-/// files are unchanged, so a no-op sync does not reload the schema; it is reset and
-/// reloaded when they change, and dropped when loading fails.
+/// kept for target `for_db` and `role`, loaded as manage's own unprivileged shadow role.
+/// See [`catalog_with`].
 ///
 /// # Errors
 ///
@@ -74,19 +77,36 @@ pub async fn catalog_of_files(
     files: &[ModelFile],
     dump: bool,
 ) -> anyhow::Result<Catalog> {
+    let loader = Loader::prepare(server, None).await?;
+    catalog_with(server, &loader, for_db, role, files, dump).await
+}
+
+/// The catalog of `files` through the shadow kept for `for_db` and `role`, loaded as
+/// `loader`. The shadow is kept between runs and reused while the files are unchanged and
+/// the loader still owns it, so a no-op sync does not reload the schema; it is reset and
+/// reloaded when they change, and dropped when loading fails.
+///
+/// # Errors
+///
+/// `file:line: message` when a statement fails; a server error otherwise.
+pub async fn catalog_with(
+    server: &Server,
+    loader: &Loader,
+    for_db: &str,
+    role: &str,
+    files: &[ModelFile],
+    dump: bool,
+) -> anyhow::Result<Catalog> {
     let print = fingerprint(files, dump);
-    if let Some(shadow) = Shadow::existing(server, for_db, role, &print).await? {
+    if let Some(shadow) = Shadow::existing(server, loader, for_db, role, &print).await? {
         return Catalog::read(&shadow.connect().await?).await;
     }
-    let shadow = Shadow::create(server, for_db, role).await?;
+    let shadow = Shadow::create(server, loader, for_db, role).await?;
     let loaded = async {
         let client = shadow.connect().await?;
         load_into(&client, files, dump).await?;
-        drop(client);
-        // A fresh connection: the dump may have changed the session's search_path.
-        let client = shadow.connect().await?;
         let catalog = Catalog::read(&client).await?;
-        shadow.mark(&print).await?;
+        shadow.mark(for_db, &print).await?;
         Ok::<_, anyhow::Error>(catalog)
     }
     .await;
@@ -96,26 +116,58 @@ pub async fn catalog_of_files(
     loaded
 }
 
-/// The desired catalog of a models directory.
-pub(crate) async fn catalog_of_models(
+/// The catalog of `files` through a shadow made for this call and dropped after it.
+pub(crate) async fn catalog_once(
     server: &Server,
-    for_db: &str,
-    dir: &Path,
+    loader: &Loader,
+    role: &str,
+    files: &[ModelFile],
+    dump: bool,
 ) -> anyhow::Result<Catalog> {
-    let files = load_models(dir)?;
-    catalog_of_files(server, for_db, "models", &files, false).await
+    let shadow = Shadow::temporary(server, loader, role).await?;
+    let read = async {
+        let client = shadow.connect().await?;
+        load_into(&client, files, dump).await?;
+        Catalog::read(&client).await
+    }
+    .await;
+    shadow.drop().await;
+    read
 }
 
-/// The catalog of a `pg_dump --schema-only` file.
-pub(crate) async fn catalog_of_dump(
-    server: &Server,
-    for_db: &str,
-    path: &PathBuf,
-) -> anyhow::Result<Catalog> {
+/// The model files of a directory.
+pub(crate) fn model_files(dir: &Path) -> anyhow::Result<Vec<ModelFile>> {
+    load_models(dir)
+}
+
+/// A `pg_dump --schema-only` file, as the one file of a dump load.
+pub(crate) fn dump_file(path: &Path) -> anyhow::Result<Vec<ModelFile>> {
     let text = std::fs::read_to_string(path).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    let file = ModelFile {
-        path: path.clone(),
+    Ok(vec![ModelFile {
+        path: path.to_path_buf(),
         text,
-    };
-    catalog_of_files(server, for_db, "dump", &[file], true).await
+    }])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The fingerprint decides whether a kept shadow is reused: it must not change with the
+    // Rust release that built manage (DefaultHasher's output may), so it is a SHA-256.
+    #[test]
+    fn the_fingerprint_is_a_stable_digest() {
+        let files = [ModelFile {
+            path: "a.sql".into(),
+            text: "CREATE TABLE t (id int);".into(),
+        }];
+        let print = fingerprint(&files, false);
+        assert_eq!(print.len(), 64, "{print}");
+        assert!(print.chars().all(|c| c.is_ascii_hexdigit()), "{print}");
+        assert_ne!(print, fingerprint(&files, true));
+        assert_eq!(
+            digest(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
 }

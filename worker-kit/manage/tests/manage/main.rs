@@ -3,6 +3,7 @@
 
 mod cases;
 mod cli;
+mod safety;
 
 use std::path::PathBuf;
 
