@@ -5,9 +5,13 @@
 //! CHECK expressions, view bodies). Names come back already quoted by `quote_ident`.
 //! Objects that belong to an extension are left out.
 
+mod composite;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use tokio_postgres::Client;
+
+pub(crate) use composite::Attribute;
 
 /// A column.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +93,8 @@ pub struct Catalog {
     /// name → schema.
     pub(crate) extensions: BTreeMap<String, String>,
     pub(crate) enums: BTreeMap<String, Vec<String>>,
+    /// Composite types (not tables' row types) → their attributes.
+    pub(crate) composites: BTreeMap<String, Vec<Attribute>>,
     pub(crate) domains: BTreeMap<String, Domain>,
     pub(crate) sequences: BTreeMap<String, Sequence>,
     pub(crate) tables: BTreeMap<String, Table>,
@@ -466,6 +472,8 @@ impl Catalog {
             cat.comments.insert(r.get(0), r.get(1));
         }
 
+        composite::read(client, &mut cat).await?;
+
         for r in q(depends_query()).await? {
             let (from, to): (String, String) = (r.get(0), r.get(1));
             // A default counts for its table too.
@@ -488,6 +496,7 @@ impl Catalog {
             && self.views.is_empty()
             && self.functions.is_empty()
             && self.enums.is_empty()
+            && self.composites.is_empty()
             && self.domains.is_empty()
             && self.sequences.is_empty()
     }

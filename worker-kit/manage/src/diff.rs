@@ -7,6 +7,9 @@
 //! indexes, foreign keys (after every table, so tables may reference each other), views
 //! (in dependency order), triggers, policies and comments; data-losing drops come last.
 
+mod composite;
+mod enums;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::catalog::{Catalog, Column, Domain, Sequence, Table, View};
@@ -44,6 +47,12 @@ struct Phases {
     /// What no longer exists, with its object key: dropped in `pg_depend` order
     /// (dependents first); those without a key (extensions, schemas) last.
     final_drops: Vec<(Option<String>, Step)>,
+    /// Tables whose columns change shape (views reading them are re-made).
+    reshaped: BTreeSet<String>,
+    /// Views re-made because something they use is re-made.
+    remake_views: BTreeSet<String>,
+    /// See [`Plan::needs_empty`].
+    needs_empty: Vec<(String, String)>,
 }
 
 impl Phases {
@@ -203,12 +212,6 @@ fn topo(views: &BTreeMap<String, View>, subset: &BTreeSet<String>) -> Vec<String
     out
 }
 
-/// Whether `new` keeps `old`'s labels in order (so only ADD VALUE is needed).
-fn is_subsequence(old: &[String], new: &[String]) -> bool {
-    let mut it = new.iter();
-    old.iter().all(|o| it.any(|n| n == o))
-}
-
 /// The plan that turns `from` into `to`.
 pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
     let mut p = Phases::default();
@@ -234,44 +237,8 @@ pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
         }
     }
 
-    // Enums.
-    for (name, labels) in &to.enums {
-        match from.enums.get(name) {
-            None => p.object(
-                format!("type {name}"),
-                step(
-                    format!(
-                        "CREATE TYPE {name} AS ENUM ({})",
-                        labels.iter().map(|l| lit(l)).collect::<Vec<_>>().join(", ")
-                    ),
-                    None,
-                ),
-            ),
-            Some(old) if old == labels => {}
-            Some(old) if is_subsequence(old, labels) => {
-                for (i, l) in labels.iter().enumerate() {
-                    if old.contains(l) {
-                        continue;
-                    }
-                    let place = if i == 0 {
-                        format!("BEFORE {}", lit(&labels[1]))
-                    } else {
-                        format!("AFTER {}", lit(&labels[i - 1]))
-                    };
-                    p.outside.push(Step {
-                        sql: format!("ALTER TYPE {name} ADD VALUE {} {place}", lit(l)),
-                        hazard: None,
-                        outside_transaction: true,
-                    });
-                }
-            }
-            Some(old) => unsupported.push(format!(
-                "enum {name} changed from ({}) to ({}): values were removed or reordered",
-                old.join(", "),
-                labels.join(", ")
-            )),
-        }
-    }
+    enums::diff(from, to, &mut p, &mut unsupported);
+    composite::diff(from, to, &mut p);
 
     // Domains.
     for (name, d) in &to.domains {
@@ -373,7 +340,6 @@ pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
     // it goes first (column defaults come back after it, views are re-made).
     let mut needs_lax_bodies = false;
     let mut redefault: BTreeSet<(String, String)> = BTreeSet::new();
-    let mut forced_views: BTreeSet<String> = BTreeSet::new();
     for (sig, f) in &to.functions {
         let key = format!("function {sig}");
         match from.functions.get(sig) {
@@ -386,7 +352,7 @@ pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
                 if old.result != f.result || old.kind != f.kind {
                     for user in dependents(&from.depends, &key) {
                         if let Some(view) = user.strip_prefix("view ") {
-                            forced_views.insert(view.to_owned());
+                            p.remake_views.insert(view.to_owned());
                         } else if let Some(col) = user.strip_prefix("default ")
                             && let Some((table, column)) = split_column(col, from)
                         {
@@ -415,7 +381,6 @@ pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
     }
 
     // Tables and columns.
-    let mut reshaped: BTreeSet<String> = BTreeSet::new();
     for (name, t) in &to.tables {
         match from.tables.get(name) {
             None => {
@@ -432,7 +397,7 @@ pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
                 rls(&mut p, name, &Table::default(), t);
             }
             Some(old) => {
-                alter_columns(&mut p, name, old, t, &mut reshaped);
+                alter_columns(&mut p, name, old, t);
                 rls(&mut p, name, old, t);
             }
         }
@@ -467,7 +432,7 @@ pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
             Some(format!("table {t}")),
             step(format!("DROP TABLE {t}"), Some(Hazard::DataLoss)),
         );
-        reshaped.insert((*t).clone());
+        p.reshaped.insert((*t).clone());
     }
     for (name, s) in &from.sequences {
         if !to.sequences.contains_key(name) {
@@ -524,7 +489,7 @@ pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
     let mut remake: BTreeSet<String> = from
         .views
         .iter()
-        .filter(|(n, v)| to.views.get(*n) != Some(*v) || forced_views.contains(*n))
+        .filter(|(n, v)| to.views.get(*n) != Some(*v) || p.remake_views.contains(*n))
         .map(|(n, _)| n.clone())
         .collect();
     loop {
@@ -532,7 +497,7 @@ pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
         for (name, v) in &from.views {
             if v.depends_on
                 .iter()
-                .any(|d| remake.contains(d) || reshaped.contains(d))
+                .any(|d| remake.contains(d) || p.reshaped.contains(d))
             {
                 remake.insert(name.clone());
             }
@@ -649,12 +614,6 @@ pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
             step(format!("DROP DOMAIN {name}"), Some(Hazard::Drop)),
         );
     }
-    for name in from.enums.keys().filter(|n| !to.enums.contains_key(*n)) {
-        p.drop_last(
-            Some(format!("type {name}")),
-            step(format!("DROP TYPE {name}"), Some(Hazard::Drop)),
-        );
-    }
     for name in from
         .extensions
         .keys()
@@ -705,7 +664,11 @@ pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
         steps.push(step("SET LOCAL check_function_bodies = off", None));
     }
     steps.extend(inside);
-    Plan { steps, unsupported }
+    Plan {
+        steps,
+        unsupported,
+        needs_empty: p.needs_empty,
+    }
 }
 
 fn rls(p: &mut Phases, name: &str, old: &Table, new: &Table) {
@@ -726,24 +689,20 @@ fn rls(p: &mut Phases, name: &str, old: &Table, new: &Table) {
     }
 }
 
-fn alter_columns(
-    p: &mut Phases,
-    table: &str,
-    old: &Table,
-    new: &Table,
-    reshaped: &mut BTreeSet<String>,
-) {
+fn alter_columns(p: &mut Phases, table: &str, old: &Table, new: &Table) {
     let find = |t: &Table, n: &str| t.columns.iter().find(|c| c.name == n).cloned();
     for c in &new.columns {
         let Some(o) = find(old, &c.name) else {
-            p.columns.push(step(
-                format!("ALTER TABLE {table} ADD COLUMN {}", column_def(c)),
-                (c.not_null
-                    && c.default.is_none()
-                    && c.identity.is_empty()
-                    && c.generated.is_none())
-                .then_some(Hazard::Lock),
-            ));
+            let sql = format!("ALTER TABLE {table} ADD COLUMN {}", column_def(c));
+            // Existing rows would get NULL in a NOT NULL column: it applies only to an
+            // empty table.
+            let needs_empty =
+                c.not_null && c.default.is_none() && c.identity.is_empty() && c.generated.is_none();
+            if needs_empty {
+                p.needs_empty.push((table.to_owned(), sql.clone()));
+            }
+            p.columns
+                .push(step(sql, needs_empty.then_some(Hazard::Lock)));
             continue;
         };
         let col = &c.name;
@@ -756,7 +715,7 @@ fn alter_columns(
         } else if o.generated != c.generated {
             // A plain column's values are replaced by computed ones: data loss. A changed
             // expression only recomputes what was computed before.
-            reshaped.insert(table.to_owned());
+            p.reshaped.insert(table.to_owned());
             let hazard = if o.generated.is_none() {
                 Hazard::DataLoss
             } else {
@@ -773,7 +732,7 @@ fn alter_columns(
             continue;
         }
         if o.data_type != c.data_type || o.collation != c.collation {
-            reshaped.insert(table.to_owned());
+            p.reshaped.insert(table.to_owned());
             let coll = c
                 .collation
                 .as_ref()
@@ -844,7 +803,7 @@ fn alter_columns(
     }
     for o in &old.columns {
         if find(new, &o.name).is_none() {
-            reshaped.insert(table.to_owned());
+            p.reshaped.insert(table.to_owned());
             p.columns.push(step(
                 format!("ALTER TABLE {table} DROP COLUMN {}", o.name),
                 Some(Hazard::DataLoss),
@@ -965,7 +924,7 @@ fn object_survives(key: &str, to: &Catalog) -> bool {
         }),
         "FUNCTION" | "PROCEDURE" => to.functions.contains_key(name),
         "SCHEMA" => to.schemas.contains(name),
-        "TYPE" => to.enums.contains_key(name),
+        "TYPE" => to.enums.contains_key(name) || to.composites.contains_key(name),
         "DOMAIN" => to.domains.contains_key(name),
         _ => false,
     }
@@ -974,15 +933,6 @@ fn object_survives(key: &str, to: &Catalog) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn enum_appends_are_detected() {
-        let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
-        assert!(is_subsequence(&s(&["a", "b"]), &s(&["a", "b", "c"])));
-        assert!(is_subsequence(&s(&["a", "c"]), &s(&["a", "b", "c"])));
-        assert!(!is_subsequence(&s(&["a", "b"]), &s(&["b", "a"])));
-        assert!(!is_subsequence(&s(&["a", "b"]), &s(&["a"])));
-    }
 
     #[test]
     fn type_changes_are_classified() {

@@ -51,6 +51,9 @@ pub struct Plan {
     /// Differences the plan cannot express (e.g. an enum value removed): they need a
     /// hand-written migration.
     pub unsupported: Vec<String>,
+    /// Statements that apply only while their table is empty (a NOT NULL column without a
+    /// default): (table, statement). `sync` checks the target and refuses when one has rows.
+    pub needs_empty: Vec<(String, String)>,
 }
 
 impl Plan {
@@ -80,6 +83,12 @@ impl Plan {
         let mut out = String::new();
         for u in &self.unsupported {
             out.push_str(&format!("-- NOT HANDLED (write this by hand): {u}\n"));
+        }
+        for (table, sql) in &self.needs_empty {
+            out.push_str(&format!(
+                "-- FAILS IF {table} HAS ROWS: {sql} (give the column a DEFAULT, or add it \
+                 nullable, fill it, then SET NOT NULL)\n"
+            ));
         }
         let render = |s: &Step, out: &mut String| {
             if let Some(h) = s.hazard {

@@ -47,6 +47,10 @@ pub(crate) async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(EXIT_REFUSED));
     }
+    if let Some(refusal) = tables_with_rows(&target, &plan).await? {
+        eprintln!("{refusal}");
+        return Ok(ExitCode::from(EXIT_REFUSED));
+    }
     if args.check {
         eprintln!(
             "Drift: {db} differs from {} ({} statements).",
@@ -87,6 +91,33 @@ pub(crate) async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
             "after applying, {db} still differs from the models by the statements above"
         ))
     }
+}
+
+/// The refusal for statements that cannot apply because their table has rows (a NOT NULL
+/// column without a default), if any.
+async fn tables_with_rows(
+    target: &tokio_postgres::Client,
+    plan: &Plan,
+) -> anyhow::Result<Option<String>> {
+    let mut lines = Vec::new();
+    for (table, sql) in &plan.needs_empty {
+        // `table` comes from the catalog, already quoted and qualified.
+        let has_rows: bool = target
+            .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {table})"), &[])
+            .await?
+            .get(0);
+        if has_rows {
+            lines.push(format!("  {sql}"));
+        }
+    }
+    Ok((!lines.is_empty()).then(|| {
+        format!(
+            "Refused, nothing applied: these add a NOT NULL column without a default to a table that has rows, which PostgreSQL refuses:\n{}\n\
+             In the model, give the column a DEFAULT (NOT NULL DEFAULT <value>); or add it without NOT NULL, \
+             sync, fill it (UPDATE), then add NOT NULL and sync again.",
+            lines.join("\n")
+        )
+    }))
 }
 
 /// What `sync` says when it refuses a plan without `--unsafe`.

@@ -180,15 +180,6 @@ async fn enum_value_appended_while_a_view_uses_it() {
 }
 
 #[tokio::test]
-async fn enum_value_removed_is_not_handled() {
-    let db = Db::with("enumrm", "CREATE TYPE mood AS ENUM ('sad', 'ok');").await;
-    let want = desired(&db, &[("b.sql", "CREATE TYPE mood AS ENUM ('ok');")]).await;
-    let plan = diff(&db.catalog().await, &want);
-    assert_eq!(plan.unsupported.len(), 1, "{}", plan.to_sql());
-    db.drop().await;
-}
-
-#[tokio::test]
 async fn domain_constraint_changes() {
     let a = "CREATE DOMAIN cents AS bigint CONSTRAINT cents_positive CHECK (VALUE >= 0); CREATE TABLE t (c cents);";
     let sql = sql_of(&migrate("domain", a, &a.replace("VALUE >= 0", "VALUE >= 1")).await);

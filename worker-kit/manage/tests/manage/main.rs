@@ -3,6 +3,7 @@
 
 mod cases;
 mod cli;
+mod kinds;
 mod safety;
 
 use std::path::PathBuf;
