@@ -195,7 +195,12 @@ undo_stack_changes() {
 # of that name that the scripts did not make is left alone (set <SERVICE>_AMQP_URL instead).
 # Needs root and the local node; otherwise the services use AMQP_URL, and this says so.
 dev_broker_users() {
-    local defs="$ROOT/rabbitmq-configs/definitions.json" svc var user perms users pw c w r
+    local defs="${BROKER_DEFINITIONS:-$ROOT/rabbitmq-configs/definitions.json}" svc var user perms users pw c w r
+    # Only for the local broker's default vhost, which is where rabbitmqctl makes them.
+    if [ -n "${AMQP_URL:-}" ] && ! [[ "$AMQP_URL" =~ ^amqp://([^@/]*@)?(127\.0\.0\.1|localhost)(:5672)?(/|/%2[fF])?(\?.*)?$ ]]; then
+        say "AMQP_URL is not the local broker's /: the services connect with it, not as their own broker users"
+        return 0
+    fi
     if ! is_root || ! command -v rabbitmqctl >/dev/null 2>&1 || ! rabbitmqctl -q status >/dev/null 2>&1; then
         warn "no rabbitmqctl on a local node as root: the services connect with AMQP_URL, not as their own broker users"
         return 0
@@ -204,7 +209,7 @@ dev_broker_users() {
     for svc in "$@"; do
         var="$(printf '%s' "$svc" | tr 'a-z-' 'A-Z_')_AMQP_URL"
         [ -z "${!var:-}" ] || continue
-        perms="$(jq -r --arg u "$svc" '.permissions[] | select(.user == $u and .vhost == "/") | [.configure, .write, .read] | @tsv' "$defs")"
+        perms="$(jq -r --arg u "$svc" '.permissions[] | select(.user == $u and .vhost == "/") | "\(.configure)\t\(.write)\t\(.read)"' "$defs")"
         if [ -z "$perms" ]; then
             warn "$svc has no broker user in rabbitmq-configs/definitions.json: it connects with AMQP_URL"
             continue
