@@ -290,7 +290,8 @@ drop_scratch_databases() {
 # manage binary: built once per script run.
 manage_bin() {
     if [ -z "${_MANAGE_BUILT:-}" ]; then
-        (cd "$ROOT" && cargo build -q -p worker-kit-manage --bin manage) || return 1
+        say "building manage (the first build of a checkout compiles every dependency: minutes)"
+        (cd "$ROOT" && cargo build -p worker-kit-manage --bin manage) || return 1
         _MANAGE_BUILT=1
     fi
     echo "$TARGET_DIR/debug/manage"
