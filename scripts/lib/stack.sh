@@ -138,7 +138,7 @@ configure_rabbitmq() {
 }
 
 # Clients connected to the local RabbitMQ node (any user).
-rabbit_connections() { rabbitmqctl -q list_connections user 2>/dev/null | grep -c . || true; }
+rabbit_connections() { rabbitmqctl -q --no-table-headers list_connections user 2>/dev/null | grep -c . || true; }
 
 # Client sessions on the cluster at PGPORT other than this query's own.
 pg_other_sessions() {
@@ -217,9 +217,13 @@ dev_broker_users() {
         user="$svc"
         users="$(rabbitmqctl -q list_users --formatter json)"
         if jq -e --arg u "$user" 'any(.[]; .user == $u)' <<<"$users" >/dev/null; then
-            # Tagged: left by a run that was killed, ours to reuse and remove.
             jq -e --arg u "$user" 'any(.[]; .user == $u and (.tags | index("worker-kit-dev")))' <<<"$users" >/dev/null ||
                 die "the broker already has a user '$user' that these scripts did not create; set $var (in .env) to its URL, or remove that user"
+            # Tagged and connected: another dev run's (a new password would lock its services
+            # out on their next reconnect). Tagged and idle: left by a killed run, ours to reuse.
+            if rabbitmqctl -q --no-table-headers list_connections user 2>/dev/null | grep -qxF "$user"; then
+                die "another scripts/dev runs as broker user '$user' on this broker; stop it first, or set $var (in .env)"
+            fi
         else
             say "broker user $user for this run (permissions of rabbitmq-configs/definitions.json)"
         fi

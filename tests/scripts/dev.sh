@@ -104,10 +104,16 @@ greeted() { "$rpc_call" --timeout 5 greeter.greet '{"name": "dev test"}' 2>/dev/
 wait_until "greeter answers by calling example" 60 greeted
 echo "PASS greeter calls example"
 if grep -q "broker user example for this run" "$log"; then
-    connected_as() { rabbitmqctl -q list_connections user | grep -qx "$1"; }
+    connected_as() { rabbitmqctl -q --no-table-headers list_connections user | grep -qx "$1"; }
     wait_until "example connected as broker user example" 10 connected_as example
     wait_until "greeter connected as broker user greeter" 10 connected_as greeter
     echo "PASS each service runs as its own broker user"
+    # shellcheck disable=SC2016 # expanded by the child shell
+    if env -u EXAMPLE_AMQP_URL bash -c '. scripts/lib/stack.sh; dev_broker_users example' >"$work/second" 2>&1; then
+        fail "a second dev's broker users would take over the running one's"
+    fi
+    grep -q "another scripts/dev runs as broker user 'example'" "$work/second" || fail "a second dev says why it stops: $(cat "$work/second")"
+    echo "PASS a second dev on the same broker stops instead of taking the users over"
 else
     echo "SKIP own broker users (dev could not create them here: no root or no local rabbitmqctl)"
 fi

@@ -53,7 +53,7 @@ stack() {
         shift
     done
     shift
-    env "${vars[@]}" bash -c ". '$root/scripts/lib/stack.sh'; $1"
+    env -u DEV_PG_TRUST -u PGPASSWORD "${vars[@]}" bash -c ". '$root/scripts/lib/stack.sh'; $1"
 }
 
 # 1. The machine's own cluster, a login that fails (an unknown role, a wrong password).
