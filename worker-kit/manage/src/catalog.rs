@@ -6,6 +6,7 @@
 //! Objects that belong to an extension are left out.
 
 mod composite;
+mod inherit;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -25,6 +26,8 @@ pub(crate) struct Column {
     /// The generation expression of a stored generated column.
     pub(crate) generated: Option<String>,
     pub(crate) collation: Option<String>,
+    /// Declared on this table, not only inherited from a parent or partitioned table.
+    pub(crate) local: bool,
 }
 
 /// A table (ordinary or partitioned).
@@ -33,6 +36,14 @@ pub(crate) struct Table {
     pub(crate) columns: Vec<Column>,
     pub(crate) rls: bool,
     pub(crate) force_rls: bool,
+    pub(crate) unlogged: bool,
+    /// `RANGE (created_at)` for a partitioned table.
+    pub(crate) partition_by: Option<String>,
+    /// The partitioned table this one is a partition of, and its bound
+    /// (`FOR VALUES FROM (...) TO (...)`, `DEFAULT`).
+    pub(crate) partition_of: Option<(String, String)>,
+    /// `INHERITS` parents, in order.
+    pub(crate) parents: Vec<String>,
 }
 
 /// A sequence not made by an identity column.
@@ -115,6 +126,10 @@ pub struct Catalog {
     /// `function x(args)`, `type x`, `domain x`, `default x.c` → the objects it needs.
     /// Sub-objects (rules, triggers, constraints, indexes, policies) count as their table.
     pub(crate) depends: BTreeMap<String, BTreeSet<String>>,
+    /// (partition, constraint) a partition has from its partitioned table.
+    pub(crate) cloned_constraints: BTreeSet<(String, String)>,
+    /// Indexes a partition has from its partitioned table's.
+    pub(crate) cloned_indexes: BTreeSet<String>,
 }
 
 const USER_SCHEMA: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') \
@@ -292,8 +307,11 @@ impl Catalog {
             not_extension_member("pg_class", "c.oid")
         );
         for r in q(format!(
-            "SELECT {}, c.relrowsecurity, c.relforcerowsecurity FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND {rel_filter}",
+            "SELECT {}, c.relrowsecurity, c.relforcerowsecurity, c.relpersistence = 'u', \
+                    CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END, \
+                    CASE WHEN c.relispartition THEN pg_get_expr(c.relpartbound, c.oid) END \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p') AND {rel_filter}",
             qname()
         ))
         .await?
@@ -304,6 +322,13 @@ impl Catalog {
                     columns: Vec::new(),
                     rls: r.get(1),
                     force_rls: r.get(2),
+                    unlogged: r.get(3),
+                    partition_by: r.get(4),
+                    // The parent comes from pg_inherits, below.
+                    partition_of: r
+                        .get::<_, Option<String>>(5)
+                        .map(|bound| (String::new(), bound)),
+                    parents: Vec::new(),
                 },
             );
         }
@@ -312,12 +337,13 @@ impl Catalog {
                     CASE WHEN a.attgenerated = '' THEN pg_get_expr(ad.adbin, ad.adrelid) END, \
                     a.attidentity::text, \
                     CASE WHEN a.attgenerated <> '' THEN pg_get_expr(ad.adbin, ad.adrelid) END, \
-                    CASE WHEN a.attcollation <> t.typcollation THEN quote_ident(co.collname) END \
+                    CASE WHEN a.attcollation <> t.typcollation THEN quote_ident(co.collname) END, \
+                    a.attislocal \
              FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
              JOIN pg_type t ON t.oid = a.atttypid \
              LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum \
              LEFT JOIN pg_collation co ON co.oid = a.attcollation \
-             WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND NOT c.relispartition AND {rel_filter} \
+             WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND {rel_filter} \
              ORDER BY 1, a.attnum",
             qname()
         ))
@@ -333,6 +359,7 @@ impl Catalog {
                     identity: r.get(5),
                     generated: r.get(6),
                     collation: r.get(7),
+                    local: r.get(8),
                 });
             }
         }
@@ -340,7 +367,7 @@ impl Catalog {
         for r in q(format!(
             "SELECT {}, quote_ident(con.conname), con.contype::text, pg_get_constraintdef(con.oid, true) \
              FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relkind IN ('r', 'p') AND {rel_filter}",
+             WHERE c.relkind IN ('r', 'p') AND con.conparentid = 0 AND con.conislocal AND {rel_filter}",
             qname()
         ))
         .await?
@@ -417,7 +444,7 @@ impl Catalog {
         for r in q(format!(
             "SELECT {}, quote_ident(t.tgname), pg_get_triggerdef(t.oid, true) \
              FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE NOT t.tgisinternal AND {rel_filter}",
+             WHERE NOT t.tgisinternal AND t.tgparentid = 0 AND {rel_filter}",
             qname()
         ))
         .await?
@@ -473,6 +500,8 @@ impl Catalog {
         }
 
         composite::read(client, &mut cat).await?;
+        inherit::read(client, &mut cat).await?;
+        inherit::read_cloned(client, &mut cat).await?;
 
         for r in q(depends_query()).await? {
             let (from, to): (String, String) = (r.get(0), r.get(1));

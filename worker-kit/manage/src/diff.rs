@@ -9,6 +9,7 @@
 
 mod composite;
 mod enums;
+mod inherit;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -28,6 +29,8 @@ struct Phases {
     drop_constraints: Vec<Step>,
     drop_indexes: Vec<Step>,
     drop_defaults: Vec<Step>,
+    /// Partitions detached and parents removed, before columns change.
+    detach: Vec<Step>,
     drop_functions: Vec<Step>,
     schemas: Vec<Step>,
     extensions: Vec<Step>,
@@ -38,6 +41,8 @@ struct Phases {
     constraints: Vec<Step>,
     indexes: Vec<Step>,
     fks: Vec<Step>,
+    /// Partitions attached and parents added, once the columns match.
+    attach: Vec<Step>,
     owned_by: Vec<Step>,
     views: Vec<Step>,
     view_indexes: Vec<Step>,
@@ -384,20 +389,19 @@ pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
     for (name, t) in &to.tables {
         match from.tables.get(name) {
             None => {
-                let cols = t
-                    .columns
-                    .iter()
-                    .map(|c| format!("    {}", column_def(c)))
-                    .collect::<Vec<_>>()
-                    .join(",\n");
                 p.object(
                     format!("table {name}"),
-                    step(format!("CREATE TABLE {name} (\n{cols}\n)"), None),
+                    step(inherit::create(name, t), None),
                 );
                 rls(&mut p, name, &Table::default(), t);
             }
             Some(old) => {
-                alter_columns(&mut p, name, old, t);
+                if let Some(u) = inherit::relink(name, old, t, &mut p) {
+                    unsupported.push(u);
+                }
+                if !inherit::columns_follow_parent(old, t) {
+                    alter_columns(&mut p, name, old, t);
+                }
                 rls(&mut p, name, old, t);
             }
         }
@@ -467,8 +471,19 @@ pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
             }
         }
     }
+    let detached = |table: &String| {
+        from.tables
+            .get(table)
+            .is_some_and(|t| t.partition_of.is_some())
+            && to
+                .tables
+                .get(table)
+                .is_some_and(|t| t.partition_of.is_none())
+    };
     for (key @ (table, cname), c) in &to.constraints {
-        if from.constraints.get(key) != Some(c) {
+        // A detached partition keeps what it had from its partitioned table.
+        let kept = detached(table) && from.cloned_constraints.contains(key);
+        if from.constraints.get(key) != Some(c) && !kept {
             let existed = from.tables.contains_key(table);
             let s = step(
                 format!(
@@ -543,9 +558,12 @@ pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
     }
     for (name, (table, def)) in &to.indexes {
         let on_remade_view = create.contains(table);
-        if on_remade_view || from.indexes.get(name).map(|(_, d)| d) != Some(def) {
+        let kept = detached(table) && from.cloned_indexes.contains(name);
+        if on_remade_view || (from.indexes.get(name).map(|(_, d)| d) != Some(def) && !kept) {
+            // The server prints a partitioned table's index `ON ONLY` (its partitions'
+            // indexes listed apart); created, it must cover the partitions too.
             let s = step(
-                def.clone(),
+                def.replacen(" ON ONLY ", " ON ", 1),
                 from.tables.contains_key(table).then_some(Hazard::Lock),
             );
             if to.views.contains_key(table) {
@@ -639,6 +657,7 @@ pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
         p.drop_constraints,
         p.drop_indexes,
         p.drop_defaults,
+        p.detach,
         p.drop_functions,
         p.schemas,
         p.extensions,
@@ -647,6 +666,7 @@ pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
         p.constraints,
         p.indexes,
         p.fks,
+        p.attach,
         p.owned_by,
         p.views,
         p.view_indexes,
@@ -692,6 +712,9 @@ fn rls(p: &mut Phases, name: &str, old: &Table, new: &Table) {
 fn alter_columns(p: &mut Phases, table: &str, old: &Table, new: &Table) {
     let find = |t: &Table, n: &str| t.columns.iter().find(|c| c.name == n).cloned();
     for c in &new.columns {
+        if inherit::inherited_on_both_sides(c, old, new) {
+            continue;
+        }
         let Some(o) = find(old, &c.name) else {
             let sql = format!("ALTER TABLE {table} ADD COLUMN {}", column_def(c));
             // Existing rows would get NULL in a NOT NULL column: it applies only to an
@@ -802,7 +825,7 @@ fn alter_columns(p: &mut Phases, table: &str, old: &Table, new: &Table) {
         }
     }
     for o in &old.columns {
-        if find(new, &o.name).is_none() {
+        if find(new, &o.name).is_none() && !inherit::inherited_on_both_sides(o, old, new) {
             p.reshaped.insert(table.to_owned());
             p.columns.push(step(
                 format!("ALTER TABLE {table} DROP COLUMN {}", o.name),

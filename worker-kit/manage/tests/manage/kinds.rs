@@ -149,3 +149,94 @@ async fn generated_column_becoming_plain_keeps_its_values() {
             .any(|s| s.hazard == Some(Hazard::DataLoss))
     );
 }
+
+const EVENTS: &str = "CREATE TABLE events (id bigint NOT NULL, at date NOT NULL, body text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+     CREATE INDEX events_body ON events (body);
+     CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');";
+
+#[tokio::test]
+async fn partitioned_table_created_from_nothing() {
+    let sql = sql_of(&migrate("partnew", "", EVENTS).await);
+    assert!(
+        sql.contains("PARTITION BY RANGE (at)")
+            && sql.contains("CREATE TABLE public.events_2024 PARTITION OF public.events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')")
+            && !sql.contains("ON ONLY"),
+        "{sql}"
+    );
+}
+
+#[tokio::test]
+async fn partitions_added_detached_and_rebounded() {
+    let added = format!(
+        "{EVENTS} CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+         CREATE TABLE events_other PARTITION OF events DEFAULT;"
+    );
+    let sql = sql_of(&migrate("partadd", EVENTS, &added).await);
+    assert!(
+        sql.contains("events_2025 PARTITION OF")
+            && sql.contains("events_other PARTITION OF public.events DEFAULT"),
+        "{sql}"
+    );
+    // Detached: the table stays, on its own.
+    let detached = "CREATE TABLE events (id bigint NOT NULL, at date NOT NULL, body text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+         CREATE INDEX events_body ON events (body);
+         CREATE TABLE events_2024 (id bigint NOT NULL, at date NOT NULL, body text, PRIMARY KEY (id, at));
+         CREATE INDEX events_2024_body_idx ON events_2024 (body);";
+    let sql = sql_of(&migrate("partdetach", EVENTS, detached).await);
+    assert!(
+        sql.contains("ALTER TABLE public.events DETACH PARTITION public.events_2024"),
+        "{sql}"
+    );
+    // New bounds: detached and attached again.
+    let rebounded = EVENTS.replace("TO ('2025-01-01')", "TO ('2024-07-01')");
+    let sql = sql_of(&migrate("partbound", EVENTS, &rebounded).await);
+    assert!(
+        sql.find("DETACH PARTITION").unwrap() < sql.find("ATTACH PARTITION public.events_2024 FOR VALUES FROM ('2024-01-01') TO ('2024-07-01')").unwrap(),
+        "{sql}"
+    );
+}
+
+#[tokio::test]
+async fn a_column_added_to_a_partitioned_table() {
+    let b = EVENTS.replace("body text,", "body text, source text,");
+    let sql = sql_of(&migrate("partcol", EVENTS, &b).await);
+    assert_eq!(sql, "ALTER TABLE public.events ADD COLUMN source text;\n");
+}
+
+#[tokio::test]
+async fn inheritance_added_and_removed() {
+    let a = "CREATE TABLE base (id int, created timestamptz);
+             CREATE TABLE child (id int, created timestamptz, extra text);";
+    let b = "CREATE TABLE base (id int, created timestamptz);
+             CREATE TABLE child (extra text) INHERITS (base);";
+    let sql = sql_of(&migrate("inherit", a, b).await);
+    assert!(
+        sql.contains("ALTER TABLE public.child INHERIT public.base"),
+        "{sql}"
+    );
+    let sql = sql_of(&migrate("noinherit", b, a).await);
+    assert!(
+        sql.contains("ALTER TABLE public.child NO INHERIT public.base"),
+        "{sql}"
+    );
+    // A column added to the parent reaches the child by itself.
+    let c = b.replace("created timestamptz)", "created timestamptz, note text)");
+    let sql = sql_of(&migrate("inheritcol", b, &c).await);
+    assert_eq!(sql, "ALTER TABLE public.base ADD COLUMN note text;\n");
+    // Created from nothing.
+    migrate("inheritnew", "", b).await;
+}
+
+#[tokio::test]
+async fn logged_and_unlogged_switches() {
+    let a = "CREATE TABLE cache (k text PRIMARY KEY, v text);";
+    let b = "CREATE UNLOGGED TABLE cache (k text PRIMARY KEY, v text);";
+    let sql = sql_of(&migrate("unlogged", a, b).await);
+    assert!(
+        sql.contains("ALTER TABLE public.cache SET UNLOGGED"),
+        "{sql}"
+    );
+    let sql = sql_of(&migrate("logged", b, a).await);
+    assert!(sql.contains("ALTER TABLE public.cache SET LOGGED"), "{sql}");
+    migrate("unloggednew", "", b).await;
+}
