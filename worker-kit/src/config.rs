@@ -40,6 +40,21 @@ pub enum PausePolicy {
     All,
 }
 
+/// Which shape an RPC worker declares a missing route queue in (`RPC_QUEUE_DURABLE`).
+///
+/// An existing queue is consumed as it is, whoever declared it, whatever this says: a Rust
+/// and a Python worker can then share a queue. See docs/protocol.md, "Queues and routing".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RpcQueueDurable {
+    /// The seed's shape (transient); durable when the broker refuses transient
+    /// non-exclusive queues (RabbitMQ 4.3 by default), with a warning.
+    Auto,
+    /// Always the seed's transient shape; a broker that refuses it stops the worker.
+    False,
+    /// Always durable (the messages stay transient).
+    True,
+}
+
 /// The kit's settings. Build it with [`Config::from_env`]; tests may start from
 /// [`Config::default`] and change fields.
 #[derive(Debug, Clone)]
@@ -70,6 +85,12 @@ pub struct Config {
     /// `DB_HEALTH_INTERVAL_MS`: how often the Runner checks its databases while any worker
     /// may pause.
     pub db_health_interval: Duration,
+    /// `DEADLINE_MAX_SKEW_MS`: how far a request's `x-deadline` may lie beyond its
+    /// `x-timeout-ms` before the caller's clock is taken to be off and the relative budget
+    /// alone counts.
+    pub deadline_max_skew: Duration,
+    /// `RPC_QUEUE_DURABLE`: `auto`, `false` or `true`.
+    pub rpc_queue_durable: RpcQueueDurable,
 }
 
 impl Default for Config {
@@ -87,6 +108,8 @@ impl Default for Config {
             log_format: LogFormat::Pretty,
             pause_on_db_outage: PausePolicy::Queue,
             db_health_interval: Duration::from_secs(1),
+            deadline_max_skew: crate::wire::deadline::DEFAULT_MAX_SKEW,
+            rpc_queue_durable: RpcQueueDurable::Auto,
         }
     }
 }
@@ -110,6 +133,8 @@ struct Raw {
     log_format: Option<String>,
     pause_on_db_outage: Option<String>,
     db_health_interval_ms: Option<u64>,
+    deadline_max_skew_ms: Option<u64>,
+    rpc_queue_durable: Option<String>,
 }
 
 /// A good value for each variable, quoted in error messages.
@@ -126,6 +151,8 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("LOG_FORMAT", "json"),
     ("PAUSE_ON_DB_OUTAGE", "queue"),
     ("DB_HEALTH_INTERVAL_MS", "1000"),
+    ("DEADLINE_MAX_SKEW_MS", "5000"),
+    ("RPC_QUEUE_DURABLE", "auto"),
 ];
 
 impl Config {
@@ -258,6 +285,27 @@ impl Config {
                 raw.db_health_interval_ms,
                 defaults.db_health_interval,
             )?,
+            deadline_max_skew: raw
+                .deadline_max_skew_ms
+                .map_or(defaults.deadline_max_skew, Duration::from_millis),
+            rpc_queue_durable: match raw
+                .rpc_queue_durable
+                .as_deref()
+                .map(str::to_ascii_lowercase)
+                .as_deref()
+            {
+                None => defaults.rpc_queue_durable,
+                Some("auto") => RpcQueueDurable::Auto,
+                Some("false" | "no" | "0") => RpcQueueDurable::False,
+                Some("true" | "yes" | "1") => RpcQueueDurable::True,
+                Some(_) => {
+                    return Err(bad(
+                        "RPC_QUEUE_DURABLE",
+                        raw.rpc_queue_durable.as_deref().unwrap_or_default(),
+                        "expected auto, false or true",
+                    ));
+                }
+            },
         })
     }
 
@@ -374,6 +422,8 @@ mod tests {
             ("LOG_FORMAT", "JSON"),
             ("PAUSE_ON_DB_OUTAGE", "all"),
             ("DB_HEALTH_INTERVAL_MS", "250"),
+            ("DEADLINE_MAX_SKEW_MS", "0"),
+            ("RPC_QUEUE_DURABLE", "True"),
             ("UNRELATED", "whatever"),
         ]))
         .unwrap();
@@ -389,6 +439,8 @@ mod tests {
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.pause_on_db_outage, PausePolicy::All);
         assert_eq!(c.db_health_interval, Duration::from_millis(250));
+        assert_eq!(c.deadline_max_skew, Duration::ZERO);
+        assert_eq!(c.rpc_queue_durable, RpcQueueDurable::True);
     }
 
     #[test]
@@ -437,6 +489,17 @@ mod tests {
             m.contains("expected off, queue or all, e.g. PAUSE_ON_DB_OUTAGE=queue"),
             "{m}"
         );
+    }
+
+    #[test]
+    fn bad_rpc_queue_durable() {
+        assert_eq!(
+            message(&[("RPC_QUEUE_DURABLE", "sometimes")]),
+            "configuration: RPC_QUEUE_DURABLE=\"sometimes\": expected auto, false or true, e.g. RPC_QUEUE_DURABLE=auto"
+        );
+        let c = Config::from_vars(vars(&[])).unwrap();
+        assert_eq!(c.rpc_queue_durable, RpcQueueDurable::Auto);
+        assert_eq!(c.deadline_max_skew, Duration::from_secs(5));
     }
 
     #[test]

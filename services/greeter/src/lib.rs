@@ -3,8 +3,8 @@
 
 use stubs::example::HelloWorld;
 use stubs::greeter::{Greet, Greeting};
-use worker_kit::rpc::{CallError, CallOptions, RpcClient, RpcWorker};
-use worker_kit::{Meta, Payload, Runner, Setup, State, rpc};
+use worker_kit::rpc::{CallError, RpcClient, RpcWorker};
+use worker_kit::{Payload, Runner, Setup, State, rpc};
 
 /// The service's name.
 pub const SERVICE: &str = "greeter";
@@ -16,21 +16,14 @@ pub struct App {
     pub rpc: RpcClient,
 }
 
-/// Greets by asking `example` for its hello, within what is left of our caller's deadline.
+/// Greets by asking `example` for its hello. The call inherits what is left of our
+/// caller's deadline by itself (the RPC worker sets it around the handler).
 #[rpc(contract = Greet)]
 pub async fn greet(
     State(app): State<App>,
-    meta: Meta,
     Payload(req): Payload<Greet>,
 ) -> Result<Greeting, CallError> {
-    let options = CallOptions {
-        deadline: meta.deadline,
-        ..CallOptions::default()
-    };
-    let hello = app
-        .rpc
-        .call_with(&HelloWorld(Some(req.name.clone())), options)
-        .await?;
+    let hello = app.rpc.call(&HelloWorld(Some(req.name.clone()))).await?;
     Ok(Greeting {
         message: format!("{hello} (to {})", req.name),
     })

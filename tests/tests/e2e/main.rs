@@ -4,6 +4,7 @@
 mod crud;
 mod hostile;
 mod interop;
+mod protocol_v2;
 mod queue;
 mod rpc;
 mod services;

@@ -24,6 +24,9 @@ use crate::worker::WorkerContext;
 #[async_trait]
 pub(crate) trait Processor: Send + Sync + 'static {
     fn kind(&self) -> &'static str;
+    /// Whether the consuming channel needs publisher confirms (work queues store retry and
+    /// parked copies with confirms; RPC replies go out without, protocol v2).
+    fn confirms(&self) -> bool;
     /// Declares what `route` needs (its queue, exchanges, parking queue).
     async fn declare(&self, channel: &Channel, route: &str) -> Result<(), lapin::Error>;
     /// Handles one delivery to the end (reply/ack/retry/park) and says how it was settled.
@@ -318,10 +321,12 @@ async fn setup<P: Processor>(
         .create_channel()
         .await
         .map_err(broker_err("opening a channel failed".into()))?;
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .map_err(broker_err("enabling publisher confirms failed".into()))?;
+    if processor.confirms() {
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(broker_err("enabling publisher confirms failed".into()))?;
+    }
     channel
         .basic_qos(prefetch, BasicQosOptions::default())
         .await

@@ -116,6 +116,10 @@ impl Processor for QueueProcessor {
         "queue"
     }
 
+    fn confirms(&self) -> bool {
+        true
+    }
+
     async fn declare(&self, channel: &Channel, route: &str) -> Result<(), lapin::Error> {
         channel
             .queue_declare(route.into(), durable_queue(), FieldTable::default())

@@ -4,8 +4,11 @@
 //! of its own (it disappears with the connection), while requests go out on another channel.
 //! Requests are published `mandatory` with publisher confirms: a
 //! call to a route without a queue fails at once with [`CallError::NoRoute`]. Each call has
-//! a deadline, sent as `expiration` and `x-deadline` so the server does not work on a
-//! request nobody waits for. When the connection drops, every pending call fails at once
+//! a deadline, sent as `expiration`, `x-deadline` and `x-timeout-ms` so the server does not
+//! work on a request nobody waits for. Inside a handler, a call's deadline is at the latest
+//! the one of the request being handled, without the handler passing it
+//! ([`deadline::current`]); a call that would start with less than [`MIN_BUDGET`] fails at
+//! once with [`CallError::Timeout`]. When the connection drops, every pending call fails at once
 //! with [`CallError::ConnectionLost`]; the client reconnects with the [`Broker`].
 
 use std::collections::HashMap;
@@ -29,6 +32,11 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::wire::deadline::{self, Deadline};
 use crate::wire::envelope::{self, Encoding, Limits, RemoteError, Reply};
+
+/// The least time a call inside a handler must have left of its caller's deadline to be
+/// sent at all: with less, no server could answer in time, so it fails at once with
+/// [`CallError::Timeout`] instead of adding load.
+pub const MIN_BUDGET: Duration = Duration::from_millis(10);
 
 /// Why a call did not return a value.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -111,8 +119,10 @@ impl crate::wire::reply_error::IntoErrorReply for CallError {
 pub struct CallOptions {
     /// How long to wait (default: the client's, from `RPC_TIMEOUT_MS`).
     pub timeout: Option<Duration>,
-    /// An absolute deadline, e.g. the one of the request being handled ([`Meta::deadline`](crate::Meta::deadline)),
-    /// so nested calls never outlive their caller. The earlier of this and `timeout` wins.
+    /// An absolute deadline. The earliest of this, `timeout` and the deadline of the request
+    /// being handled ([`deadline::current`], set by the RPC worker around every handler)
+    /// wins, so a nested call never outlives its caller; set this only where that
+    /// task-local is not there (a task the handler spawned).
     pub deadline: Option<Deadline>,
 }
 
@@ -369,11 +379,19 @@ impl RpcClient {
         data: &T,
         options: CallOptions,
     ) -> Result<Box<serde_json::value::RawValue>, CallError> {
-        let mut deadline = Deadline::after(options.timeout.unwrap_or(self.default_timeout));
-        if let Some(d) = options.deadline {
-            deadline = deadline.min(d);
-        }
+        let own = Deadline::after(options.timeout.unwrap_or(self.default_timeout));
+        let inherited = match (options.deadline, deadline::current()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let deadline = inherited.map_or(own, |d| own.min(d));
         let budget = deadline.remaining();
+        if inherited.is_some_and(|d| d <= own) && budget < MIN_BUDGET {
+            return Err(CallError::Timeout {
+                route: route.to_owned(),
+                after: Duration::ZERO,
+            });
+        }
         let body = envelope::encode_request(data, self.encoding).map_err(|e| CallError::Codec {
             route: route.to_owned(),
             message: format!("request cannot be serialized: {e}"),
@@ -438,6 +456,10 @@ impl RpcClient {
         );
         // At least 1 ms: an expiration of 0 means "deliver now or drop" to RabbitMQ.
         let expiration = deadline.remaining().as_millis().max(1);
+        headers.insert(
+            deadline::TIMEOUT_HEADER.into(),
+            AMQPValue::LongLongInt(i64::try_from(expiration).unwrap_or(i64::MAX)),
+        );
         let mut props = BasicProperties::default()
             .with_reply_to(reply_to)
             .with_correlation_id(format!("{}.{id}", self.prefix).as_str().into())

@@ -3,5 +3,5 @@
 mod client;
 mod processor;
 
-pub use client::{CallError, CallOptions, RpcClient};
+pub use client::{CallError, CallOptions, MIN_BUDGET, RpcClient};
 pub use processor::{RPC_DLX, Rpc, RpcWorker};

@@ -1,6 +1,7 @@
-//! The RPC worker: consumes route queues, runs handlers, publishes confirmed replies.
+//! The RPC worker: consumes route queues, runs handlers, publishes replies.
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use lapin::message::Delivery;
@@ -9,7 +10,7 @@ use lapin::options::{
     QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::{BasicProperties, Channel, Confirmation, ExchangeKind};
+use lapin::{BasicProperties, Channel, ExchangeKind};
 use tracing::{error, warn};
 
 use crate::Contract;
@@ -19,15 +20,15 @@ use crate::error::Error;
 use crate::handler::extract::Incoming;
 use crate::handler::routes::{BoundHandler, RpcRoute};
 use crate::handler::{ContainsPayload, Handler, Outcome};
-use crate::wire::delivery;
 use crate::wire::envelope::{self, Encoding, Limits};
 use crate::wire::reply_error::ErrorReply;
+use crate::wire::{deadline, delivery};
 use crate::worker::{Runnable, Worker, WorkerContext};
 
 /// The dead-letter exchange every RPC route queue names (docs/protocol.md).
 pub const RPC_DLX: &str = "rpc.dlx";
 
-/// The RPC kind of [`Worker`]: answers requests with confirmed replies.
+/// The RPC kind of [`Worker`]: answers requests with replies.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Rpc;
 
@@ -85,6 +86,7 @@ impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Rpc, S> {
 pub(crate) struct RpcProcessor {
     limits: Limits,
     development: bool,
+    max_skew: Duration,
 }
 
 impl RpcProcessor {
@@ -92,6 +94,7 @@ impl RpcProcessor {
         Self {
             limits: config.limits(),
             development: config.is_development(),
+            max_skew: config.deadline_max_skew,
         }
     }
 }
@@ -110,6 +113,13 @@ pub(crate) fn rpc_queue_args() -> FieldTable {
 impl Processor for RpcProcessor {
     fn kind(&self) -> &'static str {
         "rpc"
+    }
+
+    /// Replies go out without confirms (protocol v2): the ack that follows on the same
+    /// channel is ordered after the reply, so the broker has routed the reply before it
+    /// drops the request, and a confirm round trip would only add latency and broker CPU.
+    fn confirms(&self) -> bool {
+        false
     }
 
     async fn declare(&self, channel: &Channel, route: &str) -> Result<(), lapin::Error> {
@@ -147,7 +157,7 @@ impl Processor for RpcProcessor {
         route: &Arc<str>,
         handler: BoundHandler,
     ) -> Disposition {
-        let meta = delivery::meta(&delivery, route);
+        let meta = delivery::meta_at(&delivery, route, SystemTime::now(), self.max_skew);
         let (encoding, outcome) = match envelope::decode_request(&delivery.data, &self.limits) {
             Err(e) => {
                 warn!(error = %e, "undecodable request");
@@ -164,17 +174,19 @@ impl Processor for RpcProcessor {
                     data: req.data,
                     meta,
                 };
+                // Nested calls made by the handler inherit the deadline (task-local).
+                let run = deadline::scope(deadline, handler(msg));
                 let outcome = match deadline {
                     Some(d) if d.is_past() => Outcome::Failed(ErrorReply::timeout(
                         "the caller's deadline passed before the request was handled",
                     )),
-                    Some(d) => match tokio::time::timeout(d.remaining(), handler(msg)).await {
+                    Some(d) => match tokio::time::timeout(d.remaining(), run).await {
                         Ok(o) => o,
                         Err(_) => Outcome::Failed(ErrorReply::timeout(
                             "the caller's deadline passed while the request was handled",
                         )),
                     },
-                    None => handler(msg).await,
+                    None => run.await,
                 };
                 (req.encoding, outcome)
             }
@@ -230,6 +242,8 @@ impl Processor for RpcProcessor {
             h.insert("traceparent".into(), tp.clone());
             reply_props = reply_props.with_headers(h);
         }
+        // No confirm to wait for (the channel is not in confirm mode): the ack below is
+        // sent on the same channel after the reply, and AMQP keeps their order.
         let published = channel
             .basic_publish(
                 ShortString::from(""),
@@ -239,16 +253,8 @@ impl Processor for RpcProcessor {
                 reply_props,
             )
             .await;
-        let confirmed = match published {
-            Ok(confirm) => confirm.await,
-            Err(e) => Err(e),
-        };
-        match confirmed {
-            Ok(Confirmation::Ack(_) | Confirmation::NotRequested) => ack(&delivery).await,
-            Ok(Confirmation::Nack(_)) => {
-                error!("broker refused the reply (nack); rejecting the request");
-                reject(&delivery).await;
-            }
+        match published {
+            Ok(_not_requested) => ack(&delivery).await,
             Err(e) => {
                 error!(error = %e, "publishing the reply failed; rejecting the request");
                 reject(&delivery).await;

@@ -1,10 +1,69 @@
-//! Request deadlines carried in the `x-deadline` header (epoch milliseconds), so that a
-//! server can cut work short and nested calls inherit what is left of the caller's budget.
+//! Request deadlines: the absolute `x-deadline` header (epoch milliseconds, or an AMQP
+//! timestamp in seconds) and the relative budget `x-timeout-ms` beside it (protocol v2), so
+//! that a server can cut work short and nested calls inherit what is left of the caller's
+//! budget.
+//!
+//! The two are read together ([`budget`]) because the absolute one alone trusts the caller's
+//! clock: a caller a minute behind sends deadlines that have "passed" on arrival, and one an
+//! hour ahead gives itself an hour.
 
+use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// The header that carries the deadline.
+/// The header that carries the absolute deadline.
 pub const HEADER: &str = "x-deadline";
+
+/// The header that carries the call's budget in milliseconds when it was published (v2).
+pub const TIMEOUT_HEADER: &str = "x-timeout-ms";
+
+/// How far `x-deadline` may lie beyond `now + x-timeout-ms` before the clocks are taken to
+/// disagree (`DEADLINE_MAX_SKEW_MS`'s default).
+pub const DEFAULT_MAX_SKEW: Duration = Duration::from_secs(5);
+
+/// The time a server gives a request, from what it carried: `min(x-deadline − now,
+/// x-timeout-ms)`, or `x-timeout-ms` alone when the deadline has passed or lies more than
+/// `max_skew` beyond it (the caller's clock disagrees with ours; time spent queued is
+/// already bounded by the request's `expiration`). `None` when the request carried neither.
+///
+/// `now` is passed in so that a skewed clock can be tested.
+pub fn budget(
+    deadline: Option<SystemTime>,
+    timeout: Option<Duration>,
+    now: SystemTime,
+    max_skew: Duration,
+) -> Option<Duration> {
+    match (deadline, timeout) {
+        (None, None) => None,
+        (None, Some(t)) => Some(t),
+        (Some(d), None) => Some(d.duration_since(now).unwrap_or(Duration::ZERO)),
+        (Some(d), Some(t)) => match d.duration_since(now) {
+            Ok(left) if left <= t.saturating_add(max_skew) => Some(left.min(t)),
+            // Passed on arrival, or too far ahead: the caller's clock is off.
+            _ => Some(t),
+        },
+    }
+}
+
+tokio::task_local! {
+    static CURRENT: Deadline;
+}
+
+/// The deadline of the request whose handler is running on this task, if it has one.
+///
+/// [`RpcClient`](crate::rpc::RpcClient) calls made inside a handler use it by themselves.
+/// A task the handler spawns does not inherit it: pass it on explicitly there
+/// ([`CallOptions::deadline`](crate::rpc::CallOptions::deadline)).
+pub fn current() -> Option<Deadline> {
+    CURRENT.try_with(|d| *d).ok()
+}
+
+/// Runs `fut` with `deadline` as the [`current`] one (or as it is, without a deadline).
+pub(crate) async fn scope<F: Future>(deadline: Option<Deadline>, fut: F) -> F::Output {
+    match deadline {
+        Some(d) => CURRENT.scope(d, fut).await,
+        None => fut.await,
+    }
+}
 
 /// A point in wall-clock time after which nobody waits for the answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -19,6 +78,11 @@ impl Deadline {
     /// The deadline encoded as milliseconds since the Unix epoch.
     pub fn from_epoch_millis(ms: u64) -> Self {
         Self(UNIX_EPOCH + Duration::from_millis(ms))
+    }
+
+    /// `at` as a deadline.
+    pub fn at(at: SystemTime) -> Self {
+        Self(at)
     }
 
     /// Milliseconds since the Unix epoch (the header's encoding).
@@ -50,6 +114,78 @@ impl Deadline {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const SKEW: Duration = DEFAULT_MAX_SKEW;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// The server's clock in these tests: a fixed instant, not the system's.
+    fn server_now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+    }
+
+    #[test]
+    fn budget_is_the_smaller_reading_when_clocks_agree() {
+        let now = server_now();
+        assert_eq!(
+            budget(Some(now + ms(800)), Some(ms(1000)), now, SKEW),
+            Some(ms(800))
+        );
+        assert_eq!(
+            budget(Some(now + ms(1200)), Some(ms(1000)), now, SKEW),
+            Some(ms(1000))
+        );
+    }
+
+    #[test]
+    fn a_caller_clock_behind_ours_does_not_make_us_give_up_at_once() {
+        let now = server_now();
+        // The caller's clock is 60 s behind: its deadline "passed" 59 s ago.
+        let callers_deadline = now - Duration::from_secs(60) + ms(1000);
+        assert_eq!(
+            budget(Some(callers_deadline), Some(ms(1000)), now, SKEW),
+            Some(ms(1000))
+        );
+    }
+
+    #[test]
+    fn a_caller_clock_ahead_of_ours_cannot_extend_the_budget() {
+        let now = server_now();
+        let callers_deadline = now + Duration::from_secs(3600) + ms(1000);
+        assert_eq!(
+            budget(Some(callers_deadline), Some(ms(1000)), now, SKEW),
+            Some(ms(1000))
+        );
+        // Within the allowed skew the absolute reading still counts, capped by the budget.
+        assert_eq!(
+            budget(Some(now + ms(5_900)), Some(ms(1000)), now, SKEW),
+            Some(ms(1000))
+        );
+    }
+
+    #[test]
+    fn one_reading_alone_is_used_as_it_is() {
+        let now = server_now();
+        assert_eq!(budget(None, None, now, SKEW), None);
+        assert_eq!(budget(None, Some(ms(5)), now, SKEW), Some(ms(5)));
+        assert_eq!(budget(Some(now + ms(5)), None, now, SKEW), Some(ms(5)));
+        // A v1 caller's deadline that passed: nothing left.
+        assert_eq!(
+            budget(Some(now - ms(5)), None, now, SKEW),
+            Some(Duration::ZERO)
+        );
+    }
+
+    #[tokio::test]
+    async fn current_is_set_only_inside_the_scope() {
+        assert_eq!(current(), None);
+        let d = Deadline::after(Duration::from_secs(1));
+        assert_eq!(scope(Some(d), async { current() }).await, Some(d));
+        assert_eq!(scope(None, async { current() }).await, None);
+        assert_eq!(current(), None);
+    }
 
     #[test]
     fn epoch_millis_round_trip() {

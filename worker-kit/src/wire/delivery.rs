@@ -1,6 +1,7 @@
 //! Reading what the kit needs off an AMQP delivery's properties.
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lapin::BasicProperties;
 use lapin::message::Delivery;
@@ -31,9 +32,45 @@ pub(crate) fn header_u64(headers: Option<&FieldTable>, name: &str) -> Option<u64
     }
 }
 
+/// The `x-deadline` header as a point in time: an integer is epoch milliseconds (what the
+/// kit sends), an AMQP timestamp epoch seconds (what AMQP clients send when handed a
+/// date/time value).
+pub(crate) fn deadline_header(headers: Option<&FieldTable>) -> Option<SystemTime> {
+    match headers?.inner().get(deadline::HEADER)? {
+        AMQPValue::Timestamp(secs) => UNIX_EPOCH.checked_add(Duration::from_secs(*secs)),
+        _ => UNIX_EPOCH.checked_add(Duration::from_millis(header_u64(
+            headers,
+            deadline::HEADER,
+        )?)),
+    }
+}
+
+/// The request's [`Meta`], its deadline read with the server's clock at `now`
+/// ([`deadline::budget`]).
 pub(crate) fn meta(delivery: &Delivery, route: &Arc<str>) -> Meta {
+    meta_at(
+        delivery,
+        route,
+        SystemTime::now(),
+        deadline::DEFAULT_MAX_SKEW,
+    )
+}
+
+/// [`meta`] with the clock and the allowed skew given.
+pub(crate) fn meta_at(
+    delivery: &Delivery,
+    route: &Arc<str>,
+    now: SystemTime,
+    max_skew: Duration,
+) -> Meta {
     let p = &delivery.properties;
     let headers = p.headers().clone().unwrap_or_default();
+    let budget = deadline::budget(
+        deadline_header(Some(&headers)),
+        header_u64(Some(&headers), deadline::TIMEOUT_HEADER).map(Duration::from_millis),
+        now,
+        max_skew,
+    );
     Meta {
         route: route.clone(),
         correlation_id: p.correlation_id().as_ref().map(|s| s.as_str().to_owned()),
@@ -41,7 +78,7 @@ pub(crate) fn meta(delivery: &Delivery, route: &Arc<str>) -> Meta {
         redelivered: delivery.redelivered,
         retry_count: header_u64(Some(&headers), RETRY_COUNT_HEADER)
             .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)),
-        deadline: header_u64(Some(&headers), deadline::HEADER).map(Deadline::from_epoch_millis),
+        deadline: budget.map(|b| Deadline::at(now + b)),
         headers,
     }
 }
@@ -63,6 +100,26 @@ pub(crate) fn correlation_id(p: &BasicProperties) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deadline_as_integer_is_millis_and_as_timestamp_seconds() {
+        let mut t = FieldTable::default();
+        t.insert(
+            deadline::HEADER.into(),
+            AMQPValue::LongLongInt(1_700_000_000_123),
+        );
+        assert_eq!(
+            deadline_header(Some(&t)),
+            Some(UNIX_EPOCH + Duration::from_millis(1_700_000_000_123))
+        );
+        t.insert(deadline::HEADER.into(), AMQPValue::Timestamp(1_700_000_000));
+        assert_eq!(
+            deadline_header(Some(&t)),
+            Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+        );
+        t.insert(deadline::HEADER.into(), AMQPValue::Boolean(true));
+        assert_eq!(deadline_header(Some(&t)), None);
+    }
 
     #[test]
     fn integer_headers_of_any_width() {
