@@ -6,6 +6,7 @@
 //! Objects that belong to an extension are left out.
 
 mod composite;
+mod grants;
 mod inherit;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use tokio_postgres::Client;
 
 pub(crate) use composite::Attribute;
+pub(crate) use grants::{GrantKey, Privileges};
 
 /// A column.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,6 +132,8 @@ pub struct Catalog {
     pub(crate) cloned_constraints: BTreeSet<(String, String)>,
     /// Indexes a partition has from its partitioned table's.
     pub(crate) cloned_indexes: BTreeSet<String>,
+    /// Privileges granted to roles other than the object's owner.
+    pub(crate) grants: BTreeMap<GrantKey, Privileges>,
 }
 
 const USER_SCHEMA: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') \
@@ -502,6 +506,7 @@ impl Catalog {
         composite::read(client, &mut cat).await?;
         inherit::read(client, &mut cat).await?;
         inherit::read_cloned(client, &mut cat).await?;
+        grants::read(client, &mut cat).await?;
 
         for r in q(depends_query()).await? {
             let (from, to): (String, String) = (r.get(0), r.get(1));

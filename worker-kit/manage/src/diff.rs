@@ -9,6 +9,7 @@
 
 mod composite;
 mod enums;
+mod grants;
 mod inherit;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -48,6 +49,7 @@ struct Phases {
     view_indexes: Vec<Step>,
     triggers: Vec<Step>,
     policies: Vec<Step>,
+    grants: Vec<Step>,
     comments: Vec<Step>,
     /// What no longer exists, with its object key: dropped in `pg_depend` order
     /// (dependents first); those without a key (extensions, schemas) last.
@@ -56,6 +58,9 @@ struct Phases {
     reshaped: BTreeSet<String>,
     /// Views re-made because something they use is re-made.
     remake_views: BTreeSet<String>,
+    /// Objects dropped and created again, as grant keys name them (`TABLE x`,
+    /// `FUNCTION f(args)`): their grants are made again.
+    remade: BTreeSet<String>,
     /// See [`Plan::needs_empty`].
     needs_empty: Vec<(String, String)>,
 }
@@ -370,6 +375,7 @@ pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
                     }
                     p.drop_functions
                         .push(step(format!("DROP {} {sig}", old.kind), Some(Hazard::Drop)));
+                    p.remade.insert(format!("{} {sig}", f.kind));
                 }
                 p.object(key, step(f.definition.clone(), None));
                 needs_lax_bodies = true;
@@ -607,6 +613,12 @@ pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
         }
     }
 
+    for name in create.iter().filter(|n| from.views.contains_key(*n)) {
+        p.remade.insert(format!("TABLE {name}"));
+    }
+    let remade = std::mem::take(&mut p.remade);
+    grants::diff(from, to, &remade, &mut p);
+
     // Comments.
     for (key, text) in &to.comments {
         if from.comments.get(key) != Some(text) {
@@ -672,6 +684,7 @@ pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
         p.view_indexes,
         p.triggers,
         p.policies,
+        p.grants,
         p.comments,
         order_drops(p.final_drops, &from.depends),
     ]

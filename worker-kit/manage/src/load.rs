@@ -136,7 +136,8 @@ pub fn split_statements(text: &str) -> Result<Vec<Statement>, String> {
 }
 
 /// A `pg_dump --schema-only` file, minus what a shadow database cannot or need not run:
-/// psql meta-commands (`\connect`, `\restrict`), ownership and privileges.
+/// psql meta-commands (`\connect`, `\restrict`) and ownership. Privileges stay: they are
+/// compared (a grant to a role this server does not have is skipped, with a warning).
 pub(crate) fn dump_statements(text: &str) -> Result<Vec<Statement>, String> {
     // Blank out meta-command lines, keeping line numbers.
     let cleaned: String = text
@@ -146,7 +147,7 @@ pub(crate) fn dump_statements(text: &str) -> Result<Vec<Statement>, String> {
         .join("\n");
     Ok(split_statements(&cleaned)?
         .into_iter()
-        .filter(|s| !is_owner_change(&s.sql) && !is_privilege(&s.sql))
+        .filter(|s| !is_owner_change(&s.sql))
         .collect())
 }
 
@@ -206,6 +207,7 @@ fn references_something_missing(e: &tokio_postgres::Error) -> bool {
 ///
 /// `file:line: message` for the first statement that cannot run.
 pub async fn load_into(client: &Client, files: &[ModelFile], dump: bool) -> anyhow::Result<()> {
+    let lax = if dump { Lax::RoleGrants } else { Lax::Nothing };
     let mut statements = Vec::new();
     for f in files {
         let split = if dump {
@@ -226,16 +228,26 @@ pub async fn load_into(client: &Client, files: &[ModelFile], dump: bool) -> anyh
         }
     }
     client.batch_execute("BEGIN").await?;
-    let loaded = load_in_transaction(client, statements).await;
+    let loaded = load_in_transaction(client, statements, lax).await;
     let end = if loaded.is_ok() { "COMMIT" } else { "ROLLBACK" };
     let ended = client.batch_execute(end).await;
     loaded?;
     ended.map_err(|e| anyhow!("loading the models: {}", pg_message(&e)))
 }
 
+/// What a load may skip.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lax {
+    Nothing,
+    /// A dump's GRANT/REVOKE to a role this server does not have (production's roles
+    /// need not exist where the dump is loaded).
+    RoleGrants,
+}
+
 async fn load_in_transaction(
     client: &Client,
     statements: Vec<(PathBuf, Statement)>,
+    lax: Lax,
 ) -> anyhow::Result<()> {
     // Fast path: the whole schema in one round trip. (The savepoint goes on its own: a
     // syntax error anywhere in a query string fails the whole string before it runs.)
@@ -265,6 +277,13 @@ async fn load_in_transaction(
                         .batch_execute("ROLLBACK TO SAVEPOINT manage_one")
                         .await?;
                     let at = format!("{}:{}: {}", path.display(), stmt.line, pg_message(&e));
+                    if lax == Lax::RoleGrants
+                        && is_privilege(&stmt.sql)
+                        && e.code() == Some(&SqlState::UNDEFINED_OBJECT)
+                    {
+                        eprintln!("manage: skipped (the role is not on this server): {at}");
+                        continue;
+                    }
                     if !references_something_missing(&e) {
                         bail!("{at}");
                     }
@@ -315,7 +334,7 @@ mod tests {
     }
 
     #[test]
-    fn dumps_lose_meta_commands_owners_and_grants() {
+    fn dumps_lose_meta_commands_and_owners() {
         let dump = "\\restrict abc\nSET statement_timeout = 0;\nCREATE TABLE public.t (id int);\nALTER TABLE public.t OWNER TO app;\nGRANT ALL ON TABLE public.t TO app;\n\\connect db\n";
         let s = dump_statements(dump).unwrap();
         let sql: Vec<&str> = s.iter().map(|s| s.sql.as_str()).collect();
@@ -323,7 +342,8 @@ mod tests {
             sql,
             vec![
                 "SET statement_timeout = 0",
-                "CREATE TABLE public.t (id int)"
+                "CREATE TABLE public.t (id int)",
+                "GRANT ALL ON TABLE public.t TO app"
             ]
         );
         assert_eq!(s[1].line, 3);

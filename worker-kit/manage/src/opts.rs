@@ -44,7 +44,8 @@ pub enum Command {
     /// Write migrations/SERVICE/pending.sql: what production needs to match the models.
     ///
     /// Production's current schema is migrations/SERVICE/production.dump.sql, made with
-    /// `pg_dump --schema-only --no-owner --no-privileges DB > production.dump.sql`.
+    /// `pg_dump --schema-only --no-owner DB > production.dump.sql` (its GRANTs are
+    /// compared; those to roles this server does not have are skipped with a warning).
     Pending(PendingArgs),
     /// Print the statements that turn FROM into TO.
     ///

@@ -240,3 +240,64 @@ async fn logged_and_unlogged_switches() {
     assert!(sql.contains("ALTER TABLE public.cache SET LOGGED"), "{sql}");
     migrate("unloggednew", "", b).await;
 }
+
+/// A role for one test, dropped by `drop_role` (roles are the server's, not a database's).
+async fn role(prefix: &str) -> String {
+    let name = unique(prefix);
+    let db = Db::with("roles", "").await;
+    db.client()
+        .await
+        .batch_execute(&format!("CREATE ROLE {name} NOLOGIN"))
+        .await
+        .unwrap();
+    db.drop().await;
+    name
+}
+
+async fn drop_role(name: &str) {
+    let db = Db::with("roles", "").await;
+    db.client()
+        .await
+        .batch_execute(&format!("DROP ROLE {name}"))
+        .await
+        .unwrap();
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn grants_on_tables_views_sequences_schemas_and_functions() {
+    let r = role("grantee").await;
+    let a = "CREATE SCHEMA app; CREATE TABLE app.t (id int); CREATE VIEW app.v AS SELECT id FROM app.t;
+             CREATE SEQUENCE app.s; CREATE FUNCTION app.f() RETURNS int LANGUAGE sql AS 'SELECT 1';";
+    let b = format!(
+        "{a} GRANT SELECT, INSERT ON app.t TO {r}; GRANT SELECT ON app.v TO {r};
+         GRANT USAGE ON SEQUENCE app.s TO {r}; GRANT USAGE ON SCHEMA app TO {r};
+         REVOKE EXECUTE ON FUNCTION app.f() FROM PUBLIC;
+         GRANT EXECUTE ON FUNCTION app.f() TO {r} WITH GRANT OPTION;"
+    );
+    let sql = sql_of(&migrate("grant", a, &b).await);
+    for want in [
+        format!("GRANT INSERT, SELECT ON TABLE app.t TO {r}"),
+        format!("GRANT SELECT ON TABLE app.v TO {r}"),
+        format!("GRANT USAGE ON SEQUENCE app.s TO {r}"),
+        format!("GRANT USAGE ON SCHEMA app TO {r}"),
+        "REVOKE EXECUTE ON FUNCTION app.f() FROM PUBLIC".to_owned(),
+        format!("GRANT EXECUTE ON FUNCTION app.f() TO {r} WITH GRANT OPTION"),
+    ] {
+        assert!(sql.contains(&want), "{want} missing in\n{sql}");
+    }
+    let sql = sql_of(&migrate("revoke", &b, a).await);
+    assert!(
+        sql.contains(&format!("REVOKE INSERT, SELECT ON TABLE app.t FROM {r}"))
+            && sql.contains("GRANT EXECUTE ON FUNCTION app.f() TO PUBLIC"),
+        "{sql}"
+    );
+    // A view that is re-made gets its grants back.
+    let c = b.replace("SELECT id FROM app.t", "SELECT id, 1 AS one FROM app.t");
+    let sql = sql_of(&migrate("regrant", &b, &c).await);
+    assert!(
+        sql.contains(&format!("GRANT SELECT ON TABLE app.v TO {r}")),
+        "{sql}"
+    );
+    drop_role(&r).await;
+}
