@@ -5,6 +5,10 @@
 //! connection, reconnects with backoff (for as long as the process runs) and publishes
 //! the new connection to every worker and client, which then re-create their channels,
 //! redeclare their topology and resume consuming.
+//!
+//! With several node URLs (a RabbitMQ cluster, see [`endpoints`](super::endpoints)) each
+//! attempt takes the next node; the backoff delay comes only after a whole round over the
+//! nodes failed, so losing one node costs a reconnect to the next, not a wait.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +20,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::endpoints::{Endpoint, Endpoints};
 use crate::Error;
 
 /// A handle to the process's broker connection; cheap to clone.
@@ -25,8 +30,10 @@ pub struct Broker {
 }
 
 struct Inner {
-    url: String,
+    endpoints: Endpoints,
     shown_url: String,
+    /// The node of the current (or last) connection, password hidden.
+    node: std::sync::Mutex<String>,
     name: String,
     current: watch::Sender<Option<Arc<Connection>>>,
     closed: CancellationToken,
@@ -54,21 +61,32 @@ impl Broker {
     /// Connects to `url`, retrying with exponential backoff and jitter for up to
     /// `give_up_after`. `name` shows in the RabbitMQ management UI.
     ///
+    /// `url` may list several nodes of one cluster, comma-separated (`AMQP_URL`'s list
+    /// form): they are tried in an order shuffled per process, and later reconnects move on
+    /// to the next node.
+    ///
     /// # Errors
     ///
-    /// [`Error::Broker`] saying where it tried to connect (password hidden), how long it
-    /// tried, and the last failure.
+    /// [`Error::Config`] when `url` is not a list of AMQP URLs; [`Error::Broker`] saying
+    /// where it tried to connect (passwords hidden), how long it tried, and the last
+    /// failure.
     pub async fn connect(url: &str, name: &str, give_up_after: Duration) -> Result<Self, Error> {
-        let shown_url = crate::redact::url(url);
+        let endpoints = Endpoints::new(url).map_err(|e| {
+            Error::Config(format!(
+                "AMQP_URL: {e}; it takes one URL or a comma-separated list of them"
+            ))
+        })?;
+        let shown_url = endpoints.shown();
         let started = tokio::time::Instant::now();
         let mut delays = backoff().build();
         let mut attempts = 0u32;
-        let conn = loop {
+        let (conn, node) = loop {
             attempts += 1;
-            match open(url, name).await {
-                Ok(conn) => break conn,
+            let node = endpoints.next();
+            match open(&node.url, name).await {
+                Ok(conn) => break (conn, node.shown.clone()),
                 Err(e) => {
-                    let delay = delays.next().unwrap_or(Duration::from_secs(5));
+                    let delay = round_delay(attempts, &endpoints, &mut delays);
                     if started.elapsed() + delay > give_up_after {
                         return Err(Error::Broker {
                             message: format!(
@@ -79,17 +97,18 @@ impl Broker {
                             source: Some(e),
                         });
                     }
-                    warn!(url = %shown_url, attempt = attempts, error = %e, retry_in_ms = delay.as_millis() as u64, "broker not reachable yet");
+                    warn!(url = %node.shown, attempt = attempts, error = %e, retry_in_ms = delay.as_millis() as u64, "broker not reachable yet");
                     tokio::time::sleep(delay).await;
                 }
             }
         };
-        info!(url = %shown_url, "connected to broker");
+        info!(url = %node, "connected to broker");
         let (current, _) = watch::channel(None);
         let broker = Broker {
             inner: Arc::new(Inner {
-                url: url.to_owned(),
+                endpoints,
                 shown_url,
+                node: std::sync::Mutex::new(node),
                 name: name.to_owned(),
                 current,
                 closed: CancellationToken::new(),
@@ -99,9 +118,20 @@ impl Broker {
         Ok(broker)
     }
 
-    /// The broker URL with its password hidden, for messages.
+    /// The broker URL (every node's, comma-separated, when there are several) with
+    /// passwords hidden, for messages.
     pub fn shown_url(&self) -> &str {
         &self.inner.shown_url
+    }
+
+    /// The node of the current connection (the last one while reconnecting), password
+    /// hidden: which cluster node this process is on.
+    pub fn node(&self) -> String {
+        self.inner
+            .node
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Makes `conn` current and starts watching it for failure.
@@ -119,7 +149,7 @@ impl Broker {
                 () = self.inner.closed.cancelled() => return,
                 ev = events.next() => match ev {
                     Some(Event::Error(e)) if !self.is_connected() => {
-                        warn!(url = %self.inner.shown_url, error = %e, "broker connection lost; reconnecting");
+                        warn!(url = %self.node(), error = %e, "broker connection lost; reconnecting");
                         break;
                     }
                     Some(_) => {}
@@ -130,7 +160,7 @@ impl Broker {
                             tokio::time::sleep(Duration::from_millis(200)).await;
                             continue;
                         }
-                        warn!(url = %self.inner.shown_url, "broker connection closed; reconnecting");
+                        warn!(url = %self.node(), "broker connection closed; reconnecting");
                         break;
                     }
                 }
@@ -141,19 +171,22 @@ impl Broker {
         let mut attempts = 0u32;
         loop {
             attempts += 1;
+            // The endpoint after the lost one: with several nodes, another node first.
+            let node = self.inner.endpoints.next();
             let attempt = tokio::select! {
                 () = self.inner.closed.cancelled() => return,
-                r = open(&self.inner.url, &self.inner.name) => r,
+                r = open(&node.url, &self.inner.name) => r,
             };
             match attempt {
                 Ok(conn) => {
-                    info!(url = %self.inner.shown_url, attempts, "reconnected to broker");
+                    info!(url = %node.shown, attempts, "reconnected to broker");
+                    self.set_node(node);
                     self.install(conn);
                     return;
                 }
                 Err(e) => {
-                    let delay = delays.next().unwrap_or(Duration::from_secs(5));
-                    warn!(url = %self.inner.shown_url, attempt = attempts, error = %e, "reconnect failed");
+                    let delay = round_delay(attempts, &self.inner.endpoints, &mut delays);
+                    warn!(url = %node.shown, attempt = attempts, error = %e, "reconnect failed");
                     tokio::select! {
                         () = self.inner.closed.cancelled() => return,
                         () = tokio::time::sleep(delay) => {}
@@ -161,6 +194,16 @@ impl Broker {
                 }
             }
         }
+    }
+
+    fn set_node(&self, node: &Endpoint) {
+        node.shown.clone_into(
+            &mut self
+                .inner
+                .node
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
     }
 
     fn is_connected(&self) -> bool {
@@ -209,6 +252,20 @@ impl Broker {
     /// Whether [`Broker::close`] was called.
     pub fn is_closed(&self) -> bool {
         self.inner.closed.is_cancelled()
+    }
+}
+
+/// The pause after failed attempt number `attempts`: none while other nodes of this round
+/// are left to try, the next backoff step once every node failed.
+fn round_delay(
+    attempts: u32,
+    endpoints: &Endpoints,
+    delays: &mut impl Iterator<Item = Duration>,
+) -> Duration {
+    if (attempts as usize).is_multiple_of(endpoints.len()) {
+        delays.next().unwrap_or(Duration::from_secs(5))
+    } else {
+        Duration::ZERO
     }
 }
 

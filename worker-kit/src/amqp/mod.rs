@@ -1,9 +1,11 @@
-//! The broker side: one supervised connection per process ([`Broker`]), the confirmed
+//! The broker side: one supervised connection per process ([`Broker`]) to one node or to
+//! any node of a cluster (`endpoints`), the confirmed
 //! publish the kit uses for copies and work messages, and the consume loop every worker
 //! runs.
 
 pub mod broker;
 pub(crate) mod consume;
+pub(crate) mod endpoints;
 pub(crate) mod publish;
 
 pub use broker::Broker;

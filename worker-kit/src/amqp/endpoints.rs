@@ -1,0 +1,204 @@
+//! The broker nodes a process may connect to: `AMQP_URL` as one URL or a comma-separated
+//! list of them (one per node of a RabbitMQ cluster).
+//!
+//! The list is shuffled once per process, so the replicas of a service spread their
+//! connections over the cluster instead of all landing on the first node. Every connect
+//! attempt takes the next node in that order, so a reconnect after losing a node tries the
+//! others first and comes back to the lost one last.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rand::seq::SliceRandom;
+
+/// One broker node: its URL and the same URL with the password hidden, for messages.
+#[derive(Clone)]
+pub(crate) struct Endpoint {
+    pub(crate) url: String,
+    pub(crate) shown: String,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+/// Why an `AMQP_URL` list was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ListError {
+    /// No URL at all (empty, or only commas and spaces).
+    Empty,
+    /// Entry `index` (1-based) does not parse; `shown` is that entry with its password
+    /// hidden.
+    Malformed {
+        index: usize,
+        shown: String,
+        problem: String,
+    },
+}
+
+impl std::fmt::Display for ListError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Empty => f.write_str("no broker URL in the list"),
+            Self::Malformed {
+                index,
+                shown,
+                problem,
+            } => write!(f, "entry {index} ({shown}) is not an AMQP URL ({problem})"),
+        }
+    }
+}
+
+/// Splits `list` at commas and checks each URL. Spaces around entries are ignored; a comma
+/// inside a password must be percent-encoded (`%2C`), as any reserved character in a URL.
+pub(crate) fn parse(list: &str) -> Result<Vec<Endpoint>, ListError> {
+    let entries: Vec<&str> = list.split(',').map(str::trim).collect();
+    if entries.iter().all(|e| e.is_empty()) {
+        return Err(ListError::Empty);
+    }
+    entries
+        .into_iter()
+        .enumerate()
+        .map(|(i, url)| {
+            let shown = crate::redact::url(url);
+            if url.is_empty() {
+                return Err(ListError::Malformed {
+                    index: i + 1,
+                    shown,
+                    problem: "empty entry".into(),
+                });
+            }
+            url.parse::<lapin::uri::AMQPUri>()
+                .map_err(|problem| ListError::Malformed {
+                    index: i + 1,
+                    shown: shown.clone(),
+                    problem,
+                })?;
+            Ok(Endpoint {
+                url: url.to_owned(),
+                shown,
+            })
+        })
+        .collect()
+}
+
+/// The nodes in this process's order, and which one the next attempt takes.
+#[derive(Debug)]
+pub(crate) struct Endpoints {
+    order: Vec<Endpoint>,
+    next: AtomicUsize,
+}
+
+impl Endpoints {
+    /// `list` parsed and shuffled.
+    pub(crate) fn new(list: &str) -> Result<Self, ListError> {
+        let mut order = parse(list)?;
+        order.shuffle(&mut rand::rng());
+        Ok(Self::in_order(order))
+    }
+
+    /// `order` as given (tests).
+    pub(crate) fn in_order(order: Vec<Endpoint>) -> Self {
+        assert!(!order.is_empty(), "at least one endpoint");
+        Self {
+            order,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// The endpoint for the next connect attempt; each call moves on by one.
+    pub(crate) fn next(&self) -> &Endpoint {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        &self.order[i % self.order.len()]
+    }
+
+    /// How many nodes there are: the attempts of one round over all of them.
+    pub(crate) fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Every node, passwords hidden, comma-separated.
+    pub(crate) fn shown(&self) -> String {
+        let mut shown: Vec<&str> = self.order.iter().map(|e| e.shown.as_str()).collect();
+        // The process's shuffled order is no business of a message reader.
+        shown.sort_unstable();
+        shown.join(",")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const THREE: &str =
+        "amqp://u:s3cret@n1:5672/%2f, amqp://u:s3cret@n2:5672/%2f,amqp://u:s3cret@n3:5672/%2f";
+
+    #[test]
+    fn one_url_is_a_list_of_one() {
+        let e = parse("amqp://guest:guest@127.0.0.1:5672/%2f").unwrap();
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].shown, "amqp://guest:***@127.0.0.1:5672/%2f");
+    }
+
+    #[test]
+    fn splits_and_trims() {
+        let e = parse(THREE).unwrap();
+        let urls: Vec<&str> = e.iter().map(|e| e.url.as_str()).collect();
+        assert_eq!(
+            urls,
+            [
+                "amqp://u:s3cret@n1:5672/%2f",
+                "amqp://u:s3cret@n2:5672/%2f",
+                "amqp://u:s3cret@n3:5672/%2f"
+            ]
+        );
+        assert!(e.iter().all(|e| !e.shown.contains("s3cret")));
+    }
+
+    #[test]
+    fn names_the_bad_entry_without_its_password() {
+        let err = parse("amqp://u:pw1@n1/%2f,http://u:pw2@n2/").unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("entry 2 (http://u:***@n2/)"), "{text}");
+        assert!(!text.contains("pw2") && !text.contains("pw1"), "{text}");
+        assert!(matches!(
+            parse("amqp://n1/%2f,,amqp://n2/%2f"),
+            Err(ListError::Malformed { index: 2, .. })
+        ));
+        assert_eq!(parse(" , ").unwrap_err(), ListError::Empty);
+    }
+
+    #[test]
+    fn next_rotates_through_every_node() {
+        let e = Endpoints::in_order(parse(THREE).unwrap());
+        let hosts: Vec<String> = (0..4)
+            .map(|_| e.next().url.split('@').nth(1).unwrap()[..2].to_owned())
+            .collect();
+        assert_eq!(hosts, ["n1", "n2", "n3", "n1"]);
+    }
+
+    #[test]
+    fn shuffle_keeps_every_node_and_varies_the_order() {
+        let mut firsts = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let e = Endpoints::new(THREE).unwrap();
+            assert_eq!(e.len(), 3);
+            let mut all: Vec<String> = (0..3).map(|_| e.next().url.clone()).collect();
+            firsts.insert(all[0].clone());
+            all.sort();
+            all.dedup();
+            assert_eq!(all.len(), 3, "each node once per round");
+        }
+        assert_eq!(firsts.len(), 3, "every node comes first for some process");
+    }
+
+    #[test]
+    fn shown_hides_passwords() {
+        let e = Endpoints::new(THREE).unwrap();
+        assert_eq!(
+            e.shown(),
+            "amqp://u:***@n1:5672/%2f,amqp://u:***@n2:5672/%2f,amqp://u:***@n3:5672/%2f"
+        );
+    }
+}
