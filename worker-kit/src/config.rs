@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::Error;
+use crate::queue::QueueType;
 
 /// Whether internals (error source chains) may reach callers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +61,9 @@ pub enum RpcQueueDurable {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Config {
-    /// `AMQP_URL`: the broker to connect to. Treat it as a secret: it may hold a password.
+    /// `AMQP_URL`: the broker to connect to, or a comma-separated list of the nodes of one
+    /// RabbitMQ cluster (tried in a shuffled order; a reconnect moves on to the next node).
+    /// Treat it as a secret: it may hold passwords.
     pub amqp_url: String,
     /// `AMQP_PREFETCH`: deliveries a worker may hold unacknowledged at once (per channel).
     pub prefetch: u16,
@@ -72,6 +75,10 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// `QUEUE_MAX_RETRIES`: how often a failed work-queue message is retried before parking.
     pub max_retries: u32,
+    /// `QUEUE_TYPE`: `classic` (default) or `quorum`, for the work-queue routes that do not
+    /// choose their own ([`QueueWorker::queue_type`](crate::queue::QueueWorker)). RPC
+    /// request queues are always classic.
+    pub queue_type: QueueType,
     /// `MAX_MESSAGE_BYTES`: largest message body accepted off the wire.
     pub max_message_bytes: usize,
     /// `MAX_DECODED_BYTES`: largest body after gunzip (guards against gzip bombs).
@@ -102,6 +109,7 @@ impl Default for Config {
             rpc_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(30),
             max_retries: 3,
+            queue_type: QueueType::Classic,
             max_message_bytes: 8 * 1024 * 1024,
             max_decoded_bytes: 8 * 1024 * 1024,
             mode: Mode::Production,
@@ -127,6 +135,7 @@ struct Raw {
     rpc_timeout_ms: Option<u64>,
     drain_timeout_ms: Option<u64>,
     queue_max_retries: Option<u32>,
+    queue_type: Option<String>,
     max_message_bytes: Option<usize>,
     max_decoded_bytes: Option<usize>,
     mode: Option<String>,
@@ -145,6 +154,7 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("RPC_TIMEOUT_MS", "30000"),
     ("DRAIN_TIMEOUT_MS", "30000"),
     ("QUEUE_MAX_RETRIES", "3"),
+    ("QUEUE_TYPE", "quorum"),
     ("MAX_MESSAGE_BYTES", "8388608"),
     ("MAX_DECODED_BYTES", "8388608"),
     ("MODE", "production"),
@@ -223,6 +233,23 @@ impl Config {
                 defaults.drain_timeout,
             )?,
             max_retries: raw.queue_max_retries.unwrap_or(defaults.max_retries),
+            queue_type: match raw
+                .queue_type
+                .as_deref()
+                .map(str::to_ascii_lowercase)
+                .as_deref()
+            {
+                None => defaults.queue_type,
+                Some("classic") => QueueType::Classic,
+                Some("quorum") => QueueType::Quorum,
+                Some(_) => {
+                    return Err(bad(
+                        "QUEUE_TYPE",
+                        raw.queue_type.as_deref().unwrap_or_default(),
+                        "expected classic or quorum",
+                    ));
+                }
+            },
             max_message_bytes: positive_bytes(
                 "MAX_MESSAGE_BYTES",
                 raw.max_message_bytes,
@@ -337,10 +364,23 @@ fn load_dotenv() -> Result<(), Error> {
 }
 
 fn check_amqp_url(url: &str) -> Result<(), Error> {
-    let shown = crate::redact::url(url);
-    match url.parse::<lapin::uri::AMQPUri>() {
+    use crate::amqp::endpoints::{ListError, parse};
+    match parse(url) {
         Ok(_) => Ok(()),
-        Err(e) => Err(bad("AMQP_URL", &shown, &format!("not an AMQP URL ({e})"))),
+        // One URL: the message the single-node user always got.
+        Err(ListError::Malformed { shown, problem, .. }) if !url.contains(',') => Err(bad(
+            "AMQP_URL",
+            &shown,
+            &format!("not an AMQP URL ({problem})"),
+        )),
+        Err(e) => {
+            let shown: Vec<String> = url.split(',').map(crate::redact::url).collect();
+            Err(bad(
+                "AMQP_URL",
+                &shown.join(","),
+                &format!("{e}; a list is comma-separated AMQP URLs, one per cluster node"),
+            ))
+        }
     }
 }
 
@@ -416,6 +456,7 @@ mod tests {
             ("RPC_TIMEOUT_MS", "2000"),
             ("DRAIN_TIMEOUT_MS", "3000"),
             ("QUEUE_MAX_RETRIES", "0"),
+            ("QUEUE_TYPE", "Quorum"),
             ("MAX_MESSAGE_BYTES", "1024"),
             ("MAX_DECODED_BYTES", "2048"),
             ("MODE", "development"),
@@ -433,6 +474,7 @@ mod tests {
         assert_eq!(c.rpc_timeout, Duration::from_secs(2));
         assert_eq!(c.drain_timeout, Duration::from_secs(3));
         assert_eq!(c.max_retries, 0);
+        assert_eq!(c.queue_type, QueueType::Quorum);
         assert_eq!(c.max_message_bytes, 1024);
         assert_eq!(c.max_decoded_bytes, 2048);
         assert!(c.is_development());
@@ -484,6 +526,11 @@ mod tests {
         );
         let m = message(&[("LOG_FORMAT", "xml")]);
         assert!(m.contains("expected pretty or json"), "{m}");
+        let m = message(&[("QUEUE_TYPE", "stream")]);
+        assert_eq!(
+            m,
+            "configuration: QUEUE_TYPE=\"stream\": expected classic or quorum, e.g. QUEUE_TYPE=quorum"
+        );
         let m = message(&[("PAUSE_ON_DB_OUTAGE", "sometimes")]);
         assert!(
             m.contains("expected off, queue or all, e.g. PAUSE_ON_DB_OUTAGE=queue"),
@@ -500,6 +547,26 @@ mod tests {
         let c = Config::from_vars(vars(&[])).unwrap();
         assert_eq!(c.rpc_queue_durable, RpcQueueDurable::Auto);
         assert_eq!(c.deadline_max_skew, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn url_list_is_accepted() {
+        let list = "amqp://u:p@n1:5672/%2f,amqp://u:p@n2:5672/%2f";
+        let c = Config::from_vars(vars(&[("AMQP_URL", list)])).unwrap();
+        assert_eq!(c.amqp_url, list);
+    }
+
+    #[test]
+    fn bad_list_entry_is_named_without_passwords() {
+        let m = message(&[("AMQP_URL", "amqp://u:pw1@n1/%2f,amqp//u:pw2@n2")]);
+        assert!(
+            m.starts_with("configuration: AMQP_URL=\"amqp://u:***@n1/%2f,"),
+            "{m}"
+        );
+        assert!(m.contains("entry 2"), "{m}");
+        assert!(!m.contains("pw1") && !m.contains("pw2"), "{m}");
+        let m = message(&[("AMQP_URL", "amqp://n1/%2f,")]);
+        assert!(m.contains("entry 2") && m.contains("empty entry"), "{m}");
     }
 
     #[test]

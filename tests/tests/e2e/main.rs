@@ -6,6 +6,7 @@ mod hostile;
 mod interop;
 mod protocol_v2;
 mod queue;
+mod quorum;
 mod rpc;
 mod services;
 mod shutdown;

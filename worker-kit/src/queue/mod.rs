@@ -1,9 +1,11 @@
 //! Work queues: [`QueueWorker`] works messages off durable queues with retries and a
 //! parking queue; [`QueuePublisher`] publishes persistent messages and waits for the
-//! broker's confirm.
+//! broker's confirm. A route's queue is classic or quorum ([`QueueType`]).
 
+mod declare;
 mod processor;
 mod publisher;
 
+pub use declare::{DELIVERY_LIMIT, QueueType};
 pub use processor::{Queue, QueueWorker, parking_queue};
 pub use publisher::{PublishError, QueuePublisher};

@@ -5,11 +5,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicNackOptions, QueueDeclareOptions};
+use lapin::options::{BasicAckOptions, BasicNackOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel};
 use tracing::{error, warn};
 
+use super::declare::{
+    QueueType, check_retries, durable_queue, parking_queue_args, route_queue_args,
+};
 use crate::TaskContract;
 use crate::amqp::consume::{Disposition, Processor};
 use crate::amqp::publish::Published;
@@ -28,9 +31,11 @@ pub fn parking_queue(route: &str) -> String {
 }
 
 /// The work-queue kind of [`Worker`]: acks on `Ok`, retries and parks on `Err`.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Queue {
     max_retries: Option<u32>,
+    /// Routes whose queue type differs from `QUEUE_TYPE`.
+    queue_types: Vec<(String, QueueType)>,
 }
 
 /// Works messages off durable queues.
@@ -74,6 +79,16 @@ impl<S: Clone + Send + Sync + 'static> Worker<Queue, S> {
         self.kind.max_retries = Some(n);
         self
     }
+
+    /// Declares route `route`'s queue and parking queue as `kind` instead of `QUEUE_TYPE`
+    /// (e.g. [`QueueType::Quorum`] for a route that must survive a broker node). A queue's
+    /// type cannot change once it exists; see [`QueueType`].
+    #[must_use]
+    pub fn queue_type(mut self, route: &str, kind: QueueType) -> Self {
+        self.kind.queue_types.retain(|(r, _)| r != route);
+        self.kind.queue_types.push((route.to_owned(), kind));
+        self
+    }
 }
 
 #[async_trait]
@@ -90,7 +105,18 @@ impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Queue, S> {
         let processor = QueueProcessor {
             limits: ctx.config.limits(),
             max_retries: self.kind.max_retries.unwrap_or(ctx.config.max_retries),
+            default_type: ctx.config.queue_type,
+            queue_types: self.kind.queue_types.clone(),
         };
+        for route in self.names() {
+            if let Err(e) =
+                check_retries(processor.queue_type(&route), &route, processor.max_retries)
+            {
+                // Reported as a failed start, as a refused declaration is.
+                let _ = ctx.ready.send(Err(Error::Config(e)));
+                return Ok(());
+            }
+        }
         self.run_with(ctx, processor).await
     }
 }
@@ -98,15 +124,16 @@ impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Queue, S> {
 struct QueueProcessor {
     limits: Limits,
     max_retries: u32,
+    default_type: QueueType,
+    queue_types: Vec<(String, QueueType)>,
 }
 
-/// A durable queue without arguments, exactly as the Python seed declares work queues.
-pub(crate) fn durable_queue() -> QueueDeclareOptions {
-    QueueDeclareOptions {
-        durable: true,
-        exclusive: false,
-        auto_delete: false,
-        ..QueueDeclareOptions::default()
+impl QueueProcessor {
+    fn queue_type(&self, route: &str) -> QueueType {
+        self.queue_types
+            .iter()
+            .find(|(r, _)| r == route)
+            .map_or(self.default_type, |(_, t)| *t)
     }
 }
 
@@ -121,15 +148,17 @@ impl Processor for QueueProcessor {
     }
 
     async fn declare(&self, channel: &Channel, route: &str) -> Result<(), lapin::Error> {
-        channel
-            .queue_declare(route.into(), durable_queue(), FieldTable::default())
-            .await?;
+        let kind = self.queue_type(route);
+        // The parking queue first: a quorum route queue dead-letters into it.
         channel
             .queue_declare(
                 parking_queue(route).as_str().into(),
                 durable_queue(),
-                FieldTable::default(),
+                parking_queue_args(kind),
             )
+            .await?;
+        channel
+            .queue_declare(route.into(), durable_queue(), route_queue_args(kind, route))
             .await?;
         Ok(())
     }

@@ -1,0 +1,215 @@
+//! Work-queue routes declared as quorum queues (`QUEUE_TYPE=quorum` or per route). Quorum
+//! queues work on a single node too, so these run against the default broker; the cluster
+//! tier (tests/tests/cluster) runs them over three nodes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use e2e::{RawPeer, unique, wait_until};
+use lapin::options::QueueDeclareOptions;
+use lapin::types::{AMQPValue, FieldTable};
+use worker_kit::queue::{QueuePublisher, QueueType, QueueWorker, parking_queue};
+use worker_kit::{ErrorReply, Payload, State};
+
+async fn count_or_fail(
+    State(seen): State<Arc<AtomicU32>>,
+    Payload(text): Payload<String>,
+) -> Result<(), ErrorReply> {
+    seen.fetch_add(1, Ordering::SeqCst);
+    if text == "always-fail" {
+        return Err(ErrorReply::new("Broken", "this message always fails"));
+    }
+    Ok(())
+}
+
+/// The error a declaration of `queue` with `args` gets (None when it succeeds), on a
+/// throwaway channel (a refused declaration closes its channel).
+async fn declare_error(queue: &str, args: FieldTable) -> Option<String> {
+    let conn = lapin::Connection::connect(&e2e::amqp_url(), Default::default())
+        .await
+        .expect("connect");
+    let ch = conn.create_channel().await.expect("channel");
+    let r = ch
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            args,
+        )
+        .await;
+    let _ = conn.close(200, "ok".into()).await;
+    r.err().map(|e| e.to_string())
+}
+
+fn quorum_args() -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    args
+}
+
+/// A route chosen as quorum in code: its queue and parking queue are quorum queues (a
+/// classic declaration of either is refused by the broker: the type cannot change in
+/// place), messages are worked, and a failing one is retried and parked by the kit.
+#[tokio::test]
+async fn quorum_route_works_retries_and_parks() {
+    let route = unique("quorum");
+    let seen = Arc::new(AtomicU32::new(0));
+    let running = e2e::start(
+        e2e::runner("quorum").await.register_worker(
+            QueueWorker::with_state(seen.clone())
+                .max_retries(2)
+                .route(&route, count_or_fail)
+                .queue_type(&route, QueueType::Quorum),
+        ),
+    )
+    .await;
+    let publisher = QueuePublisher::new(&e2e::broker("publisher").await);
+    for i in 0..10 {
+        publisher.publish(&route, &format!("m{i}")).await.unwrap();
+    }
+    publisher.publish(&route, "always-fail").await.unwrap();
+    let peer = RawPeer::connect().await;
+    wait_until(
+        Duration::from_secs(10),
+        "the failing message parked",
+        || {
+            let peer = &peer;
+            let route = &route;
+            async move { peer.ready_count(&parking_queue(route)).await == 1 }
+        },
+    )
+    .await;
+    running.stop().await.unwrap();
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        10 + 3,
+        "10 once, the bad one 3 times"
+    );
+    assert_eq!(peer.ready_count(&route).await, 0);
+
+    for q in [route.clone(), parking_queue(&route)] {
+        let err = declare_error(&q, FieldTable::default())
+            .await
+            .unwrap_or_else(|| panic!("{q} accepted a classic declaration: it is not quorum"));
+        assert!(err.contains("PRECONDITION_FAILED"), "{q}: {err}");
+    }
+    assert_eq!(
+        declare_error(&parking_queue(&route), quorum_args()).await,
+        None,
+        "the parking queue is a quorum queue"
+    );
+    peer.delete(&[&route, &parking_queue(&route)]).await;
+}
+
+/// `QUEUE_TYPE=quorum` makes every work-queue route quorum unless the route says classic;
+/// a route already declared classic (by a Python worker, say) is refused with a message
+/// that says why, instead of being consumed in a shape the other side did not choose.
+#[tokio::test]
+async fn queue_type_setting_and_per_route_override() {
+    let quorum_route = unique("qt-quorum");
+    let classic_route = unique("qt-classic");
+    let mut config = e2e::config();
+    config.queue_type = QueueType::Quorum;
+    let running = worker_kit::Runner::new(
+        "queue-type",
+        Arc::new(config.clone()),
+        e2e::broker("queue-type").await,
+    )
+    .register_worker(
+        QueueWorker::with_state(Arc::new(AtomicU32::new(0)))
+            .route(&quorum_route, count_or_fail)
+            .route(&classic_route, count_or_fail)
+            .queue_type(&classic_route, QueueType::Classic),
+    )
+    .start()
+    .await
+    .unwrap();
+    running.stop().await.unwrap();
+    assert!(
+        declare_error(&quorum_route, FieldTable::default())
+            .await
+            .is_some_and(|e| e.contains("PRECONDITION_FAILED")),
+        "QUEUE_TYPE=quorum declared {quorum_route} quorum"
+    );
+    assert_eq!(
+        declare_error(&classic_route, FieldTable::default()).await,
+        None,
+        "the per-route override kept {classic_route} classic"
+    );
+
+    // A classic queue someone else declared: a quorum worker refuses to start on it.
+    let taken = unique("qt-taken");
+    let peer = RawPeer::connect().await;
+    peer.declare_work_queue(&taken).await;
+    let err = worker_kit::Runner::new(
+        "queue-type",
+        Arc::new(config),
+        e2e::broker("queue-type").await,
+    )
+    .register_worker(
+        QueueWorker::with_state(Arc::new(AtomicU32::new(0))).route(&taken, count_or_fail),
+    )
+    .start()
+    .await
+    .expect_err("a quorum worker on a classic queue does not start");
+    let text = format!("{err:#}");
+    assert!(
+        text.contains(&taken) && text.contains("other flags or arguments"),
+        "{text}"
+    );
+    peer.delete(&[
+        &quorum_route,
+        &parking_queue(&quorum_route),
+        &classic_route,
+        &parking_queue(&classic_route),
+        &taken,
+        &parking_queue(&taken),
+    ])
+    .await;
+}
+
+/// A quorum route whose retry count changes between deploys still starts (the broker's
+/// delivery limit does not follow the retry count: RabbitMQ would refuse the changed
+/// declaration), and a retry count at or above that limit is refused at start.
+#[tokio::test]
+async fn quorum_route_survives_a_changed_retry_count() {
+    let route = unique("qt-retries");
+    for retries in [3, 5] {
+        let running = e2e::start(
+            e2e::runner("qt-retries").await.register_worker(
+                QueueWorker::with_state(Arc::new(AtomicU32::new(0)))
+                    .max_retries(retries)
+                    .route(&route, count_or_fail)
+                    .queue_type(&route, QueueType::Quorum),
+            ),
+        )
+        .await;
+        running.stop().await.unwrap();
+    }
+    let err = e2e::runner("qt-retries")
+        .await
+        .register_worker(
+            QueueWorker::with_state(Arc::new(AtomicU32::new(0)))
+                .max_retries(worker_kit::queue::DELIVERY_LIMIT)
+                .route(&route, count_or_fail)
+                .queue_type(&route, QueueType::Quorum),
+        )
+        .start()
+        .await
+        .expect_err("retries at the broker's delivery limit are refused");
+    assert!(
+        err.to_string()
+            .contains("reach the broker's delivery limit"),
+        "{err}"
+    );
+    RawPeer::connect()
+        .await
+        .delete(&[&route, &parking_queue(&route)])
+        .await;
+}

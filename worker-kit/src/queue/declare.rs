@@ -1,0 +1,161 @@
+//! How a work-queue route's queue and its parking queue are declared: classic (the Python
+//! seed's shape) or quorum (replicated over a RabbitMQ cluster).
+//!
+//! A queue's type is fixed when it is created: declaring an existing queue with another
+//! type (or other arguments) fails with `PRECONDITION_FAILED`. Every worker of a route,
+//! Python ones included, must therefore declare it the same way; moving a route to quorum
+//! means a new queue (drain and delete the old one, or use a new route name).
+
+use lapin::options::QueueDeclareOptions;
+use lapin::types::{AMQPValue, FieldTable};
+
+/// The type of a work-queue route's queue (and of its parking queue).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueueType {
+    /// A classic durable queue without arguments: exactly what the Python seed declares,
+    /// and the right choice on a single broker node.
+    #[default]
+    Classic,
+    /// A quorum queue: replicated over the cluster's nodes (Raft), survives the loss of a
+    /// minority of them. The broker's own delivery limit is set above the kit's retry count
+    /// as a safety net, and what it catches is dead-lettered (at least once) to the route's
+    /// parking queue.
+    Quorum,
+}
+
+impl QueueType {
+    /// The value `QUEUE_TYPE` takes for this type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Classic => "classic",
+            Self::Quorum => "quorum",
+        }
+    }
+}
+
+/// The broker's delivery limit (`x-delivery-limit`) on a quorum route queue: a safety net
+/// above the kit's own retries, which a quorum route's `QUEUE_MAX_RETRIES` must stay below.
+///
+/// The kit's retries are new copies (each starts at delivery count 0), so the broker's
+/// count only grows when a delivery goes back to the queue unsettled: a worker lost
+/// mid-handler, or a retry copy that could not be stored during a broker failure. Those
+/// are rare and never add up to 50; a message that crashes its worker over and over does,
+/// and is dead-lettered to the parking queue instead of looping forever.
+///
+/// It is a constant, not derived from the retry count, because RabbitMQ compares it when
+/// a queue is declared again: a limit that followed `QUEUE_MAX_RETRIES` would make the
+/// next deploy with another retry count fail with `PRECONDITION_FAILED`.
+pub const DELIVERY_LIMIT: u32 = 50;
+
+/// A durable, non-exclusive, non-auto-delete queue: both types, both queues.
+pub(crate) fn durable_queue() -> QueueDeclareOptions {
+    QueueDeclareOptions {
+        durable: true,
+        exclusive: false,
+        auto_delete: false,
+        ..QueueDeclareOptions::default()
+    }
+}
+
+/// The arguments of route `route`'s own queue.
+pub(crate) fn route_queue_args(kind: QueueType, route: &str) -> FieldTable {
+    let mut args = FieldTable::default();
+    if kind == QueueType::Quorum {
+        quorum(&mut args);
+        args.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongLongInt(i64::from(DELIVERY_LIMIT)),
+        );
+        // What exceeds the limit goes to the parking queue through the default exchange,
+        // and is removed from this queue only once the parking queue has confirmed it
+        // (at-least-once dead-lettering, which RabbitMQ allows only with reject-publish).
+        args.insert("x-dead-letter-exchange".into(), long_string(""));
+        args.insert(
+            "x-dead-letter-routing-key".into(),
+            long_string(&super::parking_queue(route)),
+        );
+        args.insert(
+            "x-dead-letter-strategy".into(),
+            long_string("at-least-once"),
+        );
+        args.insert("x-overflow".into(), long_string("reject-publish"));
+    }
+    args
+}
+
+/// Refuses a retry count that would not stay below the broker's delivery limit on a quorum
+/// route (the broker would then park messages the kit still meant to retry).
+pub(crate) fn check_retries(kind: QueueType, route: &str, max_retries: u32) -> Result<(), String> {
+    if kind == QueueType::Quorum && max_retries >= DELIVERY_LIMIT {
+        return Err(format!(
+            "quorum route `{route}`: {max_retries} retries reach the broker's delivery limit ({DELIVERY_LIMIT}); use fewer than {DELIVERY_LIMIT} (QUEUE_MAX_RETRIES or QueueWorker::max_retries)"
+        ));
+    }
+    Ok(())
+}
+
+/// The arguments of a route's parking queue.
+pub(crate) fn parking_queue_args(kind: QueueType) -> FieldTable {
+    let mut args = FieldTable::default();
+    if kind == QueueType::Quorum {
+        quorum(&mut args);
+    }
+    args
+}
+
+fn quorum(args: &mut FieldTable) {
+    args.insert("x-queue-type".into(), long_string("quorum"));
+}
+
+fn long_string(s: &str) -> AMQPValue {
+    AMQPValue::LongString(s.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get<'a>(args: &'a FieldTable, key: &str) -> Option<&'a AMQPValue> {
+        args.inner().get(key)
+    }
+
+    #[test]
+    fn classic_has_no_arguments() {
+        assert!(route_queue_args(QueueType::Classic, "r").inner().is_empty());
+        assert!(parking_queue_args(QueueType::Classic).inner().is_empty());
+    }
+
+    #[test]
+    fn quorum_route_queue() {
+        let args = route_queue_args(QueueType::Quorum, "images.resize");
+        assert_eq!(
+            get(&args, "x-queue-type"),
+            Some(&AMQPValue::LongString("quorum".into()))
+        );
+        assert_eq!(
+            get(&args, "x-delivery-limit"),
+            Some(&AMQPValue::LongLongInt(50))
+        );
+        assert_eq!(
+            get(&args, "x-dead-letter-routing-key"),
+            Some(&AMQPValue::LongString("images.resize.dead".into()))
+        );
+        assert_eq!(
+            get(&args, "x-dead-letter-strategy"),
+            Some(&AMQPValue::LongString("at-least-once".into()))
+        );
+        let parking = parking_queue_args(QueueType::Quorum);
+        assert_eq!(parking.inner().len(), 1, "the parking queue is only quorum");
+    }
+
+    #[test]
+    fn retries_stay_below_the_delivery_limit() {
+        assert!(check_retries(QueueType::Quorum, "r", DELIVERY_LIMIT - 1).is_ok());
+        let e = check_retries(QueueType::Quorum, "r", DELIVERY_LIMIT).unwrap_err();
+        assert!(
+            e.contains("quorum route `r`") && e.contains("fewer than 50"),
+            "{e}"
+        );
+        assert!(check_retries(QueueType::Classic, "r", 1000).is_ok());
+    }
+}
