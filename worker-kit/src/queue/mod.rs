@@ -5,6 +5,7 @@
 mod declare;
 mod processor;
 mod publisher;
+pub(crate) mod work;
 
 pub use declare::{DELIVERY_LIMIT, QueueType};
 pub use processor::{Queue, QueueWorker, parking_queue};

@@ -17,12 +17,11 @@ use crate::TaskContract;
 use crate::amqp::consume::{Disposition, Processor};
 use crate::amqp::publish::Published;
 use crate::error::Error;
-use crate::handler::extract::Incoming;
 use crate::handler::routes::{BoundHandler, TaskRoute};
-use crate::handler::{ContainsPayload, Handler, Outcome};
+use crate::handler::{ContainsPayload, Handler};
+use crate::queue::work::{Next, work};
 use crate::wire::delivery::{self, RETRY_COUNT_HEADER};
-use crate::wire::envelope::{self, Limits};
-use crate::wire::reply_error::ErrorReply;
+use crate::wire::envelope::Limits;
 use crate::worker::{Runnable, Worker, WorkerContext};
 
 /// The parking queue of `route`: where messages go that could not be worked.
@@ -171,36 +170,14 @@ impl Processor for QueueProcessor {
         handler: BoundHandler,
     ) -> Disposition {
         let meta = delivery::meta(&delivery, route);
-        let retry_count = meta.retry_count;
-        let next = match envelope::decode_request(&delivery.data, &self.limits) {
-            Err(e) => {
-                error!(error = %e, "undecodable work message; parking it");
-                Next::Park(e.to_reply())
-            }
-            Ok(req) => {
-                let msg = Incoming {
-                    route: route.clone(),
-                    data: req.data,
-                    meta,
-                };
-                match handler(msg).await {
-                    Outcome::Ok(_) => Next::Ack,
-                    // The payload will not fit on a second try either.
-                    Outcome::Rejected(e) => {
-                        error!(error_type = %e.error_type, message = %e.message, "work message rejected; parking it");
-                        Next::Park(e)
-                    }
-                    Outcome::Failed(e) if retry_count < self.max_retries => {
-                        error!(error_type = %e.error_type, message = %e.message, trace = ?e.trace, attempt = retry_count + 1, max_retries = self.max_retries, "handler failed; retrying");
-                        Next::Retry(retry_count + 1)
-                    }
-                    Outcome::Failed(e) => {
-                        error!(error_type = %e.error_type, message = %e.message, trace = ?e.trace, retries = retry_count, "handler failed and retries are exhausted; parking the message");
-                        Next::Park(e)
-                    }
-                }
-            }
-        };
+        let next = work(
+            &delivery.data,
+            meta,
+            &handler,
+            &self.limits,
+            self.max_retries,
+        )
+        .await;
         let (name, republished) = match next {
             Next::Ack => (Disposition::Ok, Ok(())),
             Next::Retry(n) => {
@@ -258,13 +235,6 @@ impl Processor for QueueProcessor {
             }
         }
     }
-}
-
-/// What happens to a message after its handler ran.
-enum Next {
-    Ack,
-    Retry(u32),
-    Park(ErrorReply),
 }
 
 /// The delivery's headers plus `extra` (replacing same-named ones).

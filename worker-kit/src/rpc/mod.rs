@@ -1,5 +1,6 @@
 //! Request/response over AMQP: [`RpcWorker`] answers routes, [`RpcClient`] calls them.
 
+pub(crate) mod answer;
 mod client;
 mod processor;
 

@@ -17,12 +17,10 @@ use crate::Contract;
 use crate::amqp::consume::{Disposition, Processor};
 use crate::config::Config;
 use crate::error::Error;
-use crate::handler::extract::Incoming;
 use crate::handler::routes::{BoundHandler, RpcRoute};
-use crate::handler::{ContainsPayload, Handler, Outcome};
-use crate::wire::envelope::{self, Encoding, Limits};
-use crate::wire::reply_error::ErrorReply;
-use crate::wire::{deadline, delivery};
+use crate::handler::{ContainsPayload, Handler};
+use crate::rpc::answer::{Answer, AnswerSettings, answer};
+use crate::wire::delivery;
 use crate::worker::{Runnable, Worker, WorkerContext};
 
 /// The dead-letter exchange every RPC route queue names (docs/protocol.md).
@@ -84,16 +82,17 @@ impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Rpc, S> {
 }
 
 pub(crate) struct RpcProcessor {
-    limits: Limits,
-    development: bool,
+    settings: AnswerSettings,
     max_skew: Duration,
 }
 
 impl RpcProcessor {
     fn new(config: &Config) -> Self {
         Self {
-            limits: config.limits(),
-            development: config.is_development(),
+            settings: AnswerSettings {
+                limits: config.limits(),
+                development: config.is_development(),
+            },
             max_skew: config.deadline_max_skew,
         }
     }
@@ -158,62 +157,12 @@ impl Processor for RpcProcessor {
         handler: BoundHandler,
     ) -> Disposition {
         let meta = delivery::meta_at(&delivery, route, SystemTime::now(), self.max_skew);
-        let (encoding, outcome) = match envelope::decode_request(&delivery.data, &self.limits) {
-            Err(e) => {
-                warn!(error = %e, "undecodable request");
-                (
-                    Encoding::detect(&delivery.data),
-                    Outcome::Rejected(e.to_reply()),
-                )
-            }
-            Ok(req) => {
-                tracing::debug!(body = req.data.get(), "request");
-                let deadline = meta.deadline;
-                let msg = Incoming {
-                    route: route.clone(),
-                    data: req.data,
-                    meta,
-                };
-                // Nested calls made by the handler inherit the deadline (task-local).
-                let run = deadline::scope(deadline, handler(msg));
-                let outcome = match deadline {
-                    Some(d) if d.is_past() => Outcome::Failed(ErrorReply::timeout(
-                        "the caller's deadline passed before the request was handled",
-                    )),
-                    Some(d) => match tokio::time::timeout(d.remaining(), run).await {
-                        Ok(o) => o,
-                        Err(_) => Outcome::Failed(ErrorReply::timeout(
-                            "the caller's deadline passed while the request was handled",
-                        )),
-                    },
-                    None => run.await,
-                };
-                (req.encoding, outcome)
-            }
-        };
-        let (name, amqp_type, body) = match &outcome {
-            Outcome::Ok(json) => (
-                Disposition::Ok,
-                "result",
-                envelope::encode_success(json, encoding),
-            ),
-            Outcome::Failed(e) => {
-                log_failure(e);
-                (
-                    Disposition::Error,
-                    "result",
-                    envelope::encode_error(e, self.development, encoding),
-                )
-            }
-            Outcome::Rejected(e) => {
-                warn!(error_type = %e.error_type, message = %e.message, "request rejected");
-                (
-                    Disposition::Rejected,
-                    "error",
-                    envelope::encode_error(e, self.development, encoding),
-                )
-            }
-        };
+        let Answer {
+            disposition: name,
+            amqp_type,
+            encoding,
+            body,
+        } = answer(&delivery.data, meta, &handler, self.settings).await;
         let props = &delivery.properties;
         let Some(reply_to) = props.reply_to().as_ref().filter(|r| !r.as_str().is_empty()) else {
             warn!(
@@ -261,14 +210,6 @@ impl Processor for RpcProcessor {
             }
         }
         name
-    }
-}
-
-fn log_failure(e: &ErrorReply) {
-    if e.error_type == "Internal" {
-        error!(error_type = %e.error_type, message = %e.message, trace = ?e.trace, "handler failed");
-    } else {
-        warn!(error_type = %e.error_type, message = %e.message, "handler returned an error");
     }
 }
 

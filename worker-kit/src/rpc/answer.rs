@@ -1,0 +1,111 @@
+//! One request in, one reply body out: decode the envelope, run the handler within the
+//! caller's deadline, encode the reply. No AMQP here, so the in-process test client
+//! (`worker_kit::testing`) runs exactly what the RPC worker runs per request.
+
+use tracing::{error, warn};
+
+use crate::amqp::consume::Disposition;
+use crate::handler::Outcome;
+use crate::handler::extract::{Incoming, Meta};
+use crate::handler::routes::BoundHandler;
+use crate::wire::deadline;
+use crate::wire::envelope::{self, Encoding, Limits};
+use crate::wire::reply_error::ErrorReply;
+
+/// The reply to one request, ready to publish.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    /// How the request was settled (the log span's `outcome`).
+    pub(crate) disposition: Disposition,
+    /// The reply's AMQP `type` property: `result`, or `error` when the request never
+    /// reached the handler (as the Python seed marks them).
+    pub(crate) amqp_type: &'static str,
+    /// The request's encoding, which the reply uses too.
+    pub(crate) encoding: Encoding,
+    /// The encoded reply envelope.
+    pub(crate) body: Vec<u8>,
+}
+
+/// Settings of the answering side.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AnswerSettings {
+    pub(crate) limits: Limits,
+    /// Development mode: error replies carry their trace.
+    pub(crate) development: bool,
+}
+
+/// Answers the request `body` that arrived with `meta` on `meta.route`.
+pub(crate) async fn answer(
+    body: &[u8],
+    meta: Meta,
+    handler: &BoundHandler,
+    settings: AnswerSettings,
+) -> Answer {
+    let (encoding, outcome) = match envelope::decode_request(body, &settings.limits) {
+        Err(e) => {
+            warn!(error = %e, "undecodable request");
+            (Encoding::detect(body), Outcome::Rejected(e.to_reply()))
+        }
+        Ok(req) => {
+            tracing::debug!(body = req.data.get(), "request");
+            let deadline = meta.deadline;
+            let msg = Incoming {
+                route: meta.route.clone(),
+                data: req.data,
+                meta,
+            };
+            // Nested calls made by the handler inherit the deadline (task-local).
+            let run = deadline::scope(deadline, handler(msg));
+            let outcome = match deadline {
+                Some(d) if d.is_past() => Outcome::Failed(ErrorReply::timeout(
+                    "the caller's deadline passed before the request was handled",
+                )),
+                Some(d) => match tokio::time::timeout(d.remaining(), run).await {
+                    Ok(o) => o,
+                    Err(_) => Outcome::Failed(ErrorReply::timeout(
+                        "the caller's deadline passed while the request was handled",
+                    )),
+                },
+                None => run.await,
+            };
+            (req.encoding, outcome)
+        }
+    };
+    let (disposition, amqp_type, body) = match &outcome {
+        Outcome::Ok(json) => (
+            Disposition::Ok,
+            "result",
+            envelope::encode_success(json, encoding),
+        ),
+        Outcome::Failed(e) => {
+            log_failure(e);
+            (
+                Disposition::Error,
+                "result",
+                envelope::encode_error(e, settings.development, encoding),
+            )
+        }
+        Outcome::Rejected(e) => {
+            warn!(error_type = %e.error_type, message = %e.message, "request rejected");
+            (
+                Disposition::Rejected,
+                "error",
+                envelope::encode_error(e, settings.development, encoding),
+            )
+        }
+    };
+    Answer {
+        disposition,
+        amqp_type,
+        encoding,
+        body,
+    }
+}
+
+fn log_failure(e: &ErrorReply) {
+    if e.error_type == "Internal" {
+        error!(error_type = %e.error_type, message = %e.message, trace = ?e.trace, "handler failed");
+    } else {
+        warn!(error_type = %e.error_type, message = %e.message, "handler returned an error");
+    }
+}
