@@ -3,7 +3,8 @@
 # broker user (greeter calls example through them), restarts a service when its source changes
 # and when a file is added (the new file is watched from then on), stops on SIGTERM (which works
 # in any job-control state; a background job ignores SIGINT) with the services' shutdown lines
-# in its output, and leaves no process, broker user or pg_hba.conf change behind. On any failure
+# in its output, and on SIGINT (Ctrl+C) too, and leaves no process, broker user or pg_hba.conf
+# change behind. On any failure
 # the test stops what it started and restores the files it changed.
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
@@ -162,4 +163,27 @@ fi
 if [ -n "$hba" ]; then
     cmp -s "$hba" "$work/hba.before" || fail "$hba is byte for byte as it was"
     echo "PASS $hba is byte for byte as it was"
+fi
+
+# Ctrl+C: SIGINT stops dev as well, when this shell can deliver it (a shell that started with
+# SIGINT ignored, e.g. inside a background job, passes that on and no program can undo it).
+sigint_ignored() { (($(printf '%d' "0x$(awk '/^SigIgn:/ {print $2}' /proc/$$/status)") & 2)); }
+if sigint_ignored; then
+    echo "SKIP SIGINT: this test runs with SIGINT ignored (a background job); SIGTERM was tested"
+    exit 0
+fi
+set -m
+scripts/dev >"$log" 2>&1 &
+dev_pid=$!
+set +m
+wait_until "the example service answers again" 300 ours_answers
+kill -INT "$dev_pid"
+wait_until "dev stops on SIGINT" 60 bash -c "! kill -0 $dev_pid 2>/dev/null"
+dev_pid=""
+[ -z "$(left_behind)" ] || fail "processes left behind after SIGINT"
+echo "PASS dev stops on SIGINT (Ctrl+C) too, leaving nothing running"
+if [ -n "$can_list_users" ]; then
+    broker_users >"$work/users.after"
+    cmp -s "$work/users.before" "$work/users.after" || fail "the broker's users are as they were after SIGINT"
+    echo "PASS the broker's users are as they were after SIGINT"
 fi
