@@ -4,8 +4,8 @@
 # and when a file is added (the new file is watched from then on), stops on SIGTERM (which works
 # in any job-control state; a background job ignores SIGINT) with the services' shutdown lines
 # in its output, and on SIGINT (Ctrl+C) too, and leaves no process, broker user or pg_hba.conf
-# change behind. On any failure
-# the test stops what it started and restores the files it changed.
+# change behind. On any failure the test stops what it started and restores the files it
+# changed.
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 . "$(dirname "$0")/../../scripts/lib/common.sh"
