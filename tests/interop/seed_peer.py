@@ -3,9 +3,12 @@ JSON + gzip serialization and the seed's response shapes.
 
   seed_peer.py call URL          call the example service's routes through aio-pika's
                                  RPC.call, print the replies as JSON
-  seed_peer.py serve URL ROUTE   register ROUTE with aio-pika's RPC.register, as the seed's
+  seed_peer.py serve URL ROUTE [durable]
+                                 register ROUTE with aio-pika's RPC.register, as the seed's
                                  RPCWorker does: echo the data, or fail with ValueError when
-                                 the data is "raise"
+                                 the data is "raise"; with "durable", declare the queue
+                                 durable (what a Python fleet does once its RPC queues are,
+                                 e.g. on RabbitMQ 4.3)
 """
 
 import asyncio
@@ -57,7 +60,7 @@ async def call(url):
         print(json.dumps(results))
 
 
-async def serve(url, route):
+async def serve(url, route, durable=False):
     conn = await aio_pika.connect(url)
     channel = await conn.channel()
     rpc = await SeedRPC.create(channel)
@@ -72,7 +75,7 @@ async def serve(url, route):
         except Exception as err:  # noqa: BLE001 - the seed catches everything
             return error_response(err)
 
-    await rpc.register(route, handler)
+    await rpc.register(route, handler, durable=durable)
     print("ready", flush=True)
     await asyncio.Future()
 
@@ -81,4 +84,4 @@ if __name__ == "__main__":
     if sys.argv[1] == "call":
         asyncio.run(call(sys.argv[2]))
     else:
-        asyncio.run(serve(sys.argv[2], sys.argv[3]))
+        asyncio.run(serve(sys.argv[2], sys.argv[3], durable=sys.argv[4:] == ["durable"]))

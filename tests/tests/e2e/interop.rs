@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use e2e::unique;
 use serde_json::{Value, json};
-use worker_kit::rpc::RpcClient;
+use worker_kit::config::RpcQueueDurable;
+use worker_kit::rpc::{RpcClient, RpcWorker};
 
 fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -88,13 +89,14 @@ async fn python_client_calls_the_rust_example_service() {
     assert_eq!(replies["dictionary"]["data"]["second"], json!("two"));
 }
 
-#[tokio::test]
-async fn rust_client_calls_a_python_seed_worker() {
+/// A Python seed worker serving `route` (declaring its queue durable when asked), once it
+/// consumes.
+async fn python_worker(route: &str, durable: bool) -> tokio::process::Child {
     let py = tokio::task::spawn_blocking(python).await.unwrap();
-    let route = unique("py-echo");
     let mut child = tokio::process::Command::new(py)
         .arg(script())
-        .args(["serve", &e2e::amqp_url(), &route])
+        .args(["serve", &e2e::amqp_url(), route])
+        .args(durable.then_some("durable"))
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -110,6 +112,13 @@ async fn rust_client_calls_a_python_seed_worker() {
     .expect("python worker ready within 30 s")
     .unwrap();
     assert_eq!(line.trim(), "ready");
+    child
+}
+
+#[tokio::test]
+async fn rust_client_calls_a_python_seed_worker() {
+    let route = unique("py-echo");
+    let mut child = python_worker(&route, false).await;
     let c = RpcClient::new(&e2e::broker("caller").await, &e2e::config())
         .await
         .unwrap();
@@ -136,4 +145,74 @@ async fn rust_client_calls_a_python_seed_worker() {
     );
     child.kill().await.unwrap();
     e2e::RawPeer::connect().await.delete(&[&route]).await;
+}
+
+async fn answers_rust(
+    _: worker_kit::Payload<Value>,
+) -> Result<&'static str, worker_kit::ErrorReply> {
+    Ok("rust")
+}
+
+/// A Rust and a Python worker on one RPC queue, started in `order`, with
+/// `RPC_QUEUE_DURABLE=setting`: both consume it and both answer calls.
+async fn share_one_queue(setting: RpcQueueDurable, python_first: bool, python_durable: bool) {
+    let route = unique("shared");
+    let rust_worker = || async {
+        let mut config = e2e::config();
+        config.rpc_queue_durable = setting;
+        let runner = worker_kit::Runner::new(
+            "interop-shared",
+            std::sync::Arc::new(config),
+            e2e::broker("interop-shared").await,
+        )
+        .register_worker(RpcWorker::new().route(&route, answers_rust));
+        runner
+            .start()
+            .await
+            .unwrap_or_else(|e| panic!("{setting:?}: the Rust worker joins the queue: {e}"))
+    };
+    let (mut child, running) = if python_first {
+        let child = python_worker(&route, python_durable).await;
+        (child, rust_worker().await)
+    } else {
+        let running = rust_worker().await;
+        (python_worker(&route, python_durable).await, running)
+    };
+    let peer = e2e::RawPeer::connect().await;
+    assert_eq!(peer.counts(&route).await.1, 2, "{setting:?}: two consumers");
+    let c = RpcClient::new(&e2e::broker("interop-shared-caller").await, &e2e::config())
+        .await
+        .unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    let limit = tokio::time::Instant::now() + Duration::from_secs(20);
+    while seen.len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < limit,
+            "{setting:?}: both workers answer; seen {seen:?}"
+        );
+        let v = c.call_json(&route, json!("python")).await.unwrap();
+        seen.insert(v.as_str().unwrap_or_default().to_owned());
+    }
+    assert_eq!(seen, ["python", "rust"].map(str::to_owned).into());
+    running.stop().await.unwrap();
+    child.kill().await.unwrap();
+    peer.delete(&[&route]).await;
+}
+
+#[tokio::test]
+async fn python_and_rust_workers_share_a_queue_with_rpc_queue_durable_auto() {
+    share_one_queue(RpcQueueDurable::Auto, false, false).await;
+}
+
+#[tokio::test]
+async fn python_and_rust_workers_share_a_queue_with_rpc_queue_durable_false() {
+    share_one_queue(RpcQueueDurable::False, true, false).await;
+}
+
+#[tokio::test]
+async fn python_and_rust_workers_share_a_queue_with_rpc_queue_durable_true() {
+    // Rust declares it durable and the Python side follows; and a queue the Python side
+    // declared in the seed's shape is consumed as it is.
+    share_one_queue(RpcQueueDurable::True, false, true).await;
+    share_one_queue(RpcQueueDurable::True, true, false).await;
 }

@@ -1,16 +1,19 @@
 //! Protocol v2 (docs/protocol.md): replies without publisher confirms, deadlines read from
 //! either form and bounded by the relative budget `x-timeout-ms`, and deadlines that flow
-//! into nested calls by themselves.
+//! into nested calls by themselves, and RPC queues that work on RabbitMQ 3.x and 4.x.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use e2e::proxy::Proxy;
 use e2e::{RawPeer, gzip, reply_json, unique, wait_until};
 use lapin::BasicProperties;
+use lapin::options::QueueDeclareOptions;
 use lapin::types::{AMQPValue, FieldTable};
 use serde_json::{Value, json};
+use worker_kit::config::{Config, RpcQueueDurable};
 use worker_kit::rpc::{CallError, CallOptions, RpcClient, RpcWorker};
-use worker_kit::{ErrorReply, Meta, State};
+use worker_kit::{Broker, ErrorReply, Meta, Runner, State};
 
 fn now_ms() -> u64 {
     u64::try_from(
@@ -332,4 +335,144 @@ async fn a_nested_call_without_enough_budget_fails_at_once() {
     assert_eq!(*ran.lock().unwrap(), 0, "the inner route never ran");
     running.stop().await.unwrap();
     peer.delete(&[&r_outer, &r_inner]).await;
+}
+
+/// Whether `queue` is durable, as the broker lists it (`None` when it does not exist).
+async fn queue_durable(queue: &str) -> Option<bool> {
+    rabbitmqctl(&["list_queues", "-q", "name", "durable"])
+        .await
+        .iter()
+        .find(|f| f[0] == queue)
+        .map(|f| f[1] == "true")
+}
+
+fn config_with(shape: RpcQueueDurable) -> Arc<Config> {
+    let mut c = e2e::config();
+    c.rpc_queue_durable = shape;
+    Arc::new(c)
+}
+
+/// An RPC worker on `route` with `RPC_QUEUE_DURABLE=shape`, on `broker`.
+fn shaped_runner(broker: Broker, route: &str, shape: RpcQueueDurable) -> Runner {
+    Runner::new("v2-shape", config_with(shape), broker)
+        .register_worker(RpcWorker::new().route(route, timing))
+}
+
+/// Declares `queue` the way a Python worker does, transient or durable.
+async fn declare_like_python(peer: &RawPeer, queue: &str, durable: bool) {
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString("rpc.dlx".into()),
+    );
+    peer.channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                durable,
+                ..QueueDeclareOptions::default()
+            },
+            args,
+        )
+        .await
+        .expect("declare like the Python worker");
+}
+
+#[tokio::test]
+async fn rpc_queue_durable_picks_the_shape_of_a_missing_queue() {
+    for (shape, durable) in [
+        (RpcQueueDurable::Auto, false),
+        (RpcQueueDurable::False, false),
+        (RpcQueueDurable::True, true),
+    ] {
+        let route = unique("v2-shape");
+        let running = shaped_runner(e2e::broker("v2-shape").await, &route, shape)
+            .start()
+            .await
+            .unwrap_or_else(|e| panic!("{shape:?}: {e}"));
+        assert_eq!(queue_durable(&route).await, Some(durable), "{shape:?}");
+        let mut peer = RawPeer::connect().await;
+        let reply = peer
+            .request(&route, &gzip(br#"{"data": null}"#), "shape")
+            .await;
+        assert_eq!(reply_json(&reply)["success"], json!(true), "{shape:?}");
+        running.stop().await.unwrap();
+        peer.delete(&[&route]).await;
+    }
+}
+
+#[tokio::test]
+async fn an_existing_route_queue_is_consumed_as_it_is_whatever_the_setting() {
+    let peer = RawPeer::connect().await;
+    for (declared_durable, shape) in [
+        (true, RpcQueueDurable::False),
+        (true, RpcQueueDurable::Auto),
+        (false, RpcQueueDurable::True),
+    ] {
+        let route = unique("v2-existing");
+        declare_like_python(&peer, &route, declared_durable).await;
+        let running = shaped_runner(e2e::broker("v2-existing").await, &route, shape)
+            .start()
+            .await
+            .unwrap_or_else(|e| panic!("durable={declared_durable}, {shape:?}: {e}"));
+        assert_eq!(
+            queue_durable(&route).await,
+            Some(declared_durable),
+            "left as it was"
+        );
+        let mut caller = RawPeer::connect().await;
+        let reply = caller
+            .request(&route, &gzip(br#"{"data": null}"#), "existing")
+            .await;
+        assert_eq!(reply_json(&reply)["success"], json!(true));
+        running.stop().await.unwrap();
+        peer.delete(&[&route]).await;
+    }
+}
+
+/// A broker connection through a proxy that answers transient queue declarations the way
+/// RabbitMQ 4.3 does by default.
+async fn refusing_broker() -> (Proxy, Broker) {
+    let proxy = Proxy::start_refusing_transient_queues("127.0.0.1:5672".parse().unwrap()).await;
+    let url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port());
+    let broker = Broker::connect(&url, "v2-refusing", Duration::from_secs(10))
+        .await
+        .expect("connect through the proxy");
+    (proxy, broker)
+}
+
+#[tokio::test]
+async fn on_a_broker_refusing_transient_queues_auto_declares_a_durable_one() {
+    let (proxy, broker) = refusing_broker().await;
+    let route = unique("v2-refused");
+    let running = shaped_runner(broker, &route, RpcQueueDurable::Auto)
+        .start()
+        .await
+        .expect("an RPC worker starts on RabbitMQ 4.3 defaults");
+    assert!(
+        proxy.refused_declarations() >= 1,
+        "the transient shape was tried first"
+    );
+    assert_eq!(queue_durable(&route).await, Some(true));
+    let mut peer = RawPeer::connect().await;
+    let reply = peer
+        .request(&route, &gzip(br#"{"data": null}"#), "refused")
+        .await;
+    assert_eq!(reply_json(&reply)["success"], json!(true));
+    running.stop().await.unwrap();
+    peer.delete(&[&route]).await;
+}
+
+#[tokio::test]
+async fn rpc_queue_durable_false_on_a_refusing_broker_says_what_to_change() {
+    let (_proxy, broker) = refusing_broker().await;
+    let route = unique("v2-refused-false");
+    let err = shaped_runner(broker, &route, RpcQueueDurable::False)
+        .start()
+        .await
+        .expect_err("the forced transient shape cannot be declared");
+    let text = err.to_string();
+    assert!(text.contains(&route), "{text}");
+    assert!(text.contains("RPC_QUEUE_DURABLE"), "{text}");
+    assert_eq!(queue_durable(&route).await, None, "nothing declared");
 }

@@ -332,23 +332,24 @@ async fn duplicate_routes_are_refused_at_start() {
 
 #[tokio::test]
 async fn queue_declared_with_other_arguments_is_a_clear_error() {
+    // An RPC route consumes an existing queue as it is (protocol v2); a work route declares
+    // its queue, so a transient queue where it wants a durable one is a conflict.
+    async fn work(Payload(_): Payload<serde_json::Value>) -> Result<(), ErrorReply> {
+        Ok(())
+    }
     let route = unique("conflict");
     let peer = RawPeer::connect().await;
-    // A durable queue (work-queue flags) where an RPC route wants a transient one.
     peer.channel
         .queue_declare(
             route.as_str().into(),
-            lapin::options::QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
+            lapin::options::QueueDeclareOptions::default(),
             FieldTable::default(),
         )
         .await
         .unwrap();
     let err = e2e::runner("rpc-conflict")
         .await
-        .register_worker(RpcWorker::new().route(&route, echo))
+        .register_worker(worker_kit::queue::QueueWorker::new().route(&route, work))
         .start()
         .await
         .unwrap_err();

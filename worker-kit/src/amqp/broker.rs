@@ -249,6 +249,26 @@ impl Broker {
         }
     }
 
+    /// Opens a connection of its own with this broker's settings, which nobody supervises:
+    /// for a short exchange that may make the broker close the connection (the RPC worker's
+    /// queue-shape probe), so that the process's own connection never takes the hit.
+    pub(crate) async fn open_unsupervised(
+        &self,
+        purpose: &str,
+    ) -> Result<Connection, lapin::Error> {
+        let name = format!("{} ({purpose})", self.inner.name);
+        // Any node of a cluster will do; one that is down is skipped.
+        let mut last = None;
+        for _ in 0..self.inner.endpoints.len() {
+            match open(&self.inner.endpoints.next().url, &name).await {
+                Ok(conn) => return Ok(conn),
+                Err(e) => last = Some(e),
+            }
+        }
+        // The list is never empty, so `last` is set; the fallback only satisfies the types.
+        Err(last.unwrap_or_else(|| lapin::ErrorKind::ChannelsLimitReached.into()))
+    }
+
     /// Whether [`Broker::close`] was called.
     pub fn is_closed(&self) -> bool {
         self.inner.closed.is_cancelled()

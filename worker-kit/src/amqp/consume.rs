@@ -354,6 +354,8 @@ async fn consume_one<P: Processor>(
     processor.declare(channel, route).await.map_err(|e| {
         let hint = if e.to_string().contains("PRECONDITION_FAILED") {
             " (a queue of that name already exists with other flags or arguments; docs/protocol.md fixes them: delete the queue or fix whoever declared it)"
+        } else if crate::rpc::refuses_transient_queues(&e) {
+            " (the broker refuses transient non-exclusive queues, as RabbitMQ 4.3 does by default: set RPC_QUEUE_DURABLE=auto or true, or permit the deprecated feature transient_nonexcl_queues on every node)"
         } else {
             ""
         };

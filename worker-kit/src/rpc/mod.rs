@@ -5,4 +5,5 @@ mod client;
 mod processor;
 
 pub use client::{CallError, CallOptions, MIN_BUDGET, RpcClient};
+pub(crate) use processor::refuses_transient_queues;
 pub use processor::{RPC_DLX, Rpc, RpcWorker};

@@ -1,6 +1,7 @@
 //! The RPC worker: consumes route queues, runs handlers, publishes replies.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Once};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -10,12 +11,13 @@ use lapin::options::{
     QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::{BasicProperties, Channel, ExchangeKind};
+use lapin::{BasicProperties, Channel, Connection, ExchangeKind};
 use tracing::{error, warn};
 
 use crate::Contract;
+use crate::amqp::Broker;
 use crate::amqp::consume::{Disposition, Processor};
-use crate::config::Config;
+use crate::config::{Config, RpcQueueDurable};
 use crate::error::Error;
 use crate::handler::routes::{BoundHandler, RpcRoute};
 use crate::handler::{ContainsPayload, Handler};
@@ -76,7 +78,7 @@ impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Rpc, S> {
     }
 
     async fn run(self: Box<Self>, ctx: WorkerContext) -> Result<(), Error> {
-        let processor = RpcProcessor::new(&ctx.config);
+        let processor = RpcProcessor::new(&ctx.config, &ctx.broker);
         self.run_with(ctx, processor).await
     }
 }
@@ -84,17 +86,130 @@ impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Rpc, S> {
 pub(crate) struct RpcProcessor {
     settings: AnswerSettings,
     max_skew: Duration,
+    shape: RpcQueueDurable,
+    /// Opens the connections route queues are declared on (see [`RpcProcessor::declare`]).
+    broker: Broker,
+    /// Set once the broker refused a transient queue (`auto`): later routes go durable
+    /// without asking again.
+    refuses_transient: AtomicBool,
 }
 
 impl RpcProcessor {
-    fn new(config: &Config) -> Self {
+    fn new(config: &Config, broker: &Broker) -> Self {
         Self {
             settings: AnswerSettings {
                 limits: config.limits(),
                 development: config.is_development(),
             },
             max_skew: config.deadline_max_skew,
+            shape: config.rpc_queue_durable,
+            broker: broker.clone(),
+            refuses_transient: AtomicBool::new(false),
         }
+    }
+
+    /// Declares `route`'s queue on `probe`: consumed as it is when it exists, else declared
+    /// in the shape `RPC_QUEUE_DURABLE` asks for.
+    async fn declare_route_queue(
+        &self,
+        probe: &Connection,
+        route: &str,
+    ) -> Result<(), lapin::Error> {
+        // A passive declare of a missing queue closes its channel (404): a channel of its
+        // own, on a connection of its own.
+        let passive = probe
+            .create_channel()
+            .await?
+            .queue_declare(
+                route.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await;
+        match passive {
+            Ok(_) => return Ok(()),
+            Err(e) if amqp_code(&e) == Some(NOT_FOUND) => {}
+            Err(e) => return Err(e),
+        }
+        let durable = match self.shape {
+            RpcQueueDurable::True => true,
+            RpcQueueDurable::False => false,
+            RpcQueueDurable::Auto => self.refuses_transient.load(Ordering::Relaxed),
+        };
+        if durable {
+            return declare_rpc_queue(probe, route, true).await;
+        }
+        match declare_rpc_queue(probe, route, false).await {
+            Err(e) if self.shape == RpcQueueDurable::Auto && refuses_transient_queues(&e) => {
+                self.refuses_transient.store(true, Ordering::Relaxed);
+                static WARNED: Once = Once::new();
+                WARNED.call_once(|| {
+                    warn!(
+                        broker_said = %e,
+                        "the broker refuses transient non-exclusive queues (RabbitMQ 4.3 does by default); RPC route queues are declared durable instead (their messages stay transient). Choose explicitly with RPC_QUEUE_DURABLE=true, or permit the deprecated feature transient_nonexcl_queues on every node and set RPC_QUEUE_DURABLE=false; Python workers sharing these queues must then declare them the same way"
+                    );
+                });
+                // The refusal closed the probe connection: declare on a fresh one.
+                let again = self
+                    .broker
+                    .open_unsupervised("rpc queue declaration")
+                    .await?;
+                let declared = declare_rpc_queue(&again, route, true).await;
+                close_quietly(&again).await;
+                declared
+            }
+            other => other,
+        }
+    }
+}
+
+const NOT_FOUND: u16 = 404;
+/// RabbitMQ 4.3's answer (INTERNAL_ERROR, a connection close) to declaring a transient
+/// non-exclusive queue while the deprecated feature is denied.
+const INTERNAL_ERROR: u16 = 541;
+
+/// The AMQP reply code of a channel or connection error.
+fn amqp_code(e: &lapin::Error) -> Option<u16> {
+    match e.kind() {
+        lapin::ErrorKind::ProtocolError(amqp) => Some(amqp.get_id()),
+        _ => None,
+    }
+}
+
+/// Whether `e` is the broker refusing a transient non-exclusive queue.
+pub(crate) fn refuses_transient_queues(e: &lapin::Error) -> bool {
+    e.is_amqp_hard_error() && amqp_code(e) == Some(INTERNAL_ERROR)
+}
+
+/// Declares an RPC route queue on a channel of its own on `conn`: the seed's shape, or
+/// durable with the same argument.
+async fn declare_rpc_queue(
+    conn: &Connection,
+    route: &str,
+    durable: bool,
+) -> Result<(), lapin::Error> {
+    conn.create_channel()
+        .await?
+        .queue_declare(
+            route.into(),
+            QueueDeclareOptions {
+                durable,
+                exclusive: false,
+                auto_delete: false,
+                ..QueueDeclareOptions::default()
+            },
+            rpc_queue_args(),
+        )
+        .await?;
+    Ok(())
+}
+
+async fn close_quietly(conn: &Connection) {
+    if conn.status().connected() {
+        let _ = conn.close(200, "declared".into()).await;
     }
 }
 
@@ -134,19 +249,16 @@ impl Processor for RpcProcessor {
                 FieldTable::default(),
             )
             .await?;
-        channel
-            .queue_declare(
-                route.into(),
-                QueueDeclareOptions {
-                    durable: false,
-                    exclusive: false,
-                    auto_delete: false,
-                    ..QueueDeclareOptions::default()
-                },
-                rpc_queue_args(),
-            )
+        // The route queue is declared on a connection of its own: a broker that refuses
+        // the seed's transient shape closes the *connection* (541), which must not be the
+        // one the process consumes and publishes on.
+        let probe = self
+            .broker
+            .open_unsupervised("rpc queue declaration")
             .await?;
-        Ok(())
+        let declared = self.declare_route_queue(&probe, route).await;
+        close_quietly(&probe).await;
+        declared
     }
 
     async fn handle(
