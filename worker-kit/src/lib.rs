@@ -30,8 +30,10 @@ pub mod amqp;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod handler;
 pub mod logging;
+pub mod outbox;
 pub mod queue;
 pub mod redact;
 pub mod rpc;
@@ -49,7 +51,7 @@ pub use runner::{Runner, Setup};
 pub use wire::deadline::Deadline;
 pub use wire::delivery::RETRY_COUNT_HEADER;
 pub use wire::reply_error::{ErrorReply, IntoErrorReply};
-pub use worker_kit_core::{Contract, TaskContract};
+pub use worker_kit_core::{Contract, EventContract, TaskContract};
 pub use worker_kit_macros::{rpc, task};
 
 /// The README's Rust examples, compiled and run as doctests so they stay true.

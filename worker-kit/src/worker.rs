@@ -52,6 +52,7 @@ pub trait Runnable: sealed::Sealed + Send + 'static {
 }
 
 impl<K, S> sealed::Sealed for Worker<K, S> {}
+impl sealed::Sealed for crate::outbox::Relay {}
 
 /// Routes and their shared state; `K` says what kind of worker it is: [`Rpc`](crate::rpc::Rpc)
 /// ([`RpcWorker`](crate::rpc::RpcWorker)) or [`Queue`](crate::queue::Queue)
@@ -130,6 +131,27 @@ impl<K, S: Clone + Send + Sync + 'static> Worker<K, S> {
         }
         let prefetch = self.prefetch.unwrap_or(ctx.config.prefetch);
         let routes = self.routes.bind(self.state);
+        run(ctx, Arc::new(processor), routes, prefetch).await
+    }
+
+    /// As [`Worker::run_with`], consuming route `name` from queue `queue_of(name)` (event
+    /// subscriptions: a pattern's queue is named after the subscribing service).
+    pub(crate) async fn run_renamed<P: Processor>(
+        self,
+        ctx: WorkerContext,
+        processor: P,
+        queue_of: impl Fn(&str) -> String,
+    ) -> Result<(), Error> {
+        if let Some(d) = self.routes.duplicates().first() {
+            return Err(Error::DuplicateRoute(d.clone()));
+        }
+        let prefetch = self.prefetch.unwrap_or(ctx.config.prefetch);
+        let routes = self
+            .routes
+            .bind(self.state)
+            .into_iter()
+            .map(|(name, h)| (Arc::from(queue_of(&name).as_str()), h))
+            .collect();
         run(ctx, Arc::new(processor), routes, prefetch).await
     }
 }

@@ -2,6 +2,7 @@
 //! starts the Runner in-process on routes with unique names.
 
 mod crud;
+mod events;
 mod hostile;
 mod interop;
 mod protocol_v2;

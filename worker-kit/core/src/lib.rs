@@ -43,3 +43,32 @@ pub trait TaskContract: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The route (queue) that works off this message.
     const ROUTE: &'static str;
 }
+
+/// An event type with its routing key: what a service tells every subscriber after a
+/// change it committed (published through the transactional outbox, see `worker_kit::outbox`).
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use worker_kit_core::EventContract;
+///
+/// #[derive(Serialize, Deserialize)]
+/// pub struct ItemCreated {
+///     pub id: i64,
+///     pub name: String,
+/// }
+///
+/// impl EventContract for ItemCreated {
+///     const ROUTING_KEY: &'static str = "example.item.created";
+///     fn aggregate_id(&self) -> String {
+///         self.id.to_string()
+///     }
+/// }
+/// ```
+pub trait EventContract: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// `<service>.<aggregate>.<event>` on the `events` topic exchange; also the event's
+    /// name (its AMQP `type`).
+    const ROUTING_KEY: &'static str;
+    /// The id of the entity the event is about (its `x-aggregate-id`); events of one
+    /// aggregate are published in the order their transactions committed.
+    fn aggregate_id(&self) -> String;
+}

@@ -96,7 +96,8 @@ pub(crate) async fn run<P: Processor>(
     let kind = processor.kind();
     let mut pausable = match ctx.config.pause_on_db_outage {
         PausePolicy::Off => false,
-        PausePolicy::Queue => kind == "queue",
+        // Event subscriptions write to the database like work queues do.
+        PausePolicy::Queue => kind != "rpc",
         PausePolicy::All => true,
     };
     let mut paused_rx = ctx.paused.clone();

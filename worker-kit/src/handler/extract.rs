@@ -126,6 +126,12 @@ pub struct Meta {
     pub retry_count: u32,
     /// When the caller stops waiting (`x-deadline`), if it said.
     pub deadline: Option<Deadline>,
+    /// The AMQP `message_id` (an event's unique id).
+    pub message_id: Option<String>,
+    /// The AMQP `type` (an event's name).
+    pub message_type: Option<String>,
+    /// The AMQP `timestamp`, in seconds since the epoch (an event's commit time).
+    pub timestamp: Option<u64>,
 }
 
 impl Meta {

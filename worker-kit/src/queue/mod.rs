@@ -8,5 +8,6 @@ mod publisher;
 pub(crate) mod work;
 
 pub use declare::{DELIVERY_LIMIT, QueueType};
+pub(crate) use processor::QueueProcessor;
 pub use processor::{Queue, QueueWorker, parking_queue};
 pub use publisher::{PublishError, QueuePublisher};

@@ -120,11 +120,12 @@ impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Queue, S> {
     }
 }
 
-struct QueueProcessor {
-    limits: Limits,
-    max_retries: u32,
-    default_type: QueueType,
-    queue_types: Vec<(String, QueueType)>,
+/// The work-queue disposition (ack, retry, park), also used by event subscriptions.
+pub(crate) struct QueueProcessor {
+    pub(crate) limits: Limits,
+    pub(crate) max_retries: u32,
+    pub(crate) default_type: QueueType,
+    pub(crate) queue_types: Vec<(String, QueueType)>,
 }
 
 impl QueueProcessor {

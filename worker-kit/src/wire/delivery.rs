@@ -79,6 +79,9 @@ pub(crate) fn meta_at(
         retry_count: header_u64(Some(&headers), RETRY_COUNT_HEADER)
             .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)),
         deadline: budget.map(|b| Deadline::at(now + b)),
+        message_id: p.message_id().as_ref().map(|s| s.as_str().to_owned()),
+        message_type: p.kind().as_ref().map(|s| s.as_str().to_owned()),
+        timestamp: *p.timestamp(),
         headers,
     }
 }

@@ -1,0 +1,456 @@
+//! Events: the transactional outbox, its relay and topic subscriptions, through the real
+//! PostgreSQL and RabbitMQ. Every test uses an exchange and a subscribing service of its
+//! own, so it sees only its own events.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use e2e::pg::TestDb;
+use e2e::{RawPeer, gzip, unique, wait_until};
+use lapin::BasicProperties;
+use lapin::options::{BasicPublishOptions, ExchangeDeleteOptions};
+use lapin::types::AMQPValue;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+use worker_kit::db::{Client, DbError, Executor};
+use worker_kit::events::{EventMeta, EventWorker, subscription_queue};
+use worker_kit::outbox::{self, Emit, EventDelivery, Relay};
+use worker_kit::queue::parking_queue;
+use worker_kit::{ErrorReply, EventContract, Payload, State};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct ThingChanged {
+    id: i64,
+    seq: u32,
+}
+
+impl EventContract for ThingChanged {
+    const ROUTING_KEY: &'static str = "thing.thing.changed";
+    fn aggregate_id(&self) -> String {
+        self.id.to_string()
+    }
+}
+
+#[derive(Clone, Default)]
+struct Seen {
+    events: Arc<Mutex<Vec<(EventMeta, ThingChanged)>>>,
+}
+
+async fn record(
+    State(seen): State<Seen>,
+    event: EventMeta,
+    Payload(thing): Payload<ThingChanged>,
+) -> Result<(), ErrorReply> {
+    seen.events.lock().await.push((event, thing));
+    Ok(())
+}
+
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+async fn outbox_db() -> (TestDb, Client, worker_kit::db::DbConfig) {
+    let db = TestDb::create(
+        "outbox",
+        &format!(
+            "{}\nCREATE TABLE things (id bigint PRIMARY KEY, seq int NOT NULL);",
+            outbox::OUTBOX_SQL
+        ),
+    )
+    .await;
+    let config = db.config();
+    let client = Client::new("main", &config).unwrap();
+    (db, client, config)
+}
+
+/// Changes thing `id` to `seq` and emits the event, in one transaction that commits
+/// unless `roll_back`.
+async fn change(db: &Client, id: i64, seq: u32, roll_back: bool) -> Result<(), DbError> {
+    db.transaction(|tx| {
+        Box::pin(async move {
+            tx.execute(
+                "INSERT INTO things (id, seq) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET seq = $2",
+                &[&id, &i32::try_from(seq).unwrap()],
+            )
+            .await?;
+            tx.emit(&ThingChanged { id, seq }).await?;
+            if roll_back {
+                return Err(DbError::Invalid("rolled back on purpose".into()));
+            }
+            Ok(())
+        })
+    })
+    .await
+}
+
+async fn cleanup(exchange: &str, queues: &[String]) {
+    let peer = RawPeer::connect().await;
+    let mut all: Vec<&str> = queues.iter().map(String::as_str).collect();
+    let parked: Vec<String> = queues.iter().map(|q| parking_queue(q)).collect();
+    all.extend(parked.iter().map(String::as_str));
+    peer.delete(&all).await;
+    let _ = peer
+        .channel
+        .exchange_delete(exchange.into(), ExchangeDeleteOptions::default())
+        .await;
+}
+
+#[tokio::test]
+async fn rolled_back_emits_nothing_committed_emits_its_events_in_order() {
+    let exchange = unique("events");
+    let service = leak(unique("sub"));
+    let (db, client, config) = outbox_db().await;
+    let seen = Seen::default();
+    let subscriber = e2e::start(
+        e2e::runner(service).await.register_worker(
+            EventWorker::with_state(seen.clone())
+                .exchange(&exchange)
+                .event::<ThingChanged, _, _, _>(record),
+        ),
+    )
+    .await;
+    // Rolled back before anything is relayed, and in between committed changes.
+    change(&client, 99, 1, true).await.unwrap_err();
+    let relay = e2e::start(
+        e2e::runner("relay")
+            .await
+            .register_worker(Relay::new(&client, &config).exchange(&exchange)),
+    )
+    .await;
+    for seq in 1..=5 {
+        for id in 1..=4 {
+            change(&client, id, seq, false).await.unwrap();
+        }
+        change(&client, 99, seq + 1, true).await.unwrap_err();
+    }
+    wait_until(Duration::from_secs(20), "20 events applied", || {
+        let seen = seen.clone();
+        async move { seen.events.lock().await.len() >= 20 }
+    })
+    .await;
+    // The outbox is drained: nothing further can arrive.
+    let pg = db.client().await;
+    wait_until(Duration::from_secs(10), "every outbox row sent", || {
+        let pg = &pg;
+        async move {
+            pg.query_one(
+                "SELECT count(*) FROM worker_kit_outbox WHERE sent_at IS NULL",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+                == 0
+        }
+    })
+    .await;
+    subscriber.stop().await.unwrap();
+    relay.stop().await.unwrap();
+
+    let events = seen.events.lock().await.clone();
+    assert_eq!(events.len(), 20, "exactly the committed events: {events:?}");
+    assert!(
+        events.iter().all(|(_, t)| t.id != 99),
+        "a rolled-back event was published"
+    );
+    let mut per_aggregate: HashMap<String, Vec<u32>> = HashMap::new();
+    for (meta, thing) in &events {
+        assert_eq!(meta.aggregate_id, thing.id.to_string());
+        assert_eq!(meta.name, "thing.thing.changed");
+        assert!(meta.occurred_at.is_some());
+        per_aggregate
+            .entry(meta.aggregate_id.clone())
+            .or_default()
+            .push(thing.seq);
+    }
+    for (id, seqs) in &per_aggregate {
+        assert_eq!(seqs, &vec![1, 2, 3, 4, 5], "aggregate {id} out of order");
+    }
+    let ids: HashSet<uuid::Uuid> = events.iter().map(|(m, _)| m.id).collect();
+    assert_eq!(ids.len(), 20, "event ids are unique");
+    let stored: HashSet<uuid::Uuid> = pg
+        .query("SELECT event_id FROM worker_kit_outbox", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(ids, stored, "the published ids are the committed rows' ids");
+    cleanup(
+        &exchange,
+        &[subscription_queue(service, ThingChanged::ROUTING_KEY)],
+    )
+    .await;
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn two_relays_publish_each_event_once() {
+    let exchange = unique("events");
+    let service = leak(unique("sub"));
+    let (db, client, config) = outbox_db().await;
+    let seen = Seen::default();
+    let subscriber = e2e::start(
+        e2e::runner(service).await.register_worker(
+            EventWorker::with_state(seen.clone())
+                .exchange(&exchange)
+                .event::<ThingChanged, _, _, _>(record),
+        ),
+    )
+    .await;
+    let relay_a = e2e::start(
+        e2e::runner("relay-a").await.register_worker(
+            Relay::new(&client, &config)
+                .exchange(&exchange)
+                .batch_size(20)
+                .poll_interval(Duration::from_millis(50)),
+        ),
+    )
+    .await;
+    let relay_b = e2e::start(
+        e2e::runner("relay-b").await.register_worker(
+            Relay::new(&client, &config)
+                .exchange(&exchange)
+                .batch_size(20)
+                .poll_interval(Duration::from_millis(50)),
+        ),
+    )
+    .await;
+    let mut writers = tokio::task::JoinSet::new();
+    for w in 0..8i64 {
+        let client = client.clone();
+        writers.spawn(async move {
+            for seq in 1..=50 {
+                change(&client, w, seq, false).await.unwrap();
+            }
+        });
+    }
+    while let Some(r) = writers.join_next().await {
+        r.unwrap();
+    }
+    let pg = db.client().await;
+    wait_until(Duration::from_secs(30), "every outbox row sent", || {
+        let pg = &pg;
+        async move {
+            pg.query_one(
+                "SELECT count(*) FROM worker_kit_outbox WHERE sent_at IS NULL",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+                == 0
+        }
+    })
+    .await;
+    relay_a.stop().await.unwrap();
+    relay_b.stop().await.unwrap();
+    let queue = subscription_queue(service, ThingChanged::ROUTING_KEY);
+    let peer = RawPeer::connect().await;
+    wait_until(Duration::from_secs(20), "400 events handled", || {
+        let seen = seen.clone();
+        async move { seen.events.lock().await.len() >= 400 }
+    })
+    .await;
+    subscriber.stop().await.unwrap();
+    assert_eq!(peer.ready_count(&queue).await, 0, "events left unhandled");
+    let events = seen.events.lock().await.clone();
+    let ids: HashSet<uuid::Uuid> = events.iter().map(|(m, _)| m.id).collect();
+    assert_eq!(ids.len(), 400, "each event arrived");
+    assert_eq!(events.len(), 400, "and arrived once");
+    let mut per_aggregate: HashMap<i64, Vec<u32>> = HashMap::new();
+    for (_, t) in &events {
+        per_aggregate.entry(t.id).or_default().push(t.seq);
+    }
+    for (id, seqs) in per_aggregate {
+        assert_eq!(
+            seqs,
+            (1..=50).collect::<Vec<_>>(),
+            "aggregate {id} in order"
+        );
+    }
+    cleanup(&exchange, &[queue]).await;
+    db.drop_db().await;
+}
+
+#[derive(Clone)]
+struct Applier {
+    db: Client,
+    attempts: Arc<Mutex<u32>>,
+}
+
+/// Applies `ThingChanged` once per event id; `seq == 0` is poison.
+async fn apply(
+    State(app): State<Applier>,
+    event: EventMeta,
+    Payload(thing): Payload<ThingChanged>,
+) -> Result<(), ErrorReply> {
+    *app.attempts.lock().await += 1;
+    if thing.seq == 0 {
+        return Err(ErrorReply::new("Poison", "seq 0 cannot be applied"));
+    }
+    app.db
+        .transaction(|tx| {
+            Box::pin(async move {
+                if outbox::first_delivery(tx, &event).await? == EventDelivery::Duplicate {
+                    return Ok(());
+                }
+                tx.execute(
+                    "INSERT INTO things (id, seq) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET seq = things.seq + $2",
+                    &[&thing.id, &i32::try_from(thing.seq).unwrap()],
+                )
+                .await?;
+                Ok::<_, DbError>(())
+            })
+        })
+        .await
+        .map_err(|e| ErrorReply::unavailable(e.to_string()))
+}
+
+async fn publish_event(peer: &RawPeer, exchange: &str, id: uuid::Uuid, thing: &ThingChanged) {
+    let body = gzip(&serde_json::to_vec(&serde_json::json!({ "data": thing })).unwrap());
+    let mut headers = lapin::types::FieldTable::default();
+    headers.insert(
+        "x-aggregate-id".into(),
+        AMQPValue::LongString(thing.id.to_string().into()),
+    );
+    peer.channel
+        .basic_publish(
+            exchange.into(),
+            ThingChanged::ROUTING_KEY.into(),
+            BasicPublishOptions::default(),
+            &body,
+            BasicProperties::default()
+                .with_message_id(id.to_string().into())
+                .with_type(ThingChanged::ROUTING_KEY.into())
+                .with_delivery_mode(2)
+                .with_headers(headers),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn redelivered_event_changes_nothing_and_poison_is_parked_without_stopping() {
+    let exchange = unique("events");
+    let service = leak(unique("sub"));
+    let db = TestDb::create(
+        "subscriber",
+        &format!(
+            "{}\nCREATE TABLE things (id bigint PRIMARY KEY, seq int NOT NULL);",
+            outbox::PROCESSED_EVENTS_SQL
+        ),
+    )
+    .await;
+    let client = Client::new("main", &db.config()).unwrap();
+    let app = Applier {
+        db: client.clone(),
+        attempts: Arc::default(),
+    };
+    let subscriber = e2e::start(
+        e2e::runner(service).await.register_worker(
+            EventWorker::with_state(app.clone())
+                .exchange(&exchange)
+                .max_retries(2)
+                .event::<ThingChanged, _, _, _>(apply),
+        ),
+    )
+    .await;
+    let queue = subscription_queue(service, ThingChanged::ROUTING_KEY);
+    let peer = RawPeer::connect().await;
+    let first = uuid::Uuid::new_v4();
+    publish_event(&peer, &exchange, first, &ThingChanged { id: 1, seq: 5 }).await;
+    publish_event(&peer, &exchange, first, &ThingChanged { id: 1, seq: 5 }).await;
+    publish_event(
+        &peer,
+        &exchange,
+        uuid::Uuid::new_v4(),
+        &ThingChanged { id: 2, seq: 0 },
+    )
+    .await;
+    publish_event(
+        &peer,
+        &exchange,
+        uuid::Uuid::new_v4(),
+        &ThingChanged { id: 1, seq: 1 },
+    )
+    .await;
+    let parked = parking_queue(&queue);
+    wait_until(Duration::from_secs(20), "poison parked", || {
+        let peer = &peer;
+        let parked = &parked;
+        async move { peer.ready_count(parked).await == 1 }
+    })
+    .await;
+    let pg = db.client().await;
+    wait_until(Duration::from_secs(20), "later event applied", || {
+        let pg = &pg;
+        async move {
+            pg.query_opt("SELECT seq FROM things WHERE id = 1", &[])
+                .await
+                .unwrap()
+                .is_some_and(|r| r.get::<_, i32>(0) == 6)
+        }
+    })
+    .await;
+    // And the subscription still consumes after the parking.
+    publish_event(
+        &peer,
+        &exchange,
+        uuid::Uuid::new_v4(),
+        &ThingChanged { id: 3, seq: 7 },
+    )
+    .await;
+    wait_until(
+        Duration::from_secs(20),
+        "event after the poison applied",
+        || {
+            let pg = &pg;
+            async move {
+                pg.query_opt("SELECT seq FROM things WHERE id = 3", &[])
+                    .await
+                    .unwrap()
+                    .is_some()
+            }
+        },
+    )
+    .await;
+    subscriber.stop().await.unwrap();
+    let seq1: i32 = pg
+        .query_one("SELECT seq FROM things WHERE id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(seq1, 6, "the duplicate of event {first} was applied twice");
+    assert!(
+        pg.query_opt("SELECT 1 FROM things WHERE id = 2", &[])
+            .await
+            .unwrap()
+            .is_none(),
+        "poison applied"
+    );
+    let processed: i64 = pg
+        .query_one("SELECT count(*) FROM worker_kit_processed_events", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(processed, 3);
+    // Poison: first attempt + 2 retries; the others once each, the duplicate included.
+    assert_eq!(*app.attempts.lock().await, 3 + 4);
+    let msg = peer.get(&parked).await.expect("parked poison");
+    let headers = msg
+        .delivery
+        .properties
+        .headers()
+        .clone()
+        .unwrap_or_default();
+    assert!(matches!(
+        headers.inner().get("x-error-type"),
+        Some(AMQPValue::LongString(s)) if s.as_bytes() == b"Poison"
+    ));
+    cleanup(&exchange, &[queue]).await;
+    db.drop_db().await;
+}

@@ -1,0 +1,95 @@
+//! What an event subscription does per message: declare and bind its queue, then settle
+//! deliveries exactly as a work queue does.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use lapin::message::Delivery;
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, ExchangeKind};
+
+use crate::amqp::consume::{Disposition, Processor};
+use crate::handler::routes::BoundHandler;
+use crate::queue::QueueProcessor;
+
+/// The event-subscription kind of [`Worker`](crate::worker::Worker).
+#[derive(Debug, Clone, Default)]
+pub struct Subscribe {
+    pub(crate) max_retries: Option<u32>,
+    pub(crate) exchange: Option<String>,
+}
+
+/// Declares the exchange (durable topic) so that subscribing works before the first
+/// publisher ran, and publishing before the first subscriber.
+pub(crate) async fn declare_exchange(
+    channel: &Channel,
+    exchange: &str,
+) -> Result<(), lapin::Error> {
+    channel
+        .exchange_declare(
+            exchange.into(),
+            ExchangeKind::Topic,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+}
+
+pub(crate) struct EventProcessor {
+    exchange: String,
+    /// Subscription queue → the pattern it is bound with.
+    bindings: HashMap<String, String>,
+    queue: QueueProcessor,
+}
+
+impl EventProcessor {
+    pub(crate) fn new(
+        exchange: String,
+        bindings: HashMap<String, String>,
+        queue: QueueProcessor,
+    ) -> Self {
+        Self {
+            exchange,
+            bindings,
+            queue,
+        }
+    }
+}
+
+#[async_trait]
+impl Processor for EventProcessor {
+    fn kind(&self) -> &'static str {
+        "events"
+    }
+
+    async fn declare(&self, channel: &Channel, route: &str) -> Result<(), lapin::Error> {
+        declare_exchange(channel, &self.exchange).await?;
+        // The subscription queue and its parking queue, as a work queue's.
+        self.queue.declare(channel, route).await?;
+        let pattern = self.bindings.get(route).map_or(route, String::as_str);
+        channel
+            .queue_bind(
+                route.into(),
+                self.exchange.as_str().into(),
+                pattern.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+    }
+
+    async fn handle(
+        &self,
+        channel: &Channel,
+        delivery: Delivery,
+        route: &Arc<str>,
+        handler: BoundHandler,
+    ) -> Disposition {
+        self.queue.handle(channel, delivery, route, handler).await
+    }
+}

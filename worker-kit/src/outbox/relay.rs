@@ -1,0 +1,401 @@
+//! The relay: publishes committed outbox rows to the events exchange.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Confirmation};
+use tokio::sync::Notify;
+use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::Error;
+use crate::amqp::Broker;
+use crate::db::{Client, DbConfig, DbError};
+use crate::events::{AGGREGATE_ID_HEADER, EXCHANGE, OCCURRED_AT_HEADER};
+use crate::wire::envelope::{self, Encoding};
+use crate::worker::{Runnable, WorkerContext};
+
+/// The advisory lock that lets one relay of a database publish at a time (advisory locks
+/// are per database, so relays of different services never wait for each other).
+const LOCK_KEY: i64 = 0x776b_6f75_7462_6f78; // "wkoutbox"
+
+/// Publishes the outbox's committed events; register it with the Runner like a worker.
+///
+/// ```no_run
+/// # use worker_kit::{Runner, db::{Client, DbConfig}, outbox::Relay};
+/// # fn demo(runner: Runner, db: Client, config: &DbConfig) -> Runner {
+/// runner.register_worker(Relay::new(&db, config))
+/// # }
+/// ```
+pub struct Relay {
+    db: Client,
+    listen: tokio_postgres::Config,
+    exchange: String,
+    batch_size: i64,
+    poll_interval: Duration,
+    retention: Duration,
+    confirm_timeout: Duration,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay")
+            .field("db", &self.db)
+            .field("exchange", &self.exchange)
+            .field("batch_size", &self.batch_size)
+            .field("poll_interval", &self.poll_interval)
+            .field("retention", &self.retention)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Relay {
+    /// A relay for the outbox in `db`, listening for commits on a connection of its own
+    /// to `config`'s DSN. Defaults: exchange `events`, batches of 200, polling every
+    /// second, sent rows kept 7 days.
+    ///
+    /// # Panics
+    ///
+    /// Never for a DSN `db` was built from (it parsed already); a DSN that does not parse
+    /// leaves the relay polling only.
+    pub fn new(db: &Client, config: &DbConfig) -> Self {
+        let mut listen: tokio_postgres::Config = config.dsn.parse().unwrap_or_default();
+        listen.application_name("worker-kit outbox relay");
+        listen.connect_timeout(config.connect_timeout);
+        Self {
+            db: db.clone(),
+            listen,
+            exchange: EXCHANGE.to_owned(),
+            batch_size: 200,
+            poll_interval: Duration::from_secs(1),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            confirm_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// Publishes to `exchange` instead of `events`.
+    #[must_use]
+    pub fn exchange(mut self, exchange: &str) -> Self {
+        exchange.clone_into(&mut self.exchange);
+        self
+    }
+
+    /// Events published per transaction (default 200).
+    #[must_use]
+    pub fn batch_size(mut self, n: u16) -> Self {
+        self.batch_size = i64::from(n.max(1));
+        self
+    }
+
+    /// How often the relay looks for events when no notification arrives (default 1 s):
+    /// the delay of an event whose notification was lost.
+    #[must_use]
+    pub fn poll_interval(mut self, every: Duration) -> Self {
+        self.poll_interval = every.max(Duration::from_millis(10));
+        self
+    }
+
+    /// How long sent rows are kept before they are pruned (default 7 days).
+    #[must_use]
+    pub fn retention(mut self, keep: Duration) -> Self {
+        self.retention = keep;
+        self
+    }
+
+    /// Publishes one batch in one transaction.
+    async fn relay_batch(&self, out: &mut EventChannel) -> Result<Batch, RelayError> {
+        let mut conn = self.db.connection().await?;
+        let tx = conn.transaction().await.map_err(DbError::from)?;
+        let locked: bool = tx
+            .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&LOCK_KEY])
+            .await
+            .map_err(DbError::from)?
+            .get(0);
+        if !locked {
+            return Ok(Batch::Standby);
+        }
+        let rows = tx
+            .query(
+                "SELECT id, event_id, routing_key, aggregate_id, payload, occurred_at \
+                 FROM worker_kit_outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1",
+                &[&self.batch_size],
+            )
+            .await
+            .map_err(DbError::from)?;
+        if rows.is_empty() {
+            return Ok(Batch::Empty);
+        }
+        let channel = out.channel().await?;
+        let mut confirms = Vec::with_capacity(rows.len());
+        let mut ids = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let event = OutboxRow {
+                event_id: row.get(1),
+                routing_key: row.get(2),
+                aggregate_id: row.get(3),
+                payload: row.get(4),
+                occurred_at: row.get(5),
+            };
+            ids.push(row.get::<_, i64>(0));
+            confirms.push(publish(&channel, &self.exchange, &event).await?);
+        }
+        // Publishing the whole batch before waiting pipelines the confirms.
+        for confirm in confirms {
+            match tokio::time::timeout(self.confirm_timeout, confirm).await {
+                Ok(Ok(Confirmation::Ack(_) | Confirmation::NotRequested)) => {}
+                Ok(Ok(Confirmation::Nack(_))) => return Err(RelayError::Refused),
+                Ok(Err(e)) => return Err(RelayError::Broker(e)),
+                Err(_) => return Err(RelayError::NoConfirm(self.confirm_timeout)),
+            }
+        }
+        // Killed here, the batch stays pending and is published again: at least once.
+        tx.execute(
+            "UPDATE worker_kit_outbox SET sent_at = clock_timestamp() WHERE id = ANY($1)",
+            &[&ids],
+        )
+        .await
+        .map_err(DbError::from)?;
+        tx.commit().await.map_err(DbError::from)?;
+        debug!(events = ids.len(), "outbox batch published");
+        Ok(if ids.len() as i64 >= self.batch_size {
+            Batch::Full
+        } else {
+            Batch::Partial
+        })
+    }
+
+    async fn prune(&self) -> Result<u64, DbError> {
+        let conn = self.db.connection().await?;
+        Ok(conn
+            .execute(
+                "DELETE FROM worker_kit_outbox WHERE sent_at < now() - make_interval(secs => $1)",
+                &[&self.retention.as_secs_f64()],
+            )
+            .await?)
+    }
+}
+
+/// How a batch went.
+enum Batch {
+    /// As many events as fit: more may be waiting.
+    Full,
+    /// Fewer: the outbox is drained for now.
+    Partial,
+    /// Nothing pending.
+    Empty,
+    /// Another replica holds the lock and publishes.
+    Standby,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RelayError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("broker: {0}")]
+    Broker(#[from] lapin::Error),
+    #[error("broker unavailable: {0}")]
+    Unavailable(String),
+    #[error("the broker refused an event (nack)")]
+    Refused,
+    #[error("no publisher confirm within {0:?}")]
+    NoConfirm(Duration),
+}
+
+struct OutboxRow {
+    event_id: uuid::Uuid,
+    routing_key: String,
+    aggregate_id: String,
+    payload: serde_json::Value,
+    occurred_at: chrono::DateTime<chrono::Utc>,
+}
+
+async fn publish(
+    channel: &Channel,
+    exchange: &str,
+    event: &OutboxRow,
+) -> Result<lapin::PublisherConfirm, RelayError> {
+    // The payload was serialized once already; it serializes again.
+    let body = envelope::encode_request(&event.payload, Encoding::Gzip)
+        .map_err(|e| RelayError::Unavailable(format!("cannot encode event: {e}")))?;
+    let mut headers = FieldTable::default();
+    headers.insert(
+        AGGREGATE_ID_HEADER.into(),
+        AMQPValue::LongString(event.aggregate_id.as_str().into()),
+    );
+    headers.insert(
+        OCCURRED_AT_HEADER.into(),
+        AMQPValue::LongLongInt(event.occurred_at.timestamp_millis()),
+    );
+    let mut props = BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_message_id(event.event_id.to_string().into())
+        .with_type(event.routing_key.as_str().into())
+        .with_timestamp(u64::try_from(event.occurred_at.timestamp()).unwrap_or(0))
+        .with_headers(headers);
+    if let Some(ce) = Encoding::Gzip.content_encoding() {
+        props = props.with_content_encoding(ce.into());
+    }
+    Ok(channel
+        .basic_publish(
+            exchange.into(),
+            event.routing_key.as_str().into(),
+            BasicPublishOptions::default(),
+            &body,
+            props,
+        )
+        .await?)
+}
+
+/// The relay's confirm-mode channel, re-opened after a reconnect.
+struct EventChannel {
+    broker: Broker,
+    exchange: String,
+    channel: Option<Channel>,
+}
+
+impl EventChannel {
+    async fn channel(&mut self) -> Result<Channel, RelayError> {
+        if let Some(ch) = self.channel.as_ref().filter(|c| c.status().connected()) {
+            return Ok(ch.clone());
+        }
+        let conn = self
+            .broker
+            .connection()
+            .await
+            .ok_or_else(|| RelayError::Unavailable("broker handle closed".into()))?;
+        let ch = conn.create_channel().await?;
+        ch.confirm_select(ConfirmSelectOptions::default()).await?;
+        crate::events::declare_exchange(&ch, &self.exchange).await?;
+        self.channel = Some(ch.clone());
+        Ok(ch)
+    }
+}
+
+#[async_trait]
+impl Runnable for Relay {
+    fn kind(&self) -> &'static str {
+        "outbox"
+    }
+
+    fn route_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    async fn run(self: Box<Self>, ctx: WorkerContext) -> Result<(), Error> {
+        let mut out = EventChannel {
+            broker: ctx.broker.clone(),
+            exchange: self.exchange.clone(),
+            channel: None,
+        };
+        if let Err(e) = out.channel().await {
+            let _ = ctx.ready.send(Err(Error::Broker {
+                message: format!(
+                    "outbox relay: declaring exchange `{}` failed: {e}",
+                    self.exchange
+                ),
+                source: None,
+            }));
+            return Ok(());
+        }
+        let wake = Arc::new(Notify::new());
+        let listener = tokio::spawn(listen(
+            self.listen.clone(),
+            wake.clone(),
+            ctx.shutdown.clone(),
+        ));
+        let _ = ctx.ready.send(Ok(format!(
+            "outbox relay publishing to exchange {}",
+            self.exchange
+        )));
+        let prune_every = self
+            .retention
+            .clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let mut next_prune = tokio::time::Instant::now();
+        let mut failures = 0u32;
+        while !ctx.shutdown.is_cancelled() {
+            let wait = match self.relay_batch(&mut out).await {
+                Ok(Batch::Full) => {
+                    failures = 0;
+                    continue;
+                }
+                Ok(Batch::Partial | Batch::Empty | Batch::Standby) => {
+                    failures = 0;
+                    self.poll_interval
+                }
+                Err(e) => {
+                    failures += 1;
+                    let delay = Duration::from_millis(100 * u64::from(failures.min(30)));
+                    warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "outbox relay: batch not published; it stays pending");
+                    delay.min(self.poll_interval)
+                }
+            };
+            if tokio::time::Instant::now() >= next_prune {
+                next_prune = tokio::time::Instant::now() + prune_every;
+                match self.prune().await {
+                    Ok(0) => {}
+                    Ok(n) => debug!(pruned = n, "outbox: sent rows pruned"),
+                    Err(e) => warn!(error = %e, "outbox: pruning sent rows failed"),
+                }
+            }
+            tokio::select! {
+                () = ctx.shutdown.cancelled() => break,
+                () = wake.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+        listener.abort();
+        if let Some(ch) = out.channel.filter(|c| c.status().connected()) {
+            let _ = ch.close(200, "relay stopped".into()).await;
+        }
+        info!("outbox relay stopped");
+        Ok(())
+    }
+}
+
+/// Keeps a `LISTEN` connection and wakes the relay on every notification (and after each
+/// reconnect, in case one was missed while it was down).
+async fn listen(config: tokio_postgres::Config, wake: Arc<Notify>, shutdown: CancellationToken) {
+    loop {
+        match config.connect(NoTls).await {
+            Ok((client, mut conn)) => {
+                let (ended_tx, ended) = tokio::sync::oneshot::channel::<()>();
+                let waker = wake.clone();
+                let driver = tokio::spawn(async move {
+                    let mut messages = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
+                    while let Some(m) = messages.next().await {
+                        match m {
+                            Ok(AsyncMessage::Notification(_)) => waker.notify_one(),
+                            Ok(_) => {}
+                            Err(e) => {
+                                warn!(error = %e, "outbox relay: LISTEN connection failed; polling until it is back");
+                                break;
+                            }
+                        }
+                    }
+                    let _ = ended_tx.send(());
+                });
+                match client.batch_execute("LISTEN worker_kit_outbox").await {
+                    Ok(()) => {
+                        wake.notify_one();
+                        tokio::select! {
+                            () = shutdown.cancelled() => { driver.abort(); return; }
+                            _ = ended => {}
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "outbox relay: LISTEN failed; polling"),
+                }
+                driver.abort();
+            }
+            Err(e) => warn!(error = %e, "outbox relay: cannot open the LISTEN connection; polling"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+    }
+}
