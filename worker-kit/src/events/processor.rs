@@ -67,6 +67,10 @@ impl Processor for EventProcessor {
         "events"
     }
 
+    fn confirms(&self) -> bool {
+        self.queue.confirms()
+    }
+
     async fn declare(&self, channel: &Channel, route: &str) -> Result<(), lapin::Error> {
         declare_exchange(channel, &self.exchange).await?;
         // The subscription queue and its parking queue, as a work queue's.
