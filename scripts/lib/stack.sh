@@ -106,7 +106,10 @@ open_dev_logins() {
     WAIT_SECONDS=20 wait_for "PostgreSQL login as $PGUSER" pg_accepts_login
 }
 
-rabbit_answers() { tcp_open 127.0.0.1 5672; }
+# The local node: RabbitMQ's own variables pick another one (RABBITMQ_NODENAME for rabbitmqctl,
+# RABBITMQ_NODE_PORT for its port), as the scripts' tests do with a scratch node.
+rabbit_port() { echo "${RABBITMQ_NODE_PORT:-5672}"; }
+rabbit_answers() { tcp_open 127.0.0.1 "$(rabbit_port)"; }
 
 ensure_rabbitmq() {
     if rabbit_answers; then
@@ -118,7 +121,7 @@ ensure_rabbitmq() {
     # -detached returns at once; the node takes a few seconds to open its port.
     rabbitmq-server -detached
     STARTED_STACK+=("rabbitmq")
-    WAIT_SECONDS=90 wait_for "RabbitMQ on 127.0.0.1:5672" rabbit_answers
+    WAIT_SECONDS=90 wait_for "RabbitMQ on 127.0.0.1:$(rabbit_port)" rabbit_answers
     configure_rabbitmq
 }
 
