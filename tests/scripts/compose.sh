@@ -2,7 +2,7 @@
 # The Docker side of the development stack: the compose file is valid (docker-compose validates
 # without an engine) and defines every service; every published port listens on 127.0.0.1 only;
 # base images are pinned; guest stays loopback-only and no service is an administrator; each
-# service connects as its own broker user; the build context is an allow-list.
+# service connects as its own broker user; the build context is an allow-list of tracked files.
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 . "$(dirname "$0")/../../scripts/lib/common.sh"
@@ -48,4 +48,12 @@ check "every service has a broker user whose permissions are anchored" \
 check "services write only to the default exchange and rpc.dlx" \
     jq -e 'all(.permissions[]; .write == "^(amq\\.default|rpc\\.dlx)$")' "$defs"
 check ".dockerignore is an allow-list (everything excluded first)" bash -c "grep -v '^#' .dockerignore | grep -v '^\$' | head -n 1 | grep -qx '\*'"
+# scripts/build sends docker the tracked files only: an untracked dump never reaches the image.
+stray="services/example/stray-$$.dump.sql"
+trap 'rm -f "$root/$stray"' EXIT
+echo "-- an untracked dump" >"$stray"
+context="$(scripts/build --context)"
+check "the image's build context holds the Dockerfile and the sources" \
+    bash -c "grep -qx Dockerfile <<<'$context' && grep -qx services/example/src/lib.rs <<<'$context'"
+check "... and no untracked file" bash -c "! grep -qF 'stray-$$' <<<'$context'"
 exit "$fail"
