@@ -48,6 +48,33 @@ check "every service has a broker user whose permissions are anchored" \
 check "services write only to the default exchange and rpc.dlx" \
     jq -e 'all(.permissions[]; .write == "^(amq\\.default|rpc\\.dlx)$")' "$defs"
 check ".dockerignore is an allow-list (everything excluded first)" bash -c "grep -v '^#' .dockerignore | grep -v '^\$' | head -n 1 | grep -qx '\*'"
+# Each route of stubs/ (stubs/src/<service>...) can be declared by its service and read (consumed)
+# by its service alone; RabbitMQ's patterns are regular expressions that ERE reads alike here.
+perm() { jq -r --arg u "$1" --arg k "$2" '.permissions[] | select(.user == $u and .vhost == "/") | .[$k]' "$defs"; }
+users="$(jq -r '.permissions[].user' "$defs")"
+routes_ok=1
+while IFS=: read -r file route; do
+    owner="${file#stubs/src/}"
+    owner="${owner%%/*}"
+    owner="${owner%.rs}"
+    grep -qE "$(perm "$owner" configure)" <<<"$route" || {
+        echo "  $owner may not declare its route $route"
+        routes_ok=""
+    }
+    for u in $users; do
+        if grep -qE "$(perm "$u" read)" <<<"$route"; then
+            [ "$u" = "$owner" ] || {
+                echo "  $u may consume $owner's route $route"
+                routes_ok=""
+            }
+        elif [ "$u" = "$owner" ]; then
+            echo "  $owner may not consume its route $route"
+            routes_ok=""
+        fi
+    done
+done < <(grep -roE "const ROUTE: &'static str = \"[^\"]+\"" stubs/src | sed -E "s/:.*\"([^\"]+)\"$/:\1/")
+check "every route in stubs/ is declared and consumed by its own service only" test -n "$routes_ok"
+
 # scripts/build sends docker the tracked files only: an untracked dump never reaches the image.
 stray="services/example/stray-$$.dump.sql"
 trap 'rm -f "$root/$stray"' EXIT
