@@ -39,6 +39,7 @@ pub mod redact;
 pub mod rpc;
 pub mod runner;
 pub mod shutdown;
+pub mod testing;
 pub mod wire;
 pub mod worker;
 

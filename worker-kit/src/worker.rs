@@ -12,7 +12,7 @@ use crate::Error;
 use crate::amqp::Broker;
 use crate::amqp::consume::{Processor, run};
 use crate::config::Config;
-use crate::handler::routes::RouteTable;
+use crate::handler::routes::{BoundHandler, RouteTable};
 use crate::handler::{Handler, boxed};
 
 /// What the Runner hands each worker.
@@ -118,6 +118,15 @@ impl<K, S: Clone + Send + Sync + 'static> Worker<K, S> {
 
     pub(crate) fn names(&self) -> Vec<String> {
         self.routes.names()
+    }
+
+    /// The routes with the state bound, as the consume loop (or the in-process test
+    /// client) calls them.
+    pub(crate) fn into_bound(self) -> Result<Vec<(Arc<str>, BoundHandler)>, Error> {
+        if let Some(d) = self.routes.duplicates().first() {
+            return Err(Error::DuplicateRoute(d.clone()));
+        }
+        Ok(self.routes.bind(self.state))
     }
 
     /// Runs the consume loop with `processor` (what a worker kind does per message).

@@ -3,6 +3,7 @@
 
 mod crud;
 mod events;
+mod fixture;
 mod hostile;
 mod interop;
 mod protocol_v2;

@@ -37,6 +37,13 @@ pub struct Queue {
     queue_types: Vec<(String, QueueType)>,
 }
 
+impl Queue {
+    /// The retries set with [`QueueWorker::max_retries`], if any.
+    pub(crate) fn max_retries_set(&self) -> Option<u32> {
+        self.max_retries
+    }
+}
+
 /// Works messages off durable queues.
 ///
 /// ```

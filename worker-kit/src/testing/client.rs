@@ -1,0 +1,283 @@
+//! The in-process tier: a route called by contract, without a broker.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::config::{Config, Mode};
+use crate::handler::extract::{Meta, parse_payload};
+use crate::handler::routes::BoundHandler;
+use crate::queue::QueueWorker;
+use crate::queue::work::{Next, work};
+use crate::rpc::answer::{AnswerSettings, answer};
+use crate::rpc::{CallError, RpcWorker};
+use crate::wire::envelope::{self, Encoding, Reply};
+use crate::wire::reply_error::ErrorReply;
+use crate::{Contract, TaskContract};
+
+/// Calls a worker's routes in-process, through the same decode → handler (within its
+/// deadline) → encode code the workers run per delivery.
+///
+/// What it cannot show: redelivery, prefetch, dead-lettering, publisher confirms and
+/// anything else the broker decides; use [`BrokerFixture`](super::BrokerFixture) for those.
+#[derive(Clone)]
+pub struct TestClient {
+    rpc: HashMap<Arc<str>, BoundHandler>,
+    queue: HashMap<Arc<str>, (BoundHandler, u32)>,
+    settings: AnswerSettings,
+    default_max_retries: u32,
+    encoding: Encoding,
+}
+
+impl std::fmt::Debug for TestClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestClient")
+            .field("rpc", &self.rpc.keys().collect::<Vec<_>>())
+            .field("queue", &self.queue.keys().collect::<Vec<_>>())
+            .field("encoding", &self.encoding)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for TestClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What became of a work-queue message.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Worked {
+    /// The handler succeeded; the message would be acked.
+    Acked,
+    /// The handler failed; a copy with this `x-retry-count` would be queued again.
+    Retried {
+        /// The retry count of the copy.
+        retry_count: u32,
+    },
+    /// The message would go to the parking queue with this error (undecodable, payload
+    /// does not fit, or retries exhausted).
+    Parked(ErrorReply),
+    /// No queue route of that name was added to the client (the broker would have
+    /// returned the message as unroutable).
+    NoQueue,
+}
+
+/// A reply as it would go on the wire.
+#[derive(Debug, Clone)]
+pub struct TestReply {
+    /// The AMQP `type` property: `result`, or `error` when the request never reached
+    /// the handler.
+    pub amqp_type: &'static str,
+    /// The encoding of the reply (that of the request).
+    pub encoding: Encoding,
+    /// The encoded reply envelope.
+    pub body: Vec<u8>,
+}
+
+impl TestClient {
+    /// A client with the default settings (body limits of [`Config::default`],
+    /// development mode: error replies carry their trace), sending gzip bodies as the
+    /// Python seed does.
+    pub fn new() -> Self {
+        Self::with_config(&Config {
+            mode: Mode::Development,
+            ..Config::default()
+        })
+    }
+
+    /// A client with the body limits, mode and retries of `config`.
+    pub fn with_config(config: &Config) -> Self {
+        Self {
+            rpc: HashMap::new(),
+            queue: HashMap::new(),
+            settings: AnswerSettings {
+                limits: config.limits(),
+                development: config.is_development(),
+            },
+            default_max_retries: config.max_retries,
+            encoding: Encoding::Gzip,
+        }
+    }
+
+    /// Sends plain JSON bodies instead of gzip.
+    #[must_use]
+    pub fn plain_json(mut self) -> Self {
+        self.encoding = Encoding::Plain;
+        self
+    }
+
+    /// Adds an RPC worker's routes, with its state.
+    ///
+    /// # Panics
+    ///
+    /// When a route is registered twice, here or across workers (the Runner refuses to
+    /// start then, too).
+    #[must_use]
+    #[track_caller]
+    pub fn rpc<S: Clone + Send + Sync + 'static>(mut self, worker: RpcWorker<S>) -> Self {
+        for (name, handler) in bound_or_panic(worker.into_bound()) {
+            self.refuse_duplicate(&name);
+            self.rpc.insert(name, handler);
+        }
+        self
+    }
+
+    /// Adds a queue worker's routes, with its state and retries.
+    ///
+    /// # Panics
+    ///
+    /// As [`TestClient::rpc`].
+    #[must_use]
+    #[track_caller]
+    pub fn queue<S: Clone + Send + Sync + 'static>(mut self, worker: QueueWorker<S>) -> Self {
+        let retries = worker
+            .kind
+            .max_retries_set()
+            .unwrap_or(self.default_max_retries);
+        for (name, handler) in bound_or_panic(worker.into_bound()) {
+            self.refuse_duplicate(&name);
+            self.queue.insert(name, (handler, retries));
+        }
+        self
+    }
+
+    #[track_caller]
+    fn refuse_duplicate(&self, name: &str) {
+        assert!(
+            !self.rpc.contains_key(name) && !self.queue.contains_key(name),
+            "route {name} is registered twice"
+        );
+    }
+
+    /// Calls contract `C`'s route.
+    ///
+    /// # Errors
+    ///
+    /// [`CallError::Remote`] for an error reply (the handler's error, a `ValidationError`
+    /// for a payload that does not fit, a `Timeout` past the deadline);
+    /// [`CallError::NoRoute`] when no added worker serves the route;
+    /// [`CallError::Codec`] when the reply does not fit `C::Response`.
+    pub async fn call<C: Contract>(&self, request: &C) -> Result<C::Response, CallError> {
+        self.call_with(request, Meta::default()).await
+    }
+
+    /// Calls contract `C`'s route with `meta` as the handler sees it (deadline,
+    /// headers, correlation id, `reply_to`, retry count); its `route` is set for you.
+    ///
+    /// # Errors
+    ///
+    /// As [`TestClient::call`].
+    pub async fn call_with<C: Contract>(
+        &self,
+        request: &C,
+        meta: Meta,
+    ) -> Result<C::Response, CallError> {
+        self.call_route(C::ROUTE, request, meta).await
+    }
+
+    /// Calls `route` with any serializable payload (for routes without a contract, or a
+    /// payload that does not fit on purpose).
+    ///
+    /// # Errors
+    ///
+    /// As [`TestClient::call`].
+    pub async fn call_route<T: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        route: &str,
+        data: &T,
+        meta: Meta,
+    ) -> Result<R, CallError> {
+        let codec = |message: String| CallError::Codec {
+            route: route.to_owned(),
+            message,
+        };
+        let body = envelope::encode_request(data, self.encoding)
+            .map_err(|e| codec(format!("request cannot be serialized: {e}")))?;
+        let reply = self.request_body(route, &body, meta).await?;
+        match envelope::decode_reply(&reply.body, &self.settings.limits) {
+            Ok(Reply::Success(raw)) => parse_payload(raw.get()).map_err(|e| {
+                codec(format!(
+                    "reply does not fit the expected type: {}",
+                    e.message
+                ))
+            }),
+            Ok(Reply::Error(error)) => Err(CallError::Remote {
+                route: route.to_owned(),
+                error,
+            }),
+            Err(e) => Err(codec(e.to_string())),
+        }
+    }
+
+    /// Sends a raw request body (gzip or plain, any bytes) to `route` and returns the
+    /// reply as it would be published.
+    ///
+    /// # Errors
+    ///
+    /// [`CallError::NoRoute`] when no added worker serves the route.
+    pub async fn request_body(
+        &self,
+        route: &str,
+        body: &[u8],
+        meta: Meta,
+    ) -> Result<TestReply, CallError> {
+        let Some((name, handler)) = self.rpc.get_key_value(route) else {
+            return Err(CallError::NoRoute {
+                route: route.to_owned(),
+            });
+        };
+        let meta = Meta {
+            route: name.clone(),
+            ..meta
+        };
+        let a = answer(body, meta, handler, self.settings).await;
+        Ok(TestReply {
+            amqp_type: a.amqp_type,
+            encoding: a.encoding,
+            body: a.body,
+        })
+    }
+
+    /// Sends task `T` to its queue route.
+    pub async fn send<T: TaskContract>(&self, task: &T) -> Worked {
+        self.send_with(task, Meta::default()).await
+    }
+
+    /// Sends task `T` with `meta` (e.g. a `retry_count` to see what the last retry does).
+    pub async fn send_with<T: TaskContract>(&self, task: &T, meta: Meta) -> Worked {
+        match envelope::encode_request(task, self.encoding) {
+            Ok(body) => self.send_body(T::ROUTE, &body, meta).await,
+            Err(e) => Worked::Parked(ErrorReply::bad_request(format!(
+                "the task cannot be serialized: {e}"
+            ))),
+        }
+    }
+
+    /// Sends a raw body (any bytes) to queue route `route`.
+    pub async fn send_body(&self, route: &str, body: &[u8], meta: Meta) -> Worked {
+        let Some((name, (handler, retries))) = self.queue.get_key_value(route) else {
+            return Worked::NoQueue;
+        };
+        let meta = Meta {
+            route: name.clone(),
+            ..meta
+        };
+        match work(body, meta, handler, &self.settings.limits, *retries).await {
+            Next::Ack => Worked::Acked,
+            Next::Retry(retry_count) => Worked::Retried { retry_count },
+            Next::Park(e) => Worked::Parked(e),
+        }
+    }
+}
+
+#[track_caller]
+fn bound_or_panic<T>(r: Result<T, crate::Error>) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => panic!("{e}"),
+    }
+}
