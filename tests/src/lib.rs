@@ -148,7 +148,8 @@ pub struct RawPeer {
 }
 
 impl RawPeer {
-    /// Connects and declares an exclusive reply queue.
+    /// Connects and declares an exclusive, server-named reply queue (`amq.gen-*`: servers
+    /// reply only to reply queues).
     ///
     /// # Panics
     ///
@@ -158,10 +159,9 @@ impl RawPeer {
             .await
             .expect("connect");
         let channel = conn.create_channel().await.expect("channel");
-        let reply_queue = unique("replies");
-        channel
+        let reply_queue = channel
             .queue_declare(
-                reply_queue.as_str().into(),
+                "".into(),
                 QueueDeclareOptions {
                     exclusive: true,
                     auto_delete: true,
@@ -170,7 +170,10 @@ impl RawPeer {
                 FieldTable::default(),
             )
             .await
-            .expect("declare reply queue");
+            .expect("declare reply queue")
+            .name()
+            .as_str()
+            .to_owned();
         let replies = channel
             .basic_consume(
                 reply_queue.as_str().into(),

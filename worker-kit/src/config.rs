@@ -98,6 +98,11 @@ pub struct Config {
     pub deadline_max_skew: Duration,
     /// `RPC_QUEUE_DURABLE`: `auto`, `false` or `true`.
     pub rpc_queue_durable: RpcQueueDurable,
+    /// `RPC_REPLY_TO`: comma-separated patterns (`*` matches any run of characters) of
+    /// queues that replies may go to besides the server-named `amq.gen-*` and direct
+    /// reply-to `amq.rabbitmq.reply-to*`, for callers that name their reply queues. A
+    /// queue this process serves is never replied to.
+    pub rpc_reply_to: Vec<String>,
 }
 
 impl Default for Config {
@@ -118,6 +123,7 @@ impl Default for Config {
             db_health_interval: Duration::from_secs(1),
             deadline_max_skew: crate::wire::deadline::DEFAULT_MAX_SKEW,
             rpc_queue_durable: RpcQueueDurable::Auto,
+            rpc_reply_to: Vec::new(),
         }
     }
 }
@@ -144,6 +150,7 @@ struct Raw {
     db_health_interval_ms: Option<u64>,
     deadline_max_skew_ms: Option<u64>,
     rpc_queue_durable: Option<String>,
+    rpc_reply_to: Option<String>,
 }
 
 /// A good value for each variable, quoted in error messages.
@@ -163,6 +170,7 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("DB_HEALTH_INTERVAL_MS", "1000"),
     ("DEADLINE_MAX_SKEW_MS", "5000"),
     ("RPC_QUEUE_DURABLE", "auto"),
+    ("RPC_REPLY_TO", "replies.*,*.reply"),
 ];
 
 impl Config {
@@ -333,6 +341,10 @@ impl Config {
                     ));
                 }
             },
+            rpc_reply_to: match raw.rpc_reply_to {
+                None => defaults.rpc_reply_to,
+                Some(v) => reply_to_patterns(&v)?,
+            },
         })
     }
 
@@ -382,6 +394,29 @@ fn check_amqp_url(url: &str) -> Result<(), Error> {
             ))
         }
     }
+}
+
+/// `RPC_REPLY_TO`: comma-separated queue name patterns; empty means none.
+fn reply_to_patterns(value: &str) -> Result<Vec<String>, Error> {
+    let mut patterns = Vec::new();
+    for p in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if p.len() > 255 || p.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad(
+                "RPC_REPLY_TO",
+                value,
+                "expected comma-separated queue name patterns (at most 255 bytes each, no spaces; * matches any run of characters)",
+            ));
+        }
+        if p.chars().all(|c| c == '*') {
+            return Err(bad(
+                "RPC_REPLY_TO",
+                value,
+                "a pattern of only * would let any caller direct replies into any queue",
+            ));
+        }
+        patterns.push(p.to_owned());
+    }
+    Ok(patterns)
 }
 
 fn example(name: &str) -> &'static str {
@@ -567,6 +602,19 @@ mod tests {
         assert!(!m.contains("pw1") && !m.contains("pw2"), "{m}");
         let m = message(&[("AMQP_URL", "amqp://n1/%2f,")]);
         assert!(m.contains("entry 2") && m.contains("empty entry"), "{m}");
+    }
+
+    #[test]
+    fn reply_to_patterns() {
+        let c = Config::from_vars(vars(&[("RPC_REPLY_TO", " replies.*, ,*.reply ")])).unwrap();
+        assert_eq!(c.rpc_reply_to, ["replies.*", "*.reply"]);
+        let m = message(&[("RPC_REPLY_TO", "a,*")]);
+        assert_eq!(
+            m,
+            "configuration: RPC_REPLY_TO=\"a,*\": a pattern of only * would let any caller direct replies into any queue, e.g. RPC_REPLY_TO=replies.*,*.reply"
+        );
+        let m = message(&[("RPC_REPLY_TO", "my replies")]);
+        assert!(m.contains("no spaces"), "{m}");
     }
 
     #[test]

@@ -130,6 +130,12 @@ impl Runner {
             ready: ready_tx,
             paused,
             service: Arc::from(self.service),
+            served: Arc::new(
+                names
+                    .iter()
+                    .flat_map(|n| [n.clone(), crate::queue::parking_queue(n)])
+                    .collect(),
+            ),
         };
         let mut tasks = JoinSet::new();
         let count = self.workers.len();

@@ -24,6 +24,8 @@ pub struct WorkerContext {
     pub(crate) ready: mpsc::UnboundedSender<Result<String, Error>>,
     pub(crate) paused: watch::Receiver<bool>,
     pub(crate) service: Arc<str>,
+    /// Every queue the process's workers consume or park into (replies never go there).
+    pub(crate) served: Arc<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for WorkerContext {

@@ -1,6 +1,7 @@
 //! End-to-end tests through the real RabbitMQ (and, where noted, PostgreSQL). Each test
 //! starts the Runner in-process on routes with unique names.
 
+mod attacks;
 mod crud;
 mod events;
 mod fixture;

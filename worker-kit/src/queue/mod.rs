@@ -9,5 +9,5 @@ pub(crate) mod work;
 
 pub use declare::{DELIVERY_LIMIT, QueueType};
 pub(crate) use processor::QueueProcessor;
-pub use processor::{Queue, QueueWorker, parking_queue};
+pub use processor::{HEADERS_DROPPED_HEADER, Queue, QueueWorker, parking_queue};
 pub use publisher::{PublishError, QueuePublisher};

@@ -22,6 +22,8 @@ use crate::handler::{ContainsPayload, Handler};
 use crate::queue::work::{Next, work};
 use crate::wire::delivery::{self, RETRY_COUNT_HEADER};
 use crate::wire::envelope::Limits;
+use crate::wire::headers::{MAX_ERROR_MESSAGE_BYTES, MAX_PROPERTIES_BYTES, capped, fits_frame};
+use crate::wire::reply_error::ErrorReply;
 use crate::worker::{Runnable, Worker, WorkerContext};
 
 /// The parking queue of `route`: where messages go that could not be worked.
@@ -189,37 +191,37 @@ impl Processor for QueueProcessor {
         let (name, republished) = match next {
             Next::Ack => (Disposition::Ok, Ok(())),
             Next::Retry(n) => {
-                let headers = with_headers(
-                    &delivery,
-                    &[(RETRY_COUNT_HEADER, AMQPValue::LongLongInt(i64::from(n)))],
-                );
-                (
-                    Disposition::Retried,
-                    republish(channel, &delivery, route, headers).await,
-                )
+                let ours = [(RETRY_COUNT_HEADER, AMQPValue::LongLongInt(i64::from(n)))];
+                match republish(channel, &delivery, route, &ours).await {
+                    Ok(()) => (Disposition::Retried, Ok(())),
+                    Err(problem) if !channel.status().connected() => {
+                        (Disposition::Retried, Err(problem))
+                    }
+                    Err(problem) => {
+                        // Whatever made the copy fail would make the next one fail too:
+                        // keep the body where nothing is retried.
+                        let e = ErrorReply::new(
+                            "Internal",
+                            format!("the retry copy could not be stored: {problem}"),
+                        );
+                        (
+                            Disposition::Parked,
+                            park_bare(channel, &delivery, route, &e).await,
+                        )
+                    }
+                }
             }
             Next::Park(e) => {
-                let headers = with_headers(
-                    &delivery,
-                    &[
-                        (
-                            "x-error-type",
-                            AMQPValue::LongString(e.error_type.as_ref().into()),
-                        ),
-                        (
-                            "x-error-message",
-                            AMQPValue::LongString(e.message.as_str().into()),
-                        ),
-                        (
-                            "x-original-route",
-                            AMQPValue::LongString(route.as_ref().into()),
-                        ),
-                    ],
-                );
-                (
-                    Disposition::Parked,
-                    republish(channel, &delivery, &parking_queue(route), headers).await,
-                )
+                let ours = park_headers(route, &e);
+                let parked = match republish(channel, &delivery, &parking_queue(route), &ours).await
+                {
+                    Err(problem) if channel.status().connected() => {
+                        warn!(%problem, "parking with the original headers failed; parking the body with the kit's headers only");
+                        park_bare(channel, &delivery, route, &e).await
+                    }
+                    other => other,
+                };
+                (Disposition::Parked, parked)
             }
         };
         match republished {
@@ -245,28 +247,93 @@ impl Processor for QueueProcessor {
     }
 }
 
-/// The delivery's headers plus `extra` (replacing same-named ones).
-fn with_headers(delivery: &Delivery, extra: &[(&str, AMQPValue)]) -> FieldTable {
-    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
-    for (k, v) in extra {
-        headers.insert((*k).into(), v.clone());
-    }
-    headers
+/// The headers a parked copy gets: why and where from. The message may quote the
+/// caller's input (serde echoes a bad value whole), so it is capped.
+fn park_headers(route: &str, e: &ErrorReply) -> [(&'static str, AMQPValue); 3] {
+    [
+        (
+            "x-error-type",
+            AMQPValue::LongString(e.error_type.as_ref().into()),
+        ),
+        (
+            "x-error-message",
+            AMQPValue::LongString(capped(&e.message, MAX_ERROR_MESSAGE_BYTES).into()),
+        ),
+        ("x-original-route", AMQPValue::LongString(route.into())),
+    ]
 }
 
-/// Publishes a persistent copy of `delivery` (same body and properties, new headers) to
-/// `queue` and waits for the confirm.
-async fn republish(
-    channel: &Channel,
-    delivery: &Delivery,
-    queue: &str,
-    headers: FieldTable,
-) -> Result<(), String> {
-    let props: BasicProperties = delivery
+/// Header set on a copy whose original headers were left out (they would not have fit
+/// one frame with the kit's, or the copy with them could not be stored).
+pub const HEADERS_DROPPED_HEADER: &str = "x-original-headers-dropped";
+
+/// The delivery's properties for a persistent copy: its headers plus `ours` (replacing
+/// same-named ones), or `ours` alone when both would not fit one frame — a frame too
+/// large closes the whole connection, and the message would come back to do it again.
+fn copy_properties(delivery: &Delivery, ours: &[(&str, AMQPValue)]) -> BasicProperties {
+    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+    for (k, v) in ours {
+        headers.insert((*k).into(), v.clone());
+    }
+    let props = delivery
         .properties
         .clone()
         .with_headers(headers)
         .with_delivery_mode(2);
+    if fits_frame(&props) {
+        return props;
+    }
+    warn!(
+        max_bytes = MAX_PROPERTIES_BYTES,
+        "the message's headers and the kit's would not fit one frame; the copy keeps the kit's only"
+    );
+    bare_properties(delivery, ours)
+}
+
+/// The delivery's properties with `ours` as the only headers.
+fn bare_properties(delivery: &Delivery, ours: &[(&str, AMQPValue)]) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    for (k, v) in ours {
+        headers.insert((*k).into(), v.clone());
+    }
+    headers.insert(HEADERS_DROPPED_HEADER.into(), AMQPValue::Boolean(true));
+    delivery
+        .properties
+        .clone()
+        .with_headers(headers)
+        .with_delivery_mode(2)
+}
+
+/// Parks the body with the kit's headers only: the last resort when a copy with the
+/// original headers could not be stored.
+async fn park_bare(
+    channel: &Channel,
+    delivery: &Delivery,
+    route: &str,
+    e: &ErrorReply,
+) -> Result<(), String> {
+    let props = bare_properties(delivery, &park_headers(route, e));
+    publish_copy(channel, delivery, &parking_queue(route), props).await
+}
+
+/// Publishes a persistent copy of `delivery` (same body and properties, `ours` added to
+/// its headers) to `queue` and waits for the confirm.
+async fn republish(
+    channel: &Channel,
+    delivery: &Delivery,
+    queue: &str,
+    ours: &[(&str, AMQPValue)],
+) -> Result<(), String> {
+    let props = copy_properties(delivery, ours);
+    publish_copy(channel, delivery, queue, props).await
+}
+
+async fn publish_copy(
+    channel: &Channel,
+    delivery: &Delivery,
+    queue: &str,
+    props: BasicProperties,
+) -> Result<(), String> {
     match crate::amqp::publish::to_queue(channel, queue, &delivery.data, props).await {
         Ok(Published::Stored) => Ok(()),
         Ok(Published::NoQueue) => Err(format!("queue {queue} does not exist")),

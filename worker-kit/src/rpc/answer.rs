@@ -34,15 +34,34 @@ pub(crate) struct AnswerSettings {
     pub(crate) development: bool,
 }
 
-/// Answers the request `body` that arrived with `meta` on `meta.route`.
+/// Why a request shaped or typed like a reply is refused: answering it would let a caller
+/// bounce one server's replies into another's routes.
+const REPLY_NOT_REQUEST: &str = "a reply is not a request: the body has a top-level `success` key or the AMQP type is `result` or `error`";
+
+/// Answers the request `body` that arrived with `meta` on `meta.route`; `request_type` is
+/// its AMQP `type` property.
 pub(crate) async fn answer(
     body: &[u8],
+    request_type: Option<&str>,
     meta: Meta,
     handler: &BoundHandler,
     settings: AnswerSettings,
 ) -> Answer {
-    let (encoding, outcome) = match envelope::decode_request(body, &settings.limits) {
-        Err(e) => {
+    let decoded = if matches!(request_type, Some("result" | "error")) {
+        Err(None)
+    } else {
+        match envelope::decode_request(body, &settings.limits) {
+            Ok(req) if req.reply_shaped => Err(None),
+            Ok(req) => Ok(req),
+            Err(e) => Err(Some(e)),
+        }
+    };
+    let (encoding, outcome) = match decoded {
+        Err(None) => (
+            Encoding::detect(body),
+            Outcome::Rejected(ErrorReply::bad_request(REPLY_NOT_REQUEST)),
+        ),
+        Err(Some(e)) => {
             warn!(error = %e, "undecodable request");
             (Encoding::detect(body), Outcome::Rejected(e.to_reply()))
         }

@@ -1,5 +1,6 @@
 //! The RPC worker: consumes route queues, runs handlers, publishes replies.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Once};
 use std::time::{Duration, SystemTime};
@@ -11,7 +12,7 @@ use lapin::options::{
     QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::{BasicProperties, Channel, Connection, ExchangeKind};
+use lapin::{Channel, Connection, ExchangeKind};
 use tracing::{error, warn};
 
 use crate::Contract;
@@ -22,6 +23,7 @@ use crate::error::Error;
 use crate::handler::routes::{BoundHandler, RpcRoute};
 use crate::handler::{ContainsPayload, Handler};
 use crate::rpc::answer::{Answer, AnswerSettings, answer};
+use crate::rpc::reply::{self, ReplyTo};
 use crate::wire::delivery;
 use crate::worker::{Runnable, Worker, WorkerContext};
 
@@ -78,7 +80,7 @@ impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Rpc, S> {
     }
 
     async fn run(self: Box<Self>, ctx: WorkerContext) -> Result<(), Error> {
-        let processor = RpcProcessor::new(&ctx.config, &ctx.broker);
+        let processor = RpcProcessor::new(&ctx.config, &ctx.broker, ctx.served.clone());
         self.run_with(ctx, processor).await
     }
 }
@@ -92,10 +94,11 @@ pub(crate) struct RpcProcessor {
     /// Set once the broker refused a transient queue (`auto`): later routes go durable
     /// without asking again.
     refuses_transient: AtomicBool,
+    reply_to: ReplyTo,
 }
 
 impl RpcProcessor {
-    fn new(config: &Config, broker: &Broker) -> Self {
+    fn new(config: &Config, broker: &Broker, served: Arc<HashSet<String>>) -> Self {
         Self {
             settings: AnswerSettings {
                 limits: config.limits(),
@@ -105,6 +108,7 @@ impl RpcProcessor {
             shape: config.rpc_queue_durable,
             broker: broker.clone(),
             refuses_transient: AtomicBool::new(false),
+            reply_to: ReplyTo::new(config.rpc_reply_to.clone(), served),
         }
     }
 
@@ -269,12 +273,14 @@ impl Processor for RpcProcessor {
         handler: BoundHandler,
     ) -> Disposition {
         let meta = delivery::meta_at(&delivery, route, SystemTime::now(), self.max_skew);
+        let deadline = meta.deadline;
+        let request_type = delivery.properties.kind().as_ref().map(ShortString::as_str);
         let Answer {
             disposition: name,
             amqp_type,
             encoding,
             body,
-        } = answer(&delivery.data, meta, &handler, self.settings).await;
+        } = answer(&delivery.data, request_type, meta, &handler, self.settings).await;
         let props = &delivery.properties;
         let Some(reply_to) = props.reply_to().as_ref().filter(|r| !r.as_str().is_empty()) else {
             warn!(
@@ -284,25 +290,16 @@ impl Processor for RpcProcessor {
             ack(&delivery).await;
             return name;
         };
-        let mut reply_props = BasicProperties::default()
-            .with_delivery_mode(props.delivery_mode().unwrap_or(1))
-            .with_timestamp(delivery::now_timestamp())
-            .with_type(ShortString::from(amqp_type));
-        if let Some(c) = props.correlation_id() {
-            reply_props = reply_props.with_correlation_id(c.clone());
+        if !self.reply_to.allows(reply_to.as_str()) {
+            warn!(
+                outcome = name.as_str(),
+                reply_to = reply_to.as_str(),
+                "reply_to is not a reply queue (amq.gen-*, amq.rabbitmq.reply-to or RPC_REPLY_TO) or is a queue this process serves; result dropped"
+            );
+            ack(&delivery).await;
+            return name;
         }
-        if let Some(ce) = encoding.content_encoding() {
-            reply_props = reply_props.with_content_encoding(ce.into());
-        }
-        if let Some(tp) = props
-            .headers()
-            .as_ref()
-            .and_then(|h| h.inner().get("traceparent"))
-        {
-            let mut h = FieldTable::default();
-            h.insert("traceparent".into(), tp.clone());
-            reply_props = reply_props.with_headers(h);
-        }
+        let reply_props = reply::properties(props, deadline, amqp_type, encoding);
         // No confirm to wait for (the channel is not in confirm mode): the ack below is
         // sent on the same channel after the reply, and AMQP keeps their order.
         let published = channel

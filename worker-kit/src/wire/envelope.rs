@@ -106,12 +106,23 @@ pub struct Request {
     pub data: Box<RawValue>,
     /// How the request body was encoded.
     pub encoding: Encoding,
+    /// The body has a top-level `success` key: it is shaped like a reply, which a server
+    /// must never take for a request.
+    pub reply_shaped: bool,
 }
 
 #[derive(Deserialize)]
 struct RequestShape<'a> {
     #[serde(borrow)]
     data: &'a RawValue,
+    #[serde(default, deserialize_with = "present")]
+    success: bool,
+}
+
+/// `true` whenever the key is there, whatever its value (`null` included).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d)?;
+    Ok(true)
 }
 
 #[derive(Serialize)]
@@ -177,6 +188,7 @@ pub fn decode_request(body: &[u8], limits: &Limits) -> Result<Request, DecodeErr
     Ok(Request {
         data: shape.data.to_owned(),
         encoding,
+        reply_shaped: shape.success,
     })
 }
 
@@ -348,6 +360,22 @@ mod tests {
         let req = decode_request(br#"{"data": [1, 2]}"#, &Limits::default()).unwrap();
         assert_eq!(req.encoding, Encoding::Plain);
         assert_eq!(req.data.get(), "[1, 2]");
+    }
+
+    #[test]
+    fn a_success_key_marks_a_reply() {
+        let limits = Limits::default();
+        for body in [
+            &br#"{"success": true, "data": 1}"#[..],
+            br#"{"data": 1, "success": null}"#,
+        ] {
+            assert!(decode_request(body, &limits).unwrap().reply_shaped);
+        }
+        assert!(
+            !decode_request(br#"{"data": {"success": 1}}"#, &limits)
+                .unwrap()
+                .reply_shaped
+        );
     }
 
     #[test]

@@ -6,4 +6,5 @@ pub mod deadline;
 pub(crate) mod delivery;
 pub mod envelope;
 pub(crate) mod gzip;
+pub mod headers;
 pub mod reply_error;

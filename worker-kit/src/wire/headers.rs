@@ -1,0 +1,155 @@
+//! Bounds on what the kit copies from a message it received into one it publishes.
+//!
+//! RabbitMQ sends a message's properties in one frame, and a frame larger than the
+//! negotiated `frame_max` (131,072 bytes by default) is a protocol error that closes the
+//! whole connection — every worker and client of the process with it. A message the broker
+//! delivered fits, but the kit adds to it (parking headers, reply properties), so a caller
+//! could make the kit's own publish too big. Every value the kit copies or quotes is
+//! therefore bounded here, and the encoded properties of each publish are measured first.
+
+use lapin::BasicProperties;
+use lapin::types::AMQPValue;
+
+/// RabbitMQ's default `frame_max`, which the kit assumes (a broker configured lower is not
+/// supported).
+pub const FRAME_MAX: usize = 131_072;
+
+/// Largest encoded properties (flags included) that fit one frame: the frame's 8 bytes of
+/// framing and the content header's 12 bytes before its properties (class, weight, body
+/// size) come off first.
+pub const MAX_PROPERTIES_BYTES: usize = FRAME_MAX - 8 - 12;
+
+/// Most bytes of an error message the kit puts in a header (`x-error-message`).
+pub const MAX_ERROR_MESSAGE_BYTES: usize = 1024;
+
+/// Most bytes of a `tracestate` echoed into a reply (the W3C limit for the whole list).
+pub const MAX_TRACESTATE_BYTES: usize = 512;
+
+/// `text` cut to at most `max` bytes on a character boundary, marked with `…` when cut.
+pub(crate) fn capped(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    const MARK: &str = "…";
+    let mut end = max.saturating_sub(MARK.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{MARK}", &text[..end])
+}
+
+/// Whether `v` is a W3C `traceparent`: `vv-<32 hex>-<16 hex>-<2 hex>`, lowercase, version
+/// not `ff`, trace and parent ids not all zeros (55 bytes for version 00).
+pub(crate) fn is_traceparent(v: &AMQPValue) -> bool {
+    let Some(s) = text_of(v) else { return false };
+    let parts: Vec<&str> = s.split('-').collect();
+    let hex = |p: &str, n: usize| {
+        p.len() == n
+            && p.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let zeros = |p: &str| p.bytes().all(|b| b == b'0');
+    s.len() == 55
+        && parts.len() == 4
+        && hex(parts[0], 2)
+        && parts[0] != "ff"
+        && hex(parts[1], 32)
+        && !zeros(parts[1])
+        && hex(parts[2], 16)
+        && !zeros(parts[2])
+        && hex(parts[3], 2)
+}
+
+/// Whether `v` is a `tracestate` short enough to echo.
+pub(crate) fn is_tracestate(v: &AMQPValue) -> bool {
+    text_of(v).is_some_and(|s| s.len() <= MAX_TRACESTATE_BYTES)
+}
+
+fn text_of(v: &AMQPValue) -> Option<&str> {
+    match v {
+        AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok(),
+        AMQPValue::ShortString(s) => Some(s.as_str()),
+        _ => None,
+    }
+}
+
+/// The size of `props` as the content header frame carries them.
+pub(crate) fn encoded_size(props: &BasicProperties) -> usize {
+    // Serializing into a Vec cannot fail for lack of room; an error would mean a value
+    // that cannot be encoded at all, which must not be published either.
+    cookie_factory::gen_simple(lapin::protocol::basic::gen_properties(props), Vec::new())
+        .map_or(usize::MAX, |v| v.len())
+}
+
+/// Whether `props` fit one frame.
+pub(crate) fn fits_frame(props: &BasicProperties) -> bool {
+    encoded_size(props) <= MAX_PROPERTIES_BYTES
+}
+
+#[cfg(test)]
+mod tests {
+    use lapin::types::FieldTable;
+
+    use super::*;
+
+    #[test]
+    fn capped_cuts_on_a_character_boundary() {
+        assert_eq!(capped("short", 10), "short");
+        let long = "é".repeat(1000);
+        let c = capped(&long, 1024);
+        assert!(c.len() <= 1024, "{}", c.len());
+        assert!(c.ends_with('…'));
+        assert_eq!(capped(&"a".repeat(2000), 1024).len(), 1024);
+    }
+
+    #[test]
+    fn traceparent_must_be_w3c() {
+        let ok = |s: &str| is_traceparent(&AMQPValue::LongString(s.into()));
+        assert!(ok(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        ));
+        assert!(!ok(
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"
+        ));
+        assert!(!ok(
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        ));
+        assert!(!ok(
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01"
+        ));
+        assert!(!ok(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01"
+        ));
+        assert!(!ok(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-"
+        ));
+        assert!(!ok(&"0".repeat(55)));
+        assert!(!is_traceparent(&AMQPValue::LongLongInt(1)));
+    }
+
+    #[test]
+    fn tracestate_is_bounded() {
+        assert!(is_tracestate(&AMQPValue::LongString("a=b".into())));
+        assert!(!is_tracestate(&AMQPValue::LongString(
+            "a".repeat(513).into()
+        )));
+    }
+
+    #[test]
+    fn encoded_size_counts_the_headers() {
+        let bare = encoded_size(&BasicProperties::default());
+        assert_eq!(bare, 2, "just the property flags");
+        let mut h = FieldTable::default();
+        h.insert("k".into(), AMQPValue::LongString("v".repeat(100).into()));
+        let props = BasicProperties::default().with_headers(h);
+        // flags + table length + key (1 + 1) + type + string length + 100.
+        assert_eq!(encoded_size(&props), 2 + 4 + 2 + 1 + 4 + 100);
+        assert!(fits_frame(&props));
+        let mut h = FieldTable::default();
+        h.insert(
+            "k".into(),
+            AMQPValue::LongString("v".repeat(FRAME_MAX).into()),
+        );
+        assert!(!fits_frame(&BasicProperties::default().with_headers(h)));
+    }
+}
