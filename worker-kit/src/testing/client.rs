@@ -234,7 +234,7 @@ impl TestClient {
             route: name.clone(),
             ..meta
         };
-        let a = answer(body, meta, handler, self.settings).await;
+        let a = answer(body, None, meta, handler, self.settings).await;
         Ok(TestReply {
             amqp_type: a.amqp_type,
             encoding: a.encoding,
