@@ -54,7 +54,7 @@ async def call(url):
         channel = await conn.channel()
         rpc = await SeedRPC.create(channel)
         results = {}
-        for route, data in [("hello_world", "from python"), ("will-error", None), ("dictionary", None)]:
+        for route, data in [("hello_world", "from python"), ("will-error", "from python"), ("dictionary", {"foo": "bar"})]:
             reply = await asyncio.wait_for(rpc.call(route, kwargs={"data": data}, expiration=10), 15)
             results[route] = reply
         print(json.dumps(results))

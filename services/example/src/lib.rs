@@ -1,24 +1,31 @@
 //! The `example` service: the Python seed's routes in Rust.
 //!
 //! - `hello_world` (RPC) answers `"Hello world!"`;
-//! - `will-error` (RPC) answers with an error envelope of type `WillError`;
-//! - `dictionary` (RPC) answers a JSON object;
-//! - `queue-test` (work queue) logs its message, and fails on `"fail"` to show retries
-//!   and parking;
+//! - `test` (RPC) answers `"<text> that took forever"` after a short pause;
+//! - `will-error` (RPC) answers with an error of type `Exception` whose message contains
+//!   `"Just an exception"` and the request's data;
+//! - `dictionary` (RPC) answers the JSON object it is sent with `"bar": "baz"` added;
+//! - `db` (RPC) answers the names of the tables in the database's `public` schema;
+//! - `example-items` (RPC) answers the `example_item` rows whose `string` equals the payload;
+//! - `queue-test` (work queue) logs its message (any JSON value), and fails on `"fail"` to
+//!   show retries and parking;
 //! - `example.items.*` (RPC): CRUD over PostgreSQL with keyset paging and a search kept in
 //!   `models/example/queries.sql`; `example.orders.place`: idempotent create.
 
 pub mod store;
 
-use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Map, Value, json};
 use stubs::example::items::{
     CreateItem, DeleteItem, GetItem, Item, ItemPage, ListItems, PlaceOrder, PlacedOrder,
     SearchItems, UpdateItem,
 };
-use stubs::example::{Dictionary, HelloWorld, QueueTest, WILL_ERROR_TYPE, WillError};
+use stubs::example::{
+    Dictionary, ExampleItem, ExampleItems, HelloWorld, QueueTest, SlowEcho, Tables,
+    WILL_ERROR_TYPE, WillError,
+};
 use worker_kit::db::{Client, DbConfig, DbError};
 use worker_kit::queue::QueueWorker;
 use worker_kit::rpc::RpcWorker;
@@ -32,9 +39,12 @@ pub const SERVICE: &str = "example";
 /// Errors of this service's handlers, each with its own `error.type`.
 #[derive(Debug, thiserror::Error)]
 pub enum ExampleError {
-    /// What `will-error` always answers.
-    #[error("this route always fails, on purpose")]
-    WillError,
+    /// What `will-error` always answers: the seed's exception, with the request's data.
+    #[error("Just an exception (this route always fails, on purpose); data: {0}")]
+    WillError(Value),
+    /// `example-items` was sent no string to match.
+    #[error("example-items needs a string to match `example_item.string` against, not null")]
+    NothingToMatch,
     /// A `queue-test` message asked to fail.
     #[error("queue-test was asked to fail")]
     AskedToFail,
@@ -43,7 +53,8 @@ pub enum ExampleError {
 impl IntoErrorReply for ExampleError {
     fn into_error_reply(self) -> ErrorReply {
         match self {
-            ExampleError::WillError => ErrorReply::new(WILL_ERROR_TYPE, self.to_string()),
+            ExampleError::WillError(_) => ErrorReply::new(WILL_ERROR_TYPE, self.to_string()),
+            ExampleError::NothingToMatch => ErrorReply::bad_request(self.to_string()),
             ExampleError::AskedToFail => ErrorReply::new("AskedToFail", self.to_string()),
         }
     }
@@ -57,33 +68,63 @@ pub async fn hello_world(Payload(_): Payload<HelloWorld>) -> Result<String, Infa
 
 /// Always fails, to show an error envelope.
 #[rpc(contract = WillError)]
-pub async fn will_error(Payload(_): Payload<WillError>) -> Result<(), ExampleError> {
-    Err(ExampleError::WillError)
+pub async fn will_error(Payload(WillError(data)): Payload<WillError>) -> Result<(), ExampleError> {
+    Err(ExampleError::WillError(data))
 }
 
-/// Answers a JSON object.
+/// Answers the object it is sent, with `"bar": "baz"` added.
 #[rpc(contract = Dictionary)]
 pub async fn dictionary(
-    Payload(_): Payload<Dictionary>,
-) -> Result<BTreeMap<String, serde_json::Value>, Infallible> {
-    Ok(BTreeMap::from([
-        ("first".to_owned(), json!(1)),
-        ("second".to_owned(), json!("two")),
-        ("third".to_owned(), json!([3.0, "three"])),
-        ("fourth".to_owned(), json!({"four": 4})),
-    ]))
+    Payload(Dictionary(mut object)): Payload<Dictionary>,
+) -> Result<Map<String, Value>, Infallible> {
+    object.insert("bar".to_owned(), json!("baz"));
+    Ok(object)
 }
 
-/// Logs the message; `"fail"` fails (and is retried, then parked).
+/// How long `test` pauses: the seed's route sleeps to look slow; a short pause keeps the
+/// point without slowing tests.
+const TEST_PAUSE: Duration = Duration::from_millis(20);
+
+/// Answers `"<text> that took forever"`, after a short pause.
+#[rpc(contract = SlowEcho)]
+pub async fn slow_echo(Payload(SlowEcho(text)): Payload<SlowEcho>) -> Result<String, Infallible> {
+    tokio::time::sleep(TEST_PAUSE).await;
+    Ok(format!("{text} that took forever"))
+}
+
+/// The names of the tables in the database's `public` schema.
+#[rpc(contract = Tables)]
+pub async fn tables(
+    State(app): State<App>,
+    Payload(_): Payload<Tables>,
+) -> Result<Vec<String>, DbError> {
+    app.store.public_tables().await
+}
+
+/// The `example_item` rows whose `string` equals the payload.
+#[rpc(contract = ExampleItems)]
+pub async fn example_items(
+    State(app): State<App>,
+    Payload(ExampleItems(string)): Payload<ExampleItems>,
+) -> Result<Vec<ExampleItem>, ErrorReply> {
+    let string = string.ok_or_else(|| ExampleError::NothingToMatch.into_error_reply())?;
+    app.store
+        .example_items(&string)
+        .await
+        .map_err(IntoErrorReply::into_error_reply)
+}
+
+/// Logs the message (any JSON value); the string `"fail"` fails (and is retried, then
+/// parked).
 #[task(contract = QueueTest)]
 pub async fn queue_test(
-    Payload(QueueTest(text)): Payload<QueueTest>,
+    Payload(QueueTest(message)): Payload<QueueTest>,
     meta: Meta,
 ) -> Result<(), ExampleError> {
-    if text == "fail" {
+    if message == json!("fail") {
         return Err(ExampleError::AskedToFail);
     }
-    tracing::info!(%text, redelivered = meta.redelivered, "queue-test message");
+    tracing::info!(%message, redelivered = meta.redelivered, "queue-test message");
     Ok(())
 }
 
@@ -168,6 +209,9 @@ pub fn rpc_worker(app: App) -> RpcWorker<App> {
         .register(hello_world)
         .register(will_error)
         .register(dictionary)
+        .register(slow_echo)
+        .register(tables)
+        .register(example_items)
         .register(create_item)
         .register(get_item)
         .register(list_items)
@@ -226,10 +270,27 @@ mod tests {
 
     #[tokio::test]
     async fn will_error_fails_with_its_type() {
-        let err = will_error::handler(Payload(WillError(None)))
+        let err = will_error::handler(Payload(WillError(json!({"x": 1}))))
             .await
             .unwrap_err();
-        assert_eq!(err.into_error_reply().error_type, "WillError");
+        let reply = err.into_error_reply();
+        assert_eq!(reply.error_type, "Exception");
+        assert!(
+            reply.message.contains("Just an exception"),
+            "{}",
+            reply.message
+        );
+        assert!(reply.message.contains(r#"{"x":1}"#), "{}", reply.message);
+    }
+
+    #[tokio::test]
+    async fn dictionary_adds_bar() {
+        let mut object = Map::new();
+        object.insert("foo".to_owned(), json!(1));
+        let out = dictionary::handler(Payload(Dictionary(object)))
+            .await
+            .unwrap();
+        assert_eq!(Value::Object(out), json!({"foo": 1, "bar": "baz"}));
     }
 
     #[test]
@@ -238,5 +299,8 @@ mod tests {
         assert_eq!(will_error::ROUTE, "will-error");
         assert_eq!(dictionary::ROUTE, "dictionary");
         assert_eq!(queue_test::ROUTE, "queue-test");
+        assert_eq!(slow_echo::ROUTE, "test");
+        assert_eq!(tables::ROUTE, "db");
+        assert_eq!(example_items::ROUTE, "example-items");
     }
 }

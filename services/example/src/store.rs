@@ -2,9 +2,12 @@
 //! `models/example/queries.sql`.
 
 use chrono::{DateTime, Utc};
+use stubs::example::ExampleItem;
 use stubs::example::items::{CreateItem, Item, Order, PlaceOrder, UpdateItem};
 use uuid::Uuid;
-use worker_kit::db::{Changes, Client, DbError, Insert, Model, Page, PageRequest, Record, queries};
+use worker_kit::db::{
+    Changes, Client, DbError, Executor, Insert, Model, Page, PageRequest, Record, queries,
+};
 
 /// A row of `items`.
 #[derive(Debug, Clone, Record)]
@@ -113,6 +116,49 @@ impl Store {
     /// The database client.
     pub fn db(&self) -> &Client {
         &self.db
+    }
+
+    /// The names of the tables in the `public` schema, sorted.
+    ///
+    /// # Errors
+    ///
+    /// `Unavailable`.
+    pub async fn public_tables(&self) -> Result<Vec<String>, DbError> {
+        let rows = self
+            .db
+            .query_rows(
+                "SELECT c.relname::text FROM pg_catalog.pg_class c \
+                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY 1",
+                &[],
+            )
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
+    /// The `example_item` rows whose `string` is `string`.
+    ///
+    /// # Errors
+    ///
+    /// `Unavailable`.
+    pub async fn example_items(&self, string: &str) -> Result<Vec<ExampleItem>, DbError> {
+        let rows = self
+            .db
+            .query_rows(
+                "SELECT _id, string, integer, json FROM example_item WHERE string = $1 ORDER BY _id",
+                &[&string],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ExampleItem {
+                    id: r.try_get(0)?,
+                    string: r.try_get(1)?,
+                    integer: r.try_get(2)?,
+                    json: r.try_get(3)?,
+                })
+            })
+            .collect()
     }
 
     /// Creates an item.

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use example::store::Store;
 use example::{App, queue_worker, rpc_worker};
+use serde_json::json;
 use stubs::example::{Dictionary, HelloWorld, QueueTest, WILL_ERROR_TYPE, WillError};
 use worker_kit::db::{Client, DbConfig};
 use worker_kit::testing::{TestClient, Worked};
@@ -23,14 +24,20 @@ fn client() -> TestClient {
 async fn hello_world_and_dictionary_answer() {
     let c = client();
     assert_eq!(c.call(&HelloWorld(None)).await.unwrap(), "Hello world!");
-    let dict = c.call(&Dictionary(None)).await.unwrap();
-    assert_eq!(dict["second"], "two");
+    let mut sent = serde_json::Map::new();
+    sent.insert("foo".into(), json!(1));
+    let dict = c.call(&Dictionary(sent)).await.unwrap();
+    assert_eq!(
+        serde_json::Value::Object(dict),
+        json!({"foo": 1, "bar": "baz"})
+    );
 }
 
 #[tokio::test]
 async fn will_error_answers_its_own_error_type() {
-    let err = client().call(&WillError(None)).await.unwrap_err();
+    let err = client().call(&WillError(json!("data"))).await.unwrap_err();
     assert_eq!(err.remote_type(), Some(WILL_ERROR_TYPE));
+    assert!(err.to_string().contains("Just an exception"), "{err}");
 }
 
 #[tokio::test]
@@ -60,14 +67,14 @@ async fn a_past_deadline_is_answered_with_timeout() {
 #[tokio::test]
 async fn queue_test_acks_retries_and_parks() {
     let c = client();
-    assert_eq!(c.send(&QueueTest("hi".into())).await, Worked::Acked);
+    assert_eq!(c.send(&QueueTest(json!({"a": 1}))).await, Worked::Acked);
     assert_eq!(
-        c.send(&QueueTest("fail".into())).await,
+        c.send(&QueueTest(json!("fail"))).await,
         Worked::Retried { retry_count: 1 }
     );
     let mut last = Meta::default();
     last.retry_count = 100;
-    match c.send_with(&QueueTest("fail".into()), last).await {
+    match c.send_with(&QueueTest(json!("fail")), last).await {
         Worked::Parked(e) => assert_eq!(e.error_type, "AskedToFail"),
         other => panic!("expected parked, got {other:?}"),
     }

@@ -83,10 +83,19 @@ async fn python_client_calls_the_rust_example_service() {
     );
     let err = &replies["will-error"];
     assert_eq!(err["success"], json!(false));
-    assert_eq!(err["error"]["type"], json!("WillError"));
+    assert_eq!(err["error"]["type"], json!("Exception"));
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Just an exception") && m.contains("from python")),
+        "{err}"
+    );
     assert!(err["error"]["args"].is_array());
     assert!(err["error"]["trace"].is_string());
-    assert_eq!(replies["dictionary"]["data"]["second"], json!("two"));
+    assert_eq!(
+        replies["dictionary"]["data"],
+        json!({"foo": "bar", "bar": "baz"})
+    );
 }
 
 /// A Python seed worker serving `route` (declaring its queue durable when asked), once it

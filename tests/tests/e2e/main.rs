@@ -11,5 +11,6 @@ mod protocol_v2;
 mod queue;
 mod quorum;
 mod rpc;
+mod seed_api;
 mod services;
 mod shutdown;

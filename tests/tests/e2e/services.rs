@@ -29,10 +29,13 @@ async fn example_answers_the_seed_routes() {
         "Hello world!"
     );
     assert_eq!(c.call(&HelloWorld(None)).await.unwrap(), "Hello world!");
-    let err = c.call(&WillError(None)).await.unwrap_err();
-    assert_eq!(err.remote_type(), Some("WillError"));
-    let dict = c.call(&Dictionary(None)).await.unwrap();
-    assert_eq!(dict["second"], serde_json::json!("two"));
+    let err = c
+        .call(&WillError(serde_json::Value::Null))
+        .await
+        .unwrap_err();
+    assert_eq!(err.remote_type(), Some("Exception"));
+    let dict = c.call(&Dictionary(serde_json::Map::new())).await.unwrap();
+    assert_eq!(dict["bar"], serde_json::json!("baz"));
     example.stop().await.unwrap();
     db.drop_db().await;
 }
