@@ -5,6 +5,7 @@
 //! CHECK expressions, view bodies). Names come back already quoted by `quote_ident`.
 //! Objects that belong to an extension are left out.
 
+mod collation;
 mod composite;
 mod grants;
 mod inherit;
@@ -106,6 +107,8 @@ pub struct Catalog {
     /// name → schema.
     pub(crate) extensions: BTreeMap<String, String>,
     pub(crate) enums: BTreeMap<String, Vec<String>>,
+    /// Collations → `(provider = ..., ...)`, the options of their `CREATE COLLATION`.
+    pub(crate) collations: BTreeMap<String, String>,
     /// Composite types (not tables' row types) → their attributes.
     pub(crate) composites: BTreeMap<String, Vec<Attribute>>,
     pub(crate) domains: BTreeMap<String, Domain>,
@@ -139,6 +142,11 @@ pub struct Catalog {
 const USER_SCHEMA: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') \
      AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'";
 
+/// A column's collation, qualified unless it is a built-in one (`co` and its namespace
+/// `con` joined).
+const COLLATION_NAME: &str = "CASE WHEN con.nspname = 'pg_catalog' THEN quote_ident(co.collname) \
+     ELSE quote_ident(con.nspname) || '.' || quote_ident(co.collname) END";
+
 fn not_extension_member(class: &str, oid: &str) -> String {
     format!(
         "NOT EXISTS (SELECT 1 FROM pg_depend ext WHERE ext.classid = '{class}'::regclass \
@@ -161,6 +169,9 @@ fn depends_query() -> String {
            SELECT 'pg_proc'::regclass, p.oid, 'function ' || quote_ident(n.nspname) || '.' || quote_ident(p.proname) \
                   || '(' || pg_get_function_identity_arguments(p.oid) || ')' \
            FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE {USER_SCHEMA} \
+           UNION ALL \
+           SELECT 'pg_collation'::regclass, co.oid, 'collation ' || quote_ident(n.nspname) || '.' || quote_ident(co.collname) \
+           FROM pg_collation co JOIN pg_namespace n ON n.oid = co.collnamespace WHERE {USER_SCHEMA} \
            UNION ALL \
            SELECT 'pg_type'::regclass, t.oid, CASE t.typtype WHEN 'd' THEN 'domain ' ELSE 'type ' END \
                   || quote_ident(n.nspname) || '.' || quote_ident(t.typname) \
@@ -341,12 +352,13 @@ impl Catalog {
                     CASE WHEN a.attgenerated = '' THEN pg_get_expr(ad.adbin, ad.adrelid) END, \
                     a.attidentity::text, \
                     CASE WHEN a.attgenerated <> '' THEN pg_get_expr(ad.adbin, ad.adrelid) END, \
-                    CASE WHEN a.attcollation <> t.typcollation THEN quote_ident(co.collname) END, \
+                    CASE WHEN a.attcollation <> t.typcollation THEN {COLLATION_NAME} END, \
                     a.attislocal \
              FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
              JOIN pg_type t ON t.oid = a.atttypid \
              LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum \
              LEFT JOIN pg_collation co ON co.oid = a.attcollation \
+             LEFT JOIN pg_namespace con ON con.oid = co.collnamespace \
              WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND {rel_filter} \
              ORDER BY 1, a.attnum",
             qname()
@@ -504,6 +516,7 @@ impl Catalog {
         }
 
         composite::read(client, &mut cat).await?;
+        collation::read(client, &mut cat).await?;
         inherit::read(client, &mut cat).await?;
         inherit::read_cloned(client, &mut cat).await?;
         grants::read(client, &mut cat).await?;

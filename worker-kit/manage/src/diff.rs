@@ -7,6 +7,7 @@
 //! indexes, foreign keys (after every table, so tables may reference each other), views
 //! (in dependency order), triggers, policies and comments; data-losing drops come last.
 
+mod collation;
 mod composite;
 mod enums;
 mod grants;
@@ -61,6 +62,8 @@ struct Phases {
     /// Objects dropped and created again, as grant keys name them (`TABLE x`,
     /// `FUNCTION f(args)`): their grants are made again.
     remade: BTreeSet<String>,
+    /// Enum types of either side (their values cast only through text).
+    enum_types: BTreeSet<String>,
     /// See [`Plan::needs_empty`].
     needs_empty: Vec<(String, String)>,
 }
@@ -247,8 +250,10 @@ pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
         }
     }
 
+    p.enum_types = from.enums.keys().chain(to.enums.keys()).cloned().collect();
     enums::diff(from, to, &mut p, &mut unsupported);
     composite::diff(from, to, &mut p);
+    collation::diff(from, to, &mut p);
 
     // Domains.
     for (name, d) in &to.domains {
@@ -336,13 +341,17 @@ pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
                 }
             }
         }
+        let before = from.sequences.get(name).map(|o| o.owned_by.as_ref());
         if let Some(owner) = &s.owned_by
-            && from.sequences.get(name).and_then(|o| o.owned_by.as_ref()) != Some(owner)
+            && before != Some(Some(owner))
         {
             p.owned_by.push(step(
                 format!("ALTER SEQUENCE {name} OWNED BY {owner}"),
                 None,
             ));
+        } else if s.owned_by.is_none() && before.is_some_and(|o| o.is_some()) {
+            p.owned_by
+                .push(step(format!("ALTER SEQUENCE {name} OWNED BY NONE"), None));
         }
     }
 
@@ -589,8 +598,10 @@ pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
             ));
         }
     }
-    for (key, def) in &to.triggers {
-        if from.triggers.get(key) != Some(def) {
+    // A re-made view comes back without its (INSTEAD OF) triggers.
+    for (key @ (table, _), def) in &to.triggers {
+        let view_remade = create.contains(table) && from.views.contains_key(table);
+        if from.triggers.get(key) != Some(def) || view_remade {
             p.triggers.push(step(def.clone(), None));
         }
     }
@@ -787,6 +798,18 @@ fn alter_columns(p: &mut Phases, table: &str, old: &Table, new: &Table) {
             // them, so it is kept for types with no assignment cast between them.
             let using = match change {
                 TypeChange::Widening | TypeChange::Narrowing => String::new(),
+                // Enums have no casts but through text.
+                TypeChange::Other
+                    if p.enum_types.contains(base_type(&o.data_type))
+                        || p.enum_types.contains(base_type(&c.data_type)) =>
+                {
+                    let text = if c.data_type.ends_with("[]") {
+                        "text[]"
+                    } else {
+                        "text"
+                    };
+                    format!(" USING {col}::{text}::{}", c.data_type)
+                }
                 TypeChange::Other => format!(" USING {col}::{}", c.data_type),
             };
             let hazard = match change {
@@ -815,6 +838,20 @@ fn alter_columns(p: &mut Phases, table: &str, old: &Table, new: &Table) {
                 None,
             ));
         }
+        // An identity column must be NOT NULL before it gets its identity, and loses its
+        // identity before it may be nullable again.
+        let not_null = |p: &mut Phases| {
+            if o.not_null != c.not_null {
+                let verb = if c.not_null { "SET" } else { "DROP" };
+                p.columns.push(step(
+                    format!("ALTER TABLE {table} ALTER COLUMN {col} {verb} NOT NULL"),
+                    c.not_null.then_some(Hazard::Lock),
+                ));
+            }
+        };
+        if c.not_null {
+            not_null(p);
+        }
         if o.identity != c.identity {
             let sql = match (o.identity.as_str(), c.identity.as_str()) {
                 ("", "a") => format!(
@@ -829,12 +866,8 @@ fn alter_columns(p: &mut Phases, table: &str, old: &Table, new: &Table) {
             };
             p.columns.push(step(sql, None));
         }
-        if o.not_null != c.not_null {
-            let verb = if c.not_null { "SET" } else { "DROP" };
-            p.columns.push(step(
-                format!("ALTER TABLE {table} ALTER COLUMN {col} {verb} NOT NULL"),
-                c.not_null.then_some(Hazard::Lock),
-            ));
+        if !c.not_null {
+            not_null(p);
         }
     }
     for o in &old.columns {
@@ -864,6 +897,11 @@ fn split_column(qualified: &str, cat: &Catalog) -> Option<(String, String)> {
     cat.tables
         .contains_key(table)
         .then(|| (table.to_owned(), column.to_owned()))
+}
+
+/// `public.mood[]` → `public.mood`.
+fn base_type(t: &str) -> &str {
+    t.trim_end_matches("[]")
 }
 
 /// What a column type change does to the values.

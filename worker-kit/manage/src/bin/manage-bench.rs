@@ -117,6 +117,11 @@ fn migra(root: &Path) -> PathBuf {
     bin
 }
 
+/// The shadow `sync` keeps for `db`.
+fn shadow(db: &str) -> String {
+    worker_kit_manage::Shadow::name_for(db, "models")
+}
+
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let manage = std::env::current_exe().unwrap().with_file_name("manage");
@@ -129,7 +134,7 @@ fn main() {
     }
     let (a, b) = ("manage_bench_a", "manage_bench_b");
     for db in [a, b] {
-        for name in [db.to_owned(), format!("{db}__manage_models")] {
+        for name in [db.to_owned(), shadow(db)] {
             psql(
                 "postgres",
                 &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
@@ -168,7 +173,7 @@ fn main() {
     let reload_sync = time(|| {
         psql(
             "postgres",
-            &format!("DROP DATABASE IF EXISTS {a}__manage_models WITH (FORCE)"),
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", shadow(a)),
         );
         let out = run(&mut sync(a));
         assert!(String::from_utf8_lossy(&out.stdout).contains("Already in sync"));
@@ -211,7 +216,7 @@ fn main() {
         migra_diff.as_secs_f64() / manage_diff.as_secs_f64()
     );
     for db in [a, b] {
-        for name in [db.to_owned(), format!("{db}__manage_models")] {
+        for name in [db.to_owned(), shadow(db)] {
             psql(
                 "postgres",
                 &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),

@@ -2,7 +2,7 @@
 
 use tokio_postgres::Client;
 
-use super::{Catalog, USER_SCHEMA, not_extension_member};
+use super::{COLLATION_NAME, Catalog, USER_SCHEMA, not_extension_member};
 
 /// An attribute of a composite type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,12 +17,13 @@ pub(super) async fn read(client: &Client, cat: &mut Catalog) -> anyhow::Result<(
     let sql = format!(
         "SELECT quote_ident(n.nspname) || '.' || quote_ident(t.typname), \
                 quote_ident(a.attname), format_type(a.atttypid, a.atttypmod), \
-                CASE WHEN a.attcollation <> at.typcollation THEN quote_ident(co.collname) END \
+                CASE WHEN a.attcollation <> at.typcollation THEN {COLLATION_NAME} END \
          FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
          JOIN pg_class c ON c.oid = t.typrelid AND c.relkind = 'c' \
          LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
          LEFT JOIN pg_type at ON at.oid = a.atttypid \
          LEFT JOIN pg_collation co ON co.oid = a.attcollation \
+         LEFT JOIN pg_namespace con ON con.oid = co.collnamespace \
          WHERE t.typtype = 'c' AND {USER_SCHEMA} AND {} \
          ORDER BY 1, a.attnum",
         not_extension_member("pg_type", "t.oid")
