@@ -12,8 +12,9 @@ use lapin::BasicProperties;
 use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use serde_json::json;
-use worker_kit::queue::{QueueWorker, parking_queue};
+use worker_kit::queue::{QueuePublisher, QueueWorker, parking_queue};
 use worker_kit::rpc::RpcWorker;
+use worker_kit::rpc::{CallOptions, RpcClient};
 use worker_kit::runner::Running;
 use worker_kit::{ErrorReply, Payload, Runner, State};
 
@@ -379,4 +380,57 @@ async fn replies_are_transient_and_expire_with_the_deadline() {
     );
     running.stop().await.unwrap();
     peer.delete(&[&a, &b]).await;
+}
+
+/// A body over `MAX_MESSAGE_BYTES` is refused by the kit's own client and publisher before
+/// it is published: the broker would close the publishing channel over it (taking every
+/// call in flight on it along), and no kit server would take it anyway.
+#[tokio::test]
+async fn oversized_bodies_are_refused_before_publishing() {
+    let route = unique("attack-size");
+    let mut config = e2e::config();
+    config.max_message_bytes = 64 * 1024;
+    let config = Arc::new(config);
+    let broker = e2e::broker("attack-size").await;
+    let running = e2e::start(
+        Runner::new("attack-size", config.clone(), broker.clone()).register_worker(
+            RpcWorker::with_state(Arc::new(AtomicUsize::new(0))).route(&route, counted),
+        ),
+    )
+    .await;
+    let client = RpcClient::new(&broker, &config).await.unwrap().plain_json();
+    let err = client
+        .call_raw(
+            &route,
+            &json!("x".repeat(100 * 1024)),
+            CallOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("MAX_MESSAGE_BYTES") && text.contains(&route),
+        "{text}"
+    );
+    let small = client
+        .call_raw(&route, &json!(1), CallOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(small.get(), "1");
+
+    let queue = unique("attack-size-q");
+    let peer = RawPeer::connect().await;
+    peer.declare_work_queue(&queue).await;
+    let mut big = br#"{"data": ""#.to_vec();
+    big.extend(std::iter::repeat_n(b'x', 100 * 1024));
+    big.extend(br#""}"#);
+    let err = QueuePublisher::new(&broker)
+        .with_max_message_bytes(config.max_message_bytes)
+        .publish_body(&queue, &big, None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("MAX_MESSAGE_BYTES"), "{err}");
+    assert_eq!(peer.ready_count(&queue).await, 0, "nothing published");
+    running.stop().await.unwrap();
+    peer.delete(&[&route, &queue]).await;
 }

@@ -36,8 +36,17 @@ fn bomb(decoded_bytes: usize) -> Vec<u8> {
 #[tokio::test]
 async fn rpc_survives_hostile_input() {
     let (r_point, r_any) = (unique("point"), unique("any"));
+    // A cap below the broker's max_message_size (the shipped configuration sets it to the
+    // default cap), so that the body reaches the worker.
+    let mut config = e2e::config();
+    config.max_message_bytes = 1024 * 1024;
     let running = e2e::start(
-        e2e::runner("hostile").await.register_worker(
+        worker_kit::Runner::new(
+            "hostile",
+            std::sync::Arc::new(config),
+            e2e::broker("hostile").await,
+        )
+        .register_worker(
             RpcWorker::new()
                 .route(&r_point, point)
                 .route(&r_any, anything),
@@ -46,9 +55,9 @@ async fn rpc_survives_hostile_input() {
     .await;
     let mut peer = RawPeer::connect().await;
 
-    // Larger than MAX_MESSAGE_BYTES (8 MiB by default), as plain JSON.
+    // Larger than MAX_MESSAGE_BYTES, as plain JSON.
     let mut huge = br#"{"data": ""#.to_vec();
-    huge.extend(std::iter::repeat_n(b'x', 9 * 1024 * 1024));
+    huge.extend(std::iter::repeat_n(b'x', 2 * 1024 * 1024));
     huge.extend(br#""}"#);
     let v = reply_json(&peer.request(&r_any, &huge, "huge").await);
     assert_eq!(v["error"]["type"], json!("BadRequest"));

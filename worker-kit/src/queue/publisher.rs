@@ -38,6 +38,20 @@ pub enum PublishError {
         /// What failed.
         message: String,
     },
+    /// The encoded message is larger than `MAX_MESSAGE_BYTES`: the broker (whose
+    /// `max_message_size` the shipped configuration sets to the same value) would close the
+    /// publishing channel over it, and no kit worker would accept it. Nothing was sent.
+    #[error(
+        "message for {route} is {size} bytes, more than MAX_MESSAGE_BYTES ({limit} bytes); nothing was sent"
+    )]
+    TooLarge {
+        /// The route.
+        route: String,
+        /// The encoded body's size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// The payload cannot be serialized as JSON.
     #[error("payload for {route} cannot be serialized: {source}")]
     Encode {
@@ -55,6 +69,7 @@ pub struct QueuePublisher {
     broker: Broker,
     channel: Arc<Mutex<Option<Channel>>>,
     timeout: Duration,
+    max_message_bytes: usize,
 }
 
 impl QueuePublisher {
@@ -65,7 +80,16 @@ impl QueuePublisher {
             broker: broker.clone(),
             channel: Arc::new(Mutex::new(None)),
             timeout: Duration::from_secs(30),
+            max_message_bytes: crate::Config::default().max_message_bytes,
         }
+    }
+
+    /// The largest body `publish` sends (default 8 MiB, `MAX_MESSAGE_BYTES`'s default; pass
+    /// [`Config::max_message_bytes`](crate::Config::max_message_bytes) when it is set).
+    #[must_use]
+    pub fn with_max_message_bytes(mut self, max: usize) -> Self {
+        self.max_message_bytes = max;
+        self
     }
 
     /// How long `publish` waits for a (re)connection and the broker's confirm (default
@@ -142,6 +166,13 @@ impl QueuePublisher {
         body: &[u8],
         content_encoding: Option<&str>,
     ) -> Result<(), PublishError> {
+        if body.len() > self.max_message_bytes {
+            return Err(PublishError::TooLarge {
+                route: route.to_owned(),
+                size: body.len(),
+                limit: self.max_message_bytes,
+            });
+        }
         match tokio::time::timeout(
             self.timeout,
             self.publish_confirmed(route, body, content_encoding),

@@ -77,6 +77,20 @@ pub enum CallError {
         /// The route called.
         route: String,
     },
+    /// The encoded request is larger than `MAX_MESSAGE_BYTES`: the broker (whose
+    /// `max_message_size` the shipped configuration sets to the same value) would close the
+    /// publishing channel over it, and no kit server would accept it. Nothing was sent.
+    #[error(
+        "request to {route} is {size} bytes, more than MAX_MESSAGE_BYTES ({limit} bytes); nothing was sent"
+    )]
+    TooLarge {
+        /// The route called.
+        route: String,
+        /// The encoded body's size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// The request could not be serialized, or the reply could not be understood.
     #[error("{route}: {message}")]
     Codec {
@@ -109,7 +123,9 @@ impl crate::wire::reply_error::IntoErrorReply for CallError {
             CallError::NoRoute { .. }
             | CallError::ConnectionLost { .. }
             | CallError::Refused { .. } => crate::ErrorReply::unavailable(self.to_string()),
-            CallError::Codec { .. } => crate::ErrorReply::internal(&self),
+            CallError::Codec { .. } | CallError::TooLarge { .. } => {
+                crate::ErrorReply::internal(&self)
+            }
         }
     }
 }
@@ -396,6 +412,13 @@ impl RpcClient {
             route: route.to_owned(),
             message: format!("request cannot be serialized: {e}"),
         })?;
+        if body.len() > self.limits.max_message_bytes {
+            return Err(CallError::TooLarge {
+                route: route.to_owned(),
+                size: body.len(),
+                limit: self.limits.max_message_bytes,
+            });
+        }
         // Waiting for a reconnect counts against the call's budget; running out of it
         // before the request is even sent is a broker problem, not a slow server.
         let channel = match tokio::time::timeout(budget, self.channel(route)).await {
