@@ -20,13 +20,21 @@ check() {
     fi
 }
 # No .env of the checkout: the file must stand on what it says.
-config() { env -i PATH="$PATH" "$@" docker-compose --project-directory "$(mktemp -d)" -f "$root/dev.docker-compose.yml" config 2>&1; }
+empty="$(mktemp -d)"
+stray=""
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+    rm -rf "$empty"
+    [ -z "$stray" ] || rm -f "$root/$stray"
+}
+trap cleanup EXIT
+config() { env -i PATH="$PATH" "$@" docker-compose --project-directory "$empty" -f "$root/dev.docker-compose.yml" config 2>&1; }
 out="$(config EXAMPLE_AMQP_PASSWORD=pw-example GREETER_AMQP_PASSWORD=pw-greeter)"
 for svc in rabbitmq postgres migrate example greeter; do
     check "compose defines $svc" grep -q "^  $svc:" <<<"$out"
 done
 check "without the services' broker passwords compose refuses to start" \
-    bash -c "! (env -i PATH=\"\$PATH\" docker-compose --project-directory /tmp -f '$root/dev.docker-compose.yml' config >/dev/null 2>&1)"
+    bash -c "! (env -i PATH=\"\$PATH\" docker-compose --project-directory '$empty' -f '$root/dev.docker-compose.yml' config >/dev/null 2>&1)"
 ports="$(grep -A3 '^    ports:' dev.docker-compose.yml | grep -E '^\s+- ' || true)"
 check "every published port listens on 127.0.0.1" bash -c "[ -n '$ports' ] && ! grep -vq '\"127\.0\.0\.1:' <<<'$ports'"
 check "compose images are pinned to exact versions" \
@@ -77,7 +85,6 @@ check "every route in stubs/ is declared and consumed by its own service only" t
 
 # scripts/build sends docker the tracked files only: an untracked dump never reaches the image.
 stray="services/example/stray-$$.dump.sql"
-trap 'rm -f "$root/$stray"' EXIT
 echo "-- an untracked dump" >"$stray"
 context="$(scripts/build --context)"
 check "the image's build context holds the Dockerfile and the sources" \

@@ -32,7 +32,11 @@ done
     exit 1
 }
 # A client that stays connected without a database.
-(cd "$ROOT" && cargo build -q -p greeter)
+echo "building greeter (already built when the dev test ran first)"
+if ! (cd "$ROOT" && cargo build -q -p greeter); then
+    echo "FAIL greeter did not build"
+    exit 1
+fi
 dir="$(mktemp -d)"
 node="wkstack$$@localhost"
 mkdir -p "$dir/home" "$dir/data" "$dir/log"
