@@ -4,6 +4,7 @@
 use lapin::options::BasicPublishOptions;
 use lapin::types::ShortString;
 use lapin::{BasicProperties, Channel, Confirmation};
+use tracing::warn;
 
 /// How a confirmed, mandatory publish ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +40,16 @@ pub(crate) async fn to_queue(
         .await?;
     Ok(match confirm {
         Confirmation::Ack(None) | Confirmation::NotRequested => Published::Stored,
-        Confirmation::Ack(Some(_)) | Confirmation::Nack(Some(_)) => Published::NoQueue,
+        Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned)) => {
+            // In place of lapin's own report, which dumps the message's bytes.
+            warn!(
+                route = queue,
+                reply_code = returned.reply_code,
+                reply_text = returned.reply_text.as_str(),
+                "the broker returned the message: no queue by that name"
+            );
+            Published::NoQueue
+        }
         Confirmation::Nack(None) => Published::Refused,
     })
 }

@@ -5,6 +5,7 @@
 //! ([`Meta`]). Extraction happens before the handler runs; a payload that does not fit its
 //! type becomes a `ValidationError` reply that names the offending field.
 
+use crate::wire::headers::{MAX_ERROR_MESSAGE_BYTES, capped};
 use std::sync::Arc;
 
 use lapin::types::{AMQPValue, FieldTable};
@@ -85,14 +86,16 @@ impl<T: DeserializeOwned, S> FromMessage<S> for Payload<T> {
 pub(crate) fn parse_payload<T: DeserializeOwned>(json: &str) -> Result<T, ErrorReply> {
     let mut de = serde_json::Deserializer::from_str(json);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
+        // Both quote the caller's input (map keys, values), which may be of any size.
+        let path = capped(&e.path().to_string(), MAX_ERROR_MESSAGE_BYTES);
         let inner = e.into_inner();
         let message = if path == "." {
             format!("invalid payload: {inner}")
         } else {
             format!("invalid payload at `{path}`: {inner}")
         };
-        ErrorReply::validation(message).with_args(vec![serde_json::Value::String(path)])
+        ErrorReply::validation(capped(&message, MAX_ERROR_MESSAGE_BYTES))
+            .with_args(vec![serde_json::Value::String(path)])
     })
 }
 

@@ -45,18 +45,22 @@ pub(crate) async fn work(
                 Outcome::Ok(_) => Next::Ack,
                 // The payload will not fit on a second try either.
                 Outcome::Rejected(e) => {
-                    error!(error_type = %e.error_type, message = %e.message, "work message rejected; parking it");
+                    log_rejected(&e);
                     Next::Park(e)
                 }
                 Outcome::Failed(e) if retry_count < max_retries => {
-                    error!(error_type = %e.error_type, message = %e.message, trace = ?e.trace, attempt = retry_count + 1, max_retries, "handler failed; retrying");
+                    error!(error_type = %e.error_type, error_message = e.message.as_str(), trace = ?e.trace, attempt = retry_count + 1, max_retries, "handler failed; retrying");
                     Next::Retry(retry_count + 1)
                 }
                 Outcome::Failed(e) => {
-                    error!(error_type = %e.error_type, message = %e.message, trace = ?e.trace, retries = retry_count, "handler failed and retries are exhausted; parking the message");
+                    error!(error_type = %e.error_type, error_message = e.message.as_str(), trace = ?e.trace, retries = retry_count, "handler failed and retries are exhausted; parking the message");
                     Next::Park(e)
                 }
             }
         }
     }
+}
+
+pub(crate) fn log_rejected(e: &ErrorReply) {
+    error!(error_type = %e.error_type, error_message = e.message.as_str(), "work message rejected; parking it");
 }

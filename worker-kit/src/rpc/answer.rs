@@ -105,7 +105,7 @@ pub(crate) async fn answer(
             )
         }
         Outcome::Rejected(e) => {
-            warn!(error_type = %e.error_type, message = %e.message, "request rejected");
+            warn!(error_type = %e.error_type, error_message = e.message.as_str(), "request rejected");
             (
                 Disposition::Rejected,
                 "error",
@@ -121,10 +121,10 @@ pub(crate) async fn answer(
     }
 }
 
-fn log_failure(e: &ErrorReply) {
+pub(crate) fn log_failure(e: &ErrorReply) {
     if e.error_type == "Internal" {
-        error!(error_type = %e.error_type, message = %e.message, trace = ?e.trace, "handler failed");
+        error!(error_type = %e.error_type, error_message = e.message.as_str(), trace = ?e.trace, "handler failed");
     } else {
-        warn!(error_type = %e.error_type, message = %e.message, "handler returned an error");
+        warn!(error_type = %e.error_type, error_message = e.message.as_str(), "handler returned an error");
     }
 }
