@@ -8,10 +8,21 @@
 //! (in dependency order), triggers, policies and comments; data-losing drops come last.
 
 mod collation;
+mod comments;
 mod composite;
+mod constraints;
+mod domains;
 mod enums;
+mod functions;
 mod grants;
+mod indexes;
 mod inherit;
+mod policies;
+mod schemas;
+mod sequences;
+mod tables;
+mod triggers;
+mod views;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -64,6 +75,17 @@ struct Phases {
     remade: BTreeSet<String>,
     /// Enum types of either side (their values cast only through text).
     enum_types: BTreeSet<String>,
+    /// Tables that exist only on the current side.
+    dropped_tables: BTreeSet<String>,
+    /// Views the plan drops and creates again, and views it creates (new or re-made).
+    views_remade: BTreeSet<String>,
+    views_created: BTreeSet<String>,
+    /// Functions created or re-made: their bodies are not checked at creation.
+    lax_bodies: bool,
+    /// Column defaults taken off for a function that is re-made.
+    redefault: BTreeSet<(String, String)>,
+    /// Differences no statement expresses.
+    unsupported: Vec<String>,
     /// See [`Plan::needs_empty`].
     needs_empty: Vec<(String, String)>,
 }
@@ -227,491 +249,90 @@ fn topo(views: &BTreeMap<String, View>, subset: &BTreeSet<String>) -> Vec<String
 
 /// The plan that turns `from` into `to`.
 pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
-    let mut p = Phases::default();
-    let mut unsupported = Vec::new();
-
-    // Schemas and extensions.
-    for s in to.schemas.difference(&from.schemas) {
-        p.schemas.push(step(format!("CREATE SCHEMA {s}"), None));
-    }
-    for (name, schema) in &to.extensions {
-        if from.extensions.get(name) != Some(schema) {
-            if from.extensions.contains_key(name) {
-                p.extensions.push(step(
-                    format!("ALTER EXTENSION {name} SET SCHEMA {schema}"),
-                    None,
-                ));
-            } else {
-                p.extensions.push(step(
-                    format!("CREATE EXTENSION IF NOT EXISTS {name} WITH SCHEMA {schema}"),
-                    None,
-                ));
-            }
-        }
-    }
-
-    p.enum_types = from.enums.keys().chain(to.enums.keys()).cloned().collect();
-    enums::diff(from, to, &mut p, &mut unsupported);
-    composite::diff(from, to, &mut p);
-    collation::diff(from, to, &mut p);
-
-    // Domains.
-    for (name, d) in &to.domains {
-        match from.domains.get(name) {
-            None => p.object(format!("domain {name}"), step(domain_create(name, d), None)),
-            Some(old) if old == d => {}
-            Some(old) if old.base != d.base => unsupported.push(format!(
-                "domain {name} changed its base type from {} to {}",
-                old.base, d.base
-            )),
-            Some(old) => {
-                let key = format!("domain {name}");
-                if old.default != d.default {
-                    p.object(
-                        key.clone(),
-                        step(
-                            match &d.default {
-                                Some(def) => format!("ALTER DOMAIN {name} SET DEFAULT {def}"),
-                                None => format!("ALTER DOMAIN {name} DROP DEFAULT"),
-                            },
-                            None,
-                        ),
-                    );
-                }
-                if old.not_null != d.not_null {
-                    let verb = if d.not_null { "SET" } else { "DROP" };
-                    p.object(
-                        key.clone(),
-                        step(
-                            format!("ALTER DOMAIN {name} {verb} NOT NULL"),
-                            d.not_null.then_some(Hazard::Lock),
-                        ),
-                    );
-                }
-                for (cname, check) in &old.checks {
-                    if d.checks.get(cname) != Some(check) {
-                        p.object(
-                            key.clone(),
-                            step(format!("ALTER DOMAIN {name} DROP CONSTRAINT {cname}"), None),
-                        );
-                    }
-                }
-                for (cname, check) in &d.checks {
-                    if old.checks.get(cname) != Some(check) {
-                        p.object(
-                            key.clone(),
-                            step(
-                                format!("ALTER DOMAIN {name} ADD CONSTRAINT {cname} {check}"),
-                                Some(Hazard::Lock),
-                            ),
-                        );
-                    }
-                }
-            }
-        }
-    }
-
-    // Sequences.
-    for (name, s) in &to.sequences {
-        match from.sequences.get(name) {
-            None => p.object(
-                format!("sequence {name}"),
-                step(
-                    format!("CREATE SEQUENCE {name} {}", sequence_options(s)),
-                    None,
-                ),
-            ),
-            Some(old) => {
-                let old_opts = Sequence {
-                    owned_by: None,
-                    ..old.clone()
-                };
-                let new_opts = Sequence {
-                    owned_by: None,
-                    ..s.clone()
-                };
-                if old_opts != new_opts {
-                    p.object(
-                        format!("sequence {name}"),
-                        step(
-                            format!("ALTER SEQUENCE {name} {}", sequence_options(s)),
-                            None,
-                        ),
-                    );
-                }
-            }
-        }
-        let before = from.sequences.get(name).map(|o| o.owned_by.as_ref());
-        if let Some(owner) = &s.owned_by
-            && before != Some(Some(owner))
-        {
-            p.owned_by.push(step(
-                format!("ALTER SEQUENCE {name} OWNED BY {owner}"),
-                None,
-            ));
-        } else if s.owned_by.is_none() && before.is_some_and(|o| o.is_some()) {
-            p.owned_by
-                .push(step(format!("ALTER SEQUENCE {name} OWNED BY NONE"), None));
-        }
-    }
-
-    // Functions. One whose result type or kind changes is dropped and re-made: what uses
-    // it goes first (column defaults come back after it, views are re-made).
-    let mut needs_lax_bodies = false;
-    let mut redefault: BTreeSet<(String, String)> = BTreeSet::new();
-    for (sig, f) in &to.functions {
-        let key = format!("function {sig}");
-        match from.functions.get(sig) {
-            None => {
-                p.object(key, step(f.definition.clone(), None));
-                needs_lax_bodies = true;
-            }
-            Some(old) if old.definition == f.definition => {}
-            Some(old) => {
-                if old.result != f.result || old.kind != f.kind {
-                    for user in dependents(&from.depends, &key) {
-                        if let Some(view) = user.strip_prefix("view ") {
-                            p.remake_views.insert(view.to_owned());
-                        } else if let Some(col) = user.strip_prefix("default ")
-                            && let Some((table, column)) = split_column(col, from)
-                        {
-                            p.drop_defaults.push(step(
-                                format!("ALTER TABLE {table} ALTER COLUMN {column} DROP DEFAULT"),
-                                None,
-                            ));
-                            redefault.insert((table, column));
-                        }
-                    }
-                    p.drop_functions
-                        .push(step(format!("DROP {} {sig}", old.kind), Some(Hazard::Drop)));
-                    p.remade.insert(format!("{} {sig}", f.kind));
-                }
-                p.object(key, step(f.definition.clone(), None));
-                needs_lax_bodies = true;
-            }
-        }
-    }
-    for (sig, f) in &from.functions {
-        if !to.functions.contains_key(sig) {
-            p.drop_last(
-                Some(format!("function {sig}")),
-                step(format!("DROP {} {sig}", f.kind), Some(Hazard::Drop)),
-            );
-        }
-    }
-
-    // Tables and columns.
-    for (name, t) in &to.tables {
-        match from.tables.get(name) {
-            None => {
-                p.object(
-                    format!("table {name}"),
-                    step(inherit::create(name, t), None),
-                );
-                rls(&mut p, name, &Table::default(), t);
-            }
-            Some(old) => {
-                if let Some(u) = inherit::relink(name, old, t, &mut p) {
-                    unsupported.push(u);
-                }
-                if !inherit::columns_follow_parent(old, t) {
-                    alter_columns(&mut p, name, old, t);
-                }
-                rls(&mut p, name, old, t);
-            }
-        }
-    }
-    // Defaults taken off for a re-made function, unless the column's own change already
-    // sets them again.
-    for (table, column) in &redefault {
-        let col = |c: &Catalog| {
-            c.tables
-                .get(table)
-                .and_then(|t| t.columns.iter().find(|x| &x.name == column))
-                .cloned()
-        };
-        if let (Some(old), Some(new)) = (col(from), col(to))
-            && let Some(d) = &new.default
-            && old.default == new.default
-            && old.data_type == new.data_type
-        {
-            p.columns.push(step(
-                format!("ALTER TABLE {table} ALTER COLUMN {column} SET DEFAULT {d}"),
-                None,
-            ));
-        }
-    }
-    let dropped_tables: BTreeSet<&String> = from
-        .tables
-        .keys()
-        .filter(|t| !to.tables.contains_key(*t))
-        .collect();
-    for t in &dropped_tables {
-        p.drop_last(
-            Some(format!("table {t}")),
-            step(format!("DROP TABLE {t}"), Some(Hazard::DataLoss)),
-        );
-        p.reshaped.insert((*t).clone());
-    }
-    for (name, s) in &from.sequences {
-        if !to.sequences.contains_key(name) {
-            let owned_by_dropped_table = s.owned_by.as_ref().is_some_and(|o| {
-                dropped_tables
-                    .iter()
-                    .any(|t| o.starts_with(&format!("{t}.")))
-            });
-            if !owned_by_dropped_table {
-                p.drop_last(
-                    Some(format!("sequence {name}")),
-                    step(format!("DROP SEQUENCE {name}"), Some(Hazard::DataLoss)),
-                );
-            }
-        }
-    }
-
-    // Constraints: foreign keys go after every table exists; changed ones are re-made.
-    for (key @ (table, cname), c) in &from.constraints {
-        if dropped_tables.contains(table) {
-            continue;
-        }
-        if to.constraints.get(key) != Some(c) {
-            let s = step(
-                format!("ALTER TABLE {table} DROP CONSTRAINT {cname}"),
-                Some(Hazard::Drop),
-            );
-            if c.kind == 'f' {
-                p.drop_fks.push(s)
-            } else {
-                p.drop_constraints.push(s)
-            }
-        }
-    }
-    let detached = |table: &String| {
-        from.tables
-            .get(table)
-            .is_some_and(|t| t.partition_of.is_some())
-            && to
-                .tables
-                .get(table)
-                .is_some_and(|t| t.partition_of.is_none())
+    let mut p = Phases {
+        dropped_tables: from
+            .tables
+            .keys()
+            .filter(|t| !to.tables.contains_key(*t))
+            .cloned()
+            .collect(),
+        enum_types: from.enums.keys().chain(to.enums.keys()).cloned().collect(),
+        ..Phases::default()
     };
-    for (key @ (table, cname), c) in &to.constraints {
-        // A detached partition keeps what it had from its partitioned table.
-        let kept = detached(table) && from.cloned_constraints.contains(key);
-        if from.constraints.get(key) != Some(c) && !kept {
-            let existed = from.tables.contains_key(table);
-            let s = step(
-                format!(
-                    "ALTER TABLE {table} ADD CONSTRAINT {cname} {}",
-                    c.definition
-                ),
-                existed.then_some(Hazard::Lock),
-            );
-            if c.kind == 'f' {
-                p.fks.push(s)
-            } else {
-                p.constraints.push(s)
-            }
-        }
+    // Each kind adds its statements to the phases; the calls are ordered only where one
+    // kind reads what an earlier one found (re-made functions and reshaped tables make
+    // views re-made; views re-made bring back their indexes, triggers and grants).
+    let kinds: &[KindDiff] = &[
+        enums::diff,
+        composite::diff,
+        collation::diff,
+        domains::diff,
+        sequences::diff,
+        functions::diff,
+        tables::diff,
+        constraints::diff,
+        views::diff,
+        indexes::diff,
+        triggers::diff,
+        policies::diff,
+        grants::diff,
+        comments::diff,
+        schemas::diff,
+    ];
+    for kind in kinds {
+        kind(from, to, &mut p);
     }
+    p.into_plan(from, to)
+}
 
-    // Views: re-made when they change, or when anything they read is re-made or reshaped.
-    let mut remake: BTreeSet<String> = from
-        .views
-        .iter()
-        .filter(|(n, v)| to.views.get(*n) != Some(*v) || p.remake_views.contains(*n))
-        .map(|(n, _)| n.clone())
+/// The shape of every object kind's diff: read both catalogs, add statements to phases.
+type KindDiff = fn(&Catalog, &Catalog, &mut Phases);
+
+impl Phases {
+    /// The phases in the order they run.
+    fn into_plan(self, from: &Catalog, to: &Catalog) -> Plan {
+        let p = self;
+        let inside: Vec<Step> = [
+            p.drop_triggers,
+            p.drop_views,
+            p.drop_fks,
+            p.drop_constraints,
+            p.drop_indexes,
+            p.drop_defaults,
+            p.detach,
+            p.drop_functions,
+            p.schemas,
+            p.extensions,
+            order_creates(p.objects, &to.depends),
+            p.columns,
+            p.constraints,
+            p.indexes,
+            p.fks,
+            p.attach,
+            p.owned_by,
+            p.views,
+            p.view_indexes,
+            p.triggers,
+            p.policies,
+            p.grants,
+            p.comments,
+            order_drops(p.final_drops, &from.depends),
+        ]
+        .into_iter()
+        .flatten()
         .collect();
-    loop {
-        let before = remake.len();
-        for (name, v) in &from.views {
-            if v.depends_on
-                .iter()
-                .any(|d| remake.contains(d) || p.reshaped.contains(d))
-            {
-                remake.insert(name.clone());
-            }
+        let mut steps = p.outside;
+        if p.lax_bodies && !inside.is_empty() {
+            // SQL-language function bodies may name tables created later in the plan, as
+            // pg_dump does.
+            steps.push(step("SET LOCAL check_function_bodies = off", None));
         }
-        if remake.len() == before {
-            break;
+        steps.extend(inside);
+        Plan {
+            steps,
+            unsupported: p.unsupported,
+            needs_empty: p.needs_empty,
         }
-    }
-    for name in topo(&from.views, &remake).into_iter().rev() {
-        let v = &from.views[&name];
-        p.drop_views.push(step(
-            format!("DROP {} {name}", view_keyword(v)),
-            Some(Hazard::Drop),
-        ));
-    }
-    let create: BTreeSet<String> = to
-        .views
-        .keys()
-        .filter(|n| remake.contains(*n) || !from.views.contains_key(*n))
-        .cloned()
-        .collect();
-    for name in topo(&to.views, &create) {
-        let v = &to.views[&name];
-        p.views.push(step(
-            format!("CREATE {} {name} AS\n{}", view_keyword(v), v.definition),
-            None,
-        ));
-        // Re-made views lose their comments.
-        let key = format!("{} {name}", view_keyword(v));
-        if let (Some(c), true) = (to.comments.get(&key), from.views.contains_key(&name)) {
-            p.comments
-                .push(step(format!("COMMENT ON {key} IS {}", lit(c)), None));
-        }
-    }
-
-    // Indexes (those of re-made materialized views come back after the views).
-    for (name, (table, def)) in &from.indexes {
-        let gone_with_table = dropped_tables.contains(table) || remake.contains(table);
-        if !gone_with_table && to.indexes.get(name).map(|(_, d)| d) != Some(def) {
-            p.drop_indexes
-                .push(step(format!("DROP INDEX {name}"), Some(Hazard::Drop)));
-        }
-    }
-    for (name, (table, def)) in &to.indexes {
-        let on_remade_view = create.contains(table);
-        let kept = detached(table) && from.cloned_indexes.contains(name);
-        if on_remade_view || (from.indexes.get(name).map(|(_, d)| d) != Some(def) && !kept) {
-            // The server prints a partitioned table's index `ON ONLY` (its partitions'
-            // indexes listed apart); created, it must cover the partitions too.
-            let s = step(
-                def.replacen(" ON ONLY ", " ON ", 1),
-                from.tables.contains_key(table).then_some(Hazard::Lock),
-            );
-            if to.views.contains_key(table) {
-                p.view_indexes.push(s)
-            } else {
-                p.indexes.push(s)
-            }
-        }
-    }
-
-    // Triggers and policies: re-made when they change.
-    for (key @ (table, name), def) in &from.triggers {
-        if !dropped_tables.contains(table) && to.triggers.get(key) != Some(def) {
-            p.drop_triggers.push(step(
-                format!("DROP TRIGGER {name} ON {table}"),
-                Some(Hazard::Drop),
-            ));
-        }
-    }
-    // A re-made view comes back without its (INSTEAD OF) triggers.
-    for (key @ (table, _), def) in &to.triggers {
-        let view_remade = create.contains(table) && from.views.contains_key(table);
-        if from.triggers.get(key) != Some(def) || view_remade {
-            p.triggers.push(step(def.clone(), None));
-        }
-    }
-    for (key @ (table, name), def) in &from.policies {
-        if !dropped_tables.contains(table) && to.policies.get(key) != Some(def) {
-            // Re-made in the same transaction when it changes; gone for good, it takes away
-            // the access rule it enforced.
-            let hazard = if to.policies.contains_key(key) {
-                Hazard::Drop
-            } else {
-                Hazard::Security
-            };
-            p.drop_triggers
-                .push(step(format!("DROP POLICY {name} ON {table}"), Some(hazard)));
-        }
-    }
-    for (key, def) in &to.policies {
-        if from.policies.get(key) != Some(def) {
-            p.policies.push(step(def.clone(), None));
-        }
-    }
-
-    for name in create.iter().filter(|n| from.views.contains_key(*n)) {
-        p.remade.insert(format!("TABLE {name}"));
-    }
-    let remade = std::mem::take(&mut p.remade);
-    grants::diff(from, to, &remade, &mut p);
-
-    // Comments.
-    for (key, text) in &to.comments {
-        if from.comments.get(key) != Some(text) {
-            p.comments
-                .push(step(format!("COMMENT ON {key} IS {}", lit(text)), None));
-        }
-    }
-    for key in from.comments.keys() {
-        if !to.comments.contains_key(key) && object_survives(key, to) {
-            p.comments
-                .push(step(format!("COMMENT ON {key} IS NULL"), None));
-        }
-    }
-
-    // What no longer exists, last.
-    for (name, _) in from
-        .domains
-        .iter()
-        .filter(|(n, _)| !to.domains.contains_key(*n))
-    {
-        p.drop_last(
-            Some(format!("domain {name}")),
-            step(format!("DROP DOMAIN {name}"), Some(Hazard::Drop)),
-        );
-    }
-    for name in from
-        .extensions
-        .keys()
-        .filter(|n| !to.extensions.contains_key(*n))
-    {
-        p.drop_last(
-            None,
-            step(format!("DROP EXTENSION {name}"), Some(Hazard::Drop)),
-        );
-    }
-    for s in from.schemas.difference(&to.schemas) {
-        p.drop_last(
-            None,
-            step(format!("DROP SCHEMA {s}"), Some(Hazard::DataLoss)),
-        );
-    }
-
-    let mut steps = p.outside;
-    let inside: Vec<Step> = [
-        p.drop_triggers,
-        p.drop_views,
-        p.drop_fks,
-        p.drop_constraints,
-        p.drop_indexes,
-        p.drop_defaults,
-        p.detach,
-        p.drop_functions,
-        p.schemas,
-        p.extensions,
-        order_creates(p.objects, &to.depends),
-        p.columns,
-        p.constraints,
-        p.indexes,
-        p.fks,
-        p.attach,
-        p.owned_by,
-        p.views,
-        p.view_indexes,
-        p.triggers,
-        p.policies,
-        p.grants,
-        p.comments,
-        order_drops(p.final_drops, &from.depends),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if needs_lax_bodies && !inside.is_empty() {
-        // SQL-language function bodies may name tables created later in the plan, as
-        // pg_dump does.
-        steps.push(step("SET LOCAL check_function_bodies = off", None));
-    }
-    steps.extend(inside);
-    Plan {
-        steps,
-        unsupported,
-        needs_empty: p.needs_empty,
     }
 }
 
@@ -899,6 +520,18 @@ fn split_column(qualified: &str, cat: &Catalog) -> Option<(String, String)> {
         .then(|| (table.to_owned(), column.to_owned()))
 }
 
+/// Whether `table` is a partition on the current side and a table of its own on the
+/// desired one (it keeps what it had from its partitioned table).
+fn detached(from: &Catalog, to: &Catalog, table: &String) -> bool {
+    from.tables
+        .get(table)
+        .is_some_and(|t| t.partition_of.is_some())
+        && to
+            .tables
+            .get(table)
+            .is_some_and(|t| t.partition_of.is_none())
+}
+
 /// `public.mood[]` → `public.mood`.
 fn base_type(t: &str) -> &str {
     t.trim_end_matches("[]")
@@ -981,26 +614,6 @@ fn modifiers_widen(base: &str, old: &[i64], new: &[i64]) -> bool {
             ns >= os && np - ns >= op - os
         }
         _ => old.len() == new.len() && old.iter().zip(new).all(|(o, n)| n >= o),
-    }
-}
-
-/// Whether the object a comment key names still exists in `to` (no `IS NULL` for objects
-/// that are dropped anyway).
-fn object_survives(key: &str, to: &Catalog) -> bool {
-    let (kind, name) = key.split_once(' ').unwrap_or((key, ""));
-    match kind {
-        "TABLE" => to.tables.contains_key(name),
-        "VIEW" | "MATERIALIZED" => to.views.contains_key(name.trim_start_matches("VIEW ")),
-        "COLUMN" => name.rsplit_once('.').is_some_and(|(t, c)| {
-            to.tables
-                .get(t)
-                .is_some_and(|t| t.columns.iter().any(|x| x.name == c))
-        }),
-        "FUNCTION" | "PROCEDURE" => to.functions.contains_key(name),
-        "SCHEMA" => to.schemas.contains(name),
-        "TYPE" => to.enums.contains_key(name) || to.composites.contains_key(name),
-        "DOMAIN" => to.domains.contains_key(name),
-        _ => false,
     }
 }
 

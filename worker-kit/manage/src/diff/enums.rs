@@ -22,13 +22,13 @@ fn create(name: &str, labels: &[String]) -> String {
     )
 }
 
-pub(super) fn diff(from: &Catalog, to: &Catalog, p: &mut Phases, unsupported: &mut Vec<String>) {
+pub(super) fn diff(from: &Catalog, to: &Catalog, p: &mut Phases) {
     for (name, labels) in &to.enums {
         match from.enums.get(name) {
             None => p.object(format!("type {name}"), step(create(name, labels), None)),
             Some(old) if old == labels => {}
             Some(old) if is_subsequence(old, labels) => append(name, old, labels, p),
-            Some(old) => recreate(from, to, name, old, labels, p, unsupported),
+            Some(old) => recreate(from, to, name, old, labels, p),
         }
     }
     for name in from.enums.keys().filter(|n| !to.enums.contains_key(*n)) {
@@ -77,7 +77,6 @@ fn recreate(
     old: &[String],
     labels: &[String],
     p: &mut Phases,
-    unsupported: &mut Vec<String>,
 ) {
     let key = format!("type {name}");
     // Only table columns (and the views over them) can be moved over here.
@@ -93,7 +92,7 @@ fn recreate(
         .map(|(user, _)| user)
         .collect();
     if !blockers.is_empty() {
-        unsupported.push(format!(
+        p.unsupported.push(format!(
             "enum {name} loses or reorders values ({} to {}) and is used by {}: re-create it by hand",
             old.join(", "),
             labels.join(", "),

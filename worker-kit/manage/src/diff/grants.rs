@@ -27,8 +27,16 @@ fn exists(object: &str, cat: &Catalog) -> bool {
     }
 }
 
-/// `remade`: objects (as grant keys name them) the plan drops and creates again.
-pub(super) fn diff(from: &Catalog, to: &Catalog, remade: &BTreeSet<String>, p: &mut Phases) {
+pub(super) fn diff(from: &Catalog, to: &Catalog, p: &mut Phases) {
+    // Objects (as grant keys name them) the plan drops and creates again.
+    let mut remade: BTreeSet<String> = std::mem::take(&mut p.remade);
+    for name in p
+        .views_created
+        .iter()
+        .filter(|n| from.views.contains_key(*n))
+    {
+        remade.insert(format!("TABLE {name}"));
+    }
     let none = Privileges::new();
     for (key @ (object, grantee), privs) in &from.grants {
         if !exists(object, to) || remade.contains(object) {

@@ -1,0 +1,73 @@
+//! Domains: created, altered constraint by constraint, dropped.
+
+use super::{Phases, domain_create, step};
+use crate::catalog::Catalog;
+use crate::plan::Hazard;
+
+pub(super) fn diff(from: &Catalog, to: &Catalog, p: &mut Phases) {
+    for (name, d) in &to.domains {
+        match from.domains.get(name) {
+            None => p.object(format!("domain {name}"), step(domain_create(name, d), None)),
+            Some(old) if old == d => {}
+            Some(old) if old.base != d.base => p.unsupported.push(format!(
+                "domain {name} changed its base type from {} to {}",
+                old.base, d.base
+            )),
+            Some(old) => {
+                let key = format!("domain {name}");
+                if old.default != d.default {
+                    p.object(
+                        key.clone(),
+                        step(
+                            match &d.default {
+                                Some(def) => format!("ALTER DOMAIN {name} SET DEFAULT {def}"),
+                                None => format!("ALTER DOMAIN {name} DROP DEFAULT"),
+                            },
+                            None,
+                        ),
+                    );
+                }
+                if old.not_null != d.not_null {
+                    let verb = if d.not_null { "SET" } else { "DROP" };
+                    p.object(
+                        key.clone(),
+                        step(
+                            format!("ALTER DOMAIN {name} {verb} NOT NULL"),
+                            d.not_null.then_some(Hazard::Lock),
+                        ),
+                    );
+                }
+                for (cname, check) in &old.checks {
+                    if d.checks.get(cname) != Some(check) {
+                        p.object(
+                            key.clone(),
+                            step(format!("ALTER DOMAIN {name} DROP CONSTRAINT {cname}"), None),
+                        );
+                    }
+                }
+                for (cname, check) in &d.checks {
+                    if old.checks.get(cname) != Some(check) {
+                        p.object(
+                            key.clone(),
+                            step(
+                                format!("ALTER DOMAIN {name} ADD CONSTRAINT {cname} {check}"),
+                                Some(Hazard::Lock),
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    for (name, _) in from
+        .domains
+        .iter()
+        .filter(|(n, _)| !to.domains.contains_key(*n))
+    {
+        p.drop_last(
+            Some(format!("domain {name}")),
+            step(format!("DROP DOMAIN {name}"), Some(Hazard::Drop)),
+        );
+    }
+}
