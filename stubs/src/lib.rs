@@ -16,5 +16,6 @@
 //! This crate depends on `worker-kit-core` (the traits) and `serde` only, never on the
 //! runtime: a caller that needs the types alone does not link lapin or tokio-postgres.
 
+pub mod catalog;
 pub mod example;
 pub mod greeter;

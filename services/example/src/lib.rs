@@ -11,6 +11,9 @@
 //!   show retries and parking;
 //! - `example.items.*` (RPC): CRUD over PostgreSQL with keyset paging and a search kept in
 //!   `models/example/queries.sql`; `example.orders.place`: idempotent create.
+//! - item changes emit `example.item.created|updated|deleted` events through the
+//!   transactional outbox (`models/example/outbox.sql`); the outbox relay runs in the
+//!   service and publishes them to the `events` exchange.
 
 pub mod store;
 
@@ -27,6 +30,7 @@ use stubs::example::{
     WILL_ERROR_TYPE, WillError,
 };
 use worker_kit::db::{Client, DbConfig, DbError};
+use worker_kit::outbox::Relay;
 use worker_kit::queue::QueueWorker;
 use worker_kit::rpc::RpcWorker;
 use worker_kit::{ErrorReply, IntoErrorReply, Meta, Payload, Runner, Setup, State, rpc, task};
@@ -243,15 +247,30 @@ pub async fn build(setup: Setup) -> Result<Runner, worker_kit::Error> {
 ///
 /// A DSN that does not parse.
 pub async fn build_with(setup: Setup, db: &DbConfig) -> Result<Runner, worker_kit::Error> {
+    build_on(setup, db, worker_kit::events::EXCHANGE).await
+}
+
+/// As [`build_with`], with events on `exchange` instead of `events` (tests that must not
+/// see other tests' events).
+///
+/// # Errors
+///
+/// A DSN that does not parse.
+pub async fn build_on(
+    setup: Setup,
+    db: &DbConfig,
+    exchange: &str,
+) -> Result<Runner, worker_kit::Error> {
     let client = Client::new("main", db).map_err(|e| worker_kit::Error::Database(e.to_string()))?;
     let app = App {
         store: Store::new(client.clone()),
     };
     Ok(setup
         .runner()
-        .register_database(client)
+        .register_database(client.clone())
         .register_worker(rpc_worker(app))
-        .register_worker(queue_worker()))
+        .register_worker(queue_worker())
+        .register_worker(Relay::new(&client, db).exchange(exchange)))
 }
 
 #[cfg(test)]

@@ -3,11 +3,13 @@
 
 use chrono::{DateTime, Utc};
 use stubs::example::ExampleItem;
+use stubs::example::events::{ItemCreated, ItemDeleted, ItemUpdated};
 use stubs::example::items::{CreateItem, Item, Order, PlaceOrder, UpdateItem};
 use uuid::Uuid;
 use worker_kit::db::{
     Changes, Client, DbError, Executor, Insert, Model, Page, PageRequest, Record, queries,
 };
+use worker_kit::outbox::Emit;
 
 /// A row of `items`.
 #[derive(Debug, Clone, Record)]
@@ -167,12 +169,21 @@ impl Store {
     ///
     /// `Conflict` when the name is taken, `Invalid` for a blank name or a negative price.
     pub async fn create_item(&self, req: &CreateItem) -> Result<Item, DbError> {
-        let new = NewItemRow {
-            name: &req.name,
-            price_cents: req.price_cents,
-            tags: &req.tags,
-        };
-        Ok(self.items.create_one(&new).await?.into())
+        let req = req.clone();
+        self.db
+            .transaction(|tx| {
+                Box::pin(async move {
+                    let new = NewItemRow {
+                        name: &req.name,
+                        price_cents: req.price_cents,
+                        tags: &req.tags,
+                    };
+                    let item: Item = Model::<ItemRow, _>::new(tx).create_one(&new).await?.into();
+                    tx.emit(&ItemCreated(item.clone())).await?;
+                    Ok(item)
+                })
+            })
+            .await
     }
 
     /// One item.
@@ -213,12 +224,24 @@ impl Store {
     ///
     /// `EmptyUpdate` when no field is given, `NotFound`, `Conflict`, `Invalid`.
     pub async fn update_item(&self, req: &UpdateItem) -> Result<Item, DbError> {
-        let changes = ItemChangesRow {
-            name: req.name.as_deref(),
-            price_cents: req.price_cents,
-            tags: req.tags.as_deref(),
-        };
-        Ok(self.items.update_one_by_id(&req.id, &changes).await?.into())
+        let req = req.clone();
+        self.db
+            .transaction(|tx| {
+                Box::pin(async move {
+                    let changes = ItemChangesRow {
+                        name: req.name.as_deref(),
+                        price_cents: req.price_cents,
+                        tags: req.tags.as_deref(),
+                    };
+                    let item: Item = Model::<ItemRow, _>::new(tx)
+                        .update_one_by_id(&req.id, &changes)
+                        .await?
+                        .into();
+                    tx.emit(&ItemUpdated(item.clone())).await?;
+                    Ok(item)
+                })
+            })
+            .await
     }
 
     /// Deletes an item.
@@ -227,7 +250,18 @@ impl Store {
     ///
     /// `NotFound`, `Conflict` while orders refer to it.
     pub async fn delete_item(&self, id: i64) -> Result<Item, DbError> {
-        Ok(self.items.delete_one_by_id(&id).await?.into())
+        self.db
+            .transaction(|tx| {
+                Box::pin(async move {
+                    let item: Item = Model::<ItemRow, _>::new(tx)
+                        .delete_one_by_id(&id)
+                        .await?
+                        .into();
+                    tx.emit(&ItemDeleted { id }).await?;
+                    Ok(item)
+                })
+            })
+            .await
     }
 
     /// Items whose name contains `text`.

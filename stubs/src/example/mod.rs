@@ -1,5 +1,6 @@
 //! Contracts of the `example` service.
 
+pub mod events;
 pub mod items;
 
 use serde::{Deserialize, Serialize};

@@ -158,6 +158,7 @@ async fn rolled_back_emits_nothing_committed_emits_its_events_in_order() {
     for (meta, thing) in &events {
         assert_eq!(meta.aggregate_id, thing.id.to_string());
         assert_eq!(meta.name, "thing.thing.changed");
+        assert!(meta.seq.is_some_and(|s| s > 0));
         assert!(meta.occurred_at.is_some());
         per_aggregate
             .entry(meta.aggregate_id.clone())

@@ -47,6 +47,10 @@ pub const AGGREGATE_ID_HEADER: &str = "x-aggregate-id";
 /// has whole seconds only).
 pub const OCCURRED_AT_HEADER: &str = "x-occurred-at-ms";
 
+/// Header carrying the event's outbox row number: increasing per aggregate in commit
+/// order, so a read model can ignore an event older than what it holds.
+pub const SEQ_HEADER: &str = "x-outbox-seq";
+
 /// The queue of `service`'s subscription to `pattern`.
 pub fn subscription_queue(service: &str, pattern: &str) -> String {
     format!("{service}.events.{pattern}")
@@ -160,6 +164,8 @@ pub struct EventMeta {
     pub aggregate_id: String,
     /// When the change committed (`x-occurred-at-ms`, else the AMQP `timestamp`).
     pub occurred_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The outbox row number (`x-outbox-seq`): increasing per aggregate in commit order.
+    pub seq: Option<i64>,
     /// The subscription queue it arrived on: a handler's identity for deduplication.
     pub subscription: String,
 }
@@ -196,6 +202,10 @@ impl<S> FromMessage<S> for EventMeta {
                 .unwrap_or_default()
                 .to_owned(),
             occurred_at,
+            seq: match meta.headers.inner().get(SEQ_HEADER) {
+                Some(AMQPValue::LongLongInt(n)) => Some(*n),
+                _ => None,
+            },
             subscription: msg.route.to_string(),
         })
     }

@@ -133,3 +133,37 @@ pub async fn first_delivery(tx: &Tx<'_>, event: &EventMeta) -> Result<EventDeliv
         EventDelivery::Duplicate
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// Services include the kit's tables by copying the files into `models/<service>/`
+    /// (manage reads only that folder): every copy must stay equal to the kit's.
+    #[test]
+    fn copies_in_models_equal_the_kits_sql() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut copies = 0;
+        for (name, kit) in [
+            ("outbox.sql", super::OUTBOX_SQL),
+            ("processed_events.sql", super::PROCESSED_EVENTS_SQL),
+        ] {
+            for service in std::fs::read_dir(root.join("models")).unwrap() {
+                let copy = service.unwrap().path().join(name);
+                if let Ok(text) = std::fs::read_to_string(&copy) {
+                    assert_eq!(
+                        text,
+                        kit,
+                        "{} differs from worker-kit/sql/{name}: copy the kit's file again",
+                        copy.display()
+                    );
+                    copies += 1;
+                }
+            }
+        }
+        assert!(
+            copies >= 2,
+            "models/example/outbox.sql and models/catalog/processed_events.sql"
+        );
+    }
+}

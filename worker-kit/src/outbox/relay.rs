@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 use crate::Error;
 use crate::amqp::Broker;
 use crate::db::{Client, DbConfig, DbError};
-use crate::events::{AGGREGATE_ID_HEADER, EXCHANGE, OCCURRED_AT_HEADER};
+use crate::events::{AGGREGATE_ID_HEADER, EXCHANGE, OCCURRED_AT_HEADER, SEQ_HEADER};
 use crate::wire::envelope::{self, Encoding};
 use crate::worker::{Runnable, WorkerContext};
 
@@ -135,6 +135,7 @@ impl Relay {
         let mut ids = Vec::with_capacity(rows.len());
         for row in &rows {
             let event = OutboxRow {
+                seq: row.get(0),
                 event_id: row.get(1),
                 routing_key: row.get(2),
                 aggregate_id: row.get(3),
@@ -207,6 +208,7 @@ enum RelayError {
 }
 
 struct OutboxRow {
+    seq: i64,
     event_id: uuid::Uuid,
     routing_key: String,
     aggregate_id: String,
@@ -227,6 +229,7 @@ async fn publish(
         AGGREGATE_ID_HEADER.into(),
         AMQPValue::LongString(event.aggregate_id.as_str().into()),
     );
+    headers.insert(SEQ_HEADER.into(), AMQPValue::LongLongInt(event.seq));
     headers.insert(
         OCCURRED_AT_HEADER.into(),
         AMQPValue::LongLongInt(event.occurred_at.timestamp_millis()),

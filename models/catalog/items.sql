@@ -1,0 +1,27 @@
+-- The catalog's read model of the example service's items, kept in step by its events.
+-- A deleted item stays as a tombstone, so that a late event cannot bring it back.
+CREATE TABLE catalog_items (
+    id bigint PRIMARY KEY,
+    name text NOT NULL,
+    price_cents bigint NOT NULL,
+    tags text[] NOT NULL,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL,
+    deleted boolean NOT NULL DEFAULT false,
+    -- The x-outbox-seq of the event that wrote this row: older events are ignored.
+    seq bigint NOT NULL,
+    search tsvector NOT NULL
+);
+
+-- Text search over name and tags.
+CREATE INDEX catalog_items_search ON catalog_items USING gin (search);
+
+-- How far the read model has come: one row.
+CREATE TABLE catalog_progress (
+    id boolean PRIMARY KEY DEFAULT true,
+    last_event_at timestamptz,
+    applied bigint NOT NULL DEFAULT 0,
+    CONSTRAINT catalog_progress_one_row CHECK (id)
+);
+
+INSERT INTO catalog_progress (id) VALUES (true);

@@ -1,0 +1,268 @@
+//! The `catalog` service: a read model of the `example` service's items in a database of
+//! its own (`models/catalog`), kept in step by `example.item.*` events and answering
+//! searches over it. It is eventually consistent, and says how far behind it is.
+//!
+//! - events `example.item.created|updated|deleted`: applied once per event id
+//!   ([`worker_kit::outbox::first_delivery`]) and only when newer than the row
+//!   (`x-outbox-seq`), so redeliveries and events handled out of order change nothing;
+//! - `catalog.items.search` (RPC): text search over name and tags, keyset pages;
+//! - `catalog.items.get` (RPC): one item;
+//! - `catalog.freshness` (RPC): the commit time of the newest event applied.
+
+use chrono::{DateTime, Utc};
+use stubs::catalog::{CatalogPage, Freshness, GetCatalogItem, GetFreshness, SearchCatalog};
+use stubs::example::events::{ItemCreated, ItemDeleted, ItemUpdated};
+use stubs::example::items::Item;
+use worker_kit::db::{Client, DbConfig, DbError, Executor, MAX_PAGE, Tx};
+use worker_kit::events::{EventMeta, EventWorker};
+use worker_kit::outbox::{EventDelivery, first_delivery};
+use worker_kit::rpc::RpcWorker;
+use worker_kit::{Payload, Runner, Setup, State, rpc};
+
+/// The service's name: its connection name, its database's name, and the prefix of its
+/// subscription queues (`catalog.events.<routing key>`).
+pub const SERVICE: &str = "catalog";
+
+/// Default page size of search.
+const DEFAULT_LIMIT: u32 = 100;
+
+/// Shared state of the handlers.
+#[derive(Clone, Debug)]
+pub struct App {
+    /// The read model's database.
+    pub db: Client,
+}
+
+const COLUMNS: &str = "id, name, price_cents, tags, created_at, updated_at";
+
+fn item(row: &tokio_postgres::Row) -> Item {
+    Item {
+        id: row.get(0),
+        name: row.get(1),
+        price_cents: row.get(2),
+        tags: row.get(3),
+        created_at: row.get(4),
+        updated_at: row.get(5),
+    }
+}
+
+/// Applies `event` once: `apply` runs only on its first delivery, in the transaction
+/// that records it, and the progress moves on with it.
+async fn once<F>(app: &App, event: EventMeta, apply: F) -> Result<(), DbError>
+where
+    F: for<'t> FnOnce(&'t Tx<'t>, i64) -> worker_kit::db::TxFuture<'t, (), DbError>
+        + Send
+        + 'static,
+{
+    app.db
+        .transaction(|tx| {
+            Box::pin(async move {
+                if first_delivery(tx, &event).await? == EventDelivery::Duplicate {
+                    return Ok(());
+                }
+                // Hand-published events have no outbox number: they apply over nothing
+                // newer than themselves.
+                apply(tx, event.seq.unwrap_or(0)).await?;
+                tx.execute(
+                    "UPDATE catalog_progress SET applied = applied + 1, \
+                     last_event_at = GREATEST(last_event_at, $1)",
+                    &[&event.occurred_at],
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+}
+
+/// Writes `item` unless the row holds a newer event's state.
+async fn upsert(tx: &Tx<'_>, item: &Item, seq: i64) -> Result<(), DbError> {
+    tx.execute(
+        "INSERT INTO catalog_items (id, name, price_cents, tags, created_at, updated_at, deleted, seq, search) \
+         VALUES ($1, $2, $3, $4, $5, $6, false, $7, to_tsvector('simple', $2 || ' ' || array_to_string($4::text[], ' '))) \
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name, price_cents = excluded.price_cents, \
+         tags = excluded.tags, created_at = excluded.created_at, updated_at = excluded.updated_at, \
+         deleted = false, seq = excluded.seq, search = excluded.search \
+         WHERE catalog_items.seq < excluded.seq",
+        &[
+            &item.id,
+            &item.name,
+            &item.price_cents,
+            &item.tags,
+            &item.created_at,
+            &item.updated_at,
+            &seq,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// `example.item.created`.
+pub async fn item_created(
+    State(app): State<App>,
+    event: EventMeta,
+    Payload(ItemCreated(item)): Payload<ItemCreated>,
+) -> Result<(), DbError> {
+    once(&app, event, move |tx, seq| {
+        Box::pin(async move { upsert(tx, &item, seq).await })
+    })
+    .await
+}
+
+/// `example.item.updated`.
+pub async fn item_updated(
+    State(app): State<App>,
+    event: EventMeta,
+    Payload(ItemUpdated(item)): Payload<ItemUpdated>,
+) -> Result<(), DbError> {
+    once(&app, event, move |tx, seq| {
+        Box::pin(async move { upsert(tx, &item, seq).await })
+    })
+    .await
+}
+
+/// `example.item.deleted`: leaves a tombstone, so a late event cannot bring it back.
+pub async fn item_deleted(
+    State(app): State<App>,
+    event: EventMeta,
+    Payload(ItemDeleted { id }): Payload<ItemDeleted>,
+) -> Result<(), DbError> {
+    once(&app, event, move |tx, seq| {
+        Box::pin(async move {
+            tx.execute(
+                "INSERT INTO catalog_items (id, name, price_cents, tags, created_at, updated_at, deleted, seq, search) \
+                 VALUES ($1, '', 0, '{}', now(), now(), true, $2, ''::tsvector) \
+                 ON CONFLICT (id) DO UPDATE SET deleted = true, seq = excluded.seq \
+                 WHERE catalog_items.seq < excluded.seq",
+                &[&id, &seq],
+            )
+            .await?;
+            Ok(())
+        })
+    })
+    .await
+}
+
+async fn freshness(db: &Client) -> Result<Freshness, DbError> {
+    let row = db
+        .query_opt_row("SELECT last_event_at, applied FROM catalog_progress", &[])
+        .await?
+        .ok_or_else(|| DbError::not_found("catalog_progress row"))?;
+    let last_event_at: Option<DateTime<Utc>> = row.get(0);
+    Ok(Freshness {
+        last_event_at,
+        applied: row.get(1),
+    })
+}
+
+/// Searches names and tags.
+#[rpc(contract = SearchCatalog)]
+pub async fn search(
+    State(app): State<App>,
+    Payload(req): Payload<SearchCatalog>,
+) -> Result<CatalogPage, DbError> {
+    let limit = req.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_PAGE);
+    let fetch = i64::from(limit) + 1;
+    let after = req.after.unwrap_or(i64::MIN);
+    let sql = format!(
+        "SELECT {COLUMNS} FROM catalog_items WHERE NOT deleted \
+         AND ($1 = '' OR search @@ websearch_to_tsquery('simple', $1)) \
+         AND id > $2 ORDER BY id LIMIT $3"
+    );
+    let rows = app
+        .db
+        .query_rows(&sql, &[&req.text.trim(), &after, &fetch])
+        .await?;
+    let mut items: Vec<Item> = rows.iter().map(item).collect();
+    let more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    Ok(CatalogPage {
+        last_reference: if more {
+            items.last().map(|i| i.id)
+        } else {
+            None
+        },
+        items,
+        freshness: freshness(&app.db).await?,
+    })
+}
+
+/// One item.
+#[rpc(contract = GetCatalogItem)]
+pub async fn get(
+    State(app): State<App>,
+    Payload(req): Payload<GetCatalogItem>,
+) -> Result<Item, DbError> {
+    let sql = format!("SELECT {COLUMNS} FROM catalog_items WHERE id = $1 AND NOT deleted");
+    app.db
+        .query_opt_row(&sql, &[&req.id])
+        .await?
+        .map(|r| item(&r))
+        .ok_or_else(|| DbError::not_found(format!("catalog item {}", req.id)))
+}
+
+/// How far behind the catalog is.
+#[rpc(contract = GetFreshness)]
+pub async fn get_freshness(
+    State(app): State<App>,
+    Payload(_): Payload<GetFreshness>,
+) -> Result<Freshness, DbError> {
+    freshness(&app.db).await
+}
+
+/// The service's RPC routes.
+pub fn rpc_worker(app: App) -> RpcWorker<App> {
+    RpcWorker::with_state(app)
+        .register(search)
+        .register(get)
+        .register(get_freshness)
+}
+
+/// The service's subscriptions.
+pub fn event_worker(app: App) -> EventWorker<App> {
+    EventWorker::with_state(app)
+        .event::<ItemCreated, _, _, _>(item_created)
+        .event::<ItemUpdated, _, _, _>(item_updated)
+        .event::<ItemDeleted, _, _, _>(item_deleted)
+}
+
+/// Builds the service on `setup` with its database from the environment (`DB_MAIN_DSN`,
+/// or the `catalog` database on the `PGHOST` server): what `main` runs.
+///
+/// # Errors
+///
+/// A malformed database setting.
+pub async fn build(setup: Setup) -> Result<Runner, worker_kit::Error> {
+    let db = DbConfig::from_env("main", SERVICE)?;
+    build_with(setup, &db).await
+}
+
+/// Builds the service on `setup` with the database `db` (tests pass their own).
+///
+/// # Errors
+///
+/// A DSN that does not parse.
+pub async fn build_with(setup: Setup, db: &DbConfig) -> Result<Runner, worker_kit::Error> {
+    build_on(setup, db, worker_kit::events::EXCHANGE).await
+}
+
+/// As [`build_with`], with events on `exchange` instead of `events` (tests that must not
+/// see other tests' events).
+///
+/// # Errors
+///
+/// A DSN that does not parse.
+pub async fn build_on(
+    setup: Setup,
+    db: &DbConfig,
+    exchange: &str,
+) -> Result<Runner, worker_kit::Error> {
+    let client = Client::new("main", db).map_err(|e| worker_kit::Error::Database(e.to_string()))?;
+    let app = App { db: client.clone() };
+    Ok(setup
+        .runner()
+        .register_database(client)
+        .register_worker(rpc_worker(app.clone()))
+        .register_worker(event_worker(app).exchange(exchange)))
+}
