@@ -1,6 +1,7 @@
 //! Helpers for the end-to-end tests: unique names, a running Runner in-process, and a raw
 //! AMQP peer that sends bytes the kit's own client never would.
 
+pub mod cluster;
 pub mod handled;
 pub mod pg;
 pub mod proxy;

@@ -1,0 +1,181 @@
+use std::time::{Duration, Instant};
+
+use e2e::cluster::Cluster;
+use e2e::pg::TestDb;
+use e2e::{handled, unique, wait_until};
+use worker_kit::queue::parking_queue;
+
+use crate::harness::{self, recorded};
+
+const MESSAGES: i64 = 3_000;
+
+/// Deletes `route` and its parking queue through node `node`.
+async fn delete_queues(cluster: &Cluster, node: usize, route: &str) {
+    let conn = lapin::Connection::connect(cluster.node_url(node), Default::default())
+        .await
+        .expect("connect");
+    let ch = conn.create_channel().await.expect("channel");
+    for q in [route.to_owned(), parking_queue(route)] {
+        let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
+    }
+    let _ = conn.close(200, "ok".into()).await;
+}
+
+/// Ready messages in `queue`, asked through node `node`.
+async fn ready(cluster: &Cluster, node: usize, queue: &str) -> u32 {
+    let conn = lapin::Connection::connect(cluster.node_url(node), Default::default())
+        .await
+        .expect("connect");
+    let ch = conn.create_channel().await.expect("channel");
+    let n = ch
+        .queue_declare(
+            queue.into(),
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            Default::default(),
+        )
+        .await
+        .map(|q| q.message_count())
+        .unwrap_or_else(|e| panic!("{queue}: {e}"));
+    let _ = conn.close(200, "ok".into()).await;
+    n
+}
+
+/// Three replicas of a service consume one quorum work queue: 3,000 persistent messages,
+/// each recorded exactly once in PostgreSQL, and every replica handled some.
+#[tokio::test]
+async fn three_replicas_share_a_quorum_queue() {
+    let Some(cluster) = Cluster::from_env() else {
+        return;
+    };
+    let _serial = crate::serial().await;
+    let db = TestDb::create("cluster_share", handled::SCHEMA).await;
+    let pg = db.client().await;
+    let route = unique("cluster.share");
+    let replicas =
+        harness::replicas(&cluster, &route, &db.dsn, 3, 8, Duration::from_millis(2)).await;
+    let nodes: Vec<String> = replicas.iter().map(|r| r.broker.node()).collect();
+    let started = Instant::now();
+    let repeated = harness::produce(
+        harness::publisher(&cluster).await,
+        route.clone(),
+        0..MESSAGES,
+    )
+    .await;
+    assert_eq!(repeated, 0, "no publish failed with every node up");
+    wait_until(Duration::from_secs(120), "all 3,000 recorded", || {
+        let pg = &pg;
+        async move { recorded(pg).await.0 == MESSAGES }
+    })
+    .await;
+    let took = started.elapsed();
+    let per_replica: Vec<u64> = replicas.iter().map(harness::Replica::handled).collect();
+    for r in replicas {
+        r.running.stop().await.unwrap();
+    }
+    eprintln!("3 replicas on {nodes:?}: {per_replica:?} messages each, {took:?} in all");
+    assert_eq!(
+        recorded(&pg).await,
+        (MESSAGES, MESSAGES),
+        "each message recorded once, and handled once"
+    );
+    assert!(
+        per_replica.iter().all(|&n| n > 0),
+        "every replica handled some: {per_replica:?}"
+    );
+    assert_eq!(per_replica.iter().sum::<u64>(), MESSAGES as u64);
+    assert_eq!(ready(&cluster, 0, &route).await, 0, "none left");
+    assert_eq!(
+        ready(&cluster, 0, &parking_queue(&route)).await,
+        0,
+        "none parked"
+    );
+    delete_queues(&cluster, 0, &route).await;
+    drop(pg);
+    db.drop_db().await;
+}
+
+/// The node a replica is connected to stops in the middle of the load: that replica is on
+/// another node and consuming again within 5 s, no message is lost, and the redelivered
+/// ones are recorded once (the handler is idempotent).
+#[tokio::test]
+async fn replica_moves_to_another_node_when_its_node_stops() {
+    let Some(cluster) = Cluster::from_env() else {
+        return;
+    };
+    let _serial = crate::serial().await;
+    let db = TestDb::create("cluster_failover", handled::SCHEMA).await;
+    let pg = db.client().await;
+    let route = unique("cluster.failover");
+    let replicas =
+        harness::replicas(&cluster, &route, &db.dsn, 3, 4, Duration::from_millis(20)).await;
+    let producer = tokio::spawn(harness::produce(
+        harness::publisher(&cluster).await,
+        route.clone(),
+        0..MESSAGES,
+    ));
+    wait_until(Duration::from_secs(60), "600 messages handled", || {
+        let pg = &pg;
+        async move { recorded(pg).await.0 >= 600 }
+    })
+    .await;
+
+    let victim = &replicas[0];
+    let node = cluster.index_of(&victim.broker.node());
+    let before = victim.handled();
+    let stopping = Instant::now();
+    let down = cluster.stop_node(node).await;
+    let stop_took = stopping.elapsed();
+    wait_until(
+        Duration::from_secs(5).saturating_sub(stop_took),
+        "the replica connected to another node and consuming again within 5 s",
+        || async {
+            victim.broker.connection_now().is_some()
+                && cluster.index_of(&victim.broker.node()) != node
+                && victim.handled() > before
+        },
+    )
+    .await;
+    let moved = stopping.elapsed();
+    eprintln!(
+        "replica 1 moved from node {} to node {} and consumed again {moved:?} after stop_app began (stop_app took {stop_took:?})",
+        node + 1,
+        cluster.index_of(&victim.broker.node()) + 1
+    );
+    let (handled_while_down, _) = recorded(&pg).await;
+    assert!(
+        handled_while_down < MESSAGES,
+        "the stop came while work remained"
+    );
+
+    let repeated = producer.await.expect("producer");
+    wait_until(Duration::from_secs(120), "all 3,000 recorded", || {
+        let pg = &pg;
+        async move { recorded(pg).await.0 == MESSAGES }
+    })
+    .await;
+    let per_replica: Vec<u64> = replicas.iter().map(harness::Replica::handled).collect();
+    for r in replicas {
+        r.running.stop().await.unwrap();
+    }
+    down.start().await;
+    cluster.wait_healthy().await;
+    let (ids, runs) = recorded(&pg).await;
+    eprintln!(
+        "{ids} ids, {runs} handler runs ({} redelivered or republished), {repeated} publishes repeated, per replica {per_replica:?}",
+        runs - ids
+    );
+    assert_eq!(ids, MESSAGES, "no message lost");
+    let survivor = (node + 1) % cluster.len();
+    assert_eq!(ready(&cluster, survivor, &route).await, 0, "none left");
+    assert_eq!(
+        ready(&cluster, survivor, &parking_queue(&route)).await,
+        0,
+        "none parked"
+    );
+    delete_queues(&cluster, survivor, &route).await;
+    drop(pg);
+    db.drop_db().await;
+}
