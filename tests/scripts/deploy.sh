@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# The Kubernetes manifests under deploy/ are valid: every core resource against the
+# Kubernetes schemas (kubernetes-validate from PyPI, in a virtualenv under the target
+# directory, strict: unknown fields fail), the kustomization lists exactly the files there
+# are (and builds, when kubectl is installed), and the custom resources (RabbitmqCluster,
+# ScaledObject, TriggerAuthentication) say what docs/scaling.md relies on. Their own schemas
+# are published with the operators, not on PyPI, and this check runs where only the package
+# registries answer: it says so and checks their fields itself instead.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+# shellcheck source=scripts/lib/common.sh
+. "$root/scripts/lib/common.sh"
+cd "$root"
+base=deploy/kubernetes/base
+fail=0
+pass() { echo "PASS $*"; }
+failed() {
+    echo "FAIL $*"
+    fail=1
+}
+
+venv="$TARGET_DIR/deploy-venv"
+validate="$venv/bin/kubernetes-validate"
+if [ ! -x "$validate" ]; then
+    say "installing kubernetes-validate into $venv"
+    python3 -m venv "$venv" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+    "$venv/bin/pip" install -q 'kubernetes-validate==1.37.0' || die "pip install kubernetes-validate failed"
+fi
+
+# Core resources: strict validation. kubernetes-validate prints WARN (and exits 0) for kinds it
+# has no schema for; those are the custom resources, checked below.
+out="$("$validate" --strict "$base"/*.yaml 2>&1)" || {
+    echo "$out"
+    failed "kubernetes-validate"
+}
+if echo "$out" | grep -E '^(ERROR|FAIL)|Couldn.t parse'; then
+    failed "kubernetes-validate reported errors"
+fi
+validated="$(echo "$out" | grep -c '^INFO .* passed' || true)"
+if [ "$validated" -ge 6 ]; then
+    pass "$validated core resources valid against the Kubernetes 1.37 schemas"
+else
+    failed "only $validated core resources validated"
+fi
+echo "$out" | grep -oE "Couldn't find schema for kind [A-Za-z]+ with api version [^ ]+" | sort -u |
+    grep -v 'kind Kustomization ' |
+    sed -E 's/^Couldn.t find schema for kind ([A-Za-z]+) with api version ([^ ]+)/SKIP schema of \1 (\2): a custom resource whose schema comes with its operator, not from PyPI; its fields are checked below/'
+
+# The custom resources and the cross-references between files.
+if "$venv/bin/python" - "$base" <<'PY'; then pass "custom resources and references"; else failed "custom resources and references"; fi
+import glob, os, sys, yaml
+
+base = sys.argv[1]
+docs = {}
+for path in sorted(glob.glob(os.path.join(base, "*.yaml"))):
+    with open(path) as f:
+        for doc in yaml.safe_load_all(f):
+            if doc:
+                docs.setdefault(doc["kind"], []).append((os.path.basename(path), doc))
+errors = []
+def check(ok, what):
+    if not ok:
+        errors.append(what)
+
+kust = docs["Kustomization"][0][1]
+listed = set(kust["resources"])
+present = {os.path.basename(p) for p in glob.glob(os.path.join(base, "*.yaml"))} - {"kustomization.yaml"}
+check(listed == present, f"kustomization resources {sorted(listed)} != files {sorted(present)}")
+
+deployments = {d["metadata"]["name"]: d for _, d in docs.get("Deployment", [])}
+for name, d in deployments.items():
+    pod = d["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    check(pod["securityContext"].get("runAsNonRoot") is True, f"{name}: runAsNonRoot")
+    check(c["securityContext"].get("readOnlyRootFilesystem") is True, f"{name}: read-only root filesystem")
+    check("requests" in c.get("resources", {}) and "memory" in c["resources"].get("limits", {}), f"{name}: resources")
+    check("readinessProbe" in c, f"{name}: readiness probe")
+    refs = [e.get("secretRef", {}).get("name") for e in c.get("envFrom", [])]
+    check(f"{name}-secrets" in refs, f"{name}: secrets by reference")
+    check(pod["terminationGracePeriodSeconds"] * 1000 > 30000, f"{name}: grace period above DRAIN_TIMEOUT_MS")
+pdbs = {p["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] for _, p in docs.get("PodDisruptionBudget", [])}
+check(pdbs == set(deployments), f"a PodDisruptionBudget per Deployment: {pdbs}")
+
+rmq = docs["RabbitmqCluster"][0][1]
+check(rmq["apiVersion"] == "rabbitmq.com/v1beta1", "RabbitmqCluster apiVersion")
+check(rmq["spec"]["replicas"] == 3, "RabbitmqCluster has 3 replicas")
+
+so = docs["ScaledObject"][0][1]
+check(so["apiVersion"] == "keda.sh/v1alpha1", "ScaledObject apiVersion")
+target = so["spec"]["scaleTargetRef"]["name"]
+check(target in deployments, f"ScaledObject scales a Deployment of the base ({target})")
+trig = so["spec"]["triggers"][0]
+check(trig["type"] == "rabbitmq" and trig["metadata"]["mode"] == "QueueLength", "ScaledObject scales on queue length")
+check(isinstance(trig["metadata"]["value"], str), "trigger metadata values are strings")
+auth = trig["authenticationRef"]["name"]
+check(auth in {d["metadata"]["name"] for _, d in docs.get("TriggerAuthentication", [])}, f"TriggerAuthentication {auth} exists")
+hpas = {h["spec"]["scaleTargetRef"]["name"] for _, h in docs.get("HorizontalPodAutoscaler", [])}
+check(target not in hpas, "no HorizontalPodAutoscaler beside KEDA's for the same Deployment")
+for e in errors:
+    print("  " + e)
+sys.exit(1 if errors else 0)
+PY
+
+# The work-queue route the ScaledObject watches is one the service serves.
+queue="$(grep -oE 'queueName: [^ ]+' "$base/example-scaledobject.yaml" | cut -d' ' -f2)"
+if grep -q "\"$queue\"" services/example/src/lib.rs; then
+    pass "ScaledObject watches the example's route $queue"
+else
+    failed "ScaledObject watches $queue, which services/example does not serve"
+fi
+
+if command -v kubectl >/dev/null 2>&1; then
+    if kubectl kustomize "$base" >/dev/null; then pass "kubectl kustomize builds the base"; else failed "kubectl kustomize"; fi
+else
+    echo "SKIP kubectl kustomize: kubectl is not installed"
+fi
+exit "$fail"
