@@ -72,7 +72,7 @@ cluster_write_node_files() {
 listeners.tcp.default = 127.0.0.1:$(cluster_node_port "$i")
 loopback_users.guest = true
 # Same cap as rabbitmq-configs/rabbitmq.conf.
-max_message_size = 16777216
+max_message_size = 8388608
 CONF
     echo '[].' >"$dir/enabled_plugins"
 }

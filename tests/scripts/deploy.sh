@@ -101,6 +101,15 @@ for e in errors:
 sys.exit(1 if errors else 0)
 PY
 
+# The broker's message cap is the development broker's (and the kit's default MAX_MESSAGE_BYTES).
+cap() { grep -oE 'max_message_size = [0-9]+' "$1" | grep -oE '[0-9]+$'; }
+if [ "$(cap rabbitmq-configs/rabbitmq.conf)" = "$(cap "$base/rabbitmq-cluster.yaml")" ] &&
+    [ "$(cap rabbitmq-configs/rabbitmq.conf)" = "$(cap scripts/lib/cluster.sh)" ]; then
+    pass "max_message_size agrees with rabbitmq-configs/rabbitmq.conf"
+else
+    failed "max_message_size differs between rabbitmq-configs/rabbitmq.conf, $base/rabbitmq-cluster.yaml and scripts/lib/cluster.sh"
+fi
+
 # The work-queue route the ScaledObject watches is one the service serves.
 queue="$(grep -oE 'queueName: [^ ]+' "$base/example-scaledobject.yaml" | cut -d' ' -f2)"
 if grep -q "\"$queue\"" services/example/src/lib.rs; then
