@@ -58,7 +58,7 @@ pub struct ListItems {
     /// The previous page's `last_reference`; absent for the first page.
     #[serde(default)]
     pub after: Option<i64>,
-    /// Items per page: 1 to 1000, default 100.
+    /// Items per page: 1 to 1000 (others are refused with `ValidationError`), default 100.
     #[serde(default)]
     pub limit: Option<u32>,
 }
@@ -117,7 +117,7 @@ impl Contract for DeleteItem {
 pub struct SearchItems {
     /// Case-insensitive substring.
     pub text: String,
-    /// At most this many (1 to 1000, default 100).
+    /// At most this many (1 to 1000, others refused with `ValidationError`; default 100).
     #[serde(default)]
     pub limit: Option<u32>,
 }

@@ -150,3 +150,46 @@ async fn items_crud_through_the_broker() {
     running.stop().await.unwrap();
     db.drop_db().await;
 }
+
+/// Out-of-range arguments are refused naming the field and the range, never changed
+/// silently; a request whose fields are all optional may come without a payload.
+#[tokio::test]
+async fn out_of_range_arguments_are_refused() {
+    let _serial = e2e::example_service_lock().await;
+    let (running, db) = e2e::start_example(|_| {}).await;
+    let c = RpcClient::new(&e2e::broker("caller").await, &e2e::config())
+        .await
+        .unwrap();
+    for limit in [0, 1001] {
+        let err = c
+            .call(&ListItems {
+                after: None,
+                limit: Some(limit),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(remote_type(&err), "ValidationError", "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("limit")
+                && text.contains("1 to 1000")
+                && text.contains(&limit.to_string()),
+            "{text}"
+        );
+        let err = c
+            .call(&SearchItems {
+                text: "a".into(),
+                limit: Some(limit),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(remote_type(&err), "ValidationError", "{err}");
+    }
+    let page = c
+        .call_json("example.items.list", serde_json::Value::Null)
+        .await
+        .unwrap();
+    assert!(page["items"].is_array(), "{page}");
+    running.stop().await.unwrap();
+    db.drop_db().await;
+}

@@ -85,7 +85,16 @@ impl<T: DeserializeOwned, S> FromMessage<S> for Payload<T> {
 /// Deserializes payload JSON, naming the failing field.
 pub(crate) fn parse_payload<T: DeserializeOwned>(json: &str) -> Result<T, ErrorReply> {
     let mut de = serde_json::Deserializer::from_str(json);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let parsed = serde_path_to_error::deserialize(&mut de);
+    if parsed.is_err() && json.trim() == "null" {
+        // No payload stands for "all defaults" when the type has nothing but optional
+        // fields (a request without arguments); a type with required fields still
+        // reports what is missing.
+        if let Ok(v) = serde_json::from_str::<T>("{}") {
+            return Ok(v);
+        }
+    }
+    parsed.map_err(|e| {
         // Both quote the caller's input (map keys, values), which may be of any size.
         let path = capped(&e.path().to_string(), MAX_ERROR_MESSAGE_BYTES);
         let inner = e.into_inner();
@@ -185,6 +194,27 @@ mod tests {
         .unwrap();
         let Payload(order) = Payload::<Order>::from_message(&msg, &()).unwrap();
         assert_eq!(order.lines[0].qty, 2);
+    }
+
+    #[test]
+    fn a_missing_payload_is_the_defaults_when_every_field_is_optional() {
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct AllOptional {
+            #[serde(default)]
+            limit: Option<u32>,
+        }
+        #[derive(Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Required {
+            id: i64,
+        }
+        assert_eq!(
+            parse_payload::<AllOptional>("null").unwrap(),
+            AllOptional { limit: None }
+        );
+        let e = parse_payload::<Required>("null").unwrap_err();
+        assert_eq!(e.error_type, "ValidationError");
+        assert_eq!(parse_payload::<Option<u8>>("null").unwrap(), None);
     }
 
     #[test]
