@@ -101,6 +101,13 @@ for e in errors:
 sys.exit(1 if errors else 0)
 PY
 
+# A Deployment for every service of the repository.
+missing=""
+for svc in $(service_names); do
+    grep -q "^  name: $svc$" "$base/$svc-deployment.yaml" 2>/dev/null || missing="$missing $svc"
+done
+if [ -z "$missing" ]; then pass "a Deployment for every service"; else failed "no Deployment for:$missing"; fi
+
 # The broker's message cap is the development broker's (and the kit's default MAX_MESSAGE_BYTES).
 cap() { grep -oE 'max_message_size = [0-9]+' "$1" | grep -oE '[0-9]+$'; }
 if [ "$(cap rabbitmq-configs/rabbitmq.conf)" = "$(cap "$base/rabbitmq-cluster.yaml")" ] &&
