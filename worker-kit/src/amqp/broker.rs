@@ -6,7 +6,7 @@
 //! the new connection to every worker and client, which then re-create their channels,
 //! redeclare their topology and resume consuming.
 //!
-//! With several node URLs (a RabbitMQ cluster, see [`endpoints`](super::endpoints)) each
+//! With several node URLs (the nodes of a RabbitMQ cluster, `AMQP_URL` as a list) each
 //! attempt takes the next node; the backoff delay comes only after a whole round over the
 //! nodes failed, so losing one node costs a reconnect to the next, not a wait.
 
