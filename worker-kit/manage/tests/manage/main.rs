@@ -37,10 +37,32 @@ fn file(name: &str, text: &str) -> ModelFile {
     }
 }
 
-/// A database built from `sql`, dropped by `drop`.
+/// A database built from `sql`, dropped by `drop` — or, when a test fails before that, when
+/// the value goes away, so a failing test leaves no scratch database behind either.
 pub(crate) struct Db {
     pub(crate) server: Server,
     pub(crate) name: String,
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        let (server, name) = (self.server.clone(), std::mem::take(&mut self.name));
+        if name.is_empty() {
+            return;
+        }
+        // Drop cannot await: a thread of its own runs the async clean-up to its end.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the clean-up");
+            rt.block_on(async {
+                let _ = worker_kit_manage::Shadow::drop_all(&server, &name).await;
+                let _ = server.drop_db(&name).await;
+            });
+        })
+        .join();
+    }
 }
 
 impl Db {
@@ -63,11 +85,12 @@ impl Db {
         Catalog::read(&self.client().await).await.unwrap()
     }
 
-    pub(crate) async fn drop(self) {
-        worker_kit_manage::Shadow::drop_all(&self.server, &self.name)
+    pub(crate) async fn drop(mut self) {
+        let name = std::mem::take(&mut self.name);
+        worker_kit_manage::Shadow::drop_all(&self.server, &name)
             .await
             .unwrap();
-        self.server.drop_db(&self.name).await.unwrap();
+        self.server.drop_db(&name).await.unwrap();
     }
 }
 
