@@ -6,9 +6,9 @@
 FROM rust:1.95.0-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p example -p greeter -p worker-kit-manage \
+RUN cargo build --release --locked -p example -p greeter -p catalog -p worker-kit-manage \
     && mkdir /out \
-    && cp target/release/example target/release/greeter target/release/manage /out/
+    && cp target/release/example target/release/greeter target/release/catalog target/release/manage /out/
 
 FROM debian:12.11-slim
 RUN apt-get update \

@@ -10,7 +10,7 @@ docker-entrypoint.sh rabbitmq-server &
 server=$!
 trap 'kill -TERM "$server"; wait "$server"; exit 0' TERM INT
 rabbitmqctl -q await_startup --timeout 120
-for user in ${DEV_SERVICE_USERS:-example greeter}; do
+for user in ${DEV_SERVICE_USERS:-example greeter catalog}; do
     var="$(printf '%s' "$user" | tr 'a-z-' 'A-Z_')_AMQP_PASSWORD"
     eval "password=\${$var:-}"
     # shellcheck disable=SC2154 # set by the eval

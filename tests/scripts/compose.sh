@@ -29,8 +29,8 @@ cleanup() {
 }
 trap cleanup EXIT
 config() { env -i PATH="$PATH" "$@" docker-compose --project-directory "$empty" -f "$root/dev.docker-compose.yml" config 2>&1; }
-out="$(config EXAMPLE_AMQP_PASSWORD=pw-example GREETER_AMQP_PASSWORD=pw-greeter)"
-for svc in rabbitmq postgres migrate example greeter; do
+out="$(config EXAMPLE_AMQP_PASSWORD=pw-example GREETER_AMQP_PASSWORD=pw-greeter CATALOG_AMQP_PASSWORD=pw-catalog)"
+for svc in rabbitmq postgres migrate $(cd services && ls); do
     check "compose defines $svc" grep -q "^  $svc:" <<<"$out"
 done
 check "without the services' broker passwords compose refuses to start" \
@@ -43,6 +43,7 @@ check "Dockerfile base images are pinned to exact versions" \
     bash -c "! grep -E '^FROM ' Dockerfile | grep -vE '^FROM [a-z/]+(:[0-9]+\.[0-9]+(\.[0-9]+)?[a-z0-9.-]*|@sha256:[0-9a-f]{64})( AS [a-z]+)?\$'"
 check "example connects as its own broker user" grep -q 'AMQP_URL: amqp://example:pw-example@rabbitmq' <<<"$out"
 check "greeter connects as its own broker user" grep -q 'AMQP_URL: amqp://greeter:pw-greeter@rabbitmq' <<<"$out"
+check "catalog connects as its own broker user" grep -q 'AMQP_URL: amqp://catalog:pw-catalog@rabbitmq' <<<"$out"
 check "no service uses guest" bash -c "! grep -q 'amqp://guest' dev.docker-compose.yml"
 check "guest stays loopback-only" \
     bash -c "! grep -qE '^\s*loopback_users\s*=\s*none' rabbitmq-configs/rabbitmq.conf && ! grep -qE 'loopback_users\.guest\s*=\s*false' rabbitmq-configs/rabbitmq.conf"
@@ -53,8 +54,17 @@ check "no broker password is in the repository (definitions users have none)" \
     jq -e 'all(.users[]; (.password // "") == "" and (.password_hash // "") == "")' "$defs"
 check "every service has a broker user whose permissions are anchored" \
     bash -c "for s in \$(cd services && ls); do jq -e --arg u \"\$s\" 'any(.permissions[]; .user == \$u and all(.configure, .write, .read; startswith(\"^\") and endswith(\"\$\")))' '$defs' >/dev/null || exit 1; done"
-check "services write only to the default exchange and rpc.dlx" \
-    jq -e 'all(.permissions[]; .write == "^(amq\\.default|rpc\\.dlx)$")' "$defs"
+# write: the default exchange (calls, replies, retries), rpc.dlx (named by RPC queues), events
+# for a publisher, and a subscriber's own queues (bindings); never everything.
+writes_ok=1
+for u in $(jq -r '.permissions[].user' "$defs"); do
+    w="$(jq -r --arg u "$u" '.permissions[] | select(.user == $u and .vhost == "/") | .write' "$defs")"
+    grep -qE "$w" <<<"amq.default" || writes_ok=""
+    for other in some.other.queue amq.gen-x $(jq -r --arg u "$u" '.users[].name | select(. != $u)' "$defs"); do
+        grep -qE "$w" <<<"$other.x" && writes_ok=""
+    done
+done
+check "services write to the default exchange, and not to everything or another service's queues" test -n "$writes_ok"
 check ".dockerignore is an allow-list (everything excluded first)" bash -c "grep -v '^#' .dockerignore | grep -v '^\$' | head -n 1 | grep -qx '\*'"
 # Each route of stubs/ (stubs/src/<service>...) can be declared by its service and read (consumed)
 # by its service alone; RabbitMQ's patterns are regular expressions that ERE reads alike here.

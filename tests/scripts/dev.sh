@@ -24,7 +24,7 @@ ours() {
 example_pid() { ours "^(\S*/)?debug/example\$" | head -n 1; }
 # Our example answers: its process runs and hello_world is answered.
 ours_answers() { [ -n "$(example_pid)" ] && call hello_world; }
-left_behind() { ours "/debug/(example|greeter)\$|entr -dnr|dev-watch"; }
+left_behind() { ours "/debug/(example|greeter|catalog)\$|entr -dnr|dev-watch"; }
 
 log="$(mktemp)"
 work="$(mktemp -d)"
