@@ -39,7 +39,10 @@ pub enum Command {
     ///
     /// Prints the plan, asks "Apply these changes? [y/N]", and applies it in one
     /// transaction, then checks that nothing is left to do. Creates the database when it
-    /// does not exist.
+    /// does not exist. Holds an advisory lock on the database while it runs (a second sync
+    /// of the same database fails at once), re-reads the database after the prompt and
+    /// refuses if it changed, and fails rather than wait longer than --lock-timeout for a
+    /// lock. Refuses (exit 3) what loses data or weakens access control unless --unsafe.
     Sync(SyncArgs),
     /// Write migrations/SERVICE/pending.sql: what production needs to match the models.
     ///
