@@ -57,8 +57,9 @@ pub enum RpcQueueDurable {
 }
 
 /// The kit's settings. Build it with [`Config::from_env`]; tests may start from
-/// [`Config::default`] and change fields.
-#[derive(Debug, Clone)]
+/// [`Config::default`] and change fields. Its `Debug` shows `amqp_url` with passwords
+/// hidden.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct Config {
     /// `AMQP_URL`: the broker to connect to, or a comma-separated list of the nodes of one
@@ -105,6 +106,32 @@ pub struct Config {
     pub rpc_reply_to: Vec<String>,
 }
 
+/// Written by hand: `amqp_url` may hold passwords, and a derived `Debug` would print them
+/// wherever a `Config` (or a `Setup` holding one) is logged.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown: Vec<String> = self.amqp_url.split(',').map(crate::redact::url).collect();
+        f.debug_struct("Config")
+            .field("amqp_url", &shown.join(","))
+            .field("prefetch", &self.prefetch)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("rpc_timeout", &self.rpc_timeout)
+            .field("drain_timeout", &self.drain_timeout)
+            .field("max_retries", &self.max_retries)
+            .field("queue_type", &self.queue_type)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("max_decoded_bytes", &self.max_decoded_bytes)
+            .field("mode", &self.mode)
+            .field("log_format", &self.log_format)
+            .field("pause_on_db_outage", &self.pause_on_db_outage)
+            .field("db_health_interval", &self.db_health_interval)
+            .field("deadline_max_skew", &self.deadline_max_skew)
+            .field("rpc_queue_durable", &self.rpc_queue_durable)
+            .field("rpc_reply_to", &self.rpc_reply_to)
+            .finish()
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -132,7 +159,7 @@ impl Default for Config {
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 /// The variables as envy reads them; converted into [`Config`] with per-variable checks.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(default)]
 struct Raw {
     amqp_url: Option<String>,
@@ -615,6 +642,21 @@ mod tests {
         );
         let m = message(&[("RPC_REPLY_TO", "my replies")]);
         assert!(m.contains("no spaces"), "{m}");
+    }
+
+    #[test]
+    fn debug_hides_the_amqp_password() {
+        let c = Config::from_vars(vars(&[(
+            "AMQP_URL",
+            "amqp://svc:pw-one@n1/%2f,amqp://svc:pw-two@n2/%2f",
+        )]))
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("pw-one") && !shown.contains("pw-two"),
+            "{shown}"
+        );
+        assert!(shown.contains("amqp://svc:***@n1/%2f"), "{shown}");
     }
 
     #[test]

@@ -73,7 +73,8 @@ pub(crate) fn parse(list: &str) -> Result<Vec<Endpoint>, ListError> {
                 .map_err(|problem| ListError::Malformed {
                     index: i + 1,
                     shown: shown.clone(),
-                    problem,
+                    // The parser quotes the URL it refused, password and all.
+                    problem: problem.replace(url, &shown),
                 })?;
             Ok(Endpoint {
                 url: url.to_owned(),
