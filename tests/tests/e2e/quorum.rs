@@ -213,3 +213,69 @@ async fn quorum_route_survives_a_changed_retry_count() {
         .delete(&[&route, &parking_queue(&route)])
         .await;
 }
+
+/// The broker's safety net on a quorum route: a message that keeps going back to the queue
+/// unsettled (a worker crashing on it, here a raw consumer that requeues it) is
+/// dead-lettered to the parking queue at the broker's delivery limit, not redelivered
+/// forever and not dropped.
+#[tokio::test]
+async fn quorum_delivery_limit_parks_a_message_that_keeps_coming_back() {
+    use lapin::options::{BasicGetOptions, BasicNackOptions};
+
+    let route = unique("qt-limit");
+    // A worker declares the route's queues the kit's way, then goes away.
+    e2e::start(
+        e2e::runner("qt-limit").await.register_worker(
+            QueueWorker::with_state(Arc::new(AtomicU32::new(0)))
+                .route(&route, count_or_fail)
+                .queue_type(&route, QueueType::Quorum),
+        ),
+    )
+    .await
+    .stop()
+    .await
+    .unwrap();
+    let publisher = QueuePublisher::new(&e2e::broker("publisher").await);
+    publisher
+        .publish(&route, "crashes its worker")
+        .await
+        .unwrap();
+
+    let peer = RawPeer::connect().await;
+    let mut returned = 0u32;
+    while let Some(msg) = peer
+        .channel
+        .basic_get(route.as_str().into(), BasicGetOptions { no_ack: false })
+        .await
+        .expect("basic.get")
+    {
+        msg.delivery
+            .acker
+            .nack(BasicNackOptions {
+                requeue: true,
+                ..BasicNackOptions::default()
+            })
+            .await
+            .expect("nack");
+        returned += 1;
+        assert!(
+            returned <= worker_kit::queue::DELIVERY_LIMIT + 1,
+            "still delivered after {returned} returns"
+        );
+    }
+    wait_until(
+        Duration::from_secs(10),
+        "the message parked by the broker",
+        || {
+            let (peer, route) = (&peer, &route);
+            async move { peer.ready_count(&parking_queue(route)).await == 1 }
+        },
+    )
+    .await;
+    assert!(
+        returned >= worker_kit::queue::DELIVERY_LIMIT,
+        "parked at the limit, not before: {returned} returns"
+    );
+    assert_eq!(peer.ready_count(&route).await, 0);
+    peer.delete(&[&route, &parking_queue(&route)]).await;
+}
