@@ -82,6 +82,7 @@ pub async fn setup(service: &'static str) -> worker_kit::Setup {
         service,
         config: Arc::new(config()),
         broker: broker(service).await,
+        shutdown: tokio_util::sync::CancellationToken::new(),
     }
 }
 
@@ -267,16 +268,36 @@ impl RawPeer {
             .expect("declare work queue");
     }
 
-    /// Messages ready in `queue` (0 when it does not exist).
+    /// Messages ready in `queue`.
+    ///
+    /// # Panics
+    ///
+    /// When `queue` does not exist: a vanished queue is not an empty one, and a check for
+    /// "nothing left" must not pass because the queue is gone.
     pub async fn ready_count(&self, queue: &str) -> u32 {
         self.counts(queue).await.0
     }
 
-    /// `(ready messages, consumers)` of `queue` (zeros when it does not exist).
+    /// `(ready messages, consumers)` of `queue`.
+    ///
+    /// # Panics
+    ///
+    /// When `queue` does not exist (see [`RawPeer::ready_count`]) or no channel opens.
     pub async fn counts(&self, queue: &str) -> (u32, u32) {
-        let Ok(ch) = self._conn.create_channel().await else {
-            return (0, 0);
-        };
+        self.try_counts(queue)
+            .await
+            .unwrap_or_else(|e| panic!("queue {queue} cannot be inspected (deleted?): {e}"))
+    }
+
+    /// `(ready messages, consumers)` of `queue`, or the broker's error (`NOT_FOUND` when
+    /// the queue does not exist).
+    ///
+    /// # Errors
+    ///
+    /// When the passive declaration fails.
+    pub async fn try_counts(&self, queue: &str) -> Result<(u32, u32), lapin::Error> {
+        // A failed passive declare closes its channel: use a throwaway one.
+        let ch = self._conn.create_channel().await?;
         let r = ch
             .queue_declare(
                 queue.into(),
@@ -287,20 +308,31 @@ impl RawPeer {
                 FieldTable::default(),
             )
             .await;
-        let n = r
-            .map(|q| (q.message_count(), q.consumer_count()))
-            .unwrap_or((0, 0));
-        let _ = ch.close(200, "ok".into()).await;
+        let n = r.map(|q| (q.message_count(), q.consumer_count()));
+        if ch.status().connected() {
+            let _ = ch.close(200, "ok".into()).await;
+        }
         n
     }
 
-    /// Takes one message from `queue`, acknowledging it.
+    /// Whether `queue` exists.
+    pub async fn exists(&self, queue: &str) -> bool {
+        self.try_counts(queue).await.is_ok()
+    }
+
+    /// Takes one message from `queue`, acknowledging it; `None` when the queue is empty.
+    ///
+    /// # Panics
+    ///
+    /// When the queue does not exist or the get fails (not reported as "empty").
     pub async fn get(&self, queue: &str) -> Option<lapin::message::BasicGetMessage> {
-        self.channel
+        let ch = self._conn.create_channel().await.expect("channel");
+        let r = ch
             .basic_get(queue.into(), BasicGetOptions { no_ack: true })
             .await
-            .ok()
-            .flatten()
+            .unwrap_or_else(|e| panic!("basic.get on {queue} failed (deleted?): {e}"));
+        let _ = ch.close(200, "ok".into()).await;
+        r
     }
 
     /// Deletes `queues` (cleanup; errors ignored).

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, watch};
 use tokio::task::JoinSet;
 
 /// What the proxy does to the traffic it forwards.
@@ -28,6 +28,7 @@ enum Mode {
 pub struct Proxy {
     addr: SocketAddr,
     refusing: Arc<AtomicBool>,
+    frozen: watch::Sender<bool>,
     links: Arc<Mutex<JoinSet<()>>>,
     accept: tokio::task::JoinHandle<()>,
     refused_declarations: Arc<AtomicUsize>,
@@ -65,23 +66,30 @@ impl Proxy {
         let refusing = Arc::new(AtomicBool::new(false));
         let links = Arc::new(Mutex::new(JoinSet::new()));
         let refused_declarations = Arc::new(AtomicUsize::new(0));
+        let (frozen, _) = watch::channel(false);
         let accept = tokio::spawn({
             let refusing = refusing.clone();
             let links = links.clone();
             let refused = refused_declarations.clone();
+            let frozen = frozen.clone();
             async move {
-                while let Ok((mut client, _)) = listener.accept().await {
+                while let Ok((client, _)) = listener.accept().await {
                     if refusing.load(Ordering::SeqCst) {
                         drop(client);
                         continue;
                     }
                     let refused = refused.clone();
+                    let frozen = frozen.subscribe();
                     links.lock().await.spawn(async move {
-                        if let Ok(mut server) = TcpStream::connect(upstream).await {
+                        if let Ok(server) = TcpStream::connect(upstream).await {
                             match mode {
                                 Mode::Plain => {
-                                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server)
-                                        .await;
+                                    let (cr, cw) = client.into_split();
+                                    let (sr, sw) = server.into_split();
+                                    tokio::join!(
+                                        pump(cr, sw, frozen.clone()),
+                                        pump(sr, cw, frozen)
+                                    );
                                 }
                                 Mode::RefuseTransientQueues => {
                                     refuse_transient_queues(client, server, &refused).await;
@@ -95,6 +103,7 @@ impl Proxy {
         Self {
             addr,
             refusing,
+            frozen,
             links,
             accept,
             refused_declarations,
@@ -112,9 +121,33 @@ impl Proxy {
         self.links.lock().await.abort_all();
     }
 
+    /// Stops forwarding bytes on every connection while keeping the sockets open: a peer
+    /// that went silent (a half-open connection, a host that drops packets).
+    pub fn freeze(&self) {
+        self.frozen.send_replace(true);
+    }
+
     /// Accepts connections again.
     pub fn restore(&self) {
         self.refusing.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Copies `from` to `to`, holding bytes back while frozen.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut frozen: watch::Receiver<bool>,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if frozen.wait_for(|f| !*f).await.is_err() || to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
     }
 }
 

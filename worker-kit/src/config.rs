@@ -66,14 +66,23 @@ pub struct Config {
     /// RabbitMQ cluster (tried in a shuffled order; a reconnect moves on to the next node).
     /// Treat it as a secret: it may hold passwords.
     pub amqp_url: String,
-    /// `AMQP_PREFETCH`: deliveries a worker may hold unacknowledged at once (per channel).
+    /// `AMQP_PREFETCH`: two bounds per worker. The broker delivers at most this many
+    /// unacknowledged messages to each of the worker's routes (`basic.qos` per consumer:
+    /// the broker-side buffer), and the worker runs at most this many handlers at once
+    /// across all its routes (deliveries beyond that wait in the buffer).
     pub prefetch: u16,
     /// `AMQP_CONNECT_TIMEOUT_MS`: how long the first connection is retried before giving up.
     pub connect_timeout: Duration,
     /// `RPC_TIMEOUT_MS`: default timeout of an [`RpcClient`](crate::rpc::RpcClient) call.
     pub rpc_timeout: Duration,
-    /// `DRAIN_TIMEOUT_MS`: how long shutdown waits for in-flight handlers.
+    /// `DRAIN_TIMEOUT_MS`: how long shutdown waits for in-flight handlers; those still
+    /// running then are aborted (their messages are redelivered).
     pub drain_timeout: Duration,
+    /// `HANDLER_TIMEOUT_MS`: the longest a handler may run: every work-queue message, and
+    /// every RPC request that carries no deadline of its own. A handler that overruns is
+    /// stopped and answered (RPC) or counted as a failed attempt (work queue) with a
+    /// `Timeout` error.
+    pub handler_timeout: Duration,
     /// `QUEUE_MAX_RETRIES`: how often a failed work-queue message is retried before parking.
     pub max_retries: u32,
     /// `QUEUE_TYPE`: `classic` (default) or `quorum`, for the work-queue routes that do not
@@ -140,6 +149,7 @@ impl Default for Config {
             connect_timeout: Duration::from_secs(30),
             rpc_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(30),
+            handler_timeout: Duration::from_secs(60),
             max_retries: 3,
             queue_type: QueueType::Classic,
             max_message_bytes: 8 * 1024 * 1024,
@@ -167,6 +177,7 @@ struct Raw {
     amqp_connect_timeout_ms: Option<u64>,
     rpc_timeout_ms: Option<u64>,
     drain_timeout_ms: Option<u64>,
+    handler_timeout_ms: Option<u64>,
     queue_max_retries: Option<u32>,
     queue_type: Option<String>,
     max_message_bytes: Option<usize>,
@@ -187,6 +198,7 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("AMQP_CONNECT_TIMEOUT_MS", "30000"),
     ("RPC_TIMEOUT_MS", "30000"),
     ("DRAIN_TIMEOUT_MS", "30000"),
+    ("HANDLER_TIMEOUT_MS", "60000"),
     ("QUEUE_MAX_RETRIES", "3"),
     ("QUEUE_TYPE", "quorum"),
     ("MAX_MESSAGE_BYTES", "8388608"),
@@ -266,6 +278,11 @@ impl Config {
                 "DRAIN_TIMEOUT_MS",
                 raw.drain_timeout_ms,
                 defaults.drain_timeout,
+            )?,
+            handler_timeout: positive_ms(
+                "HANDLER_TIMEOUT_MS",
+                raw.handler_timeout_ms,
+                defaults.handler_timeout,
             )?,
             max_retries: raw.queue_max_retries.unwrap_or(defaults.max_retries),
             queue_type: match raw
@@ -517,6 +534,7 @@ mod tests {
             ("AMQP_CONNECT_TIMEOUT_MS", "1500"),
             ("RPC_TIMEOUT_MS", "2000"),
             ("DRAIN_TIMEOUT_MS", "3000"),
+            ("HANDLER_TIMEOUT_MS", "4000"),
             ("QUEUE_MAX_RETRIES", "0"),
             ("QUEUE_TYPE", "Quorum"),
             ("MAX_MESSAGE_BYTES", "1024"),
@@ -535,6 +553,7 @@ mod tests {
         assert_eq!(c.connect_timeout, Duration::from_millis(1500));
         assert_eq!(c.rpc_timeout, Duration::from_secs(2));
         assert_eq!(c.drain_timeout, Duration::from_secs(3));
+        assert_eq!(c.handler_timeout, Duration::from_secs(4));
         assert_eq!(c.max_retries, 0);
         assert_eq!(c.queue_type, QueueType::Quorum);
         assert_eq!(c.max_message_bytes, 1024);

@@ -22,6 +22,16 @@ pub enum Error {
     #[error("database: {0}")]
     Database(String),
 
+    /// A shutdown was requested (SIGINT/SIGTERM) before the service was ready; nothing
+    /// was left running. Not a failure: `runner::main` exits 0.
+    #[error("stopped on request before the service was ready")]
+    Interrupted,
+
+    /// A worker ended while nothing asked it to (its task returned or panicked), so the
+    /// process stopped the others and reports it, for an orchestrator to restart it.
+    #[error("worker ended unexpectedly: {0}")]
+    WorkerEnded(String),
+
     /// Two routes with the same name were registered.
     #[error("duplicate route `{0}`: each route name may be registered once per process")]
     DuplicateRoute(String),

@@ -2,9 +2,16 @@
 //! gracefully (in the manner of mini-redis: one cancellation signal that every task
 //! watches, then a wait until all have drained).
 //!
-//! Shutdown order on SIGINT/SIGTERM: stop consuming → wait for in-flight handlers (up to
-//! `DRAIN_TIMEOUT_MS`) → close channels → close database pools → close the connection.
-//! A second signal exits at once.
+//! One shutdown token, created first in [`main`], is honoured by every phase: the broker
+//! connect, the service's build, the database startup retries, and running. A signal
+//! during startup stops it at once (exit 0); once running, the shutdown order is: stop
+//! consuming → wait for in-flight handlers (up to `DRAIN_TIMEOUT_MS`, then abort the
+//! rest) → close channels → close database pools → close the connection. A second signal
+//! exits at once.
+//!
+//! The Runner also supervises its workers: one that ends while nothing asked it to stops
+//! the process with an error (exit 1), so an orchestrator restarts it instead of keeping
+//! a process that looks healthy and consumes nothing.
 
 use std::future::Future;
 use std::process::ExitCode;
@@ -25,7 +32,8 @@ use crate::handler::routes::find_duplicates;
 use crate::shutdown::shutdown_signal;
 use crate::worker::{Runnable, WorkerContext};
 
-/// What a service's build function gets: settings and the process's broker connection.
+/// What a service's build function gets: settings, the process's broker connection and
+/// its shutdown token.
 #[derive(Debug, Clone)]
 pub struct Setup {
     /// The service's name (for logs and the connection name).
@@ -34,12 +42,16 @@ pub struct Setup {
     pub config: Arc<Config>,
     /// The process's broker connection (share it with [`RpcClient::new`](crate::rpc::RpcClient::new)).
     pub broker: Broker,
+    /// Cancelled on the first SIGINT/SIGTERM: a build step that may wait (a connection, a
+    /// cache warm-up) should give up when it is.
+    pub shutdown: CancellationToken,
 }
 
 impl Setup {
-    /// A Runner for this service.
+    /// A Runner for this service, stopped by this setup's shutdown token.
     pub fn runner(&self) -> Runner {
         Runner::new(self.service, self.config.clone(), self.broker.clone())
+            .with_shutdown(self.shutdown.clone())
     }
 }
 
@@ -50,6 +62,7 @@ pub struct Runner {
     broker: Broker,
     databases: Vec<Arc<dyn Database>>,
     workers: Vec<Box<dyn Runnable>>,
+    shutdown: CancellationToken,
 }
 
 impl std::fmt::Debug for Runner {
@@ -71,7 +84,18 @@ impl Runner {
             broker,
             databases: Vec::new(),
             workers: Vec::new(),
+            shutdown: CancellationToken::new(),
         }
+    }
+
+    /// Stops this Runner when `shutdown` is cancelled: during startup (database retries
+    /// give up, [`Runner::start`] returns [`Error::Interrupted`]) and once running
+    /// ([`Runner::run`] drains and returns). [`runner::main`](main) passes the token its
+    /// signal handler cancels.
+    #[must_use]
+    pub fn with_shutdown(mut self, shutdown: CancellationToken) -> Self {
+        self.shutdown = shutdown;
+        self
     }
 
     /// Adds a database client: connected before any worker consumes, closed after all
@@ -102,17 +126,27 @@ impl Runner {
     ///
     /// [`Error::DuplicateRoute`] when a route name is registered twice (in one worker or
     /// across workers, since a route is a queue); a database or broker error when one
-    /// cannot be set up. Nothing keeps running after an error.
+    /// cannot be set up; [`Error::Interrupted`] when the shutdown token is cancelled
+    /// first. Nothing keeps running after an error.
     pub async fn start(self) -> Result<Running, Error> {
         let names: Vec<String> = self.workers.iter().flat_map(|w| w.route_names()).collect();
         if let Some(dup) = find_duplicates(&names).into_iter().next() {
             return Err(Error::DuplicateRoute(dup));
         }
+        let shutdown = self.shutdown.clone();
         for db in &self.databases {
-            db.connect().await?;
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => {
+                    for db in &self.databases {
+                        db.close().await;
+                    }
+                    return Err(Error::Interrupted);
+                }
+                r = db.connect() => r?,
+            }
             info!(database = db.name(), "database ready");
         }
-        let shutdown = CancellationToken::new();
         let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
         let (paused_tx, paused) = watch::channel(false);
         if !self.databases.is_empty() && self.config.pause_on_db_outage != PausePolicy::Off {
@@ -152,7 +186,12 @@ impl Runner {
             tasks,
         };
         for _ in 0..count {
-            match ready_rx.recv().await {
+            let ready = tokio::select! {
+                biased;
+                () = running.shutdown.cancelled() => Some(Err(Error::Interrupted)),
+                r = ready_rx.recv() => r,
+            };
+            match ready {
                 Some(Ok(what)) => info!(service = running.service, "{what}"),
                 Some(Err(e)) => {
                     let _ = running.stop().await;
@@ -164,25 +203,17 @@ impl Runner {
         Ok(running)
     }
 
-    /// Starts, then runs until SIGINT or SIGTERM, then shuts down gracefully.
+    /// Starts, then runs until its shutdown token is cancelled (by [`runner::main`](main)
+    /// on SIGINT or SIGTERM), then shuts down gracefully.
     ///
     /// # Errors
     ///
-    /// As [`Runner::start`].
+    /// As [`Runner::start`]; [`Error::WorkerEnded`] when a worker ends while nothing asked
+    /// it to (the others are stopped first).
     pub async fn run(self) -> Result<(), Error> {
         let running = self.start().await?;
         info!(service = running.service, "ready");
-        shutdown_signal().await;
-        info!(
-            service = running.service,
-            "shutting down (a second signal exits at once)"
-        );
-        tokio::spawn(async {
-            shutdown_signal().await;
-            warn!("second signal: exiting without draining");
-            std::process::exit(130);
-        });
-        running.stop().await
+        running.supervise().await
     }
 }
 
@@ -206,6 +237,42 @@ impl Running {
     /// The broker this Runner uses.
     pub fn broker(&self) -> &Broker {
         &self.broker
+    }
+
+    /// Runs until the shutdown token is cancelled, then stops gracefully. A worker that
+    /// ends before that (its task returned or panicked) stops the others and is reported:
+    /// a process whose workers are gone must not look healthy.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WorkerEnded`] naming what ended; otherwise as [`Running::stop`].
+    pub async fn supervise(mut self) -> Result<(), Error> {
+        let ended = tokio::select! {
+            biased;
+            () = self.shutdown.cancelled() => None,
+            Some(r) = self.tasks.join_next() => Some(r),
+        };
+        let Some(ended) = ended else {
+            info!(
+                service = self.service,
+                "shutting down (a second signal exits at once)"
+            );
+            return self.stop().await;
+        };
+        let what = match ended {
+            Ok(Ok(())) => "a worker stopped consuming (its broker handle was closed?)".to_owned(),
+            Ok(Err(e)) => format!("a worker failed: {e}"),
+            Err(e) if e.is_panic() => "a worker task panicked".to_owned(),
+            Err(e) => format!("a worker task was cancelled: {e}"),
+        };
+        error!(
+            service = self.service,
+            "{what}; stopping the others and exiting with an error"
+        );
+        if let Err(e) = self.stop().await {
+            warn!(error = %e, "another worker failed while stopping");
+        }
+        Err(Error::WorkerEnded(what))
     }
 
     /// Stops consuming, drains in-flight messages, closes databases and the connection.
@@ -307,20 +374,50 @@ where
         }
     };
     let result = runtime.block_on(async move {
+        // First, so that a signal at any later point (connect, build, database startup)
+        // is honoured.
+        let shutdown = CancellationToken::new();
+        tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                shutdown_signal().await;
+                info!(service, "signal received; stopping");
+                shutdown.cancel();
+                shutdown_signal().await;
+                warn!("second signal: exiting without draining");
+                std::process::exit(130);
+            }
+        });
         let config = Arc::new(config);
         let broker = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => return Err(Error::Interrupted),
             b = Broker::connect(&config.amqp_url, service, config.connect_timeout) => b?,
-            () = shutdown_signal() => return Ok(()),
         };
         let setup = Setup {
             service,
             config,
-            broker,
+            broker: broker.clone(),
+            shutdown: shutdown.clone(),
         };
-        build(setup).await?.run().await
+        let runner = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => Err(Error::Interrupted),
+            r = build(setup) => r,
+        };
+        let result = match runner {
+            Ok(runner) => runner.with_shutdown(shutdown).run().await,
+            Err(e) => Err(e),
+        };
+        if !matches!(result, Ok(())) {
+            // The Runner closes the broker when it stops; on a failure before that the
+            // connection would otherwise outlive its use (and hold up the exit).
+            broker.close().await;
+        }
+        result
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) | Err(Error::Interrupted) => ExitCode::SUCCESS,
         Err(Error::Config(msg)) => {
             eprintln!("{service}: configuration: {msg}");
             ExitCode::from(2)

@@ -3,6 +3,7 @@
 //! What a worker does at run time lives in [`amqp::consume`](crate::amqp).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::{mpsc, watch};
@@ -64,6 +65,7 @@ pub struct Worker<K, S = ()> {
     state: S,
     routes: RouteTable<S>,
     prefetch: Option<u16>,
+    handler_timeout: Option<Duration>,
 }
 
 impl<K: std::fmt::Debug, S> std::fmt::Debug for Worker<K, S> {
@@ -96,6 +98,7 @@ impl<K: Default, S: Clone + Send + Sync + 'static> Worker<K, S> {
             state,
             routes: RouteTable::default(),
             prefetch: None,
+            handler_timeout: None,
         }
     }
 }
@@ -111,11 +114,25 @@ impl<K, S: Clone + Send + Sync + 'static> Worker<K, S> {
         self
     }
 
-    /// Unacknowledged deliveries this worker holds at once (default `AMQP_PREFETCH`).
+    /// Handlers this worker runs at once across all its routes, and unacknowledged
+    /// deliveries the broker sends ahead to each route (default `AMQP_PREFETCH`).
     #[must_use]
     pub fn prefetch(mut self, n: u16) -> Self {
         self.prefetch = Some(n.max(1));
         self
+    }
+
+    /// The longest one of this worker's handlers may run (default `HANDLER_TIMEOUT_MS`):
+    /// every work-queue message, and every RPC request without a deadline of its own.
+    #[must_use]
+    pub fn handler_timeout(mut self, limit: Duration) -> Self {
+        self.handler_timeout = Some(limit);
+        self
+    }
+
+    /// The worker's handler time limit, or `default` (`HANDLER_TIMEOUT_MS`).
+    pub(crate) fn handler_timeout_or(&self, default: Duration) -> Duration {
+        self.handler_timeout.unwrap_or(default)
     }
 
     pub(crate) fn names(&self) -> Vec<String> {

@@ -2,12 +2,18 @@
 //! starts the Runner in-process on routes with unique names.
 
 mod attacks;
+mod broker;
 mod catalog;
+mod concurrency;
 mod crud;
 mod events;
 mod fixture;
+mod helpers;
 mod hostile;
 mod interop;
+mod lifecycle;
+mod limits;
+mod panics;
 mod protocol_v2;
 mod queue;
 mod quorum;

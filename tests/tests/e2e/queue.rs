@@ -205,3 +205,98 @@ async fn publishing_to_a_missing_queue_fails_clearly() {
         .unwrap_err();
     assert!(err.to_string().contains("no queue for route"), "{err}");
 }
+
+/// A parking queue deleted while the worker runs is declared again and the failed message
+/// parked in it, instead of being requeued in a hot loop.
+#[tokio::test]
+async fn a_deleted_parking_queue_is_redeclared() {
+    let route = unique("park-gone");
+    let log = Log::default();
+    let running = e2e::start(
+        e2e::runner("queue-park-gone").await.register_worker(
+            QueueWorker::with_state(log.clone())
+                .max_retries(0)
+                .route(&route, record),
+        ),
+    )
+    .await;
+    let peer = RawPeer::connect().await;
+    let dead = parking_queue(&route);
+    peer.delete(&[&dead]).await;
+    assert!(!peer.exists(&dead).await, "the parking queue is gone");
+    peer.publish(
+        &route,
+        &gzip(br#"{"data": "always-fail"}"#),
+        lapin::BasicProperties::default().with_delivery_mode(2),
+    )
+    .await;
+    wait_until(Duration::from_secs(10), "the message is parked", || {
+        let (peer, dead) = (&peer, &dead);
+        async move { peer.try_counts(dead).await.is_ok_and(|(n, _)| n == 1) }
+    })
+    .await;
+    running.stop().await.unwrap();
+    assert_eq!(
+        log.seen.lock().await.len(),
+        1,
+        "handled once, not in a loop"
+    );
+    assert_eq!(peer.ready_count(&route).await, 0);
+    peer.delete(&[&route, &dead]).await;
+}
+
+/// Retry and parked copies carry neither the original's `expiration` (a parked message
+/// must not vanish) nor its `user_id` (the broker checks it against the publishing
+/// connection's user).
+#[tokio::test]
+async fn copies_keep_neither_expiration_nor_user_id() {
+    let route = unique("park-props");
+    let log = Log::default();
+    let running = e2e::start(
+        e2e::runner("queue-park-props").await.register_worker(
+            QueueWorker::with_state(log.clone())
+                .max_retries(1)
+                .route(&route, record),
+        ),
+    )
+    .await;
+    let peer = RawPeer::connect().await;
+    let body = gzip(br#"{"data": "always-fail"}"#);
+    peer.publish(
+        &route,
+        &body,
+        lapin::BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_expiration("600000".into())
+            .with_user_id("guest".into())
+            .with_correlation_id("kept".into()),
+    )
+    .await;
+    let dead = parking_queue(&route);
+    wait_until(Duration::from_secs(10), "message parked", || {
+        let (peer, dead) = (&peer, &dead);
+        async move { peer.ready_count(dead).await == 1 }
+    })
+    .await;
+    running.stop().await.unwrap();
+    assert_eq!(log.seen.lock().await.len(), 2, "first try plus one retry");
+    let msg = peer.get(&dead).await.expect("parked message");
+    let props = &msg.delivery.properties;
+    assert_eq!(
+        props.expiration(),
+        &None,
+        "no expiration on the parked copy"
+    );
+    assert_eq!(props.user_id(), &None, "no user_id on the parked copy");
+    assert_eq!(
+        props
+            .correlation_id()
+            .as_ref()
+            .map(ToString::to_string)
+            .as_deref(),
+        Some("kept"),
+        "other properties are kept"
+    );
+    assert_eq!(msg.delivery.data, body);
+    peer.delete(&[&route, &dead]).await;
+}

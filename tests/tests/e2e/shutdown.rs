@@ -1,5 +1,5 @@
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use e2e::{RawPeer, unique, wait_until};
@@ -52,9 +52,20 @@ async fn graceful_shutdown_drains_in_flight_calls() {
         async move { g.started.load(Ordering::SeqCst) == 10 }
     })
     .await;
+    let peer = RawPeer::connect().await;
+    assert_eq!(peer.counts(&route).await.1, 1, "the worker consumes");
     let stopping = tokio::spawn(running.stop());
-    // The Runner must be waiting for the handlers now, not done.
-    tokio::task::yield_now().await;
+    // Once the consumer is gone the stop is under way: it must now be waiting for the
+    // handlers, not done.
+    wait_until(
+        Duration::from_secs(10),
+        "the stop cancelled the consumer",
+        || {
+            let (peer, route) = (&peer, &route);
+            async move { peer.counts(route).await.1 == 0 }
+        },
+    )
+    .await;
     assert!(!stopping.is_finished(), "stop waits for in-flight handlers");
     gate.open.notify_waiters();
     // notify_waiters only wakes current waiters; keep notifying until all finished.
@@ -74,11 +85,77 @@ async fn graceful_shutdown_drains_in_flight_calls() {
         assert_eq!(v as usize, i);
     }
     stopping.await.unwrap().unwrap();
-    let peer = RawPeer::connect().await;
     assert_eq!(
         peer.ready_count(&route).await,
         0,
         "nothing left unacked and requeued"
+    );
+    peer.delete(&[&route]).await;
+}
+
+/// Sets its flag when dropped: proof that a handler's future was dropped (aborted).
+struct DropFlag(Arc<AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+#[derive(Clone, Default)]
+struct Stubborn {
+    started: Arc<AtomicUsize>,
+    dropped: Arc<AtomicBool>,
+}
+
+async fn never_ends(
+    State(s): State<Stubborn>,
+    Payload(_): Payload<u32>,
+) -> Result<u32, ErrorReply> {
+    let _flag = DropFlag(s.dropped.clone());
+    s.started.fetch_add(1, Ordering::SeqCst);
+    std::future::pending::<()>().await;
+    Ok(0)
+}
+
+/// After `DRAIN_TIMEOUT_MS`, handlers still running are aborted: once `stop` returns,
+/// none is left running (and writing) behind the process's back.
+#[tokio::test]
+async fn handlers_still_running_after_the_drain_deadline_are_aborted() {
+    let route = unique("drain-abort");
+    let state = Stubborn::default();
+    let mut config = e2e::config();
+    config.drain_timeout = Duration::from_millis(300);
+    let running = e2e::start(
+        worker_kit::Runner::new(
+            "drain-abort",
+            Arc::new(config),
+            e2e::broker("drain-abort").await,
+        )
+        .register_worker(RpcWorker::with_state(state.clone()).route(&route, never_ends)),
+    )
+    .await;
+    let peer = RawPeer::connect().await;
+    peer.publish(
+        &route,
+        br#"{"data": 1}"#,
+        lapin::BasicProperties::default()
+            .with_reply_to(peer.reply_to().into())
+            .with_correlation_id("stuck".into()),
+    )
+    .await;
+    wait_until(Duration::from_secs(10), "the handler started", || {
+        let s = state.clone();
+        async move { s.started.load(Ordering::SeqCst) == 1 }
+    })
+    .await;
+    tokio::time::timeout(Duration::from_secs(10), running.stop())
+        .await
+        .expect("stop ends soon after the drain deadline")
+        .unwrap();
+    assert!(
+        state.dropped.load(Ordering::SeqCst),
+        "the handler still running at the drain deadline was aborted"
     );
     peer.delete(&[&route]).await;
 }

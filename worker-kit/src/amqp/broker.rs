@@ -1,7 +1,10 @@
 //! One AMQP connection per process, kept alive.
 //!
 //! [`Broker`] owns the connection. The first connect is retried with exponential backoff
-//! and jitter until `AMQP_CONNECT_TIMEOUT_MS`; after that a supervisor task notices a lost
+//! and jitter until `AMQP_CONNECT_TIMEOUT_MS`, each attempt time-boxed by what is left of
+//! it (a host that drops packets would otherwise hold one attempt for the OS's TCP
+//! timeout, and one that accepts and says nothing, forever); closing is time-boxed by it
+//! too, so a half-open socket cannot hang a shutdown. After that a supervisor task notices a lost
 //! connection, reconnects with backoff (for as long as the process runs) and publishes
 //! the new connection to every worker and client, which then re-create their channels,
 //! redeclare their topology and resume consuming.
@@ -35,6 +38,9 @@ struct Inner {
     /// The node of the current (or last) connection, password hidden.
     node: std::sync::Mutex<String>,
     name: String,
+    /// `AMQP_CONNECT_TIMEOUT_MS`: the budget of the first connect, of each reconnect
+    /// attempt and of the close.
+    time_limit: Duration,
     current: watch::Sender<Option<Arc<Connection>>>,
     closed: CancellationToken,
 }
@@ -83,24 +89,37 @@ impl Broker {
         let (conn, node) = loop {
             attempts += 1;
             let node = endpoints.next();
-            match open(&node.url, name).await {
+            // What is left of the budget, shared among the nodes so that one silent node
+            // cannot use it all.
+            let left = give_up_after.saturating_sub(started.elapsed());
+            let share = give_up_after / u32::try_from(endpoints.len()).unwrap_or(u32::MAX);
+            let error = match open(&node.url, name, left.min(share).max(MIN_ATTEMPT)).await {
                 Ok(conn) => break (conn, node.shown.clone()),
-                Err(e) => {
-                    let delay = round_delay(attempts, &endpoints, &mut delays);
-                    if started.elapsed() + delay > give_up_after {
-                        return Err(Error::Broker {
-                            message: format!(
-                                "could not connect to {shown_url} after {attempts} attempts over {:.1}s (AMQP_CONNECT_TIMEOUT_MS={}); is RabbitMQ running and is AMQP_URL right?",
-                                started.elapsed().as_secs_f64(),
-                                give_up_after.as_millis()
-                            ),
-                            source: Some(e),
-                        });
-                    }
-                    warn!(url = %node.shown, attempt = attempts, error = %e, retry_in_ms = delay.as_millis() as u64, "broker not reachable yet");
-                    tokio::time::sleep(delay).await;
-                }
+                Err(e) => e,
+            };
+            let delay = round_delay(attempts, &endpoints, &mut delays);
+            if started.elapsed() + delay > give_up_after {
+                let (detail, source) = match error {
+                    Attempt::Failed(e) => (String::new(), Some(e)),
+                    Attempt::TimedOut(after) => (
+                        format!(
+                            "; the last attempt got no answer within {} ms",
+                            after.as_millis()
+                        ),
+                        None,
+                    ),
+                };
+                return Err(Error::Broker {
+                    message: format!(
+                        "could not connect to {shown_url} after {attempts} attempts over {:.1}s (AMQP_CONNECT_TIMEOUT_MS={}){detail}; is RabbitMQ running and is AMQP_URL right?",
+                        started.elapsed().as_secs_f64(),
+                        give_up_after.as_millis()
+                    ),
+                    source,
+                });
             }
+            warn!(url = %node.shown, attempt = attempts, error = %error, retry_in_ms = delay.as_millis() as u64, "broker not reachable yet");
+            tokio::time::sleep(delay).await;
         };
         info!(url = %node, "connected to broker");
         let (current, _) = watch::channel(None);
@@ -110,6 +129,7 @@ impl Broker {
                 shown_url,
                 node: std::sync::Mutex::new(node),
                 name: name.to_owned(),
+                time_limit: give_up_after,
                 current,
                 closed: CancellationToken::new(),
             }),
@@ -175,7 +195,7 @@ impl Broker {
             let node = self.inner.endpoints.next();
             let attempt = tokio::select! {
                 () = self.inner.closed.cancelled() => return,
-                r = open(&node.url, &self.inner.name) => r,
+                r = open(&node.url, &self.inner.name, self.inner.time_limit) => r,
             };
             match attempt {
                 Ok(conn) => {
@@ -238,14 +258,26 @@ impl Broker {
     }
 
     /// Closes the connection and stops reconnecting. Channels still open are closed by the
-    /// broker, which requeues their unacknowledged deliveries.
+    /// broker, which requeues their unacknowledged deliveries. Waits at most
+    /// `AMQP_CONNECT_TIMEOUT_MS` for the broker's answer: a peer that went silent does not
+    /// hold up a shutdown (the socket is dropped instead, which the broker treats alike).
     pub async fn close(&self) {
         self.inner.closed.cancel();
         let conn = self.inner.current.send_replace(None);
-        if let Some(conn) = conn.filter(|c| c.status().connected())
-            && let Err(e) = conn.close(200, "shutting down".into()).await
-        {
-            warn!(error = %e, "closing the broker connection failed");
+        if let Some(conn) = conn.filter(|c| c.status().connected()) {
+            match tokio::time::timeout(
+                self.inner.time_limit,
+                conn.close(200, "shutting down".into()),
+            )
+            .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => warn!(error = %e, "closing the broker connection failed"),
+                Err(_) => warn!(
+                    timeout_ms = self.inner.time_limit.as_millis() as u64,
+                    "the broker did not answer the close in time; dropping the connection"
+                ),
+            }
         }
     }
 
@@ -260,9 +292,15 @@ impl Broker {
         // Any node of a cluster will do; one that is down is skipped.
         let mut last = None;
         for _ in 0..self.inner.endpoints.len() {
-            match open(&self.inner.endpoints.next().url, &name).await {
+            match open(
+                &self.inner.endpoints.next().url,
+                &name,
+                self.inner.time_limit,
+            )
+            .await
+            {
                 Ok(conn) => return Ok(conn),
-                Err(e) => last = Some(e),
+                Err(e) => last = Some(e.into_lapin()),
             }
         }
         // The list is never empty, so `last` is set; the fallback only satisfies the types.
@@ -289,7 +327,46 @@ fn round_delay(
     }
 }
 
-async fn open(url: &str, name: &str) -> Result<Connection, lapin::Error> {
+/// The shortest time one connect attempt is given, even when the budget is nearly spent.
+const MIN_ATTEMPT: Duration = Duration::from_millis(250);
+
+/// Why one connect attempt failed.
+#[derive(Debug)]
+enum Attempt {
+    /// The broker (or the network) said no.
+    Failed(lapin::Error),
+    /// Nothing answered within the attempt's time.
+    TimedOut(Duration),
+}
+
+impl Attempt {
+    /// As a lapin error (a time-out becomes an I/O `TimedOut`).
+    fn into_lapin(self) -> lapin::Error {
+        match self {
+            Self::Failed(e) => e,
+            Self::TimedOut(after) => std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {} ms", after.as_millis()),
+            )
+            .into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Attempt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Failed(e) => e.fmt(f),
+            Self::TimedOut(after) => write!(f, "no answer within {} ms", after.as_millis()),
+        }
+    }
+}
+
+/// One connect attempt (TCP, TLS and the AMQP handshake) of at most `limit`.
+async fn open(url: &str, name: &str, limit: Duration) -> Result<Connection, Attempt> {
     let props = ConnectionProperties::default().with_connection_name(name.into());
-    Connection::connect(url, props).await
+    match tokio::time::timeout(limit, Connection::connect(url, props)).await {
+        Ok(r) => r.map_err(Attempt::Failed),
+        Err(_) => Err(Attempt::TimedOut(limit)),
+    }
 }

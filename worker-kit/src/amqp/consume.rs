@@ -1,17 +1,23 @@
 //! The consume loop shared by the RPC and work-queue workers: channel setup, consuming,
 //! recovering from a lost connection or a cancelled consumer, and draining on shutdown.
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use futures::FutureExt;
 use futures::stream::{self, SelectAll, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions,
+    BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+    ConfirmSelectOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
@@ -27,6 +33,13 @@ pub(crate) trait Processor: Send + Sync + 'static {
     /// Whether the consuming channel needs publisher confirms (work queues store retry and
     /// parked copies with confirms; RPC replies go out without, protocol v2).
     fn confirms(&self) -> bool;
+    /// The connection this kind of worker consumes on.
+    async fn connection(&self, broker: &crate::amqp::Broker) -> Option<Arc<Connection>> {
+        broker.connection().await
+    }
+    /// Whether a delivery whose handling panicked (outside the handler, which has its own
+    /// guard) goes back to its queue (`true`) or is dead-lettered.
+    fn requeue_after_panic(&self) -> bool;
     /// Declares what `route` needs (its queue, exchanges, parking queue).
     async fn declare(&self, channel: &Channel, route: &str) -> Result<(), lapin::Error>;
     /// Handles one delivery to the end (reply/ack/retry/park) and says how it was settled.
@@ -80,10 +93,181 @@ enum ConsumerEvent {
 
 type Events = SelectAll<stream::BoxStream<'static, ConsumerEvent>>;
 
-struct Live {
+/// Why a consuming session ended.
+enum SessionEnd {
+    /// Shutdown was requested: drain, then stop.
+    Shutdown,
+    /// The channel or connection failed: open a new session (after a reconnect).
+    Reconnect,
+}
+
+/// One channel consuming every route of a worker, from open to its end: what the loop
+/// does when the databases go away (`pause`) and come back (`resume`), and when the broker
+/// cancels a consumer (`on_ended`).
+struct Session<'a, P: Processor> {
+    kind: &'static str,
     channel: Channel,
     events: Events,
     tags: Vec<String>,
+    paused: bool,
+    processor: &'a P,
+    routes: &'a [(Arc<str>, BoundHandler)],
+    service: &'a str,
+}
+
+impl<'a, P: Processor> Session<'a, P> {
+    /// Opens a channel with `prefetch` per consumer and consumes every route.
+    async fn open(
+        ctx: &'a WorkerContext,
+        conn: &Connection,
+        processor: &'a P,
+        routes: &'a [(Arc<str>, BoundHandler)],
+        prefetch: u16,
+    ) -> Result<Self, Error> {
+        let channel = setup(conn, processor, prefetch).await?;
+        let mut session = Session {
+            kind: processor.kind(),
+            channel,
+            events: SelectAll::new(),
+            tags: Vec::with_capacity(routes.len()),
+            paused: false,
+            processor,
+            routes,
+            service: &ctx.service,
+        };
+        for (route, _) in routes {
+            session.consume(route).await?;
+        }
+        Ok(session)
+    }
+
+    async fn consume(&mut self, route: &Arc<str>) -> Result<(), Error> {
+        let (tag, s) = consume_one(&self.channel, self.processor, route, self.service).await?;
+        self.tags.push(tag);
+        self.events.push(s);
+        Ok(())
+    }
+
+    /// Cancels every consumer (a database is down). Deliveries already prefetched keep
+    /// flowing until their streams end.
+    async fn pause(&mut self) {
+        warn!(
+            worker = self.kind,
+            "a database is unreachable; pausing consumption until it answers"
+        );
+        cancel_all(&self.channel, &self.tags, self.kind).await;
+        self.tags.clear();
+        self.paused = true;
+    }
+
+    /// Consumes every route again after a pause.
+    async fn resume(&mut self) -> Result<(), Error> {
+        info!(
+            worker = self.kind,
+            "databases answer again; resuming consumption"
+        );
+        self.paused = false;
+        for (route, _) in self.routes {
+            self.consume(route).await?;
+        }
+        Ok(())
+    }
+
+    /// A consumer's stream ended: expected while paused or stopping; a lost channel means
+    /// a new session; otherwise the broker cancelled it (queue deleted) and the route is
+    /// redeclared and consumed again.
+    async fn on_ended(
+        &mut self,
+        route: &Arc<str>,
+        conn: &Connection,
+        stopping: bool,
+    ) -> Result<(), SessionEnd> {
+        if self.paused || stopping {
+            return Ok(());
+        }
+        if !self.channel.status().connected() || !conn.status().connected() {
+            return Err(SessionEnd::Reconnect);
+        }
+        warn!(worker = self.kind, %route, "consumer cancelled by the broker (queue deleted?); redeclaring and consuming again");
+        self.consume(route).await.map_err(|e| {
+            error!(worker = self.kind, %route, error = %e, "could not consume again; re-creating the channel");
+            SessionEnd::Reconnect
+        })
+    }
+
+    fn handler_for(&self, route: &str) -> Option<BoundHandler> {
+        self.routes
+            .iter()
+            .find(|(n, _)| &**n == route)
+            .map(|(_, h)| h.clone())
+    }
+}
+
+/// The handlers a worker runs: at most `limit` at once (per worker, whatever its number
+/// of routes), each abortable once the drain deadline passes.
+struct InFlight {
+    tracker: TaskTracker,
+    limit: Arc<Semaphore>,
+    abort: CancellationToken,
+}
+
+impl InFlight {
+    fn new(limit: u16) -> Self {
+        Self {
+            tracker: TaskTracker::new(),
+            limit: Arc::new(Semaphore::new(usize::from(limit.max(1)))),
+            abort: CancellationToken::new(),
+        }
+    }
+
+    /// Waits for a free slot (`None` when `shutdown` comes first: the delivery stays
+    /// unacknowledged and goes back to its queue when the channel closes).
+    async fn slot(&self, shutdown: &CancellationToken) -> Option<OwnedSemaphorePermit> {
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => None,
+            p = self.limit.clone().acquire_owned() => p.ok(),
+        }
+    }
+
+    fn spawn(&self, slot: OwnedSemaphorePermit, work: impl Future<Output = ()> + Send + 'static) {
+        let abort = self.abort.clone();
+        self.tracker.spawn(async move {
+            let _slot = slot;
+            tokio::select! {
+                () = abort.cancelled() => {}
+                () = work => {}
+            }
+        });
+    }
+
+    /// Waits up to `deadline` for the handlers to finish, then aborts the rest (dropping
+    /// a handler's future stops it; its message stays unacknowledged and is redelivered)
+    /// and waits until they are gone.
+    async fn drain(&self, kind: &str, deadline: Duration) {
+        self.tracker.close();
+        if self.tracker.is_empty() {
+            return;
+        }
+        info!(
+            worker = kind,
+            in_flight = self.tracker.len(),
+            "draining in-flight messages"
+        );
+        if tokio::time::timeout(deadline, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!(
+                worker = kind,
+                aborted = self.tracker.len(),
+                drain_timeout_ms = deadline.as_millis() as u64,
+                "drain deadline passed; aborting the handlers still running (the broker redelivers their messages)"
+            );
+            self.abort.cancel();
+            self.tracker.wait().await;
+        }
+    }
 }
 
 /// Runs the consume loop for `routes` until `ctx.shutdown`, then drains.
@@ -101,20 +285,22 @@ pub(crate) async fn run<P: Processor>(
         PausePolicy::All => true,
     };
     let mut paused_rx = ctx.paused.clone();
-    let tracker = TaskTracker::new();
+    let in_flight = InFlight::new(prefetch);
     let mut announced = false;
     let mut last_channel: Option<Channel> = None;
     let mut failures = 0u32;
-    'connect: loop {
+    loop {
         let conn = tokio::select! {
-            () = ctx.shutdown.cancelled() => break 'connect,
-            c = ctx.broker.connection() => match c {
+            () = ctx.shutdown.cancelled() => break,
+            c = processor.connection(&ctx.broker) => match c {
                 Some(c) => c,
-                None => break 'connect,
+                None => break,
             },
         };
-        let mut live = match setup(&ctx, &conn, processor.as_ref(), &routes, prefetch).await {
-            Ok(live) => live,
+        let mut session = match Session::open(&ctx, &conn, processor.as_ref(), &routes, prefetch)
+            .await
+        {
+            Ok(session) => session,
             Err(e) => {
                 if !announced {
                     let _ = ctx.ready.send(Err(e));
@@ -124,8 +310,8 @@ pub(crate) async fn run<P: Processor>(
                 let delay = Duration::from_millis(200 * u64::from(failures.min(25)));
                 warn!(worker = kind, error = %e, retry_in_ms = delay.as_millis() as u64, "could not resume consuming");
                 tokio::select! {
-                    () = ctx.shutdown.cancelled() => break 'connect,
-                    () = tokio::time::sleep(delay) => continue 'connect,
+                    () = ctx.shutdown.cancelled() => break,
+                    () = tokio::time::sleep(delay) => continue,
                 }
             }
         };
@@ -139,113 +325,105 @@ pub(crate) async fn run<P: Processor>(
                 .ready
                 .send(Ok(format!("{kind} worker consuming {}", names.join(", "))));
         }
-        let handler_for = |route: &str| {
-            routes
-                .iter()
-                .find(|(n, _)| &**n == route)
-                .map(|(_, h)| h.clone())
-        };
-        // Consumers cancelled because a database is down; deliveries already prefetched
-        // keep flowing until their streams end.
-        let mut paused = false;
-        loop {
-            let want_pause = pausable && *paused_rx.borrow();
-            if want_pause != paused {
-                if want_pause {
-                    warn!(
-                        worker = kind,
-                        "a database is unreachable; pausing consumption until it answers"
-                    );
-                    cancel_all(&live.channel, &live.tags, kind).await;
-                    live.tags.clear();
-                } else {
-                    info!(
-                        worker = kind,
-                        "databases answer again; resuming consumption"
-                    );
-                    for (route, _) in &routes {
-                        match consume_one(&live.channel, processor.as_ref(), route, &ctx.service)
-                            .await
-                        {
-                            Ok((tag, s)) => {
-                                live.tags.push(tag);
-                                live.events.push(s);
-                            }
-                            Err(e) => {
-                                warn!(worker = kind, error = %e, "could not resume; re-creating the channel");
-                                continue 'connect;
-                            }
-                        }
-                    }
-                }
-                paused = want_pause;
+        let end = serve(
+            &ctx,
+            &conn,
+            &mut session,
+            &processor,
+            &in_flight,
+            &mut paused_rx,
+            &mut pausable,
+        )
+        .await;
+        match end {
+            SessionEnd::Shutdown => {
+                cancel_all(&session.channel, &session.tags, kind).await;
+                last_channel = Some(session.channel);
+                break;
             }
-            tokio::select! {
-                biased;
-                () = ctx.shutdown.cancelled() => {
-                    cancel_all(&live.channel, &live.tags, kind).await;
-                    last_channel = Some(live.channel);
-                    break 'connect;
-                }
-                changed = paused_rx.changed(), if pausable => {
-                    if changed.is_err() {
-                        // No health loop (no databases to watch): nothing will pause us.
-                        pausable = false;
-                    }
-                }
-                ev = live.events.next(), if !live.events.is_empty() => match ev {
-                    Some(ConsumerEvent::Delivery(route, Ok(delivery))) => {
-                        if let Some(h) = handler_for(&route) {
-                            tracker.spawn(instrumented(processor.clone(), live.channel.clone(), delivery, route, h));
-                        }
-                    }
-                    Some(ConsumerEvent::Delivery(route, Err(e))) => {
-                        warn!(worker = kind, %route, error = %e, "consumer failed; re-establishing");
-                        continue 'connect;
-                    }
-                    Some(ConsumerEvent::Ended(route)) => {
-                        if paused || ctx.shutdown.is_cancelled() {
-                            continue;
-                        }
-                        if !live.channel.status().connected() || !conn.status().connected() {
-                            continue 'connect;
-                        }
-                        warn!(worker = kind, %route, "consumer cancelled by the broker (queue deleted?); redeclaring and consuming again");
-                        match consume_one(&live.channel, processor.as_ref(), &route, &ctx.service).await {
-                            Ok((tag, s)) => {
-                                live.tags.push(tag);
-                                live.events.push(s);
-                            }
-                            Err(e) => {
-                                error!(worker = kind, %route, error = %e, "could not consume again; re-creating the channel");
-                                continue 'connect;
-                            }
-                        }
-                    }
-                    None => {}
-                },
-                // Nothing to consume (paused, every stream ended): only a resume, a
-                // shutdown or a lost channel moves us on.
-                () = tokio::time::sleep(Duration::from_millis(500)), if live.events.is_empty() => {
-                    if !live.channel.status().connected() {
-                        continue 'connect;
-                    }
-                    if !paused {
-                        continue 'connect;
-                    }
-                }
-            }
+            SessionEnd::Reconnect => {}
         }
     }
-    drain(&ctx, kind, &tracker).await;
+    in_flight.drain(kind, ctx.config.drain_timeout).await;
     if let Some(ch) = last_channel.filter(|c| c.status().connected()) {
-        let _ = ch.close(200, "worker stopped".into()).await;
+        let _ = tokio::time::timeout(
+            ctx.config.connect_timeout,
+            ch.close(200, "worker stopped".into()),
+        )
+        .await;
     }
     Ok(())
 }
 
+/// Dispatches the session's deliveries until shutdown or a failed channel.
+async fn serve<P: Processor>(
+    ctx: &WorkerContext,
+    conn: &Connection,
+    session: &mut Session<'_, P>,
+    processor: &Arc<P>,
+    in_flight: &InFlight,
+    paused_rx: &mut tokio::sync::watch::Receiver<bool>,
+    pausable: &mut bool,
+) -> SessionEnd {
+    let kind = session.kind;
+    loop {
+        let want_pause = *pausable && *paused_rx.borrow();
+        if want_pause && !session.paused {
+            session.pause().await;
+        } else if !want_pause
+            && session.paused
+            && let Err(e) = session.resume().await
+        {
+            warn!(worker = kind, error = %e, "could not resume; re-creating the channel");
+            return SessionEnd::Reconnect;
+        }
+        tokio::select! {
+            biased;
+            () = ctx.shutdown.cancelled() => return SessionEnd::Shutdown,
+            changed = paused_rx.changed(), if *pausable => {
+                if changed.is_err() {
+                    // No health loop (no databases to watch): nothing will pause us.
+                    *pausable = false;
+                }
+            }
+            ev = session.events.next(), if !session.events.is_empty() => match ev {
+                Some(ConsumerEvent::Delivery(route, Ok(delivery))) => {
+                    let Some(handler) = session.handler_for(&route) else { continue };
+                    // The worker's bound: wait here, with the delivery (and the rest of
+                    // the prefetch) held in the broker-side buffer, until a handler ends.
+                    let Some(slot) = in_flight.slot(&ctx.shutdown).await else {
+                        return SessionEnd::Shutdown;
+                    };
+                    in_flight.spawn(
+                        slot,
+                        instrumented(processor.clone(), session.channel.clone(), delivery, route, handler),
+                    );
+                }
+                Some(ConsumerEvent::Delivery(route, Err(e))) => {
+                    warn!(worker = kind, %route, error = %e, "consumer failed; re-establishing");
+                    return SessionEnd::Reconnect;
+                }
+                Some(ConsumerEvent::Ended(route)) => {
+                    if let Err(end) = session.on_ended(&route, conn, ctx.shutdown.is_cancelled()).await {
+                        return end;
+                    }
+                }
+                None => {}
+            },
+            // Nothing to consume (paused, every stream ended): only a resume, a shutdown
+            // or a lost channel moves us on.
+            () = tokio::time::sleep(Duration::from_millis(500)), if session.events.is_empty() => {
+                if !session.channel.status().connected() || !session.paused {
+                    return SessionEnd::Reconnect;
+                }
+            }
+        }
+    }
+}
+
 /// Handles one delivery inside a span carrying its route, correlation id, outcome and
-/// duration.
+/// duration. A panic in the processor itself (handler panics are already failures) still
+/// settles the delivery, so its prefetch slot is not held until the channel closes.
 async fn instrumented<P: Processor>(
     processor: Arc<P>,
     channel: Channel,
@@ -263,7 +441,25 @@ async fn instrumented<P: Processor>(
     );
     async move {
         let started = Instant::now();
-        let outcome = processor.handle(&channel, delivery, &route, handler).await;
+        let acker = delivery.acker.clone();
+        let handled = AssertUnwindSafe(processor.handle(&channel, delivery, &route, handler))
+            .catch_unwind()
+            .await;
+        let outcome = match handled {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                error!("panic while settling the message; returning it to the broker");
+                // Used already when the panic came after the settlement: then a no-op.
+                let requeue = processor.requeue_after_panic();
+                let _ = acker
+                    .nack(BasicNackOptions {
+                        multiple: false,
+                        requeue,
+                    })
+                    .await;
+                Disposition::Requeued
+            }
+        };
         let span = tracing::Span::current();
         span.record("outcome", outcome.as_str());
         span.record("duration_ms", started.elapsed().as_secs_f64() * 1000.0);
@@ -285,33 +481,12 @@ async fn cancel_all(channel: &Channel, tags: &[String], kind: &str) {
     }
 }
 
-async fn drain(ctx: &WorkerContext, kind: &str, tracker: &TaskTracker) {
-    tracker.close();
-    if tracker.is_empty() {
-        return;
-    }
-    let in_flight = tracker.len();
-    info!(worker = kind, in_flight, "draining in-flight messages");
-    if tokio::time::timeout(ctx.config.drain_timeout, tracker.wait())
-        .await
-        .is_err()
-    {
-        warn!(
-            worker = kind,
-            unfinished = tracker.len(),
-            drain_timeout_ms = ctx.config.drain_timeout.as_millis() as u64,
-            "drain deadline passed; unfinished messages stay unacknowledged and the broker redelivers them"
-        );
-    }
-}
-
+/// A channel for consuming, with `prefetch` unacknowledged deliveries per consumer.
 async fn setup<P: Processor>(
-    ctx: &WorkerContext,
     conn: &Connection,
     processor: &P,
-    routes: &[(Arc<str>, BoundHandler)],
     prefetch: u16,
-) -> Result<Live, Error> {
+) -> Result<Channel, Error> {
     let broker_err = |what: String| {
         move |e: lapin::Error| Error::Broker {
             message: what,
@@ -328,22 +503,13 @@ async fn setup<P: Processor>(
             .await
             .map_err(broker_err("enabling publisher confirms failed".into()))?;
     }
+    // Per consumer (not `global`, which RabbitMQ 4.3 refuses): the broker-side buffer of
+    // each route. The worker's own bound on running handlers is `InFlight`.
     channel
         .basic_qos(prefetch, BasicQosOptions::default())
         .await
         .map_err(broker_err(format!("setting prefetch {prefetch} failed")))?;
-    let mut events: Events = SelectAll::new();
-    let mut tags = Vec::with_capacity(routes.len());
-    for (route, _) in routes {
-        let (tag, s) = consume_one(&channel, processor, route, &ctx.service).await?;
-        tags.push(tag);
-        events.push(s);
-    }
-    Ok(Live {
-        channel,
-        events,
-        tags,
-    })
+    Ok(channel)
 }
 
 async fn consume_one<P: Processor>(

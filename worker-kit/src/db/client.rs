@@ -29,6 +29,12 @@ struct Inner {
     pool: Pool,
     startup_timeout: Duration,
     acquire_timeout: Duration,
+    /// How to open the health connection.
+    pg: tokio_postgres::Config,
+    /// A connection of its own for [`Database::is_ready`](crate::Database::is_ready): a
+    /// check through the pool would wait behind busy handlers and report a saturated
+    /// pool as an outage (pausing consumers exactly when they are busiest).
+    health: tokio::sync::Mutex<Option<tokio_postgres::Client>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -66,6 +72,7 @@ impl Client {
                 config.statement_timeout.as_millis()
             ));
         }
+        let health_pg = pg.clone();
         let manager = Manager::from_config(
             pg,
             NoTls,
@@ -92,6 +99,8 @@ impl Client {
                 pool,
                 startup_timeout: config.startup_timeout,
                 acquire_timeout: config.acquire_timeout,
+                pg: health_pg,
+                health: tokio::sync::Mutex::new(None),
             }),
         })
     }
@@ -218,18 +227,33 @@ impl crate::Database for Client {
         }
     }
 
+    /// Asks the server on the client's own health connection (opened on first use and
+    /// again after it broke), so the answer does not depend on how busy the pool is.
     async fn is_ready(&self) -> bool {
+        let mut slot = self.inner.health.lock().await;
         let check = async {
-            let conn = self.inner.pool.get().await.ok()?;
-            conn.simple_query("SELECT 1").await.ok()
+            if slot.as_ref().is_none_or(tokio_postgres::Client::is_closed) {
+                let (client, connection) = self.inner.pg.connect(NoTls).await.ok()?;
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                *slot = Some(client);
+            }
+            slot.as_ref()?.simple_query("").await.ok()
         };
-        matches!(
+        let ready = matches!(
             tokio::time::timeout(self.inner.acquire_timeout, check).await,
             Ok(Some(_))
-        )
+        );
+        if !ready {
+            // Whatever state it is in, the next check starts from a fresh connection.
+            *slot = None;
+        }
+        ready
     }
 
     async fn close(&self) {
+        self.inner.health.lock().await.take();
         self.inner.pool.close();
         info!(database = %self.inner.kind, "database pool closed");
     }

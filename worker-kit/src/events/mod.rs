@@ -142,6 +142,7 @@ impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Subscribe, S> {
                 // Subscription queues are work queues of the kind QUEUE_TYPE names.
                 default_type: ctx.config.queue_type,
                 queue_types: Vec::new(),
+                handler_timeout: self.handler_timeout_or(ctx.config.handler_timeout),
             },
         );
         self.run_renamed(ctx, processor, |p| subscription_queue(&service, p))

@@ -71,6 +71,10 @@ impl Processor for EventProcessor {
         self.queue.confirms()
     }
 
+    fn requeue_after_panic(&self) -> bool {
+        self.queue.requeue_after_panic()
+    }
+
     async fn declare(&self, channel: &Channel, route: &str) -> Result<(), lapin::Error> {
         declare_exchange(channel, &self.exchange).await?;
         // The subscription queue and its parking queue, as a work queue's.

@@ -113,27 +113,38 @@ impl_handler!(T1, T2, T3, T4, T5, T6, T7, T8);
 /// A handler with its types erased, so routes of different signatures share one table.
 pub(crate) type BoxedHandler<S> = Arc<dyn Fn(Incoming, S) -> BoxFuture<Outcome> + Send + Sync>;
 
-/// Erases a handler's types; a panic inside the handler becomes an `Internal` failure
-/// instead of taking the worker down.
+/// Erases a handler's types. A panic anywhere in it (its extractors, a
+/// `deserialize_with`, the handler's body) becomes an `Internal` failure instead of
+/// taking the message's task down with its delivery unsettled.
 pub(crate) fn boxed<H, Args, S>(handler: H) -> BoxedHandler<S>
 where
     H: Handler<Args, S>,
     S: Send + 'static,
 {
     Arc::new(move |msg, state| {
-        let fut = handler.clone().call(msg, state);
-        Box::pin(AssertUnwindSafe(fut).catch_unwind().map(|r| {
-            r.unwrap_or_else(|panic| {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "non-string panic payload".to_owned());
-                let err = std::io::Error::other(format!("handler panicked: {what}"));
-                Outcome::Failed(ErrorReply::internal(&err))
-            })
-        }))
+        // Extractors run here, before the handler's future exists.
+        let fut =
+            match std::panic::catch_unwind(AssertUnwindSafe(|| handler.clone().call(msg, state))) {
+                Ok(fut) => fut,
+                Err(panic) => return Box::pin(std::future::ready(panicked(&*panic))),
+            };
+        Box::pin(
+            AssertUnwindSafe(fut)
+                .catch_unwind()
+                .map(|r| r.unwrap_or_else(|panic| panicked(&*panic))),
+        )
     })
+}
+
+/// The failure a panic becomes: `Internal`, with the panic's message in the trace.
+pub(crate) fn panicked(panic: &(dyn std::any::Any + Send)) -> Outcome {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned());
+    let err = std::io::Error::other(format!("handler panicked: {what}"));
+    Outcome::Failed(ErrorReply::internal(&err))
 }
 
 /// Index markers for [`ContainsPayload`]: the position of the `Payload<C>` argument.
@@ -281,6 +292,29 @@ mod tests {
                 assert_eq!(e.error_type, "Internal");
                 assert_eq!(e.message, "internal error");
                 assert!(e.trace[0].contains("boom"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    struct Exploding;
+
+    impl<S> FromMessage<S> for Exploding {
+        fn from_message(_: &Incoming, _: &S) -> Result<Self, ErrorReply> {
+            panic!("extractor exploded")
+        }
+    }
+
+    async fn takes_exploding(_: Exploding) -> Result<(), Infallible> {
+        Ok(())
+    }
+
+    #[test]
+    fn extractor_panic_becomes_internal() {
+        match run(takes_exploding, serde_json::Value::Null, ()) {
+            Outcome::Failed(e) => {
+                assert_eq!(e.error_type, "Internal");
+                assert!(e.trace[0].contains("extractor exploded"), "{:?}", e.trace);
             }
             other => panic!("{other:?}"),
         }

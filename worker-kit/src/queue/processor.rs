@@ -2,6 +2,7 @@
 //! exhausted or the body cannot be decoded. Nothing is lost and nothing loops.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use lapin::message::Delivery;
@@ -115,6 +116,7 @@ impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Queue, S> {
             max_retries: self.kind.max_retries.unwrap_or(ctx.config.max_retries),
             default_type: ctx.config.queue_type,
             queue_types: self.kind.queue_types.clone(),
+            handler_timeout: self.handler_timeout_or(ctx.config.handler_timeout),
         };
         for route in self.names() {
             if let Err(e) =
@@ -135,9 +137,16 @@ pub(crate) struct QueueProcessor {
     pub(crate) max_retries: u32,
     pub(crate) default_type: QueueType,
     pub(crate) queue_types: Vec<(String, QueueType)>,
+    /// `HANDLER_TIMEOUT_MS` or the worker's own limit.
+    pub(crate) handler_timeout: Duration,
 }
 
 impl QueueProcessor {
+    /// The arguments `route`'s parking queue is declared with.
+    fn parking_args(&self, route: &str) -> FieldTable {
+        parking_queue_args(self.queue_type(route))
+    }
+
     fn queue_type(&self, route: &str) -> QueueType {
         self.queue_types
             .iter()
@@ -153,6 +162,11 @@ impl Processor for QueueProcessor {
     }
 
     fn confirms(&self) -> bool {
+        true
+    }
+
+    fn requeue_after_panic(&self) -> bool {
+        // Redelivered, it counts as an attempt (and is parked once they run out).
         true
     }
 
@@ -186,13 +200,14 @@ impl Processor for QueueProcessor {
             &handler,
             &self.limits,
             self.max_retries,
+            self.handler_timeout,
         )
         .await;
         let (name, republished) = match next {
             Next::Ack => (Disposition::Ok, Ok(())),
             Next::Retry(n) => {
                 let ours = [(RETRY_COUNT_HEADER, AMQPValue::LongLongInt(i64::from(n)))];
-                match republish(channel, &delivery, route, &ours).await {
+                match republish(channel, &delivery, route, &ours, None).await {
                     Ok(()) => (Disposition::Retried, Ok(())),
                     Err(problem) if !channel.status().connected() => {
                         (Disposition::Retried, Err(problem))
@@ -206,18 +221,26 @@ impl Processor for QueueProcessor {
                         );
                         (
                             Disposition::Parked,
-                            park_bare(channel, &delivery, route, &e).await,
+                            park_bare(channel, &delivery, route, &e, self.parking_args(route))
+                                .await,
                         )
                     }
                 }
             }
             Next::Park(e) => {
                 let ours = park_headers(route, &e);
-                let parked = match republish(channel, &delivery, &parking_queue(route), &ours).await
+                let parked = match republish(
+                    channel,
+                    &delivery,
+                    &parking_queue(route),
+                    &ours,
+                    Some(self.parking_args(route)),
+                )
+                .await
                 {
                     Err(problem) if channel.status().connected() => {
                         warn!(%problem, "parking with the original headers failed; parking the body with the kit's headers only");
-                        park_bare(channel, &delivery, route, &e).await
+                        park_bare(channel, &delivery, route, &e, self.parking_args(route)).await
                     }
                     other => other,
                 };
@@ -275,11 +298,7 @@ fn copy_properties(delivery: &Delivery, ours: &[(&str, AMQPValue)]) -> BasicProp
     for (k, v) in ours {
         headers.insert((*k).into(), v.clone());
     }
-    let props = delivery
-        .properties
-        .clone()
-        .with_headers(headers)
-        .with_delivery_mode(2);
+    let props = copied(&delivery.properties, headers);
     if fits_frame(&props) {
         return props;
     }
@@ -297,11 +316,7 @@ fn bare_properties(delivery: &Delivery, ours: &[(&str, AMQPValue)]) -> BasicProp
         headers.insert((*k).into(), v.clone());
     }
     headers.insert(HEADERS_DROPPED_HEADER.into(), AMQPValue::Boolean(true));
-    delivery
-        .properties
-        .clone()
-        .with_headers(headers)
-        .with_delivery_mode(2)
+    copied(&delivery.properties, headers)
 }
 
 /// Parks the body with the kit's headers only: the last resort when a copy with the
@@ -311,9 +326,17 @@ async fn park_bare(
     delivery: &Delivery,
     route: &str,
     e: &ErrorReply,
+    parking_args: FieldTable,
 ) -> Result<(), String> {
     let props = bare_properties(delivery, &park_headers(route, e));
-    publish_copy(channel, delivery, &parking_queue(route), props).await
+    publish_copy(
+        channel,
+        delivery,
+        &parking_queue(route),
+        props,
+        Some(parking_args),
+    )
+    .await
 }
 
 /// Publishes a persistent copy of `delivery` (same body and properties, `ours` added to
@@ -323,21 +346,102 @@ async fn republish(
     delivery: &Delivery,
     queue: &str,
     ours: &[(&str, AMQPValue)],
+    redeclare: Option<FieldTable>,
 ) -> Result<(), String> {
     let props = copy_properties(delivery, ours);
-    publish_copy(channel, delivery, queue, props).await
+    publish_copy(channel, delivery, queue, props, redeclare).await
 }
 
+/// Publishes `props` and the body of `delivery` to `queue` and waits for the confirm.
+/// When the broker has no such queue and `redeclare` holds its arguments (the parking
+/// queue, which someone may have deleted), it is declared again and the copy published
+/// once more; otherwise the failed message would be requeued and fail again in a hot
+/// loop.
 async fn publish_copy(
     channel: &Channel,
     delivery: &Delivery,
     queue: &str,
     props: BasicProperties,
+    redeclare: Option<FieldTable>,
 ) -> Result<(), String> {
-    match crate::amqp::publish::to_queue(channel, queue, &delivery.data, props).await {
+    let publish = || crate::amqp::publish::to_queue(channel, queue, &delivery.data, props.clone());
+    let mut published = publish().await;
+    if let (Ok(Published::NoQueue), Some(args)) = (&published, redeclare) {
+        warn!(queue, "the parking queue is gone; declaring it again");
+        channel
+            .queue_declare(queue.into(), durable_queue(), args)
+            .await
+            .map_err(|e| format!("declaring {queue} again failed: {e}"))?;
+        published = publish().await;
+    }
+    match published {
         Ok(Published::Stored) => Ok(()),
         Ok(Published::NoQueue) => Err(format!("queue {queue} does not exist")),
         Ok(Published::Refused) => Err(format!("broker refused the copy for {queue}")),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The properties of a retry or parked copy: the original's, persistent, with `headers`,
+/// and without `expiration` (a parked message must stay until someone looks at it) or
+/// `user_id` (the broker checks it against the user of the connection that publishes the
+/// copy, which is the worker's, not the original sender's).
+fn copied(original: &BasicProperties, headers: FieldTable) -> BasicProperties {
+    let mut props = BasicProperties::default()
+        .with_headers(headers)
+        .with_delivery_mode(2);
+    if let Some(v) = original.content_type() {
+        props = props.with_content_type(v.clone());
+    }
+    if let Some(v) = original.content_encoding() {
+        props = props.with_content_encoding(v.clone());
+    }
+    if let Some(v) = original.priority() {
+        props = props.with_priority(*v);
+    }
+    if let Some(v) = original.correlation_id() {
+        props = props.with_correlation_id(v.clone());
+    }
+    if let Some(v) = original.reply_to() {
+        props = props.with_reply_to(v.clone());
+    }
+    if let Some(v) = original.message_id() {
+        props = props.with_message_id(v.clone());
+    }
+    if let Some(v) = original.timestamp() {
+        props = props.with_timestamp(*v);
+    }
+    if let Some(v) = original.kind() {
+        props = props.with_type(v.clone());
+    }
+    if let Some(v) = original.app_id() {
+        props = props.with_app_id(v.clone());
+    }
+    if let Some(v) = original.cluster_id() {
+        props = props.with_cluster_id(v.clone());
+    }
+    props
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_drop_expiration_and_user_id_and_keep_the_rest() {
+        let original = BasicProperties::default()
+            .with_expiration("60000".into())
+            .with_user_id("caller".into())
+            .with_correlation_id("c1".into())
+            .with_content_encoding("gzip".into())
+            .with_message_id("m1".into())
+            .with_delivery_mode(1);
+        let copy = copied(&original, FieldTable::default());
+        assert_eq!(copy.expiration(), &None);
+        assert_eq!(copy.user_id(), &None);
+        assert_eq!(copy.delivery_mode(), &Some(2));
+        assert_eq!(copy.correlation_id(), original.correlation_id());
+        assert_eq!(copy.content_encoding(), original.content_encoding());
+        assert_eq!(copy.message_id(), original.message_id());
     }
 }

@@ -2,7 +2,9 @@
 //! whether the message is acked, retried or parked. No AMQP here, so the in-process test
 //! client (`worker_kit::testing`) runs exactly what the queue worker runs.
 
-use tracing::error;
+use std::time::Duration;
+
+use tracing::{error, warn};
 
 use crate::handler::Outcome;
 use crate::handler::extract::{Incoming, Meta};
@@ -21,15 +23,40 @@ pub(crate) enum Next {
     Park(ErrorReply),
 }
 
-/// Works the message `body` that arrived with `meta` on `meta.route`.
+/// Works the message `body` that arrived with `meta` on `meta.route`, its handler
+/// limited to `handler_timeout`.
 pub(crate) async fn work(
     body: &[u8],
     meta: Meta,
     handler: &BoundHandler,
     limits: &Limits,
     max_retries: u32,
+    handler_timeout: Duration,
 ) -> Next {
     let retry_count = meta.retry_count;
+    if meta.redelivered {
+        // The broker hands a message out again only when an earlier delivery was never
+        // settled: the process crashed or was stopped while handling it, or a drain aborted
+        // it. That attempt failed. Running the handler again without storing the count
+        // would let a message that crashes the process loop forever, so the count goes up
+        // first, on a copy (or the message is parked).
+        if retry_count < max_retries {
+            warn!(
+                attempt = retry_count + 1,
+                max_retries,
+                "message redelivered after an unfinished attempt; counting it as failed"
+            );
+            return Next::Retry(retry_count + 1);
+        }
+        error!(
+            retries = retry_count,
+            "message redelivered after an unfinished attempt and retries are exhausted; parking it"
+        );
+        return Next::Park(ErrorReply::new(
+            "Redelivered",
+            "an attempt never finished (the process stopped or crashed while handling the message) and no retries are left",
+        ));
+    }
     match envelope::decode_request(body, limits) {
         Err(e) => {
             error!(error = %e, "undecodable work message; parking it");
@@ -41,7 +68,15 @@ pub(crate) async fn work(
                 data: req.data,
                 meta,
             };
-            match handler(msg).await {
+            let outcome = tokio::time::timeout(handler_timeout, handler(msg))
+                .await
+                .unwrap_or_else(|_| {
+                    Outcome::Failed(ErrorReply::timeout(format!(
+                        "the handler ran longer than its limit of {} ms (HANDLER_TIMEOUT_MS)",
+                        handler_timeout.as_millis()
+                    )))
+                });
+            match outcome {
                 Outcome::Ok(_) => Next::Ack,
                 // The payload will not fit on a second try either.
                 Outcome::Rejected(e) => {

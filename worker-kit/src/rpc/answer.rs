@@ -32,6 +32,8 @@ pub(crate) struct AnswerSettings {
     pub(crate) limits: Limits,
     /// Development mode: error replies carry their trace.
     pub(crate) development: bool,
+    /// The limit of a request that carries no deadline (Python callers send none).
+    pub(crate) handler_timeout: std::time::Duration,
 }
 
 /// Why a request shaped or typed like a reply is refused: answering it would let a caller
@@ -85,7 +87,13 @@ pub(crate) async fn answer(
                         "the caller's deadline passed while the request was handled",
                     )),
                 },
-                None => run.await,
+                None => match tokio::time::timeout(settings.handler_timeout, run).await {
+                    Ok(o) => o,
+                    Err(_) => Outcome::Failed(ErrorReply::timeout(format!(
+                        "the handler ran longer than its limit of {} ms (HANDLER_TIMEOUT_MS)",
+                        settings.handler_timeout.as_millis()
+                    ))),
+                },
             };
             (req.encoding, outcome)
         }

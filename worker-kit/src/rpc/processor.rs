@@ -80,7 +80,12 @@ impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Rpc, S> {
     }
 
     async fn run(self: Box<Self>, ctx: WorkerContext) -> Result<(), Error> {
-        let processor = RpcProcessor::new(&ctx.config, &ctx.broker, ctx.served.clone());
+        let processor = RpcProcessor::new(
+            &ctx.config,
+            &ctx.broker,
+            ctx.served.clone(),
+            self.handler_timeout_or(ctx.config.handler_timeout),
+        );
         self.run_with(ctx, processor).await
     }
 }
@@ -98,11 +103,17 @@ pub(crate) struct RpcProcessor {
 }
 
 impl RpcProcessor {
-    fn new(config: &Config, broker: &Broker, served: Arc<HashSet<String>>) -> Self {
+    fn new(
+        config: &Config,
+        broker: &Broker,
+        served: Arc<HashSet<String>>,
+        handler_timeout: Duration,
+    ) -> Self {
         Self {
             settings: AnswerSettings {
                 limits: config.limits(),
                 development: config.is_development(),
+                handler_timeout,
             },
             max_skew: config.deadline_max_skew,
             shape: config.rpc_queue_durable,
@@ -237,6 +248,11 @@ impl Processor for RpcProcessor {
     /// channel is ordered after the reply, so the broker has routed the reply before it
     /// drops the request, and a confirm round trip would only add latency and broker CPU.
     fn confirms(&self) -> bool {
+        false
+    }
+
+    fn requeue_after_panic(&self) -> bool {
+        // A request the worker cannot settle must not loop: dead-letter it.
         false
     }
 

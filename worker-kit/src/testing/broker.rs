@@ -137,6 +137,7 @@ impl BrokerFixture {
             service,
             config: self.config.clone(),
             broker,
+            shutdown: tokio_util::sync::CancellationToken::new(),
         })
     }
 

@@ -97,6 +97,7 @@ impl TestClient {
             settings: AnswerSettings {
                 limits: config.limits(),
                 development: config.is_development(),
+                handler_timeout: config.handler_timeout,
             },
             default_max_retries: config.max_retries,
             encoding: Encoding::Gzip,
@@ -266,7 +267,16 @@ impl TestClient {
             route: name.clone(),
             ..meta
         };
-        match work(body, meta, handler, &self.settings.limits, *retries).await {
+        match work(
+            body,
+            meta,
+            handler,
+            &self.settings.limits,
+            *retries,
+            self.settings.handler_timeout,
+        )
+        .await
+        {
             Next::Ack => Worked::Acked,
             Next::Retry(retry_count) => Worked::Retried { retry_count },
             Next::Park(e) => Worked::Parked(e),
