@@ -113,7 +113,7 @@ pub(crate) async fn kit_server(url: &str, route: &str, dsn: &str) -> anyhow::Res
 
 /// The same route hand-written: plain JSON in and out, a deadpool of 16 connections,
 /// prepared statements, both statements on one checked-out connection, ack after the
-/// reply is sent (and confirmed, under [`Guarantees::Protocol`]).
+/// reply is sent on the same channel (unconfirmed, as protocol v2 has it).
 pub(crate) async fn lean_server(
     conn: &Connection,
     queue: &str,

@@ -31,11 +31,12 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) enum Guarantees {
     /// Nothing: requests unconfirmed and without a deadline, replies unconfirmed.
     Bare,
-    /// The broker-side guarantees docs/protocol.md asks of every peer, hand-written: requests
-    /// `mandatory` on a confirm-mode channel (a call to a missing route fails at once),
-    /// with `expiration` and an `x-deadline` header; the route queue declared with the RPC
-    /// dead-letter argument; each reply confirmed before its request is acked. No
-    /// envelope, no gzip: what is left between this and the kit is the kit's own work.
+    /// The broker-side guarantees docs/protocol.md (v2) asks of every peer, hand-written:
+    /// requests `mandatory` on a confirm-mode channel (a call to a missing route fails at
+    /// once), with `expiration`, an `x-deadline` and an `x-timeout-ms` header; the route
+    /// queue declared with the RPC dead-letter argument; each reply published on the
+    /// request's channel without a confirm, then the request acked. No envelope, no gzip:
+    /// what is left between this and the kit is the kit's own work.
     Protocol,
 }
 
@@ -70,8 +71,9 @@ pub(crate) async fn delete_queues(conn: &Connection, queues: &[&str]) {
     let _ = ch.close(200, "done".into()).await;
 }
 
-/// A channel consuming `queue` (prefetch `prefetch`) as consumer `tag`; in confirm mode
-/// and with the RPC queue arguments under [`Guarantees::Protocol`], plain otherwise.
+/// A channel consuming `queue` (prefetch `prefetch`) as consumer `tag`, with the RPC queue
+/// arguments under [`Guarantees::Protocol`]. Never in confirm mode: replies go out
+/// unconfirmed (protocol v2), the ack after them on the same channel.
 pub(crate) async fn consume(
     conn: &Connection,
     queue: &str,
@@ -83,7 +85,6 @@ pub(crate) async fn consume(
     ch.basic_qos(prefetch, BasicQosOptions::default()).await?;
     let mut args = FieldTable::default();
     if guarantees.confirms() {
-        ch.confirm_select(ConfirmSelectOptions::default()).await?;
         args.insert(
             "x-dead-letter-exchange".into(),
             AMQPValue::LongString(worker_kit::rpc::RPC_DLX.into()),
@@ -103,8 +104,8 @@ pub(crate) async fn consume(
 }
 
 /// Sends `body` to the request's `reply_to` (if any) with its correlation id, then acks
-/// the request: at once on a plain channel, after the broker's confirm on a confirm-mode
-/// one. Fails when the channel does or the broker refuses the reply.
+/// the request on the same channel (AMQP keeps their order). Fails when the channel does
+/// or, on a confirm-mode channel, the broker refuses the reply.
 pub(crate) async fn reply_and_ack(ch: &Channel, d: &Delivery, body: &[u8]) -> anyhow::Result<()> {
     if let Some(reply_to) = d.properties.reply_to().clone() {
         let mut props = BasicProperties::default();
@@ -164,7 +165,8 @@ pub(crate) struct EchoClient {
 
 impl EchoClient {
     /// Under [`Guarantees::Protocol`], requests go out `mandatory` on a confirm-mode
-    /// channel with `expiration` and `x-deadline`, and each call waits for its confirm.
+    /// channel with `expiration`, `x-deadline` and `x-timeout-ms`, and each call waits for
+    /// its confirm.
     pub(crate) async fn new(conn: &Connection, guarantees: Guarantees) -> anyhow::Result<Self> {
         let channel = conn.create_channel().await?;
         if guarantees.confirms() {
@@ -241,6 +243,12 @@ impl EchoClient {
             headers.insert(
                 deadline::HEADER.into(),
                 AMQPValue::LongLongInt(i64::try_from(epoch_ms).unwrap_or(i64::MAX)),
+            );
+            headers.insert(
+                deadline::TIMEOUT_HEADER.into(),
+                AMQPValue::LongLongInt(
+                    i64::try_from(CALL_TIMEOUT.as_millis()).unwrap_or(i64::MAX),
+                ),
             );
             props = props
                 .with_expiration(CALL_TIMEOUT.as_millis().to_string().as_str().into())
