@@ -246,9 +246,7 @@ impl EchoClient {
             );
             headers.insert(
                 deadline::TIMEOUT_HEADER.into(),
-                AMQPValue::LongLongInt(
-                    i64::try_from(CALL_TIMEOUT.as_millis()).unwrap_or(i64::MAX),
-                ),
+                AMQPValue::LongLongInt(i64::try_from(CALL_TIMEOUT.as_millis()).unwrap_or(i64::MAX)),
             );
             props = props
                 .with_expiration(CALL_TIMEOUT.as_millis().to_string().as_str().into())

@@ -1,6 +1,7 @@
 //! `Model<T>`: the built-in queries over a table's [`Record`] type.
 
 use std::marker::PhantomData;
+use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 use tokio_postgres::types::ToSql;
@@ -52,15 +53,67 @@ pub struct Page<T, Id> {
 /// via [`Model::with`]). All queries are parameterized and prepared once per connection.
 pub struct Model<T, E = Client> {
     executor: E,
-    select: String,
+    sql: Arc<Statements>,
     _row: PhantomData<fn() -> T>,
+}
+
+/// A model's SQL, built once per table instead of once per call (the text was rebuilt
+/// with `format!` on every statement), and shared by the models [`Model::with`] makes.
+struct Statements {
+    /// The column list every statement returns.
+    select: String,
+    read_by_id: String,
+    delete_by_id: String,
+    /// `INSERT`s by the column list they set (an [`Insert`]'s columns are a static slice,
+    /// so its address names it); few per table.
+    inserts: RwLock<Vec<(usize, Arc<str>)>>,
+}
+
+impl Statements {
+    fn new<T: Record>() -> Self {
+        let select = column_list(T::COLUMNS);
+        let (table, id) = (quote_ident(T::TABLE), quote_ident(T::ID));
+        Self {
+            read_by_id: format!("SELECT {select} FROM {table} WHERE {id} = $1"),
+            delete_by_id: format!("DELETE FROM {table} WHERE {id} = $1 RETURNING {select}"),
+            select,
+            inserts: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// The `INSERT … RETURNING` of `columns`, built on first use.
+    fn insert<T: Record>(&self, columns: &'static [&'static str]) -> Arc<str> {
+        let key = columns.as_ptr() as usize;
+        let found = |list: &[(usize, Arc<str>)]| {
+            list.iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, sql)| sql.clone())
+        };
+        if let Some(sql) = self.inserts.read().ok().and_then(|l| found(&l)) {
+            return sql;
+        }
+        let sql: Arc<str> = format!(
+            "INSERT INTO {} ({}) VALUES ({}) RETURNING {}",
+            quote_ident(T::TABLE),
+            column_list(columns),
+            placeholders(1, columns.len()),
+            self.select
+        )
+        .into();
+        if let Ok(mut list) = self.inserts.write()
+            && found(&list).is_none()
+        {
+            list.push((key, sql.clone()));
+        }
+        sql
+    }
 }
 
 impl<T, E: Clone> Clone for Model<T, E> {
     fn clone(&self) -> Self {
         Self {
             executor: self.executor.clone(),
-            select: self.select.clone(),
+            sql: self.sql.clone(),
             _row: PhantomData,
         }
     }
@@ -85,7 +138,7 @@ impl<T: Record, E: Executor> Model<T, E> {
     /// A model over `T`'s table, running on `executor`.
     pub fn new(executor: E) -> Self {
         Self {
-            select: column_list(T::COLUMNS),
+            sql: Arc::new(Statements::new::<T>()),
             executor,
             _row: PhantomData,
         }
@@ -95,7 +148,7 @@ impl<T: Record, E: Executor> Model<T, E> {
     pub fn with<E2: Executor>(&self, executor: E2) -> Model<T, E2> {
         Model {
             executor,
-            select: self.select.clone(),
+            sql: self.sql.clone(),
             _row: PhantomData,
         }
     }
@@ -120,14 +173,7 @@ impl<T: Record, E: Executor> Model<T, E> {
     /// `Conflict` (with the constraint) on a unique violation, `Invalid` on a CHECK or
     /// NOT NULL violation, `Unavailable` when the database is down.
     pub async fn create_one<N: Insert>(&self, new: &N) -> Result<T, DbError> {
-        let columns = new.columns();
-        let sql = format!(
-            "INSERT INTO {} ({}) VALUES ({}) RETURNING {}",
-            self.table(),
-            column_list(columns),
-            placeholders(1, columns.len()),
-            self.select
-        );
+        let sql = self.sql.insert::<T>(new.columns());
         let rows = self.executor.query_rows(&sql, &new.values()).await?;
         rows.first()
             .map(Self::one)
@@ -159,7 +205,7 @@ impl<T: Record, E: Executor> Model<T, E> {
             column_list(columns),
             placeholders(1, columns.len()),
             quote_ident(key_column),
-            self.select
+            self.sql.select
         );
         if let Some(row) = self.executor.query_opt_row(&sql, &values).await? {
             return Ok((Self::one(&row)?, true));
@@ -168,7 +214,7 @@ impl<T: Record, E: Executor> Model<T, E> {
         // commit, so the row is visible to this new statement).
         let sql = format!(
             "SELECT {} FROM {} WHERE {} = $1",
-            self.select,
+            self.sql.select,
             self.table(),
             quote_ident(key_column)
         );
@@ -191,13 +237,11 @@ impl<T: Record, E: Executor> Model<T, E> {
     ///
     /// `NotFound`, `Unavailable`.
     pub async fn read_one_by_id(&self, id: &T::Id) -> Result<T, DbError> {
-        let sql = format!(
-            "SELECT {} FROM {} WHERE {} = $1",
-            self.select,
-            self.table(),
-            quote_ident(T::ID)
-        );
-        match self.executor.query_opt_row(&sql, &[id]).await? {
+        match self
+            .executor
+            .query_opt_row(&self.sql.read_by_id, &[id])
+            .await?
+        {
             Some(row) => Self::one(&row),
             None => Err(DbError::not_found(what::<T>(id))),
         }
@@ -216,7 +260,7 @@ impl<T: Record, E: Executor> Model<T, E> {
             Some(after) => {
                 let sql = format!(
                     "SELECT {} FROM {} WHERE {id} > $1 ORDER BY {id} LIMIT $2",
-                    self.select,
+                    self.sql.select,
                     self.table(),
                     id = quote_ident(T::ID)
                 );
@@ -225,7 +269,7 @@ impl<T: Record, E: Executor> Model<T, E> {
             None => {
                 let sql = format!(
                     "SELECT {} FROM {} ORDER BY {} LIMIT $1",
-                    self.select,
+                    self.sql.select,
                     self.table(),
                     quote_ident(T::ID)
                 );
@@ -275,7 +319,7 @@ impl<T: Record, E: Executor> Model<T, E> {
             self.table(),
             quote_ident(T::ID),
             set.len() + 1,
-            self.select
+            self.sql.select
         );
         let mut params: Vec<&(dyn ToSql + Sync)> = set.iter().map(|(_, v)| *v).collect();
         params.push(id);
@@ -291,13 +335,11 @@ impl<T: Record, E: Executor> Model<T, E> {
     ///
     /// `NotFound`, `Conflict` (a foreign key still points at it), `Unavailable`.
     pub async fn delete_one_by_id(&self, id: &T::Id) -> Result<T, DbError> {
-        let sql = format!(
-            "DELETE FROM {} WHERE {} = $1 RETURNING {}",
-            self.table(),
-            quote_ident(T::ID),
-            self.select
-        );
-        match self.executor.query_opt_row(&sql, &[id]).await? {
+        match self
+            .executor
+            .query_opt_row(&self.sql.delete_by_id, &[id])
+            .await?
+        {
             Some(row) => Self::one(&row),
             None => Err(DbError::not_found(what::<T>(id))),
         }

@@ -421,13 +421,24 @@ impl RpcClient {
         }
         // Waiting for a reconnect counts against the call's budget; running out of it
         // before the request is even sent is a broker problem, not a slow server.
-        let channel = match tokio::time::timeout(budget, self.channel(route)).await {
-            Ok(ch) => ch?,
-            Err(_) => {
-                return Err(CallError::ConnectionLost {
-                    route: route.to_owned(),
-                });
-            }
+        // The channel is nearly always up: take it without arming a timer for the wait.
+        let ready = self
+            .shared
+            .channel
+            .borrow()
+            .as_ref()
+            .filter(|(c, _)| c.status().connected())
+            .cloned();
+        let channel = match ready {
+            Some(ch) => ch,
+            None => match tokio::time::timeout(budget, self.channel(route)).await {
+                Ok(ch) => ch?,
+                Err(_) => {
+                    return Err(CallError::ConnectionLost {
+                        route: route.to_owned(),
+                    });
+                }
+            },
         };
         let reply = tokio::time::timeout(
             deadline.remaining(),
