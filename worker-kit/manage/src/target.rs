@@ -10,6 +10,9 @@ use tokio_postgres::{Client, Config, NoTls};
 pub struct Server {
     config: Config,
     shown: String,
+    /// One session in the maintenance database, opened on first use and shared by clones:
+    /// a run needs it for several short steps, and each new session costs a backend.
+    admin: std::sync::Arc<tokio::sync::OnceCell<Client>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -88,6 +91,7 @@ impl Server {
             Self {
                 config,
                 shown: shown_server,
+                admin: Default::default(),
             },
             db,
         ))
@@ -108,6 +112,7 @@ impl Server {
         Self {
             config,
             shown: self.shown.clone(),
+            admin: Default::default(),
         }
     }
 
@@ -139,8 +144,10 @@ impl Server {
         Ok(client)
     }
 
-    pub(crate) async fn admin(&self) -> anyhow::Result<Client> {
-        self.connect("postgres").await
+    pub(crate) async fn admin(&self) -> anyhow::Result<&Client> {
+        self.admin
+            .get_or_try_init(|| self.connect("postgres"))
+            .await
     }
 
     /// Whether database `db` exists.
@@ -214,7 +221,7 @@ impl TargetLock {
     pub async fn take(server: &Server, db: &str) -> anyhow::Result<Self> {
         // Advisory locks are per database: every run takes it in the maintenance
         // database, so the target itself need not exist yet.
-        let session = server.admin().await?;
+        let session = server.connect("postgres").await?;
         let got: bool = session
             .query_one(
                 "SELECT pg_try_advisory_lock($1::int, hashtext($2))",
@@ -261,7 +268,7 @@ impl Loader {
                 let role = server.user().to_owned();
                 Self { server, role }
             }
-            None => Self::managed(admin, &session).await?,
+            None => Self::managed(admin, session).await?,
         };
         let row = session
             .query_opt(
@@ -331,7 +338,7 @@ impl Loader {
         session
             .execute("SELECT pg_advisory_lock($1::int, 0)", &[&crate::LOCK_CLASS])
             .await?;
-        let reset = self.reset_password(&session).await;
+        let reset = self.reset_password(session).await;
         let client = match reset {
             Ok(()) => self.server.connect(db).await,
             Err(e) => Err(e),

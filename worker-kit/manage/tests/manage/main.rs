@@ -46,10 +46,13 @@ pub(crate) struct Db {
 
 impl Drop for Db {
     fn drop(&mut self) {
-        let (server, name) = (self.server.clone(), std::mem::take(&mut self.name));
+        let name = std::mem::take(&mut self.name);
         if name.is_empty() {
             return;
         }
+        // A server of its own: the test's shares a session driven by the test's runtime,
+        // which is not polled while this waits.
+        let (server, _) = Server::from_dsn(&admin_dsn("postgres")).unwrap();
         // Drop cannot await: a thread of its own runs the async clean-up to its end.
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
