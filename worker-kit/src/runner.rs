@@ -26,7 +26,7 @@ use tracing::{error, info, warn};
 
 use crate::Error;
 use crate::amqp::broker::Broker;
-use crate::config::{Config, PausePolicy};
+use crate::config::{Config, Mode, PausePolicy};
 use crate::db::Database;
 use crate::handler::routes::find_duplicates;
 use crate::shutdown::shutdown_signal;
@@ -146,6 +146,17 @@ impl Runner {
                 r = db.connect() => r?,
             }
             info!(database = db.name(), "database ready");
+        }
+        if self.config.mode == Mode::Production {
+            let mut superuser = Vec::new();
+            for db in &self.databases {
+                if db.is_superuser().await == Some(true) {
+                    superuser.push(db.name().to_owned());
+                }
+            }
+            for w in unsafe_defaults(&self.config.amqp_url, &superuser) {
+                warn!("{w}");
+            }
         }
         let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
         let (paused_tx, paused) = watch::channel(false);
@@ -432,5 +443,48 @@ where
             );
             ExitCode::from(1)
         }
+    }
+}
+
+/// What a production service runs with that it should not: the broker's `guest` account
+/// (every local client knows its password) or a database superuser (`postgres`, the
+/// default without `PGUSER`), each with how to fix it.
+pub(crate) fn unsafe_defaults(amqp_url: &str, superuser_databases: &[String]) -> Vec<String> {
+    let mut found = Vec::new();
+    let guest = amqp_url.split(',').any(|u| {
+        u.trim()
+            .parse::<lapin::uri::AMQPUri>()
+            .is_ok_and(|p| p.authority.userinfo.username == "guest")
+    });
+    if guest {
+        found.push(
+            "UNSAFE: connected to RabbitMQ as `guest`, whose password everyone knows; give the service a user of its own with permissions on its own queues only (rabbitmq-configs/definitions.json) and put it in AMQP_URL".to_owned(),
+        );
+    }
+    for db in superuser_databases {
+        found.push(format!(
+            "UNSAFE: database `{db}` is used as a PostgreSQL superuser, who can read and change every database on the server; set PGUSER (or the user in DB_{}_DSN) to a role that owns only this service's database",
+            db.to_ascii_uppercase()
+        ));
+    }
+    found
+}
+
+#[cfg(test)]
+mod unsafe_default_tests {
+    use super::unsafe_defaults;
+
+    #[test]
+    fn guest_and_superusers_are_named() {
+        let w = unsafe_defaults(crate::config::DEFAULT_AMQP_URL, &["main".to_owned()]);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].contains("`guest`") && w[0].contains("AMQP_URL"),
+            "{w:?}"
+        );
+        assert!(w[1].contains("`main`") && w[1].contains("PGUSER"), "{w:?}");
+        // lapin's default user, when the URL names none, is guest too.
+        assert_eq!(unsafe_defaults("amqp://127.0.0.1:5672/%2f", &[]).len(), 1);
+        assert!(unsafe_defaults("amqp://orders:pw@rabbit:5672/%2f", &[]).is_empty());
     }
 }

@@ -4,4 +4,5 @@ mod example_store;
 mod health;
 mod model;
 mod outage;
+mod roles;
 mod tx;

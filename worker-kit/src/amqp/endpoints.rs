@@ -69,13 +69,23 @@ pub(crate) fn parse(list: &str) -> Result<Vec<Endpoint>, ListError> {
                     problem: "empty entry".into(),
                 });
             }
-            url.parse::<lapin::uri::AMQPUri>()
+            let parsed = url
+                .parse::<lapin::uri::AMQPUri>()
                 .map_err(|problem| ListError::Malformed {
                     index: i + 1,
                     shown: shown.clone(),
                     // The parser quotes the URL it refused, password and all.
                     problem: problem.replace(url, &shown),
                 })?;
+            if parsed.scheme == lapin::uri::AMQPScheme::AMQPS {
+                // Connecting anyway would send the password in the clear to whatever
+                // answers on that port.
+                return Err(ListError::Malformed {
+                    index: i + 1,
+                    shown,
+                    problem: "amqps:// asks for TLS, which this build of the kit does not support yet; use amqp:// on a trusted network".into(),
+                });
+            }
             Ok(Endpoint {
                 url: url.to_owned(),
                 shown,
@@ -134,6 +144,17 @@ mod tests {
 
     const THREE: &str =
         "amqp://u:s3cret@n1:5672/%2f, amqp://u:s3cret@n2:5672/%2f,amqp://u:s3cret@n3:5672/%2f";
+
+    #[test]
+    fn amqps_is_refused_not_downgraded() {
+        let Err(ListError::Malformed { problem, shown, .. }) =
+            parse("amqps://u:pw9@127.0.0.1:5671/%2f")
+        else {
+            panic!("amqps:// must be refused");
+        };
+        assert!(problem.contains("TLS"), "{problem}");
+        assert!(!shown.contains("pw9"), "{shown}");
+    }
 
     #[test]
     fn one_url_is_a_list_of_one() {

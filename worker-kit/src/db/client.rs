@@ -194,6 +194,18 @@ impl crate::Database for Client {
         &self.inner.kind
     }
 
+    async fn is_superuser(&self) -> Option<bool> {
+        let conn = self.connection().await.ok()?;
+        let row = conn
+            .query_one(
+                "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
+                &[],
+            )
+            .await
+            .ok()?;
+        row.try_get(0).ok()
+    }
+
     async fn connect(&self) -> Result<(), Error> {
         let started = tokio::time::Instant::now();
         let mut delays = ExponentialBuilder::default()

@@ -22,4 +22,11 @@ pub trait Database: Send + Sync + 'static {
 
     /// Closes the client's connections. Called once, after every worker has drained.
     async fn close(&self);
+
+    /// Whether the client is connected as a database superuser (`None`: unknown). In
+    /// production the Runner warns about it: a superuser can read and change every
+    /// database on the server, not just the service's own.
+    async fn is_superuser(&self) -> Option<bool> {
+        None
+    }
 }
