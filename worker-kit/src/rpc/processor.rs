@@ -132,9 +132,8 @@ impl RpcProcessor {
     ) -> Result<(), lapin::Error> {
         // A passive declare of a missing queue closes its channel (404): a channel of its
         // own, on a connection of its own.
-        let passive = probe
-            .create_channel()
-            .await?
+        let channel = probe.create_channel().await?;
+        let passive = channel
             .queue_declare(
                 route.into(),
                 QueueDeclareOptions {
@@ -145,7 +144,10 @@ impl RpcProcessor {
             )
             .await;
         match passive {
-            Ok(_) => return Ok(()),
+            Ok(_) => {
+                close_channel_quietly(&channel).await;
+                return Ok(());
+            }
             Err(e) if amqp_code(&e) == Some(NOT_FOUND) => {}
             Err(e) => return Err(e),
         }
@@ -206,8 +208,8 @@ async fn declare_rpc_queue(
     route: &str,
     durable: bool,
 ) -> Result<(), lapin::Error> {
-    conn.create_channel()
-        .await?
+    let channel = conn.create_channel().await?;
+    channel
         .queue_declare(
             route.into(),
             QueueDeclareOptions {
@@ -219,7 +221,16 @@ async fn declare_rpc_queue(
             rpc_queue_args(),
         )
         .await?;
+    close_channel_quietly(&channel).await;
     Ok(())
+}
+
+/// Closes a probe's channel before its connection: closing a connection that still has an
+/// open channel makes lapin log a connection error at ERROR, which here means nothing.
+async fn close_channel_quietly(channel: &Channel) {
+    if channel.status().connected() {
+        let _ = channel.close(200, "declared".into()).await;
+    }
 }
 
 async fn close_quietly(conn: &Connection) {
