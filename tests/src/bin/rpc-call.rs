@@ -48,7 +48,7 @@ async fn main() -> ExitCode {
     let client = match RpcClient::connect(&opts.url).await {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("rpc-call: {e}");
+            eprintln!("rpc-call: {}", with_sources(&e));
             return ExitCode::from(3);
         }
     };
@@ -69,8 +69,25 @@ async fn main() -> ExitCode {
             ExitCode::from(1)
         }
         Err(e) => {
-            eprintln!("rpc-call: {e}");
+            eprintln!("rpc-call: {}", with_sources(&e));
             ExitCode::from(3)
         }
     }
+}
+
+/// The error and its causes on one line (`declaring the reply queue failed: ACCESS_REFUSED …`),
+/// so a refusal by the broker says why.
+fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        // lapin's errors repeat their cause in their own text.
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
 }
