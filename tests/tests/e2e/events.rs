@@ -455,3 +455,151 @@ async fn redelivered_event_changes_nothing_and_poison_is_parked_without_stopping
     cleanup(&exchange, &[queue]).await;
     db.drop_db().await;
 }
+
+/// Lag of each applied event: now minus its commit time.
+#[derive(Clone, Default)]
+struct Lags {
+    millis: Arc<Mutex<Vec<i64>>>,
+}
+
+async fn measure_lag(
+    State(lags): State<Lags>,
+    event: EventMeta,
+    Payload(_): Payload<ThingChanged>,
+) -> Result<(), ErrorReply> {
+    let at = event
+        .occurred_at
+        .expect("outbox events carry their commit time");
+    let lag = (chrono::Utc::now() - at).num_milliseconds();
+    lags.millis.lock().await.push(lag);
+    Ok(())
+}
+
+fn percentile(sorted: &[i64], p: f64) -> i64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+/// Not a test: figures for the README (`cargo test --release ... -- --ignored
+/// measure_outbox --nocapture`). Events per second from commit to subscriber, the
+/// commit-to-handler lag at 500 changes per second, and what emitting costs a writer.
+#[tokio::test]
+#[ignore = "a measurement, run by hand"]
+async fn measure_outbox() {
+    let exchange = unique("events");
+    let service = leak(unique("sub"));
+    let (db, client, config) = outbox_db().await;
+    let lags = Lags::default();
+    let subscriber = e2e::start(
+        e2e::runner(service).await.register_worker(
+            EventWorker::with_state(lags.clone())
+                .exchange(&exchange)
+                .event::<ThingChanged, _, _, _>(measure_lag),
+        ),
+    )
+    .await;
+    let relay = e2e::start(
+        e2e::runner("relay")
+            .await
+            .register_worker(Relay::new(&client, &config).exchange(&exchange)),
+    )
+    .await;
+
+    // Writer cost: one-row transactions with and without an emit, 8 writers.
+    async fn writes(client: &Client, n: i64, emit: bool) -> f64 {
+        let started = std::time::Instant::now();
+        let mut set = tokio::task::JoinSet::new();
+        for w in 0..8i64 {
+            let client = client.clone();
+            set.spawn(async move {
+                for i in 0..n / 8 {
+                    let id = 1_000_000 * (w + 1) + i + if emit { 0 } else { 500_000 };
+                    client
+                        .transaction(|tx| {
+                            Box::pin(async move {
+                                tx.execute("INSERT INTO things (id, seq) VALUES ($1, 1)", &[&id])
+                                    .await?;
+                                if emit {
+                                    tx.emit(&ThingChanged { id, seq: 1 }).await?;
+                                }
+                                Ok::<_, DbError>(())
+                            })
+                        })
+                        .await
+                        .unwrap();
+                }
+            });
+        }
+        while set.join_next().await.is_some() {}
+        n as f64 / started.elapsed().as_secs_f64()
+    }
+    let without = writes(&client, 4000, false).await;
+    let with = writes(&client, 4000, true).await;
+    wait_until(Duration::from_secs(120), "4000 events handled", || {
+        let lags = lags.clone();
+        async move { lags.millis.lock().await.len() >= 4000 }
+    })
+    .await;
+    lags.millis.lock().await.clear();
+
+    // Throughput: a burst, from the first commit to the last handled event.
+    let started = std::time::Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for w in 0..8i64 {
+        let client = client.clone();
+        set.spawn(async move {
+            for seq in 1..=500 {
+                change(&client, 10_000 + w, seq, false).await.unwrap();
+            }
+        });
+    }
+    while set.join_next().await.is_some() {}
+    wait_until(
+        Duration::from_secs(120),
+        "4000 burst events handled",
+        || {
+            let lags = lags.clone();
+            async move { lags.millis.lock().await.len() >= 4000 }
+        },
+    )
+    .await;
+    let burst = 4000.0 / started.elapsed().as_secs_f64();
+    lags.millis.lock().await.clear();
+
+    // Lag at 500 changes per second for 6 s.
+    let mut tick = tokio::time::interval(Duration::from_millis(2));
+    for seq in 1..=3000u32 {
+        tick.tick().await;
+        let client = client.clone();
+        tokio::spawn(
+            async move { change(&client, 20_000 + i64::from(seq % 50), seq, false).await },
+        );
+    }
+    wait_until(
+        Duration::from_secs(120),
+        "3000 paced events handled",
+        || {
+            let lags = lags.clone();
+            async move { lags.millis.lock().await.len() >= 3000 }
+        },
+    )
+    .await;
+    let mut sorted = lags.millis.lock().await.clone();
+    sorted.sort_unstable();
+    println!(
+        "outbox: writer {without:.0} tx/s without emit, {with:.0} tx/s with emit; \
+         commit→handler {burst:.0} events/s (burst of 4000, 8 writers); \
+         lag at 500/s: p50 {} ms, p99 {} ms, max {} ms",
+        percentile(&sorted, 0.5),
+        percentile(&sorted, 0.99),
+        sorted[sorted.len() - 1]
+    );
+    subscriber.stop().await.unwrap();
+    relay.stop().await.unwrap();
+    cleanup(
+        &exchange,
+        &[subscription_queue(service, ThingChanged::ROUTING_KEY)],
+    )
+    .await;
+    db.drop_db().await;
+}
