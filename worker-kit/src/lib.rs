@@ -27,6 +27,7 @@
 #![warn(missing_docs)]
 
 pub mod amqp;
+pub mod asyncapi;
 pub mod config;
 pub mod db;
 pub mod error;

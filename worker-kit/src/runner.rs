@@ -366,6 +366,72 @@ where
     F: FnOnce(Setup) -> Fut,
     Fut: Future<Output = Result<Runner, Error>>,
 {
+    if std::env::args().nth(1).as_deref() == Some("asyncapi") {
+        eprintln!(
+            "{service}: this service does not describe its routes (its main calls runner::main; runner::main_with_docs takes a function that returns its AsyncAPI document)"
+        );
+        return ExitCode::from(2);
+    }
+    run_main(service, build)
+}
+
+/// As [`main`], and `SERVICE asyncapi` prints the service's AsyncAPI 3.0 document (made by
+/// `docs`, without connecting to the broker or a database) and exits.
+///
+/// ```no_run
+/// use worker_kit::{Payload, asyncapi::Document, rpc::RpcWorker, runner::Setup};
+///
+/// async fn hello(Payload(_): Payload<serde_json::Value>) -> Result<&'static str, std::convert::Infallible> {
+///     Ok("Hello world!")
+/// }
+///
+/// fn rpc() -> RpcWorker {
+///     RpcWorker::new().route("hello_world", hello)
+/// }
+///
+/// fn main() -> std::process::ExitCode {
+///     worker_kit::runner::main_with_docs(
+///         "hello",
+///         || Document::new("hello").rpc(&rpc()),
+///         |setup: Setup| async move { Ok(setup.runner().register_worker(rpc())) },
+///     )
+/// }
+/// ```
+pub fn main_with_docs<D, F, Fut>(service: &'static str, docs: D, build: F) -> ExitCode
+where
+    D: FnOnce() -> crate::asyncapi::Document,
+    F: FnOnce(Setup) -> Fut,
+    Fut: Future<Output = Result<Runner, Error>>,
+{
+    match std::env::args().nth(1).as_deref() {
+        Some("asyncapi") => {
+            let doc = docs().to_json();
+            match serde_json::to_string_pretty(&doc) {
+                Ok(text) => {
+                    println!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{service}: cannot print the AsyncAPI document: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Some(other) => {
+            eprintln!(
+                "{service}: unknown argument {other:?}; usage: {service} [asyncapi] (settings come from the environment, see .env.example)"
+            );
+            ExitCode::from(2)
+        }
+        None => run_main(service, build),
+    }
+}
+
+fn run_main<F, Fut>(service: &'static str, build: F) -> ExitCode
+where
+    F: FnOnce(Setup) -> Fut,
+    Fut: Future<Output = Result<Runner, Error>>,
+{
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {

@@ -13,7 +13,7 @@ use crate::Error;
 use crate::amqp::Broker;
 use crate::amqp::consume::{Processor, run};
 use crate::config::Config;
-use crate::handler::routes::{BoundHandler, RouteTable};
+use crate::handler::routes::{BoundHandler, RouteDoc, RouteTable};
 use crate::handler::{Handler, boxed};
 
 /// What the Runner hands each worker.
@@ -62,7 +62,8 @@ impl sealed::Sealed for crate::outbox::Relay {}
 /// ([`QueueWorker`](crate::queue::QueueWorker)).
 pub struct Worker<K, S = ()> {
     pub(crate) kind: K,
-    state: S,
+    /// `None` for a worker built only to describe its routes ([`Worker::for_docs`]).
+    state: Option<S>,
     routes: RouteTable<S>,
     prefetch: Option<u16>,
     handler_timeout: Option<Duration>,
@@ -95,7 +96,22 @@ impl<K: Default, S: Clone + Send + Sync + 'static> Worker<K, S> {
     pub fn with_state(state: S) -> Self {
         Self {
             kind: K::default(),
-            state,
+            state: Some(state),
+            routes: RouteTable::default(),
+            prefetch: None,
+            handler_timeout: None,
+        }
+    }
+}
+
+impl<K: Default, S: Clone + Send + Sync + 'static> Worker<K, S> {
+    /// A worker without its state, only to describe its routes (the AsyncAPI document is
+    /// printed without a broker or a database, so without what the state is built from).
+    /// It cannot run: the Runner refuses it with [`Error::Config`].
+    pub fn for_docs() -> Self {
+        Self {
+            kind: K::default(),
+            state: None,
             routes: RouteTable::default(),
             prefetch: None,
             handler_timeout: None,
@@ -104,14 +120,27 @@ impl<K: Default, S: Clone + Send + Sync + 'static> Worker<K, S> {
 }
 
 impl<K, S: Clone + Send + Sync + 'static> Worker<K, S> {
-    /// Serves route `name` with `handler`.
+    /// Serves route `name` with `handler`. Its payload is documented as any JSON; a
+    /// contract route ([`RpcWorker::contract`](crate::rpc::RpcWorker::contract)) documents its types.
     #[must_use]
-    pub fn route<H, Args>(mut self, name: &str, handler: H) -> Self
+    pub fn route<H, Args>(self, name: &str, handler: H) -> Self
     where
         H: Handler<Args, S>,
     {
-        self.routes.add(name, boxed(handler));
+        self.route_documented(name, handler, RouteDoc::default())
+    }
+
+    pub(crate) fn route_documented<H, Args>(mut self, name: &str, handler: H, doc: RouteDoc) -> Self
+    where
+        H: Handler<Args, S>,
+    {
+        self.routes.add(name, boxed(handler), doc);
         self
+    }
+
+    /// Each route's name and documentation.
+    pub(crate) fn docs(&self) -> Vec<(String, RouteDoc)> {
+        self.routes.docs()
     }
 
     /// Handlers this worker runs at once across all its routes, and unacknowledged
@@ -145,7 +174,13 @@ impl<K, S: Clone + Send + Sync + 'static> Worker<K, S> {
         if let Some(d) = self.routes.duplicates().first() {
             return Err(Error::DuplicateRoute(d.clone()));
         }
-        Ok(self.routes.bind(self.state))
+        let Some(state) = self.state else {
+            return Err(Error::Config(
+                "a worker made with Worker::for_docs only describes its routes and cannot run"
+                    .into(),
+            ));
+        };
+        Ok(self.routes.bind(state))
     }
 
     /// Runs the consume loop with `processor` (what a worker kind does per message).
@@ -154,11 +189,8 @@ impl<K, S: Clone + Send + Sync + 'static> Worker<K, S> {
         ctx: WorkerContext,
         processor: P,
     ) -> Result<(), Error> {
-        if let Some(d) = self.routes.duplicates().first() {
-            return Err(Error::DuplicateRoute(d.clone()));
-        }
         let prefetch = self.prefetch.unwrap_or(ctx.config.prefetch);
-        let routes = self.routes.bind(self.state);
+        let routes = self.into_bound()?;
         run(ctx, Arc::new(processor), routes, prefetch).await
     }
 
@@ -170,13 +202,9 @@ impl<K, S: Clone + Send + Sync + 'static> Worker<K, S> {
         processor: P,
         queue_of: impl Fn(&str) -> String,
     ) -> Result<(), Error> {
-        if let Some(d) = self.routes.duplicates().first() {
-            return Err(Error::DuplicateRoute(d.clone()));
-        }
         let prefetch = self.prefetch.unwrap_or(ctx.config.prefetch);
         let routes = self
-            .routes
-            .bind(self.state)
+            .into_bound()?
             .into_iter()
             .map(|(name, h)| (Arc::from(queue_of(&name).as_str()), h))
             .collect();

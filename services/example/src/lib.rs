@@ -30,6 +30,7 @@ use stubs::example::{
     WILL_ERROR_TYPE, WillError,
 };
 use worker_kit::db::{Client, DbConfig, DbError};
+use worker_kit::asyncapi::Document;
 use worker_kit::outbox::Relay;
 use worker_kit::queue::QueueWorker;
 use worker_kit::rpc::RpcWorker;
@@ -209,7 +210,12 @@ pub async fn place_order(
 
 /// The service's RPC routes.
 pub fn rpc_worker(app: App) -> RpcWorker<App> {
-    RpcWorker::with_state(app)
+    rpc_routes(RpcWorker::with_state(app))
+}
+
+/// The RPC routes, added to `worker` (with its state, or [`RpcWorker::for_docs`]).
+fn rpc_routes(worker: RpcWorker<App>) -> RpcWorker<App> {
+    worker
         .register(hello_world)
         .register(will_error)
         .register(dictionary)
@@ -228,6 +234,15 @@ pub fn rpc_worker(app: App) -> RpcWorker<App> {
 /// The service's work-queue routes.
 pub fn queue_worker() -> QueueWorker {
     QueueWorker::new().register(queue_test)
+}
+
+/// The service's AsyncAPI 3.0 document (what `example asyncapi` prints): made from the
+/// route tables, without a broker or a database.
+pub fn asyncapi() -> Document {
+    Document::new(SERVICE)
+        .version(env!("CARGO_PKG_VERSION"))
+        .rpc(&rpc_routes(RpcWorker::for_docs()))
+        .queue(&queue_worker())
 }
 
 /// Builds the service on `setup` with its database from the environment (`DB_MAIN_DSN`,

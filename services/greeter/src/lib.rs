@@ -3,6 +3,7 @@
 
 use stubs::example::HelloWorld;
 use stubs::greeter::{Greet, Greeting};
+use worker_kit::asyncapi::Document;
 use worker_kit::rpc::{CallError, RpcClient, RpcWorker};
 use worker_kit::{Payload, Runner, Setup, State, rpc};
 
@@ -31,7 +32,19 @@ pub async fn greet(
 
 /// The service's RPC routes.
 pub fn rpc_worker(app: App) -> RpcWorker<App> {
-    RpcWorker::with_state(app).register(greet)
+    rpc_routes(RpcWorker::with_state(app))
+}
+
+/// The RPC routes, added to `worker` (with its state, or [`RpcWorker::for_docs`]).
+fn rpc_routes(worker: RpcWorker<App>) -> RpcWorker<App> {
+    worker.register(greet)
+}
+
+/// The service's AsyncAPI 3.0 document (what `greeter asyncapi` prints), without a broker.
+pub fn asyncapi() -> Document {
+    Document::new(SERVICE)
+        .version(env!("CARGO_PKG_VERSION"))
+        .rpc(&rpc_routes(RpcWorker::for_docs()))
 }
 
 /// Builds the service on `setup`.

@@ -1,5 +1,5 @@
 //! The `greeter` service binary.
 
 fn main() -> std::process::ExitCode {
-    worker_kit::runner::main(greeter::SERVICE, greeter::build)
+    worker_kit::runner::main_with_docs(greeter::SERVICE, greeter::asyncapi, greeter::build)
 }

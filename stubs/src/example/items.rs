@@ -1,12 +1,13 @@
 //! The example service's CRUD over items, and idempotent orders.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use worker_kit_core::Contract;
 
 /// An item.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Item {
     /// Assigned by the database.
     pub id: i64,
@@ -23,7 +24,7 @@ pub struct Item {
 }
 
 /// `example.items.create` → the new [`Item`]; `Conflict` when the name is taken.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CreateItem {
     /// Unique, not blank.
     pub name: String,
@@ -41,7 +42,7 @@ impl Contract for CreateItem {
 }
 
 /// `example.items.get` → the [`Item`]; `NotFound` when there is none.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct GetItem {
     /// The item's id.
     pub id: i64,
@@ -53,7 +54,7 @@ impl Contract for GetItem {
 }
 
 /// `example.items.list` → an [`ItemPage`] in id order (keyset pagination).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ListItems {
     /// The previous page's `last_reference`; absent for the first page.
     #[serde(default)]
@@ -64,7 +65,7 @@ pub struct ListItems {
 }
 
 /// One page of items.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ItemPage {
     /// The items.
     pub items: Vec<Item>,
@@ -79,7 +80,7 @@ impl Contract for ListItems {
 
 /// `example.items.update` → the updated [`Item`]. Only the fields given change; giving
 /// none is a `BadRequest`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct UpdateItem {
     /// The item's id.
     pub id: i64,
@@ -100,7 +101,7 @@ impl Contract for UpdateItem {
 }
 
 /// `example.items.delete` → the deleted [`Item`]; `Conflict` while orders refer to it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct DeleteItem {
     /// The item's id.
     pub id: i64,
@@ -113,7 +114,7 @@ impl Contract for DeleteItem {
 
 /// `example.items.search` → items whose name contains `text` (a query kept in
 /// `models/example/queries.sql`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SearchItems {
     /// Case-insensitive substring.
     pub text: String,
@@ -128,7 +129,7 @@ impl Contract for SearchItems {
 }
 
 /// An order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Order {
     /// Assigned by the database.
     pub id: Uuid,
@@ -145,7 +146,7 @@ pub struct Order {
 /// `example.orders.place` → a [`PlacedOrder`]. Idempotent: the same `idempotency_key`
 /// returns the order the first call created (`created: false`), also under concurrent
 /// retries.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PlaceOrder {
     /// Chosen by the client, unique per intended order.
     pub idempotency_key: String,
@@ -156,7 +157,7 @@ pub struct PlaceOrder {
 }
 
 /// The answer to [`PlaceOrder`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PlacedOrder {
     /// The order.
     pub order: Order,

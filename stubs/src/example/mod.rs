@@ -3,13 +3,14 @@
 pub mod events;
 pub mod items;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use worker_kit_core::{Contract, TaskContract};
 
 /// `hello_world`: answers `"Hello world!"`. The payload is any string (or null), as in the
 /// Python seed, and is ignored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct HelloWorld(pub Option<String>);
 
 impl Contract for HelloWorld {
@@ -20,7 +21,7 @@ impl Contract for HelloWorld {
 /// `will-error`: always answers with an error of type [`WILL_ERROR_TYPE`] whose message
 /// contains `"Just an exception"` and the request's data (any JSON value), as the Python
 /// seed's route does.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct WillError(pub Value);
 
 /// The `error.type` that `will-error` answers with (the Python seed's exception class).
@@ -32,7 +33,7 @@ impl Contract for WillError {
 }
 
 /// `dictionary`: answers the JSON object it is sent with `"bar": "baz"` added.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Dictionary(pub Map<String, Value>);
 
 impl Contract for Dictionary {
@@ -42,7 +43,7 @@ impl Contract for Dictionary {
 
 /// `test`: answers its text followed by `" that took forever"`, after a short pause (the
 /// Python seed's slow route).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SlowEcho(pub String);
 
 impl Contract for SlowEcho {
@@ -52,7 +53,7 @@ impl Contract for SlowEcho {
 
 /// `db`: the names of the tables in the service database's `public` schema, sorted; the
 /// payload (any JSON value) is ignored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Tables(pub Value);
 
 impl Contract for Tables {
@@ -62,7 +63,7 @@ impl Contract for Tables {
 
 /// `example-items`: the rows of `example_item` whose `string` equals the payload; `[]` when
 /// none. A missing or null payload is answered with a `BadRequest` error.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ExampleItems(pub Option<String>);
 
 impl Contract for ExampleItems {
@@ -71,7 +72,7 @@ impl Contract for ExampleItems {
 }
 
 /// A row of the Python seed's `example_item` table.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ExampleItem {
     /// The row's `_id`, a plain UUID string on the wire.
     #[serde(rename = "_id")]
@@ -86,7 +87,7 @@ pub struct ExampleItem {
 
 /// `queue-test`: a work-queue message of any JSON value, logged; the string `"fail"` fails
 /// (and so is retried, then parked), to show retries and parking.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct QueueTest(pub Value);
 
 impl TaskContract for QueueTest {

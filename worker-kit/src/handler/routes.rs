@@ -7,10 +7,48 @@ use std::sync::Arc;
 use crate::handler::extract::Incoming;
 use crate::handler::{BoxFuture, BoxedHandler, Outcome};
 
+/// Makes the JSON Schema of one type, its definitions kept in the generator.
+pub(crate) type SchemaFn = fn(&mut schemars::SchemaGenerator) -> schemars::Schema;
+
+/// What a route says about itself for the AsyncAPI document, recorded at registration:
+/// the schemas of its contract's types, or nothing for a route registered by name (its
+/// payload is then any JSON).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct RouteDoc {
+    pub(crate) request: Option<SchemaFn>,
+    pub(crate) response: Option<SchemaFn>,
+    /// The request type's name, for the message's title.
+    pub(crate) request_name: Option<&'static str>,
+}
+
+impl RouteDoc {
+    pub(crate) fn contract<C: crate::Contract>() -> Self {
+        Self {
+            request: Some(|g| g.subschema_for::<C>()),
+            response: Some(|g| g.subschema_for::<C::Response>()),
+            request_name: Some(short_type_name::<C>()),
+        }
+    }
+
+    pub(crate) fn task<T: crate::TaskContract>() -> Self {
+        Self {
+            request: Some(|g| g.subschema_for::<T>()),
+            response: None,
+            request_name: Some(short_type_name::<T>()),
+        }
+    }
+}
+
+/// `stubs::example::items::GetItem` → `GetItem`.
+fn short_type_name<T>() -> &'static str {
+    let full = std::any::type_name::<T>();
+    full.rsplit("::").next().unwrap_or(full)
+}
+
 /// Routes of one worker, in registration order. Duplicate names are remembered and
 /// refused when the worker starts, so every mistake is reported together.
 pub(crate) struct RouteTable<S> {
-    entries: Vec<(String, BoxedHandler<S>)>,
+    entries: Vec<(String, BoxedHandler<S>, RouteDoc)>,
     duplicates: Vec<String>,
 }
 
@@ -27,18 +65,26 @@ impl<S> Default for RouteTable<S> {
 pub(crate) type BoundHandler = Arc<dyn Fn(Incoming) -> BoxFuture<Outcome> + Send + Sync>;
 
 impl<S: Clone + Send + Sync + 'static> RouteTable<S> {
-    pub(crate) fn add(&mut self, name: &str, handler: BoxedHandler<S>) {
-        if self.entries.iter().any(|(n, _)| n == name) {
+    pub(crate) fn add(&mut self, name: &str, handler: BoxedHandler<S>, doc: RouteDoc) {
+        if self.entries.iter().any(|(n, _, _)| n == name) {
             self.duplicates.push(name.to_owned());
         } else {
-            self.entries.push((name.to_owned(), handler));
+            self.entries.push((name.to_owned(), handler, doc));
         }
+    }
+
+    /// Each route's name and documentation, in registration order.
+    pub(crate) fn docs(&self) -> Vec<(String, RouteDoc)> {
+        self.entries
+            .iter()
+            .map(|(n, _, d)| (n.clone(), *d))
+            .collect()
     }
 
     pub(crate) fn names(&self) -> Vec<String> {
         self.entries
             .iter()
-            .map(|(n, _)| n.clone())
+            .map(|(n, _, _)| n.clone())
             .chain(self.duplicates.iter().cloned())
             .collect()
     }
@@ -51,7 +97,7 @@ impl<S: Clone + Send + Sync + 'static> RouteTable<S> {
     pub(crate) fn bind(self, state: S) -> Vec<(Arc<str>, BoundHandler)> {
         self.entries
             .into_iter()
-            .map(|(name, h)| {
+            .map(|(name, h, _)| {
                 let state = state.clone();
                 let bound: BoundHandler = Arc::new(move |msg| h(msg, state.clone()));
                 (Arc::from(name.as_str()), bound)

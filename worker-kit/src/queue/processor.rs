@@ -18,7 +18,7 @@ use crate::TaskContract;
 use crate::amqp::consume::{Disposition, Processor};
 use crate::amqp::publish::Published;
 use crate::error::Error;
-use crate::handler::routes::{BoundHandler, TaskRoute};
+use crate::handler::routes::{BoundHandler, RouteDoc, TaskRoute};
 use crate::handler::{ContainsPayload, Handler};
 use crate::queue::work::{Next, work};
 use crate::wire::delivery::{self, RETRY_COUNT_HEADER};
@@ -73,7 +73,7 @@ impl<S: Clone + Send + Sync + 'static> Worker<Queue, S> {
         H: Handler<Args, S>,
         Args: ContainsPayload<T, I>,
     {
-        self.route(T::ROUTE, handler)
+        self.route_documented(T::ROUTE, handler, RouteDoc::task::<T>())
     }
 
     /// Adds a route declared with `#[task(...)]`.

@@ -20,7 +20,7 @@ use crate::amqp::Broker;
 use crate::amqp::consume::{Disposition, Processor};
 use crate::config::{Config, RpcQueueDurable};
 use crate::error::Error;
-use crate::handler::routes::{BoundHandler, RpcRoute};
+use crate::handler::routes::{BoundHandler, RouteDoc, RpcRoute};
 use crate::handler::{ContainsPayload, Handler};
 use crate::rpc::answer::{Answer, AnswerSettings, answer};
 use crate::rpc::reply::{self, ReplyTo};
@@ -59,7 +59,7 @@ impl<S: Clone + Send + Sync + 'static> Worker<Rpc, S> {
         H: Handler<Args, S, Ok = C::Response>,
         Args: ContainsPayload<C, I>,
     {
-        self.route(C::ROUTE, handler)
+        self.route_documented(C::ROUTE, handler, RouteDoc::contract::<C>())
     }
 
     /// Adds a route declared with `#[rpc(...)]`.

@@ -17,7 +17,7 @@
 //! use serde::{Deserialize, Serialize};
 //! use worker_kit::{Contract, Payload, rpc::RpcWorker, testing::TestClient};
 //!
-//! #[derive(Serialize, Deserialize)]
+//! #[derive(Serialize, Deserialize, schemars::JsonSchema)]
 //! struct Double(i64);
 //! impl Contract for Double {
 //!     const ROUTE: &'static str = "math.double";

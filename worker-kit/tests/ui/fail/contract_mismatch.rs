@@ -2,7 +2,7 @@ use serde::{Deserialize, Serialize};
 use worker_kit::rpc::RpcWorker;
 use worker_kit::{Contract, ErrorReply, Payload};
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, schemars::JsonSchema)]
 struct GetItem {
     id: i64,
 }

@@ -10,7 +10,7 @@ pub struct App {
     greeting: String,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, schemars::JsonSchema)]
 struct Add {
     a: i64,
     b: i64,
@@ -21,7 +21,7 @@ impl Contract for Add {
     type Response = i64;
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, schemars::JsonSchema)]
 struct Resize(String);
 
 impl TaskContract for Resize {
