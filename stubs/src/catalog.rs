@@ -2,6 +2,7 @@
 //! in step by its events and therefore eventually consistent.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use worker_kit_core::Contract;
 
@@ -9,7 +10,7 @@ use crate::example::items::Item;
 
 /// `catalog.items.search` → a [`CatalogPage`]: items whose name or tags match `text` (words,
 /// as in a web search; empty for every item), in id order (keyset pagination).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SearchCatalog {
     /// What to look for in names and tags.
     #[serde(default)]
@@ -28,7 +29,7 @@ impl Contract for SearchCatalog {
 }
 
 /// A page of the catalog.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CatalogPage {
     /// The items of this page.
     pub items: Vec<Item>,
@@ -40,7 +41,7 @@ pub struct CatalogPage {
 
 /// `catalog.items.get` → the [`Item`] as the catalog knows it; `NotFound` when it does not
 /// (yet, or any more).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct GetCatalogItem {
     /// The item's id.
     pub id: i64,
@@ -52,7 +53,7 @@ impl Contract for GetCatalogItem {
 }
 
 /// `catalog.freshness` → [`Freshness`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct GetFreshness {}
 
 impl Contract for GetFreshness {
@@ -61,7 +62,7 @@ impl Contract for GetFreshness {
 }
 
 /// How far the read model has come.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Freshness {
     /// The commit time of the newest event applied; absent before the first.
     pub last_event_at: Option<DateTime<Utc>>,

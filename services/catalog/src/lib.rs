@@ -213,10 +213,23 @@ pub async fn get_freshness(
 
 /// The service's RPC routes.
 pub fn rpc_worker(app: App) -> RpcWorker<App> {
-    RpcWorker::with_state(app)
+    rpc_routes(RpcWorker::with_state(app))
+}
+
+/// The RPC routes, added to `worker` (with its state, or [`RpcWorker::for_docs`]).
+fn rpc_routes(worker: RpcWorker<App>) -> RpcWorker<App> {
+    worker
         .register(search)
         .register(get)
         .register(get_freshness)
+}
+
+/// The service's AsyncAPI 3.0 document (what `catalog asyncapi` prints), without a broker
+/// or a database. Its RPC routes only: the event subscriptions are not described yet.
+pub fn asyncapi() -> worker_kit::asyncapi::Document {
+    worker_kit::asyncapi::Document::new(SERVICE)
+        .version(env!("CARGO_PKG_VERSION"))
+        .rpc(&rpc_routes(RpcWorker::for_docs()))
 }
 
 /// The service's subscriptions.

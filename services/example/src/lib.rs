@@ -29,8 +29,8 @@ use stubs::example::{
     Dictionary, ExampleItem, ExampleItems, HelloWorld, QueueTest, SlowEcho, Tables,
     WILL_ERROR_TYPE, WillError,
 };
-use worker_kit::db::{Client, DbConfig, DbError};
 use worker_kit::asyncapi::Document;
+use worker_kit::db::{Client, DbConfig, DbError};
 use worker_kit::outbox::Relay;
 use worker_kit::queue::QueueWorker;
 use worker_kit::rpc::RpcWorker;
