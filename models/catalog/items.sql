@@ -16,7 +16,8 @@ CREATE TABLE catalog_items (
 -- Text search over name and tags.
 CREATE INDEX catalog_items_search ON catalog_items USING gin (search);
 
--- How far the read model has come: one row.
+-- How far the read model has come: one row, written by the first event applied (manage
+-- makes tables, not rows).
 CREATE TABLE catalog_progress (
     id boolean PRIMARY KEY DEFAULT true,
     last_event_at timestamptz,
@@ -24,4 +25,3 @@ CREATE TABLE catalog_progress (
     CONSTRAINT catalog_progress_one_row CHECK (id)
 );
 
-INSERT INTO catalog_progress (id) VALUES (true);

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use stubs::catalog::{CatalogPage, Freshness, GetCatalogItem, GetFreshness, SearchCatalog};
 use stubs::example::events::{ItemCreated, ItemDeleted, ItemUpdated};
 use stubs::example::items::Item;
-use worker_kit::db::{Client, DbConfig, DbError, Executor, MAX_PAGE, Tx};
+use worker_kit::db::{Client, DbConfig, DbError, Executor, Tx, page_limit};
 use worker_kit::events::{EventMeta, EventWorker};
 use worker_kit::outbox::{EventDelivery, first_delivery};
 use worker_kit::rpc::RpcWorker;
@@ -63,9 +63,11 @@ where
                 // Hand-published events have no outbox number: they apply over nothing
                 // newer than themselves.
                 apply(tx, event.seq.unwrap_or(0)).await?;
+                // An upsert: `manage sync` makes the table but writes no rows.
                 tx.execute(
-                    "UPDATE catalog_progress SET applied = applied + 1, \
-                     last_event_at = GREATEST(last_event_at, $1)",
+                    "INSERT INTO catalog_progress (id, applied, last_event_at) VALUES (true, 1, $1) \
+                     ON CONFLICT (id) DO UPDATE SET applied = catalog_progress.applied + 1, \
+                     last_event_at = GREATEST(catalog_progress.last_event_at, EXCLUDED.last_event_at)",
                     &[&event.occurred_at],
                 )
                 .await?;
@@ -145,10 +147,16 @@ pub async fn item_deleted(
 }
 
 async fn freshness(db: &Client) -> Result<Freshness, DbError> {
-    let row = db
+    // No row yet: no event applied yet.
+    let Some(row) = db
         .query_opt_row("SELECT last_event_at, applied FROM catalog_progress", &[])
         .await?
-        .ok_or_else(|| DbError::not_found("catalog_progress row"))?;
+    else {
+        return Ok(Freshness {
+            last_event_at: None,
+            applied: 0,
+        });
+    };
     let last_event_at: Option<DateTime<Utc>> = row.get(0);
     Ok(Freshness {
         last_event_at,
@@ -162,7 +170,7 @@ pub async fn search(
     State(app): State<App>,
     Payload(req): Payload<SearchCatalog>,
 ) -> Result<CatalogPage, DbError> {
-    let limit = req.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_PAGE);
+    let limit = page_limit(req.limit, DEFAULT_LIMIT)?;
     let fetch = i64::from(limit) + 1;
     let after = req.after.unwrap_or(i64::MIN);
     let sql = format!(

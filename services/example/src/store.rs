@@ -209,7 +209,7 @@ impl Store {
             .items
             .read_many(PageRequest {
                 after,
-                limit: page_limit(limit)?,
+                limit: worker_kit::db::page_limit(limit, DEFAULT_LIMIT)?,
             })
             .await?;
         Ok(Page {
@@ -270,7 +270,7 @@ impl Store {
     ///
     /// `Unavailable`.
     pub async fn search_items(&self, text: &str, limit: Option<u32>) -> Result<Vec<Item>, DbError> {
-        let limit = i64::from(page_limit(limit)?);
+        let limit = i64::from(worker_kit::db::page_limit(limit, DEFAULT_LIMIT)?);
         let rows = self.db.search_items(text, limit).await?;
         Ok(rows.into_iter().map(Item::from).collect())
     }
@@ -291,19 +291,5 @@ impl Store {
             .create_one_idempotent(&new, "idempotency_key")
             .await?;
         Ok((row.into(), created))
-    }
-}
-
-/// A page size from a request: the default when absent, refused (never clamped) outside
-/// 1 to [`MAX_PAGE`](worker_kit::db::MAX_PAGE), so a caller learns its mistake instead of
-/// getting a page of another size than it asked for.
-fn page_limit(limit: Option<u32>) -> Result<u32, DbError> {
-    match limit {
-        None => Ok(DEFAULT_LIMIT),
-        Some(n) if (1..=worker_kit::db::MAX_PAGE).contains(&n) => Ok(n),
-        Some(n) => Err(DbError::Invalid(format!(
-            "limit must be 1 to {}, got {n}",
-            worker_kit::db::MAX_PAGE
-        ))),
     }
 }

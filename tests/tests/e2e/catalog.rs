@@ -72,6 +72,20 @@ async fn catalog_follows_example_and_a_caller_reads_its_own_write() {
         .await
         .unwrap();
 
+    // Before any event: nothing applied (the progress row is written by the first event).
+    let before = c.call(&GetFreshness {}).await.unwrap();
+    assert_eq!((before.applied, before.last_event_at), (0, None));
+    // A page size out of range is refused, not clamped.
+    let refused = c
+        .call(&SearchCatalog {
+            text: String::new(),
+            after: None,
+            limit: Some(0),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.remote_type(), Some("ValidationError"));
+
     let mut ids = Vec::new();
     for i in 0..30 {
         let tags = if i % 3 == 0 {

@@ -61,7 +61,7 @@ pub use config::DbConfig;
 pub use error::DbError;
 pub use executor::{Executor, Tx};
 pub use lifecycle::Database;
-pub use model::{MAX_PAGE, Model, Page, PageRequest};
+pub use model::{MAX_PAGE, Model, Page, PageRequest, page_limit};
 pub use record::{Changes, FromRow, Insert, Record};
 pub use sql::quote_ident;
 pub use worker_kit_macros::{Changes, FromRow, Insert, Record, queries};

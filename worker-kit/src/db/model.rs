@@ -14,6 +14,23 @@ use super::{Client, DbError};
 /// Largest page [`Model::read_many`] returns, whatever is asked.
 pub const MAX_PAGE: u32 = 1000;
 
+/// A page size from a request: `default` when absent, refused (never clamped) outside 1 to
+/// [`MAX_PAGE`], so a caller learns its mistake instead of getting a page of another size
+/// than it asked for.
+///
+/// # Errors
+///
+/// [`DbError::Invalid`] (a `ValidationError` reply) naming `limit` and the range.
+pub fn page_limit(requested: Option<u32>, default: u32) -> Result<u32, DbError> {
+    match requested {
+        None => Ok(default.clamp(1, MAX_PAGE)),
+        Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+        Some(n) => Err(DbError::Invalid(format!(
+            "limit must be 1 to {MAX_PAGE}, got {n}"
+        ))),
+    }
+}
+
 /// Which page to read: the rows after `after` (an id; `None` for the first page), at most
 /// `limit` of them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
