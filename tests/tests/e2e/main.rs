@@ -11,6 +11,7 @@ mod fixture;
 mod helpers;
 mod hostile;
 mod interop;
+mod large;
 mod lifecycle;
 mod limits;
 mod panics;

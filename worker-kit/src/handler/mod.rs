@@ -7,6 +7,7 @@
 //! `E: IntoErrorReply`, in the manner of axum's handlers.
 
 pub mod extract;
+pub(crate) mod offload;
 pub mod routes;
 
 use std::future::Future;

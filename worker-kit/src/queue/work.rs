@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use tracing::{error, warn};
 
-use crate::handler::Outcome;
 use crate::handler::extract::{Incoming, Meta};
 use crate::handler::routes::BoundHandler;
-use crate::wire::envelope::{self, Limits};
+use crate::handler::{Outcome, offload};
+use crate::wire::envelope::Limits;
 use crate::wire::reply_error::ErrorReply;
 
 /// What happens to a message after its handler ran.
@@ -57,7 +57,7 @@ pub(crate) async fn work(
             "an attempt never finished (the process stopped or crashed while handling the message) and no retries are left",
         ));
     }
-    match envelope::decode_request(body, limits) {
+    match offload::decode_request(body, limits).await {
         Err(e) => {
             error!(error = %e, "undecodable work message; parking it");
             Next::Park(e.to_reply())
@@ -68,7 +68,8 @@ pub(crate) async fn work(
                 data: req.data,
                 meta,
             };
-            let outcome = tokio::time::timeout(handler_timeout, handler(msg))
+            let run = offload::prepare(handler, msg).await;
+            let outcome = tokio::time::timeout(handler_timeout, run)
                 .await
                 .unwrap_or_else(|_| {
                     Outcome::Failed(ErrorReply::timeout(format!(

@@ -5,9 +5,9 @@
 use tracing::{error, warn};
 
 use crate::amqp::consume::Disposition;
-use crate::handler::Outcome;
 use crate::handler::extract::{Incoming, Meta};
 use crate::handler::routes::BoundHandler;
+use crate::handler::{Outcome, offload};
 use crate::wire::deadline;
 use crate::wire::envelope::{self, Encoding, Limits};
 use crate::wire::reply_error::ErrorReply;
@@ -52,7 +52,7 @@ pub(crate) async fn answer(
     let decoded = if matches!(request_type, Some("result" | "error")) {
         Err(None)
     } else {
-        match envelope::decode_request(body, &settings.limits) {
+        match offload::decode_request(body, &settings.limits).await {
             Ok(req) if req.reply_shaped => Err(None),
             Ok(req) => Ok(req),
             Err(e) => Err(Some(e)),
@@ -76,7 +76,7 @@ pub(crate) async fn answer(
                 meta,
             };
             // Nested calls made by the handler inherit the deadline (task-local).
-            let run = deadline::scope(deadline, handler(msg));
+            let run = deadline::scope(deadline, offload::prepare(handler, msg).await);
             let outcome = match deadline {
                 Some(d) if d.is_past() => Outcome::Failed(ErrorReply::timeout(
                     "the caller's deadline passed before the request was handled",
