@@ -31,7 +31,8 @@ async fn rabbitmqctl(arg: &str) {
 
 /// A real RabbitMQ restart (stop_app/start_app) in the middle of 10,000 persistent
 /// messages: the worker reconnects and resumes on its own; every message is recorded
-/// exactly once (the handler is idempotent), none is left in the queue or parked.
+/// at least once (the handler is idempotent), none is parked, and what is left in the
+/// queue is only second copies of handled messages.
 #[tokio::test]
 async fn broker_restart_under_load() {
     let _serial = crate::serial().await;
@@ -92,8 +93,23 @@ async fn broker_restart_under_load() {
         .unwrap()
         .get(0);
     assert!(handled >= MESSAGES, "every message handled at least once");
+    // Every id is recorded, so anything still queued is a second copy of a handled
+    // message: a delivery whose ack the restart lost, or one prefetched but not started
+    // when `stop` requeued it. Such copies were delivered before (redelivered is set),
+    // and there can be no more of them than two prefetch windows.
     let peer = RawPeer::connect().await;
-    assert_eq!(peer.ready_count(&route).await, 0, "none left in the queue");
+    let mut leftovers = 0;
+    while let Some(m) = peer.get(&route).await {
+        assert!(
+            m.delivery.redelivered,
+            "a message left in the queue was never delivered: lost work"
+        );
+        leftovers += 1;
+    }
+    assert!(
+        leftovers <= 16,
+        "{leftovers} copies left in the queue: more than two prefetch windows"
+    );
     assert_eq!(
         peer.ready_count(&parking_queue(&route)).await,
         0,
