@@ -177,12 +177,15 @@ pub(crate) struct Outcomes {
     pub(crate) connection_lost: u64,
     pub(crate) no_route: u64,
     pub(crate) timeout: u64,
+    /// Requests the broker nacked (a quorum queue's leader moving while its node restarts).
+    pub(crate) refused: u64,
     /// The longest a call took.
     pub(crate) slowest: Duration,
 }
 
 /// Callers calling `route` back to back until stopped, each call with `timeout`. Any
-/// other outcome than an answer, `ConnectionLost`, `NoRoute` or `Timeout`, and any call
+/// other outcome than an answer, `ConnectionLost`, `NoRoute`, `Timeout` or `Refused`
+/// (each a fast, clear error a caller can act on), and any call
 /// that outlives its deadline by more than `SLACK`, fails the test.
 pub(crate) struct RpcLoad {
     broker: Broker,
@@ -248,6 +251,7 @@ impl RpcLoad {
                             Err(CallError::ConnectionLost { .. }) => o.connection_lost += 1,
                             Err(CallError::NoRoute { .. }) => o.no_route += 1,
                             Err(CallError::Timeout { .. }) => o.timeout += 1,
+                            Err(CallError::Refused { .. }) => o.refused += 1,
                             Err(e) => panic!("a call failed otherwise than fast and clearly: {e}"),
                         }
                         drop(o);

@@ -71,8 +71,12 @@ pub enum CallError {
         /// The route called.
         route: String,
     },
-    /// The broker refused the request (publisher nack).
-    #[error("the broker refused the request to {route}")]
+    /// The broker refused the request (publisher nack): it did not take it into the
+    /// route's queue, as happens while a quorum queue's leader moves to another node.
+    /// The handler did not run on this copy, so the call may be retried.
+    #[error(
+        "the broker refused the request to {route} (publisher nack, e.g. while the queue's leader moves to another node); the call may be retried"
+    )]
     Refused {
         /// The route called.
         route: String,
