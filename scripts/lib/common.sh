@@ -57,14 +57,16 @@ service_names() {
 }
 
 # The settings the scripts take from .env: what worker-kit's configuration reads
-# (worker-kit/src/config.rs, worker-kit/src/db/config.rs), the libpq variables and the scripts'
-# own. Any other key in .env is ignored with a warning: .env is not a way to set PATH or
+# (worker-kit/src/config.rs, worker-kit/src/db/config.rs, worker-kit/src/outbox/settings.rs),
+# the libpq variables and the scripts' own. Any other key in .env is ignored with a warning: .env is not a way to set PATH or
 # LD_PRELOAD for scripts that may run as root.
 DOTENV_KEYS=(
     AMQP_URL AMQP_PREFETCH AMQP_CONNECT_TIMEOUT_MS RPC_TIMEOUT_MS DRAIN_TIMEOUT_MS HANDLER_TIMEOUT_MS
     QUEUE_MAX_RETRIES QUEUE_TYPE MAX_MESSAGE_BYTES MAX_DECODED_BYTES PAUSE_ON_DB_OUTAGE
     DB_HEALTH_INTERVAL_MS MODE LOG_FORMAT RUST_LOG RUST_BACKTRACE DEADLINE_MAX_SKEW_MS
     RPC_QUEUE_DURABLE RPC_REPLY_TO
+    EVENTS_EXCHANGE OUTBOX_BATCH_SIZE OUTBOX_POLL_INTERVAL_MS OUTBOX_CONFIRM_TIMEOUT_MS
+    OUTBOX_RETENTION_SECS PROCESSED_EVENTS_RETENTION_SECS
     PGHOST PGPORT PGUSER PGPASSWORD DB_POOL_SIZE DB_CONNECT_TIMEOUT_MS DB_ACQUIRE_TIMEOUT_MS
     DB_STATEMENT_TIMEOUT_MS DB_STARTUP_TIMEOUT_MS
     DEV_PG_TRUST DEV_PASSWORD

@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod handled;
 pub mod pg;
 pub mod proxy;
+pub mod read_model;
 
 use std::future::Future;
 use std::sync::Arc;

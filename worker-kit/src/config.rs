@@ -471,9 +471,14 @@ fn example(name: &str) -> &'static str {
 }
 
 fn bad(name: &str, value: &str, problem: &str) -> Error {
+    setting_error(name, value, problem, example(name))
+}
+
+/// The one shape of a malformed-setting error, for every group of settings: the variable,
+/// its value, what is wrong, and a good value.
+pub(crate) fn setting_error(name: &str, value: &str, problem: &str, example: &str) -> Error {
     Error::Config(format!(
-        "{name}={value:?}: {problem}, e.g. {name}={}",
-        example(name)
+        "{name}={value:?}: {problem}, e.g. {name}={example}"
     ))
 }
 

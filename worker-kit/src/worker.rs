@@ -56,6 +56,7 @@ pub trait Runnable: sealed::Sealed + Send + 'static {
 
 impl<K, S> sealed::Sealed for Worker<K, S> {}
 impl sealed::Sealed for crate::outbox::Relay {}
+impl sealed::Sealed for crate::outbox::ProcessedEventsPruner {}
 
 /// Routes and their shared state; `K` says what kind of worker it is: [`Rpc`](crate::rpc::Rpc)
 /// ([`RpcWorker`](crate::rpc::RpcWorker)) or [`Queue`](crate::queue::Queue)

@@ -15,7 +15,7 @@ use stubs::example::events::{ItemCreated, ItemDeleted, ItemUpdated};
 use stubs::example::items::Item;
 use worker_kit::db::{Client, DbConfig, DbError, Executor, Tx, page_limit};
 use worker_kit::events::{EventMeta, EventWorker};
-use worker_kit::outbox::{EventDelivery, first_delivery};
+use worker_kit::outbox::{EventDelivery, OutboxSettings, ProcessedEventsPruner, first_delivery};
 use worker_kit::rpc::RpcWorker;
 use worker_kit::{Payload, Runner, Setup, State, rpc};
 
@@ -256,7 +256,7 @@ pub fn event_worker(app: App) -> EventWorker<App> {
 /// A malformed database setting.
 pub async fn build(setup: Setup) -> Result<Runner, worker_kit::Error> {
     let db = DbConfig::from_env("main", SERVICE)?;
-    build_with(setup, &db).await
+    build_configured(setup, &db, &OutboxSettings::from_env()?).await
 }
 
 /// Builds the service on `setup` with the database `db` (tests pass their own).
@@ -265,7 +265,7 @@ pub async fn build(setup: Setup) -> Result<Runner, worker_kit::Error> {
 ///
 /// A DSN that does not parse.
 pub async fn build_with(setup: Setup, db: &DbConfig) -> Result<Runner, worker_kit::Error> {
-    build_on(setup, db, worker_kit::events::EXCHANGE).await
+    build_configured(setup, db, &OutboxSettings::default()).await
 }
 
 /// As [`build_with`], with events on `exchange` instead of `events` (tests that must not
@@ -279,11 +279,29 @@ pub async fn build_on(
     db: &DbConfig,
     exchange: &str,
 ) -> Result<Runner, worker_kit::Error> {
+    let mut settings = OutboxSettings::default();
+    exchange.clone_into(&mut settings.exchange);
+    build_configured(setup, db, &settings).await
+}
+
+/// As [`build_with`], with the event settings `settings` (what `main` reads from
+/// `EVENTS_EXCHANGE`, `OUTBOX_*` and `PROCESSED_EVENTS_RETENTION_SECS`).
+///
+/// # Errors
+///
+/// A DSN that does not parse.
+pub async fn build_configured(
+    setup: Setup,
+    db: &DbConfig,
+    settings: &OutboxSettings,
+) -> Result<Runner, worker_kit::Error> {
     let client = Client::new("main", db).map_err(|e| worker_kit::Error::Database(e.to_string()))?;
     let app = App { db: client.clone() };
+    let pruner = ProcessedEventsPruner::new(&client).retention(settings.processed_retention);
     Ok(setup
         .runner()
         .register_database(client)
         .register_worker(rpc_worker(app.clone()))
-        .register_worker(event_worker(app).exchange(exchange)))
+        .register_worker(event_worker(app).exchange(&settings.exchange))
+        .register_worker(pruner))
 }

@@ -31,7 +31,7 @@ use stubs::example::{
 };
 use worker_kit::asyncapi::Document;
 use worker_kit::db::{Client, DbConfig, DbError};
-use worker_kit::outbox::Relay;
+use worker_kit::outbox::{OutboxSettings, Relay};
 use worker_kit::queue::QueueWorker;
 use worker_kit::rpc::RpcWorker;
 use worker_kit::{ErrorReply, IntoErrorReply, Meta, Payload, Runner, Setup, State, rpc, task};
@@ -253,7 +253,7 @@ pub fn asyncapi() -> Document {
 /// A malformed database setting.
 pub async fn build(setup: Setup) -> Result<Runner, worker_kit::Error> {
     let db = DbConfig::from_env("main", SERVICE)?;
-    build_with(setup, &db).await
+    build_configured(setup, &db, &OutboxSettings::from_env()?).await
 }
 
 /// Builds the service on `setup` with the database `db` (tests pass their own).
@@ -262,7 +262,7 @@ pub async fn build(setup: Setup) -> Result<Runner, worker_kit::Error> {
 ///
 /// A DSN that does not parse.
 pub async fn build_with(setup: Setup, db: &DbConfig) -> Result<Runner, worker_kit::Error> {
-    build_on(setup, db, worker_kit::events::EXCHANGE).await
+    build_configured(setup, db, &OutboxSettings::default()).await
 }
 
 /// As [`build_with`], with events on `exchange` instead of `events` (tests that must not
@@ -276,6 +276,22 @@ pub async fn build_on(
     db: &DbConfig,
     exchange: &str,
 ) -> Result<Runner, worker_kit::Error> {
+    let mut settings = OutboxSettings::default();
+    exchange.clone_into(&mut settings.exchange);
+    build_configured(setup, db, &settings).await
+}
+
+/// As [`build_with`], with the event settings `settings` (what `main` reads from
+/// `EVENTS_EXCHANGE`, `OUTBOX_*` and `PROCESSED_EVENTS_RETENTION_SECS`).
+///
+/// # Errors
+///
+/// A DSN that does not parse.
+pub async fn build_configured(
+    setup: Setup,
+    db: &DbConfig,
+    settings: &OutboxSettings,
+) -> Result<Runner, worker_kit::Error> {
     let client = Client::new("main", db).map_err(|e| worker_kit::Error::Database(e.to_string()))?;
     let app = App {
         store: Store::new(client.clone()),
@@ -285,7 +301,7 @@ pub async fn build_on(
         .register_database(client.clone())
         .register_worker(rpc_worker(app))
         .register_worker(queue_worker())
-        .register_worker(Relay::new(&client, db).exchange(exchange)))
+        .register_worker(Relay::new(&client, db).settings(settings)))
 }
 
 #[cfg(test)]

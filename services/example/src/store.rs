@@ -244,6 +244,34 @@ impl Store {
             .await
     }
 
+    /// Adds `tag` to an item unless it has it; returns whether it changed. A change emits
+    /// `example.item.updated` in the same transaction, as every change of an item does (a
+    /// change without its event would leave the read models behind for good).
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` for an unknown item.
+    pub async fn tag_item(&self, id: i64, tag: &str) -> Result<bool, DbError> {
+        let tag = tag.to_owned();
+        self.db
+            .transaction(|tx| {
+                Box::pin(async move {
+                    if tx.tag_item(id, &tag).await? == 0 {
+                        // Unchanged, or no such item: tell which.
+                        Model::<ItemRow, _>::new(tx).read_one_by_id(&id).await?;
+                        return Ok(false);
+                    }
+                    let item: Item = Model::<ItemRow, _>::new(tx)
+                        .read_one_by_id(&id)
+                        .await?
+                        .into();
+                    tx.emit(&ItemUpdated(item)).await?;
+                    Ok(true)
+                })
+            })
+            .await
+    }
+
     /// Deletes an item.
     ///
     /// # Errors

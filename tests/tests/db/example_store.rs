@@ -4,7 +4,7 @@
 use e2e::pg::TestDb;
 use example::store::{ExampleQueries, Store};
 use stubs::example::items::{CreateItem, PlaceOrder, UpdateItem};
-use worker_kit::db::{Client, DbError};
+use worker_kit::db::{Client, DbError, Executor};
 
 async fn store() -> (TestDb, Store) {
     let db = TestDb::with_models("example").await;
@@ -89,6 +89,30 @@ async fn named_queries_from_the_sql_file() {
         store.get_item(table.id).await.unwrap().tags,
         vec!["wood".to_owned()]
     );
+    // Through the store, a tag is a change of the item: it emits its event, once.
+    let events = |id: i64| {
+        let client = client.clone();
+        async move {
+            client
+                .query_rows(
+                    "SELECT routing_key FROM worker_kit_outbox WHERE aggregate_id = $1",
+                    &[&id.to_string()],
+                )
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<_, String>(0))
+                .collect::<Vec<_>>()
+        }
+    };
+    let before = events(table.id).await;
+    assert!(store.tag_item(table.id, "oak").await.unwrap());
+    assert!(!store.tag_item(table.id, "oak").await.unwrap(), "unchanged");
+    let after = events(table.id).await;
+    assert_eq!(after.len(), before.len() + 1, "one event for one change");
+    assert_eq!(after.last().unwrap(), "example.item.updated");
+    let missing = store.tag_item(-1, "oak").await.unwrap_err();
+    assert!(matches!(missing, DbError::NotFound { .. }), "{missing:?}");
 
     assert!(client.orders_for_item(table.id).await.unwrap().is_empty());
     for key in ["k1", "k2"] {

@@ -7,46 +7,13 @@ use std::time::Duration;
 use e2e::pg::TestDb;
 use e2e::{RawPeer, unique, wait_until};
 use stubs::catalog::{GetCatalogItem, GetFreshness, SearchCatalog};
-use stubs::example::items::{CreateItem, DeleteItem, GetItem, Item, UpdateItem};
+use stubs::example::items::{CreateItem, DeleteItem, GetItem, UpdateItem};
 use worker_kit::events::subscription_queue;
 use worker_kit::queue::parking_queue;
 use worker_kit::rpc::RpcClient;
 
 fn leak(s: String) -> &'static str {
     Box::leak(s.into_boxed_str())
-}
-
-/// The write model's items and the read model's live items, in id order.
-async fn models(write: &TestDb, read: &TestDb) -> (Vec<Item>, Vec<Item>) {
-    let sql = "SELECT id, name, price_cents, tags, created_at, updated_at FROM";
-    let to_items = |rows: Vec<tokio_postgres::Row>| -> Vec<Item> {
-        rows.iter()
-            .map(|r| Item {
-                id: r.get(0),
-                name: r.get(1),
-                price_cents: r.get(2),
-                tags: r.get(3),
-                created_at: r.get(4),
-                updated_at: r.get(5),
-            })
-            .collect()
-    };
-    let w = write
-        .client()
-        .await
-        .query(&format!("{sql} items ORDER BY id"), &[])
-        .await
-        .unwrap();
-    let r = read
-        .client()
-        .await
-        .query(
-            &format!("{sql} catalog_items WHERE NOT deleted ORDER BY id"),
-            &[],
-        )
-        .await
-        .unwrap();
-    (to_items(w), to_items(r))
 }
 
 #[tokio::test]
@@ -131,13 +98,13 @@ async fn catalog_follows_example_and_a_caller_reads_its_own_write() {
         || {
             let (write, read) = (&write, &read);
             async move {
-                let (w, r) = models(write, read).await;
+                let (w, r) = e2e::read_model::items(write, read).await;
                 w == r
             }
         },
     )
     .await;
-    let (w, _) = models(&write, &read).await;
+    let (w, _) = e2e::read_model::items(&write, &read).await;
     assert_eq!(w.len(), 25);
     let deleted = c.call(&GetCatalogItem { id: ids[0] }).await.unwrap_err();
     assert_eq!(deleted.remote_type(), Some("NotFound"));

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use worker_kit::db::{Client, DbError, Executor};
 use worker_kit::events::{EventMeta, EventWorker, subscription_queue};
-use worker_kit::outbox::{self, Emit, EventDelivery, Relay};
+use worker_kit::outbox::{self, Emit, EventDelivery, OutboxSettings, ProcessedEventsPruner, Relay};
 use worker_kit::queue::parking_queue;
 use worker_kit::{ErrorReply, EventContract, Payload, State};
 
@@ -453,6 +453,76 @@ async fn redelivered_event_changes_nothing_and_poison_is_parked_without_stopping
         Some(AMQPValue::LongString(s)) if s.as_bytes() == b"Poison"
     ));
     cleanup(&exchange, &[queue]).await;
+    db.drop_db().await;
+}
+
+/// Sent outbox rows older than the retention are pruned by the running relay (pending and
+/// newer rows stay); processed-event ids older than theirs by the pruner, in batches, so a
+/// backlog larger than one batch goes too.
+#[tokio::test]
+async fn sent_rows_and_processed_ids_are_pruned_after_their_retention() {
+    let exchange = unique("events");
+    let db = TestDb::create(
+        "prune",
+        &format!("{}\n{}", outbox::OUTBOX_SQL, outbox::PROCESSED_EVENTS_SQL),
+    )
+    .await;
+    let config = db.config();
+    let client = Client::new("main", &config).unwrap();
+    let pg = db.client().await;
+    pg.batch_execute(
+        "INSERT INTO worker_kit_outbox (event_id, routing_key, aggregate_id, payload, occurred_at, sent_at) \
+         SELECT gen_random_uuid(), 'thing.thing.changed', '1', '{}', now() - interval '3 days', \
+                now() - make_interval(days => CASE WHEN g <= 20 THEN 2 ELSE 0 END) \
+         FROM generate_series(1, 30) g; \
+         INSERT INTO worker_kit_processed_events (subscription, event_id, processed_at) \
+         SELECT 'sub', gen_random_uuid(), now() - make_interval(days => CASE WHEN g <= 12000 THEN 2 ELSE 0 END) \
+         FROM generate_series(1, 12005) g;",
+    )
+    .await
+    .unwrap();
+    let count = |sql: &'static str| {
+        let pg = &pg;
+        async move { pg.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+
+    let pruner = ProcessedEventsPruner::new(&client).retention(Duration::from_secs(86_400));
+    assert_eq!(
+        pruner.prune().await.unwrap(),
+        12_000,
+        "every id older than a day, over several batches"
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM worker_kit_processed_events").await,
+        5
+    );
+
+    let settings = OutboxSettings::from_vars([
+        ("EVENTS_EXCHANGE".to_owned(), exchange.clone()),
+        ("OUTBOX_RETENTION_SECS".to_owned(), "86400".to_owned()),
+    ])
+    .unwrap();
+    let relay = e2e::start(
+        e2e::runner("relay-prune")
+            .await
+            .register_worker(Relay::new(&client, &config).settings(&settings))
+            .register_worker(pruner),
+    )
+    .await;
+    wait_until(
+        Duration::from_secs(30),
+        "the relay pruned the rows sent two days ago",
+        || async { count("SELECT count(*) FROM worker_kit_outbox").await == 10 },
+    )
+    .await;
+    assert_eq!(
+        count("SELECT count(*) FROM worker_kit_outbox WHERE sent_at < now() - interval '1 day'")
+            .await,
+        0
+    );
+    relay.stop().await.unwrap();
+    cleanup(&exchange, &[]).await;
+    drop(pg);
     db.drop_db().await;
 }
 

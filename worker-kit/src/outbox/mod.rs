@@ -43,7 +43,9 @@
 //! # }
 //! ```
 
+mod prune;
 mod relay;
+mod settings;
 
 use std::future::Future;
 
@@ -51,7 +53,9 @@ use crate::EventContract;
 use crate::db::{DbError, Executor, Tx};
 use crate::events::EventMeta;
 
+pub use prune::ProcessedEventsPruner;
 pub use relay::Relay;
+pub use settings::OutboxSettings;
 
 /// The outbox table (`worker-kit/sql/outbox.sql`): include it in the writing service's
 /// `models/<service>/`.

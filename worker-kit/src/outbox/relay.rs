@@ -18,6 +18,8 @@ use crate::amqp::Broker;
 use crate::db::{Client, DbConfig, DbError};
 use crate::events::{AGGREGATE_ID_HEADER, EXCHANGE, OCCURRED_AT_HEADER, SEQ_HEADER};
 use crate::wire::envelope::{self, Encoding};
+
+use super::OutboxSettings;
 use crate::worker::{Runnable, WorkerContext};
 
 /// The advisory lock that lets one relay of a database publish at a time (advisory locks
@@ -107,6 +109,25 @@ impl Relay {
         self
     }
 
+    /// How long the relay waits for the broker to confirm a batch (default 30 s); a batch
+    /// not confirmed in time stays pending and is published again.
+    #[must_use]
+    pub fn confirm_timeout(mut self, wait: Duration) -> Self {
+        self.confirm_timeout = wait.max(Duration::from_millis(100));
+        self
+    }
+
+    /// Applies a deployment's settings (exchange, batch size, poll interval, confirm
+    /// timeout, retention), as [`OutboxSettings::from_env`] reads them.
+    #[must_use]
+    pub fn settings(self, s: &OutboxSettings) -> Self {
+        self.exchange(&s.exchange)
+            .batch_size(s.batch_size)
+            .poll_interval(s.poll_interval)
+            .confirm_timeout(s.confirm_timeout)
+            .retention(s.retention)
+    }
+
     /// Publishes one batch in one transaction.
     async fn relay_batch(&self, out: &mut EventChannel) -> Result<Batch, RelayError> {
         let mut conn = self.db.connection().await?;
@@ -171,13 +192,13 @@ impl Relay {
     }
 
     async fn prune(&self) -> Result<u64, DbError> {
-        let conn = self.db.connection().await?;
-        Ok(conn
-            .execute(
-                "DELETE FROM worker_kit_outbox WHERE sent_at < now() - make_interval(secs => $1)",
-                &[&self.retention.as_secs_f64()],
-            )
-            .await?)
+        super::prune::in_batches(
+            &self.db,
+            "DELETE FROM worker_kit_outbox WHERE id IN (SELECT id FROM worker_kit_outbox \
+             WHERE sent_at < now() - make_interval(secs => $1) LIMIT $2)",
+            self.retention,
+        )
+        .await
     }
 }
 
@@ -315,9 +336,7 @@ impl Runnable for Relay {
             "outbox relay publishing to exchange {}",
             self.exchange
         )));
-        let prune_every = self
-            .retention
-            .clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let prune_every = super::prune::every(self.retention);
         let mut next_prune = tokio::time::Instant::now();
         let mut failures = 0u32;
         while !ctx.shutdown.is_cancelled() {
