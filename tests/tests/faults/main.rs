@@ -3,6 +3,7 @@
 //! relay and of an event subscriber. They run one at a time (a broker restart would disturb
 //! any test running beside it).
 
+mod alarm;
 mod broker_outage;
 mod broker_restart;
 mod outbox_kill;

@@ -1,4 +1,4 @@
-//! One AMQP connection per process, kept alive.
+//! The process's AMQP connections (one that publishes, one that only consumes), kept alive.
 //!
 //! [`Broker`] owns the connection. The first connect is retried with exponential backoff
 //! and jitter until `AMQP_CONNECT_TIMEOUT_MS`, each attempt time-boxed by what is left of
@@ -8,6 +8,13 @@
 //! connection, reconnects with backoff (for as long as the process runs) and publishes
 //! the new connection to every worker and client, which then re-create their channels,
 //! redeclare their topology and resume consuming.
+//!
+//! Consumers that only acknowledge (work queues, event subscriptions) get a second
+//! connection, [`Broker::consuming`]: RabbitMQ blocks every connection that publishes while
+//! a memory or disk alarm lasts, and a blocked connection's acks wait with its publishes.
+//! On a connection that never publishes, those consumers keep finishing and acking what
+//! they hold. Everything that publishes (clients, RPC servers' replies, retry and parked
+//! copies, the outbox relay) stays on the first.
 //!
 //! With several node URLs (the nodes of a RabbitMQ cluster, `AMQP_URL` as a list) each
 //! attempt takes the next node; the backoff delay comes only after a whole round over the
@@ -43,6 +50,11 @@ struct Inner {
     time_limit: Duration,
     current: watch::Sender<Option<Arc<Connection>>>,
     closed: CancellationToken,
+    /// `AMQP_URL` as given (it may hold passwords: never shown), to open the consuming
+    /// connection.
+    url: String,
+    /// The consume-only connection, opened by the first [`Broker::consuming`].
+    consuming: tokio::sync::OnceCell<Broker>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -132,6 +144,8 @@ impl Broker {
                 time_limit: give_up_after,
                 current,
                 closed: CancellationToken::new(),
+                url: url.to_owned(),
+                consuming: tokio::sync::OnceCell::new(),
             }),
         };
         broker.install(conn);
@@ -257,12 +271,47 @@ impl Broker {
             .cloned()
     }
 
+    /// The process's consume-only connection (opened on first use, with this one's URL and
+    /// time limits, and reconnected on its own): for consumers that never publish, so that
+    /// a resource alarm, which blocks publishing connections, does not hold up their acks.
+    /// Closed by [`Broker::close`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Broker::connect`] when the connection cannot be opened within
+    /// `AMQP_CONNECT_TIMEOUT_MS` (a later call tries again); [`Error::Broker`] once this
+    /// handle is closed.
+    pub async fn consuming(&self) -> Result<Broker, Error> {
+        let closed = || Error::Broker {
+            message: "the broker handle is closed".into(),
+            source: None,
+        };
+        if self.is_closed() {
+            return Err(closed());
+        }
+        let name = format!("{} (consume)", self.inner.name);
+        let sibling = self
+            .inner
+            .consuming
+            .get_or_try_init(|| Broker::connect(&self.inner.url, &name, self.inner.time_limit))
+            .await?;
+        if self.is_closed() {
+            // Closed while it was opening: close it too, as `close` could not.
+            sibling.close().await;
+            return Err(closed());
+        }
+        Ok(sibling.clone())
+    }
+
     /// Closes the connection and stops reconnecting. Channels still open are closed by the
     /// broker, which requeues their unacknowledged deliveries. Waits at most
     /// `AMQP_CONNECT_TIMEOUT_MS` for the broker's answer: a peer that went silent does not
     /// hold up a shutdown (the socket is dropped instead, which the broker treats alike).
     pub async fn close(&self) {
         self.inner.closed.cancel();
+        if let Some(sibling) = self.inner.consuming.get() {
+            Box::pin(sibling.close()).await;
+        }
         let conn = self.inner.current.send_replace(None);
         if let Some(conn) = conn.filter(|c| c.status().connected()) {
             match tokio::time::timeout(

@@ -1,7 +1,7 @@
-//! The broker side: one supervised connection per process ([`Broker`]) to one node or to
-//! any node of a cluster (`endpoints`), the confirmed
-//! publish the kit uses for copies and work messages, and the consume loop every worker
-//! runs.
+//! The broker side: the process's supervised connections ([`Broker`]: one that publishes,
+//! one for consumers that only acknowledge) to one node or to any node of a cluster
+//! (`endpoints`), the confirmed publish the kit uses for copies and work messages, and the
+//! consume loop every worker runs.
 
 pub mod broker;
 pub(crate) mod consume;

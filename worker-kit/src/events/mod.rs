@@ -143,6 +143,7 @@ impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Subscribe, S> {
                 default_type: ctx.config.queue_type,
                 queue_types: Vec::new(),
                 handler_timeout: self.handler_timeout_or(ctx.config.handler_timeout),
+                copies: crate::amqp::publish::CopyChannel::new(ctx.broker.clone()),
             },
         );
         self.run_renamed(ctx, processor, |p| subscription_queue(&service, p))

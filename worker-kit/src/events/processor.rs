@@ -75,6 +75,10 @@ impl Processor for EventProcessor {
         self.queue.requeue_after_panic()
     }
 
+    async fn connection(&self, broker: &crate::amqp::Broker) -> Option<Arc<lapin::Connection>> {
+        self.queue.connection(broker).await
+    }
+
     async fn declare(&self, channel: &Channel, route: &str) -> Result<(), lapin::Error> {
         declare_exchange(channel, &self.exchange).await?;
         // The subscription queue and its parking queue, as a work queue's.

@@ -8,15 +8,16 @@ use async_trait::async_trait;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel};
+use lapin::{BasicProperties, Channel, Connection};
 use tracing::{error, warn};
 
 use super::declare::{
     QueueType, check_retries, durable_queue, parking_queue_args, route_queue_args,
 };
 use crate::TaskContract;
+use crate::amqp::Broker;
 use crate::amqp::consume::{Disposition, Processor};
-use crate::amqp::publish::Published;
+use crate::amqp::publish::{CopyChannel, Published};
 use crate::error::Error;
 use crate::handler::routes::{BoundHandler, RouteDoc, TaskRoute};
 use crate::handler::{ContainsPayload, Handler};
@@ -117,6 +118,7 @@ impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Queue, S> {
             default_type: ctx.config.queue_type,
             queue_types: self.kind.queue_types.clone(),
             handler_timeout: self.handler_timeout_or(ctx.config.handler_timeout),
+            copies: CopyChannel::new(ctx.broker.clone()),
         };
         for route in self.names() {
             if let Err(e) =
@@ -139,6 +141,26 @@ pub(crate) struct QueueProcessor {
     pub(crate) queue_types: Vec<(String, QueueType)>,
     /// `HANDLER_TIMEOUT_MS` or the worker's own limit.
     pub(crate) handler_timeout: Duration,
+    /// Where retry and parked copies are published.
+    pub(crate) copies: CopyChannel,
+}
+
+/// The consume-only connection ([`Broker::consuming`]), waiting for it while it cannot be
+/// opened; `None` once the broker handle is closed.
+pub(crate) async fn consuming_connection(broker: &Broker) -> Option<Arc<Connection>> {
+    let mut failures = 0u32;
+    loop {
+        match broker.consuming().await {
+            Ok(sibling) => return sibling.connection().await,
+            Err(_) if broker.is_closed() => return None,
+            Err(e) => {
+                failures += 1;
+                warn!(error = %e, "the consuming connection could not be opened; trying again");
+                let delay = Duration::from_millis(200 * u64::from(failures.min(25)));
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
 }
 
 impl QueueProcessor {
@@ -153,6 +175,60 @@ impl QueueProcessor {
             .find(|(r, _)| r == route)
             .map_or(self.default_type, |(_, t)| *t)
     }
+
+    /// Stores the retry or parked copy `next` asks for on `out` (a confirm-mode channel
+    /// of the publishing connection).
+    async fn store_copy(
+        &self,
+        out: &Channel,
+        delivery: &Delivery,
+        route: &Arc<str>,
+        next: Next,
+    ) -> (Disposition, Result<(), String>) {
+        match next {
+            Next::Ack => (Disposition::Ok, Ok(())),
+            Next::Retry(n) => {
+                let ours = [(RETRY_COUNT_HEADER, AMQPValue::LongLongInt(i64::from(n)))];
+                match republish(out, delivery, route, &ours, None).await {
+                    Ok(()) => (Disposition::Retried, Ok(())),
+                    Err(problem) if !out.status().connected() => {
+                        (Disposition::Retried, Err(problem))
+                    }
+                    Err(problem) => {
+                        // Whatever made the copy fail would make the next one fail too:
+                        // keep the body where nothing is retried.
+                        let e = ErrorReply::new(
+                            "Internal",
+                            format!("the retry copy could not be stored: {problem}"),
+                        );
+                        (
+                            Disposition::Parked,
+                            park_bare(out, delivery, route, &e, self.parking_args(route)).await,
+                        )
+                    }
+                }
+            }
+            Next::Park(e) => {
+                let ours = park_headers(route, &e);
+                let parked = match republish(
+                    out,
+                    delivery,
+                    &parking_queue(route),
+                    &ours,
+                    Some(self.parking_args(route)),
+                )
+                .await
+                {
+                    Err(problem) if out.status().connected() => {
+                        warn!(%problem, "parking with the original headers failed; parking the body with the kit's headers only");
+                        park_bare(out, delivery, route, &e, self.parking_args(route)).await
+                    }
+                    other => other,
+                };
+                (Disposition::Parked, parked)
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -162,7 +238,12 @@ impl Processor for QueueProcessor {
     }
 
     fn confirms(&self) -> bool {
-        true
+        // Copies go out on the publishing connection's channel (`copies`), not this one.
+        false
+    }
+
+    async fn connection(&self, broker: &Broker) -> Option<Arc<Connection>> {
+        consuming_connection(broker).await
     }
 
     fn requeue_after_panic(&self) -> bool {
@@ -188,7 +269,7 @@ impl Processor for QueueProcessor {
 
     async fn handle(
         &self,
-        channel: &Channel,
+        _consumed_on: &Channel,
         delivery: Delivery,
         route: &Arc<str>,
         handler: BoundHandler,
@@ -205,47 +286,11 @@ impl Processor for QueueProcessor {
         .await;
         let (name, republished) = match next {
             Next::Ack => (Disposition::Ok, Ok(())),
-            Next::Retry(n) => {
-                let ours = [(RETRY_COUNT_HEADER, AMQPValue::LongLongInt(i64::from(n)))];
-                match republish(channel, &delivery, route, &ours, None).await {
-                    Ok(()) => (Disposition::Retried, Ok(())),
-                    Err(problem) if !channel.status().connected() => {
-                        (Disposition::Retried, Err(problem))
-                    }
-                    Err(problem) => {
-                        // Whatever made the copy fail would make the next one fail too:
-                        // keep the body where nothing is retried.
-                        let e = ErrorReply::new(
-                            "Internal",
-                            format!("the retry copy could not be stored: {problem}"),
-                        );
-                        (
-                            Disposition::Parked,
-                            park_bare(channel, &delivery, route, &e, self.parking_args(route))
-                                .await,
-                        )
-                    }
-                }
-            }
-            Next::Park(e) => {
-                let ours = park_headers(route, &e);
-                let parked = match republish(
-                    channel,
-                    &delivery,
-                    &parking_queue(route),
-                    &ours,
-                    Some(self.parking_args(route)),
-                )
-                .await
-                {
-                    Err(problem) if channel.status().connected() => {
-                        warn!(%problem, "parking with the original headers failed; parking the body with the kit's headers only");
-                        park_bare(channel, &delivery, route, &e, self.parking_args(route)).await
-                    }
-                    other => other,
-                };
-                (Disposition::Parked, parked)
-            }
+            // The copy goes out on the publishing connection; this one only acknowledges.
+            Next::Retry(_) | Next::Park(_) => match self.copies.get().await {
+                Err(problem) => (Disposition::Requeued, Err(problem)),
+                Ok(out) => self.store_copy(&out, &delivery, route, next).await,
+            },
         };
         match republished {
             Ok(()) => {
