@@ -196,3 +196,74 @@ async fn an_rpc_request_without_a_deadline_has_a_time_limit() {
     running.stop().await.unwrap();
     peer.delete(&[&route]).await;
 }
+
+/// What the running handler's nested calls would inherit: the milliseconds left to the
+/// current deadline, if there is one.
+fn inherited_ms() -> Option<u128> {
+    worker_kit::wire::deadline::current().map(|d| d.remaining().as_millis())
+}
+
+async fn report_deadline(
+    Payload(_): Payload<serde_json::Value>,
+) -> Result<Option<u128>, ErrorReply> {
+    Ok(inherited_ms())
+}
+
+async fn note_deadline(
+    State(seen): State<Arc<Mutex<Vec<Option<u128>>>>>,
+    Payload(_): Payload<serde_json::Value>,
+) -> Result<(), ErrorReply> {
+    seen.lock().await.push(inherited_ms());
+    Ok(())
+}
+
+/// A handler's nested calls end with its time limit at the latest: without a caller's
+/// deadline (RPC) or any (work queue), the limit becomes the deadline they inherit.
+#[tokio::test]
+async fn nested_calls_inherit_the_handlers_time_limit() {
+    let (rpc_route, task_route) = (unique("limit-rpc"), unique("limit-task"));
+    let seen: Arc<Mutex<Vec<Option<u128>>>> = Arc::default();
+    let running = e2e::start(
+        e2e::runner("limit-inherit")
+            .await
+            .register_worker(
+                RpcWorker::new()
+                    .handler_timeout(Duration::from_millis(1500))
+                    .route(&rpc_route, report_deadline),
+            )
+            .register_worker(
+                QueueWorker::with_state(seen.clone())
+                    .handler_timeout(Duration::from_millis(2500))
+                    .route(&task_route, note_deadline),
+            ),
+    )
+    .await;
+    let mut peer = RawPeer::connect().await;
+    let v = reply_json(&peer.request(&rpc_route, br#"{"data": 1}"#, "limit").await);
+    let left = v["data"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("a deadline: {v}"));
+    assert!(
+        left <= 1500,
+        "at most the RPC handler's limit, got {left} ms"
+    );
+    peer.publish(
+        &task_route,
+        &gzip(br#"{"data": 1}"#),
+        lapin::BasicProperties::default().with_delivery_mode(2),
+    )
+    .await;
+    wait_until(Duration::from_secs(10), "the task ran", || {
+        let seen = &seen;
+        async move { !seen.lock().await.is_empty() }
+    })
+    .await;
+    let left = seen.lock().await[0].expect("the task's handler has a deadline");
+    assert!(
+        left <= 2500,
+        "at most the work-queue handler's limit, got {left} ms"
+    );
+    running.stop().await.unwrap();
+    peer.delete(&[&rpc_route, &task_route, &parking_queue(&task_route)])
+        .await;
+}

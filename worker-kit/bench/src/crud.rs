@@ -40,12 +40,19 @@ async fn admin() -> anyhow::Result<tokio_postgres::Client> {
 
 /// A fresh database with the example schema; returns its DSN.
 pub(crate) async fn create_db(name: &str) -> anyhow::Result<String> {
+    create_db_with_models(name, "example").await
+}
+
+/// A fresh database with the schema of `models/<service>`; returns its DSN.
+pub(crate) async fn create_db_with_models(name: &str, service: &str) -> anyhow::Result<String> {
     drop_db(name).await;
     admin()
         .await?
         .batch_execute(&format!("CREATE DATABASE \"{name}\""))
         .await?;
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/example");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../models")
+        .join(service);
     let mut files: Vec<_> = std::fs::read_dir(&dir)?
         .filter_map(Result::ok)
         .map(|e| e.path())

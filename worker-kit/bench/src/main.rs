@@ -4,13 +4,15 @@
 //!
 //! Sections: `lean` (the ceiling), `kit` (RpcClient → RpcWorker), `python` (aio-pika),
 //! `queue` (work queue), `footprint` (the example service's process), `crud` (one INSERT
-//! and one SELECT per call through the broker: kit, lean, aio-pika + asyncpg).
+//! and one SELECT per call through the broker: kit, lean, aio-pika + asyncpg), `outbox`
+//! (emitting's cost on the writing route, commit to read model: events/s and lag).
 
 mod crud;
 mod footprint;
 mod kit;
 mod lean;
 mod measure;
+mod outbox;
 mod python;
 mod report;
 
@@ -33,7 +35,8 @@ struct Opts {
     /// A short smoke run: a tenth of the calls and messages.
     #[arg(long)]
     quick: bool,
-    /// Run only these sections (comma-separated): lean, kit, python, queue, footprint, crud.
+    /// Run only these sections (comma-separated): lean, kit, python, queue, footprint, crud,
+    /// outbox.
     #[arg(long, value_delimiter = ',')]
     only: Vec<Section>,
     /// The broker (a secret: it may hold a password; never printed unredacted).
@@ -68,6 +71,7 @@ enum Section {
     Queue,
     Footprint,
     Crud,
+    Outbox,
 }
 
 /// Row names the targets refer to.
@@ -88,6 +92,9 @@ mod names {
     pub(crate) const LEAN_CRUD_PROTOCOL: &str =
         "lean CRUD + protocol guarantees (INSERT + SELECT), 64 in flight";
     pub(crate) const PY_CRUD: &str = "aio-pika + asyncpg CRUD <- kit RpcClient, 64 in flight";
+    pub(crate) const OUTBOX_PLAIN: &str = "outbox: create without emit, 64 in flight";
+    pub(crate) const OUTBOX_EMIT: &str = "outbox: create + emit, 64 in flight";
+    pub(crate) const OUTBOX_LAG: &str = "outbox: commit -> read model lag at 500 changes/s";
 }
 
 struct Ctx {
@@ -232,6 +239,9 @@ async fn run(opts: Opts) -> anyhow::Result<bool> {
         if ctx.wants(Section::Crud) {
             crud_section(&mut ctx).await;
         }
+        if ctx.wants(Section::Outbox) {
+            outbox_section(&mut ctx).await;
+        }
         // These two spawn processes and take long; once is enough for their figures.
         if round == 1 && ctx.wants(Section::Python) {
             python_section(&mut ctx).await;
@@ -243,7 +253,7 @@ async fn run(opts: Opts) -> anyhow::Result<bool> {
     if rounds > 1 {
         ctx.report.keep_medians();
         println!(
-            "\nmedian of {rounds} rounds (lean, kit, queue, crud); python and footprint ran once"
+            "\nmedian of {rounds} rounds (lean, kit, queue, crud, outbox); python and footprint ran once"
         );
         report::print_header();
         for row in &ctx.report.rows {
@@ -534,6 +544,99 @@ fn crud_python<'a>(ctx: &'a mut Ctx, name: &'static str, dsn: String) -> CrudFut
         delete_queue(&url, &route).await;
         result
     })
+}
+
+async fn outbox_section(ctx: &mut Ctx) {
+    let (write, read) = (
+        format!("bench_{}_outbox_w{}", ctx.run_id, ctx.round),
+        format!("bench_{}_outbox_r{}", ctx.run_id, ctx.round),
+    );
+    let result = async {
+        let write_dsn = crud::create_db_with_models(&write, "example").await?;
+        let read_dsn = crud::create_db_with_models(&read, "catalog").await?;
+        outbox_measure(ctx, &write_dsn, &read_dsn).await
+    }
+    .await;
+    crud::drop_db(&write).await;
+    crud::drop_db(&read).await;
+    if let Err(e) = result {
+        ctx.fail("outbox", &e);
+    }
+}
+
+async fn outbox_measure(ctx: &mut Ctx, write_dsn: &str, read_dsn: &str) -> anyhow::Result<()> {
+    let url = ctx.opts.amqp_url.clone();
+    let tag = ctx.queue(&format!("outbox{}", ctx.round));
+    let p = outbox::Pipeline::start(&url, &tag, write_dsn, read_dsn).await?;
+    let result = async {
+        let par = ctx.opts.in_flight;
+        let n = ctx.n(5_000);
+        measure::drive(200, par, LIMIT, |i| {
+            p.create(&p.emitting, format!("warm {i}"))
+        })
+        .await?;
+        p.wait_applied(200, Duration::from_secs(60)).await?;
+        // The writing route with and without its event; alternate which goes first.
+        let mut writes = [(names::OUTBOX_PLAIN, false), (names::OUTBOX_EMIT, true)];
+        writes.rotate_left((ctx.round - 1) % 2);
+        for (name, emit) in writes {
+            let route = if emit { &p.emitting } else { &p.plain };
+            let probe = ctx.probe(&[]);
+            let before = p.applied().await?;
+            let started = std::time::Instant::now();
+            let run = measure::drive(n, par, LIMIT, |i| {
+                p.create(route, format!("{name} {} {i}", ctx.round))
+            })
+            .await?;
+            let note = if emit {
+                // From the first call to the last event applied in the read model.
+                p.wait_applied(before + i64::try_from(n)?, Duration::from_secs(300))
+                    .await?;
+                let to_read_model = started.elapsed();
+                format!(
+                    "relay + catalog running; all {n} in the read model at {:.0} events/s",
+                    n as f64 / to_read_model.as_secs_f64()
+                )
+            } else {
+                "the same transaction without the event".to_owned()
+            };
+            ctx.push("outbox", name, &run, &probe, &note);
+        }
+        // Commit-to-visible lag at a steady rate.
+        let per_sec = 500;
+        let probe = ctx.probe(&[]);
+        let started = std::time::Instant::now();
+        let lags = p.lag_at(per_sec, ctx.n(5_000)).await?;
+        let run = measure::Run {
+            latencies: lags,
+            elapsed: started.elapsed(),
+        };
+        ctx.push(
+            "outbox",
+            names::OUTBOX_LAG,
+            &run,
+            &probe,
+            "p50/p99: writer's reply to the row in catalog's read model",
+        );
+        Ok(())
+    }
+    .await;
+    p.stop(&url).await;
+    result
+}
+
+async fn delete_exchange(url: &str, exchange: &str) {
+    if let Ok(conn) = lean::connect(url, "bench cleanup").await {
+        if let Ok(ch) = conn.create_channel().await {
+            let _ = ch
+                .exchange_delete(
+                    exchange.into(),
+                    lapin::options::ExchangeDeleteOptions::default(),
+                )
+                .await;
+        }
+        let _ = conn.close(200, "done".into()).await;
+    }
 }
 
 async fn delete_queue(url: &str, route: &str) {

@@ -68,7 +68,11 @@ pub(crate) async fn work(
                 data: req.data,
                 meta,
             };
-            let run = offload::prepare(handler, msg).await;
+            // Nested calls made by the handler end with its time limit at the latest.
+            let run = crate::wire::deadline::scope(
+                Some(crate::wire::deadline::Deadline::after(handler_timeout)),
+                offload::prepare(handler, msg).await,
+            );
             let outcome = tokio::time::timeout(handler_timeout, run)
                 .await
                 .unwrap_or_else(|_| {

@@ -8,7 +8,7 @@ use crate::amqp::consume::Disposition;
 use crate::handler::extract::{Incoming, Meta};
 use crate::handler::routes::BoundHandler;
 use crate::handler::{Outcome, offload};
-use crate::wire::deadline;
+use crate::wire::deadline::{self, Deadline};
 use crate::wire::envelope::{self, Encoding, Limits};
 use crate::wire::reply_error::ErrorReply;
 
@@ -75,8 +75,12 @@ pub(crate) async fn answer(
                 data: req.data,
                 meta,
             };
-            // Nested calls made by the handler inherit the deadline (task-local).
-            let run = deadline::scope(deadline, offload::prepare(handler, msg).await);
+            // Nested calls made by the handler inherit the deadline (task-local): the
+            // caller's, or else the end of the handler's own time limit, so that no nested
+            // call outlives the handler that waits for it.
+            let inherited =
+                Some(deadline.unwrap_or_else(|| Deadline::after(settings.handler_timeout)));
+            let run = deadline::scope(inherited, offload::prepare(handler, msg).await);
             let outcome = match deadline {
                 Some(d) if d.is_past() => Outcome::Failed(ErrorReply::timeout(
                     "the caller's deadline passed before the request was handled",
