@@ -1,0 +1,5 @@
+-- The production schema of __SERVICE__, as `manage pending` reads it: empty until the
+-- service runs in production. Replace this file with
+--   pg_dump --schema-only --no-owner -d <production database> -f migrations/__SERVICE__/production.dump.sql
+-- and `scripts/pj manage pending --service __SERVICE__` writes what production still needs
+-- to pending.sql beside it.
