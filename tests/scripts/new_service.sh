@@ -3,8 +3,9 @@
 # committed or not; builds share CARGO_TARGET_DIR): it refuses bad and taken names with the
 # rule, creates a service under a unique name, which builds and passes its own tests (both
 # tiers), whose database `manage` syncs and plans from models/, and whose binary, started
-# against the shared broker, answers its route through rpc-call and stops on SIGTERM. On every
-# path it stops what it started and removes the database, the queues and the copy.
+# against the shared broker as dev starts it (its own broker user), answers its route through
+# rpc-call and stops on SIGTERM. On every path it stops what it started and removes the
+# database, the broker user, the queues and the copy.
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 . "$(dirname "$0")/../../scripts/lib/common.sh"
@@ -21,8 +22,9 @@ flock -w 1800 "$lock" || {
     echo "FAIL another run of this test held $scratch for 30 minutes"
     exit 1
 }
-# Unique, so that its queues and database are this run's alone on the shared servers.
-name="svc_$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+# Unique, so that its queues and database are this run's alone on the shared servers; t_ like
+# the other tests' scratch databases, which `pj test` drops should this run be killed.
+name="t_new_$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 work="$(mktemp -d)"
 pid=""
 
@@ -41,6 +43,8 @@ cleanup() {
             rabbitmqctl -q delete_queue "$q" >/dev/null 2>&1 || true
         done
     fi
+    # The broker user dev_broker_users made (when it did).
+    if declare -F undo_stack_changes >/dev/null; then undo_stack_changes >/dev/null 2>&1 || true; fi
     if [ "$code" -ne 0 ] && [ -s "$work/log" ]; then
         echo "--- the last lines of the step that failed:"
         tail -40 "$work/log" || true
@@ -48,6 +52,7 @@ cleanup() {
     rm -rf "$scratch" "$work"
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM
 
 fail() {
     echo "FAIL $*"
@@ -122,14 +127,32 @@ done
 pass "the new service builds and passes its in-process and real-broker tests"
 (cd "$scratch" && step cargo clippy -p "$name" --all-targets --all-features -- -D warnings) || fail "clippy -D warnings on the new service"
 (cd "$scratch" && step cargo fmt -p "$name" -p stubs --check) || fail "the new service is formatted"
-pass "it is clippy-clean and formatted"
+(cd "$scratch" && RUSTDOCFLAGS="-D warnings" step cargo doc --no-deps -p "$name") || fail "cargo doc without warnings on the new service"
+pass "it is clippy-clean, formatted and documented without warnings"
 
 # Its binary against the shared broker and database, called with rpc-call as a developer would.
 step cargo build -p e2e --bin rpc-call || fail "rpc-call builds"
 bin="$TARGET_DIR/debug/$name"
 "$bin" asyncapi | jq -e --arg r "$name.hello" '.channels[$r].address == $r' >/dev/null || fail "$name asyncapi has its route"
 pass "$name asyncapi describes its route"
-(cd "$scratch" && exec "$bin") >"$work/service.log" 2>&1 &
+# As `dev` runs it: as its own broker user, with the permissions pj new wrote into the copy's
+# definitions.json (when this machine lets dev make broker users: root and a local node).
+# shellcheck source=scripts/lib/stack.sh
+. "$scratch/scripts/lib/stack.sh"
+dev_broker_users "$name" >"$work/log" 2>&1 || fail "dev's broker user for $name"
+own_url="$(printf '%s' "$name" | tr 'a-z-' 'A-Z_')_AMQP_URL"
+if [ -n "${!own_url:-}" ]; then
+    as_user="as its own broker user"
+    service_url="${!own_url}"
+else
+    as_user="with AMQP_URL ($(tail -n 1 "$work/log"))"
+    service_url="${AMQP_URL:-}"
+fi
+(
+    cd "$scratch"
+    if [ -n "$service_url" ]; then export AMQP_URL="$service_url"; fi
+    exec "$bin"
+) >"$work/service.log" 2>&1 &
 pid=$!
 answered() { "$TARGET_DIR/debug/rpc-call" --timeout 2 "$name.hello" '{"name": "script"}' 2>/dev/null >"$work/reply"; }
 deadline=$((SECONDS + 60))
@@ -139,7 +162,7 @@ until answered; do
     sleep 0.5
 done
 grep -qF "Hello, script! ($name)" "$work/reply" || fail "the reply greets the caller: $(cat "$work/reply")"
-pass "the running service answers $name.hello through rpc-call"
+pass "the running service, $as_user, answers $name.hello through rpc-call"
 kill -TERM "$pid"
 deadline=$((SECONDS + 30))
 while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.2; done

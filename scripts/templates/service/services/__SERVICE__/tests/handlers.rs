@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use __SERVICE__::{App, queue_worker, rpc_worker};
-use stubs::__SERVICE__::{AddNote, Hello};
+use stubs::__SERVICE__::{AddNote, Hello, HelloReply};
 use worker_kit::db::{Client, DbConfig};
 use worker_kit::testing::{TestClient, Worked};
 use worker_kit::{Deadline, Meta};
@@ -34,6 +34,12 @@ async fn hello_greets_the_name_or_the_world() {
     assert_eq!(named.message, "Hello, you! (__SERVICE__)");
     let nobody = c.call(&Hello::default()).await.unwrap();
     assert_eq!(nobody.message, "Hello, world! (__SERVICE__)");
+    // Every field of `Hello` is optional, so no payload at all (`null`) means the defaults.
+    let bare: HelloReply = c
+        .call_route("__SERVICE__.hello", &serde_json::Value::Null, Meta::default())
+        .await
+        .unwrap();
+    assert_eq!(bare, nobody);
 }
 
 #[tokio::test]
