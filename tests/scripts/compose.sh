@@ -29,7 +29,10 @@ cleanup() {
 }
 trap cleanup EXIT
 config() { env -i PATH="$PATH" "$@" docker-compose --project-directory "$empty" -f "$root/dev.docker-compose.yml" config 2>&1; }
-out="$(config EXAMPLE_AMQP_PASSWORD=pw-example GREETER_AMQP_PASSWORD=pw-greeter CATALOG_AMQP_PASSWORD=pw-catalog)"
+# Every service's broker password (compose requires each one), pw-<service>.
+passwords=()
+for svc in $(cd services && ls); do passwords+=("$(printf '%s' "$svc" | tr '[:lower:]-' '[:upper:]_')_AMQP_PASSWORD=pw-$svc"); done
+out="$(config "${passwords[@]}")"
 for svc in rabbitmq postgres migrate $(cd services && ls); do
     check "compose defines $svc" grep -q "^  $svc:" <<<"$out"
 done

@@ -110,6 +110,27 @@ pass "the new service is refused the second time"
 (cd "$scratch" && bash -c '. scripts/lib/common.sh; service_names') | grep -qx "$name" || fail "dev's service list has $name"
 pass "dev's service list has it"
 
+# The shipping files pj new edited: the repository's own check of the manifests, in the copy,
+# and the compose file with the new service's block and migration.
+(cd "$scratch" && step bash tests/scripts/deploy.sh) || fail "tests/scripts/deploy.sh in the copy (its Deployment and PDB)"
+pass "deploy/ with its Deployment and PodDisruptionBudget passes deploy.sh"
+if command -v docker-compose >/dev/null 2>&1; then
+    passwords=()
+    for svc in $(cd "$scratch/services" && ls); do passwords+=("$(printf '%s' "$svc" | tr '[:lower:]' '[:upper:]')_AMQP_PASSWORD=pw-$svc"); done
+    mkdir -p "$work/empty"
+    env -i PATH="$PATH" "${passwords[@]}" docker-compose --project-directory "$work/empty" \
+        -f "$scratch/dev.docker-compose.yml" config >"$work/log" 2>&1 || fail "docker-compose config of the copy's compose file"
+    grep -q "^  $name:" "$work/log" || fail "compose defines $name"
+    grep -q "manage sync --service $name --noprompt" "$scratch/dev.docker-compose.yml" || fail "compose's migrate syncs $name's database"
+    grep -qF "amqp://$name:pw-$name@rabbitmq" "$work/log" || fail "$name connects as its own broker user in compose"
+    pass "compose runs it as its own broker user and migrates its database"
+else
+    echo "SKIP the compose file: docker-compose is not installed (tests/scripts/compose.sh installs it)"
+fi
+grep -q -- "-p $name -p worker-kit-manage" "$scratch/Dockerfile" || fail "the Dockerfile builds its binary"
+grep -q "target/release/$name " "$scratch/Dockerfile" || fail "the Dockerfile ships its binary"
+pass "the Dockerfile builds and ships its binary"
+
 # Its database from its models, as dev does (manage from this checkout, the copy's models).
 step "$ROOT/scripts/manage" sync --service "$name" --noprompt --models-dir "$scratch/models" ||
     fail "manage sync --service $name creates its database"
