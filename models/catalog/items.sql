@@ -16,12 +16,14 @@ CREATE TABLE catalog_items (
 -- Text search over name and tags.
 CREATE INDEX catalog_items_search ON catalog_items USING gin (search);
 
--- How far the read model has come: one row, written by the first event applied (manage
--- makes tables, not rows).
+-- How far the read model has come, in 16 rows: an event adds to the row its id picks, so
+-- concurrent applies do not queue for one row's lock (each would hold it until its commit is
+-- flushed). Rows are written by the first event applied to them (manage makes tables, not
+-- rows); the totals are the sum and the latest over the rows.
 CREATE TABLE catalog_progress (
-    id boolean PRIMARY KEY DEFAULT true,
+    shard smallint PRIMARY KEY,
     last_event_at timestamptz,
     applied bigint NOT NULL DEFAULT 0,
-    CONSTRAINT catalog_progress_one_row CHECK (id)
+    CONSTRAINT catalog_progress_shard CHECK (shard BETWEEN 0 AND 15)
 );
 

@@ -65,16 +65,21 @@ where
                 apply(tx, event.seq.unwrap_or(0)).await?;
                 // An upsert: `manage sync` makes the table but writes no rows.
                 tx.execute(
-                    "INSERT INTO catalog_progress (id, applied, last_event_at) VALUES (true, 1, $1) \
-                     ON CONFLICT (id) DO UPDATE SET applied = catalog_progress.applied + 1, \
+                    "INSERT INTO catalog_progress (shard, applied, last_event_at) VALUES ($1, 1, $2) \
+                     ON CONFLICT (shard) DO UPDATE SET applied = catalog_progress.applied + 1, \
                      last_event_at = GREATEST(catalog_progress.last_event_at, EXCLUDED.last_event_at)",
-                    &[&event.occurred_at],
+                    &[&progress_shard(&event), &event.occurred_at],
                 )
                 .await?;
                 Ok(())
             })
         })
         .await
+}
+
+/// The `catalog_progress` row `event` counts in: one of 16, picked by its id.
+fn progress_shard(event: &EventMeta) -> i16 {
+    i16::from(event.id.as_bytes()[15] % 16)
 }
 
 /// Writes `item` unless the row holds a newer event's state.
@@ -149,7 +154,11 @@ pub async fn item_deleted(
 async fn freshness(db: &Client) -> Result<Freshness, DbError> {
     // No row yet: no event applied yet.
     let Some(row) = db
-        .query_opt_row("SELECT last_event_at, applied FROM catalog_progress", &[])
+        .query_opt_row(
+            "SELECT max(last_event_at), sum(applied)::bigint FROM catalog_progress \
+             HAVING count(*) > 0",
+            &[],
+        )
         .await?
     else {
         return Ok(Freshness {

@@ -141,7 +141,10 @@ impl Pipeline {
     pub(crate) async fn applied(&self) -> anyhow::Result<i64> {
         Ok(self
             .read
-            .query_opt("SELECT applied FROM catalog_progress", &[])
+            .query_opt(
+                "SELECT sum(applied)::bigint FROM catalog_progress HAVING count(*) > 0",
+                &[],
+            )
             .await?
             .map_or(0, |r| r.get(0)))
     }

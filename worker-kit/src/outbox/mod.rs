@@ -43,6 +43,7 @@
 //! # }
 //! ```
 
+mod notify;
 mod prune;
 mod relay;
 mod settings;
@@ -95,15 +96,26 @@ impl Emit for Tx<'_> {
             ))
         })?;
         let id = uuid::Uuid::new_v4();
-        // One round trip: the insert, and the notification PostgreSQL delivers on commit
-        // (and folds into one per transaction).
-        self.query_rows(
-            "WITH ins AS (INSERT INTO worker_kit_outbox (event_id, routing_key, aggregate_id, payload) \
-             VALUES ($1, $2, $3, $4) RETURNING 1) \
-             SELECT pg_notify('worker_kit_outbox', '') FROM ins",
-            &[&id, &E::ROUTING_KEY, &event.aggregate_id(), &payload],
-        )
-        .await?;
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+            [&id, &E::ROUTING_KEY, &event.aggregate_id(), &payload];
+        if notify::due() {
+            // One round trip: the insert, and the notification PostgreSQL delivers on
+            // commit (and folds into one per transaction).
+            self.query_rows(
+                "WITH ins AS (INSERT INTO worker_kit_outbox (event_id, routing_key, aggregate_id, payload) \
+                 VALUES ($1, $2, $3, $4) RETURNING 1) \
+                 SELECT pg_notify('worker_kit_outbox', '') FROM ins",
+                &params,
+            )
+            .await?;
+        } else {
+            self.execute(
+                "INSERT INTO worker_kit_outbox (event_id, routing_key, aggregate_id, payload) \
+                 VALUES ($1, $2, $3, $4)",
+                &params,
+            )
+            .await?;
+        }
         Ok(id)
     }
 }

@@ -345,7 +345,14 @@ impl Runnable for Relay {
                     failures = 0;
                     continue;
                 }
-                Ok(Batch::Partial | Batch::Empty | Batch::Standby) => {
+                Ok(Batch::Partial) => {
+                    // Writers notify at most once per window (see `notify`): events of
+                    // the window's other transactions may have committed since this batch
+                    // was read, unannounced. Look again once the window has passed.
+                    failures = 0;
+                    (super::notify::WINDOW * 2).min(self.poll_interval)
+                }
+                Ok(Batch::Empty | Batch::Standby) => {
                     failures = 0;
                     self.poll_interval
                 }
