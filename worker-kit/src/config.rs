@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::Error;
+use crate::access::{AllowList, Anonymous};
 use crate::queue::QueueType;
 
 /// Whether internals (error source chains) may reach callers.
@@ -113,6 +114,14 @@ pub struct Config {
     /// reply-to `amq.rabbitmq.reply-to*`, for callers that name their reply queues. A
     /// queue this process serves is never replied to.
     pub rpc_reply_to: Vec<String>,
+    /// `RPC_ANONYMOUS`: `allow` (default) or `deny` messages without `user_id` on the RPC
+    /// and work-queue routes that have no allow list (a route with a list never admits
+    /// them).
+    pub rpc_anonymous: Anonymous,
+    /// `ROUTE_ALLOW`: per-deployment allow lists, each replacing the list its route was
+    /// registered with (`route=caller,caller;route=caller`, `*` matching any run of
+    /// characters; `route=` admits nobody).
+    pub route_allow: Vec<(String, AllowList)>,
 }
 
 /// Written by hand: `amqp_url` may hold passwords, and a derived `Debug` would print them
@@ -137,6 +146,8 @@ impl std::fmt::Debug for Config {
             .field("deadline_max_skew", &self.deadline_max_skew)
             .field("rpc_queue_durable", &self.rpc_queue_durable)
             .field("rpc_reply_to", &self.rpc_reply_to)
+            .field("rpc_anonymous", &self.rpc_anonymous)
+            .field("route_allow", &self.route_allow)
             .finish()
     }
 }
@@ -161,6 +172,8 @@ impl Default for Config {
             deadline_max_skew: crate::wire::deadline::DEFAULT_MAX_SKEW,
             rpc_queue_durable: RpcQueueDurable::Auto,
             rpc_reply_to: Vec::new(),
+            rpc_anonymous: Anonymous::Allow,
+            route_allow: Vec::new(),
         }
     }
 }
@@ -189,6 +202,8 @@ struct Raw {
     deadline_max_skew_ms: Option<u64>,
     rpc_queue_durable: Option<String>,
     rpc_reply_to: Option<String>,
+    rpc_anonymous: Option<String>,
+    route_allow: Option<String>,
 }
 
 /// A good value for each variable, quoted in error messages.
@@ -210,6 +225,11 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("DEADLINE_MAX_SKEW_MS", "5000"),
     ("RPC_QUEUE_DURABLE", "auto"),
     ("RPC_REPLY_TO", "replies.*,*.reply"),
+    ("RPC_ANONYMOUS", "deny"),
+    (
+        "ROUTE_ALLOW",
+        "example.items.delete=ops;example.items.create=greeter,billing-*",
+    ),
 ];
 
 impl Config {
@@ -389,6 +409,27 @@ impl Config {
                 None => defaults.rpc_reply_to,
                 Some(v) => reply_to_patterns(&v)?,
             },
+            rpc_anonymous: match raw
+                .rpc_anonymous
+                .as_deref()
+                .map(str::to_ascii_lowercase)
+                .as_deref()
+            {
+                None => defaults.rpc_anonymous,
+                Some("allow") => Anonymous::Allow,
+                Some("deny") => Anonymous::Deny,
+                Some(_) => {
+                    return Err(bad(
+                        "RPC_ANONYMOUS",
+                        raw.rpc_anonymous.as_deref().unwrap_or_default(),
+                        "expected allow or deny",
+                    ));
+                }
+            },
+            route_allow: match raw.route_allow {
+                None => defaults.route_allow,
+                Some(v) => route_allow(&v)?,
+            },
         })
     }
 
@@ -461,6 +502,43 @@ fn reply_to_patterns(value: &str) -> Result<Vec<String>, Error> {
         patterns.push(p.to_owned());
     }
     Ok(patterns)
+}
+
+/// `ROUTE_ALLOW`: `route=caller,caller;route=caller`; spaces around names are ignored,
+/// `route=` admits nobody, and a route may be named once.
+fn route_allow(value: &str) -> Result<Vec<(String, AllowList)>, Error> {
+    let mut lists: Vec<(String, AllowList)> = Vec::new();
+    for entry in value.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+        let Some((route, callers)) = entry.split_once('=') else {
+            return Err(bad(
+                "ROUTE_ALLOW",
+                value,
+                &format!(
+                    "entry {entry:?} has no `=`; entries are route=caller,caller separated by `;`"
+                ),
+            ));
+        };
+        let route = route.trim();
+        if route.is_empty() || route.len() > 255 {
+            return Err(bad(
+                "ROUTE_ALLOW",
+                value,
+                &format!(
+                    "entry {entry:?} names no route (a route is a queue name of 1 to 255 bytes)"
+                ),
+            ));
+        }
+        if lists.iter().any(|(r, _)| r == route) {
+            return Err(bad(
+                "ROUTE_ALLOW",
+                value,
+                &format!("route {route} is named twice"),
+            ));
+        }
+        let callers = callers.split(',').map(str::trim).filter(|c| !c.is_empty());
+        lists.push((route.to_owned(), AllowList::new(callers)));
+    }
+    Ok(lists)
 }
 
 fn example(name: &str) -> &'static str {
@@ -666,6 +744,45 @@ mod tests {
         );
         let m = message(&[("RPC_REPLY_TO", "my replies")]);
         assert!(m.contains("no spaces"), "{m}");
+    }
+
+    #[test]
+    fn anonymous_and_allow_lists() {
+        let c = Config::from_vars(vars(&[])).unwrap();
+        assert_eq!(c.rpc_anonymous, Anonymous::Allow);
+        assert!(c.route_allow.is_empty());
+        let c = Config::from_vars(vars(&[
+            ("RPC_ANONYMOUS", "Deny"),
+            (
+                "ROUTE_ALLOW",
+                " example.items.delete = ops ; example.items.create=greeter, billing-* ;closed=",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(c.rpc_anonymous, Anonymous::Deny);
+        let lists: Vec<(&str, &[String])> = c
+            .route_allow
+            .iter()
+            .map(|(r, l)| (r.as_str(), l.patterns()))
+            .collect();
+        assert_eq!(
+            lists,
+            [
+                ("example.items.delete", &["ops".to_owned()][..]),
+                (
+                    "example.items.create",
+                    &["greeter".to_owned(), "billing-*".to_owned()][..]
+                ),
+                ("closed", &[][..]),
+            ]
+        );
+        assert_eq!(
+            message(&[("RPC_ANONYMOUS", "maybe")]),
+            "configuration: RPC_ANONYMOUS=\"maybe\": expected allow or deny, e.g. RPC_ANONYMOUS=deny"
+        );
+        assert!(message(&[("ROUTE_ALLOW", "a=x;b")]).contains("entry \"b\" has no `=`"));
+        assert!(message(&[("ROUTE_ALLOW", "=x")]).contains("names no route"));
+        assert!(message(&[("ROUTE_ALLOW", "a=x;a=y")]).contains("route a is named twice"));
     }
 
     #[test]

@@ -26,6 +26,7 @@
 
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod amqp;
 pub mod asyncapi;
 pub mod config;

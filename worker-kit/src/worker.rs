@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
+use crate::access::{AccessPolicy, AllowList};
 use crate::amqp::Broker;
 use crate::amqp::consume::{Processor, run};
 use crate::config::Config;
@@ -139,6 +140,14 @@ impl<K, S: Clone + Send + Sync + 'static> Worker<K, S> {
         self
     }
 
+    /// Restricts route `route` to `callers` (see [`AllowList`]): shared by
+    /// [`RpcWorker::allow`](crate::rpc::RpcWorker::allow) and
+    /// [`QueueWorker::allow`](crate::queue::QueueWorker::allow).
+    pub(crate) fn allow_list(mut self, route: &str, callers: AllowList) -> Self {
+        self.routes.allow(route, callers);
+        self
+    }
+
     /// Each route's name and documentation.
     pub(crate) fn docs(&self) -> Vec<(String, RouteDoc)> {
         self.routes.docs()
@@ -169,11 +178,19 @@ impl<K, S: Clone + Send + Sync + 'static> Worker<K, S> {
         self.routes.names()
     }
 
-    /// The routes with the state bound, as the consume loop (or the in-process test
-    /// client) calls them.
-    pub(crate) fn into_bound(self) -> Result<Vec<(Arc<str>, BoundHandler)>, Error> {
+    /// The routes with the state bound and access checked as `policy` says, as the
+    /// consume loop (or the in-process test client) calls them.
+    pub(crate) fn into_bound(
+        self,
+        policy: &AccessPolicy,
+    ) -> Result<Vec<(Arc<str>, BoundHandler)>, Error> {
         if let Some(d) = self.routes.duplicates().first() {
             return Err(Error::DuplicateRoute(d.clone()));
+        }
+        if let Some(r) = self.routes.allow_without_route() {
+            return Err(Error::Config(format!(
+                "an allow list names route {r}, which this worker does not serve"
+            )));
         }
         let Some(state) = self.state else {
             return Err(Error::Config(
@@ -181,7 +198,7 @@ impl<K, S: Clone + Send + Sync + 'static> Worker<K, S> {
                     .into(),
             ));
         };
-        Ok(self.routes.bind(state))
+        Ok(self.routes.bind(state, policy))
     }
 
     /// Runs the consume loop with `processor` (what a worker kind does per message).
@@ -191,12 +208,14 @@ impl<K, S: Clone + Send + Sync + 'static> Worker<K, S> {
         processor: P,
     ) -> Result<(), Error> {
         let prefetch = self.prefetch.unwrap_or(ctx.config.prefetch);
-        let routes = self.into_bound()?;
+        let routes = self.into_bound(&AccessPolicy::from_config(&ctx.config))?;
         run(ctx, Arc::new(processor), routes, prefetch).await
     }
 
     /// As [`Worker::run_with`], consuming route `name` from queue `queue_of(name)` (event
-    /// subscriptions: a pattern's queue is named after the subscribing service).
+    /// subscriptions: a pattern's queue is named after the subscribing service). Every
+    /// message is admitted: events come from the relays of other services, and
+    /// `RPC_ANONYMOUS` and allow lists are about calls.
     pub(crate) async fn run_renamed<P: Processor>(
         self,
         ctx: WorkerContext,
@@ -205,7 +224,7 @@ impl<K, S: Clone + Send + Sync + 'static> Worker<K, S> {
     ) -> Result<(), Error> {
         let prefetch = self.prefetch.unwrap_or(ctx.config.prefetch);
         let routes = self
-            .into_bound()?
+            .into_bound(&AccessPolicy::default())?
             .into_iter()
             .map(|(name, h)| (Arc::from(queue_of(&name).as_str()), h))
             .collect();

@@ -18,14 +18,17 @@ mod route;
 ///
 /// `#[rpc("route_name")]` answers that route; `#[rpc(contract = path::Type)]` answers the
 /// contract's route and checks at compile time that the handler takes `Payload<Type>`
-/// and returns `Result<Type::Response, _>`.
+/// and returns `Result<Type::Response, _>`. Either may be followed by an allow list,
+/// `#[rpc(contract = path::Type, allow = ["greeter", "billing-*"])]`: the broker users
+/// admitted to the route (`RpcWorker::allow`).
 #[proc_macro_attribute]
 pub fn rpc(attr: TokenStream, item: TokenStream) -> TokenStream {
     route::expand(route::Kind::Rpc, attr.into(), item.into()).into()
 }
 
 /// Declares a work-queue route: `#[task("route_name")]` or
-/// `#[task(contract = path::Type)]` (a `TaskContract`).
+/// `#[task(contract = path::Type)]` (a `TaskContract`), optionally followed by
+/// `allow = ["caller", ...]` (`QueueWorker::allow`).
 #[proc_macro_attribute]
 pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
     route::expand(route::Kind::Task, attr.into(), item.into()).into()

@@ -3,6 +3,7 @@
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{FnArg, ItemFn, LitStr, Path, ReturnType, Token};
 
@@ -27,6 +28,54 @@ enum Target {
     Contract(Path),
 }
 
+/// The whole attribute: the route, then optionally `allow = ["caller", "prefix-*"]`.
+struct Attr {
+    target: Target,
+    allow: Option<Vec<LitStr>>,
+}
+
+impl Parse for Attr {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let target: Target = input.parse()?;
+        if input.is_empty() {
+            return Ok(Attr {
+                target,
+                allow: None,
+            });
+        }
+        input.parse::<Token![,]>()?;
+        let key: syn::Ident = input.parse()?;
+        if key != "allow" {
+            return Err(syn::Error::new(
+                key.span(),
+                format!("unknown argument `{key}`; expected `allow = [\"caller\", ...]`"),
+            ));
+        }
+        input.parse::<Token![=]>()?;
+        let content;
+        syn::bracketed!(content in input);
+        let callers = Punctuated::<LitStr, Token![,]>::parse_terminated(&content)?;
+        for c in &callers {
+            if c.value().trim().is_empty() || c.value().len() > 255 {
+                return Err(syn::Error::new(
+                    c.span(),
+                    "a caller is a broker user name (1 to 255 bytes, `*` matching any run of characters)",
+                ));
+            }
+        }
+        if !input.is_empty() {
+            input.parse::<Token![,]>()?;
+        }
+        if !input.is_empty() {
+            return Err(input.error("unexpected tokens after the allow list"));
+        }
+        Ok(Attr {
+            target,
+            allow: Some(callers.into_iter().collect()),
+        })
+    }
+}
+
 impl Parse for Target {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         if input.is_empty() {
@@ -48,7 +97,7 @@ impl Parse for Target {
                     "the route name is a queue name and may be at most 255 bytes",
                 ));
             }
-            if !input.is_empty() {
+            if !input.is_empty() && !input.peek(Token![,]) {
                 return Err(input.error("unexpected tokens after the route name"));
             }
             return Ok(Target::Name(lit));
@@ -69,7 +118,7 @@ impl Parse for Target {
         }
         input.parse::<Token![=]>()?;
         let path: Path = input.parse()?;
-        if !input.is_empty() {
+        if !input.is_empty() && !input.peek(Token![,]) {
             return Err(input.error("unexpected tokens after the contract type"));
         }
         Ok(Target::Contract(path))
@@ -89,7 +138,7 @@ pub(crate) fn expand(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenS
 }
 
 fn try_expand(kind: Kind, attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
-    let target: Target = syn::parse2(attr)?;
+    let Attr { target, allow } = syn::parse2(attr)?;
     let func: ItemFn = syn::parse2(item).map_err(|e| {
         syn::Error::new(
             e.span(),
@@ -168,7 +217,7 @@ fn try_expand(kind: Kind, attr: TokenStream, item: TokenStream) -> syn::Result<T
             quote!(task),
         ),
     };
-    let (route_const, register_body) = match &target {
+    let (route_const, mut register_body) = match &target {
         Target::Name(lit) => (
             quote!(#lit),
             quote!(worker.route(Self::ROUTE, Self::handler)),
@@ -178,6 +227,10 @@ fn try_expand(kind: Kind, attr: TokenStream, item: TokenStream) -> syn::Result<T
             quote_spanned!(path.span()=> worker.#contract_method::<#path, _, _, _>(Self::handler)),
         ),
     };
+
+    if let Some(callers) = allow {
+        register_body = quote!(#register_body.allow(Self::ROUTE, [#(#callers),*]));
+    }
 
     Ok(quote! {
         #(#docs)*

@@ -45,6 +45,8 @@ struct Inner {
     /// The node of the current (or last) connection, password hidden.
     node: std::sync::Mutex<String>,
     name: String,
+    /// The user the URL logs in as: the `user_id` of everything the process publishes.
+    user: lapin::types::ShortString,
     /// `AMQP_CONNECT_TIMEOUT_MS`: the budget of the first connect, of each reconnect
     /// attempt and of the close.
     time_limit: Duration,
@@ -137,6 +139,7 @@ impl Broker {
         let (current, _) = watch::channel(None);
         let broker = Broker {
             inner: Arc::new(Inner {
+                user: endpoints.user().into(),
                 endpoints,
                 shown_url,
                 node: std::sync::Mutex::new(node),
@@ -156,6 +159,18 @@ impl Broker {
     /// passwords hidden, for messages.
     pub fn shown_url(&self) -> &str {
         &self.inner.shown_url
+    }
+
+    /// The broker user this process logs in as (from the URL; `guest` when it names none).
+    /// The broker refuses a message whose `user_id` is not this user, so it is the
+    /// identity the process's messages carry and the one its peers can trust.
+    pub fn user(&self) -> &str {
+        self.inner.user.as_str()
+    }
+
+    /// [`Broker::user`] as the `user_id` property.
+    pub(crate) fn user_id(&self) -> &lapin::types::ShortString {
+        &self.inner.user
     }
 
     /// The node of the current connection (the last one while reconnecting), password

@@ -10,11 +10,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rand::seq::SliceRandom;
 
-/// One broker node: its URL and the same URL with the password hidden, for messages.
+/// One broker node: its URL, the same URL with the password hidden (for messages), and
+/// the user the URL logs in as.
 #[derive(Clone)]
 pub(crate) struct Endpoint {
     pub(crate) url: String,
     pub(crate) shown: String,
+    /// What the client library logs in as (percent-decoded; `guest` when the URL names no
+    /// user): the `user_id` every message of the process carries.
+    pub(crate) user: String,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -35,6 +39,9 @@ pub(crate) enum ListError {
         shown: String,
         problem: String,
     },
+    /// The entries log in as different users: a process has one identity, the `user_id`
+    /// of everything it publishes, whichever node it is connected to.
+    MixedUsers,
 }
 
 impl std::fmt::Display for ListError {
@@ -46,6 +53,9 @@ impl std::fmt::Display for ListError {
                 shown,
                 problem,
             } => write!(f, "entry {index} ({shown}) is not an AMQP URL ({problem})"),
+            Self::MixedUsers => f.write_str(
+                "the URLs log in as different users; every node of the list must use the same user",
+            ),
         }
     }
 }
@@ -57,7 +67,7 @@ pub(crate) fn parse(list: &str) -> Result<Vec<Endpoint>, ListError> {
     if entries.iter().all(|e| e.is_empty()) {
         return Err(ListError::Empty);
     }
-    entries
+    let endpoints = entries
         .into_iter()
         .enumerate()
         .map(|(i, url)| {
@@ -89,9 +99,14 @@ pub(crate) fn parse(list: &str) -> Result<Vec<Endpoint>, ListError> {
             Ok(Endpoint {
                 url: url.to_owned(),
                 shown,
+                user: parsed.authority.userinfo.username,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    if endpoints.windows(2).any(|w| w[0].user != w[1].user) {
+        return Err(ListError::MixedUsers);
+    }
+    Ok(endpoints)
 }
 
 /// The nodes in this process's order, and which one the next attempt takes.
@@ -122,6 +137,11 @@ impl Endpoints {
     pub(crate) fn next(&self) -> &Endpoint {
         let i = self.next.fetch_add(1, Ordering::Relaxed);
         &self.order[i % self.order.len()]
+    }
+
+    /// The user every node is logged in to as.
+    pub(crate) fn user(&self) -> &str {
+        &self.order[0].user
     }
 
     /// How many nodes there are: the attempts of one round over all of them.
@@ -189,6 +209,20 @@ mod tests {
             Err(ListError::Malformed { index: 2, .. })
         ));
         assert_eq!(parse(" , ").unwrap_err(), ListError::Empty);
+    }
+
+    #[test]
+    fn the_user_is_the_urls_decoded_or_guest() {
+        let e = Endpoints::new(THREE).unwrap();
+        assert_eq!(e.user(), "u");
+        let e = Endpoints::new("amqp://billing%2Deu:pw@n1/%2f").unwrap();
+        assert_eq!(e.user(), "billing-eu");
+        let e = Endpoints::new("amqp://n1/%2f").unwrap();
+        assert_eq!(e.user(), "guest");
+        assert_eq!(
+            parse("amqp://a:pw@n1/%2f,amqp://b:pw@n2/%2f").unwrap_err(),
+            ListError::MixedUsers
+        );
     }
 
     #[test]

@@ -95,3 +95,22 @@ impl CopyChannel {
         Ok(ch)
     }
 }
+
+/// AMQP's reply code for a precondition that failed, which RabbitMQ closes a channel with
+/// when a message's `user_id` is not the user the connection logged in as.
+const PRECONDITION_FAILED: u16 = 406;
+
+/// What the broker said, when `e` is its refusal of a message whose `user_id` is not the
+/// connection's user (`PRECONDITION_FAILED - user_id property set to 'x' but authenticated
+/// user was 'y'`); the refusal closes the publishing channel.
+pub(crate) fn user_id_refusal(e: &lapin::Error) -> Option<String> {
+    match e.kind() {
+        lapin::ErrorKind::ProtocolError(amqp)
+            if amqp.get_id() == PRECONDITION_FAILED
+                && amqp.get_message().as_str().contains("user_id") =>
+        {
+            Some(amqp.get_message().as_str().to_owned())
+        }
+        _ => None,
+    }
+}

@@ -144,6 +144,7 @@ impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Subscribe, S> {
                 queue_types: Vec::new(),
                 handler_timeout: self.handler_timeout_or(ctx.config.handler_timeout),
                 copies: crate::amqp::publish::CopyChannel::new(ctx.broker.clone()),
+                own_user: ctx.broker.user_id().clone(),
             },
         );
         self.run_renamed(ctx, processor, |p| subscription_queue(&service, p))

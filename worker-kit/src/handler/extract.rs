@@ -12,6 +12,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
+use crate::access::Caller;
 use crate::wire::deadline::Deadline;
 use crate::wire::reply_error::ErrorReply;
 
@@ -144,6 +145,10 @@ pub struct Meta {
     pub message_type: Option<String>,
     /// The AMQP `timestamp`, in seconds since the epoch (an event's commit time).
     pub timestamp: Option<u64>,
+    /// Who sent the message, as the broker vouches for it (its `user_id`; for a retried
+    /// work message, the sender of the first attempt). The route's allow list has been
+    /// checked against it before the handler runs.
+    pub caller: Caller,
 }
 
 impl Meta {

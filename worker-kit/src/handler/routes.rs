@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use crate::access::{AccessPolicy, AllowList};
 use crate::handler::extract::Incoming;
 use crate::handler::{BoxFuture, BoxedHandler, Outcome};
 
@@ -50,6 +51,8 @@ fn short_type_name<T>() -> &'static str {
 pub(crate) struct RouteTable<S> {
     entries: Vec<(String, BoxedHandler<S>, RouteDoc)>,
     duplicates: Vec<String>,
+    /// Allow lists by route, as registered (`ROUTE_ALLOW` may replace them at run time).
+    allow: Vec<(String, AllowList)>,
 }
 
 impl<S> Default for RouteTable<S> {
@@ -57,6 +60,7 @@ impl<S> Default for RouteTable<S> {
         Self {
             entries: Vec::new(),
             duplicates: Vec::new(),
+            allow: Vec::new(),
         }
     }
 }
@@ -93,13 +97,41 @@ impl<S: Clone + Send + Sync + 'static> RouteTable<S> {
         &self.duplicates
     }
 
-    /// Binds `state` into every handler.
-    pub(crate) fn bind(self, state: S) -> Vec<(Arc<str>, BoundHandler)> {
+    /// Sets `route`'s allow list (the last one set wins).
+    pub(crate) fn allow(&mut self, route: &str, list: AllowList) {
+        self.allow.retain(|(r, _)| r != route);
+        self.allow.push((route.to_owned(), list));
+    }
+
+    /// A route that was given an allow list but is not served: a typo that would leave
+    /// the intended route open.
+    pub(crate) fn allow_without_route(&self) -> Option<&str> {
+        self.allow
+            .iter()
+            .map(|(r, _)| r.as_str())
+            .find(|r| !self.entries.iter().any(|(n, _, _)| n == r))
+    }
+
+    /// Binds `state` into every handler, behind the route's access check when `policy`
+    /// gives it one (a route that admits every message pays nothing).
+    pub(crate) fn bind(self, state: S, policy: &AccessPolicy) -> Vec<(Arc<str>, BoundHandler)> {
+        let allow = self.allow;
         self.entries
             .into_iter()
             .map(|(name, h, _)| {
                 let state = state.clone();
-                let bound: BoundHandler = Arc::new(move |msg| h(msg, state.clone()));
+                let registered = allow.iter().find(|(r, _)| *r == name).map(|(_, l)| l);
+                let bound: BoundHandler = match policy.for_route(&name, registered) {
+                    None => Arc::new(move |msg| h(msg, state.clone())),
+                    Some(access) => {
+                        Arc::new(move |msg: Incoming| match access.check(&msg.meta.caller) {
+                            Ok(()) => h(msg, state.clone()),
+                            Err(refused) => {
+                                Box::pin(std::future::ready(Outcome::Rejected(refused)))
+                            }
+                        })
+                    }
+                };
                 (Arc::from(name.as_str()), bound)
             })
             .collect()
@@ -123,7 +155,8 @@ pub trait RpcRoute<S> {
     /// The route's name (its queue's name).
     fn name(&self) -> &'static str;
     /// Adds the route to `worker`; the macro expands this to `worker.route(name, handler)`
-    /// (or `worker.contract::<C, _, _, _>(handler)`).
+    /// (or `worker.contract::<C, _, _, _>(handler)`), followed by `.allow(name, [...])`
+    /// when the attribute has an allow list.
     fn register(self, worker: crate::rpc::RpcWorker<S>) -> crate::rpc::RpcWorker<S>;
 }
 
@@ -131,7 +164,8 @@ pub trait RpcRoute<S> {
 pub trait TaskRoute<S> {
     /// The route's name (its queue's name).
     fn name(&self) -> &'static str;
-    /// Adds the route to `worker`; the macro expands this to `worker.route(name, handler)`.
+    /// Adds the route to `worker`; the macro expands this to `worker.route(name, handler)`,
+    /// followed by `.allow(name, [...])` when the attribute has an allow list.
     fn register(self, worker: crate::queue::QueueWorker<S>) -> crate::queue::QueueWorker<S>;
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection};
 use tracing::{error, warn};
 
@@ -15,6 +15,7 @@ use super::declare::{
     QueueType, check_retries, durable_queue, parking_queue_args, route_queue_args,
 };
 use crate::TaskContract;
+use crate::access::{ORIGINAL_USER_HEADER, original_user_header};
 use crate::amqp::Broker;
 use crate::amqp::consume::{Disposition, Processor};
 use crate::amqp::publish::{CopyChannel, Published};
@@ -77,6 +78,18 @@ impl<S: Clone + Send + Sync + 'static> Worker<Queue, S> {
         self.route_documented(T::ROUTE, handler, RouteDoc::task::<T>())
     }
 
+    /// Admits only `callers` to route `route` (see
+    /// [`RpcWorker::allow`](crate::rpc::RpcWorker::allow)); a message from anyone else, or
+    /// without `user_id`, is parked with `x-error-type: Forbidden`, never retried.
+    #[must_use]
+    pub fn allow<I, T>(self, route: &str, callers: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.allow_list(route, crate::access::AllowList::new(callers))
+    }
+
     /// Adds a route declared with `#[task(...)]`.
     #[must_use]
     pub fn register(self, route: impl TaskRoute<S>) -> Self {
@@ -119,6 +132,7 @@ impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Queue, S> {
             queue_types: self.kind.queue_types.clone(),
             handler_timeout: self.handler_timeout_or(ctx.config.handler_timeout),
             copies: CopyChannel::new(ctx.broker.clone()),
+            own_user: ctx.broker.user_id().clone(),
         };
         for route in self.names() {
             if let Err(e) =
@@ -143,6 +157,9 @@ pub(crate) struct QueueProcessor {
     pub(crate) handler_timeout: Duration,
     /// Where retry and parked copies are published.
     pub(crate) copies: CopyChannel,
+    /// The broker user this process logs in as: the `user_id` of its copies, and the one
+    /// sender whose `x-original-user-id` is believed.
+    pub(crate) own_user: ShortString,
 }
 
 /// The consume-only connection ([`Broker::consuming`]), waiting for it while it cannot be
@@ -182,6 +199,7 @@ impl QueueProcessor {
         &self,
         out: &Channel,
         delivery: &Delivery,
+        from: &CopyFrom<'_>,
         route: &Arc<str>,
         next: Next,
     ) -> (Disposition, Result<(), String>) {
@@ -189,7 +207,7 @@ impl QueueProcessor {
             Next::Ack => (Disposition::Ok, Ok(())),
             Next::Retry(n) => {
                 let ours = [(RETRY_COUNT_HEADER, AMQPValue::LongLongInt(i64::from(n)))];
-                match republish(out, delivery, route, &ours, None).await {
+                match republish(out, delivery, from, route, &ours, None).await {
                     Ok(()) => (Disposition::Retried, Ok(())),
                     Err(problem) if !out.status().connected() => {
                         (Disposition::Retried, Err(problem))
@@ -203,7 +221,8 @@ impl QueueProcessor {
                         );
                         (
                             Disposition::Parked,
-                            park_bare(out, delivery, route, &e, self.parking_args(route)).await,
+                            park_bare(out, delivery, from, route, &e, self.parking_args(route))
+                                .await,
                         )
                     }
                 }
@@ -213,6 +232,7 @@ impl QueueProcessor {
                 let parked = match republish(
                     out,
                     delivery,
+                    from,
                     &parking_queue(route),
                     &ours,
                     Some(self.parking_args(route)),
@@ -221,7 +241,7 @@ impl QueueProcessor {
                 {
                     Err(problem) if out.status().connected() => {
                         warn!(%problem, "parking with the original headers failed; parking the body with the kit's headers only");
-                        park_bare(out, delivery, route, &e, self.parking_args(route)).await
+                        park_bare(out, delivery, from, route, &e, self.parking_args(route)).await
                     }
                     other => other,
                 };
@@ -274,7 +294,11 @@ impl Processor for QueueProcessor {
         route: &Arc<str>,
         handler: BoundHandler,
     ) -> Disposition {
-        let meta = delivery::meta(&delivery, route);
+        let meta = delivery::meta(&delivery, route, self.own_user.as_str());
+        let from = CopyFrom {
+            user_id: &self.own_user,
+            original_user: original_user_header(&meta.caller),
+        };
         let next = work(
             &delivery.data,
             meta,
@@ -289,7 +313,7 @@ impl Processor for QueueProcessor {
             // The copy goes out on the publishing connection; this one only acknowledges.
             Next::Retry(_) | Next::Park(_) => match self.copies.get().await {
                 Err(problem) => (Disposition::Requeued, Err(problem)),
-                Ok(out) => self.store_copy(&out, &delivery, route, next).await,
+                Ok(out) => self.store_copy(&out, &delivery, &from, route, next).await,
             },
         };
         match republished {
@@ -331,6 +355,32 @@ fn park_headers(route: &str, e: &ErrorReply) -> [(&'static str, AMQPValue); 3] {
     ]
 }
 
+/// Who a copy is from: the consuming service's own user (the copy's `user_id`, which the
+/// broker checks against the publishing connection) and the original's sender.
+struct CopyFrom<'a> {
+    user_id: &'a ShortString,
+    /// [`ORIGINAL_USER_HEADER`]'s value, `None` for an anonymous original.
+    original_user: Option<AMQPValue>,
+}
+
+impl CopyFrom<'_> {
+    /// `headers` with the original sender set, or removed for an anonymous original:
+    /// whatever the sender wrote there itself must not be vouched for by the copy's
+    /// `user_id`.
+    fn stamp(&self, headers: FieldTable) -> FieldTable {
+        let mut map = headers.inner().clone();
+        match &self.original_user {
+            Some(user) => {
+                map.insert(ORIGINAL_USER_HEADER.into(), user.clone());
+            }
+            None => {
+                map.remove(ORIGINAL_USER_HEADER);
+            }
+        }
+        FieldTable::from(map)
+    }
+}
+
 /// Header set on a copy whose original headers were left out (they would not have fit
 /// one frame with the kit's, or the copy with them could not be stored).
 pub const HEADERS_DROPPED_HEADER: &str = "x-original-headers-dropped";
@@ -338,12 +388,16 @@ pub const HEADERS_DROPPED_HEADER: &str = "x-original-headers-dropped";
 /// The delivery's properties for a persistent copy: its headers plus `ours` (replacing
 /// same-named ones), or `ours` alone when both would not fit one frame — a frame too
 /// large closes the whole connection, and the message would come back to do it again.
-fn copy_properties(delivery: &Delivery, ours: &[(&str, AMQPValue)]) -> BasicProperties {
+fn copy_properties(
+    delivery: &Delivery,
+    from: &CopyFrom<'_>,
+    ours: &[(&str, AMQPValue)],
+) -> BasicProperties {
     let mut headers = delivery.properties.headers().clone().unwrap_or_default();
     for (k, v) in ours {
         headers.insert((*k).into(), v.clone());
     }
-    let props = copied(&delivery.properties, headers);
+    let props = copied(&delivery.properties, from.stamp(headers), from.user_id);
     if fits_frame(&props) {
         return props;
     }
@@ -351,17 +405,21 @@ fn copy_properties(delivery: &Delivery, ours: &[(&str, AMQPValue)]) -> BasicProp
         max_bytes = MAX_PROPERTIES_BYTES,
         "the message's headers and the kit's would not fit one frame; the copy keeps the kit's only"
     );
-    bare_properties(delivery, ours)
+    bare_properties(delivery, from, ours)
 }
 
-/// The delivery's properties with `ours` as the only headers.
-fn bare_properties(delivery: &Delivery, ours: &[(&str, AMQPValue)]) -> BasicProperties {
+/// The delivery's properties with `ours` (and the original sender) as the only headers.
+fn bare_properties(
+    delivery: &Delivery,
+    from: &CopyFrom<'_>,
+    ours: &[(&str, AMQPValue)],
+) -> BasicProperties {
     let mut headers = FieldTable::default();
     for (k, v) in ours {
         headers.insert((*k).into(), v.clone());
     }
     headers.insert(HEADERS_DROPPED_HEADER.into(), AMQPValue::Boolean(true));
-    copied(&delivery.properties, headers)
+    copied(&delivery.properties, from.stamp(headers), from.user_id)
 }
 
 /// Parks the body with the kit's headers only: the last resort when a copy with the
@@ -369,11 +427,12 @@ fn bare_properties(delivery: &Delivery, ours: &[(&str, AMQPValue)]) -> BasicProp
 async fn park_bare(
     channel: &Channel,
     delivery: &Delivery,
+    from: &CopyFrom<'_>,
     route: &str,
     e: &ErrorReply,
     parking_args: FieldTable,
 ) -> Result<(), String> {
-    let props = bare_properties(delivery, &park_headers(route, e));
+    let props = bare_properties(delivery, from, &park_headers(route, e));
     publish_copy(
         channel,
         delivery,
@@ -389,11 +448,12 @@ async fn park_bare(
 async fn republish(
     channel: &Channel,
     delivery: &Delivery,
+    from: &CopyFrom<'_>,
     queue: &str,
     ours: &[(&str, AMQPValue)],
     redeclare: Option<FieldTable>,
 ) -> Result<(), String> {
-    let props = copy_properties(delivery, ours);
+    let props = copy_properties(delivery, from, ours);
     publish_copy(channel, delivery, queue, props, redeclare).await
 }
 
@@ -428,13 +488,19 @@ async fn publish_copy(
 }
 
 /// The properties of a retry or parked copy: the original's, persistent, with `headers`,
-/// and without `expiration` (a parked message must stay until someone looks at it) or
-/// `user_id` (the broker checks it against the user of the connection that publishes the
-/// copy, which is the worker's, not the original sender's).
-fn copied(original: &BasicProperties, headers: FieldTable) -> BasicProperties {
+/// without `expiration` (a parked message must stay until someone looks at it), and with
+/// the worker's own `user_id` instead of the original's (the broker checks it against the
+/// user of the connection that publishes the copy; the original sender travels in
+/// [`ORIGINAL_USER_HEADER`]).
+fn copied(
+    original: &BasicProperties,
+    headers: FieldTable,
+    user_id: &ShortString,
+) -> BasicProperties {
     let mut props = BasicProperties::default()
         .with_headers(headers)
-        .with_delivery_mode(2);
+        .with_delivery_mode(2)
+        .with_user_id(user_id.clone());
     if let Some(v) = original.content_type() {
         props = props.with_content_type(v.clone());
     }
@@ -471,9 +537,38 @@ fn copied(original: &BasicProperties, headers: FieldTable) -> BasicProperties {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::Caller;
 
     #[test]
-    fn copies_drop_expiration_and_user_id_and_keep_the_rest() {
+    fn copies_carry_the_original_sender_only_when_verified() {
+        let mut forged = FieldTable::default();
+        forged.insert(
+            ORIGINAL_USER_HEADER.into(),
+            AMQPValue::LongString("billing".into()),
+        );
+        let own: ShortString = "example".into();
+        let anonymous = CopyFrom {
+            user_id: &own,
+            original_user: original_user_header(&Caller::anonymous()),
+        };
+        assert!(
+            !anonymous
+                .stamp(forged.clone())
+                .contains_key(ORIGINAL_USER_HEADER),
+            "an anonymous sender's own header must not survive into a copy the service vouches for"
+        );
+        let greeter = CopyFrom {
+            user_id: &own,
+            original_user: original_user_header(&Caller::verified("greeter")),
+        };
+        assert_eq!(
+            greeter.stamp(forged).inner().get(ORIGINAL_USER_HEADER),
+            Some(&AMQPValue::LongString("greeter".into()))
+        );
+    }
+
+    #[test]
+    fn copies_drop_expiration_take_the_workers_user_id_and_keep_the_rest() {
         let original = BasicProperties::default()
             .with_expiration("60000".into())
             .with_user_id("caller".into())
@@ -481,9 +576,12 @@ mod tests {
             .with_content_encoding("gzip".into())
             .with_message_id("m1".into())
             .with_delivery_mode(1);
-        let copy = copied(&original, FieldTable::default());
+        let copy = copied(&original, FieldTable::default(), &"worker".into());
         assert_eq!(copy.expiration(), &None);
-        assert_eq!(copy.user_id(), &None);
+        assert_eq!(
+            copy.user_id().as_ref().map(ShortString::as_str),
+            Some("worker")
+        );
         assert_eq!(copy.delivery_mode(), &Some(2));
         assert_eq!(copy.correlation_id(), original.correlation_id());
         assert_eq!(copy.content_encoding(), original.content_encoding());

@@ -1,10 +1,11 @@
 //! Publishing work messages: persistent, mandatory, and confirmed by the broker before
-//! `publish` returns.
+//! `publish` returns, with the `user_id` of the broker user the publisher logged in as.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use lapin::options::ConfirmSelectOptions;
+use lapin::types::ShortString;
 use lapin::{BasicProperties, Channel};
 use serde::Serialize;
 use tokio::sync::Mutex;
@@ -38,6 +39,18 @@ pub enum PublishError {
         /// What failed.
         message: String,
     },
+    /// The broker refused the message because its `user_id` is not the user the
+    /// connection logged in as (406 `PRECONDITION_FAILED`, which closed the channel; the
+    /// next publish opens a new one). The message was not stored.
+    #[error(
+        "the broker refused the message for {route}: its user_id does not match the user this connection logged in as ({broker_said})"
+    )]
+    UserIdRefused {
+        /// The route.
+        route: String,
+        /// The broker's reason, naming both users.
+        broker_said: String,
+    },
     /// The encoded message is larger than `MAX_MESSAGE_BYTES`: the broker (whose
     /// `max_message_size` the shipped configuration sets to the same value) would close the
     /// publishing channel over it, and no kit worker would accept it. Nothing was sent.
@@ -70,6 +83,8 @@ pub struct QueuePublisher {
     channel: Arc<Mutex<Option<Channel>>>,
     timeout: Duration,
     max_message_bytes: usize,
+    /// The `user_id` of every message: the broker user the publisher logged in as.
+    user_id: ShortString,
 }
 
 impl QueuePublisher {
@@ -81,7 +96,16 @@ impl QueuePublisher {
             channel: Arc::new(Mutex::new(None)),
             timeout: Duration::from_secs(30),
             max_message_bytes: crate::Config::default().max_message_bytes,
+            user_id: broker.user_id().clone(),
         }
+    }
+
+    /// Messages claim `user` instead of the user the publisher logged in as: only for
+    /// showing that the broker refuses them
+    /// ([`testing::ForgeUserId`](crate::testing::ForgeUserId)).
+    pub(crate) fn claiming_user_id(mut self, user: &str) -> Self {
+        self.user_id = user.into();
+        self
     }
 
     /// The largest body `publish` sends (default 8 MiB, `MAX_MESSAGE_BYTES`'s default; pass
@@ -199,7 +223,8 @@ impl QueuePublisher {
         let channel = self.channel(route).await?;
         let mut props = BasicProperties::default()
             .with_delivery_mode(2)
-            .with_timestamp(crate::wire::delivery::now_timestamp());
+            .with_timestamp(crate::wire::delivery::now_timestamp())
+            .with_user_id(self.user_id.clone());
         if let Some(ce) = content_encoding {
             props = props.with_content_encoding(ce.into());
         }
@@ -212,9 +237,15 @@ impl QueuePublisher {
             Ok(Published::Refused) => Err(PublishError::Refused {
                 route: route_owned(),
             }),
-            Err(e) => Err(PublishError::Unavailable {
-                route: route_owned(),
-                message: e.to_string(),
+            Err(e) => Err(match crate::amqp::publish::user_id_refusal(&e) {
+                Some(broker_said) => PublishError::UserIdRefused {
+                    route: route_owned(),
+                    broker_said,
+                },
+                None => PublishError::Unavailable {
+                    route: route_owned(),
+                    message: e.to_string(),
+                },
             }),
         }
     }

@@ -10,6 +10,12 @@
 //! ([`deadline::current`]); a call that would start with less than [`MIN_BUDGET`] fails at
 //! once with [`CallError::Timeout`]. When the connection drops, every pending call fails at once
 //! with [`CallError::ConnectionLost`]; the client reconnects with the [`Broker`].
+//!
+//! Every request carries the `user_id` of the broker user the client logged in as
+//! ([`Broker::user`]), which servers read as the caller; nothing a caller passes can change
+//! it. A request the broker refuses over its `user_id` (which closes the publishing
+//! channel) fails at once with [`CallError::UserIdRefused`], and the client opens a new
+//! channel for the next call.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -81,6 +87,18 @@ pub enum CallError {
         /// The route called.
         route: String,
     },
+    /// The broker refused the request because its `user_id` is not the user the
+    /// connection logged in as (406 `PRECONDITION_FAILED`, which closed the publishing
+    /// channel; the client has opened a new one). The request was not delivered.
+    #[error(
+        "the broker refused the request to {route}: its user_id does not match the user this connection logged in as ({broker_said})"
+    )]
+    UserIdRefused {
+        /// The route called.
+        route: String,
+        /// The broker's reason, naming both users.
+        broker_said: String,
+    },
     /// The encoded request is larger than `MAX_MESSAGE_BYTES`: the broker (whose
     /// `max_message_size` the shipped configuration sets to the same value) would close the
     /// publishing channel over it, and no kit server would accept it. Nothing was sent.
@@ -127,9 +145,9 @@ impl crate::wire::reply_error::IntoErrorReply for CallError {
             CallError::NoRoute { .. }
             | CallError::ConnectionLost { .. }
             | CallError::Refused { .. } => crate::ErrorReply::unavailable(self.to_string()),
-            CallError::Codec { .. } | CallError::TooLarge { .. } => {
-                crate::ErrorReply::internal(&self)
-            }
+            CallError::Codec { .. }
+            | CallError::TooLarge { .. }
+            | CallError::UserIdRefused { .. } => crate::ErrorReply::internal(&self),
         }
     }
 }
@@ -159,6 +177,11 @@ struct Shared {
 pub struct RpcClient {
     broker: Broker,
     shared: Arc<Shared>,
+    /// The `user_id` of every request: the broker user the client logged in as.
+    user_id: ShortString,
+    /// Held while a new publishing channel is opened, so that the calls failing together
+    /// on a closed channel open one between them.
+    reopening: Arc<tokio::sync::Mutex<()>>,
     prefix: Arc<str>,
     next_id: Arc<AtomicU64>,
     default_timeout: Duration,
@@ -201,6 +224,8 @@ impl RpcClient {
         let client = Self {
             broker: broker.clone(),
             shared,
+            user_id: broker.user_id().clone(),
+            reopening: Arc::new(tokio::sync::Mutex::new(())),
             prefix: Arc::from(uuid::Uuid::new_v4().simple().to_string()),
             next_id: Arc::new(AtomicU64::new(1)),
             default_timeout: config.rpc_timeout,
@@ -219,6 +244,44 @@ impl RpcClient {
         self
     }
 
+    /// Requests claim `user` instead of the user the client logged in as: only for showing
+    /// that the broker refuses them ([`testing::ForgeUserId`](crate::testing::ForgeUserId)).
+    pub(crate) fn claiming_user_id(mut self, user: &str) -> Self {
+        self.user_id = user.into();
+        self
+    }
+
+    /// Opens a publishing channel with confirms.
+    async fn open_publisher(conn: &lapin::Connection) -> Result<Channel, lapin::Error> {
+        let channel = conn.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        Ok(channel)
+    }
+
+    /// Replaces the publishing channel after the broker closed it (a refused `user_id`
+    /// closes the channel, not the connection, so the reply consumer stays and no
+    /// reconnect would ever replace it). Calls that failed together open one channel
+    /// between them; while the connection is down, the reconnect re-opens everything.
+    async fn reopen_publisher(&self) {
+        let _one_at_a_time = self.reopening.lock().await;
+        let reply_to = match self.shared.channel.borrow().as_ref() {
+            Some((c, _)) if c.status().connected() => return,
+            Some((_, reply_to)) => reply_to.clone(),
+            None => return,
+        };
+        let Some(conn) = self.broker.connection_now() else {
+            return;
+        };
+        match Self::open_publisher(&conn).await {
+            Ok(channel) => {
+                self.shared.channel.send_replace(Some((channel, reply_to)));
+            }
+            Err(e) => warn!(error = %e, "rpc client could not re-open its publishing channel"),
+        }
+    }
+
     /// Opens a channel with confirms and a reply consumer on it.
     async fn open(&self) -> Result<lapin::Consumer, Error> {
         let conn = self
@@ -235,14 +298,9 @@ impl RpcClient {
                 source: Some(e),
             }
         };
-        let channel = conn
-            .create_channel()
+        let channel = Self::open_publisher(&conn)
             .await
-            .map_err(err("opening a channel failed"))?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(err("enabling publisher confirms failed"))?;
+            .map_err(err("opening the publishing channel failed"))?;
         // Replies come to an exclusive queue consumed on a channel of its own: RabbitMQ
         // then handles publishing and delivering replies in parallel (direct reply-to
         // forces both onto one channel, ~20 % fewer calls/s at 64 in flight here).
@@ -504,6 +562,7 @@ impl RpcClient {
             .with_expiration(expiration.to_string().as_str().into())
             .with_delivery_mode(1)
             .with_timestamp(crate::wire::delivery::now_timestamp())
+            .with_user_id(self.user_id.clone())
             .with_headers(headers);
         if let Some(ce) = self.encoding.content_encoding() {
             props = props.with_content_encoding(ce.into());
@@ -523,15 +582,29 @@ impl RpcClient {
                     route: route.to_owned(),
                 });
             }
-            Err(_) => return Err(lost()),
+            Err(e) => {
+                let refusal = crate::amqp::publish::user_id_refusal(&e);
+                if !channel.status().connected() {
+                    self.reopen_publisher().await;
+                }
+                return Err(match refusal {
+                    Some(broker_said) => CallError::UserIdRefused {
+                        route: route.to_owned(),
+                        broker_said,
+                    },
+                    None => lost(),
+                });
+            }
         }
         let result = rx.await.unwrap_or_else(|_| Err(lost()));
         drop(guard);
         result
     }
 
-    /// The current channel, waiting (within the caller's timeout) for a reconnect.
+    /// The current channel, waiting (within the caller's timeout) for a reconnect; a
+    /// channel the broker closed on a live connection is replaced first.
     async fn channel(&self, route: &str) -> Result<(Channel, ShortString), CallError> {
+        self.reopen_publisher().await;
         let mut rx = self.shared.channel.subscribe();
         let ch = rx
             .wait_for(|c| c.as_ref().is_some_and(|(c, _)| c.status().connected()))

@@ -62,6 +62,33 @@ impl<S: Clone + Send + Sync + 'static> Worker<Rpc, S> {
         self.route_documented(C::ROUTE, handler, RouteDoc::contract::<C>())
     }
 
+    /// Admits only `callers` to route `route`: broker users, `*` matching any run of
+    /// characters (`["greeter", "billing-*"]`). Anyone else, and any request without
+    /// `user_id`, is answered `Forbidden` without running the handler. `ROUTE_ALLOW`
+    /// replaces the list per deployment. The route must be served by this worker (the
+    /// Runner refuses to start otherwise, so a misspelt route cannot stay open).
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use worker_kit::rpc::RpcWorker;
+    ///
+    /// async fn reset() -> Result<(), Infallible> {
+    ///     Ok(())
+    /// }
+    ///
+    /// let worker = RpcWorker::new()
+    ///     .route("admin.reset", reset)
+    ///     .allow("admin.reset", ["ops", "billing-*"]);
+    /// ```
+    #[must_use]
+    pub fn allow<I, T>(self, route: &str, callers: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.allow_list(route, crate::access::AllowList::new(callers))
+    }
+
     /// Adds a route declared with `#[rpc(...)]`.
     #[must_use]
     pub fn register(self, route: impl RpcRoute<S>) -> Self {
@@ -299,7 +326,13 @@ impl Processor for RpcProcessor {
         route: &Arc<str>,
         handler: BoundHandler,
     ) -> Disposition {
-        let meta = delivery::meta_at(&delivery, route, SystemTime::now(), self.max_skew);
+        let meta = delivery::meta_at(
+            &delivery,
+            route,
+            SystemTime::now(),
+            self.max_skew,
+            self.broker.user(),
+        );
         let deadline = meta.deadline;
         let request_type = delivery.properties.kind().as_ref().map(ShortString::as_str);
         let Answer {
@@ -326,7 +359,8 @@ impl Processor for RpcProcessor {
             ack(&delivery).await;
             return name;
         }
-        let reply_props = reply::properties(props, deadline, amqp_type, encoding);
+        let reply_props =
+            reply::properties(props, deadline, amqp_type, encoding, self.broker.user_id());
         // No confirm to wait for (the channel is not in confirm mode): the ack below is
         // sent on the same channel after the reply, and AMQP keeps their order.
         let published = channel

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use lapin::BasicProperties;
 use lapin::types::{FieldTable, ShortString};
 
+use crate::access::pattern::glob;
 use crate::wire::deadline::Deadline;
 use crate::wire::delivery;
 use crate::wire::envelope::Encoding;
@@ -45,37 +46,18 @@ impl ReplyTo {
     }
 }
 
-/// Whether `text` matches `pattern`, where `*` matches any run of characters (none
-/// included) and everything else matches itself.
-fn glob(pattern: &str, text: &str) -> bool {
-    let mut parts = pattern.split('*');
-    let first = parts.next().unwrap_or_default();
-    let Some(mut rest) = text.strip_prefix(first) else {
-        return false;
-    };
-    let parts: Vec<&str> = parts.collect();
-    let Some((last, middle)) = parts.split_last() else {
-        // No `*`: the whole text must be the pattern.
-        return rest.is_empty();
-    };
-    for part in middle {
-        match rest.find(part) {
-            Some(i) => rest = &rest[i + part.len()..],
-            None => return false,
-        }
-    }
-    rest.ends_with(last)
-}
-
-/// The reply's properties: transient, expiring with the caller's deadline, with the
-/// request's correlation id and, when well-formed, its trace headers.
+/// The reply's properties: transient, expiring with the caller's deadline, from the
+/// server's own broker user `user_id`, with the request's correlation id and, when
+/// well-formed, its trace headers.
 pub(crate) fn properties(
     request: &BasicProperties,
     deadline: Option<Deadline>,
     amqp_type: &'static str,
     encoding: Encoding,
+    user_id: &ShortString,
 ) -> BasicProperties {
     let mut props = BasicProperties::default()
+        .with_user_id(user_id.clone())
         .with_delivery_mode(1)
         .with_timestamp(delivery::now_timestamp())
         .with_type(ShortString::from(amqp_type));
@@ -117,19 +99,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn glob_matches_runs() {
-        assert!(glob("amq.gen-*", "amq.gen-abc"));
-        assert!(glob("amq.gen-*", "amq.gen-"));
-        assert!(!glob("amq.gen-*", "xamq.gen-abc"));
-        assert!(glob("*.reply", "svc.reply"));
-        assert!(!glob("*.reply", "svc.reply.x"));
-        assert!(glob("a*b*c", "a-b-b-c"));
-        assert!(!glob("a*b*c", "a-c"));
-        assert!(glob("exact", "exact"));
-        assert!(!glob("exact", "exactly"));
-    }
-
-    #[test]
     fn only_reply_queues_and_never_served_ones() {
         let served: HashSet<String> = ["orders.get", "amq.gen-mine", "replies.orders.get"]
             .map(String::from)
@@ -165,7 +134,7 @@ mod tests {
             .with_headers(h)
             .with_delivery_mode(2)
             .with_correlation_id("c1".into());
-        let p = properties(&request, None, "result", Encoding::Gzip);
+        let p = properties(&request, None, "result", Encoding::Gzip, &"svc".into());
         assert_eq!(p.delivery_mode(), &Some(1));
         assert!(
             p.headers().is_none(),
@@ -175,11 +144,23 @@ mod tests {
         assert_eq!(p.correlation_id().as_ref().unwrap().as_str(), "c1");
 
         let deadline = Deadline::after(std::time::Duration::from_secs(5));
-        let p = properties(&request, Some(deadline), "error", Encoding::Plain);
+        let p = properties(
+            &request,
+            Some(deadline),
+            "error",
+            Encoding::Plain,
+            &"svc".into(),
+        );
         let ms: u64 = p.expiration().as_ref().unwrap().as_str().parse().unwrap();
         assert!((1..=5000).contains(&ms), "{ms}");
         let past = Deadline::from_epoch_millis(1);
-        let p = properties(&request, Some(past), "error", Encoding::Plain);
+        let p = properties(
+            &request,
+            Some(past),
+            "error",
+            Encoding::Plain,
+            &"svc".into(),
+        );
         assert_eq!(p.expiration().as_ref().unwrap().as_str(), "1");
     }
 }

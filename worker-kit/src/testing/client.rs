@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::access::AccessPolicy;
 use crate::config::{Config, Mode};
 use crate::handler::extract::{Meta, parse_payload};
 use crate::handler::routes::BoundHandler;
@@ -27,6 +28,8 @@ pub struct TestClient {
     rpc: HashMap<Arc<str>, BoundHandler>,
     queue: HashMap<Arc<str>, (BoundHandler, u32)>,
     settings: AnswerSettings,
+    /// `RPC_ANONYMOUS` and `ROUTE_ALLOW` of the config, as a Runner would apply them.
+    access: AccessPolicy,
     default_max_retries: u32,
     encoding: Encoding,
 }
@@ -89,7 +92,8 @@ impl TestClient {
         })
     }
 
-    /// A client with the body limits, mode and retries of `config`.
+    /// A client with the body limits, mode, retries, `RPC_ANONYMOUS` and `ROUTE_ALLOW` of
+    /// `config`.
     pub fn with_config(config: &Config) -> Self {
         Self {
             rpc: HashMap::new(),
@@ -99,6 +103,7 @@ impl TestClient {
                 development: config.is_development(),
                 handler_timeout: config.handler_timeout,
             },
+            access: AccessPolicy::from_config(config),
             default_max_retries: config.max_retries,
             encoding: Encoding::Gzip,
         }
@@ -120,7 +125,7 @@ impl TestClient {
     #[must_use]
     #[track_caller]
     pub fn rpc<S: Clone + Send + Sync + 'static>(mut self, worker: RpcWorker<S>) -> Self {
-        for (name, handler) in bound_or_panic(worker.into_bound()) {
+        for (name, handler) in bound_or_panic(worker.into_bound(&self.access)) {
             self.refuse_duplicate(&name);
             self.rpc.insert(name, handler);
         }
@@ -139,7 +144,7 @@ impl TestClient {
             .kind
             .max_retries_set()
             .unwrap_or(self.default_max_retries);
-        for (name, handler) in bound_or_panic(worker.into_bound()) {
+        for (name, handler) in bound_or_panic(worker.into_bound(&self.access)) {
             self.refuse_duplicate(&name);
             self.queue.insert(name, (handler, retries));
         }

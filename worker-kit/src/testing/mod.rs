@@ -39,3 +39,26 @@ mod client;
 
 pub use broker::{BrokerFixture, FixtureError};
 pub use client::{TestClient, TestReply, Worked};
+
+/// A client or publisher whose messages claim another broker user than the one it
+/// logged in as: what a forger would send. For tests that show the broker refuses it
+/// ([`CallError::UserIdRefused`](crate::rpc::CallError::UserIdRefused),
+/// [`PublishError::UserIdRefused`](crate::queue::PublishError::UserIdRefused)); a service
+/// has no way to choose its `user_id`.
+pub trait ForgeUserId {
+    /// `self`, sending `user` as its `user_id`.
+    #[must_use]
+    fn forging_user_id(self, user: &str) -> Self;
+}
+
+impl ForgeUserId for crate::rpc::RpcClient {
+    fn forging_user_id(self, user: &str) -> Self {
+        self.claiming_user_id(user)
+    }
+}
+
+impl ForgeUserId for crate::queue::QueuePublisher {
+    fn forging_user_id(self, user: &str) -> Self {
+        self.claiming_user_id(user)
+    }
+}

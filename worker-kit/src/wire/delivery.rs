@@ -46,13 +46,14 @@ pub(crate) fn deadline_header(headers: Option<&FieldTable>) -> Option<SystemTime
 }
 
 /// The request's [`Meta`], its deadline read with the server's clock at `now`
-/// ([`deadline::budget`]).
-pub(crate) fn meta(delivery: &Delivery, route: &Arc<str>) -> Meta {
+/// ([`deadline::budget`]), its caller as seen by a process logged in as `own_user`.
+pub(crate) fn meta(delivery: &Delivery, route: &Arc<str>, own_user: &str) -> Meta {
     meta_at(
         delivery,
         route,
         SystemTime::now(),
         deadline::DEFAULT_MAX_SKEW,
+        own_user,
     )
 }
 
@@ -62,6 +63,7 @@ pub(crate) fn meta_at(
     route: &Arc<str>,
     now: SystemTime,
     max_skew: Duration,
+    own_user: &str,
 ) -> Meta {
     let p = &delivery.properties;
     let headers = p.headers().clone().unwrap_or_default();
@@ -82,6 +84,11 @@ pub(crate) fn meta_at(
         message_id: p.message_id().as_ref().map(|s| s.as_str().to_owned()),
         message_type: p.kind().as_ref().map(|s| s.as_str().to_owned()),
         timestamp: *p.timestamp(),
+        caller: crate::access::resolve(
+            p.user_id().as_ref().map(lapin::types::ShortString::as_str),
+            &headers,
+            own_user,
+        ),
         headers,
     }
 }

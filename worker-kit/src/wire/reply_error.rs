@@ -82,6 +82,12 @@ impl ErrorReply {
         Self::new("Timeout", message)
     }
 
+    /// `Forbidden`: the caller may not call this route (its allow list, or
+    /// `RPC_ANONYMOUS=deny` for a message without `user_id`).
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new("Forbidden", message)
+    }
+
     /// `Internal`: a bug or an unexpected failure. The message stays generic for callers in
     /// production; the error itself goes to the trace and the logs.
     pub fn internal(err: &(dyn std::error::Error + 'static)) -> Self {

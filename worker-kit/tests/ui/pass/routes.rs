@@ -34,7 +34,7 @@ pub async fn hello(State(app): State<App>, Payload(name): Payload<String>) -> Re
     Ok(format!("{} {name}", app.greeting))
 }
 
-#[rpc(contract = Add)]
+#[rpc(contract = Add, allow = ["greeter", "billing-*"])]
 async fn add(_meta: Meta, Payload(req): Payload<Add>) -> Result<i64, ErrorReply> {
     req.a.checked_add(req.b).ok_or_else(|| ErrorReply::bad_request("overflow"))
 }
@@ -52,9 +52,10 @@ async fn resize(Payload(Resize(path)): Payload<Resize>) -> Result<(), ErrorReply
     Ok(())
 }
 
-#[task("cleanup")]
+#[task("cleanup", allow = ["ops"],)]
 async fn cleanup(meta: Meta) -> Result<(), Infallible> {
     let _ = meta.redelivered;
+    let _who: Option<&str> = meta.caller.verified_user();
     Ok(())
 }
 
