@@ -133,6 +133,16 @@ impl Runner {
         if let Some(dup) = find_duplicates(&names).into_iter().next() {
             return Err(Error::DuplicateRoute(dup));
         }
+        for (route, _) in &self.config.route_allow {
+            if !names.contains(route) {
+                // One setting may serve several services; a misspelt route, though, stays
+                // open, so say so.
+                warn!(
+                    route = route.as_str(),
+                    "ROUTE_ALLOW names a route this process does not serve; the list has no effect here"
+                );
+            }
+        }
         let shutdown = self.shutdown.clone();
         for db in &self.databases {
             tokio::select! {

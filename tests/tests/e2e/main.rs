@@ -10,6 +10,7 @@ mod events;
 mod fixture;
 mod helpers;
 mod hostile;
+mod identity;
 mod interop;
 mod large;
 mod lifecycle;
