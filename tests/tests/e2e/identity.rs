@@ -15,7 +15,6 @@ use worker_kit::access::{Anonymous, ORIGINAL_USER_HEADER};
 use worker_kit::config::Config;
 use worker_kit::queue::{PublishError, QueuePublisher, QueueWorker, parking_queue};
 use worker_kit::rpc::{CallError, CallOptions, RpcClient, RpcWorker};
-use worker_kit::runner::Running;
 use worker_kit::testing::ForgeUserId;
 use worker_kit::{Broker, ErrorReply, Meta, Payload, Runner, State};
 
@@ -233,9 +232,12 @@ async fn a_forged_user_id_is_refused_clearly_and_promptly_and_the_client_recover
     running.stop().await.unwrap();
 }
 
-/// What the work handler saw: (payload, retry count, caller).
+/// One attempt as the work handler saw it: payload, retry count, caller.
+type Attempt = (String, u32, Option<String>);
+
+/// Every attempt the work handler saw.
 #[derive(Clone, Default)]
-struct Seen(Arc<Mutex<Vec<(String, u32, Option<String>)>>>);
+struct Seen(Arc<Mutex<Vec<Attempt>>>);
 
 /// Fails every message's first attempt, so that it comes back as the service's own copy.
 async fn fail_once(
