@@ -245,11 +245,21 @@ async fn a_deleted_parking_queue_is_redeclared() {
     peer.delete(&[&route, &dead]).await;
 }
 
-/// Retry and parked copies carry neither the original's `expiration` (a parked message
-/// must not vanish) nor its `user_id` (the broker checks it against the publishing
-/// connection's user).
+/// The broker user the tests log in as (`AMQP_URL`'s; guest when it names none).
+fn login() -> String {
+    url::Url::parse(&e2e::amqp_url())
+        .map(|u| u.username().to_owned())
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "guest".to_owned())
+}
+
+/// Retry and parked copies drop the original's `expiration` (a parked message must not
+/// vanish) and carry the worker's own `user_id` (the broker checks it against the
+/// publishing connection's user), the original sender named in `x-original-user-id`
+/// (`identity.rs` shows it with a sender other than the worker).
 #[tokio::test]
-async fn copies_keep_neither_expiration_nor_user_id() {
+async fn copies_drop_expiration_and_carry_the_workers_user_id() {
     let route = unique("park-props");
     let log = Log::default();
     let running = e2e::start(
@@ -268,7 +278,7 @@ async fn copies_keep_neither_expiration_nor_user_id() {
         lapin::BasicProperties::default()
             .with_delivery_mode(2)
             .with_expiration("600000".into())
-            .with_user_id("guest".into())
+            .with_user_id(login().as_str().into())
             .with_correlation_id("kept".into()),
     )
     .await;
@@ -287,7 +297,16 @@ async fn copies_keep_neither_expiration_nor_user_id() {
         &None,
         "no expiration on the parked copy"
     );
-    assert_eq!(props.user_id(), &None, "no user_id on the parked copy");
+    assert_eq!(
+        props.user_id().as_ref().map(ToString::to_string),
+        Some(login()),
+        "the worker's own user_id on the parked copy"
+    );
+    assert_eq!(
+        header_text(&msg, "x-original-user-id"),
+        login(),
+        "the sender of the original (the same login here)"
+    );
     assert_eq!(
         props
             .correlation_id()
