@@ -296,3 +296,86 @@ fn bound_or_panic<T>(r: Result<T, crate::Error>) -> T {
         Err(e) => panic!("{e}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Payload;
+    use crate::access::{Anonymous, Caller};
+
+    async fn echo(Payload(v): Payload<serde_json::Value>) -> Result<serde_json::Value, ErrorReply> {
+        Ok(v)
+    }
+
+    fn meta_from(caller: Caller) -> Meta {
+        Meta {
+            caller,
+            ..Meta::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn allow_lists_and_anonymous_in_process() {
+        let config = Config {
+            rpc_anonymous: Anonymous::Deny,
+            ..Config::default()
+        };
+        let client = TestClient::with_config(&config)
+            .rpc(
+                RpcWorker::new()
+                    .route("listed", echo)
+                    .allow("listed", ["greeter", "billing-*"])
+                    .route("open", echo),
+            )
+            .queue(
+                QueueWorker::new()
+                    .route("work", echo)
+                    .allow("work", ["ops"]),
+            );
+        let call = |route: &'static str, caller: Caller| {
+            let client = client.clone();
+            async move {
+                client
+                    .call_route::<_, serde_json::Value>(route, &1, meta_from(caller))
+                    .await
+            }
+        };
+        assert!(call("listed", Caller::verified("billing-eu")).await.is_ok());
+        let refused = call("listed", Caller::verified("catalog"))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.remote_type(), Some("Forbidden"));
+        let refused = call("open", Caller::anonymous()).await.unwrap_err();
+        assert_eq!(
+            refused.remote_type(),
+            Some("Forbidden"),
+            "RPC_ANONYMOUS=deny"
+        );
+        assert!(call("open", Caller::verified("anyone")).await.is_ok());
+
+        let body = envelope::encode_request(&1, Encoding::Plain).unwrap();
+        assert_eq!(
+            client
+                .send_body("work", &body, meta_from(Caller::verified("ops")))
+                .await,
+            Worked::Acked
+        );
+        match client
+            .send_body("work", &body, meta_from(Caller::verified("greeter")))
+            .await
+        {
+            Worked::Parked(e) => assert_eq!(e.error_type, "Forbidden"),
+            other => panic!("a refused work message is parked, not {other:?}"),
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "allow list names route lisetd")]
+    fn an_allow_list_for_a_route_not_served_is_refused() {
+        let _ = TestClient::new().rpc(
+            RpcWorker::new()
+                .route("listed", echo)
+                .allow("lisetd", ["greeter"]),
+        );
+    }
+}
