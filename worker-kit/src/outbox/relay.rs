@@ -164,7 +164,7 @@ impl Relay {
                 occurred_at: row.get(5),
             };
             ids.push(row.get::<_, i64>(0));
-            confirms.push(publish(&channel, &self.exchange, &event).await?);
+            confirms.push(publish(&channel, &self.exchange, out.broker.user_id(), &event).await?);
         }
         // Publishing the whole batch before waiting pipelines the confirms.
         for confirm in confirms {
@@ -237,9 +237,12 @@ struct OutboxRow {
     occurred_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// Publishes one event from the service's own broker user `user_id` (who emitted it is
+/// then as certain as who calls a route).
 async fn publish(
     channel: &Channel,
     exchange: &str,
+    user_id: &lapin::types::ShortString,
     event: &OutboxRow,
 ) -> Result<lapin::PublisherConfirm, RelayError> {
     // The payload was serialized once already; it serializes again.
@@ -260,6 +263,7 @@ async fn publish(
         .with_message_id(event.event_id.to_string().into())
         .with_type(event.routing_key.as_str().into())
         .with_timestamp(u64::try_from(event.occurred_at.timestamp()).unwrap_or(0))
+        .with_user_id(user_id.clone())
         .with_headers(headers);
     if let Some(ce) = Encoding::Gzip.content_encoding() {
         props = props.with_content_encoding(ce.into());
