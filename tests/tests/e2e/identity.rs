@@ -188,6 +188,7 @@ async fn a_forged_user_id_is_refused_clearly_and_promptly_and_the_client_recover
             .call_route::<_, serde_json::Value>(&route, &(), options)
             .await;
         let elapsed = started.elapsed();
+        eprintln!("attempt {attempt}: the forged call was refused after {elapsed:?}");
         match refused {
             Err(e @ CallError::UserIdRefused { .. }) => {
                 let text = e.to_string();

@@ -172,7 +172,10 @@ impl TestClient {
     }
 
     /// Calls contract `C`'s route with `meta` as the handler sees it (deadline,
-    /// headers, correlation id, `reply_to`, retry count); its `route` is set for you.
+    /// headers, correlation id, `reply_to`, retry count, caller); its `route` is set for
+    /// you. [`Meta::default`] is an anonymous caller: set `meta.caller` to
+    /// [`Caller::verified`](crate::access::Caller::verified) to call a route with an allow
+    /// list as one of its broker users.
     ///
     /// # Errors
     ///
