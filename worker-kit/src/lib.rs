@@ -45,6 +45,7 @@ pub mod testing;
 pub mod wire;
 pub mod worker;
 
+pub use access::Caller;
 pub use amqp::Broker;
 pub use config::Config;
 pub use db::Database;
