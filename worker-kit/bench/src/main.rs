@@ -5,9 +5,11 @@
 //! Sections: `lean` (the ceiling), `kit` (RpcClient → RpcWorker), `python` (aio-pika),
 //! `queue` (work queue), `footprint` (the example service's process), `crud` (one INSERT
 //! and one SELECT per call through the broker: kit, lean, aio-pika + asyncpg), `outbox`
-//! (emitting's cost on the writing route, commit to read model: events/s and lag).
+//! (emitting's cost on the writing route, commit to read model: events/s and lag), `decode`
+//! (what decoding a request costs by size, against the hop to the blocking pool).
 
 mod crud;
+mod decode;
 mod footprint;
 mod kit;
 mod lean;
@@ -36,7 +38,7 @@ struct Opts {
     #[arg(long)]
     quick: bool,
     /// Run only these sections (comma-separated): lean, kit, python, queue, footprint, crud,
-    /// outbox.
+    /// outbox, decode.
     #[arg(long, value_delimiter = ',')]
     only: Vec<Section>,
     /// The broker (a secret: it may hold a password; never printed unredacted).
@@ -72,6 +74,7 @@ enum Section {
     Footprint,
     Crud,
     Outbox,
+    Decode,
 }
 
 /// Row names the targets refer to.
@@ -241,6 +244,9 @@ async fn run(opts: Opts) -> anyhow::Result<bool> {
         }
         if ctx.wants(Section::Outbox) {
             outbox_section(&mut ctx).await;
+        }
+        if round == 1 && ctx.wants(Section::Decode) {
+            decode_section(&ctx).await;
         }
         // These two spawn processes and take long; once is enough for their figures.
         if round == 1 && ctx.wants(Section::Python) {
@@ -544,6 +550,29 @@ fn crud_python<'a>(ctx: &'a mut Ctx, name: &'static str, dsn: String) -> CrudFut
         delete_queue(&url, &route).await;
         result
     })
+}
+
+async fn decode_section(ctx: &Ctx) {
+    let budget = Duration::from_millis(if ctx.opts.quick { 50 } else { 500 });
+    match decode::measure(payload, budget).await {
+        Ok((rows, hop)) => {
+            println!("\ndecoding a gzip request inline (gunzip, envelope, payload as JSON)");
+            println!("{:>12} {:>14} {:>10}", "decoded", "per decode", "MB/s");
+            for r in rows {
+                println!(
+                    "{:>9} KiB {:>11.1} µs {:>10.0}",
+                    r.bytes / 1024,
+                    r.inline.as_secs_f64() * 1e6,
+                    r.mb_per_sec
+                );
+            }
+            println!(
+                "hop to the blocking pool and back: {:.1} µs",
+                hop.as_secs_f64() * 1e6
+            );
+        }
+        Err(e) => eprintln!("bench: decode failed: {e:#}"),
+    }
 }
 
 async fn outbox_section(ctx: &mut Ctx) {

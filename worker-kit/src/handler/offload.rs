@@ -12,9 +12,12 @@ use crate::wire::envelope::{self, DecodeError, Limits, Request};
 /// Bodies larger than this (decoded bytes, see [`size_hint`]) are decoded on the
 /// blocking pool.
 ///
-/// 64 KiB: at the roughly 100-300 MB/s that gunzip plus JSON parsing reach, that is some
-/// hundreds of microseconds of work, past the point where a task should yield.
-pub(crate) const OFFLOAD_BYTES: usize = 64 * 1024;
+/// 16 KiB, measured (`scripts/bench --only decode`, release, a loaded 2-core machine):
+/// gunzip, the envelope and the payload as JSON run at 35 to 80 MB/s, so 16 KiB takes about
+/// 250 µs inline and 64 KiB 1.6 ms, while the hop to the blocking pool and back costs about
+/// 90 µs. From 16 KiB the hop is the smaller cost, and the inline work is past the 100 µs
+/// or so a task should run between yields.
+pub(crate) const OFFLOAD_BYTES: usize = 16 * 1024;
 
 /// Runs `f` inline for a body of `len` bytes up to [`OFFLOAD_BYTES`], on the blocking
 /// pool above it.
