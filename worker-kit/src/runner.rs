@@ -29,6 +29,7 @@ use crate::amqp::broker::Broker;
 use crate::config::{Config, Mode, PausePolicy};
 use crate::db::Database;
 use crate::handler::routes::find_duplicates;
+use crate::observe::Health;
 use crate::shutdown::shutdown_signal;
 use crate::worker::{Runnable, WorkerContext};
 
@@ -144,6 +145,25 @@ impl Runner {
             }
         }
         let shutdown = self.shutdown.clone();
+        let health = Health::new(self.broker.clone(), shutdown.clone());
+        // Stops the listener if starting fails; `Running` holds it until it has stopped.
+        let listening = CancellationToken::new();
+        let listener = listening.clone().drop_guard();
+        let metrics_addr = match self.config.metrics_addr {
+            Some(addr) => Some(
+                crate::observe::server::start(
+                    addr,
+                    self.broker.metrics().clone(),
+                    health.clone(),
+                    listening,
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        self.broker
+            .metrics()
+            .report_databases(self.databases.clone());
         for db in &self.databases {
             tokio::select! {
                 biased;
@@ -170,10 +190,14 @@ impl Runner {
         }
         let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
         let (paused_tx, paused) = watch::channel(false);
-        if !self.databases.is_empty() && self.config.pause_on_db_outage != PausePolicy::Off {
+        if !self.databases.is_empty() {
+            // Readiness follows the databases whatever the pause policy; only the pause
+            // itself depends on it (without a sender the workers never pause).
+            let pauses = (self.config.pause_on_db_outage != PausePolicy::Off).then_some(paused_tx);
             tokio::spawn(watch_databases(
                 self.databases.clone(),
-                paused_tx,
+                pauses,
+                health.clone(),
                 self.config.db_health_interval,
                 shutdown.clone(),
             ));
@@ -184,6 +208,7 @@ impl Runner {
             shutdown: shutdown.clone(),
             ready: ready_tx,
             paused,
+            health: health.clone(),
             service: Arc::from(self.service),
             served: Arc::new(
                 names
@@ -205,6 +230,9 @@ impl Runner {
             databases: self.databases,
             shutdown,
             tasks,
+            health,
+            metrics_addr,
+            _listener: listener,
         };
         for _ in 0..count {
             let ready = tokio::select! {
@@ -221,6 +249,7 @@ impl Runner {
                 None => break,
             }
         }
+        running.health.started();
         Ok(running)
     }
 
@@ -246,6 +275,10 @@ pub struct Running {
     databases: Vec<Arc<dyn Database>>,
     shutdown: CancellationToken,
     tasks: JoinSet<Result<(), Error>>,
+    health: Health,
+    metrics_addr: Option<std::net::SocketAddr>,
+    /// Stops the `METRICS_ADDR` listener when the Runner has stopped (or is dropped).
+    _listener: tokio_util::sync::DropGuard,
 }
 
 impl std::fmt::Debug for dyn Database {
@@ -258,6 +291,22 @@ impl Running {
     /// The broker this Runner uses.
     pub fn broker(&self) -> &Broker {
         &self.broker
+    }
+
+    /// Where `/metrics`, `/livez` and `/readyz` are served (`METRICS_ADDR`, with the port
+    /// picked when it was `0`), if anywhere.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// The readiness `/readyz` reports.
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    /// The token whose cancellation stops this Runner (what a signal cancels).
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.shutdown
     }
 
     /// Runs until the shutdown token is cancelled, then stops gracefully. A worker that
@@ -323,14 +372,16 @@ impl Running {
     }
 }
 
-/// Checks the databases every `interval` and tells the workers to pause while any of
-/// them does not answer.
+/// Checks the databases every `interval`, reports each to readiness, and (with `paused`)
+/// tells the workers to pause while any of them does not answer.
 async fn watch_databases(
     databases: Vec<Arc<dyn Database>>,
-    paused: watch::Sender<bool>,
+    paused: Option<watch::Sender<bool>>,
+    health: Health,
     interval: Duration,
     shutdown: CancellationToken,
 ) {
+    let mut was_down = false;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -338,18 +389,24 @@ async fn watch_databases(
         }
         let mut down = None;
         for db in &databases {
-            if !db.is_ready().await {
+            let ready = db.is_ready().await;
+            health.database(db.name(), ready);
+            if !ready && down.is_none() {
                 down = Some(db.name().to_owned());
-                break;
             }
         }
-        let now_paused = down.is_some();
-        if now_paused != *paused.borrow() {
+        let now_down = down.is_some();
+        if now_down != was_down {
             match &down {
                 Some(name) => warn!(database = %name, "database unreachable"),
                 None => info!("databases reachable again"),
             }
-            paused.send_replace(now_paused);
+            was_down = now_down;
+        }
+        if let Some(paused) = &paused
+            && now_down != *paused.borrow()
+        {
+            paused.send_replace(now_down);
         }
     }
 }
