@@ -9,6 +9,7 @@
 //! number of distinct values small. Correlation ids and payload values are never labels.
 
 pub(crate) mod error_type;
+pub(crate) mod exposition;
 pub mod health;
 pub(crate) mod labels;
 pub mod metrics;

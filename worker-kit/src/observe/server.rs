@@ -1,4 +1,5 @@
-//! The HTTP listener on `METRICS_ADDR`: `GET /metrics` (OpenMetrics text), `GET /livez`
+//! The HTTP listener on `METRICS_ADDR`: `GET /metrics` (OpenMetrics when the scraper asks
+//! for it, as Prometheus does, else the Prometheus text format), `GET /livez`
 //! (the runtime answers) and `GET /readyz` (200 when ready, 503 with the reasons). One
 //! small hyper HTTP/1 server; it runs until the Runner has stopped, so a drain shows on
 //! `/readyz` while it lasts.
@@ -14,10 +15,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
+use super::exposition::{OPENMETRICS, PROMETHEUS_TEXT, to_prometheus_text, wants_openmetrics};
 use super::{Health, Metrics};
 use crate::Error;
-
-const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Listens on `addr` and serves until `stop` is cancelled; returns the bound address
 /// (port `0` picks a free one).
@@ -75,10 +75,21 @@ fn answer(req: &Request<Incoming>, metrics: &Metrics, health: &Health) -> Respon
         return text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n".into());
     }
     match req.uri().path() {
-        "/metrics" => Response::builder()
-            .header(header::CONTENT_TYPE, OPENMETRICS)
-            .body(Full::new(Bytes::from(metrics.encode())))
-            .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, String::new())),
+        "/metrics" => {
+            let accept = req
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok());
+            let (kind, body) = if wants_openmetrics(accept) {
+                (OPENMETRICS, metrics.encode())
+            } else {
+                (PROMETHEUS_TEXT, to_prometheus_text(&metrics.encode()))
+            };
+            Response::builder()
+                .header(header::CONTENT_TYPE, kind)
+                .body(Full::new(Bytes::from(body)))
+                .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, String::new()))
+        }
         "/livez" => text(StatusCode::OK, "ok\n".into()),
         "/readyz" => match health.readiness() {
             Ok(()) => text(StatusCode::OK, "ready\n".into()),
