@@ -413,7 +413,8 @@ async fn watch_databases(
 
 /// The whole `main` of a service: settings, logs, broker connection, `build`, run until a
 /// signal. Exit codes: 0 after a graceful stop, 2 for a bad setting (one line on stderr
-/// naming the variable), 1 for anything else.
+/// naming the variable), 1 for anything else. `SERVICE healthcheck [readyz|livez]` asks the
+/// running process's `METRICS_ADDR` listener instead and exits 0 when it answers 200.
 ///
 /// ```no_run
 /// use worker_kit::{Payload, rpc::RpcWorker, runner::Setup};
@@ -433,6 +434,9 @@ where
     F: FnOnce(Setup) -> Fut,
     Fut: Future<Output = Result<Runner, Error>>,
 {
+    if std::env::args().nth(1).as_deref() == Some("healthcheck") {
+        return healthcheck(service);
+    }
     if std::env::args().nth(1).as_deref() == Some("asyncapi") {
         eprintln!(
             "{service}: this service does not describe its routes (its main calls runner::main; runner::main_with_docs takes a function that returns its AsyncAPI document)"
@@ -484,14 +488,24 @@ where
                 }
             }
         }
+        Some("healthcheck") => healthcheck(service),
         Some(other) => {
             eprintln!(
-                "{service}: unknown argument {other:?}; usage: {service} [asyncapi] (settings come from the environment, see .env.example)"
+                "{service}: unknown argument {other:?}; usage: {service} [asyncapi | healthcheck [readyz|livez]] (settings come from the environment, see .env.example)"
             );
             ExitCode::from(2)
         }
         None => run_main(service, build),
     }
+}
+
+/// `SERVICE healthcheck [readyz|livez]`: exit 0 when the running process's listener on
+/// `METRICS_ADDR` answers 200 (what a container `HEALTHCHECK` runs).
+fn healthcheck(service: &str) -> ExitCode {
+    let path = std::env::args()
+        .nth(2)
+        .unwrap_or_else(|| "readyz".to_owned());
+    crate::observe::probe::run(service, &path)
 }
 
 fn run_main<F, Fut>(service: &'static str, build: F) -> ExitCode

@@ -545,3 +545,68 @@ fn rabbitmqctl(args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// `SERVICE healthcheck` (what the Docker `HEALTHCHECK` runs) asks a real service process's
+/// listener: 0 once it is ready, 1 once it is gone, 2 without `METRICS_ADDR`.
+#[tokio::test]
+async fn the_healthcheck_command_asks_the_running_process() {
+    let exe = env!("CARGO_BIN_EXE_lifecycle-worker");
+    // A free port for the listener (healthcheck reads the same METRICS_ADDR).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics_addr = format!("127.0.0.1:{port}");
+    let probe = |what: &'static str| {
+        let metrics_addr = metrics_addr.clone();
+        async move {
+            tokio::process::Command::new(exe)
+                .args(["healthcheck", what])
+                .env("METRICS_ADDR", metrics_addr)
+                .output()
+                .await
+                .expect("run the healthcheck")
+        }
+    };
+    let unset = tokio::process::Command::new(exe)
+        .arg("healthcheck")
+        .env_remove("METRICS_ADDR")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(unset.status.code(), Some(2), "{unset:?}");
+    let mut child = tokio::process::Command::new(exe)
+        .env("AMQP_URL", e2e::amqp_url())
+        .env("LIFECYCLE_ROUTE", unique("obs.health"))
+        .env("METRICS_ADDR", &metrics_addr)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("lifecycle-worker starts");
+    wait_until(WAIT, "healthcheck readyz succeeds", || async {
+        probe("readyz").await.status.success()
+    })
+    .await;
+    assert!(probe("livez").await.status.success());
+    let pid = child.id().expect("running").to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .expect("stops")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    let gone = probe("readyz").await;
+    assert_eq!(gone.status.code(), Some(1), "{gone:?}");
+    assert!(
+        String::from_utf8_lossy(&gone.stderr).contains("/readyz"),
+        "{gone:?}"
+    );
+}

@@ -13,6 +13,7 @@ pub(crate) mod exposition;
 pub mod health;
 pub(crate) mod labels;
 pub mod metrics;
+pub(crate) mod probe;
 pub(crate) mod server;
 
 pub use health::Health;
