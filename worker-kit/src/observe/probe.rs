@@ -41,7 +41,9 @@ pub(crate) fn run(service: &str, path: &str) -> ExitCode {
         }
     };
     let target = local(addr);
-    match runtime.block_on(tokio::time::timeout(LIMIT, get(target, path))) {
+    // The timer is made inside the runtime, which it needs.
+    let answer = runtime.block_on(async { tokio::time::timeout(LIMIT, get(target, path)).await });
+    match answer {
         Ok(Ok((200, _))) => ExitCode::SUCCESS,
         Ok(Ok((status, body))) => {
             eprintln!("{service}: /{path} answered {status}: {}", body.trim());
