@@ -498,3 +498,118 @@ impl Collector for DatabasePools {
 fn to_i64(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+    use crate::db::PoolStats;
+
+    struct FakeDb;
+
+    #[async_trait::async_trait]
+    impl Database for FakeDb {
+        fn name(&self) -> &str {
+            "main"
+        }
+        async fn connect(&self) -> Result<(), crate::Error> {
+            Ok(())
+        }
+        async fn is_ready(&self) -> bool {
+            true
+        }
+        async fn close(&self) {}
+        fn pool_stats(&self) -> Option<PoolStats> {
+            Some(PoolStats::new(16, 3, 2, 1, 4))
+        }
+    }
+
+    /// A registry with a sample in every family.
+    fn busy() -> Metrics {
+        let m = Metrics::new();
+        let r = m.route("orders.create", "rpc");
+        r.received();
+        r.settled(Disposition::Ok, Duration::from_millis(3), None);
+        r.settled(
+            Disposition::Error,
+            Duration::from_millis(40),
+            Some("NotFound"),
+        );
+        let q = m.route("resize", "queue");
+        q.settled(
+            Disposition::Retried,
+            Duration::from_millis(1),
+            Some("Flaky"),
+        );
+        q.settled(Disposition::Parked, Duration::from_millis(1), Some("Flaky"));
+        let w = m.worker("orders.create", "rpc", 64);
+        w.in_flight.inc();
+        w.consuming(true);
+        m.client().call("stock.reserve", 2, Duration::from_secs(1));
+        m.broker_up(true);
+        m.broker_reconnected();
+        m.report_databases(vec![Arc::new(FakeDb)]);
+        m
+    }
+
+    fn sample_names(exposition: &str) -> HashSet<String> {
+        exposition
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .map(|l| l.split(['{', ' ']).next().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn the_exposition_holds_what_was_recorded() {
+        let text = super::super::exposition::to_prometheus_text(&busy().encode());
+        let want = [
+            "worker_kit_messages_received_total{route=\"orders.create\",kind=\"rpc\"} 1",
+            "worker_kit_handler_errors_total{route=\"orders.create\",kind=\"rpc\",error_type=\"NotFound\"} 1",
+            "worker_kit_queue_retries_total{route=\"resize\",kind=\"queue\"} 1",
+            "worker_kit_queue_parked_total{route=\"resize\",kind=\"queue\"} 1",
+            "worker_kit_worker_in_flight{worker=\"orders.create\",kind=\"rpc\"} 1",
+            "worker_kit_worker_in_flight_limit{worker=\"orders.create\",kind=\"rpc\"} 64",
+            "worker_kit_rpc_client_calls_total{route=\"stock.reserve\",outcome=\"Timeout\"} 1",
+            "worker_kit_broker_connected 1",
+            "worker_kit_broker_reconnects_total 1",
+            "worker_kit_db_pool_in_use{database=\"main\"} 2",
+            "worker_kit_db_pool_acquire_timeouts_total{database=\"main\"} 4",
+            "worker_kit_handler_duration_seconds_bucket{le=\"0.05\",route=\"orders.create\",kind=\"rpc\",outcome=\"error\"} 1",
+            "worker_kit_handler_duration_seconds_bucket{le=\"60.0\",route=\"orders.create\",kind=\"rpc\",outcome=\"ok\"} 1",
+        ];
+        for line in want {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line} in:\n{text}"
+            );
+        }
+    }
+
+    /// The Grafana dashboard in deploy/ asks only for metrics the kit exposes.
+    #[test]
+    fn the_dashboard_uses_only_exposed_metric_names() {
+        let dashboard = include_str!("../../../deploy/grafana/worker-kit.json");
+        let exposed = sample_names(&super::super::exposition::to_prometheus_text(
+            &busy().encode(),
+        ));
+        let used: HashSet<&str> = dashboard
+            .match_indices("worker_kit_")
+            .map(|(i, _)| {
+                let rest = &dashboard[i..];
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+                    .unwrap_or(rest.len());
+                &rest[..end]
+            })
+            .collect();
+        assert!(used.len() >= 12, "{used:?}");
+        for name in used {
+            assert!(
+                exposed.contains(name),
+                "the dashboard uses {name}, which is not exposed"
+            );
+        }
+    }
+}
