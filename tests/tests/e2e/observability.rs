@@ -77,7 +77,7 @@ async fn a_scrape_after_n_calls_counts_exactly_n() {
         .await
         .expect("starts");
     let caller = e2e::broker("obs-caller").await;
-    let client = RpcClient::new(&caller, &e2e::config()).await.unwrap();
+    let client = RpcClient::new(&caller, &metrics_config()).await.unwrap();
     let calls = (0..N).map(|n| {
         let (client, route) = (client.clone(), route.clone());
         async move {

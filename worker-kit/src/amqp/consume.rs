@@ -321,6 +321,8 @@ pub(crate) async fn run<P: Processor>(
     };
     let mut paused_rx = ctx.paused.clone();
     let metrics = ctx.broker.metrics();
+    // Without METRICS_ADDR nobody reads the per-message metrics: skip recording them.
+    let record = ctx.config.metrics_addr.is_some();
     let worker_name = routes.first().map_or("", |(n, _)| &**n).to_owned();
     let health = ctx
         .health
@@ -329,7 +331,7 @@ pub(crate) async fn run<P: Processor>(
     let routes: Vec<Served> = routes
         .into_iter()
         .map(|(name, h)| {
-            let m = Arc::new(metrics.route(&name, kind));
+            let m = Arc::new(metrics.route(&name, kind, record));
             (name, h, m)
         })
         .collect();

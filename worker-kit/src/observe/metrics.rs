@@ -230,13 +230,15 @@ impl Metrics {
         out
     }
 
-    /// The handles of one served route.
-    pub(crate) fn route(&self, route: &str, kind: &'static str) -> RouteMetrics {
+    /// The handles of one served route; with `on` false they record nothing (a process
+    /// without `METRICS_ADDR` has nobody to read them).
+    pub(crate) fn route(&self, route: &str, kind: &'static str, on: bool) -> RouteMetrics {
         let labels = RouteLabels {
             route: route.to_owned(),
             kind,
         };
         RouteMetrics {
+            on,
             received: self.inner.received.get_or_create_owned(&labels),
             durations: Default::default(),
             labels,
@@ -260,9 +262,10 @@ impl Metrics {
         }
     }
 
-    /// The RPC client's per-route call metrics.
-    pub(crate) fn client(&self) -> ClientMetrics {
+    /// The RPC client's per-route call metrics (recording nothing unless `on`).
+    pub(crate) fn client(&self, on: bool) -> ClientMetrics {
         ClientMetrics {
+            on,
             metrics: self.clone(),
             routes: Arc::new(RwLock::new(HashMap::new())),
         }
@@ -298,6 +301,7 @@ impl Metrics {
 
 /// The metrics of one served route.
 pub(crate) struct RouteMetrics {
+    on: bool,
     received: Counter,
     /// One histogram per [`Disposition`], made on first use.
     durations: [OnceLock<Histogram>; Disposition::COUNT],
@@ -307,7 +311,9 @@ pub(crate) struct RouteMetrics {
 
 impl RouteMetrics {
     pub(crate) fn received(&self) {
-        self.received.inc();
+        if self.on {
+            self.received.inc();
+        }
     }
 
     /// A delivery was settled as `outcome` after `elapsed`; `error_type` is the type of
@@ -318,6 +324,9 @@ impl RouteMetrics {
         elapsed: Duration,
         error_type: Option<&str>,
     ) {
+        if !self.on {
+            return;
+        }
         let inner = &self.metrics.inner;
         self.durations[outcome.index()]
             .get_or_init(|| {
@@ -385,6 +394,7 @@ type CallRoutes = HashMap<String, Arc<(String, CallHandles)>>;
 /// An RPC client's call metrics, with the handles of each route it called cached.
 #[derive(Clone)]
 pub(crate) struct ClientMetrics {
+    on: bool,
     metrics: Metrics,
     routes: Arc<RwLock<CallRoutes>>,
 }
@@ -393,6 +403,9 @@ impl ClientMetrics {
     /// A call to `route` ended with outcome number `outcome` (an index into
     /// [`CALL_OUTCOMES`]) after `elapsed`.
     pub(crate) fn call(&self, route: &str, outcome: usize, elapsed: Duration) {
+        if !self.on {
+            return;
+        }
         let known = self
             .routes
             .read()
@@ -528,7 +541,7 @@ mod tests {
     /// A registry with a sample in every family.
     fn busy() -> Metrics {
         let m = Metrics::new();
-        let r = m.route("orders.create", "rpc");
+        let r = m.route("orders.create", "rpc", true);
         r.received();
         r.settled(Disposition::Ok, Duration::from_millis(3), None);
         r.settled(
@@ -536,7 +549,7 @@ mod tests {
             Duration::from_millis(40),
             Some("NotFound"),
         );
-        let q = m.route("resize", "queue");
+        let q = m.route("resize", "queue", true);
         q.settled(
             Disposition::Retried,
             Duration::from_millis(1),
@@ -546,7 +559,13 @@ mod tests {
         let w = m.worker("orders.create", "rpc", 64);
         w.in_flight.inc();
         w.consuming(true);
-        m.client().call("stock.reserve", 2, Duration::from_secs(1));
+        m.client(true)
+            .call("stock.reserve", 2, Duration::from_secs(1));
+        let off = m.route("not.recorded", "rpc", false);
+        off.received();
+        off.settled(Disposition::Ok, Duration::from_millis(1), None);
+        m.client(false)
+            .call("not.recorded", 0, Duration::from_secs(1));
         m.broker_up(true);
         m.broker_reconnected();
         m.report_databases(vec![Arc::new(FakeDb)]);
@@ -585,6 +604,13 @@ mod tests {
                 "missing {line} in:\n{text}"
             );
         }
+        // Handles made with `on` false record nothing.
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.contains("not.recorded") && !l.ends_with(" 0")),
+            "{text}"
+        );
     }
 
     /// The Grafana dashboard in deploy/ asks only for metrics the kit exposes.

@@ -252,7 +252,8 @@ impl RpcClient {
             default_timeout: config.rpc_timeout,
             limits: config.limits(),
             encoding: Encoding::Gzip,
-            metrics: broker.metrics().client(),
+            // Recorded only where something serves them (METRICS_ADDR).
+            metrics: broker.metrics().client(config.metrics_addr.is_some()),
         };
         let first = client.open().await?;
         tokio::spawn(client.clone().keep_replies_flowing(first));
