@@ -499,6 +499,23 @@ where
     }
 }
 
+/// Logs, and traces exported as the `OTEL_*` variables say (the exporter runs on the
+/// service's runtime); the tracer provider, to flush at exit, when traces are on.
+#[cfg(feature = "otel")]
+fn init_traced_logs(
+    service: &str,
+    config: &Config,
+    runtime: &tokio::runtime::Runtime,
+) -> Option<opentelemetry_sdk::trace::SdkTracerProvider> {
+    let _inside = runtime.enter();
+    let provider = crate::observe::trace::install(service);
+    match &provider {
+        Some(p) => crate::logging::init_with_traces(config, p),
+        None => crate::logging::init(config),
+    }
+    provider
+}
+
 /// `SERVICE healthcheck [readyz|livez]`: exit 0 when the running process's listener on
 /// `METRICS_ADDR` answers 200 (what a container `HEALTHCHECK` runs).
 fn healthcheck(service: &str) -> ExitCode {
@@ -520,7 +537,6 @@ where
             return ExitCode::from(2);
         }
     };
-    crate::logging::init(&config);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -531,6 +547,10 @@ where
             return ExitCode::from(1);
         }
     };
+    #[cfg(feature = "otel")]
+    let traced = init_traced_logs(service, &config, &runtime);
+    #[cfg(not(feature = "otel"))]
+    crate::logging::init(&config);
     let result = runtime.block_on(async move {
         // First, so that a signal at any later point (connect, build, database startup)
         // is honoured.
@@ -574,6 +594,13 @@ where
         }
         result
     });
+    #[cfg(feature = "otel")]
+    if traced.is_some() {
+        // Spans still batched go out before the process exits.
+        runtime.block_on(async {
+            let _ = tokio::task::spawn_blocking(crate::observe::trace::shutdown).await;
+        });
+    }
     match result {
         Ok(()) | Err(Error::Interrupted) => ExitCode::SUCCESS,
         Err(Error::Config(msg)) => {

@@ -19,7 +19,7 @@ use lapin::{Channel, Connection};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{Instrument, debug, error, info, info_span, warn};
+use tracing::{Instrument, debug, error, info, warn};
 
 use crate::Error;
 use crate::config::PausePolicy;
@@ -486,13 +486,11 @@ async fn instrumented<P: Processor>(
     delivery: Delivery,
     (route, handler, metrics): Served,
 ) {
-    let span = info_span!(
-        "message",
-        worker = processor.kind(),
-        %route,
-        correlation_id = crate::wire::delivery::correlation_id(&delivery.properties).unwrap_or(""),
-        outcome = tracing::field::Empty,
-        duration_ms = tracing::field::Empty,
+    let span = crate::observe::trace::process_span(
+        processor.kind(),
+        &route,
+        crate::wire::delivery::correlation_id(&delivery.properties).unwrap_or(""),
+        delivery.properties.headers().as_ref(),
     );
     async move {
         let started = Instant::now();
@@ -519,6 +517,9 @@ async fn instrumented<P: Processor>(
         let elapsed = started.elapsed();
         metrics.settled(outcome, elapsed, error_type.as_deref());
         let span = tracing::Span::current();
+        if let Some(t) = &error_type {
+            crate::observe::trace::failed(&span, t);
+        }
         span.record("outcome", outcome.as_str());
         span.record("duration_ms", elapsed.as_secs_f64() * 1000.0);
         debug!("done");

@@ -15,6 +15,7 @@ pub(crate) mod labels;
 pub mod metrics;
 pub(crate) mod probe;
 pub(crate) mod server;
+pub mod trace;
 
 pub use health::Health;
 pub use metrics::Metrics;

@@ -481,7 +481,17 @@ impl RpcClient {
         options: CallOptions,
     ) -> Result<Box<serde_json::value::RawValue>, CallError> {
         let started = std::time::Instant::now();
-        let result = self.call_unmeasured(route, data, options).await;
+        let call = self.call_unmeasured(route, data, options);
+        let result = match crate::observe::trace::send_span(route) {
+            Some(span) => {
+                let result = tracing::Instrument::instrument(call, span.clone()).await;
+                if let Err(e) = &result {
+                    crate::observe::trace::failed(&span, e.kind());
+                }
+                result
+            }
+            None => call.await,
+        };
         let outcome = result.as_ref().map_or_else(CallError::outcome_index, |_| 0);
         self.metrics.call(route, outcome, started.elapsed());
         result
@@ -592,6 +602,7 @@ impl RpcClient {
             deadline::TIMEOUT_HEADER.into(),
             AMQPValue::LongLongInt(i64::try_from(expiration).unwrap_or(i64::MAX)),
         );
+        crate::observe::trace::inject(&mut headers);
         let mut props = BasicProperties::default()
             .with_reply_to(reply_to)
             .with_correlation_id(format!("{}.{id}", self.prefix).as_str().into())
