@@ -2,8 +2,8 @@
 //! process's own (no global registry, so two services in one test process, or a service
 //! and a tool, never mix their numbers).
 //!
-//! The hot path touches only handles resolved once per route or worker ([`RouteMetrics`],
-//! [`WorkerMetrics`], the RPC client's per-route cache): an atomic add per counter, one
+//! The hot path touches only handles resolved once per route or worker (`RouteMetrics`,
+//! `WorkerMetrics`, the RPC client's per-route cache): an atomic add per counter, one
 //! histogram observation per settled message, no label allocation.
 
 use std::collections::HashMap;

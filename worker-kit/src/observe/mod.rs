@@ -5,7 +5,7 @@
 //!
 //! Labels are bounded: route names come from the route tables and the code's contracts,
 //! error types from the code's error names; anything else a peer could choose (a remote
-//! error type, a route called by name) passes through [`labels::Bounded`], which keeps the
+//! error type, a route called by name) passes through a bounded set (`labels::Bounded`), which keeps the
 //! number of distinct values small. Correlation ids and payload values are never labels.
 
 pub(crate) mod error_type;
