@@ -21,6 +21,9 @@ use worker_kit::{ErrorReply, Payload, Runner, State};
 
 const WAIT: Duration = Duration::from_secs(30);
 
+/// The process's main broker connection (work and event consumers have one of their own).
+const MAIN: [(&str, &str); 1] = [("connection", "main")];
+
 /// The test settings with the listener on a free local port.
 fn metrics_config() -> Config {
     let mut c = e2e::config();
@@ -181,9 +184,12 @@ async fn a_scrape_after_n_calls_counts_exactly_n() {
         sample(&body, "worker_kit_worker_consuming", &worker),
         Some(1.0)
     );
-    assert_eq!(sample(&body, "worker_kit_broker_connected", &[]), Some(1.0));
     assert_eq!(
-        sample(&body, "worker_kit_broker_reconnects_total", &[]),
+        sample(&body, "worker_kit_broker_connected", &MAIN),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&body, "worker_kit_broker_reconnects_total", &MAIN),
         Some(0.0)
     );
     assert!(
@@ -352,7 +358,7 @@ async fn readiness_follows_the_broker_connection() {
     .await;
     let (_, metrics) = get(addr(&running), "/metrics").await;
     assert_eq!(
-        sample(&metrics, "worker_kit_broker_connected", &[]),
+        sample(&metrics, "worker_kit_broker_connected", &MAIN),
         Some(0.0)
     );
     // Still down while the broker refuses it.
@@ -367,11 +373,11 @@ async fn readiness_follows_the_broker_connection() {
     .await;
     let (_, metrics) = get(addr(&running), "/metrics").await;
     assert_eq!(
-        sample(&metrics, "worker_kit_broker_connected", &[]),
+        sample(&metrics, "worker_kit_broker_connected", &MAIN),
         Some(1.0)
     );
     assert_eq!(
-        sample(&metrics, "worker_kit_broker_reconnects_total", &[]),
+        sample(&metrics, "worker_kit_broker_reconnects_total", &MAIN),
         Some(1.0)
     );
     running.stop().await.unwrap();

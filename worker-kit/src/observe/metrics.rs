@@ -566,8 +566,8 @@ mod tests {
         off.settled(Disposition::Ok, Duration::from_millis(1), None);
         m.client(false)
             .call("not.recorded", 0, Duration::from_secs(1));
-        m.broker_up(true);
-        m.broker_reconnected();
+        m.broker_up("main", true);
+        m.broker_reconnected("main");
         m.report_databases(vec![Arc::new(FakeDb)]);
         m
     }
@@ -591,8 +591,8 @@ mod tests {
             "worker_kit_worker_in_flight{worker=\"orders.create\",kind=\"rpc\"} 1",
             "worker_kit_worker_in_flight_limit{worker=\"orders.create\",kind=\"rpc\"} 64",
             "worker_kit_rpc_client_calls_total{route=\"stock.reserve\",outcome=\"Timeout\"} 1",
-            "worker_kit_broker_connected 1",
-            "worker_kit_broker_reconnects_total 1",
+            "worker_kit_broker_connected{connection=\"main\"} 1",
+            "worker_kit_broker_reconnects_total{connection=\"main\"} 1",
             "worker_kit_db_pool_in_use{database=\"main\"} 2",
             "worker_kit_db_pool_acquire_timeouts_total{database=\"main\"} 4",
             "worker_kit_handler_duration_seconds_bucket{le=\"0.05\",route=\"orders.create\",kind=\"rpc\",outcome=\"error\"} 1",
