@@ -192,6 +192,15 @@ async fn a_scrape_after_n_calls_counts_exactly_n() {
         sample(&body, "worker_kit_broker_reconnects_total", &MAIN),
         Some(0.0)
     );
+    assert_eq!(
+        sample(
+            &body,
+            "worker_kit_broker_connected",
+            &[("connection", "consume")]
+        ),
+        Some(1.0),
+        "the work queue's consume-only connection"
+    );
     assert!(
         !body.contains("correlation"),
         "no correlation ids as labels"
