@@ -19,4 +19,12 @@ COPY --from=build /out/ /usr/local/bin/
 COPY models /app/models
 WORKDIR /app
 USER app
+# /metrics, /livez and /readyz (worker-kit's METRICS_ADDR); publish the port to scrape it.
+ENV METRICS_ADDR=0.0.0.0:9090
+EXPOSE 9090
+# The service binary asks its own listener (no curl in the image). /proc/1/exe is the binary
+# the container runs, whichever service CMD names; `manage` (one-shot) has no health check
+# and the compose file turns it off there.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["/proc/1/exe", "healthcheck", "readyz"]
 CMD ["example"]

@@ -74,7 +74,8 @@ for name, d in deployments.items():
     check(pod["securityContext"].get("runAsNonRoot") is True, f"{name}: runAsNonRoot")
     check(c["securityContext"].get("readOnlyRootFilesystem") is True, f"{name}: read-only root filesystem")
     check("requests" in c.get("resources", {}) and "memory" in c["resources"].get("limits", {}), f"{name}: resources")
-    check("readinessProbe" in c, f"{name}: readiness probe")
+    check(c.get("readinessProbe", {}).get("httpGet", {}).get("path") == "/readyz", f"{name}: readiness probe on /readyz")
+    check(c.get("livenessProbe", {}).get("httpGet", {}).get("path") == "/livez", f"{name}: liveness probe on /livez")
     refs = [e.get("secretRef", {}).get("name") for e in c.get("envFrom", [])]
     check(f"{name}-secrets" in refs, f"{name}: secrets by reference")
     check(pod["terminationGracePeriodSeconds"] * 1000 > 30000, f"{name}: grace period above DRAIN_TIMEOUT_MS")

@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod handled;
+pub mod http;
 pub mod pg;
 pub mod proxy;
 pub mod read_model;

@@ -122,6 +122,10 @@ pub struct Config {
     /// registered with (`route=caller,caller;route=caller`, `*` matching any run of
     /// characters; `route=` admits nobody).
     pub route_allow: Vec<(String, AllowList)>,
+    /// `METRICS_ADDR`: where the process serves `/metrics`, `/livez` and `/readyz` over
+    /// HTTP (e.g. `0.0.0.0:9090`; port `0` picks a free one). `None` (unset or empty):
+    /// no listener.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// Written by hand: `amqp_url` may hold passwords, and a derived `Debug` would print them
@@ -148,6 +152,7 @@ impl std::fmt::Debug for Config {
             .field("rpc_reply_to", &self.rpc_reply_to)
             .field("rpc_anonymous", &self.rpc_anonymous)
             .field("route_allow", &self.route_allow)
+            .field("metrics_addr", &self.metrics_addr)
             .finish()
     }
 }
@@ -174,6 +179,7 @@ impl Default for Config {
             rpc_reply_to: Vec::new(),
             rpc_anonymous: Anonymous::Allow,
             route_allow: Vec::new(),
+            metrics_addr: None,
         }
     }
 }
@@ -204,6 +210,7 @@ struct Raw {
     rpc_reply_to: Option<String>,
     rpc_anonymous: Option<String>,
     route_allow: Option<String>,
+    metrics_addr: Option<String>,
 }
 
 /// A good value for each variable, quoted in error messages.
@@ -230,6 +237,7 @@ const EXAMPLES: &[(&str, &str)] = &[
         "ROUTE_ALLOW",
         "example.items.delete=ops;example.items.create=greeter,billing-*",
     ),
+    ("METRICS_ADDR", "0.0.0.0:9090"),
 ];
 
 impl Config {
@@ -430,6 +438,16 @@ impl Config {
                 None => defaults.route_allow,
                 Some(v) => route_allow(&v)?,
             },
+            metrics_addr: match raw.metrics_addr.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(v) => Some(v.parse().map_err(|_| {
+                    bad(
+                        "METRICS_ADDR",
+                        v,
+                        "expected an IP address and port such as 0.0.0.0:9090 or 127.0.0.1:0",
+                    )
+                })?),
+            },
         })
     }
 
@@ -628,6 +646,7 @@ mod tests {
             ("DB_HEALTH_INTERVAL_MS", "250"),
             ("DEADLINE_MAX_SKEW_MS", "0"),
             ("RPC_QUEUE_DURABLE", "True"),
+            ("METRICS_ADDR", "127.0.0.1:9464"),
             ("UNRELATED", "whatever"),
         ]))
         .unwrap();
@@ -647,6 +666,12 @@ mod tests {
         assert_eq!(c.db_health_interval, Duration::from_millis(250));
         assert_eq!(c.deadline_max_skew, Duration::ZERO);
         assert_eq!(c.rpc_queue_durable, RpcQueueDurable::True);
+        assert_eq!(c.metrics_addr, Some("127.0.0.1:9464".parse().unwrap()));
+        let bad = message(&[("METRICS_ADDR", "localhost")]);
+        assert!(
+            bad.contains("METRICS_ADDR") && bad.contains("0.0.0.0:9090"),
+            "{bad}"
+        );
     }
 
     #[test]

@@ -35,6 +35,7 @@ pub mod error;
 pub mod events;
 pub mod handler;
 pub mod logging;
+pub mod observe;
 pub mod outbox;
 pub mod queue;
 pub mod redact;

@@ -29,6 +29,36 @@ pub fn init(config: &Config) {
     let _ = subscriber(config, filter(), std::io::stderr, ansi).try_init();
 }
 
+/// As [`init`], and every span also goes to OpenTelemetry through `provider` (feature
+/// `otel`; [`observe::trace::install`](crate::observe::trace::install) makes the service's).
+#[cfg(feature = "otel")]
+pub fn init_with_traces(config: &Config, provider: &opentelemetry_sdk::trace::SdkTracerProvider) {
+    use tracing_subscriber::layer::SubscriberExt;
+    let ansi = colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter())
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    use crate::observe::trace::layer as traces;
+    let _ = match config.log_format {
+        LogFormat::Pretty => builder
+            .with_target(false)
+            .finish()
+            .with(traces(provider))
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .finish()
+            .with(traces(provider))
+            .try_init(),
+    };
+}
+
 /// Colour codes only on a terminal, and never when `NO_COLOR` is set to anything
 /// (<https://no-color.org>): in a file or a pipe they are noise.
 fn colour(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {

@@ -29,6 +29,7 @@ use crate::amqp::broker::Broker;
 use crate::config::{Config, Mode, PausePolicy};
 use crate::db::Database;
 use crate::handler::routes::find_duplicates;
+use crate::observe::Health;
 use crate::shutdown::shutdown_signal;
 use crate::worker::{Runnable, WorkerContext};
 
@@ -144,6 +145,25 @@ impl Runner {
             }
         }
         let shutdown = self.shutdown.clone();
+        let health = Health::new(self.broker.clone(), shutdown.clone());
+        // Stops the listener if starting fails; `Running` holds it until it has stopped.
+        let listening = CancellationToken::new();
+        let listener = listening.clone().drop_guard();
+        let metrics_addr = match self.config.metrics_addr {
+            Some(addr) => Some(
+                crate::observe::server::start(
+                    addr,
+                    self.broker.metrics().clone(),
+                    health.clone(),
+                    listening,
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        self.broker
+            .metrics()
+            .report_databases(self.databases.clone());
         for db in &self.databases {
             tokio::select! {
                 biased;
@@ -170,10 +190,14 @@ impl Runner {
         }
         let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
         let (paused_tx, paused) = watch::channel(false);
-        if !self.databases.is_empty() && self.config.pause_on_db_outage != PausePolicy::Off {
+        if !self.databases.is_empty() {
+            // Readiness follows the databases whatever the pause policy; only the pause
+            // itself depends on it (without a sender the workers never pause).
+            let pauses = (self.config.pause_on_db_outage != PausePolicy::Off).then_some(paused_tx);
             tokio::spawn(watch_databases(
                 self.databases.clone(),
-                paused_tx,
+                pauses,
+                health.clone(),
                 self.config.db_health_interval,
                 shutdown.clone(),
             ));
@@ -184,6 +208,7 @@ impl Runner {
             shutdown: shutdown.clone(),
             ready: ready_tx,
             paused,
+            health: health.clone(),
             service: Arc::from(self.service),
             served: Arc::new(
                 names
@@ -205,6 +230,9 @@ impl Runner {
             databases: self.databases,
             shutdown,
             tasks,
+            health,
+            metrics_addr,
+            _listener: listener,
         };
         for _ in 0..count {
             let ready = tokio::select! {
@@ -221,6 +249,7 @@ impl Runner {
                 None => break,
             }
         }
+        running.health.started();
         Ok(running)
     }
 
@@ -246,6 +275,10 @@ pub struct Running {
     databases: Vec<Arc<dyn Database>>,
     shutdown: CancellationToken,
     tasks: JoinSet<Result<(), Error>>,
+    health: Health,
+    metrics_addr: Option<std::net::SocketAddr>,
+    /// Stops the `METRICS_ADDR` listener when the Runner has stopped (or is dropped).
+    _listener: tokio_util::sync::DropGuard,
 }
 
 impl std::fmt::Debug for dyn Database {
@@ -258,6 +291,22 @@ impl Running {
     /// The broker this Runner uses.
     pub fn broker(&self) -> &Broker {
         &self.broker
+    }
+
+    /// Where `/metrics`, `/livez` and `/readyz` are served (`METRICS_ADDR`, with the port
+    /// picked when it was `0`), if anywhere.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// The readiness `/readyz` reports.
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    /// The token whose cancellation stops this Runner (what a signal cancels).
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.shutdown
     }
 
     /// Runs until the shutdown token is cancelled, then stops gracefully. A worker that
@@ -323,14 +372,16 @@ impl Running {
     }
 }
 
-/// Checks the databases every `interval` and tells the workers to pause while any of
-/// them does not answer.
+/// Checks the databases every `interval`, reports each to readiness, and (with `paused`)
+/// tells the workers to pause while any of them does not answer.
 async fn watch_databases(
     databases: Vec<Arc<dyn Database>>,
-    paused: watch::Sender<bool>,
+    paused: Option<watch::Sender<bool>>,
+    health: Health,
     interval: Duration,
     shutdown: CancellationToken,
 ) {
+    let mut was_down = false;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -338,25 +389,32 @@ async fn watch_databases(
         }
         let mut down = None;
         for db in &databases {
-            if !db.is_ready().await {
+            let ready = db.is_ready().await;
+            health.database(db.name(), ready);
+            if !ready && down.is_none() {
                 down = Some(db.name().to_owned());
-                break;
             }
         }
-        let now_paused = down.is_some();
-        if now_paused != *paused.borrow() {
+        let now_down = down.is_some();
+        if now_down != was_down {
             match &down {
                 Some(name) => warn!(database = %name, "database unreachable"),
                 None => info!("databases reachable again"),
             }
-            paused.send_replace(now_paused);
+            was_down = now_down;
+        }
+        if let Some(paused) = &paused
+            && now_down != *paused.borrow()
+        {
+            paused.send_replace(now_down);
         }
     }
 }
 
 /// The whole `main` of a service: settings, logs, broker connection, `build`, run until a
 /// signal. Exit codes: 0 after a graceful stop, 2 for a bad setting (one line on stderr
-/// naming the variable), 1 for anything else.
+/// naming the variable), 1 for anything else. `SERVICE healthcheck [readyz|livez]` asks the
+/// running process's `METRICS_ADDR` listener instead and exits 0 when it answers 200.
 ///
 /// ```no_run
 /// use worker_kit::{Payload, rpc::RpcWorker, runner::Setup};
@@ -376,6 +434,9 @@ where
     F: FnOnce(Setup) -> Fut,
     Fut: Future<Output = Result<Runner, Error>>,
 {
+    if std::env::args().nth(1).as_deref() == Some("healthcheck") {
+        return healthcheck(service);
+    }
     if std::env::args().nth(1).as_deref() == Some("asyncapi") {
         eprintln!(
             "{service}: this service does not describe its routes (its main calls runner::main; runner::main_with_docs takes a function that returns its AsyncAPI document)"
@@ -427,14 +488,41 @@ where
                 }
             }
         }
+        Some("healthcheck") => healthcheck(service),
         Some(other) => {
             eprintln!(
-                "{service}: unknown argument {other:?}; usage: {service} [asyncapi] (settings come from the environment, see .env.example)"
+                "{service}: unknown argument {other:?}; usage: {service} [asyncapi | healthcheck [readyz|livez]] (settings come from the environment, see .env.example)"
             );
             ExitCode::from(2)
         }
         None => run_main(service, build),
     }
+}
+
+/// Logs, and traces exported as the `OTEL_*` variables say (the exporter runs on the
+/// service's runtime); the tracer provider, to flush at exit, when traces are on.
+#[cfg(feature = "otel")]
+fn init_traced_logs(
+    service: &str,
+    config: &Config,
+    runtime: &tokio::runtime::Runtime,
+) -> Option<opentelemetry_sdk::trace::SdkTracerProvider> {
+    let _inside = runtime.enter();
+    let provider = crate::observe::trace::install(service);
+    match &provider {
+        Some(p) => crate::logging::init_with_traces(config, p),
+        None => crate::logging::init(config),
+    }
+    provider
+}
+
+/// `SERVICE healthcheck [readyz|livez]`: exit 0 when the running process's listener on
+/// `METRICS_ADDR` answers 200 (what a container `HEALTHCHECK` runs).
+fn healthcheck(service: &str) -> ExitCode {
+    let path = std::env::args()
+        .nth(2)
+        .unwrap_or_else(|| "readyz".to_owned());
+    crate::observe::probe::run(service, &path)
 }
 
 fn run_main<F, Fut>(service: &'static str, build: F) -> ExitCode
@@ -449,7 +537,6 @@ where
             return ExitCode::from(2);
         }
     };
-    crate::logging::init(&config);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -460,6 +547,10 @@ where
             return ExitCode::from(1);
         }
     };
+    #[cfg(feature = "otel")]
+    let traced = init_traced_logs(service, &config, &runtime);
+    #[cfg(not(feature = "otel"))]
+    crate::logging::init(&config);
     let result = runtime.block_on(async move {
         // First, so that a signal at any later point (connect, build, database startup)
         // is honoured.
@@ -503,6 +594,13 @@ where
         }
         result
     });
+    #[cfg(feature = "otel")]
+    if traced.is_some() {
+        // Spans still batched go out before the process exits.
+        runtime.block_on(async {
+            let _ = tokio::task::spawn_blocking(crate::observe::trace::shutdown).await;
+        });
+    }
     match result {
         Ok(()) | Err(Error::Interrupted) => ExitCode::SUCCESS,
         Err(Error::Config(msg)) => {

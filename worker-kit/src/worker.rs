@@ -28,6 +28,8 @@ pub struct WorkerContext {
     pub(crate) service: Arc<str>,
     /// Every queue the process's workers consume or park into (replies never go there).
     pub(crate) served: Arc<std::collections::HashSet<String>>,
+    /// The Runner's readiness, which each worker reports into.
+    pub(crate) health: crate::observe::Health,
 }
 
 impl std::fmt::Debug for WorkerContext {

@@ -15,6 +15,7 @@ mod interop;
 mod large;
 mod lifecycle;
 mod limits;
+mod observability;
 mod panics;
 mod protocol_v2;
 mod queue;

@@ -35,8 +35,14 @@ pub(crate) async fn broker(url: &str, name: &str) -> anyhow::Result<Broker> {
 
 /// Starts an `RpcWorker` answering `route` with [`echo`].
 pub(crate) async fn echo_server(url: &str, route: &str) -> anyhow::Result<Running> {
-    let b = broker(url, "bench kit server").await?;
-    Runner::new("bench", Arc::new(config(url)), b)
+    echo_server_with(route, config(url)).await
+}
+
+/// As [`echo_server`], with `config` (e.g. with `METRICS_ADDR` set: metrics recorded and
+/// served).
+pub(crate) async fn echo_server_with(route: &str, config: Config) -> anyhow::Result<Running> {
+    let b = broker(&config.amqp_url, "bench kit server").await?;
+    Runner::new("bench", Arc::new(config), b)
         .register_worker(RpcWorker::new().route(route, echo))
         .start()
         .await
@@ -44,8 +50,13 @@ pub(crate) async fn echo_server(url: &str, route: &str) -> anyhow::Result<Runnin
 }
 
 pub(crate) async fn client(url: &str) -> anyhow::Result<RpcClient> {
-    let b = broker(url, "bench kit client").await?;
-    RpcClient::new(&b, &config(url))
+    client_with(&config(url)).await
+}
+
+/// As [`client`], with `config`.
+pub(crate) async fn client_with(config: &Config) -> anyhow::Result<RpcClient> {
+    let b = broker(&config.amqp_url, "bench kit client").await?;
+    RpcClient::new(&b, config)
         .await
         .context("starting the kit's client")
 }
@@ -137,4 +148,20 @@ pub(crate) async fn work_queue(
     pb.close().await;
     stopped.context("stopping the queue worker")?;
     result
+}
+
+/// `GET /metrics` from a kit process's `METRICS_ADDR` listener.
+pub(crate) async fn scrape(addr: std::net::SocketAddr) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream
+        .write_all(format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await?;
+    anyhow::ensure!(
+        body.starts_with("HTTP/1.0 200"),
+        "scrape answered: {body:.80}"
+    );
+    Ok(body)
 }

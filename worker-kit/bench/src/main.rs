@@ -5,8 +5,9 @@
 //! Sections: `lean` (the ceiling), `kit` (RpcClient → RpcWorker), `python` (aio-pika),
 //! `queue` (work queue), `footprint` (the example service's process), `crud` (one INSERT
 //! and one SELECT per call through the broker: kit, lean, aio-pika + asyncpg), `outbox`
-//! (emitting's cost on the writing route, commit to read model: events/s and lag), `decode`
-//! (what decoding a request costs by size, against the hop to the blocking pool).
+//! (emitting's cost on the writing route, commit to read model: events/s and lag), `metrics`
+//! (the kit echo with and without `METRICS_ADDR`: the cost of recording the metrics),
+//! `decode` (what decoding a request costs by size, against the hop to the blocking pool).
 
 mod crud;
 mod decode;
@@ -38,7 +39,7 @@ struct Opts {
     #[arg(long)]
     quick: bool,
     /// Run only these sections (comma-separated): lean, kit, python, queue, footprint, crud,
-    /// outbox, decode.
+    /// outbox, metrics, decode.
     #[arg(long, value_delimiter = ',')]
     only: Vec<Section>,
     /// The broker (a secret: it may hold a password; never printed unredacted).
@@ -74,6 +75,7 @@ enum Section {
     Footprint,
     Crud,
     Outbox,
+    Metrics,
     Decode,
 }
 
@@ -98,6 +100,8 @@ mod names {
     pub(crate) const OUTBOX_PLAIN: &str = "outbox: create without emit, 64 in flight";
     pub(crate) const OUTBOX_EMIT: &str = "outbox: create + emit, 64 in flight";
     pub(crate) const OUTBOX_LAG: &str = "outbox: commit -> read model lag at 500 changes/s";
+    pub(crate) const KIT_METRICS_OFF: &str = "kit echo, 64 in flight, 100 B, metrics off";
+    pub(crate) const KIT_METRICS_ON: &str = "kit echo, 64 in flight, 100 B, metrics on";
 }
 
 struct Ctx {
@@ -245,6 +249,9 @@ async fn run(opts: Opts) -> anyhow::Result<bool> {
         if ctx.wants(Section::Outbox) {
             outbox_section(&mut ctx).await;
         }
+        if ctx.wants(Section::Metrics) {
+            metrics_section(&mut ctx).await;
+        }
         if round == 1 && ctx.wants(Section::Decode) {
             decode_section(&ctx).await;
         }
@@ -376,6 +383,75 @@ async fn kit_rpc(ctx: &mut Ctx) -> anyhow::Result<()> {
             let run = measure::drive(ctx.n(n), in_flight, LIMIT, call).await?;
             ctx.push("kit", name, &run, &probe, "server+client in this process");
         }
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    let stopped = server.stop().await;
+    if let Ok(conn) = lean::connect(&url, "bench cleanup").await {
+        lean::delete_queues(&conn, &[&route]).await;
+        let _ = conn.close(200, "done".into()).await;
+    }
+    result?;
+    stopped.context("stopping the kit's echo server")
+}
+
+/// The kit echo at 64 in flight with the metrics off (no `METRICS_ADDR`) and on (recorded
+/// on both sides and served, scraped once per load), on fresh servers and clients each; the
+/// order alternates between rounds so neither always runs on a warmer machine.
+async fn metrics_section(ctx: &mut Ctx) {
+    let mut loads = [
+        (names::KIT_METRICS_OFF, false),
+        (names::KIT_METRICS_ON, true),
+    ];
+    if ctx.round.is_multiple_of(2) {
+        loads.reverse();
+    }
+    for (name, on) in loads {
+        if !ctx.wants_load(name) {
+            continue;
+        }
+        if let Err(e) = kit_metrics(ctx, name, on).await {
+            ctx.fail(name, &e);
+        }
+    }
+}
+
+async fn kit_metrics(ctx: &mut Ctx, name: &str, on: bool) -> anyhow::Result<()> {
+    let url = ctx.opts.amqp_url.clone();
+    let route = ctx.queue(if on {
+        "kit-metrics-on"
+    } else {
+        "kit-metrics-off"
+    });
+    let mut config = kit::config(&url);
+    if on {
+        config.metrics_addr = Some(([127, 0, 0, 1], 0).into());
+    }
+    let server = kit::echo_server_with(&route, config.clone()).await?;
+    let client = kit::client_with(&config).await?;
+    let result = async {
+        let par = ctx.opts.in_flight;
+        let p = payload(100);
+        let (c, r, p) = (&client, route.as_str(), &*p);
+        let call = |_| kit::call(c, r, p, true);
+        measure::drive(200, par, LIMIT, call).await?;
+        let probe = ctx.probe(&[]);
+        let run = measure::drive(ctx.n(20_000), par, LIMIT, call).await?;
+        if let Some(addr) = server.metrics_addr() {
+            // The scrape is part of what "on" costs; it also proves the counts are there.
+            let body = kit::scrape(addr).await?;
+            anyhow::ensure!(
+                body.contains("worker_kit_messages_received_total"),
+                "the scrape has no received counter"
+            );
+        }
+        ctx.push(
+            "metrics",
+            name,
+            &run,
+            &probe,
+            "server+client in this process",
+        );
         Ok::<_, anyhow::Error>(())
     }
     .await;

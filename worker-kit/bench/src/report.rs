@@ -238,6 +238,12 @@ impl Report {
         let p50 = |r: &Row| r.p50_ms;
         let p99 = |r: &Row| r.p99_ms;
         ratio(
+            "kit echo calls/s, metrics on / off, 64 in flight",
+            per_round(names::KIT_METRICS_ON, names::KIT_METRICS_OFF, rate),
+            ">= 0.97",
+            |v| v >= 0.97,
+        );
+        ratio(
             "kit / lean calls/s, 64 in flight",
             per_round(names::KIT_PAR, names::LEAN_PAR, rate),
             ">= 0.9",

@@ -32,6 +32,7 @@ use tracing::{info, warn};
 
 use super::endpoints::{Endpoint, Endpoints};
 use crate::Error;
+use crate::observe::Metrics;
 
 /// A handle to the process's broker connection; cheap to clone.
 #[derive(Clone)]
@@ -57,6 +58,11 @@ struct Inner {
     url: String,
     /// The consume-only connection, opened by the first [`Broker::consuming`].
     consuming: tokio::sync::OnceCell<Broker>,
+    /// The process's metrics: this connection's, and those of every worker, client and
+    /// pool that uses it (shared with the consume-only sibling).
+    metrics: Metrics,
+    /// `main`, or `consume` for the consume-only sibling: the connection's metric label.
+    role: &'static str,
 }
 
 impl std::fmt::Debug for Broker {
@@ -91,6 +97,18 @@ impl Broker {
     /// where it tried to connect (passwords hidden), how long it tried, and the last
     /// failure.
     pub async fn connect(url: &str, name: &str, give_up_after: Duration) -> Result<Self, Error> {
+        Self::connect_as(url, name, give_up_after, Metrics::new(), "main").await
+    }
+
+    /// As [`Broker::connect`], reporting into `metrics` as connection `role` (`main`, or
+    /// `consume` for the consume-only sibling).
+    async fn connect_as(
+        url: &str,
+        name: &str,
+        give_up_after: Duration,
+        metrics: Metrics,
+        role: &'static str,
+    ) -> Result<Self, Error> {
         let endpoints = Endpoints::new(url).map_err(|e| {
             Error::Config(format!(
                 "AMQP_URL: {e}; it takes one URL or a comma-separated list of them"
@@ -149,6 +167,8 @@ impl Broker {
                 closed: CancellationToken::new(),
                 url: url.to_owned(),
                 consuming: tokio::sync::OnceCell::new(),
+                metrics,
+                role,
             }),
         };
         broker.install(conn);
@@ -183,10 +203,16 @@ impl Broker {
             .clone()
     }
 
+    /// The metrics of the process that uses this connection.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
     /// Makes `conn` current and starts watching it for failure.
     fn install(&self, conn: Connection) {
         let events = conn.events_listener();
         self.inner.current.send_replace(Some(Arc::new(conn)));
+        self.inner.metrics.broker_up(self.inner.role, true);
         let this = self.clone();
         tokio::spawn(async move { this.supervise(events).await });
     }
@@ -216,6 +242,7 @@ impl Broker {
             }
         }
         self.inner.current.send_replace(None);
+        self.inner.metrics.broker_up(self.inner.role, false);
         let mut delays = backoff().build();
         let mut attempts = 0u32;
         loop {
@@ -230,6 +257,7 @@ impl Broker {
                 Ok(conn) => {
                     info!(url = %node.shown, attempts, "reconnected to broker");
                     self.set_node(node);
+                    self.inner.metrics.broker_reconnected(self.inner.role);
                     self.install(conn);
                     return;
                 }
@@ -255,7 +283,18 @@ impl Broker {
         );
     }
 
-    fn is_connected(&self) -> bool {
+    /// Whether this connection, and the consume-only one when it was opened, are up now.
+    pub fn all_connected(&self) -> bool {
+        self.is_connected()
+            && self
+                .inner
+                .consuming
+                .get()
+                .is_none_or(|sibling| sibling.is_connected())
+    }
+
+    /// Whether the connection is up right now.
+    pub fn is_connected(&self) -> bool {
         self.inner
             .current
             .borrow()
@@ -308,7 +347,15 @@ impl Broker {
         let sibling = self
             .inner
             .consuming
-            .get_or_try_init(|| Broker::connect(&self.inner.url, &name, self.inner.time_limit))
+            .get_or_try_init(|| {
+                Broker::connect_as(
+                    &self.inner.url,
+                    &name,
+                    self.inner.time_limit,
+                    self.inner.metrics.clone(),
+                    "consume",
+                )
+            })
             .await?;
         if self.is_closed() {
             // Closed while it was opening: close it too, as `close` could not.
@@ -328,6 +375,7 @@ impl Broker {
             Box::pin(sibling.close()).await;
         }
         let conn = self.inner.current.send_replace(None);
+        self.inner.metrics.broker_up(self.inner.role, false);
         if let Some(conn) = conn.filter(|c| c.status().connected()) {
             match tokio::time::timeout(
                 self.inner.time_limit,

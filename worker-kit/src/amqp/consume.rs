@@ -19,12 +19,17 @@ use lapin::{Channel, Connection};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{Instrument, debug, error, info, info_span, warn};
+use tracing::{Instrument, debug, error, info, warn};
 
 use crate::Error;
 use crate::config::PausePolicy;
 use crate::handler::routes::BoundHandler;
+use crate::observe::health::WorkerHealth;
+use crate::observe::metrics::RouteMetrics;
 use crate::worker::WorkerContext;
+
+/// A route as the loop serves it: its queue's name, its handler, its metrics.
+type Served = (Arc<str>, BoundHandler, Arc<RouteMetrics>);
 
 /// The parts that differ between RPC and work-queue workers.
 #[async_trait]
@@ -71,6 +76,14 @@ pub(crate) enum Disposition {
 }
 
 impl Disposition {
+    /// How many dispositions there are ([`Disposition::index`] is below it).
+    pub(crate) const COUNT: usize = 6;
+
+    /// A number per disposition, from 0 to [`Disposition::COUNT`] - 1.
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Ok => "ok",
@@ -111,7 +124,7 @@ struct Session<'a, P: Processor> {
     tags: Vec<String>,
     paused: bool,
     processor: &'a P,
-    routes: &'a [(Arc<str>, BoundHandler)],
+    routes: &'a [Served],
     service: &'a str,
 }
 
@@ -121,7 +134,7 @@ impl<'a, P: Processor> Session<'a, P> {
         ctx: &'a WorkerContext,
         conn: &Connection,
         processor: &'a P,
-        routes: &'a [(Arc<str>, BoundHandler)],
+        routes: &'a [Served],
         prefetch: u16,
     ) -> Result<Self, Error> {
         let channel = setup(conn, processor, prefetch).await?;
@@ -135,7 +148,7 @@ impl<'a, P: Processor> Session<'a, P> {
             routes,
             service: &ctx.service,
         };
-        for (route, _) in routes {
+        for (route, _, _) in routes {
             session.consume(route).await?;
         }
         Ok(session)
@@ -167,7 +180,7 @@ impl<'a, P: Processor> Session<'a, P> {
             "databases answer again; resuming consumption"
         );
         self.paused = false;
-        for (route, _) in self.routes {
+        for (route, _, _) in self.routes {
             self.consume(route).await?;
         }
         Ok(())
@@ -195,11 +208,11 @@ impl<'a, P: Processor> Session<'a, P> {
         })
     }
 
-    fn handler_for(&self, route: &str) -> Option<BoundHandler> {
+    fn handler_for(&self, route: &str) -> Option<(BoundHandler, Arc<RouteMetrics>)> {
         self.routes
             .iter()
-            .find(|(n, _)| &**n == route)
-            .map(|(_, h)| h.clone())
+            .find(|(n, _, _)| &**n == route)
+            .map(|(_, h, m)| (h.clone(), m.clone()))
     }
 }
 
@@ -209,14 +222,17 @@ struct InFlight {
     tracker: TaskTracker,
     limit: Arc<Semaphore>,
     abort: CancellationToken,
+    /// `worker_kit_worker_in_flight`: up when a handler starts, down when it ends.
+    gauge: prometheus_client::metrics::gauge::Gauge,
 }
 
 impl InFlight {
-    fn new(limit: u16) -> Self {
+    fn new(limit: u16, gauge: prometheus_client::metrics::gauge::Gauge) -> Self {
         Self {
             tracker: TaskTracker::new(),
             limit: Arc::new(Semaphore::new(usize::from(limit.max(1)))),
             abort: CancellationToken::new(),
+            gauge,
         }
     }
 
@@ -232,8 +248,10 @@ impl InFlight {
 
     fn spawn(&self, slot: OwnedSemaphorePermit, work: impl Future<Output = ()> + Send + 'static) {
         let abort = self.abort.clone();
+        let running = Running::new(self.gauge.clone());
         self.tracker.spawn(async move {
             let _slot = slot;
+            let _running = running;
             tokio::select! {
                 () = abort.cancelled() => {}
                 () = work => {}
@@ -270,6 +288,23 @@ impl InFlight {
     }
 }
 
+/// One running handler in the in-flight gauge, however its task ends (finished, aborted
+/// or panicked).
+struct Running(prometheus_client::metrics::gauge::Gauge);
+
+impl Running {
+    fn new(gauge: prometheus_client::metrics::gauge::Gauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// Runs the consume loop for `routes` until `ctx.shutdown`, then drains.
 pub(crate) async fn run<P: Processor>(
     ctx: WorkerContext,
@@ -285,7 +320,21 @@ pub(crate) async fn run<P: Processor>(
         PausePolicy::All => true,
     };
     let mut paused_rx = ctx.paused.clone();
-    let in_flight = InFlight::new(prefetch);
+    let metrics = ctx.broker.metrics();
+    // Without METRICS_ADDR nobody reads the per-message metrics: skip recording them.
+    let record = ctx.config.metrics_addr.is_some();
+    let worker_name = routes.first().map_or("", |(n, _)| &**n).to_owned();
+    let health = ctx
+        .health
+        .worker(&worker_name, metrics.worker(&worker_name, kind, prefetch));
+    let in_flight = InFlight::new(prefetch, health.metrics.in_flight.clone());
+    let routes: Vec<Served> = routes
+        .into_iter()
+        .map(|(name, h)| {
+            let m = Arc::new(metrics.route(&name, kind, record));
+            (name, h, m)
+        })
+        .collect();
     let mut announced = false;
     let mut last_channel: Option<Channel> = None;
     let mut failures = 0u32;
@@ -320,11 +369,12 @@ pub(crate) async fn run<P: Processor>(
             info!(worker = kind, routes = routes.len(), "consuming again");
         } else {
             announced = true;
-            let names: Vec<&str> = routes.iter().map(|(n, _)| &**n).collect();
+            let names: Vec<&str> = routes.iter().map(|(n, _, _)| &**n).collect();
             let _ = ctx
                 .ready
                 .send(Ok(format!("{kind} worker consuming {}", names.join(", "))));
         }
+        health.consuming(true);
         let end = serve(
             &ctx,
             &conn,
@@ -333,8 +383,10 @@ pub(crate) async fn run<P: Processor>(
             &in_flight,
             &mut paused_rx,
             &mut pausable,
+            &health,
         )
         .await;
+        health.consuming(false);
         match end {
             SessionEnd::Shutdown => {
                 cancel_all(&session.channel, &session.tags, kind).await;
@@ -356,6 +408,7 @@ pub(crate) async fn run<P: Processor>(
 }
 
 /// Dispatches the session's deliveries until shutdown or a failed channel.
+#[allow(clippy::too_many_arguments)]
 async fn serve<P: Processor>(
     ctx: &WorkerContext,
     conn: &Connection,
@@ -364,18 +417,20 @@ async fn serve<P: Processor>(
     in_flight: &InFlight,
     paused_rx: &mut tokio::sync::watch::Receiver<bool>,
     pausable: &mut bool,
+    health: &WorkerHealth,
 ) -> SessionEnd {
     let kind = session.kind;
     loop {
         let want_pause = *pausable && *paused_rx.borrow();
         if want_pause && !session.paused {
+            health.consuming(false);
             session.pause().await;
-        } else if !want_pause
-            && session.paused
-            && let Err(e) = session.resume().await
-        {
-            warn!(worker = kind, error = %e, "could not resume; re-creating the channel");
-            return SessionEnd::Reconnect;
+        } else if !want_pause && session.paused {
+            if let Err(e) = session.resume().await {
+                warn!(worker = kind, error = %e, "could not resume; re-creating the channel");
+                return SessionEnd::Reconnect;
+            }
+            health.consuming(true);
         }
         tokio::select! {
             biased;
@@ -388,7 +443,8 @@ async fn serve<P: Processor>(
             }
             ev = session.events.next(), if !session.events.is_empty() => match ev {
                 Some(ConsumerEvent::Delivery(route, Ok(delivery))) => {
-                    let Some(handler) = session.handler_for(&route) else { continue };
+                    let Some((handler, metrics)) = session.handler_for(&route) else { continue };
+                    metrics.received();
                     // The worker's bound: wait here, with the delivery (and the rest of
                     // the prefetch) held in the broker-side buffer, until a handler ends.
                     let Some(slot) = in_flight.slot(&ctx.shutdown).await else {
@@ -396,7 +452,7 @@ async fn serve<P: Processor>(
                     };
                     in_flight.spawn(
                         slot,
-                        instrumented(processor.clone(), session.channel.clone(), delivery, route, handler),
+                        instrumented(processor.clone(), session.channel.clone(), delivery, (route, handler, metrics)),
                     );
                 }
                 Some(ConsumerEvent::Delivery(route, Err(e))) => {
@@ -428,23 +484,21 @@ async fn instrumented<P: Processor>(
     processor: Arc<P>,
     channel: Channel,
     delivery: Delivery,
-    route: Arc<str>,
-    handler: BoundHandler,
+    (route, handler, metrics): Served,
 ) {
-    let span = info_span!(
-        "message",
-        worker = processor.kind(),
-        %route,
-        correlation_id = crate::wire::delivery::correlation_id(&delivery.properties).unwrap_or(""),
-        outcome = tracing::field::Empty,
-        duration_ms = tracing::field::Empty,
+    let span = crate::observe::trace::process_span(
+        processor.kind(),
+        &route,
+        crate::wire::delivery::correlation_id(&delivery.properties).unwrap_or(""),
+        delivery.properties.headers().as_ref(),
     );
     async move {
         let started = Instant::now();
         let acker = delivery.acker.clone();
-        let handled = AssertUnwindSafe(processor.handle(&channel, delivery, &route, handler))
-            .catch_unwind()
-            .await;
+        let (handled, error_type) = crate::observe::error_type::capture(
+            AssertUnwindSafe(processor.handle(&channel, delivery, &route, handler)).catch_unwind(),
+        )
+        .await;
         let outcome = match handled {
             Ok(outcome) => outcome,
             Err(_) => {
@@ -460,9 +514,14 @@ async fn instrumented<P: Processor>(
                 Disposition::Requeued
             }
         };
+        let elapsed = started.elapsed();
+        metrics.settled(outcome, elapsed, error_type.as_deref());
         let span = tracing::Span::current();
+        if let Some(t) = &error_type {
+            crate::observe::trace::failed(&span, t);
+        }
         span.record("outcome", outcome.as_str());
-        span.record("duration_ms", started.elapsed().as_secs_f64() * 1000.0);
+        span.record("duration_ms", elapsed.as_secs_f64() * 1000.0);
         debug!("done");
     }
     .instrument(span)

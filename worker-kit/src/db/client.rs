@@ -35,6 +35,9 @@ struct Inner {
     /// check through the pool would wait behind busy handlers and report a saturated
     /// pool as an outage (pausing consumers exactly when they are busiest).
     health: tokio::sync::Mutex<Option<tokio_postgres::Client>>,
+    /// Checkouts that waited `DB_ACQUIRE_TIMEOUT_MS` in vain (a saturated or unreachable
+    /// pool), for the metrics.
+    acquire_timeouts: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Client {
@@ -101,6 +104,7 @@ impl Client {
                 acquire_timeout: config.acquire_timeout,
                 pg: health_pg,
                 health: tokio::sync::Mutex::new(None),
+                acquire_timeouts: std::sync::atomic::AtomicU64::new(0),
             }),
         })
     }
@@ -117,7 +121,17 @@ impl Client {
     /// [`DbError::Unavailable`] when none frees up (or can be opened) within
     /// `DB_ACQUIRE_TIMEOUT_MS`.
     pub async fn connection(&self) -> Result<deadpool_postgres::Object, DbError> {
-        Ok(self.inner.pool.get().await?)
+        match self.inner.pool.get().await {
+            Ok(conn) => Ok(conn),
+            Err(e) => {
+                if matches!(e, deadpool_postgres::PoolError::Timeout(_)) {
+                    self.inner
+                        .acquire_timeouts
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(e.into())
+            }
+        }
     }
 
     /// Runs `f` in a transaction: commit when it returns `Ok`, roll back when it returns
@@ -262,6 +276,19 @@ impl crate::Database for Client {
             *slot = None;
         }
         ready
+    }
+
+    fn pool_stats(&self) -> Option<crate::db::PoolStats> {
+        let s = self.inner.pool.status();
+        Some(crate::db::PoolStats::new(
+            s.max_size,
+            s.size,
+            s.size.saturating_sub(s.available),
+            s.waiting,
+            self.inner
+                .acquire_timeouts
+                .load(std::sync::atomic::Ordering::Relaxed),
+        ))
     }
 
     async fn close(&self) {

@@ -29,4 +29,45 @@ pub trait Database: Send + Sync + 'static {
     async fn is_superuser(&self) -> Option<bool> {
         None
     }
+
+    /// The state of the client's connection pool, for the process's metrics (`None`: the
+    /// client has no pool to report).
+    fn pool_stats(&self) -> Option<PoolStats> {
+        None
+    }
+}
+
+/// A connection pool's state at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolStats {
+    /// The most connections the pool opens (`DB_POOL_SIZE`).
+    pub max_size: usize,
+    /// Connections open now.
+    pub size: usize,
+    /// Connections checked out now.
+    pub in_use: usize,
+    /// Callers waiting for a connection now.
+    pub waiting: usize,
+    /// Waits that ended at `DB_ACQUIRE_TIMEOUT_MS` without a connection, since the start.
+    pub acquire_timeouts: u64,
+}
+
+impl PoolStats {
+    /// A pool's state.
+    pub fn new(
+        max_size: usize,
+        size: usize,
+        in_use: usize,
+        waiting: usize,
+        acquire_timeouts: u64,
+    ) -> Self {
+        Self {
+            max_size,
+            size,
+            in_use,
+            waiting,
+            acquire_timeouts,
+        }
+    }
 }

@@ -60,7 +60,7 @@ pub use client::{Client, TxFuture};
 pub use config::DbConfig;
 pub use error::DbError;
 pub use executor::{Executor, Tx};
-pub use lifecycle::Database;
+pub use lifecycle::{Database, PoolStats};
 pub use model::{MAX_PAGE, Model, Page, PageRequest, page_limit};
 pub use record::{Changes, FromRow, Insert, Record};
 pub use sql::quote_ident;

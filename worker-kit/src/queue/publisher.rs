@@ -197,12 +197,14 @@ impl QueuePublisher {
                 limit: self.max_message_bytes,
             });
         }
-        match tokio::time::timeout(
-            self.timeout,
-            self.publish_confirmed(route, body, content_encoding),
-        )
-        .await
-        {
+        let publish = self.publish_confirmed(route, body, content_encoding);
+        let publish = async {
+            match crate::observe::trace::send_span(route) {
+                Some(span) => tracing::Instrument::instrument(publish, span).await,
+                None => publish.await,
+            }
+        };
+        match tokio::time::timeout(self.timeout, publish).await {
             Ok(r) => r,
             Err(_) => Err(PublishError::Unavailable {
                 route: route.to_owned(),
@@ -225,6 +227,11 @@ impl QueuePublisher {
             .with_delivery_mode(2)
             .with_timestamp(crate::wire::delivery::now_timestamp())
             .with_user_id(self.user_id.clone());
+        let mut headers = lapin::types::FieldTable::default();
+        crate::observe::trace::inject(&mut headers);
+        if !headers.inner().is_empty() {
+            props = props.with_headers(headers);
+        }
         if let Some(ce) = content_encoding {
             props = props.with_content_encoding(ce.into());
         }

@@ -52,11 +52,31 @@ pub(crate) async fn work(
             retries = retry_count,
             "message redelivered after an unfinished attempt and retries are exhausted; parking it"
         );
-        return Next::Park(ErrorReply::new(
+        let e = ErrorReply::new(
             "Redelivered",
             "an attempt never finished (the process stopped or crashed while handling the message) and no retries are left",
-        ));
+        );
+        crate::observe::error_type::note(&e.error_type);
+        return Next::Park(e);
     }
+    let next = decide(body, meta, handler, limits, max_retries, handler_timeout).await;
+    match &next {
+        Next::Park(e) => crate::observe::error_type::note(&e.error_type),
+        Next::Retry(_) | Next::Ack => {}
+    }
+    next
+}
+
+/// What [`work`] decides for a message that was not redelivered.
+async fn decide(
+    body: &[u8],
+    meta: Meta,
+    handler: &BoundHandler,
+    limits: &Limits,
+    max_retries: u32,
+    handler_timeout: Duration,
+) -> Next {
+    let retry_count = meta.retry_count;
     match offload::decode_request(body, limits).await {
         Err(e) => {
             error!(error = %e, "undecodable work message; parking it");
@@ -89,6 +109,7 @@ pub(crate) async fn work(
                     Next::Park(e)
                 }
                 Outcome::Failed(e) if retry_count < max_retries => {
+                    crate::observe::error_type::note(&e.error_type);
                     error!(error_type = %e.error_type, error_message = e.message.as_str(), trace = ?e.trace, attempt = retry_count + 1, max_retries, "handler failed; retrying");
                     Next::Retry(retry_count + 1)
                 }

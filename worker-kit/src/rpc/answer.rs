@@ -117,6 +117,7 @@ pub(crate) async fn answer(
             )
         }
         Outcome::Rejected(e) => {
+            crate::observe::error_type::note(&e.error_type);
             warn!(error_type = %e.error_type, error_message = e.message.as_str(), "request rejected");
             (
                 Disposition::Rejected,
@@ -134,6 +135,7 @@ pub(crate) async fn answer(
 }
 
 pub(crate) fn log_failure(e: &ErrorReply) {
+    crate::observe::error_type::note(&e.error_type);
     if e.error_type == "Internal" {
         error!(error_type = %e.error_type, error_message = e.message.as_str(), trace = ?e.trace, "handler failed");
     } else {

@@ -36,6 +36,7 @@ use crate::amqp::broker::Broker;
 use crate::amqp::publish::Published;
 use crate::config::Config;
 use crate::error::Error;
+use crate::observe::metrics::{CALL_OUTCOMES, ClientMetrics};
 use crate::wire::deadline::{self, Deadline};
 use crate::wire::envelope::{self, Encoding, Limits, RemoteError, Reply};
 
@@ -124,6 +125,25 @@ pub enum CallError {
 }
 
 impl CallError {
+    /// The variant's name (`Remote`, `Timeout`, `NoRoute`, ...), as the `outcome` label
+    /// of the call metrics.
+    pub fn kind(&self) -> &'static str {
+        CALL_OUTCOMES[self.outcome_index()]
+    }
+
+    fn outcome_index(&self) -> usize {
+        match self {
+            Self::Remote { .. } => 1,
+            Self::Timeout { .. } => 2,
+            Self::NoRoute { .. } => 3,
+            Self::ConnectionLost { .. } => 4,
+            Self::Refused { .. } => 5,
+            Self::TooLarge { .. } => 6,
+            Self::Codec { .. } => 7,
+            Self::UserIdRefused { .. } => 8,
+        }
+    }
+
     /// The remote error's `type`, when the remote handler answered with one.
     pub fn remote_type(&self) -> Option<&str> {
         match self {
@@ -187,6 +207,7 @@ pub struct RpcClient {
     default_timeout: Duration,
     limits: Limits,
     encoding: Encoding,
+    metrics: ClientMetrics,
 }
 
 impl std::fmt::Debug for RpcClient {
@@ -231,6 +252,8 @@ impl RpcClient {
             default_timeout: config.rpc_timeout,
             limits: config.limits(),
             encoding: Encoding::Gzip,
+            // Recorded only where something serves them (METRICS_ADDR).
+            metrics: broker.metrics().client(config.metrics_addr.is_some()),
         };
         let first = client.open().await?;
         tokio::spawn(client.clone().keep_replies_flowing(first));
@@ -457,6 +480,29 @@ impl RpcClient {
         data: &T,
         options: CallOptions,
     ) -> Result<Box<serde_json::value::RawValue>, CallError> {
+        let started = std::time::Instant::now();
+        let call = self.call_unmeasured(route, data, options);
+        let result = match crate::observe::trace::send_span(route) {
+            Some(span) => {
+                let result = tracing::Instrument::instrument(call, span.clone()).await;
+                if let Err(e) = &result {
+                    crate::observe::trace::failed(&span, e.kind());
+                }
+                result
+            }
+            None => call.await,
+        };
+        let outcome = result.as_ref().map_or_else(CallError::outcome_index, |_| 0);
+        self.metrics.call(route, outcome, started.elapsed());
+        result
+    }
+
+    async fn call_unmeasured<T: Serialize + ?Sized>(
+        &self,
+        route: &str,
+        data: &T,
+        options: CallOptions,
+    ) -> Result<Box<serde_json::value::RawValue>, CallError> {
         let own = Deadline::after(options.timeout.unwrap_or(self.default_timeout));
         let inherited = match (options.deadline, deadline::current()) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -556,6 +602,7 @@ impl RpcClient {
             deadline::TIMEOUT_HEADER.into(),
             AMQPValue::LongLongInt(i64::try_from(expiration).unwrap_or(i64::MAX)),
         );
+        crate::observe::trace::inject(&mut headers);
         let mut props = BasicProperties::default()
             .with_reply_to(reply_to)
             .with_correlation_id(format!("{}.{id}", self.prefix).as_str().into())

@@ -363,15 +363,17 @@ impl Processor for RpcProcessor {
             reply::properties(props, deadline, amqp_type, encoding, self.broker.user_id());
         // No confirm to wait for (the channel is not in confirm mode): the ack below is
         // sent on the same channel after the reply, and AMQP keeps their order.
-        let published = channel
-            .basic_publish(
-                ShortString::from(""),
-                reply_to.clone(),
-                BasicPublishOptions::default(),
-                &body,
-                reply_props,
-            )
-            .await;
+        let publish = channel.basic_publish(
+            ShortString::from(""),
+            reply_to.clone(),
+            BasicPublishOptions::default(),
+            &body,
+            reply_props,
+        );
+        let published = match crate::observe::trace::reply_span() {
+            Some(span) => tracing::Instrument::instrument(publish, span).await,
+            None => publish.await,
+        };
         match published {
             Ok(_not_requested) => ack(&delivery).await,
             Err(e) => {

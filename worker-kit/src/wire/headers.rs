@@ -65,7 +65,7 @@ pub(crate) fn is_tracestate(v: &AMQPValue) -> bool {
     text_of(v).is_some_and(|s| s.len() <= MAX_TRACESTATE_BYTES)
 }
 
-fn text_of(v: &AMQPValue) -> Option<&str> {
+pub(crate) fn text_of(v: &AMQPValue) -> Option<&str> {
     match v {
         AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok(),
         AMQPValue::ShortString(s) => Some(s.as_str()),

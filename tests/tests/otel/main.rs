@@ -1,0 +1,229 @@
+//! Traces across services (worker-kit's `otel` feature), with the SDK's in-memory exporter:
+//! no collector needed. The spans of one process all go to one exporter, installed once for
+//! this test binary; each test finds its own spans by their unique routes or trace id.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use opentelemetry::trace::{SpanKind, TraceId};
+use opentelemetry_sdk::trace::{
+    InMemorySpanExporter, InMemorySpanExporterBuilder, SdkTracerProvider, SpanData,
+};
+use stubs::greeter::Greet;
+use tracing::Instrument;
+use tracing_subscriber::layer::SubscriberExt;
+use worker_kit::queue::QueueWorker;
+use worker_kit::testing::BrokerFixture;
+use worker_kit::{ErrorReply, Payload};
+
+struct Traces {
+    provider: SdkTracerProvider,
+    exporter: InMemorySpanExporter,
+}
+
+/// The process's tracer, exporting to memory, behind a global subscriber (spawned tasks
+/// do not see a thread's default one).
+fn traces() -> &'static Traces {
+    static TRACES: OnceLock<Traces> = OnceLock::new();
+    TRACES.get_or_init(|| {
+        let exporter = InMemorySpanExporterBuilder::new().build();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        let subscriber =
+            tracing_subscriber::registry().with(worker_kit::observe::trace::layer(&provider));
+        tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+        Traces { provider, exporter }
+    })
+}
+
+fn finished() -> Vec<SpanData> {
+    let t = traces();
+    let _ = t.provider.force_flush();
+    t.exporter.get_finished_spans().expect("finished spans")
+}
+
+fn named<'a>(spans: &'a [SpanData], name: &str) -> &'a SpanData {
+    spans.iter().find(|s| s.name == name).unwrap_or_else(|| {
+        panic!(
+            "no span {name:?} among {:?}",
+            spans.iter().map(|s| s.name.to_string()).collect::<Vec<_>>()
+        )
+    })
+}
+
+fn attribute(span: &SpanData, key: &str) -> Option<String> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv| kv.value.to_string())
+}
+
+/// Waits until `cond` holds on the finished spans, for at most 20 s.
+async fn spans_until(what: &str, cond: impl Fn(&[SpanData]) -> bool) -> Vec<SpanData> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let spans = finished();
+        if cond(&spans) {
+            return spans;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A caller's span → `send greeter.greet` → `process greeter.greet` in greeter → its
+/// nested `send hello_world` → `process hello_world` in example: one trace, each span the
+/// parent of the next, with the messaging attributes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_through_greeter_to_example_is_one_trace() {
+    traces();
+    let db = e2e::pg::TestDb::with_models("example").await;
+    // A vhost of the test's own: example's route names are fixed.
+    let mut fx = BrokerFixture::from_env().expect("a vhost");
+    let db_config = db.config();
+    fx.start("example", |s| async move {
+        example::build_with(s, &db_config).await
+    })
+    .await
+    .expect("example starts");
+    fx.start("greeter", greeter::build)
+        .await
+        .expect("greeter starts");
+    let client = fx.client().await.unwrap();
+    let root = tracing::info_span!("caller");
+    let greeting = client
+        .call(&Greet { name: "Ada".into() })
+        .instrument(root.clone())
+        .await
+        .unwrap();
+    assert_eq!(greeting.message, "Hello world! (to Ada)");
+    let trace = {
+        use opentelemetry::trace::TraceContextExt;
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        root.context().span().span_context().trace_id()
+    };
+    drop(root);
+    let spans = spans_until("the five spans of the call", |spans| {
+        spans
+            .iter()
+            .filter(|s| s.span_context.trace_id() == trace)
+            .count()
+            >= 5
+            && spans.iter().any(|s| s.name == "caller")
+    })
+    .await;
+    let ours: Vec<SpanData> = spans
+        .into_iter()
+        .filter(|s| s.span_context.trace_id() == trace)
+        .collect();
+    let caller = named(&ours, "caller");
+    let send_greet = named(&ours, "send greeter.greet");
+    let process_greet = named(&ours, "process greeter.greet");
+    let send_hello = named(&ours, "send hello_world");
+    let process_hello = named(&ours, "process hello_world");
+    assert_eq!(send_greet.parent_span_id, caller.span_context.span_id());
+    assert_eq!(
+        process_greet.parent_span_id,
+        send_greet.span_context.span_id()
+    );
+    assert!(
+        process_greet.parent_span_is_remote,
+        "parented on the message's context"
+    );
+    assert_eq!(
+        send_hello.parent_span_id,
+        process_greet.span_context.span_id()
+    );
+    assert_eq!(
+        process_hello.parent_span_id,
+        send_hello.span_context.span_id()
+    );
+    assert_eq!(send_greet.span_kind, SpanKind::Producer);
+    assert_eq!(process_greet.span_kind, SpanKind::Consumer);
+    assert_eq!(
+        attribute(process_greet, "messaging.system").as_deref(),
+        Some("rabbitmq")
+    );
+    assert_eq!(
+        attribute(process_hello, "messaging.destination.name").as_deref(),
+        Some("hello_world")
+    );
+    assert_eq!(
+        attribute(process_hello, "messaging.operation.type").as_deref(),
+        Some("process")
+    );
+    assert!(
+        attribute(process_hello, "messaging.message.conversation_id")
+            .is_some_and(|c| !c.is_empty()),
+        "the correlation id is the conversation id"
+    );
+    // The reply's `send`, inside each process span.
+    assert!(
+        ours.iter().any(|s| s.name == "send"
+            && s.parent_span_id == process_hello.span_context.span_id()
+            && s.span_kind == SpanKind::Producer),
+        "example's reply span"
+    );
+    fx.finish().await.unwrap();
+    db.drop_db().await;
+}
+
+async fn fails(Payload(_): Payload<serde_json::Value>) -> Result<(), ErrorReply> {
+    Err(ErrorReply::new("Flaky", "always"))
+}
+
+/// A message published the way a Python service instrumented with aio-pika's OpenTelemetry
+/// instrumentation publishes it (a plain `traceparent` header) is handled in a span of that
+/// trace, parented on the caller's span; a failed attempt marks the span with its error type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_traceparent_header_from_another_stack_is_continued() {
+    traces();
+    let route = e2e::unique("otel.python");
+    let running = e2e::start(
+        e2e::runner("otel-python")
+            .await
+            .register_worker(QueueWorker::new().max_retries(0).route(&route, fails)),
+    )
+    .await;
+    let trace_hex = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let parent_hex = "00f067aa0ba902b7";
+    let mut headers = lapin::types::FieldTable::default();
+    headers.insert(
+        "traceparent".into(),
+        lapin::types::AMQPValue::LongString(format!("00-{trace_hex}-{parent_hex}-01").into()),
+    );
+    let peer = e2e::RawPeer::connect().await;
+    peer.publish(
+        &route,
+        br#"{"data": 1}"#,
+        lapin::BasicProperties::default().with_headers(headers),
+    )
+    .await;
+    let trace = TraceId::from_hex(trace_hex).unwrap();
+    let name = format!("process {route}");
+    let spans = spans_until("the consumer span of the published message", |spans| {
+        spans.iter().any(|s| s.name == name.as_str())
+    })
+    .await;
+    let process = named(&spans, &name);
+    assert_eq!(process.span_context.trace_id(), trace);
+    assert_eq!(process.parent_span_id.to_string(), parent_hex);
+    assert!(process.parent_span_is_remote);
+    assert_eq!(attribute(process, "error.type").as_deref(), Some("Flaky"));
+    assert!(
+        process.events.iter().any(|e| e.name.contains("parking")),
+        "parking is a span event: {:?}",
+        process
+            .events
+            .iter()
+            .map(|e| e.name.to_string())
+            .collect::<Vec<_>>()
+    );
+    running.stop().await.unwrap();
+    peer.delete(&[&route, &worker_kit::queue::parking_queue(&route)])
+        .await;
+}

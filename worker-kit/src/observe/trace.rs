@@ -1,0 +1,238 @@
+//! Traces across services (cargo feature `otel`): W3C trace context in plain `traceparent` /
+//! `tracestate` AMQP headers (what aio-pika's OpenTelemetry instrumentation reads and
+//! writes), spans after the OpenTelemetry messaging conventions through
+//! `tracing-opentelemetry`, exported over OTLP/gRPC as the standard `OTEL_*` variables say.
+//!
+//! Without the feature every function here is a no-op (or the plain log span) and nothing
+//! of OpenTelemetry is linked.
+
+use lapin::types::FieldTable;
+
+/// The span a delivery is handled in: the log span (`message`: worker, route, correlation
+/// id, outcome, duration) and, with `otel`, the `process {route}` CONSUMER span parented on
+/// the context the message carries.
+pub(crate) fn process_span(
+    kind: &'static str,
+    route: &str,
+    correlation_id: &str,
+    headers: Option<&FieldTable>,
+) -> tracing::Span {
+    #[cfg(feature = "otel")]
+    {
+        otel::process_span(kind, route, correlation_id, headers)
+    }
+    #[cfg(not(feature = "otel"))]
+    {
+        let _ = headers;
+        tracing::info_span!(
+            "message",
+            worker = kind,
+            %route,
+            correlation_id,
+            outcome = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+        )
+    }
+}
+
+/// Marks `span` (a [`process_span`]) as failed with the kit's error type name.
+pub(crate) fn failed(span: &tracing::Span, error_type: &str) {
+    #[cfg(feature = "otel")]
+    {
+        span.record("error.type", error_type);
+        span.record("otel.status_code", "ERROR");
+    }
+    #[cfg(not(feature = "otel"))]
+    let _ = (span, error_type);
+}
+
+/// A `send {route}` PRODUCER span for a publish (an RPC call, a work message), inside the
+/// current span; `None` without `otel`.
+pub(crate) fn send_span(route: &str) -> Option<tracing::Span> {
+    #[cfg(feature = "otel")]
+    {
+        Some(otel::send_span(route))
+    }
+    #[cfg(not(feature = "otel"))]
+    {
+        let _ = route;
+        None
+    }
+}
+
+/// The reply's `send` PRODUCER span, inside the `process` span; `None` without `otel`.
+pub(crate) fn reply_span() -> Option<tracing::Span> {
+    #[cfg(feature = "otel")]
+    {
+        Some(otel::reply_span())
+    }
+    #[cfg(not(feature = "otel"))]
+    None
+}
+
+/// Writes the current span's context into `headers` as `traceparent` (and `tracestate`).
+pub(crate) fn inject(headers: &mut FieldTable) {
+    #[cfg(feature = "otel")]
+    otel::inject(headers);
+    #[cfg(not(feature = "otel"))]
+    let _ = headers;
+}
+
+#[cfg(feature = "otel")]
+pub use otel::{install, layer, shutdown};
+
+#[cfg(feature = "otel")]
+mod otel {
+    use std::sync::OnceLock;
+
+    use lapin::types::{AMQPValue, FieldTable};
+    use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_sdk::propagation::TraceContextPropagator;
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+    use crate::wire::headers::text_of;
+
+    static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
+
+    /// The layer that turns `tracing` spans into OpenTelemetry spans, exported with
+    /// `provider` (the service's: [`install`] makes it from the `OTEL_*` variables; tests
+    /// pass one with an in-memory exporter).
+    pub fn layer<S>(
+        provider: &SdkTracerProvider,
+    ) -> tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::SdkTracer>
+    where
+        S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    {
+        tracing_opentelemetry::layer().with_tracer(provider.tracer("worker-kit"))
+    }
+
+    /// The service's tracer provider: OTLP over gRPC to `OTEL_EXPORTER_OTLP_ENDPOINT`
+    /// (default `http://localhost:4317`), sampled as `OTEL_TRACES_SAMPLER` says, named by
+    /// `OTEL_SERVICE_NAME` or else `service`. `None` with `OTEL_SDK_DISABLED=true` or when
+    /// the exporter cannot be built (said on stderr: logs are not set up yet).
+    pub fn install(service: &str) -> Option<SdkTracerProvider> {
+        if std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true")) {
+            return None;
+        }
+        let exporter = match opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .build()
+        {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("{service}: OpenTelemetry exporter not started: {e}");
+                return None;
+            }
+        };
+        let name = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| service.to_owned());
+        // Batches exported on the Tokio runtime the service runs on (tonic needs one).
+        let batches = opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor::builder(
+            exporter,
+            opentelemetry_sdk::runtime::Tokio,
+        )
+        .build();
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(batches)
+            .with_resource(
+                opentelemetry_sdk::Resource::builder()
+                    .with_service_name(name)
+                    .build(),
+            )
+            .build();
+        let _ = PROVIDER.set(provider.clone());
+        Some(provider)
+    }
+
+    /// Flushes and stops the provider [`install`] made (at exit, on the runtime: spans
+    /// still batched would be lost).
+    pub fn shutdown() {
+        if let Some(p) = PROVIDER.get() {
+            let _ = p.shutdown();
+        }
+    }
+
+    pub(super) fn process_span(
+        kind: &'static str,
+        route: &str,
+        correlation_id: &str,
+        headers: Option<&FieldTable>,
+    ) -> tracing::Span {
+        let span = tracing::info_span!(
+            "message",
+            worker = kind,
+            %route,
+            correlation_id,
+            outcome = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+            otel.name = %format_args!("process {route}"),
+            otel.kind = "consumer",
+            otel.status_code = tracing::field::Empty,
+            messaging.system = "rabbitmq",
+            messaging.destination.name = %route,
+            messaging.rabbitmq.destination.routing_key = %route,
+            messaging.message.conversation_id = correlation_id,
+            messaging.operation.name = "process",
+            "messaging.operation.type" = "process",
+            "error.type" = tracing::field::Empty,
+        );
+        let parent = TraceContextPropagator::new().extract(&Headers(headers));
+        let _ = span.set_parent(parent);
+        span
+    }
+
+    pub(super) fn send_span(route: &str) -> tracing::Span {
+        tracing::info_span!(
+            "send",
+            otel.name = %format_args!("send {route}"),
+            otel.kind = "producer",
+            otel.status_code = tracing::field::Empty,
+            messaging.system = "rabbitmq",
+            messaging.destination.name = %route,
+            messaging.rabbitmq.destination.routing_key = %route,
+            messaging.operation.name = "send",
+            "messaging.operation.type" = "send",
+            "error.type" = tracing::field::Empty,
+        )
+    }
+
+    pub(super) fn reply_span() -> tracing::Span {
+        tracing::info_span!(
+            "send",
+            otel.name = "send",
+            otel.kind = "producer",
+            messaging.system = "rabbitmq",
+            messaging.operation.name = "send",
+            "messaging.operation.type" = "send",
+        )
+    }
+
+    pub(super) fn inject(headers: &mut FieldTable) {
+        let cx = tracing::Span::current().context();
+        TraceContextPropagator::new().inject_context(&cx, &mut HeadersMut(headers));
+    }
+
+    struct Headers<'a>(Option<&'a FieldTable>);
+
+    impl Extractor for Headers<'_> {
+        fn get(&self, key: &str) -> Option<&str> {
+            self.0?.inner().get(key).and_then(text_of)
+        }
+
+        fn keys(&self) -> Vec<&str> {
+            self.0
+                .map(|h| h.inner().keys().map(|k| k.as_str()).collect())
+                .unwrap_or_default()
+        }
+    }
+
+    struct HeadersMut<'a>(&'a mut FieldTable);
+
+    impl Injector for HeadersMut<'_> {
+        fn set(&mut self, key: &str, value: String) {
+            self.0
+                .insert(key.into(), AMQPValue::LongString(value.into()));
+        }
+    }
+}
