@@ -6,6 +6,7 @@ pub mod handled;
 pub mod pg;
 pub mod proxy;
 pub mod read_model;
+pub mod tls;
 pub mod users;
 
 use std::future::Future;

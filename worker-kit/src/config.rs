@@ -4,6 +4,7 @@
 //! with no configuration at all in development. A malformed value is reported as one line
 //! that names the variable, says what is wrong and shows a good value.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -67,6 +68,15 @@ pub struct Config {
     /// RabbitMQ cluster (tried in a shuffled order; a reconnect moves on to the next node).
     /// Treat it as a secret: it may hold passwords.
     pub amqp_url: String,
+    /// `AMQP_TLS_CA_FILE`: PEM file of the CA that signed the broker's certificate, for
+    /// `amqps://` URLs (trusted besides the system's store).
+    pub amqp_tls_ca_file: Option<PathBuf>,
+    /// `AMQP_TLS_CERT_FILE`: PEM client certificate presented to an `amqps://` broker that
+    /// asks for one; needs `amqp_tls_key_file`.
+    pub amqp_tls_cert_file: Option<PathBuf>,
+    /// `AMQP_TLS_KEY_FILE`: PEM private key of `amqp_tls_cert_file` (a path; the key is
+    /// read at connect time).
+    pub amqp_tls_key_file: Option<PathBuf>,
     /// `AMQP_PREFETCH`: two bounds per worker. The broker delivers at most this many
     /// unacknowledged messages to each of the worker's routes (`basic.qos` per consumer:
     /// the broker-side buffer), and the worker runs at most this many handlers at once
@@ -131,6 +141,9 @@ impl std::fmt::Debug for Config {
         let shown: Vec<String> = self.amqp_url.split(',').map(crate::redact::url).collect();
         f.debug_struct("Config")
             .field("amqp_url", &shown.join(","))
+            .field("amqp_tls_ca_file", &self.amqp_tls_ca_file)
+            .field("amqp_tls_cert_file", &self.amqp_tls_cert_file)
+            .field("amqp_tls_key_file", &self.amqp_tls_key_file)
             .field("prefetch", &self.prefetch)
             .field("connect_timeout", &self.connect_timeout)
             .field("rpc_timeout", &self.rpc_timeout)
@@ -156,6 +169,9 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             amqp_url: DEFAULT_AMQP_URL.to_owned(),
+            amqp_tls_ca_file: None,
+            amqp_tls_cert_file: None,
+            amqp_tls_key_file: None,
             prefetch: 64,
             connect_timeout: Duration::from_secs(30),
             rpc_timeout: Duration::from_secs(30),
@@ -186,6 +202,9 @@ pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 #[serde(default)]
 struct Raw {
     amqp_url: Option<String>,
+    amqp_tls_ca_file: Option<String>,
+    amqp_tls_cert_file: Option<String>,
+    amqp_tls_key_file: Option<String>,
     amqp_prefetch: Option<u16>,
     amqp_connect_timeout_ms: Option<u64>,
     rpc_timeout_ms: Option<u64>,
@@ -209,6 +228,9 @@ struct Raw {
 /// A good value for each variable, quoted in error messages.
 const EXAMPLES: &[(&str, &str)] = &[
     ("AMQP_URL", DEFAULT_AMQP_URL),
+    ("AMQP_TLS_CA_FILE", "/etc/rabbitmq/ca.pem"),
+    ("AMQP_TLS_CERT_FILE", "/etc/service/client.pem"),
+    ("AMQP_TLS_KEY_FILE", "/etc/service/client.key"),
     ("AMQP_PREFETCH", "64"),
     ("AMQP_CONNECT_TIMEOUT_MS", "30000"),
     ("RPC_TIMEOUT_MS", "30000"),
@@ -275,8 +297,27 @@ impl Config {
                 url
             }
         };
+        let path = |name: &str, v: Option<String>| match v {
+            None => Ok(None),
+            Some(v) if v.trim().is_empty() => Err(bad(name, &v, "expected a file path")),
+            Some(v) => Ok(Some(PathBuf::from(v))),
+        };
+        let amqp_tls_ca_file = path("AMQP_TLS_CA_FILE", raw.amqp_tls_ca_file)?;
+        let amqp_tls_cert_file = path("AMQP_TLS_CERT_FILE", raw.amqp_tls_cert_file)?;
+        let amqp_tls_key_file = path("AMQP_TLS_KEY_FILE", raw.amqp_tls_key_file)?;
+        check_tls_files(
+            &amqp_url,
+            [
+                ("AMQP_TLS_CA_FILE", &amqp_tls_ca_file),
+                ("AMQP_TLS_CERT_FILE", &amqp_tls_cert_file),
+                ("AMQP_TLS_KEY_FILE", &amqp_tls_key_file),
+            ],
+        )?;
         Ok(Config {
             amqp_url,
+            amqp_tls_ca_file,
+            amqp_tls_cert_file,
+            amqp_tls_key_file,
             prefetch: match raw.amqp_prefetch {
                 None => defaults.prefetch,
                 Some(0) => {
@@ -433,6 +474,16 @@ impl Config {
         })
     }
 
+    /// The TLS files `amqps://` URLs connect with, for
+    /// [`Broker::connect_with_tls`](crate::Broker::connect_with_tls).
+    pub fn amqp_tls(&self) -> crate::amqp::AmqpTls {
+        crate::amqp::AmqpTls::new(
+            self.amqp_tls_ca_file.clone(),
+            self.amqp_tls_cert_file.clone(),
+            self.amqp_tls_key_file.clone(),
+        )
+    }
+
     /// Whether error replies may carry the error's source chain.
     pub fn is_development(&self) -> bool {
         self.mode == Mode::Development
@@ -478,6 +529,22 @@ fn check_amqp_url(url: &str) -> Result<(), Error> {
                 &format!("{e}; a list is comma-separated AMQP URLs, one per cluster node"),
             ))
         }
+    }
+}
+
+/// TLS files with no `amqps://` URL to use them would be ignored, and whoever set them
+/// would believe the connection protected.
+fn check_tls_files(url: &str, files: [(&str, &Option<PathBuf>); 3]) -> Result<(), Error> {
+    let any_tls = url
+        .split(',')
+        .any(|u| u.trim().to_ascii_lowercase().starts_with("amqps://"));
+    match files.iter().find(|(_, f)| f.is_some()) {
+        Some((name, Some(file))) if !any_tls => Err(bad(
+            name,
+            &file.display().to_string(),
+            "is set but AMQP_URL has no amqps:// URL, so the connection would not use TLS at all; use amqps:// (or unset it)",
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -731,6 +798,23 @@ mod tests {
         assert!(!m.contains("pw1") && !m.contains("pw2"), "{m}");
         let m = message(&[("AMQP_URL", "amqp://n1/%2f,")]);
         assert!(m.contains("entry 2") && m.contains("empty entry"), "{m}");
+    }
+
+    #[test]
+    fn tls_files_are_read_and_need_amqps() {
+        let c = Config::from_vars(vars(&[
+            ("AMQP_URL", "amqps://u:p@rabbit:5671/vh"),
+            ("AMQP_TLS_CA_FILE", "/etc/ca.pem"),
+            ("AMQP_TLS_CERT_FILE", "/etc/c.pem"),
+            ("AMQP_TLS_KEY_FILE", "/etc/c.key"),
+        ]))
+        .unwrap();
+        assert_eq!(c.amqp_tls_ca_file, Some(PathBuf::from("/etc/ca.pem")));
+        assert_eq!(c.amqp_tls().key_file, Some(PathBuf::from("/etc/c.key")));
+        assert_eq!(
+            message(&[("AMQP_TLS_CA_FILE", "/etc/ca.pem")]),
+            "configuration: AMQP_TLS_CA_FILE=\"/etc/ca.pem\": is set but AMQP_URL has no amqps:// URL, so the connection would not use TLS at all; use amqps:// (or unset it), e.g. AMQP_TLS_CA_FILE=/etc/rabbitmq/ca.pem"
+        );
     }
 
     #[test]

@@ -23,3 +23,4 @@ mod rpc;
 mod seed_api;
 mod services;
 mod shutdown;
+mod tls;

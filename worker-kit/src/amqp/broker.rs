@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::endpoints::{Endpoint, Endpoints};
+use super::tls::AmqpTls;
 use crate::Error;
 
 /// A handle to the process's broker connection; cheap to clone.
@@ -55,6 +56,8 @@ struct Inner {
     /// `AMQP_URL` as given (it may hold passwords: never shown), to open the consuming
     /// connection.
     url: String,
+    /// The TLS files `url`'s `amqps://` nodes connect with, for the consuming connection.
+    tls: AmqpTls,
     /// The consume-only connection, opened by the first [`Broker::consuming`].
     consuming: tokio::sync::OnceCell<Broker>,
 }
@@ -91,11 +94,22 @@ impl Broker {
     /// where it tried to connect (passwords hidden), how long it tried, and the last
     /// failure.
     pub async fn connect(url: &str, name: &str, give_up_after: Duration) -> Result<Self, Error> {
-        let endpoints = Endpoints::new(url).map_err(|e| {
-            Error::Config(format!(
-                "AMQP_URL: {e}; it takes one URL or a comma-separated list of them"
-            ))
-        })?;
+        Self::connect_with_tls(url, &AmqpTls::default(), name, give_up_after).await
+    }
+
+    /// As [`Broker::connect`], with the CA and client certificate files that `amqps://`
+    /// URLs connect with (`AMQP_TLS_*`, [`Config::amqp_tls`](crate::Config::amqp_tls)).
+    ///
+    /// # Errors
+    ///
+    /// As [`Broker::connect`]; [`Error::Config`] also when a TLS file cannot be used.
+    pub async fn connect_with_tls(
+        url: &str,
+        tls: &AmqpTls,
+        name: &str,
+        give_up_after: Duration,
+    ) -> Result<Self, Error> {
+        let endpoints = Endpoints::with_tls(url, tls)?;
         let shown_url = endpoints.shown();
         let started = tokio::time::Instant::now();
         let mut delays = backoff().build();
@@ -107,7 +121,7 @@ impl Broker {
             // cannot use it all.
             let left = give_up_after.saturating_sub(started.elapsed());
             let share = give_up_after / u32::try_from(endpoints.len()).unwrap_or(u32::MAX);
-            let error = match open(&node.url, name, left.min(share).max(MIN_ATTEMPT)).await {
+            let error = match open(node, name, left.min(share).max(MIN_ATTEMPT)).await {
                 Ok(conn) => break (conn, node.shown.clone()),
                 Err(e) => e,
             };
@@ -148,6 +162,7 @@ impl Broker {
                 current,
                 closed: CancellationToken::new(),
                 url: url.to_owned(),
+                tls: tls.clone(),
                 consuming: tokio::sync::OnceCell::new(),
             }),
         };
@@ -224,7 +239,7 @@ impl Broker {
             let node = self.inner.endpoints.next();
             let attempt = tokio::select! {
                 () = self.inner.closed.cancelled() => return,
-                r = open(&node.url, &self.inner.name, self.inner.time_limit) => r,
+                r = open(node, &self.inner.name, self.inner.time_limit) => r,
             };
             match attempt {
                 Ok(conn) => {
@@ -308,7 +323,14 @@ impl Broker {
         let sibling = self
             .inner
             .consuming
-            .get_or_try_init(|| Broker::connect(&self.inner.url, &name, self.inner.time_limit))
+            .get_or_try_init(|| {
+                Broker::connect_with_tls(
+                    &self.inner.url,
+                    &self.inner.tls,
+                    &name,
+                    self.inner.time_limit,
+                )
+            })
             .await?;
         if self.is_closed() {
             // Closed while it was opening: close it too, as `close` could not.
@@ -356,13 +378,7 @@ impl Broker {
         // Any node of a cluster will do; one that is down is skipped.
         let mut last = None;
         for _ in 0..self.inner.endpoints.len() {
-            match open(
-                &self.inner.endpoints.next().url,
-                &name,
-                self.inner.time_limit,
-            )
-            .await
-            {
+            match open(self.inner.endpoints.next(), &name, self.inner.time_limit).await {
                 Ok(conn) => return Ok(conn),
                 Err(e) => last = Some(e.into_lapin()),
             }
@@ -427,10 +443,17 @@ impl std::fmt::Display for Attempt {
 }
 
 /// One connect attempt (TCP, TLS and the AMQP handshake) of at most `limit`.
-async fn open(url: &str, name: &str, limit: Duration) -> Result<Connection, Attempt> {
+async fn open(node: &Endpoint, name: &str, limit: Duration) -> Result<Connection, Attempt> {
     let props = ConnectionProperties::default().with_connection_name(name.into());
-    match tokio::time::timeout(limit, Connection::connect(url, props)).await {
-        Ok(r) => r.map_err(Attempt::Failed),
+    let runtime = lapin::runtime::default_runtime().map_err(Attempt::Failed)?;
+    // An `amqp://` URL ignores the TLS settings; an `amqps://` one never falls back to
+    // plaintext: a failed handshake fails the attempt.
+    let connect =
+        Connection::connect_with_config(&node.url, props, (*node.tls_config).clone(), runtime);
+    match tokio::time::timeout(limit, connect).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) if node.tls => Err(Attempt::Failed(super::tls::explain(e))),
+        Ok(Err(e)) => Err(Attempt::Failed(e)),
         Err(_) => Err(Attempt::TimedOut(limit)),
     }
 }

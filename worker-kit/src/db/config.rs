@@ -83,7 +83,7 @@ impl DbConfig {
         let dsn_var = format!("DB_{}_DSN", kind.to_ascii_uppercase());
         let dsn = match vars.get(&dsn_var) {
             Some(dsn) => {
-                dsn.parse::<tokio_postgres::Config>().map_err(|e| {
+                worker_kit_pg_tls::Target::from_dsn(dsn).map_err(|e| {
                     Error::Config(format!(
                         "{dsn_var}={:?}: not a PostgreSQL DSN ({e}), e.g. {dsn_var}=postgres://app@127.0.0.1:5432/{service}",
                         crate::redact::url(dsn)
