@@ -4,10 +4,9 @@
 //! with no configuration at all in development. A malformed value is reported as one line
 //! that names the variable, says what is wrong and shows a good value.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
-
-use serde::Deserialize;
 
 use crate::Error;
 use crate::access::{AllowList, Anonymous};
@@ -197,9 +196,8 @@ impl Default for Config {
 /// The broker URL used when `AMQP_URL` is not set: the local RabbitMQ's guest account.
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
-/// The variables as envy reads them; converted into [`Config`] with per-variable checks.
-#[derive(Default, Deserialize)]
-#[serde(default)]
+/// The variables as read, numbers parsed; converted into [`Config`] with per-variable checks.
+#[derive(Default)]
 struct Raw {
     amqp_url: Option<String>,
     amqp_tls_ca_file: Option<String>,
@@ -223,6 +221,59 @@ struct Raw {
     rpc_reply_to: Option<String>,
     rpc_anonymous: Option<String>,
     route_allow: Option<String>,
+}
+
+impl Raw {
+    /// Reads each variable by its name; a number that does not parse is reported naming the
+    /// variable, its value and a good one.
+    fn read(vars: &HashMap<String, String>) -> Result<Self, Error> {
+        let text = |name: &str| vars.get(name).cloned();
+        Ok(Self {
+            amqp_url: text("AMQP_URL"),
+            amqp_tls_ca_file: text("AMQP_TLS_CA_FILE"),
+            amqp_tls_cert_file: text("AMQP_TLS_CERT_FILE"),
+            amqp_tls_key_file: text("AMQP_TLS_KEY_FILE"),
+            amqp_prefetch: number(vars, "AMQP_PREFETCH")?,
+            amqp_connect_timeout_ms: number(vars, "AMQP_CONNECT_TIMEOUT_MS")?,
+            rpc_timeout_ms: number(vars, "RPC_TIMEOUT_MS")?,
+            drain_timeout_ms: number(vars, "DRAIN_TIMEOUT_MS")?,
+            handler_timeout_ms: number(vars, "HANDLER_TIMEOUT_MS")?,
+            queue_max_retries: number(vars, "QUEUE_MAX_RETRIES")?,
+            queue_type: text("QUEUE_TYPE"),
+            max_message_bytes: number(vars, "MAX_MESSAGE_BYTES")?,
+            max_decoded_bytes: number(vars, "MAX_DECODED_BYTES")?,
+            mode: text("MODE"),
+            log_format: text("LOG_FORMAT"),
+            pause_on_db_outage: text("PAUSE_ON_DB_OUTAGE"),
+            db_health_interval_ms: number(vars, "DB_HEALTH_INTERVAL_MS")?,
+            deadline_max_skew_ms: number(vars, "DEADLINE_MAX_SKEW_MS")?,
+            rpc_queue_durable: text("RPC_QUEUE_DURABLE"),
+            rpc_reply_to: text("RPC_REPLY_TO"),
+            rpc_anonymous: text("RPC_ANONYMOUS"),
+            route_allow: text("ROUTE_ALLOW"),
+        })
+    }
+}
+
+/// Variable `name` as a whole number of type `T` (its range included: `AMQP_PREFETCH=70000`
+/// does not fit a `u16`).
+fn number<T: std::str::FromStr>(
+    vars: &HashMap<String, String>,
+    name: &str,
+) -> Result<Option<T>, Error> {
+    let Some(value) = vars.get(name) else {
+        return Ok(None);
+    };
+    value.parse().map(Some).map_err(|_| {
+        let problem = match name {
+            "AMQP_PREFETCH" => "expected a whole number from 1 to 65535",
+            "QUEUE_MAX_RETRIES" => "expected a whole number (0 parks at the first failure)",
+            n if n.ends_with("_MS") => "expected a whole number of milliseconds",
+            n if n.ends_with("_BYTES") => "expected a whole number of bytes",
+            _ => "malformed value",
+        };
+        bad(name, value, problem)
+    })
 }
 
 /// A good value for each variable, quoted in error messages.
@@ -274,11 +325,11 @@ impl Config {
     ///
     /// As [`Config::from_env`].
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, Error> {
-        let vars: Vec<(String, String)> = vars
+        let vars: HashMap<String, String> = vars
             .into_iter()
             .filter(|(k, _)| EXAMPLES.iter().any(|(name, _)| name == k))
             .collect();
-        let raw: Raw = envy::from_iter(vars.clone()).map_err(|e| explain_envy(&e, &vars))?;
+        let raw = Raw::read(&vars)?;
         let defaults = Config::default();
         let positive_ms = |name: &str, v: Option<u64>, default: Duration| match v {
             None => Ok(default),
@@ -627,31 +678,6 @@ pub(crate) fn setting_error(name: &str, value: &str, problem: &str, example: &st
     ))
 }
 
-/// envy reports the variable in its own words; restate it in ours, with an example.
-fn explain_envy(err: &envy::Error, vars: &[(String, String)]) -> Error {
-    let text = err.to_string();
-    let culprit = text
-        .rsplit_once(" provided by ")
-        .map(|(_, name)| name.trim().to_owned());
-    match culprit {
-        Some(name) => {
-            let value = vars
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map_or("", |(_, v)| v.as_str());
-            let problem = match name.as_str() {
-                "AMQP_PREFETCH" => "expected a whole number from 1 to 65535",
-                "QUEUE_MAX_RETRIES" => "expected a whole number (0 parks at the first failure)",
-                n if n.ends_with("_MS") => "expected a whole number of milliseconds",
-                n if n.ends_with("_BYTES") => "expected a whole number of bytes",
-                _ => "malformed value",
-            };
-            bad(&name, value, problem)
-        }
-        None => Error::Config(text),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -729,6 +755,22 @@ mod tests {
     fn out_of_range_number() {
         let m = message(&[("AMQP_PREFETCH", "70000")]);
         assert!(m.contains("AMQP_PREFETCH=\"70000\""), "{m}");
+    }
+
+    #[test]
+    fn each_number_names_its_unit() {
+        assert_eq!(
+            message(&[("MAX_MESSAGE_BYTES", "8M")]),
+            "configuration: MAX_MESSAGE_BYTES=\"8M\": expected a whole number of bytes, e.g. MAX_MESSAGE_BYTES=8388608"
+        );
+        assert_eq!(
+            message(&[("QUEUE_MAX_RETRIES", "-1")]),
+            "configuration: QUEUE_MAX_RETRIES=\"-1\": expected a whole number (0 parks at the first failure), e.g. QUEUE_MAX_RETRIES=3"
+        );
+        assert_eq!(
+            message(&[("HANDLER_TIMEOUT_MS", "")]),
+            "configuration: HANDLER_TIMEOUT_MS=\"\": expected a whole number of milliseconds, e.g. HANDLER_TIMEOUT_MS=60000"
+        );
     }
 
     #[test]
