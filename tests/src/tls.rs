@@ -7,13 +7,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::server::WebPkiClientVerifier;
 
 /// A certificate authority made for one test, its files in a directory of their own.
 pub struct TestCa {
@@ -52,6 +54,18 @@ impl TestCa {
         self.dir.join("ca.pem")
     }
 
+    /// A client certificate named `name`.
+    ///
+    /// # Panics
+    ///
+    /// When it cannot be made or written.
+    pub fn issue_client(&self, name: &str) -> Issued {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        self.write(name, &params)
+    }
+
     /// A server certificate for `names` (DNS names or IP addresses).
     ///
     /// # Panics
@@ -59,7 +73,12 @@ impl TestCa {
     /// When it cannot be made or written.
     pub fn issue(&self, file_name: &str, names: &[&str]) -> Issued {
         let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
-        let params = CertificateParams::new(names).unwrap();
+        let mut params = CertificateParams::new(names).unwrap();
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        self.write(file_name, &params)
+    }
+
+    fn write(&self, file_name: &str, params: &CertificateParams) -> Issued {
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         let issued = Issued {
@@ -88,18 +107,43 @@ pub async fn tls_proxy(
     upstream: SocketAddr,
     cert: &Issued,
 ) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    tls_proxy_with(upstream, cert, None).await
+}
+
+/// As [`tls_proxy`], and with `client_ca` every client must present a certificate signed by
+/// it (as RabbitMQ with `ssl_options.verify = verify_peer, fail_if_no_peer_cert = true`).
+///
+/// # Panics
+///
+/// As [`tls_proxy`].
+pub async fn tls_proxy_with(
+    upstream: SocketAddr,
+    cert: &Issued,
+    client_ca: Option<&TestCa>,
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert.cert_file)
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
     let key = PrivateKeyDer::from_pem_file(&cert.key_file).unwrap();
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+    let builder = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
         .unwrap();
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+            roots
+                .add(CertificateDer::from_pem_file(ca.ca_file()).unwrap())
+                .unwrap();
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let config = builder.with_single_cert(chain, key).unwrap();
     let acceptor = TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use e2e::tls::{TestCa, tls_proxy};
+use e2e::tls::{TestCa, tls_proxy, tls_proxy_with};
 use serde_json::json;
 use worker_kit::rpc::{RpcClient, RpcWorker};
 use worker_kit::{Broker, ErrorReply, Payload, Runner};
@@ -130,4 +130,42 @@ async fn amqps_to_a_plaintext_port_fails_instead_of_connecting_in_plaintext() {
         started.elapsed() < Duration::from_secs(10),
         "fails within its budget"
     );
+}
+
+#[tokio::test]
+async fn a_client_certificate_is_presented_when_the_broker_asks() {
+    let ca = TestCa::new("mtls-ca");
+    let server = ca.issue("broker", &["localhost"]);
+    let client = ca.issue_client("svc");
+    let (addr, proxy) = tls_proxy_with("127.0.0.1:5672".parse().unwrap(), &server, Some(&ca)).await;
+    let url = amqps_url(addr);
+    let mut config = config_for(&url, &ca);
+
+    let err = Broker::connect_with_tls(
+        &url,
+        &config.amqp_tls(),
+        "mtls-none",
+        Duration::from_secs(1),
+    )
+    .await
+    .expect_err("a broker that requires a client certificate refuses a client without one");
+    let text = chain(&err);
+    assert!(
+        text.contains("CertificateRequired") && text.contains("set AMQP_TLS_CERT_FILE"),
+        "{text}"
+    );
+
+    config.amqp_tls_cert_file = Some(client.cert_file.clone());
+    config.amqp_tls_key_file = Some(client.key_file.clone());
+    let broker = Broker::connect_with_tls(
+        &url,
+        &config.amqp_tls(),
+        "mtls-svc",
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("connects with the client certificate");
+    assert!(broker.connection_now().is_some());
+    broker.close().await;
+    proxy.abort();
 }

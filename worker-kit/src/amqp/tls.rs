@@ -119,6 +119,10 @@ pub(crate) fn explain(e: lapin::Error) -> lapin::Error {
         "the broker's certificate is not signed by the CA in AMQP_TLS_CA_FILE (nor by one the system trusts)"
     } else if text.contains("NotValidForName") || text.contains("not valid for name") {
         "the broker's certificate does not name the host in AMQP_URL"
+    } else if text.contains("CertificateRequired") {
+        "the broker asks for a client certificate: set AMQP_TLS_CERT_FILE and AMQP_TLS_KEY_FILE"
+    } else if text.contains("BadCertificate") || text.contains("UnknownCA") {
+        "the broker refused the client certificate in AMQP_TLS_CERT_FILE"
     } else if text.contains("Expired") || text.contains("NotValidYet") {
         "the broker's certificate is outside its validity period"
     } else if text.contains("corrupt message")
