@@ -153,3 +153,40 @@ async fn tls_asked_of_a_server_without_it_is_refused_clearly() {
     assert!(!encrypted(&via_proxy("sslmode=disable")).await.unwrap());
     proxy.abort();
 }
+
+/// What TLS costs a connection and a round trip on this machine (ignored: a measurement,
+/// run with `--ignored --nocapture`).
+#[tokio::test]
+#[ignore = "measurement"]
+async fn measure_tls_cost() {
+    const CONNECTS: u32 = 20;
+    const QUERIES: u32 = 2_000;
+    for mode in ["disable", "require"] {
+        let target =
+            worker_kit_pg_tls::Target::from_dsn(&dsn(None, &format!("sslmode={mode}"))).unwrap();
+        let started = std::time::Instant::now();
+        let mut last = None;
+        for _ in 0..CONNECTS {
+            let (client, conn) = target.config.connect(target.tls.clone()).await.unwrap();
+            tokio::spawn(conn);
+            last = Some(client);
+        }
+        let per_connect = started.elapsed() / CONNECTS;
+        let client = last.unwrap();
+        let ssl: bool = client
+            .query_one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(ssl, mode == "require");
+        let started = std::time::Instant::now();
+        for _ in 0..QUERIES {
+            client.query_one("SELECT 1", &[]).await.unwrap();
+        }
+        let per_query = started.elapsed() / QUERIES;
+        println!("sslmode={mode}: connect {per_connect:?}, SELECT 1 round trip {per_query:?}");
+    }
+}
