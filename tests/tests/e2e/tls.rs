@@ -65,6 +65,12 @@ async fn a_route_answers_over_amqps_with_the_configured_ca() {
     let client_broker = Broker::connect_with_tls(&url, &tls, "tls-client", Duration::from_secs(10))
         .await
         .unwrap();
+    // The consume-only connection of work queues and event subscriptions: the same TLS.
+    let consuming = client_broker
+        .consuming()
+        .await
+        .expect("the consuming connection connects with the same TLS files");
+    assert!(consuming.connection_now().is_some());
     let client = RpcClient::new(&client_broker, &config).await.unwrap();
     let v = client
         .call_json(&route, json!({"over": "tls"}))

@@ -301,8 +301,8 @@ impl Broker {
             .cloned()
     }
 
-    /// The process's consume-only connection (opened on first use, with this one's URL and
-    /// time limits, and reconnected on its own): for consumers that never publish, so that
+    /// The process's consume-only connection (opened on first use, with this one's URL, TLS
+    /// files and time limits, and reconnected on its own): for consumers that never publish, so that
     /// a resource alarm, which blocks publishing connections, does not hold up their acks.
     /// Closed by [`Broker::close`].
     ///
