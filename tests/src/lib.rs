@@ -7,6 +7,7 @@ pub mod http;
 pub mod pg;
 pub mod proxy;
 pub mod read_model;
+pub mod tls;
 pub mod users;
 
 use std::future::Future;

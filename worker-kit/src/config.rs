@@ -4,9 +4,9 @@
 //! with no configuration at all in development. A malformed value is reported as one line
 //! that names the variable, says what is wrong and shows a good value.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Duration;
-
-use serde::Deserialize;
 
 use crate::Error;
 use crate::access::{AllowList, Anonymous};
@@ -67,6 +67,15 @@ pub struct Config {
     /// RabbitMQ cluster (tried in a shuffled order; a reconnect moves on to the next node).
     /// Treat it as a secret: it may hold passwords.
     pub amqp_url: String,
+    /// `AMQP_TLS_CA_FILE`: PEM file of the CA that signed the broker's certificate, for
+    /// `amqps://` URLs (trusted besides the system's store).
+    pub amqp_tls_ca_file: Option<PathBuf>,
+    /// `AMQP_TLS_CERT_FILE`: PEM client certificate presented to an `amqps://` broker that
+    /// asks for one; needs `amqp_tls_key_file`.
+    pub amqp_tls_cert_file: Option<PathBuf>,
+    /// `AMQP_TLS_KEY_FILE`: PEM private key of `amqp_tls_cert_file` (a path; the key is
+    /// read at connect time).
+    pub amqp_tls_key_file: Option<PathBuf>,
     /// `AMQP_PREFETCH`: two bounds per worker. The broker delivers at most this many
     /// unacknowledged messages to each of the worker's routes (`basic.qos` per consumer:
     /// the broker-side buffer), and the worker runs at most this many handlers at once
@@ -135,6 +144,9 @@ impl std::fmt::Debug for Config {
         let shown: Vec<String> = self.amqp_url.split(',').map(crate::redact::url).collect();
         f.debug_struct("Config")
             .field("amqp_url", &shown.join(","))
+            .field("amqp_tls_ca_file", &self.amqp_tls_ca_file)
+            .field("amqp_tls_cert_file", &self.amqp_tls_cert_file)
+            .field("amqp_tls_key_file", &self.amqp_tls_key_file)
             .field("prefetch", &self.prefetch)
             .field("connect_timeout", &self.connect_timeout)
             .field("rpc_timeout", &self.rpc_timeout)
@@ -161,6 +173,9 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             amqp_url: DEFAULT_AMQP_URL.to_owned(),
+            amqp_tls_ca_file: None,
+            amqp_tls_cert_file: None,
+            amqp_tls_key_file: None,
             prefetch: 64,
             connect_timeout: Duration::from_secs(30),
             rpc_timeout: Duration::from_secs(30),
@@ -187,11 +202,13 @@ impl Default for Config {
 /// The broker URL used when `AMQP_URL` is not set: the local RabbitMQ's guest account.
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
-/// The variables as envy reads them; converted into [`Config`] with per-variable checks.
-#[derive(Default, Deserialize)]
-#[serde(default)]
+/// The variables as read, numbers parsed; converted into [`Config`] with per-variable checks.
+#[derive(Default)]
 struct Raw {
     amqp_url: Option<String>,
+    amqp_tls_ca_file: Option<String>,
+    amqp_tls_cert_file: Option<String>,
+    amqp_tls_key_file: Option<String>,
     amqp_prefetch: Option<u16>,
     amqp_connect_timeout_ms: Option<u64>,
     rpc_timeout_ms: Option<u64>,
@@ -213,9 +230,66 @@ struct Raw {
     metrics_addr: Option<String>,
 }
 
+impl Raw {
+    /// Reads each variable by its name; a number that does not parse is reported naming the
+    /// variable, its value and a good one.
+    fn read(vars: &HashMap<String, String>) -> Result<Self, Error> {
+        let text = |name: &str| vars.get(name).cloned();
+        Ok(Self {
+            amqp_url: text("AMQP_URL"),
+            amqp_tls_ca_file: text("AMQP_TLS_CA_FILE"),
+            amqp_tls_cert_file: text("AMQP_TLS_CERT_FILE"),
+            amqp_tls_key_file: text("AMQP_TLS_KEY_FILE"),
+            amqp_prefetch: number(vars, "AMQP_PREFETCH")?,
+            amqp_connect_timeout_ms: number(vars, "AMQP_CONNECT_TIMEOUT_MS")?,
+            rpc_timeout_ms: number(vars, "RPC_TIMEOUT_MS")?,
+            drain_timeout_ms: number(vars, "DRAIN_TIMEOUT_MS")?,
+            handler_timeout_ms: number(vars, "HANDLER_TIMEOUT_MS")?,
+            queue_max_retries: number(vars, "QUEUE_MAX_RETRIES")?,
+            queue_type: text("QUEUE_TYPE"),
+            max_message_bytes: number(vars, "MAX_MESSAGE_BYTES")?,
+            max_decoded_bytes: number(vars, "MAX_DECODED_BYTES")?,
+            mode: text("MODE"),
+            log_format: text("LOG_FORMAT"),
+            pause_on_db_outage: text("PAUSE_ON_DB_OUTAGE"),
+            db_health_interval_ms: number(vars, "DB_HEALTH_INTERVAL_MS")?,
+            deadline_max_skew_ms: number(vars, "DEADLINE_MAX_SKEW_MS")?,
+            rpc_queue_durable: text("RPC_QUEUE_DURABLE"),
+            rpc_reply_to: text("RPC_REPLY_TO"),
+            rpc_anonymous: text("RPC_ANONYMOUS"),
+            route_allow: text("ROUTE_ALLOW"),
+            metrics_addr: text("METRICS_ADDR"),
+        })
+    }
+}
+
+/// Variable `name` as a whole number of type `T` (its range included: `AMQP_PREFETCH=70000`
+/// does not fit a `u16`).
+fn number<T: std::str::FromStr>(
+    vars: &HashMap<String, String>,
+    name: &str,
+) -> Result<Option<T>, Error> {
+    let Some(value) = vars.get(name) else {
+        return Ok(None);
+    };
+    value.parse().map(Some).map_err(|_| {
+        let problem = match name {
+            "AMQP_PREFETCH" => "expected a whole number from 1 to 65535",
+            "QUEUE_MAX_RETRIES" => "expected a whole number (0 parks at the first failure)",
+            n if n.ends_with("_MS") => "expected a whole number of milliseconds",
+            n if n.ends_with("_BYTES") => "expected a whole number of bytes",
+            _ => "malformed value",
+        };
+        bad(name, value, problem)
+    })
+}
+
 /// A good value for each variable, quoted in error messages.
 const EXAMPLES: &[(&str, &str)] = &[
     ("AMQP_URL", DEFAULT_AMQP_URL),
+    ("AMQP_TLS_CA_FILE", "/etc/rabbitmq/ca.pem"),
+    ("AMQP_TLS_CERT_FILE", "/etc/service/client.pem"),
+    ("AMQP_TLS_KEY_FILE", "/etc/service/client.key"),
     ("AMQP_PREFETCH", "64"),
     ("AMQP_CONNECT_TIMEOUT_MS", "30000"),
     ("RPC_TIMEOUT_MS", "30000"),
@@ -260,11 +334,11 @@ impl Config {
     ///
     /// As [`Config::from_env`].
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, Error> {
-        let vars: Vec<(String, String)> = vars
+        let vars: HashMap<String, String> = vars
             .into_iter()
             .filter(|(k, _)| EXAMPLES.iter().any(|(name, _)| name == k))
             .collect();
-        let raw: Raw = envy::from_iter(vars.clone()).map_err(|e| explain_envy(&e, &vars))?;
+        let raw = Raw::read(&vars)?;
         let defaults = Config::default();
         let positive_ms = |name: &str, v: Option<u64>, default: Duration| match v {
             None => Ok(default),
@@ -283,8 +357,27 @@ impl Config {
                 url
             }
         };
+        let path = |name: &str, v: Option<String>| match v {
+            None => Ok(None),
+            Some(v) if v.trim().is_empty() => Err(bad(name, &v, "expected a file path")),
+            Some(v) => Ok(Some(PathBuf::from(v))),
+        };
+        let amqp_tls_ca_file = path("AMQP_TLS_CA_FILE", raw.amqp_tls_ca_file)?;
+        let amqp_tls_cert_file = path("AMQP_TLS_CERT_FILE", raw.amqp_tls_cert_file)?;
+        let amqp_tls_key_file = path("AMQP_TLS_KEY_FILE", raw.amqp_tls_key_file)?;
+        check_tls_files(
+            &amqp_url,
+            [
+                ("AMQP_TLS_CA_FILE", &amqp_tls_ca_file),
+                ("AMQP_TLS_CERT_FILE", &amqp_tls_cert_file),
+                ("AMQP_TLS_KEY_FILE", &amqp_tls_key_file),
+            ],
+        )?;
         Ok(Config {
             amqp_url,
+            amqp_tls_ca_file,
+            amqp_tls_cert_file,
+            amqp_tls_key_file,
             prefetch: match raw.amqp_prefetch {
                 None => defaults.prefetch,
                 Some(0) => {
@@ -451,6 +544,16 @@ impl Config {
         })
     }
 
+    /// The TLS files `amqps://` URLs connect with, for
+    /// [`Broker::connect_with_tls`](crate::Broker::connect_with_tls).
+    pub fn amqp_tls(&self) -> crate::amqp::AmqpTls {
+        crate::amqp::AmqpTls::new(
+            self.amqp_tls_ca_file.clone(),
+            self.amqp_tls_cert_file.clone(),
+            self.amqp_tls_key_file.clone(),
+        )
+    }
+
     /// Whether error replies may carry the error's source chain.
     pub fn is_development(&self) -> bool {
         self.mode == Mode::Development
@@ -496,6 +599,22 @@ fn check_amqp_url(url: &str) -> Result<(), Error> {
                 &format!("{e}; a list is comma-separated AMQP URLs, one per cluster node"),
             ))
         }
+    }
+}
+
+/// TLS files with no `amqps://` URL to use them would be ignored, and whoever set them
+/// would believe the connection protected.
+fn check_tls_files(url: &str, files: [(&str, &Option<PathBuf>); 3]) -> Result<(), Error> {
+    let any_tls = url
+        .split(',')
+        .any(|u| u.trim().to_ascii_lowercase().starts_with("amqps://"));
+    match files.iter().find(|(_, f)| f.is_some()) {
+        Some((name, Some(file))) if !any_tls => Err(bad(
+            name,
+            &file.display().to_string(),
+            "is set but AMQP_URL has no amqps:// URL, so the connection would not use TLS at all; use amqps:// (or unset it)",
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -576,31 +695,6 @@ pub(crate) fn setting_error(name: &str, value: &str, problem: &str, example: &st
     Error::Config(format!(
         "{name}={value:?}: {problem}, e.g. {name}={example}"
     ))
-}
-
-/// envy reports the variable in its own words; restate it in ours, with an example.
-fn explain_envy(err: &envy::Error, vars: &[(String, String)]) -> Error {
-    let text = err.to_string();
-    let culprit = text
-        .rsplit_once(" provided by ")
-        .map(|(_, name)| name.trim().to_owned());
-    match culprit {
-        Some(name) => {
-            let value = vars
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map_or("", |(_, v)| v.as_str());
-            let problem = match name.as_str() {
-                "AMQP_PREFETCH" => "expected a whole number from 1 to 65535",
-                "QUEUE_MAX_RETRIES" => "expected a whole number (0 parks at the first failure)",
-                n if n.ends_with("_MS") => "expected a whole number of milliseconds",
-                n if n.ends_with("_BYTES") => "expected a whole number of bytes",
-                _ => "malformed value",
-            };
-            bad(&name, value, problem)
-        }
-        None => Error::Config(text),
-    }
 }
 
 #[cfg(test)]
@@ -690,6 +784,22 @@ mod tests {
     }
 
     #[test]
+    fn each_number_names_its_unit() {
+        assert_eq!(
+            message(&[("MAX_MESSAGE_BYTES", "8M")]),
+            "configuration: MAX_MESSAGE_BYTES=\"8M\": expected a whole number of bytes, e.g. MAX_MESSAGE_BYTES=8388608"
+        );
+        assert_eq!(
+            message(&[("QUEUE_MAX_RETRIES", "-1")]),
+            "configuration: QUEUE_MAX_RETRIES=\"-1\": expected a whole number (0 parks at the first failure), e.g. QUEUE_MAX_RETRIES=3"
+        );
+        assert_eq!(
+            message(&[("HANDLER_TIMEOUT_MS", "")]),
+            "configuration: HANDLER_TIMEOUT_MS=\"\": expected a whole number of milliseconds, e.g. HANDLER_TIMEOUT_MS=60000"
+        );
+    }
+
+    #[test]
     fn zero_prefetch_is_refused() {
         let m = message(&[("AMQP_PREFETCH", "0")]);
         assert!(m.contains("unbounded"), "{m}");
@@ -756,6 +866,23 @@ mod tests {
         assert!(!m.contains("pw1") && !m.contains("pw2"), "{m}");
         let m = message(&[("AMQP_URL", "amqp://n1/%2f,")]);
         assert!(m.contains("entry 2") && m.contains("empty entry"), "{m}");
+    }
+
+    #[test]
+    fn tls_files_are_read_and_need_amqps() {
+        let c = Config::from_vars(vars(&[
+            ("AMQP_URL", "amqps://u:p@rabbit:5671/vh"),
+            ("AMQP_TLS_CA_FILE", "/etc/ca.pem"),
+            ("AMQP_TLS_CERT_FILE", "/etc/c.pem"),
+            ("AMQP_TLS_KEY_FILE", "/etc/c.key"),
+        ]))
+        .unwrap();
+        assert_eq!(c.amqp_tls_ca_file, Some(PathBuf::from("/etc/ca.pem")));
+        assert_eq!(c.amqp_tls().key_file, Some(PathBuf::from("/etc/c.key")));
+        assert_eq!(
+            message(&[("AMQP_TLS_CA_FILE", "/etc/ca.pem")]),
+            "configuration: AMQP_TLS_CA_FILE=\"/etc/ca.pem\": is set but AMQP_URL has no amqps:// URL, so the connection would not use TLS at all; use amqps:// (or unset it), e.g. AMQP_TLS_CA_FILE=/etc/rabbitmq/ca.pem"
+        );
     }
 
     #[test]

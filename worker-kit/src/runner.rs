@@ -567,10 +567,11 @@ where
             }
         });
         let config = Arc::new(config);
+        let tls = config.amqp_tls();
         let broker = tokio::select! {
             biased;
             () = shutdown.cancelled() => return Err(Error::Interrupted),
-            b = Broker::connect(&config.amqp_url, service, config.connect_timeout) => b?,
+            b = Broker::connect_with_tls(&config.amqp_url, &tls, service, config.connect_timeout) => b?,
         };
         let setup = Setup {
             service,

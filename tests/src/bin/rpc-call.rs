@@ -13,6 +13,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use worker_kit::Broker;
+use worker_kit::amqp::AmqpTls;
 use worker_kit::rpc::{CallError, CallOptions, RpcClient};
 
 /// Call an RPC route and print the reply's data as JSON.
@@ -22,6 +24,16 @@ struct Opts {
     /// Broker URL (default: $AMQP_URL, else the local guest account).
     #[arg(long, env = "AMQP_URL", default_value = worker_kit::config::DEFAULT_AMQP_URL, hide_env_values = true)]
     url: String,
+    /// For an amqps:// URL: PEM file of the broker's CA (default: $AMQP_TLS_CA_FILE, else
+    /// the system's trust store).
+    #[arg(long, env = "AMQP_TLS_CA_FILE")]
+    tls_ca_file: Option<std::path::PathBuf>,
+    /// For an amqps:// URL: a client certificate (default: $AMQP_TLS_CERT_FILE).
+    #[arg(long, env = "AMQP_TLS_CERT_FILE")]
+    tls_cert_file: Option<std::path::PathBuf>,
+    /// Its private key (default: $AMQP_TLS_KEY_FILE).
+    #[arg(long, env = "AMQP_TLS_KEY_FILE")]
+    tls_key_file: Option<std::path::PathBuf>,
     /// Seconds to wait for the answer.
     #[arg(long, default_value_t = 10.0)]
     timeout: f64,
@@ -45,7 +57,19 @@ async fn main() -> ExitCode {
         eprintln!("rpc-call: --timeout must be a positive number of seconds");
         return ExitCode::from(2);
     }
-    let client = match RpcClient::connect(&opts.url).await {
+    let tls = AmqpTls::new(opts.tls_ca_file, opts.tls_cert_file, opts.tls_key_file);
+    let connected = match Broker::connect_with_tls(
+        &opts.url,
+        &tls,
+        "rpc-call",
+        Duration::from_secs(10),
+    )
+    .await
+    {
+        Ok(broker) => RpcClient::new(&broker, &worker_kit::Config::default()).await,
+        Err(e) => Err(e),
+    };
+    let client = match connected {
         Ok(c) => c,
         Err(e) => {
             eprintln!("rpc-call: {}", with_sources(&e));

@@ -5,4 +5,5 @@ mod health;
 mod model;
 mod outage;
 mod roles;
+mod tls;
 mod tx;

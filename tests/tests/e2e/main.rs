@@ -24,3 +24,4 @@ mod rpc;
 mod seed_api;
 mod services;
 mod shutdown;
+mod tls;

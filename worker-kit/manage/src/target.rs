@@ -1,14 +1,15 @@
 //! Servers, target databases, the per-target lock, and shadow databases.
 
-use std::str::FromStr;
-
 use anyhow::{Context, anyhow, bail};
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config};
+use worker_kit_pg_tls::{MakeRustlsConnect, Target};
 
 /// A PostgreSQL server (a DSN without its database).
 #[derive(Clone)]
 pub struct Server {
     config: Config,
+    /// What the DSN's `sslmode` and `sslrootcert` ask for.
+    tls: MakeRustlsConnect,
     shown: String,
     /// One session in the maintenance database, opened on first use and shared by clones:
     /// a run needs it for several short steps, and each new session costs a backend.
@@ -76,8 +77,8 @@ impl Server {
     /// When `dsn` does not parse or names no database.
     pub fn from_dsn(dsn: &str) -> anyhow::Result<(Self, String)> {
         let shown = redact(dsn);
-        let config =
-            Config::from_str(dsn).map_err(|e| anyhow!("{shown} is not a PostgreSQL DSN: {e}"))?;
+        let Target { config, tls, .. } =
+            Target::from_dsn(dsn).map_err(|e| anyhow!("{shown}: {e}"))?;
         let db = config
             .get_dbname()
             .map(str::to_owned)
@@ -90,6 +91,7 @@ impl Server {
         Ok((
             Self {
                 config,
+                tls,
                 shown: shown_server,
                 admin: Default::default(),
             },
@@ -111,6 +113,7 @@ impl Server {
         }
         Self {
             config,
+            tls: self.tls.clone(),
             shown: self.shown.clone(),
             admin: Default::default(),
         }
@@ -135,7 +138,7 @@ impl Server {
         );
         config.options(options.trim_start());
         let (client, conn) = config
-            .connect(NoTls)
+            .connect(self.tls.clone())
             .await
             .map_err(|e| anyhow!("cannot connect to {}/{db}: {}", self.shown, pg_message(&e)))?;
         tokio::spawn(async move {
@@ -609,7 +612,7 @@ pub(crate) fn pg_message(e: &tokio_postgres::Error) -> String {
             }
             m
         }
-        None => std::error::Error::source(e).map_or_else(|| e.to_string(), |s| s.to_string()),
+        None => worker_kit_pg_tls::describe(e),
     }
 }
 

@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::endpoints::{Endpoint, Endpoints};
+use super::tls::AmqpTls;
 use crate::Error;
 use crate::observe::Metrics;
 
@@ -56,6 +57,8 @@ struct Inner {
     /// `AMQP_URL` as given (it may hold passwords: never shown), to open the consuming
     /// connection.
     url: String,
+    /// The TLS files `url`'s `amqps://` nodes connect with, for the consuming connection.
+    tls: AmqpTls,
     /// The consume-only connection, opened by the first [`Broker::consuming`].
     consuming: tokio::sync::OnceCell<Broker>,
     /// The process's metrics: this connection's, and those of every worker, client and
@@ -97,23 +100,35 @@ impl Broker {
     /// where it tried to connect (passwords hidden), how long it tried, and the last
     /// failure.
     pub async fn connect(url: &str, name: &str, give_up_after: Duration) -> Result<Self, Error> {
-        Self::connect_as(url, name, give_up_after, Metrics::new(), "main").await
+        Self::connect_with_tls(url, &AmqpTls::default(), name, give_up_after).await
     }
 
-    /// As [`Broker::connect`], reporting into `metrics` as connection `role` (`main`, or
-    /// `consume` for the consume-only sibling).
+    /// As [`Broker::connect`], with the CA and client certificate files that `amqps://`
+    /// URLs connect with (`AMQP_TLS_*`, [`Config::amqp_tls`](crate::Config::amqp_tls)).
+    ///
+    /// # Errors
+    ///
+    /// As [`Broker::connect`]; [`Error::Config`] also when a TLS file cannot be used.
+    pub async fn connect_with_tls(
+        url: &str,
+        tls: &AmqpTls,
+        name: &str,
+        give_up_after: Duration,
+    ) -> Result<Self, Error> {
+        Self::connect_as(url, tls, name, give_up_after, Metrics::new(), "main").await
+    }
+
+    /// As [`Broker::connect_with_tls`], reporting into `metrics` as connection `role`
+    /// (`main`, or `consume` for the consume-only sibling).
     async fn connect_as(
         url: &str,
+        tls: &AmqpTls,
         name: &str,
         give_up_after: Duration,
         metrics: Metrics,
         role: &'static str,
     ) -> Result<Self, Error> {
-        let endpoints = Endpoints::new(url).map_err(|e| {
-            Error::Config(format!(
-                "AMQP_URL: {e}; it takes one URL or a comma-separated list of them"
-            ))
-        })?;
+        let endpoints = Endpoints::with_tls(url, tls)?;
         let shown_url = endpoints.shown();
         let started = tokio::time::Instant::now();
         let mut delays = backoff().build();
@@ -125,7 +140,7 @@ impl Broker {
             // cannot use it all.
             let left = give_up_after.saturating_sub(started.elapsed());
             let share = give_up_after / u32::try_from(endpoints.len()).unwrap_or(u32::MAX);
-            let error = match open(&node.url, name, left.min(share).max(MIN_ATTEMPT)).await {
+            let error = match open(node, name, left.min(share).max(MIN_ATTEMPT)).await {
                 Ok(conn) => break (conn, node.shown.clone()),
                 Err(e) => e,
             };
@@ -166,6 +181,7 @@ impl Broker {
                 current,
                 closed: CancellationToken::new(),
                 url: url.to_owned(),
+                tls: tls.clone(),
                 consuming: tokio::sync::OnceCell::new(),
                 metrics,
                 role,
@@ -251,7 +267,7 @@ impl Broker {
             let node = self.inner.endpoints.next();
             let attempt = tokio::select! {
                 () = self.inner.closed.cancelled() => return,
-                r = open(&node.url, &self.inner.name, self.inner.time_limit) => r,
+                r = open(node, &self.inner.name, self.inner.time_limit) => r,
             };
             match attempt {
                 Ok(conn) => {
@@ -325,8 +341,8 @@ impl Broker {
             .cloned()
     }
 
-    /// The process's consume-only connection (opened on first use, with this one's URL and
-    /// time limits, and reconnected on its own): for consumers that never publish, so that
+    /// The process's consume-only connection (opened on first use, with this one's URL, TLS
+    /// files and time limits, and reconnected on its own): for consumers that never publish, so that
     /// a resource alarm, which blocks publishing connections, does not hold up their acks.
     /// Closed by [`Broker::close`].
     ///
@@ -350,6 +366,7 @@ impl Broker {
             .get_or_try_init(|| {
                 Broker::connect_as(
                     &self.inner.url,
+                    &self.inner.tls,
                     &name,
                     self.inner.time_limit,
                     self.inner.metrics.clone(),
@@ -404,13 +421,7 @@ impl Broker {
         // Any node of a cluster will do; one that is down is skipped.
         let mut last = None;
         for _ in 0..self.inner.endpoints.len() {
-            match open(
-                &self.inner.endpoints.next().url,
-                &name,
-                self.inner.time_limit,
-            )
-            .await
-            {
+            match open(self.inner.endpoints.next(), &name, self.inner.time_limit).await {
                 Ok(conn) => return Ok(conn),
                 Err(e) => last = Some(e.into_lapin()),
             }
@@ -475,10 +486,17 @@ impl std::fmt::Display for Attempt {
 }
 
 /// One connect attempt (TCP, TLS and the AMQP handshake) of at most `limit`.
-async fn open(url: &str, name: &str, limit: Duration) -> Result<Connection, Attempt> {
+async fn open(node: &Endpoint, name: &str, limit: Duration) -> Result<Connection, Attempt> {
     let props = ConnectionProperties::default().with_connection_name(name.into());
-    match tokio::time::timeout(limit, Connection::connect(url, props)).await {
-        Ok(r) => r.map_err(Attempt::Failed),
+    let runtime = lapin::runtime::default_runtime().map_err(Attempt::Failed)?;
+    // An `amqp://` URL ignores the TLS settings; an `amqps://` one never falls back to
+    // plaintext: a failed handshake fails the attempt.
+    let connect =
+        Connection::connect_with_config(&node.url, props, (*node.tls_config).clone(), runtime);
+    match tokio::time::timeout(limit, connect).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) if node.tls => Err(Attempt::Failed(super::tls::explain(e))),
+        Ok(Err(e)) => Err(Attempt::Failed(e)),
         Err(_) => Err(Attempt::TimedOut(limit)),
     }
 }

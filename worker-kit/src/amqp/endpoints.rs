@@ -6,12 +6,16 @@
 //! attempt takes the next node in that order, so a reconnect after losing a node tries the
 //! others first and comes back to the lost one last.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use lapin::tcp::OwnedTLSConfig;
 use rand::seq::SliceRandom;
 
-/// One broker node: its URL, the same URL with the password hidden (for messages), and
-/// the user the URL logs in as.
+use super::tls::AmqpTls;
+
+/// One broker node: its URL, the same URL with the password hidden (for messages), the
+/// user the URL logs in as, and the TLS settings an `amqps://` URL connects with.
 #[derive(Clone)]
 pub(crate) struct Endpoint {
     pub(crate) url: String,
@@ -19,6 +23,10 @@ pub(crate) struct Endpoint {
     /// What the client library logs in as (percent-decoded; `guest` when the URL names no
     /// user): the `user_id` every message of the process carries.
     pub(crate) user: String,
+    /// Whether the URL is `amqps://`.
+    pub(crate) tls: bool,
+    /// Shared by every node of the list; holds the client key, so never printed.
+    pub(crate) tls_config: Arc<OwnedTLSConfig>,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -79,27 +87,20 @@ pub(crate) fn parse(list: &str) -> Result<Vec<Endpoint>, ListError> {
                     problem: "empty entry".into(),
                 });
             }
-            let parsed = url
-                .parse::<lapin::uri::AMQPUri>()
-                .map_err(|problem| ListError::Malformed {
-                    index: i + 1,
-                    shown: shown.clone(),
-                    // The parser quotes the URL it refused, password and all.
-                    problem: problem.replace(url, &shown),
-                })?;
-            if parsed.scheme == lapin::uri::AMQPScheme::AMQPS {
-                // Connecting anyway would send the password in the clear to whatever
-                // answers on that port.
-                return Err(ListError::Malformed {
-                    index: i + 1,
-                    shown,
-                    problem: "amqps:// asks for TLS, which this build of the kit does not support yet; use amqp:// on a trusted network".into(),
-                });
-            }
+            let parsed =
+                url.parse::<lapin::uri::AMQPUri>()
+                    .map_err(|problem| ListError::Malformed {
+                        index: i + 1,
+                        shown: shown.clone(),
+                        // The parser quotes the URL it refused, password and all.
+                        problem: problem.replace(url, &shown),
+                    })?;
             Ok(Endpoint {
                 url: url.to_owned(),
                 shown,
                 user: parsed.authority.userinfo.username,
+                tls: parsed.scheme == lapin::uri::AMQPScheme::AMQPS,
+                tls_config: Arc::default(),
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -118,8 +119,32 @@ pub(crate) struct Endpoints {
 
 impl Endpoints {
     /// `list` parsed and shuffled.
+    #[cfg(test)]
     pub(crate) fn new(list: &str) -> Result<Self, ListError> {
         let mut order = parse(list)?;
+        order.shuffle(&mut rand::rng());
+        Ok(Self::in_order(order))
+    }
+
+    /// `list` parsed and shuffled, its `amqps://` nodes connecting with `tls`'s files
+    /// (read here, once).
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Config`] for a malformed list (`AMQP_URL: ...`) or a TLS file that
+    /// cannot be used.
+    pub(crate) fn with_tls(list: &str, tls: &AmqpTls) -> Result<Self, crate::Error> {
+        let mut order = parse(list).map_err(|e| {
+            crate::Error::Config(format!(
+                "AMQP_URL: {e}; it takes one URL or a comma-separated list of them"
+            ))
+        })?;
+        if order.iter().any(|e| e.tls) {
+            let config = Arc::new(tls.load()?);
+            for e in &mut order {
+                e.tls_config = config.clone();
+            }
+        }
         order.shuffle(&mut rand::rng());
         Ok(Self::in_order(order))
     }
@@ -166,14 +191,14 @@ mod tests {
         "amqp://u:s3cret@n1:5672/%2f, amqp://u:s3cret@n2:5672/%2f,amqp://u:s3cret@n3:5672/%2f";
 
     #[test]
-    fn amqps_is_refused_not_downgraded() {
-        let Err(ListError::Malformed { problem, shown, .. }) =
-            parse("amqps://u:pw9@127.0.0.1:5671/%2f")
-        else {
-            panic!("amqps:// must be refused");
-        };
-        assert!(problem.contains("TLS"), "{problem}");
-        assert!(!shown.contains("pw9"), "{shown}");
+    fn amqps_is_marked_for_tls_and_reads_the_ca() {
+        let e = parse("amqps://u:pw9@127.0.0.1:5671/%2f,amqp://u:pw9@127.0.0.1:5672/%2f").unwrap();
+        assert!(e[0].tls && !e[1].tls);
+        let missing = AmqpTls::new(Some("/nonexistent/ca.pem".into()), None, None);
+        let err = Endpoints::with_tls("amqps://u:pw9@127.0.0.1:5671/%2f", &missing).unwrap_err();
+        assert!(err.to_string().contains("AMQP_TLS_CA_FILE"), "{err}");
+        // A plaintext list never reads the TLS files.
+        assert!(Endpoints::with_tls("amqp://u:pw9@127.0.0.1:5672/%2f", &missing).is_ok());
     }
 
     #[test]

@@ -8,9 +8,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
 use tracing::{info, warn};
+use worker_kit_pg_tls::{MakeRustlsConnect, Target};
 
 use super::executor::{Executor, Tx};
 use super::{DbConfig, DbError};
@@ -29,8 +30,10 @@ struct Inner {
     pool: Pool,
     startup_timeout: Duration,
     acquire_timeout: Duration,
-    /// How to open the health connection.
+    /// How to open the health connection (and the outbox relay's `LISTEN` connection).
     pg: tokio_postgres::Config,
+    /// The TLS connector the DSN's `sslmode` and `sslrootcert` ask for.
+    tls: MakeRustlsConnect,
     /// A connection of its own for [`Database::is_ready`](crate::Database::is_ready): a
     /// check through the pool would wait behind busy handlers and report a saturated
     /// pool as an outage (pausing consumers exactly when they are busiest).
@@ -61,9 +64,11 @@ impl Client {
     /// [`DbError::Unavailable`] when the DSN does not parse or the pool cannot be built.
     pub fn new(kind: &str, config: &DbConfig) -> Result<Self, DbError> {
         let shown_dsn = crate::redact::url(&config.dsn);
-        let mut pg: tokio_postgres::Config = config
-            .dsn
-            .parse()
+        let Target {
+            config: mut pg,
+            tls,
+            ..
+        } = Target::from_dsn(&config.dsn)
             .map_err(|e| DbError::Unavailable(format!("bad DSN {shown_dsn}: {e}")))?;
         pg.connect_timeout(config.connect_timeout);
         if pg.get_application_name().is_none() {
@@ -78,7 +83,7 @@ impl Client {
         let health_pg = pg.clone();
         let manager = Manager::from_config(
             pg,
-            NoTls,
+            tls.clone(),
             ManagerConfig {
                 // A connection whose socket closed is dropped at checkout; a full check
                 // per checkout would cost a round trip per query.
@@ -103,10 +108,16 @@ impl Client {
                 startup_timeout: config.startup_timeout,
                 acquire_timeout: config.acquire_timeout,
                 pg: health_pg,
+                tls,
                 health: tokio::sync::Mutex::new(None),
                 acquire_timeouts: std::sync::atomic::AtomicU64::new(0),
             }),
         })
+    }
+
+    /// How this client connects (settings and TLS), for a connection of one's own.
+    pub(crate) fn connect_settings(&self) -> (tokio_postgres::Config, MakeRustlsConnect) {
+        (self.inner.pg.clone(), self.inner.tls.clone())
     }
 
     /// The DSN with its password hidden.
@@ -259,7 +270,8 @@ impl crate::Database for Client {
         let mut slot = self.inner.health.lock().await;
         let check = async {
             if slot.as_ref().is_none_or(tokio_postgres::Client::is_closed) {
-                let (client, connection) = self.inner.pg.connect(NoTls).await.ok()?;
+                let (client, connection) =
+                    self.inner.pg.connect(self.inner.tls.clone()).await.ok()?;
                 tokio::spawn(async move {
                     let _ = connection.await;
                 });

@@ -8,6 +8,10 @@
 //! | `DB_ACQUIRE_TIMEOUT_MS` | `5000` | waiting for a free connection (or a new one) before answering `Unavailable` |
 //! | `DB_STATEMENT_TIMEOUT_MS` | `30000` | server-side `statement_timeout` (`0` = none) |
 //! | `DB_STARTUP_TIMEOUT_MS` | `30000` | how long the first connect is retried at start |
+//!
+//! A DSN may carry libpq's `sslmode` (`disable`, `prefer` (default), `require`, `verify-ca`,
+//! `verify-full`) and `sslrootcert`; [`worker_kit_pg_tls`] reads them and builds the rustls
+//! connector every connection of the client uses.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -83,7 +87,7 @@ impl DbConfig {
         let dsn_var = format!("DB_{}_DSN", kind.to_ascii_uppercase());
         let dsn = match vars.get(&dsn_var) {
             Some(dsn) => {
-                dsn.parse::<tokio_postgres::Config>().map_err(|e| {
+                worker_kit_pg_tls::Target::from_dsn(dsn).map_err(|e| {
                     Error::Config(format!(
                         "{dsn_var}={:?}: not a PostgreSQL DSN ({e}), e.g. {dsn_var}=postgres://app@127.0.0.1:5432/{service}",
                         crate::redact::url(dsn)

@@ -62,7 +62,10 @@ impl From<tokio_postgres::Error> for DbError {
         }
         let Some(db) = e.as_db_error() else {
             // No server error: the connection itself failed (I/O, TLS, protocol).
-            return Self::Unavailable(e.to_string());
+            // With its causes: tokio-postgres's own words stop at "error performing TLS
+            // handshake" and leave the reason (a certificate problem, no TLS on the
+            // server) in the source chain.
+            return Self::Unavailable(worker_kit_pg_tls::describe(&e));
         };
         let code = db.code();
         if *code == SqlState::UNIQUE_VIOLATION

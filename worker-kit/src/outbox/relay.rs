@@ -9,9 +9,10 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation};
 use tokio::sync::Notify;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
+use worker_kit_pg_tls::MakeRustlsConnect;
 
 use crate::Error;
 use crate::amqp::Broker;
@@ -37,6 +38,7 @@ const LOCK_KEY: i64 = 0x776b_6f75_7462_6f78; // "wkoutbox"
 pub struct Relay {
     db: Client,
     listen: tokio_postgres::Config,
+    listen_tls: MakeRustlsConnect,
     exchange: String,
     batch_size: i64,
     poll_interval: Duration,
@@ -66,12 +68,15 @@ impl Relay {
     /// Never for a DSN `db` was built from (it parsed already); a DSN that does not parse
     /// leaves the relay polling only.
     pub fn new(db: &Client, config: &DbConfig) -> Self {
-        let mut listen: tokio_postgres::Config = config.dsn.parse().unwrap_or_default();
+        // The pool's settings, TLS included: the LISTEN connection is as protected as the
+        // rest.
+        let (mut listen, tls) = db.connect_settings();
         listen.application_name("worker-kit outbox relay");
         listen.connect_timeout(config.connect_timeout);
         Self {
             db: db.clone(),
             listen,
+            listen_tls: tls,
             exchange: EXCHANGE.to_owned(),
             batch_size: 200,
             poll_interval: Duration::from_secs(1),
@@ -333,6 +338,7 @@ impl Runnable for Relay {
         let wake = Arc::new(Notify::new());
         let listener = tokio::spawn(listen(
             self.listen.clone(),
+            self.listen_tls.clone(),
             wake.clone(),
             ctx.shutdown.clone(),
         ));
@@ -392,9 +398,14 @@ impl Runnable for Relay {
 
 /// Keeps a `LISTEN` connection and wakes the relay on every notification (and after each
 /// reconnect, in case one was missed while it was down).
-async fn listen(config: tokio_postgres::Config, wake: Arc<Notify>, shutdown: CancellationToken) {
+async fn listen(
+    config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
     loop {
-        match config.connect(NoTls).await {
+        match config.connect(tls.clone()).await {
             Ok((client, mut conn)) => {
                 let (ended_tx, ended) = tokio::sync::oneshot::channel::<()>();
                 let waker = wake.clone();
