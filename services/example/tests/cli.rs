@@ -89,5 +89,5 @@ fn an_unknown_argument_exits_2_with_the_usage() {
     let out = example().arg("serve").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(stderr.contains("usage: example [asyncapi]"), "{stderr}");
+    assert!(stderr.contains("usage: example [asyncapi"), "{stderr}");
 }
