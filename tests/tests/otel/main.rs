@@ -59,6 +59,16 @@ fn attribute(span: &SpanData, key: &str) -> Option<String> {
         .map(|kv| kv.value.to_string())
 }
 
+/// The host and port of the broker the tests connect to, as `AMQP_URL` says (5672 when it
+/// names no port).
+fn broker_host_port() -> (String, u16) {
+    let url = url::Url::parse(&e2e::amqp_url()).expect("AMQP_URL is a URL");
+    (
+        url.host_str().expect("AMQP_URL names a host").to_owned(),
+        url.port().unwrap_or(5672),
+    )
+}
+
 /// Waits until `cond` holds on the finished spans, for at most 20 s.
 async fn spans_until(what: &str, cond: impl Fn(&[SpanData]) -> bool) -> Vec<SpanData> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -170,11 +180,40 @@ async fn a_call_through_greeter_to_example_is_one_trace() {
         "the correlation id is the conversation id"
     );
     // The reply's `send`, inside each process span.
-    assert!(
-        ours.iter().any(|s| s.name == "send"
-            && s.parent_span_id == process_hello.span_context.span_id()
-            && s.span_kind == SpanKind::Producer),
-        "example's reply span"
+    let reply_hello = ours
+        .iter()
+        .find(|s| {
+            s.name == "send"
+                && s.parent_span_id == process_hello.span_context.span_id()
+                && s.span_kind == SpanKind::Producer
+        })
+        .expect("example's reply span");
+    // The broker as the connection URL names it, on every send, process and reply span.
+    let (host, port) = broker_host_port();
+    for span in [
+        send_greet,
+        process_greet,
+        send_hello,
+        process_hello,
+        reply_hello,
+    ] {
+        assert_eq!(
+            attribute(span, "server.address").as_deref(),
+            Some(host.as_str()),
+            "server.address of {:?}",
+            span.name
+        );
+        assert_eq!(
+            attribute(span, "server.port").as_deref(),
+            Some(port.to_string().as_str()),
+            "server.port of {:?}",
+            span.name
+        );
+    }
+    assert_eq!(
+        attribute(caller, "server.address"),
+        None,
+        "only messaging spans name the broker"
     );
     fx.finish().await.unwrap();
     db.drop_db().await;

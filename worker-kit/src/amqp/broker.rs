@@ -141,7 +141,12 @@ impl Broker {
             let left = give_up_after.saturating_sub(started.elapsed());
             let share = give_up_after / u32::try_from(endpoints.len()).unwrap_or(u32::MAX);
             let error = match open(node, name, left.min(share).max(MIN_ATTEMPT)).await {
-                Ok(conn) => break (conn, node.shown.clone()),
+                Ok(conn) => {
+                    if role == "main" {
+                        crate::observe::trace::connected(&node.host, node.port);
+                    }
+                    break (conn, node.shown.clone());
+                }
                 Err(e) => e,
             };
             let delay = round_delay(attempts, &endpoints, &mut delays);
@@ -273,6 +278,9 @@ impl Broker {
                 Ok(conn) => {
                     info!(url = %node.shown, attempts, "reconnected to broker");
                     self.set_node(node);
+                    if self.inner.role == "main" {
+                        crate::observe::trace::connected(&node.host, node.port);
+                    }
                     self.inner.metrics.broker_reconnected(self.inner.role);
                     self.install(conn);
                     return;

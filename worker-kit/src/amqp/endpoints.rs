@@ -23,6 +23,10 @@ pub(crate) struct Endpoint {
     /// What the client library logs in as (percent-decoded; `guest` when the URL names no
     /// user): the `user_id` every message of the process carries.
     pub(crate) user: String,
+    /// The host and port the URL names (the port filled in from the scheme when it names
+    /// none): the `server.address` / `server.port` of the process's trace spans.
+    pub(crate) host: String,
+    pub(crate) port: u16,
     /// Whether the URL is `amqps://`.
     pub(crate) tls: bool,
     /// Shared by every node of the list; holds the client key, so never printed.
@@ -99,6 +103,8 @@ pub(crate) fn parse(list: &str) -> Result<Vec<Endpoint>, ListError> {
                 url: url.to_owned(),
                 shown,
                 user: parsed.authority.userinfo.username,
+                host: parsed.authority.host,
+                port: parsed.authority.port,
                 tls: parsed.scheme == lapin::uri::AMQPScheme::AMQPS,
                 tls_config: Arc::default(),
             })
@@ -206,6 +212,19 @@ mod tests {
         let e = parse("amqp://guest:guest@127.0.0.1:5672/%2f").unwrap();
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].shown, "amqp://guest:***@127.0.0.1:5672/%2f");
+    }
+
+    #[test]
+    fn host_and_port_as_the_url_says_or_the_schemes_port() {
+        let e = parse(
+            "amqp://u:pw@10.1.2.3:5673/%2f,amqp://u:pw@rabbit/%2f,amqps://u:pw@tls.example/%2f",
+        )
+        .unwrap();
+        let at: Vec<(&str, u16)> = e.iter().map(|e| (e.host.as_str(), e.port)).collect();
+        assert_eq!(
+            at,
+            [("10.1.2.3", 5673), ("rabbit", 5672), ("tls.example", 5671)]
+        );
     }
 
     #[test]

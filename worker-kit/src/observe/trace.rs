@@ -70,6 +70,16 @@ pub(crate) fn reply_span() -> Option<tracing::Span> {
     None
 }
 
+/// Notes the broker node the process's publishing connection is now on (at each connect and
+/// reconnect): the `server.address` / `server.port` of every later span. Without `otel`
+/// nothing is kept.
+pub(crate) fn connected(host: &str, port: u16) {
+    #[cfg(feature = "otel")]
+    otel::connected(host, port);
+    #[cfg(not(feature = "otel"))]
+    let _ = (host, port);
+}
+
 /// Writes the current span's context into `headers` as `traceparent` (and `tracestate`).
 pub(crate) fn inject(headers: &mut FieldTable) {
     #[cfg(feature = "otel")]
@@ -83,7 +93,7 @@ pub use otel::{install, layer, shutdown};
 
 #[cfg(feature = "otel")]
 mod otel {
-    use std::sync::OnceLock;
+    use std::sync::{OnceLock, PoisonError, RwLock, RwLockReadGuard};
 
     use lapin::types::{AMQPValue, FieldTable};
     use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
@@ -95,6 +105,19 @@ mod otel {
     use crate::wire::headers::text_of;
 
     static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
+
+    /// The host and port of the broker node the process's publishing connection is on;
+    /// written at each (re)connect, read by every span (an uncontended read lock).
+    static SERVER: RwLock<Option<(Box<str>, u16)>> = RwLock::new(None);
+
+    pub(super) fn connected(host: &str, port: u16) {
+        *SERVER.write().unwrap_or_else(PoisonError::into_inner) = Some((host.into(), port));
+    }
+
+    /// `server.address` and `server.port`, unset before the first connection.
+    fn server() -> RwLockReadGuard<'static, Option<(Box<str>, u16)>> {
+        SERVER.read().unwrap_or_else(PoisonError::into_inner)
+    }
 
     /// The layer that turns `tracing` spans into OpenTelemetry spans, exported with
     /// `provider` (the service's: [`install`] makes it from the `OTEL_*` variables; tests
@@ -159,6 +182,8 @@ mod otel {
         correlation_id: &str,
         headers: Option<&FieldTable>,
     ) -> tracing::Span {
+        let server = server();
+        let (address, port) = server.as_ref().map(|(a, p)| (&**a, *p)).unzip();
         let span = tracing::info_span!(
             "message",
             worker = kind,
@@ -176,13 +201,18 @@ mod otel {
             messaging.operation.name = "process",
             "messaging.operation.type" = "process",
             "error.type" = tracing::field::Empty,
+            server.address = address,
+            server.port = port,
         );
+        drop(server);
         let parent = TraceContextPropagator::new().extract(&Headers(headers));
         let _ = span.set_parent(parent);
         span
     }
 
     pub(super) fn send_span(route: &str) -> tracing::Span {
+        let server = server();
+        let (address, port) = server.as_ref().map(|(a, p)| (&**a, *p)).unzip();
         tracing::info_span!(
             "send",
             otel.name = %format_args!("send {route}"),
@@ -194,10 +224,14 @@ mod otel {
             messaging.operation.name = "send",
             "messaging.operation.type" = "send",
             "error.type" = tracing::field::Empty,
+            server.address = address,
+            server.port = port,
         )
     }
 
     pub(super) fn reply_span() -> tracing::Span {
+        let server = server();
+        let (address, port) = server.as_ref().map(|(a, p)| (&**a, *p)).unzip();
         tracing::info_span!(
             "send",
             otel.name = "send",
@@ -205,6 +239,8 @@ mod otel {
             messaging.system = "rabbitmq",
             messaging.operation.name = "send",
             "messaging.operation.type" = "send",
+            server.address = address,
+            server.port = port,
         )
     }
 
