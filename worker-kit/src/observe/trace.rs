@@ -205,7 +205,7 @@ mod otel {
             server.port = port,
         );
         drop(server);
-        let parent = TraceContextPropagator::new().extract(&Headers(headers));
+        let parent = TraceContextPropagator::new().extract(&Headers::new(headers));
         let _ = span.set_parent(parent);
         span
     }
@@ -249,15 +249,50 @@ mod otel {
         TraceContextPropagator::new().inject_context(&cx, &mut HeadersMut(headers));
     }
 
-    struct Headers<'a>(Option<&'a FieldTable>);
+    /// A message's headers as the propagator reads them.
+    struct Headers<'a> {
+        headers: Option<&'a FieldTable>,
+        /// `traceparent` with its flags cut to the sampled bit, when it had others.
+        traceparent: Option<String>,
+    }
+
+    impl<'a> Headers<'a> {
+        fn new(headers: Option<&'a FieldTable>) -> Self {
+            let traceparent = headers
+                .and_then(|h| h.inner().get("traceparent"))
+                .and_then(text_of)
+                .and_then(only_sampled_flag);
+            Self {
+                headers,
+                traceparent,
+            }
+        }
+    }
+
+    /// `traceparent` with every trace flag but `sampled` (0x01) cleared, or `None` when it
+    /// has no other flag (or is malformed: the propagator refuses it then). W3C Trace
+    /// Context level 2 adds the `random` flag (0x02), which Python's OpenTelemetry SDK sets
+    /// (flags `03`); the spec says a receiver ignores flags it does not know, but
+    /// opentelemetry-sdk's propagator refuses any version-00 flags above `02`, which would
+    /// start a new trace for every message such a peer sends.
+    pub(super) fn only_sampled_flag(traceparent: &str) -> Option<String> {
+        let (rest, flags) = traceparent.rsplit_once('-')?;
+        let bits = u8::from_str_radix(flags, 16).ok()?;
+        (flags.len() == 2 && bits > 0x01).then(|| format!("{rest}-{:02x}", bits & 0x01))
+    }
 
     impl Extractor for Headers<'_> {
         fn get(&self, key: &str) -> Option<&str> {
-            self.0?.inner().get(key).and_then(text_of)
+            if key == "traceparent"
+                && let Some(t) = &self.traceparent
+            {
+                return Some(t);
+            }
+            self.headers?.inner().get(key).and_then(text_of)
         }
 
         fn keys(&self) -> Vec<&str> {
-            self.0
+            self.headers
                 .map(|h| h.inner().keys().map(|k| k.as_str()).collect())
                 .unwrap_or_default()
         }
@@ -269,6 +304,54 @@ mod otel {
         fn set(&mut self, key: &str, value: String) {
             self.0
                 .insert(key.into(), AMQPValue::LongString(value.into()));
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn flags_beyond_sampled_are_cleared() {
+            let id = "00-3be713a5b0cea810f74ee7408bd3edd2-2334db5efd03a3d0";
+            assert_eq!(
+                only_sampled_flag(&format!("{id}-03")),
+                Some(format!("{id}-01"))
+            );
+            assert_eq!(
+                only_sampled_flag(&format!("{id}-02")),
+                Some(format!("{id}-00"))
+            );
+            assert_eq!(
+                only_sampled_flag(&format!("{id}-ff")),
+                Some(format!("{id}-01"))
+            );
+            assert_eq!(only_sampled_flag(&format!("{id}-01")), None);
+            assert_eq!(only_sampled_flag(&format!("{id}-00")), None);
+            assert_eq!(only_sampled_flag(&format!("{id}-x3")), None);
+            assert_eq!(only_sampled_flag("nothing"), None);
+        }
+
+        /// A Python peer's `traceparent` (flags `03`) continues its trace.
+        #[test]
+        fn a_level_2_traceparent_is_continued() {
+            use opentelemetry::trace::TraceContextExt;
+            let mut headers = FieldTable::default();
+            headers.insert(
+                "traceparent".into(),
+                AMQPValue::LongString(
+                    "00-3be713a5b0cea810f74ee7408bd3edd2-2334db5efd03a3d0-03".into(),
+                ),
+            );
+            let cx = TraceContextPropagator::new().extract(&Headers::new(Some(&headers)));
+            let span = cx.span();
+            let sc = span.span_context();
+            assert!(sc.is_valid() && sc.is_remote() && sc.is_sampled());
+            assert_eq!(
+                sc.trace_id().to_string(),
+                "3be713a5b0cea810f74ee7408bd3edd2"
+            );
+            assert_eq!(sc.span_id().to_string(), "2334db5efd03a3d0");
         }
     }
 }
