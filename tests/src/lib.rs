@@ -6,6 +6,7 @@ pub mod handled;
 pub mod http;
 pub mod pg;
 pub mod proxy;
+pub mod python;
 pub mod read_model;
 pub mod tls;
 pub mod users;

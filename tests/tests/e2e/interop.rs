@@ -1,60 +1,14 @@
 //! Interoperability with the Python seed's wire format, using aio-pika from PyPI in a
-//! virtualenv the test creates under target/ (once).
+//! virtualenv the tests create under target/ (once, [`e2e::python`]).
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+use e2e::python::{python, script};
 use e2e::unique;
 use serde_json::{Value, json};
 use worker_kit::config::RpcQueueDurable;
 use worker_kit::rpc::{RpcClient, RpcWorker};
-
-fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// The virtualenv's python, creating it (python3 -m venv + pip install aio-pika) if needed.
-fn python() -> PathBuf {
-    static CREATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one_at_a_time = CREATING
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let venv = workspace_root().join("target").join("interop-venv");
-    let py = venv.join("bin").join("python");
-    let ok = py.exists()
-        && Command::new(&py)
-            .args(["-c", "import aio_pika"])
-            .status()
-            .is_ok_and(|s| s.success());
-    if !ok {
-        let status = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .expect("python3 is installed");
-        assert!(status.success(), "python3 -m venv failed");
-        let status = Command::new(venv.join("bin").join("pip"))
-            .args(["install", "--quiet", "aio-pika>=9,<10"])
-            .status()
-            .expect("pip runs");
-        assert!(
-            status.success(),
-            "pip install aio-pika failed (PyPI reachable?)"
-        );
-    }
-    py
-}
-
-fn script() -> PathBuf {
-    workspace_root()
-        .join("tests")
-        .join("interop")
-        .join("seed_peer.py")
-}
 
 #[tokio::test]
 async fn python_client_calls_the_rust_example_service() {
@@ -63,7 +17,7 @@ async fn python_client_calls_the_rust_example_service() {
     let (running, db) = e2e::start_example(|_| {}).await;
     let out = tokio::task::spawn_blocking(move || {
         Command::new(py)
-            .arg(script())
+            .arg(script("seed_peer.py"))
             .args(["call", &e2e::amqp_url()])
             .output()
             .expect("python runs")
@@ -103,7 +57,7 @@ async fn python_client_calls_the_rust_example_service() {
 async fn python_worker(route: &str, durable: bool) -> tokio::process::Child {
     let py = tokio::task::spawn_blocking(python).await.unwrap();
     let mut child = tokio::process::Command::new(py)
-        .arg(script())
+        .arg(script("seed_peer.py"))
         .args(["serve", &e2e::amqp_url(), route])
         .args(durable.then_some("durable"))
         .stdout(std::process::Stdio::piped())
