@@ -2,6 +2,7 @@
 //! no collector needed. The spans of one process all go to one exporter, installed once for
 //! this test binary; each test finds its own spans by their unique routes or trace id.
 
+mod otlp;
 mod python;
 
 use std::sync::OnceLock;
