@@ -7,7 +7,9 @@
 //! and one SELECT per call through the broker: kit, lean, aio-pika + asyncpg), `outbox`
 //! (emitting's cost on the writing route, commit to read model: events/s and lag), `metrics`
 //! (the kit echo with and without `METRICS_ADDR`: the cost of recording the metrics),
-//! `decode` (what decoding a request costs by size, against the hop to the blocking pool).
+//! `decode` (what decoding a request costs by size, against the hop to the blocking pool),
+//! `traces` (only when named, in a build with the `otel` feature: the kit echo with
+//! OpenTelemetry tracing off, sampling every trace and sampling none).
 
 mod crud;
 mod decode;
@@ -18,6 +20,8 @@ mod measure;
 mod outbox;
 mod python;
 mod report;
+#[cfg(feature = "otel")]
+mod traces;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -39,7 +43,7 @@ struct Opts {
     #[arg(long)]
     quick: bool,
     /// Run only these sections (comma-separated): lean, kit, python, queue, footprint, crud,
-    /// outbox, metrics, decode.
+    /// outbox, metrics, decode; traces runs only when named (a build with `--features otel`).
     #[arg(long, value_delimiter = ',')]
     only: Vec<Section>,
     /// The broker (a secret: it may hold a password; never printed unredacted).
@@ -77,6 +81,7 @@ enum Section {
     Outbox,
     Metrics,
     Decode,
+    Traces,
 }
 
 /// Row names the targets refer to.
@@ -102,6 +107,9 @@ mod names {
     pub(crate) const OUTBOX_LAG: &str = "outbox: commit -> read model lag at 500 changes/s";
     pub(crate) const KIT_METRICS_OFF: &str = "kit echo, 64 in flight, 100 B, metrics off";
     pub(crate) const KIT_METRICS_ON: &str = "kit echo, 64 in flight, 100 B, metrics on";
+    pub(crate) const KIT_TRACES_OFF: &str = "kit echo, 64 in flight, 100 B, tracing off";
+    pub(crate) const KIT_TRACES_ALL: &str = "kit echo, 64 in flight, 100 B, traces sampled 100 %";
+    pub(crate) const KIT_TRACES_NONE: &str = "kit echo, 64 in flight, 100 B, traces sampled 0 %";
 }
 
 struct Ctx {
@@ -251,6 +259,10 @@ async fn run(opts: Opts) -> anyhow::Result<bool> {
         }
         if ctx.wants(Section::Metrics) {
             metrics_section(&mut ctx).await;
+        }
+        // Not part of a full run: it needs the `otel` build.
+        if ctx.opts.only.contains(&Section::Traces) {
+            traces_section(&mut ctx).await;
         }
         if round == 1 && ctx.wants(Section::Decode) {
             decode_section(&ctx).await;
@@ -462,6 +474,21 @@ async fn kit_metrics(ctx: &mut Ctx, name: &str, on: bool) -> anyhow::Result<()> 
     }
     result?;
     stopped.context("stopping the kit's echo server")
+}
+
+#[cfg(feature = "otel")]
+async fn traces_section(ctx: &mut Ctx) {
+    traces::section(ctx).await;
+}
+
+#[cfg(not(feature = "otel"))]
+async fn traces_section(ctx: &mut Ctx) {
+    ctx.fail(
+        "traces",
+        &anyhow::anyhow!(
+            "built without the otel feature (scripts/bench --only traces builds with it)"
+        ),
+    );
 }
 
 async fn crud_section(ctx: &mut Ctx) {

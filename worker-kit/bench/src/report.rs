@@ -244,6 +244,31 @@ impl Report {
             |v| v >= 0.97,
         );
         ratio(
+            "kit echo calls/s, traces sampled 100 % / tracing off",
+            per_round(names::KIT_TRACES_ALL, names::KIT_TRACES_OFF, rate),
+            ">= 0.90",
+            |v| v >= 0.90,
+        );
+        ratio(
+            "kit echo calls/s, traces sampled 0 % / tracing off",
+            per_round(names::KIT_TRACES_NONE, names::KIT_TRACES_OFF, rate),
+            ">= 0.98",
+            |v| v >= 0.98,
+        );
+        let cpu_per_call = |r: &Row| r.cpu.bench / r.per_sec;
+        ratio(
+            "(info) bench CPU per call, traces sampled 100 % / off",
+            per_round(names::KIT_TRACES_ALL, names::KIT_TRACES_OFF, cpu_per_call),
+            "<= 1.10",
+            |v| v <= 1.10,
+        );
+        ratio(
+            "(info) bench CPU per call, traces sampled 0 % / off",
+            per_round(names::KIT_TRACES_NONE, names::KIT_TRACES_OFF, cpu_per_call),
+            "<= 1.02",
+            |v| v <= 1.02,
+        );
+        ratio(
             "kit / lean calls/s, 64 in flight",
             per_round(names::KIT_PAR, names::LEAN_PAR, rate),
             ">= 0.9",
