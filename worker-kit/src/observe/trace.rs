@@ -3,6 +3,15 @@
 //! writes), spans after the OpenTelemetry messaging conventions through
 //! `tracing-opentelemetry`, exported over OTLP/gRPC as the standard `OTEL_*` variables say.
 //!
+//! The `send {route}`, `process {route}` and reply `send` spans carry `server.address` and
+//! `server.port`: the host and port of the broker node the process's publishing connection
+//! is on, as its URL names them (noted at each connect and reconnect). A `traceparent`
+//! with W3C level-2 flags (`03`, what Python's SDK writes) is continued: only its sampled
+//! bit is kept before the propagator reads it.
+//!
+//! The log filter (`RUST_LOG`) decides which spans exist at all, so it also filters the
+//! traces: the message spans are at `info`.
+//!
 //! Without the feature every function here is a no-op (or the plain log span) and nothing
 //! of OpenTelemetry is linked.
 
