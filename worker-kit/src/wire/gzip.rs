@@ -31,19 +31,28 @@ const STORE_BELOW: usize = 256;
 
 /// One gzip member holding `data`.
 pub(crate) fn compress(data: &[u8]) -> Vec<u8> {
+    if data.len() < STORE_BELOW {
+        // Sized exactly: header, one stored block (5 bytes of framing), trailer. Growing
+        // a guessed buffer here was a realloc on every small reply.
+        let mut out = Vec::with_capacity(HEADER.len() + 5 + data.len() + 8);
+        out.extend_from_slice(&HEADER);
+        stored(data, &mut out);
+        trailer(data, &mut out);
+        return out;
+    }
     let mut out = Vec::with_capacity(data.len() / 2 + 64);
     out.extend_from_slice(&HEADER);
-    if data.len() < STORE_BELOW {
-        out.reserve(data.len() + 13);
-        stored(data, &mut out);
-    } else {
-        deflate(data, &mut out);
-    }
+    deflate(data, &mut out);
+    trailer(data, &mut out);
+    out
+}
+
+/// The member's trailer: CRC-32 and length of the uncompressed data.
+fn trailer(data: &[u8], out: &mut Vec<u8>) {
     let mut crc = Crc::new();
     crc.update(data);
     out.extend_from_slice(&crc.sum().to_le_bytes());
     out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    out
 }
 
 fn deflate(data: &[u8], out: &mut Vec<u8>) {
@@ -257,10 +266,7 @@ mod tests {
             let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             let mut body = HEADER.to_vec();
             stored(&data, &mut body);
-            let mut crc = Crc::new();
-            crc.update(&data);
-            body.extend_from_slice(&crc.sum().to_le_bytes());
-            body.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            trailer(&data, &mut body);
             let mut back = Vec::new();
             GzDecoder::new(&body[..]).read_to_end(&mut back).unwrap();
             assert_eq!(back, data);
@@ -272,6 +278,7 @@ mod tests {
         let small = br#"{"data":"hi"}"#;
         let body = compress(small);
         assert_eq!(body.len(), 10 + 5 + small.len() + 8);
+        assert_eq!(body.capacity(), body.len(), "allocated once, exactly");
         let mut back = Vec::new();
         GzDecoder::new(&body[..]).read_to_end(&mut back).unwrap();
         assert_eq!(back, small);
