@@ -161,7 +161,7 @@ pub(crate) async fn lean_server(
                 }
                 .await
                 .unwrap_or_else(|e| format!("{{\"error\":{:?}}}", e.to_string()).into_bytes());
-                let _ = crate::lean::reply_and_ack(&ch, &d, &reply).await;
+                let _ = crate::lean::reply_and_ack(&ch, &d, &reply, guarantees).await;
             });
         }
     });
