@@ -137,7 +137,16 @@ mod otel {
     where
         S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
     {
-        tracing_opentelemetry::layer().with_tracer(provider.tracer("worker-kit"))
+        // Only the messaging attributes the spans set themselves: the layer's defaults add
+        // the kit's source file, line, module, `tracing` target, thread and busy/idle times
+        // to every span, which say nothing about the message and are built for each span
+        // even when the sampler then drops it.
+        tracing_opentelemetry::layer()
+            .with_location(false)
+            .with_target(false)
+            .with_threads(false)
+            .with_tracked_inactivity(false)
+            .with_tracer(provider.tracer("worker-kit"))
     }
 
     /// The service's tracer provider: OTLP over gRPC to `OTEL_EXPORTER_OTLP_ENDPOINT`
