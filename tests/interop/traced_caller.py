@@ -9,29 +9,18 @@ writes its context into the message's `traceparent` header.
 """
 
 import asyncio
-import gzip
 import json
 import sys
 
 import aio_pika
-from aio_pika.patterns import RPC
 from opentelemetry import trace
 from opentelemetry.instrumentation.aio_pika import AioPikaInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-
-class SeedRPC(RPC):
-    """aio-pika's RPC pattern with the seed's serialization: gzip(UTF-8(JSON))."""
-
-    CONTENT_TYPE = "application/octet-stream"
-
-    def serialize(self, data):
-        return gzip.compress(json.dumps(data, ensure_ascii=False).encode("utf-8"))
-
-    def deserialize(self, data):
-        return json.loads(gzip.decompress(data).decode("utf-8"))
+# The seed's RPC pattern (gzip(UTF-8(JSON)) bodies), from the peer beside this script.
+from seed_peer import SeedRPC
 
 
 def described(span):

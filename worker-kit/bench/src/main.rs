@@ -429,26 +429,16 @@ async fn metrics_section(ctx: &mut Ctx) {
 }
 
 async fn kit_metrics(ctx: &mut Ctx, name: &str, on: bool) -> anyhow::Result<()> {
-    let url = ctx.opts.amqp_url.clone();
-    let route = ctx.queue(if on {
-        "kit-metrics-on"
-    } else {
-        "kit-metrics-off"
-    });
-    let mut config = kit::config(&url);
+    let mut config = kit::config(&ctx.opts.amqp_url);
     if on {
         config.metrics_addr = Some(([127, 0, 0, 1], 0).into());
     }
-    let server = kit::echo_server_with(&route, config.clone()).await?;
-    let client = kit::client_with(&config).await?;
-    let result = async {
-        let par = ctx.opts.in_flight;
-        let p = payload(100);
-        let (c, r, p) = (&client, route.as_str(), &*p);
-        let call = |_| kit::call(c, r, p, true);
-        measure::drive(200, par, LIMIT, call).await?;
-        let probe = ctx.probe(&[]);
-        let run = measure::drive(ctx.n(20_000), par, LIMIT, call).await?;
+    let what = if on {
+        "kit-metrics-on"
+    } else {
+        "kit-metrics-off"
+    };
+    kit_echo_load(ctx, "metrics", name, what, config, async |server| {
         if let Some(addr) = server.metrics_addr() {
             // The scrape is part of what "on" costs; it also proves the counts are there.
             let body = kit::scrape(addr).await?;
@@ -457,14 +447,39 @@ async fn kit_metrics(ctx: &mut Ctx, name: &str, on: bool) -> anyhow::Result<()> 
                 "the scrape has no received counter"
             );
         }
-        ctx.push(
-            "metrics",
-            name,
-            &run,
-            &probe,
-            "server+client in this process",
-        );
-        Ok::<_, anyhow::Error>(())
+        Ok(())
+    })
+    .await
+    .map(drop)
+}
+
+/// The kit echo at 64 in flight, 100 B, on a fresh server and client made from `config`
+/// (route `what` of this run): 200 warm-up calls, then the measured load, pushed as row
+/// `name` of `section`. `check` looks at the running server after the load, before it
+/// stops. The calls made, warm-up included.
+pub(crate) async fn kit_echo_load(
+    ctx: &mut Ctx,
+    section: &str,
+    name: &str,
+    what: &str,
+    config: worker_kit::Config,
+    check: impl AsyncFnOnce(&worker_kit::runner::Running) -> anyhow::Result<()>,
+) -> anyhow::Result<usize> {
+    let url = ctx.opts.amqp_url.clone();
+    let route = ctx.queue(what);
+    let server = kit::echo_server_with(&route, config.clone()).await?;
+    let client = kit::client_with(&config).await?;
+    let result = async {
+        let par = ctx.opts.in_flight;
+        let p = payload(100);
+        let (c, r, p) = (&client, route.as_str(), &*p);
+        let call = |_| kit::call(c, r, p, true);
+        let warm = measure::drive(200, par, LIMIT, call).await?;
+        let probe = ctx.probe(&[]);
+        let run = measure::drive(ctx.n(20_000), par, LIMIT, call).await?;
+        check(&server).await?;
+        ctx.push(section, name, &run, &probe, "server+client in this process");
+        Ok::<_, anyhow::Error>(warm.latencies.len() + run.latencies.len())
     }
     .await;
     let stopped = server.stop().await;
@@ -472,8 +487,9 @@ async fn kit_metrics(ctx: &mut Ctx, name: &str, on: bool) -> anyhow::Result<()> 
         lean::delete_queues(&conn, &[&route]).await;
         let _ = conn.close(200, "done".into()).await;
     }
-    result?;
-    stopped.context("stopping the kit's echo server")
+    let calls = result?;
+    stopped.context("stopping the kit's echo server")?;
+    Ok(calls)
 }
 
 #[cfg(feature = "otel")]

@@ -22,7 +22,7 @@ use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{Registry, reload};
 
-use crate::{Ctx, LIMIT, kit, lean, measure, names, payload};
+use crate::{Ctx, kit, names};
 
 /// An exporter that counts the spans it is handed and drops them.
 #[derive(Debug, Clone, Default)]
@@ -137,39 +137,11 @@ async fn load(ctx: &mut Ctx, name: &str, ratio: Option<f64>) -> anyhow::Result<(
 
 /// The kit echo at 64 in flight on a fresh server and client; the calls made.
 async fn echo(ctx: &mut Ctx, name: &str, ratio: Option<f64>) -> anyhow::Result<usize> {
-    let url = ctx.opts.amqp_url.clone();
-    let route = ctx.queue(match ratio {
+    let what = match ratio {
         None => "kit-traces-off",
         Some(r) if r > 0.0 => "kit-traces-all",
         Some(_) => "kit-traces-none",
-    });
-    let config = kit::config(&url);
-    let server = kit::echo_server_with(&route, config.clone()).await?;
-    let client = kit::client_with(&config).await?;
-    let result = async {
-        let par = ctx.opts.in_flight;
-        let p = payload(100);
-        let (c, r, p) = (&client, route.as_str(), &*p);
-        let call = |_| kit::call(c, r, p, true);
-        let warm = measure::drive(200, par, LIMIT, call).await?;
-        let probe = ctx.probe(&[]);
-        let run = measure::drive(ctx.n(20_000), par, LIMIT, call).await?;
-        ctx.push(
-            "traces",
-            name,
-            &run,
-            &probe,
-            "server+client in this process",
-        );
-        Ok::<_, anyhow::Error>(warm.latencies.len() + run.latencies.len())
-    }
-    .await;
-    let stopped = server.stop().await;
-    if let Ok(conn) = lean::connect(&url, "bench cleanup").await {
-        lean::delete_queues(&conn, &[&route]).await;
-        let _ = conn.close(200, "done".into()).await;
-    }
-    let calls = result?;
-    stopped.context("stopping the kit's echo server")?;
-    Ok(calls)
+    };
+    let config = kit::config(&ctx.opts.amqp_url);
+    crate::kit_echo_load(ctx, "traces", name, what, config, async |_| Ok(())).await
 }
