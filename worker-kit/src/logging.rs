@@ -38,23 +38,18 @@ pub fn init_with_traces(config: &Config, provider: &opentelemetry_sdk::trace::Sd
         std::io::stderr().is_terminal(),
         std::env::var_os("NO_COLOR").as_deref(),
     );
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter())
+    // Built from the registry, not `fmt()`: the trace layer has a per-layer filter, which
+    // only the registry supports. `RUST_LOG` stays a global filter, as in [`init`].
+    let traced = tracing_subscriber::registry()
+        .with(crate::observe::trace::layer(provider))
+        .with(filter());
+    let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
-    use crate::observe::trace::layer as traces;
     let _ = match config.log_format {
-        LogFormat::Pretty => builder
-            .with_target(false)
-            .finish()
-            .with(traces(provider))
-            .try_init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .finish()
-            .with(traces(provider))
+        LogFormat::Pretty => traced.with(logs.with_target(false)).try_init(),
+        LogFormat::Json => traced
+            .with(logs.json().flatten_event(true).with_current_span(true))
             .try_init(),
     };
 }

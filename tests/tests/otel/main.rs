@@ -277,3 +277,190 @@ async fn a_traceparent_header_from_another_stack_is_continued() {
     peer.delete(&[&route, &worker_kit::queue::parking_queue(&route)])
         .await;
 }
+
+async fn looks_up(Payload(n): Payload<u32>) -> Result<u32, ErrorReply> {
+    tracing::info!(n, "looking up");
+    let found = async {
+        tracing::info!("found");
+        n + 1
+    }
+    .instrument(tracing::info_span!("lookup"))
+    .await;
+    Ok(found)
+}
+
+/// A handler's own `tracing` span is a child of the delivery's `process` span, and what the
+/// handler logs outside its own spans is an event of the `process` span.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handlers_own_spans_and_logs_are_inside_its_process_span() {
+    traces();
+    let route = e2e::unique("otel.handler");
+    let setup = e2e::setup("otel-handler").await;
+    let client = worker_kit::rpc::RpcClient::new(&setup.broker, &setup.config)
+        .await
+        .unwrap();
+    let running = e2e::start(
+        setup
+            .runner()
+            .register_worker(worker_kit::rpc::RpcWorker::new().route(&route, looks_up)),
+    )
+    .await;
+    let answer = client
+        .call_raw(&route, &41, worker_kit::rpc::CallOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(answer.get(), "42");
+    let name = format!("process {route}");
+    let spans = spans_until("the handler's span and its process span", |spans| {
+        spans.iter().any(|s| s.name == name.as_str()) && spans.iter().any(|s| s.name == "lookup")
+    })
+    .await;
+    let process = named(&spans, &name);
+    let lookup = spans
+        .iter()
+        .find(|s| s.name == "lookup" && s.parent_span_id == process.span_context.span_id())
+        .expect("the handler's span, a child of the process span");
+    assert_eq!(
+        lookup.span_context.trace_id(),
+        process.span_context.trace_id()
+    );
+    assert!(
+        lookup.events.iter().any(|e| e.name == "found"),
+        "the handler's span keeps its own event"
+    );
+    let logged = process
+        .events
+        .iter()
+        .find(|e| e.name == "looking up")
+        .unwrap_or_else(|| {
+            panic!(
+                "the handler's log line is a process span event: {:?}",
+                process
+                    .events
+                    .iter()
+                    .map(|e| e.name.to_string())
+                    .collect::<Vec<_>>()
+            )
+        });
+    assert!(
+        logged
+            .attributes
+            .iter()
+            .any(|kv| kv.key.as_str() == "n" && kv.value.to_string() == "41"),
+        "the event keeps the log line's fields: {:?}",
+        logged.attributes
+    );
+    running.stop().await.unwrap();
+    e2e::RawPeer::connect().await.delete(&[&route]).await;
+}
+
+#[derive(Clone)]
+struct Forwarder {
+    rpc: worker_kit::rpc::RpcClient,
+    next: String,
+}
+
+/// Calls `next`, where nobody answers: the request itself is what the test looks at.
+async fn forwards(
+    worker_kit::State(f): worker_kit::State<Forwarder>,
+    Payload(_): Payload<serde_json::Value>,
+) -> Result<(), ErrorReply> {
+    let options = worker_kit::rpc::CallOptions {
+        timeout: Some(Duration::from_millis(200)),
+        ..Default::default()
+    };
+    let _ = f.rpc.call_raw(&f.next, &1, options).await;
+    Ok(())
+}
+
+/// A message whose `traceparent` says "not sampled" makes no spans here, and its context
+/// still travels: the nested call carries the same trace id, a span id of its own and the
+/// sampled flag still clear, so the services downstream keep the caller's decision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsampled_traces_context_still_travels() {
+    traces();
+    let route = e2e::unique("otel.unsampled");
+    let next = format!("{route}.next");
+    let peer = e2e::RawPeer::connect().await;
+    peer.declare_work_queue(&next).await;
+    let setup = e2e::setup("otel-unsampled").await;
+    let rpc = worker_kit::rpc::RpcClient::new(&setup.broker, &setup.config)
+        .await
+        .unwrap();
+    let forwarder = Forwarder {
+        rpc,
+        next: next.clone(),
+    };
+    let running = e2e::start(
+        setup.runner().register_worker(
+            QueueWorker::with_state(forwarder)
+                .max_retries(0)
+                .route(&route, forwards),
+        ),
+    )
+    .await;
+    let publish = |trace: String, flags: &str| {
+        let mut headers = lapin::types::FieldTable::default();
+        headers.insert(
+            "traceparent".into(),
+            lapin::types::AMQPValue::LongString(
+                format!("00-{trace}-00f067aa0ba902b7-{flags}").into(),
+            ),
+        );
+        lapin::BasicProperties::default().with_headers(headers)
+    };
+    let unsampled = uuid::Uuid::new_v4().simple().to_string();
+    peer.publish(&route, br#"{"data": 1}"#, publish(unsampled.clone(), "00"))
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let nested = loop {
+        if let Some(m) = peer.get(&next).await {
+            break m;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the nested call never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let traceparent = nested
+        .delivery
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get("traceparent").cloned())
+        .expect("the nested call carries a traceparent");
+    let lapin::types::AMQPValue::LongString(traceparent) = traceparent else {
+        panic!("traceparent is a long string: {traceparent:?}");
+    };
+    let parts: Vec<String> = traceparent
+        .to_string()
+        .split('-')
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(parts.len(), 4, "{traceparent:?}");
+    assert_eq!(parts[1], unsampled, "the same trace");
+    assert_ne!(parts[2], "00f067aa0ba902b7", "a span id of its own");
+    assert_eq!(parts[3], "00", "still not sampled");
+    // A sampled message after it: once its span is exported, the first one's would be too.
+    let sampled = uuid::Uuid::new_v4().simple().to_string();
+    peer.publish(&route, br#"{"data": 2}"#, publish(sampled.clone(), "01"))
+        .await;
+    let sampled = TraceId::from_hex(&sampled).unwrap();
+    let spans = spans_until("the sampled message's spans", |spans| {
+        spans
+            .iter()
+            .filter(|s| s.span_context.trace_id() == sampled)
+            .count()
+            >= 2
+    })
+    .await;
+    let unsampled = TraceId::from_hex(&unsampled).unwrap();
+    assert!(
+        spans.iter().all(|s| s.span_context.trace_id() != unsampled),
+        "no span of the unsampled trace is exported"
+    );
+    running.stop().await.unwrap();
+    peer.delete(&[&route, &next, &worker_kit::queue::parking_queue(&route)])
+        .await;
+}

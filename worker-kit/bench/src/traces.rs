@@ -1,16 +1,16 @@
 //! The `traces` section (built with the bench's `otel` feature): what OpenTelemetry tracing
 //! costs the kit echo at 64 in flight. Three loads on fresh servers and clients each:
-//! tracing off (the spans exist for the log subscriber only), every trace sampled, none
-//! sampled (`parentbased_traceidratio` at 1.0 and 0.0, as `OTEL_TRACES_SAMPLER` would set
-//! it).
+//! tracing off (no trace layer: the delivery log spans exist for the log subscriber only),
+//! every trace sampled, none sampled (`parentbased_traceidratio` at 1.0 and 0.0, as
+//! `OTEL_TRACES_SAMPLER` would set it).
 //!
-//! The process's subscriber is what a service running with `otel` has: the registry, an
-//! `info` filter, the log layer (writing to nothing: the cost of formatting span fields is
-//! kept, the terminal's is not) and the OpenTelemetry layer; spans go through the batch
-//! processor on the Tokio runtime, as `observe::trace::install` sets it up, to an exporter
-//! that only counts them (the cost of the wire and of a collector is not the kit's). The
-//! filter is off outside this section, so sections run after it in later rounds see no
-//! subscriber at work.
+//! Each load runs on a Tokio runtime of its own whose threads use a subscriber of its own,
+//! what a service running with `otel` has: the registry, an `info` filter, the log layer
+//! (writing to nothing: the cost of formatting span fields is kept, the terminal's is not)
+//! and, when traced, the kit's trace layer, whose provider makes the kit's messaging spans
+//! while it is installed. Spans go through the batch processor on that runtime, as
+//! `observe::trace::install` sets it up, to an exporter that only counts them (the cost of
+//! the wire and of a collector is not the kit's). Other sections run with no subscriber.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -20,7 +20,6 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::{Registry, reload};
 
 use crate::{Ctx, kit, names};
 
@@ -35,36 +34,32 @@ impl SpanExporter for Counting {
     }
 }
 
-type OtelLayer =
-    tracing_opentelemetry::OpenTelemetryLayer<Registry, opentelemetry_sdk::trace::SdkTracer>;
-
-/// The switches of the process's subscriber: its level filter and its OpenTelemetry layer.
-struct Switches {
-    filter: reload::Handle<
-        LevelFilter,
-        tracing_subscriber::layer::Layered<reload::Layer<Option<OtelLayer>, Registry>, Registry>,
-    >,
-    otel: reload::Handle<Option<OtelLayer>, Registry>,
+/// The subscriber of one load: what a service running with `otel` has (the registry, an
+/// `info` filter, the log layer writing to nothing) and, when traced, the kit's trace layer
+/// with `provider`.
+fn subscriber(provider: Option<&SdkTracerProvider>) -> tracing::Dispatch {
+    tracing::Dispatch::new(
+        tracing_subscriber::registry()
+            .with(provider.map(worker_kit::observe::trace::layer))
+            .with(LevelFilter::INFO)
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::sink)),
+    )
 }
 
-/// Installs the process's subscriber (once), off.
-fn switches() -> anyhow::Result<&'static Switches> {
-    static SWITCHES: OnceLock<Switches> = OnceLock::new();
-    if let Some(s) = SWITCHES.get() {
-        return Ok(s);
+/// Makes `slot`'s subscriber this thread's default, once it is set (a runtime thread's
+/// start and wake-up hook).
+fn adopt(slot: &OnceLock<tracing::Dispatch>) {
+    thread_local! {
+        static ADOPTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     }
-    let (otel, otel_handle) = reload::Layer::new(None::<OtelLayer>);
-    let (filter, filter_handle) = reload::Layer::new(LevelFilter::OFF);
-    let subscriber = tracing_subscriber::registry()
-        .with(otel)
-        .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::sink));
-    tracing::subscriber::set_global_default(subscriber)
-        .context("another global tracing subscriber is installed")?;
-    Ok(SWITCHES.get_or_init(|| Switches {
-        filter: filter_handle,
-        otel: otel_handle,
-    }))
+    if ADOPTED.get() {
+        return;
+    }
+    if let Some(dispatch) = slot.get() {
+        // Kept until the thread ends, with the load's runtime.
+        std::mem::forget(tracing::dispatcher::set_default(dispatch));
+        ADOPTED.set(true);
+    }
 }
 
 /// `Some(ratio)`: traced with that sampling ratio; `None`: tracing off.
@@ -102,37 +97,49 @@ pub(crate) async fn section(ctx: &mut Ctx) {
     }
 }
 
+/// One load on a runtime of its own whose threads all use the load's subscriber: the kit's
+/// trace layer has a per-layer filter, which a subscriber cannot swap in once built, so
+/// each load gets a new subscriber, as each service process does.
 async fn load(ctx: &mut Ctx, name: &str, ratio: Option<f64>) -> anyhow::Result<()> {
-    let switches = switches()?;
-    let exported = Counting::default();
-    let provider = ratio.map(|r| provider(r, &exported));
-    switches
-        .otel
-        .reload(provider.as_ref().map(worker_kit::observe::trace::layer))
-        .context("switching the OpenTelemetry layer")?;
-    switches
-        .filter
-        .reload(LevelFilter::INFO)
-        .context("switching the filter on")?;
-    let result = echo(ctx, name, ratio).await;
-    let _ = switches.filter.reload(LevelFilter::OFF);
-    let _ = switches.otel.reload(None);
-    if let Some(p) = provider {
-        // Blocks until the batch processor, a task on this runtime, has exported the rest.
-        let flushed = tokio::task::spawn_blocking(move || p.shutdown()).await?;
-        flushed.context("flushing the spans")?;
-    }
-    let calls = result?;
-    let spans = exported.0.load(Ordering::Relaxed);
-    match ratio {
-        // Per call: the client's `send` and the server's `process` and reply `send`.
-        Some(r) if r > 0.0 => anyhow::ensure!(
-            spans >= calls * 3,
-            "{spans} spans exported for {calls} calls: the batch processor dropped some"
-        ),
-        _ => anyhow::ensure!(spans == 0, "{spans} spans exported while none is sampled"),
-    }
-    Ok(())
+    let slot: Arc<OnceLock<tracing::Dispatch>> = Arc::default();
+    let (on_start, on_unpark) = (slot.clone(), slot.clone());
+    // Worker threads start before the subscriber exists (its provider's batch processor
+    // is a task on this runtime): each adopts it when it first wakes for work.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_start(move || adopt(&on_start))
+        .on_thread_unpark(move || adopt(&on_unpark))
+        .build()
+        .context("starting the load's runtime")?;
+    tokio::task::block_in_place(|| {
+        let exported = Counting::default();
+        let provider = {
+            let _on = runtime.enter();
+            ratio.map(|r| provider(r, &exported))
+        };
+        let dispatch = subscriber(provider.as_ref());
+        let _ = slot.set(dispatch.clone());
+        let result = tracing::dispatcher::with_default(&dispatch, || {
+            runtime.block_on(echo(ctx, name, ratio))
+        });
+        if let Some(p) = provider {
+            // Blocks until the batch processor, a task on that runtime, has exported the rest.
+            let flushed = runtime.block_on(tokio::task::spawn_blocking(move || p.shutdown()))?;
+            flushed.context("flushing the spans")?;
+        }
+        runtime.shutdown_timeout(std::time::Duration::from_secs(10));
+        let calls = result?;
+        let spans = exported.0.load(Ordering::Relaxed);
+        match ratio {
+            // Per call: the client's `send` and the server's `process` and reply `send`.
+            Some(r) if r > 0.0 => anyhow::ensure!(
+                spans >= calls * 3,
+                "{spans} spans exported for {calls} calls: the batch processor dropped some"
+            ),
+            _ => anyhow::ensure!(spans == 0, "{spans} spans exported while none is sampled"),
+        }
+        Ok(())
+    })
 }
 
 /// The kit echo at 64 in flight on a fresh server and client; the calls made.

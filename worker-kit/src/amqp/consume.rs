@@ -26,6 +26,7 @@ use crate::config::PausePolicy;
 use crate::handler::routes::BoundHandler;
 use crate::observe::health::WorkerHealth;
 use crate::observe::metrics::RouteMetrics;
+use crate::observe::trace::Traced;
 use crate::worker::WorkerContext;
 
 /// A route as the loop serves it: its queue's name, its handler, its metrics.
@@ -486,13 +487,15 @@ async fn instrumented<P: Processor>(
     delivery: Delivery,
     (route, handler, metrics): Served,
 ) {
-    let span = crate::observe::trace::process_span(
-        processor.kind(),
+    let correlation_id = crate::wire::delivery::correlation_id(&delivery.properties).unwrap_or("");
+    let span = crate::observe::trace::process_span(processor.kind(), &route, correlation_id);
+    let traced = Traced::process(
         &route,
-        crate::wire::delivery::correlation_id(&delivery.properties).unwrap_or(""),
+        correlation_id,
         delivery.properties.headers().as_ref(),
     );
-    async move {
+    let marks = &traced;
+    let work = async move {
         let started = Instant::now();
         let acker = delivery.acker.clone();
         let (handled, error_type) = crate::observe::error_type::capture(
@@ -518,14 +521,13 @@ async fn instrumented<P: Processor>(
         metrics.settled(outcome, elapsed, error_type.as_deref());
         let span = tracing::Span::current();
         if let Some(t) = &error_type {
-            crate::observe::trace::failed(&span, t);
+            marks.failed(t);
         }
         span.record("outcome", outcome.as_str());
         span.record("duration_ms", elapsed.as_secs_f64() * 1000.0);
         debug!("done");
-    }
-    .instrument(span)
-    .await;
+    };
+    traced.run(work.instrument(span)).await;
 }
 
 /// Cancels the consumers `tags` (stops new deliveries; prefetched ones still arrive).

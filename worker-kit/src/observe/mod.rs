@@ -16,6 +16,8 @@ pub mod metrics;
 pub(crate) mod probe;
 pub(crate) mod server;
 pub mod trace;
+#[cfg(feature = "otel")]
+mod traceparent;
 
 pub use health::Health;
 pub use metrics::Metrics;

@@ -1,7 +1,17 @@
 //! Traces across services (cargo feature `otel`): W3C trace context in plain `traceparent` /
 //! `tracestate` AMQP headers (what aio-pika's OpenTelemetry instrumentation reads and
-//! writes), spans after the OpenTelemetry messaging conventions through
-//! `tracing-opentelemetry`, exported over OTLP/gRPC as the standard `OTEL_*` variables say.
+//! writes), spans after the OpenTelemetry messaging conventions, exported over OTLP/gRPC as
+//! the standard `OTEL_*` variables say.
+//!
+//! The kit's messaging spans (`send {route}`, `process {route}`, the reply's `send`) are
+//! OpenTelemetry spans made directly with the tracer of the installed [`layer`], not
+//! `tracing` spans: the sampler decides when a span starts, and a span it drops costs an id
+//! and a context, not a builder with a dozen attributes (the messaging attributes are only
+//! made for a sampled span). A dropped span's context still travels in `traceparent` (with
+//! the sampled flag clear), so the services downstream keep the decision. The span is the
+//! current OpenTelemetry context while its work is polled, so the handler's own `tracing`
+//! spans (through the same layer) are its children, and `tracing` events in the delivery's
+//! log span (retries, parking, the handler's own) are its span events.
 //!
 //! The `send {route}`, `process {route}` and reply `send` spans carry `server.address` and
 //! `server.port`: the host and port of the broker node the process's publishing connection
@@ -9,74 +19,102 @@
 //! with W3C level-2 flags (`03`, what Python's SDK writes) is continued: only its sampled
 //! bit is kept before the propagator reads it.
 //!
-//! The log filter (`RUST_LOG`) decides which spans exist at all, so it also filters the
-//! traces: the message spans are at `info`.
-//!
 //! Without the feature every function here is a no-op (or the plain log span) and nothing
 //! of OpenTelemetry is linked.
 
+use std::future::Future;
+
 use lapin::types::FieldTable;
 
-/// The span a delivery is handled in: the log span (`message`: worker, route, correlation
-/// id, outcome, duration) and, with `otel`, the `process {route}` CONSUMER span parented on
-/// the context the message carries.
-pub(crate) fn process_span(
-    kind: &'static str,
-    route: &str,
-    correlation_id: &str,
-    headers: Option<&FieldTable>,
-) -> tracing::Span {
-    #[cfg(feature = "otel")]
-    {
-        otel::process_span(kind, route, correlation_id, headers)
-    }
-    #[cfg(not(feature = "otel"))]
-    {
-        let _ = headers;
-        tracing::info_span!(
-            "message",
-            worker = kind,
-            %route,
-            correlation_id,
-            outcome = tracing::field::Empty,
-            duration_ms = tracing::field::Empty,
-        )
-    }
+/// The target of [`process_span`] (this module's path, `tracing`'s default).
+#[cfg(feature = "otel")]
+const DELIVERY_SPAN_TARGET: &str = module_path!();
+
+/// The log span a delivery is handled in: worker, route, correlation id, outcome, duration.
+/// The same span with and without `otel` (the OpenTelemetry span is a [`Traced`] beside it).
+pub(crate) fn process_span(kind: &'static str, route: &str, correlation_id: &str) -> tracing::Span {
+    tracing::info_span!(
+        "message",
+        worker = kind,
+        %route,
+        correlation_id,
+        outcome = tracing::field::Empty,
+        duration_ms = tracing::field::Empty,
+    )
 }
 
-/// Marks `span` (a [`process_span`]) as failed with the kit's error type name.
-pub(crate) fn failed(span: &tracing::Span, error_type: &str) {
+/// One of the kit's messaging spans (with `otel` and an installed [`layer`]); nothing
+/// otherwise. The span ends when the last handle to it is dropped.
+#[derive(Clone, Default)]
+pub(crate) struct Traced {
     #[cfg(feature = "otel")]
-    {
-        span.record("error.type", error_type);
-        span.record("otel.status_code", "ERROR");
-    }
-    #[cfg(not(feature = "otel"))]
-    let _ = (span, error_type);
+    cx: Option<opentelemetry::Context>,
 }
 
-/// A `send {route}` PRODUCER span for a publish (an RPC call, a work message), inside the
-/// current span; `None` without `otel`.
-pub(crate) fn send_span(route: &str) -> Option<tracing::Span> {
-    #[cfg(feature = "otel")]
-    {
-        Some(otel::send_span(route))
+impl Traced {
+    /// The `process {route}` CONSUMER span of a delivery, parented on the context its
+    /// `headers` carry.
+    pub(crate) fn process(route: &str, correlation_id: &str, headers: Option<&FieldTable>) -> Self {
+        #[cfg(feature = "otel")]
+        {
+            Self {
+                cx: otel::process(route, correlation_id, headers),
+            }
+        }
+        #[cfg(not(feature = "otel"))]
+        {
+            let _ = (route, correlation_id, headers);
+            Self {}
+        }
     }
-    #[cfg(not(feature = "otel"))]
-    {
-        let _ = route;
-        None
-    }
-}
 
-/// The reply's `send` PRODUCER span, inside the `process` span; `None` without `otel`.
-pub(crate) fn reply_span() -> Option<tracing::Span> {
-    #[cfg(feature = "otel")]
-    {
-        Some(otel::reply_span())
+    /// A `send {route}` PRODUCER span for a publish (an RPC call, a work message), a child of
+    /// the current context (the handler's span, the caller's, or none).
+    pub(crate) fn send(route: &str) -> Self {
+        #[cfg(feature = "otel")]
+        {
+            Self {
+                cx: otel::send(Some(route)),
+            }
+        }
+        #[cfg(not(feature = "otel"))]
+        {
+            let _ = route;
+            Self {}
+        }
     }
-    #[cfg(not(feature = "otel"))]
-    None
+
+    /// The reply's `send` PRODUCER span, inside the `process` span.
+    pub(crate) fn reply() -> Self {
+        #[cfg(feature = "otel")]
+        {
+            Self {
+                cx: otel::send(None),
+            }
+        }
+        #[cfg(not(feature = "otel"))]
+        Self {}
+    }
+
+    /// Marks the span as failed with the kit's error type name.
+    pub(crate) fn failed(&self, error_type: &str) {
+        #[cfg(feature = "otel")]
+        if let Some(cx) = &self.cx {
+            otel::failed(cx, error_type);
+        }
+        #[cfg(not(feature = "otel"))]
+        let _ = error_type;
+    }
+
+    /// Runs `work` with this span as the current OpenTelemetry context while it is polled.
+    pub(crate) async fn run<F: Future>(&self, work: F) -> F::Output {
+        #[cfg(feature = "otel")]
+        if let Some(cx) = &self.cx {
+            use opentelemetry::context::FutureExt as _;
+            return work.with_context(cx.clone()).await;
+        }
+        work.await
+    }
 }
 
 /// Notes the broker node the process's publishing connection is now on (at each connect and
@@ -89,7 +127,8 @@ pub(crate) fn connected(host: &str, port: u16) {
     let _ = (host, port);
 }
 
-/// Writes the current span's context into `headers` as `traceparent` (and `tracestate`).
+/// Writes the current OpenTelemetry context into `headers` as `traceparent` (and
+/// `tracestate`), sampled or not; nothing when traces are off.
 pub(crate) fn inject(headers: &mut FieldTable) {
     #[cfg(feature = "otel")]
     otel::inject(headers);
@@ -98,61 +137,299 @@ pub(crate) fn inject(headers: &mut FieldTable) {
 }
 
 #[cfg(feature = "otel")]
-pub use otel::{install, layer, shutdown};
+pub use otel::{DeliverySpans, TraceLayer, install, layer, shutdown};
 
 #[cfg(feature = "otel")]
 mod otel {
-    use std::sync::{OnceLock, PoisonError, RwLock, RwLockReadGuard};
+    use std::borrow::Cow;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
-    use lapin::types::{AMQPValue, FieldTable};
-    use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
-    use opentelemetry::trace::TracerProvider as _;
-    use opentelemetry_sdk::propagation::TraceContextPropagator;
-    use opentelemetry_sdk::trace::SdkTracerProvider;
-    use tracing_opentelemetry::OpenTelemetrySpanExt;
-
-    use crate::wire::headers::text_of;
+    use lapin::types::FieldTable;
+    use opentelemetry::trace::{
+        Span as _, SpanBuilder, SpanKind, Status, TraceContextExt as _, Tracer as _,
+        TracerProvider as _,
+    };
+    use opentelemetry::{Context, KeyValue, StringValue, Value};
+    use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+    use tracing::{Event, Metadata, Subscriber};
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::filter::{FilterFn, Filtered, filter_fn};
+    use tracing_subscriber::layer::Context as LayerContext;
+    use tracing_subscriber::registry::LookupSpan;
 
     static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 
-    /// The host and port of the broker node the process's publishing connection is on;
-    /// written at each (re)connect, read by every span (an uncontended read lock).
-    static SERVER: RwLock<Option<(Box<str>, u16)>> = RwLock::new(None);
+    /// The tracer of the live [`TraceLayer`] (tagged with the layer's number), which the
+    /// kit's messaging spans are made with; `None` while no layer is installed.
+    static TRACER: RwLock<Option<(u64, SdkTracer)>> = RwLock::new(None);
+    static LAYERS: AtomicU64 = AtomicU64::new(0);
+
+    /// `server.address` and `server.port` of the broker node the process's publishing
+    /// connection is on; written at each (re)connect, read by every sampled span.
+    static SERVER: RwLock<Option<(StringValue, i64)>> = RwLock::new(None);
 
     pub(super) fn connected(host: &str, port: u16) {
-        *SERVER.write().unwrap_or_else(PoisonError::into_inner) = Some((host.into(), port));
+        *SERVER.write().unwrap_or_else(PoisonError::into_inner) =
+            Some((StringValue::from(Arc::<str>::from(host)), i64::from(port)));
     }
 
-    /// `server.address` and `server.port`, unset before the first connection.
-    fn server() -> RwLockReadGuard<'static, Option<(Box<str>, u16)>> {
-        SERVER.read().unwrap_or_else(PoisonError::into_inner)
+    /// Starts a messaging span named `name` in `parent` with the live layer's tracer (the
+    /// sampler decides here); `None` without a layer. `attributes` are only made for a
+    /// span the sampler keeps.
+    fn start(
+        name: &'static str,
+        kind: SpanKind,
+        parent: &Context,
+        named: impl FnOnce() -> Option<String>,
+        attributes: impl FnOnce(&mut Vec<KeyValue>),
+    ) -> Option<Context> {
+        let tracer = TRACER.read().unwrap_or_else(PoisonError::into_inner);
+        let (_, tracer) = tracer.as_ref()?;
+        let mut span =
+            tracer.build_with_context(SpanBuilder::from_name(name).with_kind(kind), parent);
+        if span.is_recording() {
+            if let Some(name) = named() {
+                span.update_name(name);
+            }
+            let mut kvs = Vec::with_capacity(10);
+            kvs.push(KeyValue::new("messaging.system", "rabbitmq"));
+            attributes(&mut kvs);
+            if let Some((address, port)) = &*SERVER.read().unwrap_or_else(PoisonError::into_inner) {
+                kvs.push(KeyValue::new("server.address", address.clone()));
+                kvs.push(KeyValue::new("server.port", *port));
+            }
+            span.set_attributes(kvs);
+        }
+        Some(parent.with_span(span))
     }
 
-    /// The layer that turns `tracing` spans into OpenTelemetry spans, exported with
+    pub(super) fn process(
+        route: &str,
+        correlation_id: &str,
+        headers: Option<&FieldTable>,
+    ) -> Option<Context> {
+        // Nothing to read when no layer is installed.
+        if TRACER
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none()
+        {
+            return None;
+        }
+        let parent = crate::observe::traceparent::extract(headers);
+        start(
+            "process",
+            SpanKind::Consumer,
+            &parent,
+            || Some(format!("process {route}")),
+            |kvs| {
+                let route = StringValue::from(Arc::<str>::from(route));
+                kvs.extend([
+                    KeyValue::new("messaging.destination.name", route.clone()),
+                    KeyValue::new("messaging.rabbitmq.destination.routing_key", route),
+                    KeyValue::new(
+                        "messaging.message.conversation_id",
+                        correlation_id.to_owned(),
+                    ),
+                    KeyValue::new("messaging.operation.name", "process"),
+                    KeyValue::new("messaging.operation.type", "process"),
+                ]);
+            },
+        )
+    }
+
+    /// A `send {route}` span, or the reply's `send` (no route: replies go to the caller's
+    /// own queue).
+    pub(super) fn send(route: Option<&str>) -> Option<Context> {
+        start(
+            "send",
+            SpanKind::Producer,
+            &Context::current(),
+            || route.map(|r| format!("send {r}")),
+            |kvs| {
+                if let Some(route) = route {
+                    let route = StringValue::from(Arc::<str>::from(route));
+                    kvs.extend([
+                        KeyValue::new("messaging.destination.name", route.clone()),
+                        KeyValue::new("messaging.rabbitmq.destination.routing_key", route),
+                    ]);
+                }
+                kvs.extend([
+                    KeyValue::new("messaging.operation.name", "send"),
+                    KeyValue::new("messaging.operation.type", "send"),
+                ]);
+            },
+        )
+    }
+
+    pub(super) fn failed(cx: &Context, error_type: &str) {
+        let span = cx.span();
+        if span.is_recording() {
+            span.set_attribute(KeyValue::new("error.type", error_type.to_owned()));
+            span.set_status(Status::error(error_type.to_owned()));
+        }
+    }
+
+    pub(super) fn inject(headers: &mut FieldTable) {
+        if TRACER
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none()
+        {
+            return;
+        }
+        crate::observe::traceparent::inject(&Context::current(), headers);
+    }
+
+    /// The layer for the service's `tracing` subscriber: its spans (the handler's own, a
+    /// caller's) become OpenTelemetry spans through `tracing-opentelemetry`, exported with
     /// `provider` (the service's: [`install`] makes it from the `OTEL_*` variables; tests
-    /// pass one with an in-memory exporter).
-    pub fn layer<S>(
-        provider: &SdkTracerProvider,
-    ) -> tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::SdkTracer>
+    /// pass one with an in-memory exporter). While it is alive, the kit's messaging spans
+    /// are made with `provider` too; dropping it stops them.
+    pub fn layer<S>(provider: &SdkTracerProvider) -> TraceLayer<S>
     where
-        S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+        S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        // Only the messaging attributes the spans set themselves: the layer's defaults add
-        // the kit's source file, line, module, `tracing` target, thread and busy/idle times
-        // to every span, which say nothing about the message and are built for each span
-        // even when the sampler then drops it.
+        let tracer = provider.tracer("worker-kit");
+        let number = LAYERS.fetch_add(1, Ordering::Relaxed) + 1;
+        *TRACER.write().unwrap_or_else(PoisonError::into_inner) = Some((number, tracer.clone()));
+        // Only the attributes a span sets itself: the defaults add the source file, line,
+        // module, `tracing` target, thread and busy/idle times to every span, which say
+        // nothing about the work and cost each span something even when it is dropped.
         tracing_opentelemetry::layer()
             .with_location(false)
             .with_target(false)
             .with_threads(false)
             .with_tracked_inactivity(false)
-            .with_tracer(provider.tracer("worker-kit"))
+            .with_tracer(tracer)
+            .with_filter(filter_fn(not_a_delivery_span as fn(&Metadata<'_>) -> bool))
+            .and_then(DeliverySpans { number })
+    }
+
+    /// What [`layer`] returns: `tracing-opentelemetry`'s layer for every span but the kit's
+    /// delivery log spans, then [`DeliverySpans`].
+    ///
+    /// The first part has a per-layer filter: swap the whole layer with
+    /// `tracing_subscriber::reload` and the new filter is never registered with the
+    /// subscriber; build a new subscriber instead.
+    pub type TraceLayer<S> = tracing_subscriber::layer::Layered<
+        DeliverySpans,
+        Filtered<
+            tracing_opentelemetry::OpenTelemetryLayer<S, SdkTracer>,
+            FilterFn<fn(&Metadata<'_>) -> bool>,
+            S,
+        >,
+        S,
+    >;
+
+    /// The part of [`TraceLayer`] for the kit's delivery log spans (`message`), whose
+    /// OpenTelemetry span is the kit's `process {route}` span beside them (so
+    /// `tracing-opentelemetry` does not see them): it makes the events logged in them events
+    /// of the delivery's current OpenTelemetry span. Dropping it stops the kit's messaging
+    /// spans.
+    pub struct DeliverySpans {
+        number: u64,
+    }
+
+    impl Drop for DeliverySpans {
+        fn drop(&mut self) {
+            let mut tracer = TRACER.write().unwrap_or_else(PoisonError::into_inner);
+            if tracer.as_ref().is_some_and(|(n, _)| *n == self.number) {
+                *tracer = None;
+            }
+        }
+    }
+
+    fn is_delivery_span(metadata: &Metadata<'_>) -> bool {
+        metadata.is_span()
+            && metadata.name() == "message"
+            && metadata.target() == super::DELIVERY_SPAN_TARGET
+    }
+
+    fn not_a_delivery_span(metadata: &Metadata<'_>) -> bool {
+        !is_delivery_span(metadata)
+    }
+
+    impl<S> tracing_subscriber::Layer<S> for DeliverySpans
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        fn on_event(&self, event: &Event<'_>, ctx: LayerContext<'_, S>) {
+            if ctx
+                .event_span(event)
+                .is_some_and(|span| is_delivery_span(span.metadata()))
+            {
+                span_event(event);
+            }
+        }
+    }
+
+    /// An event in a delivery's log span, as an event of the current OpenTelemetry span (the
+    /// delivery's `process` span, or a `send` inside it) when that span is sampled: the
+    /// `message` field names it, the other fields and the level are its attributes.
+    fn span_event(event: &Event<'_>) {
+        let cx = Context::current();
+        let span = cx.span();
+        if !span.is_recording() {
+            return;
+        }
+        let mut fields = EventFields {
+            name: None,
+            attributes: vec![KeyValue::new("level", event.metadata().level().as_str())],
+        };
+        event.record(&mut fields);
+        let name = fields
+            .name
+            .map_or(Cow::Borrowed(event.metadata().name()), Cow::Owned);
+        span.add_event(name, fields.attributes);
+    }
+
+    struct EventFields {
+        name: Option<String>,
+        attributes: Vec<KeyValue>,
+    }
+
+    impl EventFields {
+        fn push(&mut self, field: &tracing::field::Field, value: Value) {
+            if field.name() == "message" {
+                self.name = Some(value.as_str().into_owned());
+            } else {
+                self.attributes.push(KeyValue::new(field.name(), value));
+            }
+        }
+    }
+
+    impl tracing::field::Visit for EventFields {
+        fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+            self.push(field, Value::from(value.to_owned()));
+        }
+        fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+            self.push(field, Value::I64(value));
+        }
+        fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+            self.push(
+                field,
+                i64::try_from(value).map_or_else(|_| Value::from(value.to_string()), Value::I64),
+            );
+        }
+        fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
+            self.push(field, Value::F64(value));
+        }
+        fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
+            self.push(field, Value::Bool(value));
+        }
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            self.push(field, Value::from(format!("{value:?}")));
+        }
     }
 
     /// The service's tracer provider: OTLP over gRPC to `OTEL_EXPORTER_OTLP_ENDPOINT`
     /// (default `http://localhost:4317`), sampled as `OTEL_TRACES_SAMPLER` says, named by
-    /// `OTEL_SERVICE_NAME` or else `service`. `None` with `OTEL_SDK_DISABLED=true` or when
-    /// the exporter cannot be built (said on stderr: logs are not set up yet).
+    /// `OTEL_SERVICE_NAME` or else `service`; also the process's global provider, so spans
+    /// made with `opentelemetry`'s own API go the same way. `None` with
+    /// `OTEL_SDK_DISABLED=true` or when the exporter cannot be built (said on stderr: logs
+    /// are not set up yet).
     pub fn install(service: &str) -> Option<SdkTracerProvider> {
         if std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true")) {
             return None;
@@ -183,6 +460,7 @@ mod otel {
             )
             .build();
         let _ = PROVIDER.set(provider.clone());
+        opentelemetry::global::set_tracer_provider(provider.clone());
         Some(provider)
     }
 
@@ -191,185 +469,6 @@ mod otel {
     pub fn shutdown() {
         if let Some(p) = PROVIDER.get() {
             let _ = p.shutdown();
-        }
-    }
-
-    pub(super) fn process_span(
-        kind: &'static str,
-        route: &str,
-        correlation_id: &str,
-        headers: Option<&FieldTable>,
-    ) -> tracing::Span {
-        let server = server();
-        let (address, port) = server.as_ref().map(|(a, p)| (&**a, *p)).unzip();
-        let span = tracing::info_span!(
-            "message",
-            worker = kind,
-            %route,
-            correlation_id,
-            outcome = tracing::field::Empty,
-            duration_ms = tracing::field::Empty,
-            otel.name = %format_args!("process {route}"),
-            otel.kind = "consumer",
-            otel.status_code = tracing::field::Empty,
-            messaging.system = "rabbitmq",
-            messaging.destination.name = %route,
-            messaging.rabbitmq.destination.routing_key = %route,
-            messaging.message.conversation_id = correlation_id,
-            messaging.operation.name = "process",
-            "messaging.operation.type" = "process",
-            "error.type" = tracing::field::Empty,
-            server.address = address,
-            server.port = port,
-        );
-        drop(server);
-        let parent = TraceContextPropagator::new().extract(&Headers::new(headers));
-        let _ = span.set_parent(parent);
-        span
-    }
-
-    pub(super) fn send_span(route: &str) -> tracing::Span {
-        let server = server();
-        let (address, port) = server.as_ref().map(|(a, p)| (&**a, *p)).unzip();
-        tracing::info_span!(
-            "send",
-            otel.name = %format_args!("send {route}"),
-            otel.kind = "producer",
-            otel.status_code = tracing::field::Empty,
-            messaging.system = "rabbitmq",
-            messaging.destination.name = %route,
-            messaging.rabbitmq.destination.routing_key = %route,
-            messaging.operation.name = "send",
-            "messaging.operation.type" = "send",
-            "error.type" = tracing::field::Empty,
-            server.address = address,
-            server.port = port,
-        )
-    }
-
-    pub(super) fn reply_span() -> tracing::Span {
-        let server = server();
-        let (address, port) = server.as_ref().map(|(a, p)| (&**a, *p)).unzip();
-        tracing::info_span!(
-            "send",
-            otel.name = "send",
-            otel.kind = "producer",
-            messaging.system = "rabbitmq",
-            messaging.operation.name = "send",
-            "messaging.operation.type" = "send",
-            server.address = address,
-            server.port = port,
-        )
-    }
-
-    pub(super) fn inject(headers: &mut FieldTable) {
-        let cx = tracing::Span::current().context();
-        TraceContextPropagator::new().inject_context(&cx, &mut HeadersMut(headers));
-    }
-
-    /// A message's headers as the propagator reads them.
-    struct Headers<'a> {
-        headers: Option<&'a FieldTable>,
-        /// `traceparent` with its flags cut to the sampled bit, when it had others.
-        traceparent: Option<String>,
-    }
-
-    impl<'a> Headers<'a> {
-        fn new(headers: Option<&'a FieldTable>) -> Self {
-            let traceparent = headers
-                .and_then(|h| h.inner().get("traceparent"))
-                .and_then(text_of)
-                .and_then(only_sampled_flag);
-            Self {
-                headers,
-                traceparent,
-            }
-        }
-    }
-
-    /// `traceparent` with every trace flag but `sampled` (0x01) cleared, or `None` when it
-    /// has no other flag (or is malformed: the propagator refuses it then). W3C Trace
-    /// Context level 2 adds the `random` flag (0x02), which Python's OpenTelemetry SDK sets
-    /// (flags `03`); the spec says a receiver ignores flags it does not know, but
-    /// opentelemetry-sdk's propagator refuses any version-00 flags above `02`, which would
-    /// start a new trace for every message such a peer sends.
-    pub(super) fn only_sampled_flag(traceparent: &str) -> Option<String> {
-        let (rest, flags) = traceparent.rsplit_once('-')?;
-        let bits = u8::from_str_radix(flags, 16).ok()?;
-        (flags.len() == 2 && bits > 0x01).then(|| format!("{rest}-{:02x}", bits & 0x01))
-    }
-
-    impl Extractor for Headers<'_> {
-        fn get(&self, key: &str) -> Option<&str> {
-            if key == "traceparent"
-                && let Some(t) = &self.traceparent
-            {
-                return Some(t);
-            }
-            self.headers?.inner().get(key).and_then(text_of)
-        }
-
-        fn keys(&self) -> Vec<&str> {
-            self.headers
-                .map(|h| h.inner().keys().map(|k| k.as_str()).collect())
-                .unwrap_or_default()
-        }
-    }
-
-    struct HeadersMut<'a>(&'a mut FieldTable);
-
-    impl Injector for HeadersMut<'_> {
-        fn set(&mut self, key: &str, value: String) {
-            self.0
-                .insert(key.into(), AMQPValue::LongString(value.into()));
-        }
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-
-        #[test]
-        fn flags_beyond_sampled_are_cleared() {
-            let id = "00-3be713a5b0cea810f74ee7408bd3edd2-2334db5efd03a3d0";
-            assert_eq!(
-                only_sampled_flag(&format!("{id}-03")),
-                Some(format!("{id}-01"))
-            );
-            assert_eq!(
-                only_sampled_flag(&format!("{id}-02")),
-                Some(format!("{id}-00"))
-            );
-            assert_eq!(
-                only_sampled_flag(&format!("{id}-ff")),
-                Some(format!("{id}-01"))
-            );
-            assert_eq!(only_sampled_flag(&format!("{id}-01")), None);
-            assert_eq!(only_sampled_flag(&format!("{id}-00")), None);
-            assert_eq!(only_sampled_flag(&format!("{id}-x3")), None);
-            assert_eq!(only_sampled_flag("nothing"), None);
-        }
-
-        /// A Python peer's `traceparent` (flags `03`) continues its trace.
-        #[test]
-        fn a_level_2_traceparent_is_continued() {
-            use opentelemetry::trace::TraceContextExt;
-            let mut headers = FieldTable::default();
-            headers.insert(
-                "traceparent".into(),
-                AMQPValue::LongString(
-                    "00-3be713a5b0cea810f74ee7408bd3edd2-2334db5efd03a3d0-03".into(),
-                ),
-            );
-            let cx = TraceContextPropagator::new().extract(&Headers::new(Some(&headers)));
-            let span = cx.span();
-            let sc = span.span_context();
-            assert!(sc.is_valid() && sc.is_remote() && sc.is_sampled());
-            assert_eq!(
-                sc.trace_id().to_string(),
-                "3be713a5b0cea810f74ee7408bd3edd2"
-            );
-            assert_eq!(sc.span_id().to_string(), "2334db5efd03a3d0");
         }
     }
 }

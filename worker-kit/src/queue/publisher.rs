@@ -199,10 +199,9 @@ impl QueuePublisher {
         }
         let publish = self.publish_confirmed(route, body, content_encoding);
         let publish = async {
-            match crate::observe::trace::send_span(route) {
-                Some(span) => tracing::Instrument::instrument(publish, span).await,
-                None => publish.await,
-            }
+            crate::observe::trace::Traced::send(route)
+                .run(publish)
+                .await
         };
         match tokio::time::timeout(self.timeout, publish).await {
             Ok(r) => r,

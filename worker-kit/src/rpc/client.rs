@@ -482,16 +482,11 @@ impl RpcClient {
     ) -> Result<Box<serde_json::value::RawValue>, CallError> {
         let started = std::time::Instant::now();
         let call = self.call_unmeasured(route, data, options);
-        let result = match crate::observe::trace::send_span(route) {
-            Some(span) => {
-                let result = tracing::Instrument::instrument(call, span.clone()).await;
-                if let Err(e) = &result {
-                    crate::observe::trace::failed(&span, e.kind());
-                }
-                result
-            }
-            None => call.await,
-        };
+        let traced = crate::observe::trace::Traced::send(route);
+        let result = traced.run(call).await;
+        if let Err(e) = &result {
+            traced.failed(e.kind());
+        }
         let outcome = result.as_ref().map_or_else(CallError::outcome_index, |_| 0);
         self.metrics.call(route, outcome, started.elapsed());
         result

@@ -370,10 +370,7 @@ impl Processor for RpcProcessor {
             &body,
             reply_props,
         );
-        let published = match crate::observe::trace::reply_span() {
-            Some(span) => tracing::Instrument::instrument(publish, span).await,
-            None => publish.await,
-        };
+        let published = crate::observe::trace::Traced::reply().run(publish).await;
         match published {
             Ok(_not_requested) => ack(&delivery).await,
             Err(e) => {
