@@ -174,6 +174,17 @@ mod otel {
             Some((StringValue::from(Arc::<str>::from(host)), i64::from(port)));
     }
 
+    /// Whether `parent` is a span of this process that was not sampled. Every sampler
+    /// `OTEL_TRACES_SAMPLER` can name gives such a span's children the same answer (the
+    /// `parentbased_*` ones by rule, `traceidratio` by the shared trace id, `always_off`
+    /// always), so the kit starts none: nothing would be recorded, and the parent's
+    /// context already says "not sampled" to the services downstream.
+    fn unsampled_here(parent: &Context) -> bool {
+        let span = parent.span();
+        let sc = span.span_context();
+        sc.is_valid() && !sc.is_remote() && !sc.is_sampled()
+    }
+
     /// Starts a messaging span named `name` in `parent` with the live layer's tracer (the
     /// sampler decides here); `None` without a layer. `attributes` are only made for a
     /// span the sampler keeps.
@@ -188,19 +199,23 @@ mod otel {
         let (_, tracer) = tracer.as_ref()?;
         let mut span =
             tracer.build_with_context(SpanBuilder::from_name(name).with_kind(kind), parent);
-        if span.is_recording() {
-            if let Some(name) = named() {
-                span.update_name(name);
-            }
-            let mut kvs = Vec::with_capacity(10);
-            kvs.push(KeyValue::new("messaging.system", "rabbitmq"));
-            attributes(&mut kvs);
-            if let Some((address, port)) = &*SERVER.read().unwrap_or_else(PoisonError::into_inner) {
-                kvs.push(KeyValue::new("server.address", address.clone()));
-                kvs.push(KeyValue::new("server.port", *port));
-            }
-            span.set_attributes(kvs);
+        if !span.is_recording() {
+            // Only its context is needed (to propagate): keeping that alone saves boxing
+            // the SDK's span, which is sized for all of a recorded span's data.
+            let sc = span.span_context().clone();
+            return Some(parent.with_remote_span_context(sc));
         }
+        if let Some(name) = named() {
+            span.update_name(name);
+        }
+        let mut kvs = Vec::with_capacity(10);
+        kvs.push(KeyValue::new("messaging.system", "rabbitmq"));
+        attributes(&mut kvs);
+        if let Some((address, port)) = &*SERVER.read().unwrap_or_else(PoisonError::into_inner) {
+            kvs.push(KeyValue::new("server.address", address.clone()));
+            kvs.push(KeyValue::new("server.port", *port));
+        }
+        span.set_attributes(kvs);
         Some(parent.with_span(span))
     }
 
@@ -242,10 +257,15 @@ mod otel {
     /// A `send {route}` span, or the reply's `send` (no route: replies go to the caller's
     /// own queue).
     pub(super) fn send(route: Option<&str>) -> Option<Context> {
+        let parent = Context::current();
+        if unsampled_here(&parent) {
+            // A publish still carries the parent's context (a reply carries none of its own).
+            return route.is_some().then_some(parent);
+        }
         start(
             "send",
             SpanKind::Producer,
-            &Context::current(),
+            &parent,
             || route.map(|r| format!("send {r}")),
             |kvs| {
                 if let Some(route) = route {
