@@ -8,9 +8,9 @@
 //! what a service running with `otel` has: the registry, an `info` filter, the log layer
 //! (writing to nothing: the cost of formatting span fields is kept, the terminal's is not)
 //! and, when traced, the kit's trace layer, whose provider makes the kit's messaging spans
-//! while it is installed. Spans go through the batch processor on that runtime, as
-//! `observe::trace::install` sets it up, to an exporter that only counts them (the cost of
-//! the wire and of a collector is not the kit's). Other sections run with no subscriber.
+//! while it is installed. Spans go through the kit's batch processor, as
+//! `observe::trace::install` sets it up (exports run on the load's runtime), to an exporter
+//! that only counts them (the cost of the wire and of a collector is not the kit's). Other sections run with no subscriber.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -64,12 +64,8 @@ fn adopt(slot: &OnceLock<tracing::Dispatch>) {
 
 /// `Some(ratio)`: traced with that sampling ratio; `None`: tracing off.
 fn provider(ratio: f64, exported: &Counting) -> SdkTracerProvider {
-    let batches =
-        opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor::builder(
-            exported.clone(),
-            opentelemetry_sdk::runtime::Tokio,
-        )
-        .build();
+    // As a service exports (`observe::trace::install`): on the current runtime.
+    let batches = worker_kit::observe::trace::batch_processor(exported.clone());
     SdkTracerProvider::builder()
         .with_span_processor(batches)
         .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
