@@ -110,6 +110,8 @@ mod names {
     pub(crate) const KIT_TRACES_OFF: &str = "kit echo, 64 in flight, 100 B, tracing off";
     pub(crate) const KIT_TRACES_ALL: &str = "kit echo, 64 in flight, 100 B, traces sampled 100 %";
     pub(crate) const KIT_TRACES_NONE: &str = "kit echo, 64 in flight, 100 B, traces sampled 0 %";
+    pub(crate) const KIT_TRACES_HEADER: &str =
+        "kit echo, 64 in flight, 100 B, tracing off, callers send traceparent";
 }
 
 struct Ctx {

@@ -286,6 +286,18 @@ impl Report {
             ">= 0.98",
             |v| v >= 0.98,
         );
+        ratio(
+            "(info) calls/s, tracing off with traceparent sent / off",
+            per_round(names::KIT_TRACES_HEADER, names::KIT_TRACES_OFF, rate),
+            ">= 0.98",
+            |v| v >= 0.98,
+        );
+        ratio(
+            "(info) calls/s, traces sampled 0 % / off with traceparent",
+            per_round(names::KIT_TRACES_NONE, names::KIT_TRACES_HEADER, rate),
+            ">= 0.98",
+            |v| v >= 0.98,
+        );
         let cpu_per_call = Row::cpu_us_per_call;
         ratio(
             "(info) bench CPU per call, traces sampled 100 % / off",

@@ -76,27 +76,63 @@ fn provider(ratio: f64, exported: &Counting) -> SdkTracerProvider {
 
 pub(crate) async fn section(ctx: &mut Ctx) {
     let mut loads = [
-        (names::KIT_TRACES_OFF, None),
-        (names::KIT_TRACES_ALL, Some(1.0)),
-        (names::KIT_TRACES_NONE, Some(0.0)),
+        (names::KIT_TRACES_OFF, Mode::Off),
+        (names::KIT_TRACES_HEADER, Mode::OffWithTraceparent),
+        (names::KIT_TRACES_ALL, Mode::Sampled(1.0)),
+        (names::KIT_TRACES_NONE, Mode::Sampled(0.0)),
     ];
     // Each round starts with another load, so none always runs on the warmest machine.
     let first = (ctx.round - 1) % loads.len();
     loads.rotate_left(first);
-    for (name, ratio) in loads {
+    for (name, mode) in loads {
         if !ctx.wants_load(name) {
             continue;
         }
-        if let Err(e) = load(ctx, name, ratio).await {
+        if let Err(e) = load(ctx, name, mode).await {
             ctx.fail(name, &e);
         }
     }
 }
 
+/// How a load traces.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    /// No trace layer.
+    Off,
+    /// No trace layer, but the caller runs in an (unsampled) OpenTelemetry context, so every
+    /// request carries `traceparent` and every reply echoes it: what propagation alone costs.
+    OffWithTraceparent,
+    /// The trace layer with `parentbased_traceidratio` at this ratio.
+    Sampled(f64),
+}
+
+impl Mode {
+    fn ratio(self) -> Option<f64> {
+        match self {
+            Mode::Sampled(r) => Some(r),
+            Mode::Off | Mode::OffWithTraceparent => None,
+        }
+    }
+}
+
+/// An unsampled context of a caller from elsewhere, as a `traceparent` would bring it.
+fn callers_context() -> opentelemetry::Context {
+    use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId};
+    let ids = uuid::Uuid::new_v4().as_u128();
+    opentelemetry::Context::new().with_remote_span_context(SpanContext::new(
+        TraceId::from(ids),
+        SpanId::from(u64::try_from(ids >> 64).unwrap_or(1) | 1),
+        TraceFlags::default(),
+        true,
+        Default::default(),
+    ))
+}
+
 /// One load on a runtime of its own whose threads all use the load's subscriber: the kit's
 /// trace layer has a per-layer filter, which a subscriber cannot swap in once built, so
 /// each load gets a new subscriber, as each service process does.
-async fn load(ctx: &mut Ctx, name: &str, ratio: Option<f64>) -> anyhow::Result<()> {
+async fn load(ctx: &mut Ctx, name: &str, mode: Mode) -> anyhow::Result<()> {
+    let ratio = mode.ratio();
     let slot: Arc<OnceLock<tracing::Dispatch>> = Arc::default();
     let (on_start, on_unpark) = (slot.clone(), slot.clone());
     // Worker threads start before the subscriber exists (its provider's batch processor
@@ -115,9 +151,12 @@ async fn load(ctx: &mut Ctx, name: &str, ratio: Option<f64>) -> anyhow::Result<(
         };
         let dispatch = subscriber(provider.as_ref());
         let _ = slot.set(dispatch.clone());
+        // The client's calls run on this thread (the server's on the runtime's workers).
+        let caller = matches!(mode, Mode::OffWithTraceparent).then(|| callers_context().attach());
         let result = tracing::dispatcher::with_default(&dispatch, || {
-            runtime.block_on(echo(ctx, name, ratio))
+            runtime.block_on(echo(ctx, name, mode))
         });
+        drop(caller);
         if let Some(p) = provider {
             // Blocks until the batch processor, a task on that runtime, has exported the rest.
             let flushed = runtime.block_on(tokio::task::spawn_blocking(move || p.shutdown()))?;
@@ -139,11 +178,12 @@ async fn load(ctx: &mut Ctx, name: &str, ratio: Option<f64>) -> anyhow::Result<(
 }
 
 /// The kit echo at 64 in flight on a fresh server and client; the calls made.
-async fn echo(ctx: &mut Ctx, name: &str, ratio: Option<f64>) -> anyhow::Result<usize> {
-    let what = match ratio {
-        None => "kit-traces-off",
-        Some(r) if r > 0.0 => "kit-traces-all",
-        Some(_) => "kit-traces-none",
+async fn echo(ctx: &mut Ctx, name: &str, mode: Mode) -> anyhow::Result<usize> {
+    let what = match mode {
+        Mode::Off => "kit-traces-off",
+        Mode::OffWithTraceparent => "kit-traces-header",
+        Mode::Sampled(r) if r > 0.0 => "kit-traces-all",
+        Mode::Sampled(_) => "kit-traces-none",
     };
     let config = kit::config(&ctx.opts.amqp_url);
     crate::kit_echo_load(ctx, "traces", name, what, config, async |_| Ok(())).await

@@ -128,7 +128,7 @@ pub(crate) fn connected(host: &str, port: u16) {
 }
 
 /// Writes the current OpenTelemetry context into `headers` as `traceparent` (and
-/// `tracestate`), sampled or not; nothing when traces are off.
+/// `tracestate`), sampled or not; nothing when there is none (always without `otel`).
 pub(crate) fn inject(headers: &mut FieldTable) {
     #[cfg(feature = "otel")]
     otel::inject(headers);
@@ -294,14 +294,10 @@ mod otel {
         }
     }
 
+    /// Whatever the current context is: the kit's span, the handler's, or one the
+    /// application attached with `opentelemetry`'s own API (propagated even without the
+    /// kit's layer).
     pub(super) fn inject(headers: &mut FieldTable) {
-        if TRACER
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_none()
-        {
-            return;
-        }
         crate::observe::traceparent::inject(&Context::current(), headers);
     }
 
@@ -545,5 +541,38 @@ mod otel {
         if let Some(p) = PROVIDER.get() {
             let _ = p.shutdown();
         }
+    }
+}
+
+#[cfg(all(test, feature = "otel"))]
+mod tests {
+    use lapin::types::FieldTable;
+    use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId};
+
+    /// A context the application attached itself travels, with or without the kit's layer.
+    #[test]
+    fn the_current_context_is_propagated_without_the_layer() {
+        let cx = opentelemetry::Context::new().with_remote_span_context(SpanContext::new(
+            TraceId::from(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736),
+            SpanId::from(0x00f0_67aa_0ba9_02b7),
+            TraceFlags::SAMPLED,
+            true,
+            Default::default(),
+        ));
+        let mut headers = FieldTable::default();
+        {
+            let _attached = cx.attach();
+            super::inject(&mut headers);
+        }
+        assert_eq!(
+            headers
+                .inner()
+                .get("traceparent")
+                .and_then(crate::wire::headers::text_of),
+            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        );
+        let mut none = FieldTable::default();
+        super::inject(&mut none);
+        assert!(none.inner().is_empty(), "no context, no header");
     }
 }
