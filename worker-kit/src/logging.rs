@@ -7,8 +7,11 @@
 
 use std::io::IsTerminal;
 
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{Config, LogFormat};
@@ -33,7 +36,6 @@ pub fn init(config: &Config) {
 /// `otel`; [`observe::trace::install`](crate::observe::trace::install) makes the service's).
 #[cfg(feature = "otel")]
 pub fn init_with_traces(config: &Config, provider: &opentelemetry_sdk::trace::SdkTracerProvider) {
-    use tracing_subscriber::layer::SubscriberExt;
     let ansi = colour(
         std::io::stderr().is_terminal(),
         std::env::var_os("NO_COLOR").as_deref(),
@@ -42,7 +44,8 @@ pub fn init_with_traces(config: &Config, provider: &opentelemetry_sdk::trace::Sd
     // only the registry supports. `RUST_LOG` stays a global filter, as in [`init`].
     let traced = tracing_subscriber::registry()
         .with(crate::observe::trace::layer(provider))
-        .with(filter());
+        .with(filter())
+        .with(AnsweredQuestions);
     let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
@@ -95,15 +98,57 @@ where
         .with_writer(writer)
         .with_ansi(ansi);
     match config.log_format {
-        LogFormat::Pretty => Box::new(builder.with_target(false).finish()),
+        LogFormat::Pretty => Box::new(builder.with_target(false).finish().with(AnsweredQuestions)),
         LogFormat::Json => Box::new(
             builder
                 .json()
                 .flatten_event(true)
                 .with_current_span(true)
-                .finish(),
+                .finish()
+                .with(AnsweredQuestions),
         ),
     }
+}
+
+/// Drops lapin's ERROR line for the broker's "no such queue" answer to a passive
+/// `queue.declare` (reply code 404 on class 50, method 10). The kit asks that question on
+/// purpose when a route's queue may not exist yet (`RPC_QUEUE_DURABLE=auto` looks before it
+/// declares), so "no" is an answer, not a fault to page anyone for: the kit then declares
+/// the queue itself. Every other channel close still logs at ERROR.
+struct AnsweredQuestions;
+
+impl<S: Subscriber> Layer<S> for AnsweredQuestions {
+    fn event_enabled(&self, event: &Event<'_>, _: Context<'_, S>) -> bool {
+        !is_missing_queue_answer(event)
+    }
+}
+
+/// Whether `event` is lapin's report of a channel closed with 404 on `queue.declare`.
+fn is_missing_queue_answer(event: &Event<'_>) -> bool {
+    let meta = event.metadata();
+    if *meta.level() != Level::ERROR || meta.target() != "lapin::channel" {
+        return false;
+    }
+    #[derive(Default)]
+    struct Close {
+        message: String,
+        method: String,
+    }
+    impl Visit for Close {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            match field.name() {
+                "message" => self.message = format!("{value:?}"),
+                "method" => self.method = format!("{value:?}"),
+                _ => {}
+            }
+        }
+    }
+    let mut close = Close::default();
+    event.record(&mut close);
+    close.message == "Channel closed"
+        && close.method.starts_with("Close {")
+        && close.method.contains("reply_code: 404,")
+        && close.method.contains("class_id: 50, method_id: 10 }")
 }
 
 #[cfg(test)]
@@ -149,6 +194,39 @@ mod tests {
             r#"{"a\n2026-01-01T00:00:00Z  INFO forged: all is well": "x"}"#,
         )
         .unwrap_err()
+    }
+
+    /// lapin's report of a channel the broker closed, as lapin logs it.
+    fn lapin_channel_closed(reply_code: u16, class_id: u16, method_id: u16) {
+        let method = lapin::protocol::channel::Close {
+            reply_code,
+            reply_text: "NOT_FOUND - no queue 'q' in vhost '/'".into(),
+            class_id,
+            method_id,
+        };
+        tracing::error!(target: "lapin::channel", channel = %1, ?method, error = "x", "Channel closed");
+    }
+
+    #[test]
+    fn the_answer_to_a_passive_declare_of_a_missing_queue_is_not_an_error() {
+        for format in [LogFormat::Pretty, LogFormat::Json] {
+            let out = logged(format, || lapin_channel_closed(404, 50, 10));
+            assert_eq!(out, "", "{format:?}");
+        }
+    }
+
+    #[test]
+    fn other_channel_closes_still_log_at_error() {
+        let out = logged(LogFormat::Json, || {
+            lapin_channel_closed(406, 50, 10); // PRECONDITION_FAILED on queue.declare
+            lapin_channel_closed(404, 40, 10); // NOT_FOUND on exchange.declare
+            lapin_channel_closed(404, 60, 40); // NOT_FOUND on basic.publish
+        });
+        assert_eq!(out.lines().count(), 3, "{out}");
+        assert!(
+            out.lines().all(|l| l.contains(r#""level":"ERROR""#)),
+            "{out}"
+        );
     }
 
     #[test]

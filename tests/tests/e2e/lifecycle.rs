@@ -98,3 +98,42 @@ async fn a_worker_that_ends_unexpectedly_stops_the_process_with_an_error() {
     );
     peer.delete(&[&route]).await;
 }
+
+/// A clean start on a broker that has never seen the route (`RPC_QUEUE_DURABLE=auto`, the
+/// default, asks the broker first whether the queue exists): nothing is logged at ERROR.
+/// The broker's "no such queue" is the answer to that question, not a fault an operator
+/// should be paged for.
+#[tokio::test]
+async fn a_clean_start_on_a_new_route_logs_no_error() {
+    let route = unique("fresh-route");
+    let mut child = spawn(&route, &[("RPC_QUEUE_DURABLE", "auto")]);
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let seen = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut seen = Vec::new();
+        while let Some(line) = lines.next_line().await.expect("read stderr") {
+            let ready = line.contains(r#""message":"ready""#);
+            seen.push(line);
+            if ready {
+                return seen;
+            }
+        }
+        panic!("the service exited before it was ready: {seen:#?}");
+    })
+    .await
+    .expect("the service is ready within 20 s");
+    let errors: Vec<&String> = seen
+        .iter()
+        .filter(|l| l.contains(r#""level":"ERROR""#))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "a clean start logged errors: {errors:#?}"
+    );
+    assert!(
+        seen.iter().any(|l| l.contains(r#""level":"INFO""#)),
+        "the log is read at all: {seen:#?}"
+    );
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    RawPeer::connect().await.delete(&[&route]).await;
+}
