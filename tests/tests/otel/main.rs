@@ -264,6 +264,16 @@ async fn a_traceparent_header_from_another_stack_is_continued() {
     assert_eq!(process.parent_span_id.to_string(), parent_hex);
     assert!(process.parent_span_is_remote);
     assert_eq!(attribute(process, "error.type").as_deref(), Some("Flaky"));
+    // A work-queue delivery comes over the consume-only connection: its node is named too.
+    let (host, port) = broker_host_port();
+    assert_eq!(
+        attribute(process, "server.address").as_deref(),
+        Some(host.as_str())
+    );
+    assert_eq!(
+        attribute(process, "server.port").as_deref(),
+        Some(port.to_string().as_str())
+    );
     assert!(
         process.events.iter().any(|e| e.name.contains("parking")),
         "parking is a span event: {:?}",

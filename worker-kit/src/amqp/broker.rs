@@ -142,9 +142,7 @@ impl Broker {
             let share = give_up_after / u32::try_from(endpoints.len()).unwrap_or(u32::MAX);
             let error = match open(node, name, left.min(share).max(MIN_ATTEMPT)).await {
                 Ok(conn) => {
-                    if role == "main" {
-                        crate::observe::trace::connected(&node.host, node.port);
-                    }
+                    crate::observe::trace::connected(link(role), &node.host, node.port);
                     break (conn, node.shown.clone());
                 }
                 Err(e) => e,
@@ -278,9 +276,7 @@ impl Broker {
                 Ok(conn) => {
                     info!(url = %node.shown, attempts, "reconnected to broker");
                     self.set_node(node);
-                    if self.inner.role == "main" {
-                        crate::observe::trace::connected(&node.host, node.port);
-                    }
+                    crate::observe::trace::connected(link(self.inner.role), &node.host, node.port);
                     self.inner.metrics.broker_reconnected(self.inner.role);
                     self.install(conn);
                     return;
@@ -494,6 +490,15 @@ impl std::fmt::Display for Attempt {
 }
 
 /// One connect attempt (TCP, TLS and the AMQP handshake) of at most `limit`.
+/// The trace link of a connection with metric label `role`.
+fn link(role: &str) -> crate::observe::trace::Link {
+    if role == "consume" {
+        crate::observe::trace::Link::Consume
+    } else {
+        crate::observe::trace::Link::Main
+    }
+}
+
 async fn open(node: &Endpoint, name: &str, limit: Duration) -> Result<Connection, Attempt> {
     let props = ConnectionProperties::default().with_connection_name(name.into());
     let runtime = lapin::runtime::default_runtime().map_err(Attempt::Failed)?;

@@ -26,7 +26,7 @@ use crate::config::PausePolicy;
 use crate::handler::routes::BoundHandler;
 use crate::observe::health::WorkerHealth;
 use crate::observe::metrics::RouteMetrics;
-use crate::observe::trace::Traced;
+use crate::observe::trace::{Link, Traced};
 use crate::worker::WorkerContext;
 
 /// A route as the loop serves it: its queue's name, its handler, its metrics.
@@ -42,6 +42,10 @@ pub(crate) trait Processor: Send + Sync + 'static {
     /// The connection this kind of worker consumes on.
     async fn connection(&self, broker: &crate::amqp::Broker) -> Option<Arc<Connection>> {
         broker.connection().await
+    }
+    /// Which of the process's connections [`Processor::connection`] is, for traces.
+    fn link(&self) -> Link {
+        Link::Main
     }
     /// Whether a delivery whose handling panicked (outside the handler, which has its own
     /// guard) goes back to its queue (`true`) or is dead-lettered.
@@ -493,6 +497,7 @@ async fn instrumented<P: Processor>(
         &route,
         correlation_id,
         delivery.properties.headers().as_ref(),
+        processor.link(),
     );
     let marks = &traced;
     let work = async move {

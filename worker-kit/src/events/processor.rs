@@ -79,6 +79,10 @@ impl Processor for EventProcessor {
         self.queue.connection(broker).await
     }
 
+    fn link(&self) -> crate::observe::trace::Link {
+        self.queue.link()
+    }
+
     async fn declare(&self, channel: &Channel, route: &str) -> Result<(), lapin::Error> {
         declare_exchange(channel, &self.exchange).await?;
         // The subscription queue and its parking queue, as a work queue's.

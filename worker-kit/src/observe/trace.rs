@@ -14,8 +14,10 @@
 //! log span (retries, parking, the handler's own) are its span events.
 //!
 //! The `send {route}`, `process {route}` and reply `send` spans carry `server.address` and
-//! `server.port`: the host and port of the broker node the process's publishing connection
-//! is on, as its URL names them (noted at each connect and reconnect). A `traceparent`
+//! `server.port`: the host and port of the broker node, as its URL names them (noted at each
+//! connect and reconnect), of the connection the message went over: the publishing
+//! connection for sends, RPC requests and replies, the consume-only one for work-queue and
+//! event deliveries (in a cluster the two may be on different nodes). A `traceparent`
 //! with W3C level-2 flags (`03`, what Python's SDK writes) is continued: only its sampled
 //! bit is kept before the propagator reads it.
 //!
@@ -52,18 +54,23 @@ pub(crate) struct Traced {
 }
 
 impl Traced {
-    /// The `process {route}` CONSUMER span of a delivery, parented on the context its
-    /// `headers` carry.
-    pub(crate) fn process(route: &str, correlation_id: &str, headers: Option<&FieldTable>) -> Self {
+    /// The `process {route}` CONSUMER span of a delivery that came over `link`, parented on
+    /// the context its `headers` carry.
+    pub(crate) fn process(
+        route: &str,
+        correlation_id: &str,
+        headers: Option<&FieldTable>,
+        link: Link,
+    ) -> Self {
         #[cfg(feature = "otel")]
         {
             Self {
-                cx: otel::process(route, correlation_id, headers),
+                cx: otel::process(route, correlation_id, headers, link),
             }
         }
         #[cfg(not(feature = "otel"))]
         {
-            let _ = (route, correlation_id, headers);
+            let _ = (route, correlation_id, headers, link);
             Self {}
         }
     }
@@ -117,14 +124,23 @@ impl Traced {
     }
 }
 
-/// Notes the broker node the process's publishing connection is now on (at each connect and
-/// reconnect): the `server.address` / `server.port` of every later span. Without `otel`
-/// nothing is kept.
-pub(crate) fn connected(host: &str, port: u16) {
+/// Which of the process's two broker connections a message went over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Link {
+    /// The connection that publishes (and consumes RPC requests, whose replies go out on the
+    /// channel they came in on).
+    Main,
+    /// The consume-only connection of work-queue and event workers.
+    Consume,
+}
+
+/// Notes the broker node `link` is now on (at each connect and reconnect): the
+/// `server.address` / `server.port` of later spans over it. Without `otel` nothing is kept.
+pub(crate) fn connected(link: Link, host: &str, port: u16) {
     #[cfg(feature = "otel")]
-    otel::connected(host, port);
+    otel::connected(link, host, port);
     #[cfg(not(feature = "otel"))]
-    let _ = (host, port);
+    let _ = (link, host, port);
 }
 
 /// Writes the current OpenTelemetry context into `headers` as `traceparent` (and
@@ -161,6 +177,8 @@ mod otel {
     use tracing_subscriber::layer::Context as LayerContext;
     use tracing_subscriber::registry::LookupSpan;
 
+    use super::Link;
+
     static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 
     /// The tracer of the live [`TraceLayer`] (tagged with the layer's number), which the
@@ -168,12 +186,20 @@ mod otel {
     static TRACER: RwLock<Option<(u64, SdkTracer)>> = RwLock::new(None);
     static LAYERS: AtomicU64 = AtomicU64::new(0);
 
-    /// `server.address` and `server.port` of the broker node the process's publishing
-    /// connection is on; written at each (re)connect, read by every sampled span.
-    static SERVER: RwLock<Option<(StringValue, i64)>> = RwLock::new(None);
+    /// `server.address` and `server.port` of the broker node each [`Link`] is on, in
+    /// `Link` order; written at each (re)connect, read by every sampled span.
+    static SERVERS: [RwLock<Option<(StringValue, i64)>>; 2] =
+        [RwLock::new(None), RwLock::new(None)];
 
-    pub(super) fn connected(host: &str, port: u16) {
-        *SERVER.write().unwrap_or_else(PoisonError::into_inner) =
+    fn server(link: Link) -> &'static RwLock<Option<(StringValue, i64)>> {
+        match link {
+            Link::Main => &SERVERS[0],
+            Link::Consume => &SERVERS[1],
+        }
+    }
+
+    pub(super) fn connected(link: Link, host: &str, port: u16) {
+        *server(link).write().unwrap_or_else(PoisonError::into_inner) =
             Some((StringValue::from(Arc::<str>::from(host)), i64::from(port)));
     }
 
@@ -189,11 +215,12 @@ mod otel {
     }
 
     /// Starts a messaging span named `name` in `parent` with the live layer's tracer (the
-    /// sampler decides here); `None` without a layer. `attributes` are only made for a
-    /// span the sampler keeps.
+    /// sampler decides here), for a message over `link`; `None` without a layer.
+    /// `attributes` are only made for a span the sampler keeps.
     fn start(
         name: &'static str,
         kind: SpanKind,
+        link: Link,
         parent: &Context,
         named: impl FnOnce() -> Option<String>,
         attributes: impl FnOnce(&mut Vec<KeyValue>),
@@ -214,7 +241,8 @@ mod otel {
         let mut kvs = Vec::with_capacity(10);
         kvs.push(KeyValue::new("messaging.system", "rabbitmq"));
         attributes(&mut kvs);
-        if let Some((address, port)) = &*SERVER.read().unwrap_or_else(PoisonError::into_inner) {
+        if let Some((address, port)) = &*server(link).read().unwrap_or_else(PoisonError::into_inner)
+        {
             kvs.push(KeyValue::new("server.address", address.clone()));
             kvs.push(KeyValue::new("server.port", *port));
         }
@@ -226,6 +254,7 @@ mod otel {
         route: &str,
         correlation_id: &str,
         headers: Option<&FieldTable>,
+        link: Link,
     ) -> Option<Context> {
         // Nothing to read when no layer is installed.
         if TRACER
@@ -239,6 +268,7 @@ mod otel {
         start(
             "process",
             SpanKind::Consumer,
+            link,
             &parent,
             || Some(format!("process {route}")),
             |kvs| {
@@ -268,6 +298,7 @@ mod otel {
         start(
             "send",
             SpanKind::Producer,
+            Link::Main,
             &parent,
             || route.map(|r| format!("send {r}")),
             |kvs| {
@@ -546,8 +577,61 @@ mod otel {
 
 #[cfg(all(test, feature = "otel"))]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
     use lapin::types::FieldTable;
     use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId};
+    use opentelemetry_sdk::error::OTelSdkResult;
+    use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+
+    use super::{Link, Traced};
+
+    /// Keeps what it is given.
+    #[derive(Debug, Clone, Default)]
+    struct Kept(Arc<Mutex<Vec<SpanData>>>);
+
+    impl SpanExporter for Kept {
+        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            self.0.lock().unwrap().extend(batch);
+            Ok(())
+        }
+    }
+
+    /// A work-queue delivery comes over the consume-only connection, which in a cluster may
+    /// be on another node than the publishing one: its `process` span names that node.
+    #[test]
+    fn a_span_names_the_node_of_the_connection_its_message_went_over() {
+        let kept = Kept::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(kept.clone())
+            .build();
+        let layer = super::layer::<tracing_subscriber::Registry>(&provider);
+        super::connected(Link::Main, "node-a", 5672);
+        super::connected(Link::Consume, "node-b", 5673);
+        drop(Traced::process("work", "c1", None, Link::Consume));
+        drop(Traced::process("rpc", "c2", None, Link::Main));
+        drop(Traced::send("rpc"));
+        drop(layer);
+        let spans = kept.0.lock().unwrap().clone();
+        let node = |name: &str| {
+            let span = spans
+                .iter()
+                .find(|s| s.name == name)
+                .unwrap_or_else(|| panic!("no span {name}"));
+            let attr = |key: &str| {
+                span.attributes
+                    .iter()
+                    .find(|kv| kv.key.as_str() == key)
+                    .map(|kv| kv.value.to_string())
+            };
+            (attr("server.address"), attr("server.port"))
+        };
+        let b = (Some("node-b".to_owned()), Some("5673".to_owned()));
+        let a = (Some("node-a".to_owned()), Some("5672".to_owned()));
+        assert_eq!(node("process work"), b);
+        assert_eq!(node("process rpc"), a);
+        assert_eq!(node("send rpc"), a);
+    }
 
     /// A context the application attached itself travels, with or without the kit's layer.
     #[test]

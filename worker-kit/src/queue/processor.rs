@@ -266,6 +266,10 @@ impl Processor for QueueProcessor {
         consuming_connection(broker).await
     }
 
+    fn link(&self) -> crate::observe::trace::Link {
+        crate::observe::trace::Link::Consume
+    }
+
     fn requeue_after_panic(&self) -> bool {
         // Redelivered, it counts as an attempt (and is parked once they run out).
         true
