@@ -455,9 +455,12 @@ async fn serve<P: Processor>(
                     let Some(slot) = in_flight.slot(&ctx.shutdown).await else {
                         return SessionEnd::Shutdown;
                     };
+                    // Boxed here, once: the delivery's future is a few KiB, and every move
+                    // on its way into the task (argument, `select!`, the task cell) would
+                    // otherwise copy all of it.
                     in_flight.spawn(
                         slot,
-                        instrumented(processor.clone(), session.channel.clone(), delivery, (route, handler, metrics)),
+                        Box::pin(instrumented(processor.clone(), session.channel.clone(), delivery, (route, handler, metrics))),
                     );
                 }
                 Some(ConsumerEvent::Delivery(route, Err(e))) => {

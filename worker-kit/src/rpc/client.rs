@@ -481,7 +481,8 @@ impl RpcClient {
         options: CallOptions,
     ) -> Result<Box<serde_json::value::RawValue>, CallError> {
         let started = std::time::Instant::now();
-        let call = self.call_unmeasured(route, data, options);
+        // Boxed: the call's future is a few KiB, which every move would copy.
+        let call = Box::pin(self.call_unmeasured(route, data, options));
         let traced = crate::observe::trace::Traced::send(route);
         let result = traced.run(call).await;
         if let Err(e) = &result {
