@@ -62,6 +62,10 @@ fn attribute(span: &SpanData, key: &str) -> Option<String> {
         .map(|kv| kv.value.to_string())
 }
 
+fn event_names(span: &SpanData) -> Vec<String> {
+    span.events.iter().map(|e| e.name.to_string()).collect()
+}
+
 /// The host and port of the broker the tests connect to, as `AMQP_URL` says (5672 when it
 /// names no port).
 fn broker_host_port() -> (String, u16) {
@@ -277,11 +281,7 @@ async fn a_traceparent_header_from_another_stack_is_continued() {
     assert!(
         process.events.iter().any(|e| e.name.contains("parking")),
         "parking is a span event: {:?}",
-        process
-            .events
-            .iter()
-            .map(|e| e.name.to_string())
-            .collect::<Vec<_>>()
+        event_names(process)
     );
     running.stop().await.unwrap();
     peer.delete(&[&route, &worker_kit::queue::parking_queue(&route)])
@@ -345,11 +345,7 @@ async fn a_handlers_own_spans_and_logs_are_inside_its_process_span() {
         .unwrap_or_else(|| {
             panic!(
                 "the handler's log line is a process span event: {:?}",
-                process
-                    .events
-                    .iter()
-                    .map(|e| e.name.to_string())
-                    .collect::<Vec<_>>()
+                event_names(process)
             )
         });
     assert!(

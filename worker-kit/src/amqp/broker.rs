@@ -64,8 +64,29 @@ struct Inner {
     /// The process's metrics: this connection's, and those of every worker, client and
     /// pool that uses it (shared with the consume-only sibling).
     metrics: Metrics,
-    /// `main`, or `consume` for the consume-only sibling: the connection's metric label.
-    role: &'static str,
+    /// Which of the process's connections this is: its metric label and its traces'
+    /// `server.address`.
+    role: Link,
+}
+
+/// Which of the process's two broker connections a handle is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Link {
+    /// The connection that publishes (and consumes RPC requests, whose replies go out on the
+    /// channel they came in on).
+    Main,
+    /// The consume-only connection of work-queue and event workers ([`Broker::consuming`]).
+    Consume,
+}
+
+impl Link {
+    /// The connection's metric label.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Link::Main => "main",
+            Link::Consume => "consume",
+        }
+    }
 }
 
 impl std::fmt::Debug for Broker {
@@ -115,18 +136,17 @@ impl Broker {
         name: &str,
         give_up_after: Duration,
     ) -> Result<Self, Error> {
-        Self::connect_as(url, tls, name, give_up_after, Metrics::new(), "main").await
+        Self::connect_as(url, tls, name, give_up_after, Metrics::new(), Link::Main).await
     }
 
-    /// As [`Broker::connect_with_tls`], reporting into `metrics` as connection `role`
-    /// (`main`, or `consume` for the consume-only sibling).
+    /// As [`Broker::connect_with_tls`], reporting into `metrics` as connection `role`.
     async fn connect_as(
         url: &str,
         tls: &AmqpTls,
         name: &str,
         give_up_after: Duration,
         metrics: Metrics,
-        role: &'static str,
+        role: Link,
     ) -> Result<Self, Error> {
         let endpoints = Endpoints::with_tls(url, tls)?;
         let shown_url = endpoints.shown();
@@ -142,7 +162,7 @@ impl Broker {
             let share = give_up_after / u32::try_from(endpoints.len()).unwrap_or(u32::MAX);
             let error = match open(node, name, left.min(share).max(MIN_ATTEMPT)).await {
                 Ok(conn) => {
-                    crate::observe::trace::connected(link(role), &node.host, node.port);
+                    crate::observe::trace::connected(role, &node.host, node.port);
                     break (conn, node.shown.clone());
                 }
                 Err(e) => e,
@@ -231,7 +251,7 @@ impl Broker {
     fn install(&self, conn: Connection) {
         let events = conn.events_listener();
         self.inner.current.send_replace(Some(Arc::new(conn)));
-        self.inner.metrics.broker_up(self.inner.role, true);
+        self.inner.metrics.broker_up(self.inner.role.label(), true);
         let this = self.clone();
         tokio::spawn(async move { this.supervise(events).await });
     }
@@ -261,7 +281,7 @@ impl Broker {
             }
         }
         self.inner.current.send_replace(None);
-        self.inner.metrics.broker_up(self.inner.role, false);
+        self.inner.metrics.broker_up(self.inner.role.label(), false);
         let mut delays = backoff().build();
         let mut attempts = 0u32;
         loop {
@@ -276,8 +296,10 @@ impl Broker {
                 Ok(conn) => {
                     info!(url = %node.shown, attempts, "reconnected to broker");
                     self.set_node(node);
-                    crate::observe::trace::connected(link(self.inner.role), &node.host, node.port);
-                    self.inner.metrics.broker_reconnected(self.inner.role);
+                    crate::observe::trace::connected(self.inner.role, &node.host, node.port);
+                    self.inner
+                        .metrics
+                        .broker_reconnected(self.inner.role.label());
                     self.install(conn);
                     return;
                 }
@@ -374,7 +396,7 @@ impl Broker {
                     &name,
                     self.inner.time_limit,
                     self.inner.metrics.clone(),
-                    "consume",
+                    Link::Consume,
                 )
             })
             .await?;
@@ -396,7 +418,7 @@ impl Broker {
             Box::pin(sibling.close()).await;
         }
         let conn = self.inner.current.send_replace(None);
-        self.inner.metrics.broker_up(self.inner.role, false);
+        self.inner.metrics.broker_up(self.inner.role.label(), false);
         if let Some(conn) = conn.filter(|c| c.status().connected()) {
             match tokio::time::timeout(
                 self.inner.time_limit,
@@ -490,15 +512,6 @@ impl std::fmt::Display for Attempt {
 }
 
 /// One connect attempt (TCP, TLS and the AMQP handshake) of at most `limit`.
-/// The trace link of a connection with metric label `role`.
-fn link(role: &str) -> crate::observe::trace::Link {
-    if role == "consume" {
-        crate::observe::trace::Link::Consume
-    } else {
-        crate::observe::trace::Link::Main
-    }
-}
-
 async fn open(node: &Endpoint, name: &str, limit: Duration) -> Result<Connection, Attempt> {
     let props = ConnectionProperties::default().with_connection_name(name.into());
     let runtime = lapin::runtime::default_runtime().map_err(Attempt::Failed)?;

@@ -124,15 +124,7 @@ impl Traced {
     }
 }
 
-/// Which of the process's two broker connections a message went over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Link {
-    /// The connection that publishes (and consumes RPC requests, whose replies go out on the
-    /// channel they came in on).
-    Main,
-    /// The consume-only connection of work-queue and event workers.
-    Consume,
-}
+pub(crate) use crate::amqp::broker::Link;
 
 /// Notes the broker node `link` is now on (at each connect and reconnect): the
 /// `server.address` / `server.port` of later spans over it. Without `otel` nothing is kept.
@@ -214,26 +206,32 @@ mod otel {
         sc.is_valid() && !sc.is_remote() && !sc.is_sampled()
     }
 
-    /// Starts a messaging span named `name` in `parent` with the live layer's tracer (the
-    /// sampler decides here), for a message over `link`; `None` without a layer.
-    /// `attributes` are only made for a span the sampler keeps.
+    /// Runs `f` with the live layer's tracer; `None` while no layer is installed (one read of
+    /// the lock per message).
+    fn with_tracer<R>(f: impl FnOnce(&SdkTracer) -> R) -> Option<R> {
+        let tracer = TRACER.read().unwrap_or_else(PoisonError::into_inner);
+        tracer.as_ref().map(|(_, tracer)| f(tracer))
+    }
+
+    /// Starts a messaging span named `name` in `parent` with `tracer` (the sampler decides
+    /// here), for a message over `link`. `attributes` are only made for a span the sampler
+    /// keeps.
     fn start(
+        tracer: &SdkTracer,
         name: &'static str,
         kind: SpanKind,
         link: Link,
         parent: &Context,
         named: impl FnOnce() -> Option<String>,
         attributes: impl FnOnce(&mut Vec<KeyValue>),
-    ) -> Option<Context> {
-        let tracer = TRACER.read().unwrap_or_else(PoisonError::into_inner);
-        let (_, tracer) = tracer.as_ref()?;
+    ) -> Context {
         let mut span =
             tracer.build_with_context(SpanBuilder::from_name(name).with_kind(kind), parent);
         if !span.is_recording() {
             // Only its context is needed (to propagate): keeping that alone saves boxing
             // the SDK's span, which is sized for all of a recorded span's data.
             let sc = span.span_context().clone();
-            return Some(parent.with_remote_span_context(sc));
+            return parent.with_remote_span_context(sc);
         }
         if let Some(name) = named() {
             span.update_name(name);
@@ -247,7 +245,7 @@ mod otel {
             kvs.push(KeyValue::new("server.port", *port));
         }
         span.set_attributes(kvs);
-        Some(parent.with_span(span))
+        parent.with_span(span)
     }
 
     pub(super) fn process(
@@ -256,65 +254,66 @@ mod otel {
         headers: Option<&FieldTable>,
         link: Link,
     ) -> Option<Context> {
-        // Nothing to read when no layer is installed.
-        if TRACER
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_none()
-        {
-            return None;
-        }
-        let parent = crate::observe::traceparent::extract(headers);
-        start(
-            "process",
-            SpanKind::Consumer,
-            link,
-            &parent,
-            || Some(format!("process {route}")),
-            |kvs| {
-                let route = StringValue::from(Arc::<str>::from(route));
-                kvs.extend([
-                    KeyValue::new("messaging.destination.name", route.clone()),
-                    KeyValue::new("messaging.rabbitmq.destination.routing_key", route),
-                    KeyValue::new(
-                        "messaging.message.conversation_id",
-                        correlation_id.to_owned(),
-                    ),
-                    KeyValue::new("messaging.operation.name", "process"),
-                    KeyValue::new("messaging.operation.type", "process"),
-                ]);
-            },
-        )
+        // Without a layer nothing is read: the closure does not run.
+        with_tracer(|tracer| {
+            let parent = crate::observe::traceparent::extract(headers);
+            start(
+                tracer,
+                "process",
+                SpanKind::Consumer,
+                link,
+                &parent,
+                || Some(format!("process {route}")),
+                |kvs| {
+                    let route = StringValue::from(Arc::<str>::from(route));
+                    kvs.extend([
+                        KeyValue::new("messaging.destination.name", route.clone()),
+                        KeyValue::new("messaging.rabbitmq.destination.routing_key", route),
+                        KeyValue::new(
+                            "messaging.message.conversation_id",
+                            correlation_id.to_owned(),
+                        ),
+                        KeyValue::new("messaging.operation.name", "process"),
+                        KeyValue::new("messaging.operation.type", "process"),
+                    ]);
+                },
+            )
+        })
     }
 
     /// A `send {route}` span, or the reply's `send` (no route: replies go to the caller's
     /// own queue).
     pub(super) fn send(route: Option<&str>) -> Option<Context> {
-        let parent = Context::current();
-        if unsampled_here(&parent) {
-            // A publish still carries the parent's context (a reply carries none of its own).
-            return route.is_some().then_some(parent);
-        }
-        start(
-            "send",
-            SpanKind::Producer,
-            Link::Main,
-            &parent,
-            || route.map(|r| format!("send {r}")),
-            |kvs| {
-                if let Some(route) = route {
-                    let route = StringValue::from(Arc::<str>::from(route));
+        // Without a layer the current context stays as it is (and is what a publish carries).
+        with_tracer(|tracer| {
+            let parent = Context::current();
+            if unsampled_here(&parent) {
+                // A publish still carries the parent's context (a reply carries none of its own).
+                return route.is_some().then_some(parent);
+            }
+            Some(start(
+                tracer,
+                "send",
+                SpanKind::Producer,
+                Link::Main,
+                &parent,
+                || route.map(|r| format!("send {r}")),
+                |kvs| {
+                    if let Some(route) = route {
+                        let route = StringValue::from(Arc::<str>::from(route));
+                        kvs.extend([
+                            KeyValue::new("messaging.destination.name", route.clone()),
+                            KeyValue::new("messaging.rabbitmq.destination.routing_key", route),
+                        ]);
+                    }
                     kvs.extend([
-                        KeyValue::new("messaging.destination.name", route.clone()),
-                        KeyValue::new("messaging.rabbitmq.destination.routing_key", route),
+                        KeyValue::new("messaging.operation.name", "send"),
+                        KeyValue::new("messaging.operation.type", "send"),
                     ]);
-                }
-                kvs.extend([
-                    KeyValue::new("messaging.operation.name", "send"),
-                    KeyValue::new("messaging.operation.type", "send"),
-                ]);
-            },
-        )
+                },
+            ))
+        })
+        .flatten()
     }
 
     pub(super) fn failed(cx: &Context, error_type: &str) {

@@ -18,7 +18,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use opentelemetry::Context;
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 
-use crate::wire::headers::text_of;
+use crate::wire::headers::{text_of, traceparent_fields};
 
 const TRACEPARENT: &str = "traceparent";
 const TRACESTATE: &str = "tracestate";
@@ -76,49 +76,15 @@ fn push_hex(out: &mut String, bytes: &[u8]) {
     }
 }
 
-/// The trace id, parent span id and flags (`sampled` only) of a `traceparent`, as W3C
-/// Trace Context reads it: `version-traceid-spanid-flags`, lowercase hex ids that are not
-/// all zeros, version `ff` invalid, later versions possibly followed by `-` and more.
+/// The trace id, parent span id and flags (`sampled` only) of a `traceparent`
+/// ([`traceparent_fields`]).
 fn parse(value: &str) -> Option<(TraceId, SpanId, TraceFlags)> {
-    let b = value.trim().as_bytes();
-    if b.len() < 55 || b[2] != b'-' || b[35] != b'-' || b[52] != b'-' {
-        return None;
-    }
-    let version = hex_u8(&b[0..2])?;
-    let rest = &b[55..];
-    let rest_ok = match version {
-        0xff => false,
-        // Version 00 is exactly four parts; a trailing `-` leaves no fifth.
-        0 => rest.is_empty() || rest == b"-",
-        _ => rest.is_empty() || rest[0] == b'-',
-    };
-    if !rest_ok {
-        return None;
-    }
-    let trace_id = u128::from_str_radix(lower_hex(&b[3..35])?, 16).ok()?;
-    let span_id = u64::from_str_radix(lower_hex(&b[36..52])?, 16).ok()?;
-    let flags = hex_u8(&b[53..55])?;
-    if trace_id == 0 || span_id == 0 {
-        return None;
-    }
+    let (trace_id, span_id, flags) = traceparent_fields(value)?;
     Some((
         TraceId::from(trace_id),
         SpanId::from(span_id),
         TraceFlags::new(flags) & TraceFlags::SAMPLED,
     ))
-}
-
-/// `digits` as text when every one is a lowercase hex digit.
-fn lower_hex(digits: &[u8]) -> Option<&str> {
-    digits
-        .iter()
-        .all(|d| matches!(d, b'0'..=b'9' | b'a'..=b'f'))
-        .then(|| std::str::from_utf8(digits).ok())
-        .flatten()
-}
-
-fn hex_u8(two: &[u8]) -> Option<u8> {
-    u8::from_str_radix(lower_hex(two)?, 16).ok()
 }
 
 #[cfg(test)]

@@ -197,12 +197,8 @@ impl QueuePublisher {
                 limit: self.max_message_bytes,
             });
         }
-        let publish = self.publish_confirmed(route, body, content_encoding);
-        let publish = async {
-            crate::observe::trace::Traced::send(route)
-                .run(publish)
-                .await
-        };
+        let traced = crate::observe::trace::Traced::send(route);
+        let publish = traced.run(self.publish_confirmed(route, body, content_encoding));
         match tokio::time::timeout(self.timeout, publish).await {
             Ok(r) => r,
             Err(_) => Err(PublishError::Unavailable {

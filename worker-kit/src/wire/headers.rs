@@ -38,26 +38,48 @@ pub(crate) fn capped(text: &str, max: usize) -> String {
     format!("{}{MARK}", &text[..end])
 }
 
-/// Whether `v` is a W3C `traceparent`: `vv-<32 hex>-<16 hex>-<2 hex>`, lowercase, version
-/// not `ff`, trace and parent ids not all zeros (55 bytes for version 00).
+/// Whether `v` is a W3C `traceparent` of this version's length: `vv-<32 hex>-<16 hex>-<2 hex>`,
+/// lowercase, version not `ff`, trace and parent ids not all zeros (55 bytes).
 pub(crate) fn is_traceparent(v: &AMQPValue) -> bool {
-    let Some(s) = text_of(v) else { return false };
-    let parts: Vec<&str> = s.split('-').collect();
-    let hex = |p: &str, n: usize| {
-        p.len() == n
-            && p.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    text_of(v).is_some_and(|s| s.len() == 55 && traceparent_fields(s).is_some())
+}
+
+/// The trace id, parent span id and flags of a `traceparent`, as W3C Trace Context reads
+/// it: `version-traceid-spanid-flags`, lowercase hex ids that are not all zeros, version `ff`
+/// invalid, later versions possibly followed by `-` and more.
+pub(crate) fn traceparent_fields(value: &str) -> Option<(u128, u64, u8)> {
+    let b = value.trim().as_bytes();
+    if b.len() < 55 || b[2] != b'-' || b[35] != b'-' || b[52] != b'-' {
+        return None;
+    }
+    let version = hex_u8(&b[0..2])?;
+    let rest = &b[55..];
+    let rest_ok = match version {
+        0xff => false,
+        // Version 00 is exactly four parts; a trailing `-` leaves no fifth.
+        0 => rest.is_empty() || rest == b"-",
+        _ => rest.is_empty() || rest[0] == b'-',
     };
-    let zeros = |p: &str| p.bytes().all(|b| b == b'0');
-    s.len() == 55
-        && parts.len() == 4
-        && hex(parts[0], 2)
-        && parts[0] != "ff"
-        && hex(parts[1], 32)
-        && !zeros(parts[1])
-        && hex(parts[2], 16)
-        && !zeros(parts[2])
-        && hex(parts[3], 2)
+    if !rest_ok {
+        return None;
+    }
+    let trace_id = u128::from_str_radix(lower_hex(&b[3..35])?, 16).ok()?;
+    let span_id = u64::from_str_radix(lower_hex(&b[36..52])?, 16).ok()?;
+    let flags = hex_u8(&b[53..55])?;
+    (trace_id != 0 && span_id != 0).then_some((trace_id, span_id, flags))
+}
+
+/// `digits` as text when every one is a lowercase hex digit.
+fn lower_hex(digits: &[u8]) -> Option<&str> {
+    digits
+        .iter()
+        .all(|d| matches!(d, b'0'..=b'9' | b'a'..=b'f'))
+        .then(|| std::str::from_utf8(digits).ok())
+        .flatten()
+}
+
+fn hex_u8(two: &[u8]) -> Option<u8> {
+    u8::from_str_radix(lower_hex(two)?, 16).ok()
 }
 
 /// Whether `v` is a `tracestate` short enough to echo.
