@@ -1,7 +1,8 @@
 //! The `traces` section (built with the bench's `otel` feature): what OpenTelemetry tracing
-//! costs the kit echo at 64 in flight. Three loads on fresh servers and clients each:
+//! costs the kit echo at 64 in flight. Four loads on fresh servers and clients each:
 //! tracing off (no trace layer: the delivery log spans exist for the log subscriber only),
-//! every trace sampled, none sampled (`parentbased_traceidratio` at 1.0 and 0.0, as
+//! tracing off with callers that send `traceparent` (what propagation alone costs), every
+//! trace sampled, none sampled (`parentbased_traceidratio` at 1.0 and 0.0, as
 //! `OTEL_TRACES_SAMPLER` would set it).
 //!
 //! Each load runs on a Tokio runtime of its own whose threads use a subscriber of its own,
@@ -62,7 +63,7 @@ fn adopt(slot: &OnceLock<tracing::Dispatch>) {
     }
 }
 
-/// `Some(ratio)`: traced with that sampling ratio; `None`: tracing off.
+/// A provider sampling `ratio` of the traces it starts, exporting to `exported`.
 fn provider(ratio: f64, exported: &Counting) -> SdkTracerProvider {
     // As a service exports (`observe::trace::install`): on the current runtime.
     let batches = worker_kit::observe::trace::batch_processor(exported.clone());
