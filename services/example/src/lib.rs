@@ -21,6 +21,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
+use stubs::example::events::{ItemCreated, ItemDeleted, ItemUpdated};
 use stubs::example::items::{
     CreateItem, DeleteItem, GetItem, Item, ItemPage, ListItems, PlaceOrder, PlacedOrder,
     SearchItems, UpdateItem,
@@ -243,6 +244,9 @@ pub fn asyncapi() -> Document {
         .version(env!("CARGO_PKG_VERSION"))
         .rpc(&rpc_routes(RpcWorker::for_docs()))
         .queue(&queue_worker())
+        .publishes::<ItemCreated>()
+        .publishes::<ItemUpdated>()
+        .publishes::<ItemDeleted>()
 }
 
 /// Builds the service on `setup` with its database from the environment (`DB_MAIN_DSN`,
