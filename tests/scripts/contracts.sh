@@ -111,6 +111,19 @@ change reply-optional example "$S.Item.required -= [\"name\"]"
 expect_break "reply: a required field made optional" "example.items.get\` reply at name" \
     "[rule reply.field-made-optional]" "old: required string" "new: optional string"
 
+# Version 2 of a route changed in place breaks its old callers; served beside version 1 it
+# passes (the base here is main without the v2 route).
+change in-place example '.components.messages["example.items.create.request"].payload.properties.data["$ref"] = "#/components/schemas/CreateItemV2" | .components.messages["example.items.create.reply"].payload.properties.data["$ref"] = "#/components/schemas/ItemV2"'
+expect_break "a new version changed in place" "example.items.create\` request at price" \
+    "[rule request.new-required-field]" "example.items.create\` reply at price_cents" "[rule reply.removed-field]" \
+    "under a new route (e.g. \`example.items.create.v2\`)"
+git checkout -q -B without-v2 main
+jq 'del(.operations["example.items.create.v2"])' docs/asyncapi/example.json >"$scratch/edit.json"
+mv "$scratch/edit.json" docs/asyncapi/example.json
+git commit -q -am "before v2"
+git checkout -q -B beside main
+expect_pass "a new version served beside the old one passes" --base without-v2
+
 change removed-route example 'del(.operations["example.items.search"])'
 expect_break "a removed route" "route \`example.items.search\`" "[rule removed-route]" "Document::retired"
 change retired-route example 'del(.operations["example.items.search"]) | .["x-retired"] = [{"name": "example.items.search", "reason": "callers moved"}]'

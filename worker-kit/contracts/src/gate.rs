@@ -46,7 +46,12 @@ impl std::fmt::Display for Break {
 /// Documents by service name.
 pub type Documents = BTreeMap<String, Value>;
 
-const VERSIONING_HINT: &str = "serve the new shape under a new route (e.g. `NAME.v2`) beside the old one until every caller moved (README: Evolving a contract)";
+/// The way through a break that must happen.
+fn versioning_hint(route: &str) -> String {
+    format!(
+        "serve the new shape under a new route (e.g. `{route}.v2`) beside the old one until every caller moved (README: Evolving a contract)"
+    )
+}
 
 /// Compares `base` with `head` and returns every break, in service and name order.
 ///
@@ -118,8 +123,9 @@ fn compare_entry(
             new: new.kind.label().to_owned(),
             rule: "changed-kind".to_owned(),
             why: format!(
-                "old callers expect a {}; {VERSIONING_HINT}",
-                old.kind.label()
+                "old callers expect a {}; {}",
+                old.kind.label(),
+                versioning_hint(name)
             ),
         });
         return;
@@ -174,7 +180,7 @@ fn compare_entry(
                 why: if old.kind.is_event() {
                     f.why
                 } else {
-                    format!("{}; {VERSIONING_HINT}", f.why)
+                    format!("{}; {}", f.why, versioning_hint(name))
                 },
             });
         }
