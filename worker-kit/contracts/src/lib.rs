@@ -20,4 +20,5 @@ pub mod compat;
 pub mod document;
 pub mod gate;
 pub mod git;
+pub mod instance;
 pub mod shape;
