@@ -22,10 +22,26 @@ else
     failed "pj contracts check on the repository: $out"
 fi
 
+# Committed documents that differ from what the services print fail the check (the next
+# check would compare against them). The file is restored on every path.
+doc="$root/docs/asyncapi/greeter.json"
+backup="$(mktemp)"
+cp "$doc" "$backup"
+trap 'cp "$backup" "$doc"; rm -f "$backup"' EXIT
+printf '\n' >>"$doc"
+code=0
+out="$(scripts/contracts check 2>&1)" || code=$?
+cp "$backup" "$doc"
+if [ "$code" -eq 1 ] && grep -qF "docs/asyncapi/greeter.json is not what the service prints now: run scripts/pj docs" <<<"$out"; then
+    pass "stale committed documents fail the check"
+else
+    failed "stale documents: exit $code: $out"
+fi
+
 cargo build -q -p worker-kit-contracts
 bin="$target/debug/contracts"
 scratch="$(mktemp -d)"
-trap 'rm -rf "$scratch"' EXIT
+trap 'cp "$backup" "$doc"; rm -f "$backup"; rm -rf "$scratch"' EXIT
 cd "$scratch"
 git init -q -b main
 git config user.email gate@example.invalid
@@ -113,6 +129,7 @@ expect_break "reply: a required field made optional" "example.items.get\` reply 
 
 # Version 2 of a route changed in place breaks its old callers; served beside version 1 it
 # passes (the base here is main without the v2 route).
+# shellcheck disable=SC2016 # "$ref" is a JSON member for jq, not a shell variable
 change in-place example '.components.messages["example.items.create.request"].payload.properties.data["$ref"] = "#/components/schemas/CreateItemV2" | .components.messages["example.items.create.reply"].payload.properties.data["$ref"] = "#/components/schemas/ItemV2"'
 expect_break "a new version changed in place" "example.items.create\` request at price" \
     "[rule request.new-required-field]" "example.items.create\` reply at price_cents" "[rule reply.removed-field]" \
@@ -159,6 +176,14 @@ if "$bin" check --base main >/dev/null 2>&1; then
     failed "--base main: the route main gained counts as removed on the branch"
 else
     pass "--base REF is honoured"
+fi
+
+code=0
+out="$("$bin" check --base no-such-revision 2>&1)" || code=$?
+if [ "$code" -eq 2 ] && grep -qF "\`no-such-revision\` is not a commit" <<<"$out"; then
+    pass "an unknown --base is named"
+else
+    failed "unknown --base: exit $code: $out"
 fi
 
 # Without a main branch the default cannot be made: say what to pass.
