@@ -30,8 +30,7 @@ impl Kind {
         }
     }
 
-    /// Routes and events live in different name spaces (a route and an event may share a
-    /// name); publishing and subscribing are told apart.
+    /// Whether it is an event (published or subscribed) rather than a route.
     pub fn is_event(self) -> bool {
         matches!(self, Kind::Publishes | Kind::Subscribes)
     }
