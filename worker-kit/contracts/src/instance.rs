@@ -24,7 +24,7 @@ fn type_fits(shape: &Shape<'_>, value: &Value) -> bool {
         Value::Array(_) => "array",
         Value::Object(_) => "object",
     };
-    shape.types.is_empty() || shape.admits_type(t)
+    shape.admits_type(t)
 }
 
 fn at(path: &str) -> &str {

@@ -252,9 +252,12 @@ impl<'a> Shape<'a> {
     }
 
     /// Whether a value of JSON type `t` fits the types of this shape (an integer is a
-    /// number).
+    /// number; a schema that names no type, only fields or items, leaves the type open).
     pub fn admits_type(&self, t: &str) -> bool {
-        self.any || self.types.contains(t) || (t == "integer" && self.types.contains("number"))
+        self.any
+            || self.types.is_empty()
+            || self.types.contains(t)
+            || (t == "integer" && self.types.contains("number"))
     }
 
     /// Whether this is a union of several alternatives.

@@ -370,3 +370,19 @@ fn messages_name_old_and_new_shapes() {
     assert_eq!(found[0].new, "string");
     assert!(found[0].why.contains("old readers"), "{}", found[0].why);
 }
+
+#[test]
+fn a_schema_that_names_no_type_leaves_it_open() {
+    let untyped = json!({"properties": {"id": int("int64")}});
+    let typed = object(json!({"id": int("int64")}), &[]);
+    assert_eq!(broken(&untyped, &typed, Side::Written), vec![]);
+    let untyped_items = json!({"items": {"type": "string"}});
+    let array = json!({"type": "array", "items": {"type": "string"}});
+    assert_eq!(broken(&untyped_items, &array, Side::Written), vec![]);
+    // The fields inside are still compared.
+    let narrowed = json!({"properties": {"id": int("int32")}});
+    assert_eq!(
+        broken(&untyped, &narrowed, Side::Read),
+        one("id", "narrowed-range")
+    );
+}
