@@ -25,3 +25,4 @@ mod seed_api;
 mod services;
 mod shutdown;
 mod tls;
+mod versions;
