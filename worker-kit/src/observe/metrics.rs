@@ -18,8 +18,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use super::disposition::Disposition;
 use super::labels::Bounded;
-use crate::amqp::consume::Disposition;
 use crate::db::Database;
 
 /// Handler and call durations, in seconds: the OpenTelemetry messaging buckets, plus 30 and

@@ -21,13 +21,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, error, info, warn};
 
+use super::handoff::WorkerContext;
 use crate::Error;
 use crate::config::PausePolicy;
 use crate::handler::routes::BoundHandler;
+use crate::observe::disposition::Disposition;
 use crate::observe::health::WorkerHealth;
+use crate::observe::link::Link;
 use crate::observe::metrics::RouteMetrics;
-use crate::observe::trace::{Link, Traced};
-use crate::worker::WorkerContext;
+use crate::observe::trace::Traced;
 
 /// A route as the loop serves it: its queue's name, its handler, its metrics.
 type Served = (Arc<str>, BoundHandler, Arc<RouteMetrics>);
@@ -60,45 +62,6 @@ pub(crate) trait Processor: Send + Sync + 'static {
         route: &Arc<str>,
         handler: BoundHandler,
     ) -> Disposition;
-}
-
-/// How a delivery was settled: the `outcome` field of its log span.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Disposition {
-    /// The handler succeeded: replied (RPC) or acked (work queue).
-    Ok,
-    /// RPC: the handler returned an error, which was replied.
-    Error,
-    /// RPC: the request never reached the handler (undecodable, wrong payload); an error
-    /// was replied.
-    Rejected,
-    /// Work queue: a copy with a higher retry count was stored, the original acked.
-    Retried,
-    /// Work queue: a copy was stored in the parking queue, the original acked.
-    Parked,
-    /// Work queue: the copy could not be stored, so the original went back to its queue.
-    Requeued,
-}
-
-impl Disposition {
-    /// How many dispositions there are ([`Disposition::index`] is below it).
-    pub(crate) const COUNT: usize = 6;
-
-    /// A number per disposition, from 0 to [`Disposition::COUNT`] - 1.
-    pub(crate) fn index(self) -> usize {
-        self as usize
-    }
-
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::Error => "error",
-            Self::Rejected => "rejected",
-            Self::Retried => "retried",
-            Self::Parked => "parked",
-            Self::Requeued => "requeued",
-        }
-    }
 }
 
 // Deliveries are the hot path; boxing them to shrink the rare `Ended` would cost an
@@ -590,7 +553,7 @@ async fn consume_one<P: Processor>(
     processor.declare(channel, route).await.map_err(|e| {
         let hint = if e.to_string().contains("PRECONDITION_FAILED") {
             " (a queue of that name already exists with other flags or arguments; docs/protocol.md fixes them: delete the queue or fix whoever declared it)"
-        } else if crate::rpc::refuses_transient_queues(&e) {
+        } else if crate::amqp::refusal::refuses_transient_queues(&e) {
             " (the broker refuses transient non-exclusive queues, as RabbitMQ 4.3 does by default: set RPC_QUEUE_DURABLE=auto or true, or permit the deprecated feature transient_nonexcl_queues on every node)"
         } else {
             ""
