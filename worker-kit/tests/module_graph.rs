@@ -9,7 +9,10 @@
 //! any other import is. A strongly connected set of two or more files fails the test,
 //! which names the files and one cycle through them with the imports that make it.
 //!
-//! `scripts/pj lint` runs this test, so CI keeps the graph acyclic.
+//! The same edges must also run leaves first: from a module's own layer or a lower one
+//! (`LAYERS`, the README's "Layout").
+//!
+//! `scripts/pj lint` runs this test, so CI keeps the graph acyclic and layered.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -36,6 +39,60 @@ fn worker_kit_src_has_no_import_cycles() {
         "worker-kit/src has import cycles; move the item that closes each one down to the \
          lower layer (or define the label/trait below and implement it above):\n{}",
         cycles.join("\n")
+    );
+}
+
+/// The runtime's layers, leaves first (the README's "Layout"): a module imports from its
+/// own layer or the ones below, never from above. The longest matching prefix decides.
+const LAYERS: &[(&str, u8)] = &[
+    ("error", 0),
+    ("config", 0),
+    ("wire", 0),
+    ("observe", 0),
+    ("redact", 0),
+    ("shutdown", 0),
+    ("access", 1),
+    ("db", 1),
+    ("handler", 2),
+    ("amqp", 2),
+    ("worker", 3),
+    ("rpc", 4),
+    ("queue", 4),
+    ("events", 4),
+    ("outbox", 5),
+    ("runner", 6),
+    ("asyncapi", 6),
+    ("logging", 6),
+    ("testing", 7),
+];
+
+fn layer_of(module: &str) -> Option<u8> {
+    LAYERS
+        .iter()
+        .filter(|(name, _)| module == *name || module.starts_with(&format!("{name}::")))
+        .max_by_key(|(name, _)| name.len())
+        .map(|(_, layer)| *layer)
+}
+
+#[test]
+fn worker_kit_src_imports_leaves_first() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let files = read_tree(&src);
+    let unlayered: Vec<&str> = files
+        .iter()
+        .map(|(m, _)| m.as_str())
+        .filter(|m| *m != "crate" && layer_of(m).is_none())
+        .collect();
+    assert!(
+        unlayered.is_empty(),
+        "give these modules a layer in LAYERS (tests/module_graph.rs) and the README: {unlayered:?}"
+    );
+    let upward = Graph::build(&files).upward();
+    assert!(
+        upward.is_empty(),
+        "imports from a higher layer (move the item down, or define a trait/label below and \
+         implement it above):\n{}",
+        upward.join("\n")
     );
 }
 
@@ -121,6 +178,21 @@ impl Graph {
             }
         }
         Self { edges }
+    }
+
+    /// Each import from a lower layer into a higher one, as `from (Ln) -> to (Lm): path`.
+    fn upward(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (from, tos) in &self.edges {
+            for (to, written) in tos {
+                if let (Some(lf), Some(lt)) = (layer_of(from), layer_of(to))
+                    && lt > lf
+                {
+                    out.push(format!("{from} (L{lf}) -> {to} (L{lt}): {written}"));
+                }
+            }
+        }
+        out
     }
 
     fn edge_count(&self) -> usize {
@@ -721,6 +793,21 @@ fn a_cycle_is_found_and_named() {
         ),
         "{}",
         cycles[0]
+    );
+}
+
+#[test]
+fn an_import_from_a_higher_layer_is_named() {
+    let g = graph_of(&[
+        ("crate", "pub mod config; pub mod amqp;"),
+        ("config", "fn f() { crate::amqp::check(); }"),
+        ("amqp", "pub fn check() {} use crate::config::Mode;"),
+    ]);
+    assert_eq!(
+        g.upward(),
+        ["config (L0) -> amqp (L2): crate::amqp::check"],
+        "{:?}",
+        g.edges
     );
 }
 
