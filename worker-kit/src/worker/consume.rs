@@ -281,13 +281,12 @@ pub(crate) async fn run<P: Processor>(
     prefetch: u16,
 ) -> Result<(), Error> {
     let kind = processor.kind();
-    let mut pausable = match ctx.config.pause_on_db_outage {
+    let pausable = match ctx.config.pause_on_db_outage {
         PausePolicy::Off => false,
         // Event subscriptions write to the database like work queues do.
         PausePolicy::Queue => kind != "rpc",
         PausePolicy::All => true,
     };
-    let mut paused_rx = ctx.paused.clone();
     let metrics = ctx.broker.metrics();
     // Without METRICS_ADDR nobody reads the per-message metrics: skip recording them.
     let record = ctx.config.metrics_addr.is_some();
@@ -303,6 +302,14 @@ pub(crate) async fn run<P: Processor>(
             (name, h, m)
         })
         .collect();
+    let mut serving = Serving {
+        ctx: &ctx,
+        processor: &processor,
+        in_flight: &in_flight,
+        health: &health,
+        paused_rx: ctx.paused.clone(),
+        pausable,
+    };
     let mut announced = false;
     let mut last_channel: Option<Channel> = None;
     let mut failures = 0u32;
@@ -343,17 +350,7 @@ pub(crate) async fn run<P: Processor>(
                 .send(Ok(format!("{kind} worker consuming {}", names.join(", "))));
         }
         health.consuming(true);
-        let end = serve(
-            &ctx,
-            &conn,
-            &mut session,
-            &processor,
-            &in_flight,
-            &mut paused_rx,
-            &mut pausable,
-            &health,
-        )
-        .await;
+        let end = serving.serve(&conn, &mut session).await;
         health.consuming(false);
         match end {
             SessionEnd::Shutdown => {
@@ -375,73 +372,77 @@ pub(crate) async fn run<P: Processor>(
     Ok(())
 }
 
-/// Dispatches the session's deliveries until shutdown or a failed channel.
-#[allow(clippy::too_many_arguments)]
-async fn serve<P: Processor>(
-    ctx: &WorkerContext,
-    conn: &Connection,
-    session: &mut Session<'_, P>,
-    processor: &Arc<P>,
-    in_flight: &InFlight,
-    paused_rx: &mut tokio::sync::watch::Receiver<bool>,
-    pausable: &mut bool,
-    health: &WorkerHealth,
-) -> SessionEnd {
-    let kind = session.kind;
-    loop {
-        let want_pause = *pausable && *paused_rx.borrow();
-        if want_pause && !session.paused {
-            health.consuming(false);
-            session.pause().await;
-        } else if !want_pause && session.paused {
-            if let Err(e) = session.resume().await {
-                warn!(worker = kind, error = %e, "could not resume; re-creating the channel");
-                return SessionEnd::Reconnect;
-            }
-            health.consuming(true);
-        }
-        tokio::select! {
-            biased;
-            () = ctx.shutdown.cancelled() => return SessionEnd::Shutdown,
-            changed = paused_rx.changed(), if *pausable => {
-                if changed.is_err() {
-                    // No health loop (no databases to watch): nothing will pause us.
-                    *pausable = false;
-                }
-            }
-            ev = session.events.next(), if !session.events.is_empty() => match ev {
-                Some(ConsumerEvent::Delivery(route, Ok(delivery))) => {
-                    let Some((handler, metrics)) = session.handler_for(&route) else { continue };
-                    metrics.received();
-                    // The worker's bound: wait here, with the delivery (and the rest of
-                    // the prefetch) held in the broker-side buffer, until a handler ends.
-                    let Some(slot) = in_flight.slot(&ctx.shutdown).await else {
-                        return SessionEnd::Shutdown;
-                    };
-                    // Boxed here, once: the delivery's future is a few KiB, and every move
-                    // on its way into the task (argument, `select!`, the task cell) would
-                    // otherwise copy all of it.
-                    in_flight.spawn(
-                        slot,
-                        Box::pin(instrumented(processor.clone(), session.channel.clone(), delivery, (route, handler, metrics))),
-                    );
-                }
-                Some(ConsumerEvent::Delivery(route, Err(e))) => {
-                    warn!(worker = kind, %route, error = %e, "consumer failed; re-establishing");
+/// What a worker's sessions share: its context, processor and running handlers, its
+/// readiness, and whether a database outage pauses it (`pausable` turns false when no
+/// health loop runs: then nothing will).
+struct Serving<'a, P: Processor> {
+    ctx: &'a WorkerContext,
+    processor: &'a Arc<P>,
+    in_flight: &'a InFlight,
+    health: &'a WorkerHealth,
+    paused_rx: tokio::sync::watch::Receiver<bool>,
+    pausable: bool,
+}
+
+impl<P: Processor> Serving<'_, P> {
+    /// Dispatches the session's deliveries until shutdown or a failed channel.
+    async fn serve(&mut self, conn: &Connection, session: &mut Session<'_, P>) -> SessionEnd {
+        let kind = session.kind;
+        loop {
+            let want_pause = self.pausable && *self.paused_rx.borrow();
+            if want_pause && !session.paused {
+                self.health.consuming(false);
+                session.pause().await;
+            } else if !want_pause && session.paused {
+                if let Err(e) = session.resume().await {
+                    warn!(worker = kind, error = %e, "could not resume; re-creating the channel");
                     return SessionEnd::Reconnect;
                 }
-                Some(ConsumerEvent::Ended(route)) => {
-                    if let Err(end) = session.on_ended(&route, conn, ctx.shutdown.is_cancelled()).await {
-                        return end;
+                self.health.consuming(true);
+            }
+            tokio::select! {
+                biased;
+                () = self.ctx.shutdown.cancelled() => return SessionEnd::Shutdown,
+                changed = self.paused_rx.changed(), if self.pausable => {
+                    if changed.is_err() {
+                        // No health loop (no databases to watch): nothing will pause us.
+                        self.pausable = false;
                     }
                 }
-                None => {}
-            },
-            // Nothing to consume (paused, every stream ended): only a resume, a shutdown
-            // or a lost channel moves us on.
-            () = tokio::time::sleep(Duration::from_millis(500)), if session.events.is_empty() => {
-                if !session.channel.status().connected() || !session.paused {
-                    return SessionEnd::Reconnect;
+                ev = session.events.next(), if !session.events.is_empty() => match ev {
+                    Some(ConsumerEvent::Delivery(route, Ok(delivery))) => {
+                        let Some((handler, metrics)) = session.handler_for(&route) else { continue };
+                        metrics.received();
+                        // The worker's bound: wait here, with the delivery (and the rest of
+                        // the prefetch) held in the broker-side buffer, until a handler ends.
+                        let Some(slot) = self.in_flight.slot(&self.ctx.shutdown).await else {
+                            return SessionEnd::Shutdown;
+                        };
+                        // Boxed here, once: the delivery's future is a few KiB, and every move
+                        // on its way into the task (argument, `select!`, the task cell) would
+                        // otherwise copy all of it.
+                        self.in_flight.spawn(
+                            slot,
+                            Box::pin(instrumented(self.processor.clone(), session.channel.clone(), delivery, (route, handler, metrics))),
+                        );
+                    }
+                    Some(ConsumerEvent::Delivery(route, Err(e))) => {
+                        warn!(worker = kind, %route, error = %e, "consumer failed; re-establishing");
+                        return SessionEnd::Reconnect;
+                    }
+                    Some(ConsumerEvent::Ended(route)) => {
+                        if let Err(end) = session.on_ended(&route, conn, self.ctx.shutdown.is_cancelled()).await {
+                            return end;
+                        }
+                    }
+                    None => {}
+                },
+                // Nothing to consume (paused, every stream ended): only a resume, a shutdown
+                // or a lost channel moves us on.
+                () = tokio::time::sleep(Duration::from_millis(500)), if session.events.is_empty() => {
+                    if !session.channel.status().connected() || !session.paused {
+                        return SessionEnd::Reconnect;
+                    }
                 }
             }
         }
