@@ -10,9 +10,10 @@ use lapin::options::{ExchangeDeclareOptions, QueueBindOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, ExchangeKind};
 
-use crate::amqp::consume::{Disposition, Processor};
 use crate::handler::routes::BoundHandler;
+use crate::observe::disposition::Disposition;
 use crate::queue::QueueProcessor;
+use crate::worker::consume::Processor;
 
 /// The event-subscription kind of [`Worker`](crate::worker::Worker).
 #[derive(Debug, Clone, Default)]

@@ -9,28 +9,11 @@
 use lapin::options::QueueDeclareOptions;
 use lapin::types::{AMQPValue, FieldTable};
 
-/// The type of a work-queue route's queue (and of its parking queue).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum QueueType {
-    /// A classic durable queue without arguments: exactly what the Python seed declares,
-    /// and the right choice on a single broker node.
-    #[default]
-    Classic,
-    /// A quorum queue: replicated over the cluster's nodes (Raft), survives the loss of a
-    /// minority of them. The broker's own delivery limit is set above the kit's retry count
-    /// as a safety net, and what it catches is dead-lettered (at least once) to the route's
-    /// parking queue.
-    Quorum,
-}
+pub use crate::config::QueueType;
 
-impl QueueType {
-    /// The value `QUEUE_TYPE` takes for this type.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Classic => "classic",
-            Self::Quorum => "quorum",
-        }
-    }
+/// The parking queue of `route`: where messages go that could not be worked.
+pub fn parking_queue(route: &str) -> String {
+    format!("{route}.dead")
 }
 
 /// The broker's delivery limit (`x-delivery-limit`) on a quorum route queue: a safety net
@@ -72,7 +55,7 @@ pub(crate) fn route_queue_args(kind: QueueType, route: &str) -> FieldTable {
         args.insert("x-dead-letter-exchange".into(), long_string(""));
         args.insert(
             "x-dead-letter-routing-key".into(),
-            long_string(&super::parking_queue(route)),
+            long_string(&parking_queue(route)),
         );
         args.insert(
             "x-dead-letter-strategy".into(),

@@ -12,27 +12,24 @@ use lapin::{BasicProperties, Channel, Connection};
 use tracing::{error, warn};
 
 use super::declare::{
-    QueueType, check_retries, durable_queue, parking_queue_args, route_queue_args,
+    QueueType, check_retries, durable_queue, parking_queue, parking_queue_args, route_queue_args,
 };
 use crate::TaskContract;
 use crate::access::{ORIGINAL_USER_HEADER, original_user_header};
 use crate::amqp::Broker;
-use crate::amqp::consume::{Disposition, Processor};
 use crate::amqp::publish::{CopyChannel, Published};
 use crate::error::Error;
-use crate::handler::routes::{BoundHandler, RouteDoc, TaskRoute};
+use crate::handler::delivery;
+use crate::handler::routes::{BoundHandler, RouteDoc};
 use crate::handler::{ContainsPayload, Handler};
+use crate::observe::disposition::Disposition;
 use crate::queue::work::{Next, work};
-use crate::wire::delivery::{self, RETRY_COUNT_HEADER};
+use crate::wire::delivery::RETRY_COUNT_HEADER;
 use crate::wire::envelope::Limits;
 use crate::wire::headers::{MAX_ERROR_MESSAGE_BYTES, MAX_PROPERTIES_BYTES, capped, fits_frame};
 use crate::wire::reply_error::ErrorReply;
+use crate::worker::consume::Processor;
 use crate::worker::{Runnable, Worker, WorkerContext};
-
-/// The parking queue of `route`: where messages go that could not be worked.
-pub fn parking_queue(route: &str) -> String {
-    format!("{route}.dead")
-}
 
 /// The work-queue kind of [`Worker`]: acks on `Ok`, retries and parks on `Err`.
 #[derive(Debug, Clone, Default)]
@@ -536,6 +533,15 @@ fn copied(
         props = props.with_cluster_id(v.clone());
     }
     props
+}
+
+/// A route declared with `#[task(...)]`: registers its handler on a [`QueueWorker`].
+pub trait TaskRoute<S> {
+    /// The route's name (its queue's name).
+    fn name(&self) -> &'static str;
+    /// Adds the route to `worker`; the macro expands this to `worker.route(name, handler)`,
+    /// followed by `.allow(name, [...])` when the attribute has an allow list.
+    fn register(self, worker: QueueWorker<S>) -> QueueWorker<S>;
 }
 
 #[cfg(test)]

@@ -17,14 +17,16 @@ use tracing::{error, warn};
 
 use crate::Contract;
 use crate::amqp::Broker;
-use crate::amqp::consume::{Disposition, Processor};
+use crate::amqp::refusal::{NOT_FOUND, amqp_code, refuses_transient_queues};
 use crate::config::{Config, RpcQueueDurable};
 use crate::error::Error;
-use crate::handler::routes::{BoundHandler, RouteDoc, RpcRoute};
+use crate::handler::delivery;
+use crate::handler::routes::{BoundHandler, RouteDoc};
 use crate::handler::{ContainsPayload, Handler};
+use crate::observe::disposition::Disposition;
 use crate::rpc::answer::{Answer, AnswerSettings, answer};
 use crate::rpc::reply::{self, ReplyTo};
-use crate::wire::delivery;
+use crate::worker::consume::Processor;
 use crate::worker::{Runnable, Worker, WorkerContext};
 
 /// The dead-letter exchange every RPC route queue names (docs/protocol.md).
@@ -210,24 +212,6 @@ impl RpcProcessor {
     }
 }
 
-const NOT_FOUND: u16 = 404;
-/// RabbitMQ 4.3's answer (INTERNAL_ERROR, a connection close) to declaring a transient
-/// non-exclusive queue while the deprecated feature is denied.
-const INTERNAL_ERROR: u16 = 541;
-
-/// The AMQP reply code of a channel or connection error.
-fn amqp_code(e: &lapin::Error) -> Option<u16> {
-    match e.kind() {
-        lapin::ErrorKind::ProtocolError(amqp) => Some(amqp.get_id()),
-        _ => None,
-    }
-}
-
-/// Whether `e` is the broker refusing a transient non-exclusive queue.
-pub(crate) fn refuses_transient_queues(e: &lapin::Error) -> bool {
-    e.is_amqp_hard_error() && amqp_code(e) == Some(INTERNAL_ERROR)
-}
-
 /// Declares an RPC route queue on a channel of its own on `conn`: the seed's shape, or
 /// durable with the same argument.
 async fn declare_rpc_queue(
@@ -396,4 +380,14 @@ async fn reject(delivery: &Delivery) {
     {
         warn!(error = %e, "reject failed");
     }
+}
+
+/// A route declared with `#[rpc(...)]`: registers its handler on an [`RpcWorker`].
+pub trait RpcRoute<S> {
+    /// The route's name (its queue's name).
+    fn name(&self) -> &'static str;
+    /// Adds the route to `worker`; the macro expands this to `worker.route(name, handler)`
+    /// (or `worker.contract::<C, _, _, _>(handler)`), followed by `.allow(name, [...])`
+    /// when the attribute has an allow list.
+    fn register(self, worker: RpcWorker<S>) -> RpcWorker<S>;
 }
