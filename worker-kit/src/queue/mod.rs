@@ -7,6 +7,7 @@ mod processor;
 mod publisher;
 pub(crate) mod work;
 
+pub(crate) use declare::classic;
 pub use declare::{DELIVERY_LIMIT, QueueType};
 pub(crate) use processor::QueueProcessor;
 pub use processor::{HEADERS_DROPPED_HEADER, Queue, QueueWorker, parking_queue};

@@ -12,7 +12,8 @@ use lapin::{BasicProperties, Channel, Connection};
 use tracing::{error, warn};
 
 use super::declare::{
-    QueueType, check_retries, durable_queue, parking_queue_args, route_queue_args,
+    QueueType, check_retries, durable_queue, names_classic, parking_queue_args, refuses_queue_type,
+    route_queue_args, without_queue_type,
 };
 use crate::TaskContract;
 use crate::access::{ORIGINAL_USER_HEADER, original_user_header};
@@ -181,6 +182,48 @@ pub(crate) async fn consuming_connection(broker: &Broker) -> Option<Arc<Connecti
 }
 
 impl QueueProcessor {
+    /// Declares `queue` with `args` on `channel`.
+    ///
+    /// A classic declaration names its type, which a queue that exists already with another
+    /// type refuses (e.g. one a broker whose default queue type is quorum made from a
+    /// declaration without it). A refusal closes the channel it came on, so the typed
+    /// declaration is tried first on a channel of its own on the publishing connection;
+    /// when it is refused for the type, the queue is declared without it and used as it
+    /// is, with a warning that says what to do.
+    async fn declare_queue(
+        &self,
+        channel: &Channel,
+        queue: &str,
+        mut args: FieldTable,
+    ) -> Result<(), lapin::Error> {
+        if names_classic(&args)
+            && let Some(conn) = self.copies.broker().connection_now()
+        {
+            let probe = conn.create_channel().await?;
+            match probe
+                .queue_declare(queue.into(), durable_queue(), args.clone())
+                .await
+            {
+                Ok(_) => {
+                    let _ = probe.close(200, "declared".into()).await;
+                }
+                Err(e) if refuses_queue_type(&e) => {
+                    warn!(
+                        queue,
+                        broker_said = %e,
+                        "the queue exists with another type than the classic one the kit declares (made under a broker's default queue type, or by another worker); it is used as it is. To make it classic, drain and delete it (a queue's type cannot change); to keep it, declare the route with that type (QUEUE_TYPE or QueueWorker::queue_type)"
+                    );
+                    args = without_queue_type(&args);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        channel
+            .queue_declare(queue.into(), durable_queue(), args)
+            .await?;
+        Ok(())
+    }
+
     /// The arguments `route`'s parking queue is declared with.
     fn parking_args(&self, route: &str) -> FieldTable {
         parking_queue_args(self.queue_type(route))
@@ -278,17 +321,10 @@ impl Processor for QueueProcessor {
     async fn declare(&self, channel: &Channel, route: &str) -> Result<(), lapin::Error> {
         let kind = self.queue_type(route);
         // The parking queue first: a quorum route queue dead-letters into it.
-        channel
-            .queue_declare(
-                parking_queue(route).as_str().into(),
-                durable_queue(),
-                parking_queue_args(kind),
-            )
+        self.declare_queue(channel, &parking_queue(route), parking_queue_args(kind))
             .await?;
-        channel
-            .queue_declare(route.into(), durable_queue(), route_queue_args(kind, route))
-            .await?;
-        Ok(())
+        self.declare_queue(channel, route, route_queue_args(kind, route))
+            .await
     }
 
     async fn handle(
