@@ -35,6 +35,10 @@ pub fn parking_queue(route: &str) -> String {
     format!("{route}.dead")
 }
 
+/// How long a queue's typed declaration is tried on the publishing connection before it goes
+/// to the consuming channel without that probe.
+const PROBE_TIME_LIMIT: Duration = Duration::from_secs(5);
+
 /// The work-queue kind of [`Worker`]: acks on `Ok`, retries and parks on `Err`.
 #[derive(Debug, Clone, Default)]
 pub struct Queue {
@@ -199,15 +203,23 @@ impl QueueProcessor {
         if names_classic(&args)
             && let Some(conn) = self.copies.broker().connection_now()
         {
-            let probe = conn.create_channel().await?;
-            match probe
-                .queue_declare(queue.into(), durable_queue(), args.clone())
-                .await
-            {
-                Ok(_) => {
+            // A resource alarm blocks the publishing connection (its methods wait): then the
+            // typed declaration goes straight to `channel`, as it would without a probe, and
+            // the probe's channel stays open until that connection is replaced.
+            let probed = tokio::time::timeout(PROBE_TIME_LIMIT, async {
+                let probe = conn.create_channel().await?;
+                let declared = probe
+                    .queue_declare(queue.into(), durable_queue(), args.clone())
+                    .await;
+                if declared.is_ok() {
                     let _ = probe.close(200, "declared".into()).await;
                 }
-                Err(e) if refuses_queue_type(&e) => {
+                declared.map(|_| ())
+            })
+            .await;
+            match probed {
+                Ok(Ok(())) | Err(_) => {}
+                Ok(Err(e)) if refuses_queue_type(&e) => {
                     warn!(
                         queue,
                         broker_said = %e,
@@ -215,7 +227,7 @@ impl QueueProcessor {
                     );
                     args = without_queue_type(&args);
                 }
-                Err(e) => return Err(e),
+                Ok(Err(e)) => return Err(e),
             }
         }
         channel
