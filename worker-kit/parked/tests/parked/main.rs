@@ -14,7 +14,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use serde_json::Value;
 use tokio::process::Command;
 use tokio::sync::Mutex;
-use worker_kit::queue::{QueueWorker, parking_queue};
+use worker_kit::queue::{QueueType, QueueWorker, parking_queue};
 use worker_kit::{ErrorReply, Meta, Payload, State};
 
 const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
@@ -34,11 +34,19 @@ impl Parked {
     /// persistent, a `traceparent`), with message ids where given, and waits until all
     /// are parked.
     async fn new(test: &str, messages: &[(Option<&str>, &str)]) -> Self {
+        Self::of_type(test, QueueType::Classic, messages).await
+    }
+
+    /// As [`Parked::new`], on a route (and parking queue) of type `kind`.
+    async fn of_type(test: &str, kind: QueueType, messages: &[(Option<&str>, &str)]) -> Self {
         let route = unique(test);
         let running = e2e::start(
-            e2e::runner("parked-broken")
-                .await
-                .register_worker(QueueWorker::new().max_retries(1).route(&route, broken)),
+            e2e::runner("parked-broken").await.register_worker(
+                QueueWorker::new()
+                    .max_retries(1)
+                    .queue_type(&route, kind)
+                    .route(&route, broken),
+            ),
         )
         .await;
         let peer = RawPeer::connect().await;
@@ -211,6 +219,44 @@ async fn list_and_show_leave_the_parked_messages_where_they_are() {
         ["first", "second", "third"],
         "in the order they were parked"
     );
+    p.clean_up().await;
+}
+
+/// A quorum parking queue counts each listing in `x-delivery-count`; the messages stay,
+/// in their order, and the count shows in the listing.
+#[tokio::test]
+async fn a_quorum_parking_queue_is_listed_without_losing_or_reordering() {
+    let p = Parked::of_type(
+        "parked-quorum",
+        QueueType::Quorum,
+        &[
+            (Some("q-1"), "one"),
+            (Some("q-2"), "two"),
+            (Some("q-3"), "three"),
+        ],
+    )
+    .await;
+    let ids = |v: &Value| -> Vec<String> {
+        v["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let first = list(&p.route).await;
+    assert_eq!(ids(&first), ["q-1", "q-2", "q-3"]);
+    let second = list(&p.route).await;
+    assert_eq!(
+        ids(&second),
+        ["q-1", "q-2", "q-3"],
+        "same order after a listing"
+    );
+    assert!(
+        second["messages"][0]["delivery_count"].as_u64() >= Some(1),
+        "the first listing was counted: {second}"
+    );
+    assert_eq!(p.depth().await, 3);
     p.clean_up().await;
 }
 
