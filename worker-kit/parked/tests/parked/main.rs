@@ -433,5 +433,15 @@ async fn errors_say_what_is_wrong_and_what_to_do() {
         "{err}"
     );
     assert_eq!(p.depth().await, 1);
+
+    // A route whose queue is gone: the broker returns the replay, and nothing leaves the
+    // parking queue.
+    p.peer.delete(&[&p.route]).await;
+    let (ok, _, err) = run(&mut parked(&["replay", &p.route, "--all"])).await;
+    assert!(
+        !ok && err.contains("has no queue") && err.contains("d-1 is still parked"),
+        "{err}"
+    );
+    assert_eq!(p.depth().await, 1);
     p.clean_up().await;
 }
