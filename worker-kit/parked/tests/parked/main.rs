@@ -445,3 +445,34 @@ async fn errors_say_what_is_wrong_and_what_to_do() {
     assert_eq!(p.depth().await, 1);
     p.clean_up().await;
 }
+
+/// Not a test: figures for the README (`cargo test -p worker-kit-parked --features
+/// integration --test parked -- --ignored measure_parked --nocapture`). How long `list`
+/// takes over 1,000 parked messages, and how many replays per second `replay --all`
+/// confirms (one at a time, each confirmed before its parked message is removed).
+#[tokio::test]
+#[ignore = "a measurement, run by hand"]
+async fn measure_parked() {
+    let texts: Vec<String> = (0..1000).map(|i| format!("m{i:04}")).collect();
+    let messages: Vec<(Option<&str>, &str)> = texts.iter().map(|t| (None, t.as_str())).collect();
+    let p = Parked::new("parked-measure", &messages).await;
+    let started = std::time::Instant::now();
+    let (ok, _, err) = run(&mut parked(&[
+        "list", &p.route, "--limit", "1000", "--json",
+    ]))
+    .await;
+    assert!(ok, "{err}");
+    let listed = started.elapsed();
+    let started = std::time::Instant::now();
+    let (ok, _, err) = run(&mut parked(&["replay", &p.route, "--all"])).await;
+    assert!(ok, "{err}");
+    let replayed = started.elapsed();
+    println!(
+        "list of 1000: {:.2} s; replay of 1000: {:.2} s ({:.0} messages/s), process start and connect included",
+        listed.as_secs_f64(),
+        replayed.as_secs_f64(),
+        1000.0 / replayed.as_secs_f64()
+    );
+    assert_eq!(p.peer.ready_count(&p.route).await, 1000);
+    p.clean_up().await;
+}
