@@ -19,6 +19,7 @@ mod observability;
 mod panics;
 mod protocol_v2;
 mod queue;
+mod queue_type;
 mod quorum;
 mod rpc;
 mod seed_api;

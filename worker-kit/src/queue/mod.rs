@@ -7,6 +7,7 @@ mod processor;
 mod publisher;
 pub(crate) mod work;
 
+pub(crate) use declare::classic;
 pub use declare::{DELIVERY_LIMIT, QueueType, parking_queue};
 pub(crate) use processor::QueueProcessor;
 pub use processor::{HEADERS_DROPPED_HEADER, Queue, QueueWorker, TaskRoute};

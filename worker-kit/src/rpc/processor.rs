@@ -250,13 +250,17 @@ async fn close_quietly(conn: &Connection) {
     }
 }
 
-/// The RPC route queue's arguments, exactly as the Python seed declares them.
+/// The RPC route queue's arguments: the Python seed's, and the classic type named.
 pub(crate) fn rpc_queue_args() -> FieldTable {
     let mut args = FieldTable::default();
     args.insert(
         "x-dead-letter-exchange".into(),
         AMQPValue::LongString(RPC_DLX.into()),
     );
+    // Only a missing queue is declared (an existing one is consumed as it is), and it stays
+    // classic whatever the broker's default queue type: a quorum queue would write every
+    // request to disk and replicate it.
+    crate::queue::classic(&mut args);
     args
 }
 
