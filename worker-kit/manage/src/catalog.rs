@@ -131,6 +131,9 @@ pub struct Catalog {
     pub(crate) constraints: BTreeMap<(String, String), Constraint>,
     /// index → (table, `CREATE INDEX ...`).
     pub(crate) indexes: BTreeMap<String, (String, String)>,
+    /// Indexes not valid (`indisvalid` false): left by a concurrent build that failed or
+    /// was interrupted; they cost writes and serve no query, so they count as drift.
+    pub(crate) invalid_indexes: BTreeSet<String>,
     pub(crate) views: BTreeMap<String, View>,
     /// `schema.name(identity args)` → function.
     pub(crate) functions: BTreeMap<String, Function>,

@@ -12,6 +12,7 @@
 //!
 //! Exit codes: 0 in sync (or applied), 2 drift found and not applied, 3 refused, 1 error.
 
+mod apply;
 mod catalog;
 mod cmd;
 mod diff;
@@ -20,13 +21,13 @@ mod opts;
 mod plan;
 mod target;
 
+pub use apply::{Limits, apply, apply_plan, apply_with_lock_timeout};
 pub use catalog::Catalog;
-pub use cmd::sync::{apply, apply_with_lock_timeout};
 pub use cmd::{catalog_of_files, catalog_with};
-pub use diff::diff;
+pub use diff::{diff, diff_with};
 pub use load::{ModelFile, load_into, load_models, split_statements};
 pub use opts::{Command, Opts, normalize_args};
-pub use plan::{Hazard, Plan, Step};
+pub use plan::{Batch, Hazard, Plan, Step};
 pub use target::{Loader, SHADOW_ROLE, Server, Shadow, TargetLock};
 
 use std::process::ExitCode;

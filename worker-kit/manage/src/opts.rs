@@ -37,12 +37,22 @@ pub struct Opts {
 pub enum Command {
     /// Bring the service's development database in line with its model files.
     ///
-    /// Prints the plan, asks "Apply these changes? [y/N]", and applies it in one
-    /// transaction, then checks that nothing is left to do. Creates the database when it
-    /// does not exist. Holds an advisory lock on the database while it runs (a second sync
-    /// of the same database fails at once), re-reads the database after the prompt and
-    /// refuses if it changed, and fails rather than wait longer than --lock-timeout for a
-    /// lock. Refuses (exit 3) what loses data or weakens access control unless --unsafe.
+    /// Prints the plan, asks "Apply these changes? [y/N]", and applies it in steps, then
+    /// checks that nothing is left to do. Creates the database when it does not exist.
+    ///
+    /// Steps keep the database writable: statements on new objects share one short
+    /// transaction; a statement that locks an existing table runs in a transaction of its
+    /// own; indexes on existing tables are built and dropped CONCURRENTLY (outside any
+    /// transaction; a failed build's invalid index is dropped); foreign keys and CHECKs
+    /// are added NOT VALID and validated in a later step; SET NOT NULL is proved by a
+    /// validated CHECK (col IS NOT NULL) first. Every statement runs under --lock-timeout
+    /// and --statement-timeout. --atomic applies the plain forms in one transaction.
+    ///
+    /// Holds an advisory lock on the database while it runs (a second sync of the same
+    /// database fails at once), re-reads the database after the prompt and refuses if it
+    /// changed. Refuses (exit 3) what loses data or weakens access control unless
+    /// --unsafe, and what rewrites or long-locks a table with rows unless
+    /// --allow-hazard KIND.
     Sync(SyncArgs),
     /// Write migrations/SERVICE/pending.sql: what production needs to match the models.
     ///
@@ -89,11 +99,31 @@ pub struct SyncArgs {
     /// Change nothing: exit 2 when the database differs from the models (for CI).
     #[arg(long)]
     pub check: bool,
-    /// How long a statement of the plan may wait for a lock before the whole sync fails
-    /// (PostgreSQL's lock_timeout): an ALTER TABLE queued behind a long transaction would
-    /// otherwise stall every query on that table.
-    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    /// How long a statement may wait for a lock (PostgreSQL's lock_timeout): an ALTER
+    /// TABLE queued behind a long transaction would otherwise stall every query on that
+    /// table behind it. A step whose lock is not had in time is rolled back and retried
+    /// (--lock-retries), then the sync fails naming the step and the sessions holding
+    /// the lock.
+    #[arg(long, default_value = crate::apply::DEFAULT_LOCK_TIMEOUT, value_name = "DURATION")]
     pub lock_timeout: String,
+    /// How long any one statement may run (PostgreSQL's statement_timeout).
+    #[arg(long, default_value = crate::apply::DEFAULT_STATEMENT_TIMEOUT, value_name = "DURATION")]
+    pub statement_timeout: String,
+    /// How many times a step whose lock was not had within --lock-timeout is tried
+    /// again, with growing pauses (from 0.5 s, doubling, with jitter).
+    #[arg(long, default_value_t = crate::apply::DEFAULT_LOCK_RETRIES, value_name = "N")]
+    pub lock_retries: usize,
+    /// Apply the whole plan in one transaction (all or nothing), with the plain forms
+    /// (CREATE INDEX, constraints validated at once, SET NOT NULL by a scan): for
+    /// development databases. Every lock is then held until the end.
+    #[arg(long)]
+    pub atomic: bool,
+    /// Apply statements of this hazard: `rewrite` (a table with rows rewritten under
+    /// ACCESS EXCLUSIVE: int to bigint, a column added with a volatile default), `lock`
+    /// (writes blocked while a scan or build runs), `data-loss`, `security`. Repeatable;
+    /// --unsafe allows every kind.
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub allow_hazard: Vec<crate::plan::Hazard>,
     #[command(flatten)]
     pub shadow: ShadowArgs,
 }
@@ -155,7 +185,14 @@ pub fn normalize_args<I: IntoIterator<Item = String>>(args: I) -> Vec<String> {
             && !a.contains('=')
             && matches!(
                 a.as_str(),
-                "--database-url" | "--service" | "--models-dir" | "--lock-timeout" | "--shadow-url"
+                "--database-url"
+                    | "--service"
+                    | "--models-dir"
+                    | "--lock-timeout"
+                    | "--statement-timeout"
+                    | "--lock-retries"
+                    | "--allow-hazard"
+                    | "--shadow-url"
             );
         if !in_sync && out.len() == 1 && a == "sync" {
             in_sync = true;
