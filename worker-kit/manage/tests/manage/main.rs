@@ -4,6 +4,7 @@
 mod cases;
 mod cli;
 mod kinds;
+mod online;
 mod safety;
 
 use std::path::PathBuf;
