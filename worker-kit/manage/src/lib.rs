@@ -16,6 +16,7 @@ mod apply;
 mod catalog;
 mod cmd;
 mod diff;
+mod fingerprint;
 mod load;
 mod opts;
 mod plan;

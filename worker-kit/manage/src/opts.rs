@@ -59,6 +59,12 @@ pub enum Command {
     /// Production's current schema is migrations/SERVICE/production.dump.sql, made with
     /// `pg_dump --schema-only --no-owner DB > production.dump.sql` (its GRANTs are
     /// compared; those to roles this server does not have are skipped with a warning).
+    ///
+    /// The script runs in the same steps as `sync` (online forms, a transaction per
+    /// statement on an existing table) under SET lock_timeout and statement_timeout. Its
+    /// header records a fingerprint of the dump's schema, and its first statement
+    /// recomputes it on the database it runs on and aborts, changing nothing, when they
+    /// differ. --check exits 2 when the file on disk is stale.
     Pending(PendingArgs),
     /// Print the statements that turn FROM into TO.
     ///
@@ -149,6 +155,15 @@ pub struct PendingArgs {
     /// The server for the shadow databases (default: DB_MAIN_DSN's server, else PGHOST).
     #[arg(long)]
     pub database_url: Option<String>,
+    /// Write nothing: exit 2 when pending.sql on disk is not what it would be now (for CI).
+    #[arg(long)]
+    pub check: bool,
+    /// The lock_timeout pending.sql sets for its statements.
+    #[arg(long, default_value = crate::apply::DEFAULT_LOCK_TIMEOUT, value_name = "DURATION")]
+    pub lock_timeout: String,
+    /// The statement_timeout pending.sql sets for its statements.
+    #[arg(long, default_value = crate::apply::DEFAULT_STATEMENT_TIMEOUT, value_name = "DURATION")]
+    pub statement_timeout: String,
     #[command(flatten)]
     pub shadow: ShadowArgs,
 }
