@@ -3,6 +3,7 @@
 
 mod cases;
 mod cli;
+mod hazards;
 mod kinds;
 mod online;
 mod safety;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio_postgres::error::SqlState;
-use worker_kit_manage::{Limits, Plan, apply_plan, diff, diff_with};
+use worker_kit_manage::{Limits, Plan, apply, apply_plan, diff, diff_with};
 
 use crate::{Db, admin_dsn, desired};
 
@@ -312,7 +312,7 @@ async fn a_failed_concurrent_build_leaves_no_invalid_index() {
         .unwrap();
     let want = desired(&db, &[("b.sql", &b)]).await;
     let plan = diff(&db.catalog().await, &want);
-    let err = apply_plan(&db.client().await, &plan, &Limits::default(), false)
+    let err = apply(&db.client().await, &plan)
         .await
         .expect_err("duplicates fail the unique build")
         .to_string();
@@ -361,9 +361,7 @@ async fn an_interrupted_migration_is_finished_not_ignored() {
     assert!(sql.contains("VALIDATE CONSTRAINT items_v_pos"), "{sql}");
     assert!(!sql.contains("DROP CONSTRAINT items_v_pos"), "{sql}");
     assert!(!sql.contains("ADD CONSTRAINT items_v_pos"), "{sql}");
-    apply_plan(&client, &plan, &Limits::default(), false)
-        .await
-        .unwrap();
+    apply(&client, &plan).await.unwrap();
     assert_eq!(invalid_indexes(&db).await, 0);
     assert!(diff(&db.catalog().await, &want).is_empty());
     db.drop().await;
