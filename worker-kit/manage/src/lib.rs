@@ -29,7 +29,7 @@ pub use diff::{diff, diff_with};
 pub use load::{ModelFile, load_into, load_models, split_statements};
 pub use opts::{Command, Opts, normalize_args};
 pub use plan::{Batch, Hazard, Plan, Step};
-pub use target::{Loader, SHADOW_ROLE, Server, Shadow, TargetLock};
+pub use target::{Loader, SHADOW_ROLE, Server, Shadow, ShadowInfo, TargetLock};
 
 use std::process::ExitCode;
 
@@ -53,6 +53,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
         Command::Sync(args) => cmd::sync::run(args).await,
         Command::Pending(args) => cmd::pending::run(args).await,
         Command::Diff(args) => cmd::diff::run(args).await,
+        Command::Shadows(args) => cmd::shadows::run(args).await,
     }
 }
 

@@ -74,6 +74,32 @@ pub enum Command {
     /// never applies (exit 0, or 2 with --check when there is a difference); `sync` is
     /// what refuses.
     Diff(DiffArgs),
+    /// List manage's shadow databases on the server, or drop those whose target is gone.
+    ///
+    /// `sync` keeps one shadow per target (manage_shadow_models_*) so a no-op sync need
+    /// not reload the models; when the target is dropped, its shadow is left behind. `sync`
+    /// prunes them at start; `shadows prune` does it on demand.
+    Shadows(ShadowsArgs),
+}
+
+/// `manage shadows`.
+#[derive(Debug, Clone, Args)]
+pub struct ShadowsArgs {
+    /// What to do.
+    #[arg(value_enum)]
+    pub action: ShadowsAction,
+    /// The server (default: DB_MAIN_DSN's server, else PGHOST).
+    #[arg(long)]
+    pub database_url: Option<String>,
+}
+
+/// What `manage shadows` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ShadowsAction {
+    /// Print each shadow, the target it is kept for, and whether that still exists.
+    List,
+    /// Drop the shadows whose target no longer exists.
+    Prune,
 }
 
 /// Where the models and the service's database are.

@@ -2,6 +2,7 @@
 
 pub(crate) mod diff;
 pub(crate) mod pending;
+pub(crate) mod shadows;
 pub(crate) mod sync;
 
 use std::path::Path;

@@ -11,7 +11,7 @@ use crate::catalog::Catalog;
 use crate::diff::{diff, diff_with};
 use crate::opts::SyncArgs;
 use crate::plan::{Hazard, Plan};
-use crate::target::{Loader, Server, TargetLock, service_dsn};
+use crate::target::{Loader, Server, Shadow, TargetLock, service_dsn};
 use crate::{EXIT_DRIFT, EXIT_REFUSED};
 
 pub(crate) async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
@@ -20,6 +20,9 @@ pub(crate) async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
     let dsn = service_dsn(args.database_url.as_deref(), &service);
     let (server, db) = Server::from_dsn(&dsn)?;
     let _lock = TargetLock::take(&server, &db).await?;
+    for name in Shadow::prune(&server).await? {
+        println!("Dropped {name}: the database it was kept for no longer exists.");
+    }
     if !server.exists(&db).await? {
         if args.check {
             println!("Database {db} does not exist on {}.", server.shown());

@@ -7,6 +7,7 @@ mod hazards;
 mod kinds;
 mod online;
 mod safety;
+mod shadows;
 
 use std::path::PathBuf;
 
