@@ -20,9 +20,14 @@ use clap::{Args, Parser, Subcommand};
 /// `sync` refuses (exit 3), and applies nothing, when the plan would lose data (drops a
 /// table, column, sequence or schema; narrows a column type; turns a column into a
 /// generated one; removes enum values) or weaken access control (drops a policy,
-/// disables row-level security), unless --unsafe is given; and always when a difference
-/// needs a hand-written migration (e.g. a NOT NULL column without a default added to a
-/// table that has rows), or when the database changed while the prompt waited.
+/// disables row-level security), unless --unsafe is given; what rewrites a table that has
+/// rows or blocks its writes while it scans (`rewrite`, `lock`) unless --allow-hazard KIND;
+/// and always when a difference needs a hand-written migration (e.g. a NOT NULL column
+/// without a default added to a table that has rows), or when the database changed while
+/// the prompt waited.
+///
+/// Plans run in steps that keep the database writable (see `sync --help`); `diff`, `sync`
+/// and `pending` print each step and the transaction it runs in.
 /// `diff` only prints: it never refuses and never applies.
 #[derive(Debug, Parser)]
 #[command(name = "manage", version)]
