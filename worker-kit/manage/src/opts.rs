@@ -50,7 +50,8 @@ pub enum Command {
     /// own; indexes on existing tables are built and dropped CONCURRENTLY (outside any
     /// transaction; a failed build's invalid index is dropped); foreign keys and CHECKs
     /// are added NOT VALID and validated in a later step; SET NOT NULL is proved by a
-    /// validated CHECK (col IS NOT NULL) first. Every statement runs under --lock-timeout
+    /// validated CHECK (col IS NOT NULL) first; PRIMARY KEY and UNIQUE get their index
+    /// built CONCURRENTLY, then are added USING INDEX. Every statement runs under --lock-timeout
     /// and --statement-timeout. --atomic applies the plain forms in one transaction.
     ///
     /// Holds an advisory lock on the database while it runs (a second sync of the same

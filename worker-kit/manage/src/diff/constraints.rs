@@ -5,7 +5,7 @@
 
 use super::{Phases, step};
 use crate::catalog::{Catalog, Constraint};
-use crate::plan::Hazard;
+use crate::plan::{Hazard, Step};
 
 /// What the server prints after the definition of a constraint not validated yet.
 const NOT_VALID: &str = " NOT VALID";
@@ -14,6 +14,49 @@ const NOT_VALID: &str = " NOT VALID";
 fn only_unvalidated(current: &Constraint, wanted: &Constraint) -> bool {
     current.kind == wanted.kind
         && current.definition.strip_suffix(NOT_VALID) == Some(wanted.definition.as_str())
+}
+
+/// A PRIMARY KEY or UNIQUE constraint added to an existing plain table without blocking
+/// its writes: its unique index built `CONCURRENTLY`, then the constraint added `USING
+/// INDEX` (a moment's lock). Only the plain column-list form; others are added as they are.
+fn unique_through_index(
+    from: &Catalog,
+    table: &str,
+    cname: &str,
+    c: &Constraint,
+) -> Option<Vec<Step>> {
+    let (keyword, columns) = match c.kind {
+        'p' => ("PRIMARY KEY", c.definition.strip_prefix("PRIMARY KEY ")?),
+        'u' => ("UNIQUE", c.definition.strip_prefix("UNIQUE ")?),
+        _ => return None,
+    };
+    let plain =
+        columns.starts_with('(') && columns.ends_with(')') && columns.matches('(').count() == 1;
+    let partitioned = from
+        .tables
+        .get(table)
+        .is_none_or(|t| t.partition_by.is_some());
+    if !plain || partitioned {
+        return None;
+    }
+    let index = format!("{}{cname}", super::indexes::schema_prefix(table));
+    Some(vec![
+        Step {
+            outside_transaction: true,
+            locks: Some(table.to_owned()),
+            undo_failed: Some(format!("DROP INDEX CONCURRENTLY IF EXISTS {index}")),
+            ..step(
+                format!(
+                    "CREATE UNIQUE INDEX CONCURRENTLY {cname} ON {table} USING btree {columns}"
+                ),
+                None,
+            )
+        },
+        step(
+            format!("ALTER TABLE {table} ADD CONSTRAINT {cname} {keyword} USING INDEX {cname}"),
+            None,
+        ),
+    ])
 }
 
 pub(super) fn diff(from: &Catalog, to: &Catalog, p: &mut Phases) {
@@ -52,6 +95,14 @@ pub(super) fn diff(from: &Catalog, to: &Catalog, p: &mut Phases) {
             continue;
         }
         let existed = from.tables.contains_key(table);
+        if p.online
+            && existed
+            && !p.reshaped.contains(table)
+            && let Some(steps) = unique_through_index(from, table, cname, c)
+        {
+            p.constraints.extend(steps);
+            continue;
+        }
         // A constraint the model itself declares NOT VALID stays so.
         let online = p.online
             && existed

@@ -14,7 +14,7 @@ fn concurrently(def: &str) -> String {
 }
 
 /// `schema.name` → `schema.` (the schema an index's sibling lives in).
-fn schema_prefix(qualified: &str) -> &str {
+pub(super) fn schema_prefix(qualified: &str) -> &str {
     let mut quoted = false;
     for (i, ch) in qualified.char_indices() {
         match ch {

@@ -404,3 +404,37 @@ async fn a_step_whose_lock_is_held_names_the_holder() {
     assert!(!diff(&db.catalog().await, &want).is_empty());
     db.drop().await;
 }
+
+// PRIMARY KEY and UNIQUE on an existing table: the unique index built concurrently, then
+// the constraint added on it.
+#[tokio::test]
+async fn primary_key_and_unique_are_added_through_concurrent_indexes() {
+    let a = "CREATE TABLE k (id int NOT NULL, v int);";
+    let b = "CREATE TABLE k (id int PRIMARY KEY, v int UNIQUE);";
+    let db = Db::with("pkunique", a).await;
+    db.client()
+        .await
+        .batch_execute("INSERT INTO k SELECT g, g FROM generate_series(1, 100) g")
+        .await
+        .unwrap();
+    let want = desired(&db, &[("b.sql", b)]).await;
+    let plan = diff(&db.catalog().await, &want);
+    let sql = plan.to_sql();
+    for (name, keyword) in [("k_pkey", "PRIMARY KEY"), ("k_v_key", "UNIQUE")] {
+        let build = sql
+            .find(&format!(
+                "CREATE UNIQUE INDEX CONCURRENTLY {name} ON public.k"
+            ))
+            .expect(&sql);
+        let add = sql
+            .find(&format!(
+                "ADD CONSTRAINT {name} {keyword} USING INDEX {name};"
+            ))
+            .expect(&sql);
+        assert!(build < add, "{sql}");
+    }
+    assert!(plan.steps.iter().all(|s| s.hazard.is_none()), "{sql}");
+    apply(&db.client().await, &plan).await.unwrap();
+    assert!(diff(&db.catalog().await, &want).is_empty());
+    db.drop().await;
+}
