@@ -438,3 +438,52 @@ async fn primary_key_and_unique_are_added_through_concurrent_indexes() {
     assert!(diff(&db.catalog().await, &want).is_empty());
     db.drop().await;
 }
+
+// `diff --check` sees an invalid index (exit 2), and prints the plan in its steps: the
+// invalid index dropped and built again, each CONCURRENTLY, outside any transaction.
+#[tokio::test]
+async fn diff_check_reports_an_invalid_index_and_prints_the_steps() {
+    let a = "CREATE TABLE k (id int, v int);";
+    let b = format!("{a}\nCREATE UNIQUE INDEX k_v ON k (v);");
+    let db = Db::with("diffcheck", a).await;
+    let client = db.client().await;
+    client
+        .batch_execute("INSERT INTO k VALUES (1, 1), (2, 1)")
+        .await
+        .unwrap();
+    assert!(
+        client
+            .batch_execute("CREATE UNIQUE INDEX CONCURRENTLY k_v ON k (v)")
+            .await
+            .is_err()
+    );
+    client
+        .batch_execute("DELETE FROM k WHERE id = 2")
+        .await
+        .unwrap();
+    let dir = std::env::temp_dir().join(crate::unique("diffcheck"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("k.sql"), &b).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_manage"))
+        .args(["diff", "--check", &admin_dsn(&db.name)])
+        .arg(&dir)
+        .env_remove("DB_MAIN_DSN")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("-- Step 1 of 2: no transaction (CONCURRENTLY")
+            && text.contains("DROP INDEX CONCURRENTLY IF EXISTS public.k_v;")
+            && text.contains("-- Step 2 of 2: no transaction (CONCURRENTLY")
+            && text.contains("CREATE UNIQUE INDEX CONCURRENTLY k_v ON public.k"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+    db.drop().await;
+}
