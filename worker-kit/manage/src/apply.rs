@@ -235,13 +235,14 @@ async fn explain(
             holders(client, batch).await
         ));
     }
+    let applied = match step {
+        1 => "No step is applied".to_owned(),
+        2 => "Step 1 is applied".to_owned(),
+        n => format!("Steps 1 to {} are applied", n - 1),
+    };
     m.push_str(&format!(
-        "\nSteps 1 to {} are applied; {whole}. Run the command again once the cause is gone: it plans from what is there.",
-        step - 1
+        "\n{applied}; {whole}. Run the command again once the cause is gone: it plans from what is there."
     ));
-    if step == 1 {
-        m = m.replace("Steps 1 to 0 are applied", "No step is applied");
-    }
     m
 }
 

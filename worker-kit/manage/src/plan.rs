@@ -71,9 +71,8 @@ impl Batch<'_> {
 
     /// How it is described in a printed plan.
     fn describe(&self) -> String {
-        let locks: Vec<&str> = self.locks().collect();
-        let mut locks_dedup = locks.clone();
-        locks_dedup.dedup();
+        let mut locks: Vec<&str> = self.locks().collect();
+        locks.dedup();
         if !self.transaction {
             let what = if self.steps.iter().any(|s| s.sql.contains(" CONCURRENTLY ")) {
                 "CONCURRENTLY: writes go on while it runs"
@@ -81,12 +80,12 @@ impl Batch<'_> {
                 "it cannot run inside a transaction block"
             };
             format!("no transaction ({what})")
-        } else if locks_dedup.is_empty() {
+        } else if locks.is_empty() {
             "one transaction".to_owned()
         } else {
             format!(
                 "its own transaction, locking {} (waits at most lock_timeout for the lock)",
-                locks_dedup.join(", ")
+                locks.join(", ")
             )
         }
     }

@@ -487,3 +487,30 @@ async fn diff_check_reports_an_invalid_index_and_prints_the_steps() {
     let _ = std::fs::remove_dir_all(dir);
     db.drop().await;
 }
+
+// A domain CHECK left NOT VALID is validated, not dropped and added again.
+#[tokio::test]
+async fn a_domain_check_left_not_valid_is_validated() {
+    let a = "CREATE DOMAIN positive AS int; CREATE TABLE d (v positive);";
+    let b = "CREATE DOMAIN positive AS int CONSTRAINT positive_check CHECK (VALUE > 0); CREATE TABLE d (v positive);";
+    let db = Db::with("domainnv", a).await;
+    db.client()
+        .await
+        .batch_execute(
+            "INSERT INTO d VALUES (1); \
+             ALTER DOMAIN positive ADD CONSTRAINT positive_check CHECK (VALUE > 0) NOT VALID",
+        )
+        .await
+        .unwrap();
+    let want = desired(&db, &[("b.sql", b)]).await;
+    let plan = diff(&db.catalog().await, &want);
+    let sql = plan.to_sql();
+    assert_eq!(plan.steps.len(), 1, "{sql}");
+    assert!(
+        sql.contains("ALTER DOMAIN public.positive VALIDATE CONSTRAINT positive_check;"),
+        "{sql}"
+    );
+    apply(&db.client().await, &plan).await.unwrap();
+    assert!(diff(&db.catalog().await, &want).is_empty());
+    db.drop().await;
+}
