@@ -91,6 +91,10 @@ pub(crate) struct Domain {
 pub(crate) struct View {
     pub(crate) materialized: bool,
     pub(crate) definition: String,
+    /// Its options as `pg_class.reloptions` has them (`security_invoker=true`,
+    /// `security_barrier=true`, `check_option=local`; storage parameters of a materialized
+    /// view), sorted: lost with a re-made view, they would silently change who may see what.
+    pub(crate) options: Vec<String>,
     /// Relations (tables, views) it reads.
     pub(crate) depends_on: BTreeSet<String>,
 }

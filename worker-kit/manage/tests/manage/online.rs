@@ -1,4 +1,4 @@
-//! Issue #26: plans that keep the database writable. Each online form runs on a table with
+//! Issue #26: plans that keep the database writable (and what they must not lose). Each online form runs on a table with
 //! rows while a second session inserts with `lock_timeout = 100ms`; the statement is made
 //! slow (an index expression or CHECK that sleeps per row), so the inserts run while it
 //! does, seen in `pg_stat_activity`. The plain form (`--atomic`) is run the same way and
@@ -510,6 +510,49 @@ async fn a_domain_check_left_not_valid_is_validated() {
         sql.contains("ALTER DOMAIN public.positive VALIDATE CONSTRAINT positive_check;"),
         "{sql}"
     );
+    apply(&db.client().await, &plan).await.unwrap();
+    assert!(diff(&db.catalog().await, &want).is_empty());
+    db.drop().await;
+}
+
+// A view's options (security_invoker, security_barrier, check_option) are compared and
+// kept when the view is made again: lost, they silently change who may see what.
+#[tokio::test]
+async fn view_options_are_compared_and_kept() {
+    let a = "CREATE TABLE t (id int); CREATE VIEW v AS SELECT id FROM t;";
+    let b = "CREATE TABLE t (id int); \
+             CREATE VIEW v WITH (security_invoker = true, security_barrier = true) AS SELECT id, id + 1 AS next FROM t WITH LOCAL CHECK OPTION;";
+    let db = Db::with("viewopts", a).await;
+    let want = desired(&db, &[("b.sql", b)]).await;
+    let plan = diff(&db.catalog().await, &want);
+    apply(&db.client().await, &plan).await.unwrap();
+    let options: Vec<String> = db
+        .client()
+        .await
+        .query_one(
+            "SELECT coalesce(reloptions, '{}') FROM pg_class WHERE relname = 'v'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    for o in [
+        "security_invoker=true",
+        "security_barrier=true",
+        "check_option=local",
+    ] {
+        assert!(
+            options.contains(&o.to_owned()),
+            "{options:?}\n{}",
+            plan.to_sql()
+        );
+    }
+    assert!(diff(&db.catalog().await, &want).is_empty());
+    // Options alone differ: the view is made again with the model's.
+    let c = b.replace("security_barrier = true", "security_barrier = false");
+    let want = desired(&db, &[("c.sql", &c)]).await;
+    let plan = diff(&db.catalog().await, &want);
+    assert!(!plan.is_empty());
     apply(&db.client().await, &plan).await.unwrap();
     assert!(diff(&db.catalog().await, &want).is_empty());
     db.drop().await;
