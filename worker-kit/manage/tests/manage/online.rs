@@ -1,8 +1,9 @@
-//! Issue #26: plans that keep the database writable (and what they must not lose). Each online form runs on a table with
-//! rows while a second session inserts with `lock_timeout = 100ms`; the statement is made
-//! slow (an index expression or CHECK that sleeps per row), so the inserts run while it
-//! does, seen in `pg_stat_activity`. The plain form (`--atomic`) is run the same way and
-//! must block them: that is what shows the check can fail.
+//! Issue #26: plans that keep the database writable, and what they must not lose. Each
+//! online form runs on a table with rows while a second session inserts with
+//! `lock_timeout = 100ms`; the statement is made slow (an index expression or CHECK that
+//! sleeps per row), so the inserts run while it does, seen in `pg_stat_activity`. The plain
+//! form (`--atomic`) is run the same way and must block them: that is what shows the check
+//! can fail.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
