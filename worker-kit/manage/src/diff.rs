@@ -389,6 +389,87 @@ fn rls(p: &mut Phases, name: &str, old: &Table, new: &Table) {
     }
 }
 
+/// A column the target lacks.
+fn add_column(p: &mut Phases, table: &str, c: &Column) {
+    let sql = format!("ALTER TABLE {table} ADD COLUMN {}", column_def(c));
+    // Existing rows would get NULL in a NOT NULL column: it applies only to an
+    // empty table.
+    let needs_empty =
+        c.not_null && c.default.is_none() && c.identity.is_empty() && c.generated.is_none();
+    if needs_empty {
+        p.needs_empty.push((table.to_owned(), sql.clone()));
+    }
+    // A volatile default (or an identity, or a stored generated column) is
+    // computed for every existing row: the table is rewritten under ACCESS
+    // EXCLUSIVE. A constant or stable default (`now()`) is stored once.
+    let rewrites = c.generated.is_some()
+        || !c.identity.is_empty()
+        || c.default.as_deref().is_some_and(volatile_default);
+    let hazard = if rewrites {
+        Some(Hazard::Rewrite)
+    } else {
+        needs_empty.then_some(Hazard::Lock)
+    };
+    p.columns.push(step(sql, hazard));
+}
+
+/// A column whose type or collation changes (`o` as it is, `c` as the model has it).
+fn alter_column_type(p: &mut Phases, table: &str, o: &Column, c: &Column) {
+    let col = &c.name;
+    p.reshaped.insert(table.to_owned());
+    let coll = c
+        .collation
+        .as_ref()
+        .map(|x| format!(" COLLATE {x}"))
+        .unwrap_or_default();
+    // The default may not cast to the new type: drop it first, set it again after.
+    if o.default.is_some() {
+        p.columns.push(step(
+            format!("ALTER TABLE {table} ALTER COLUMN {col} DROP DEFAULT"),
+            None,
+        ));
+    }
+    let change = TypeChange::of(&o.data_type, &c.data_type);
+    // A plain ALTER TYPE converts with the assignment cast, which refuses values
+    // that do not fit (`varchar(5)`); an explicit `USING col::type` would truncate
+    // them, so it is kept for types with no assignment cast between them.
+    let using = match change {
+        TypeChange::Metadata | TypeChange::Widening | TypeChange::Narrowing => String::new(),
+        // Enums have no casts but through text.
+        TypeChange::Other
+            if p.enum_types.contains(base_type(&o.data_type))
+                || p.enum_types.contains(base_type(&c.data_type)) =>
+        {
+            let text = if c.data_type.ends_with("[]") {
+                "text[]"
+            } else {
+                "text"
+            };
+            format!(" USING {col}::{text}::{}", c.data_type)
+        }
+        TypeChange::Other => format!(" USING {col}::{}", c.data_type),
+    };
+    // A collation change rebuilds the column's indexes, even when the type stays.
+    let hazard = match change {
+        TypeChange::Metadata if o.collation == c.collation => None,
+        TypeChange::Metadata | TypeChange::Widening => Some(Hazard::Rewrite),
+        _ => Some(Hazard::DataLoss),
+    };
+    p.columns.push(step(
+        format!(
+            "ALTER TABLE {table} ALTER COLUMN {col} TYPE {}{coll}{using}",
+            c.data_type
+        ),
+        hazard,
+    ));
+    if let Some(d) = &c.default {
+        p.columns.push(step(
+            format!("ALTER TABLE {table} ALTER COLUMN {col} SET DEFAULT {d}"),
+            None,
+        ));
+    }
+}
+
 fn alter_columns(p: &mut Phases, table: &str, old: &Table, new: &Table) {
     let find = |t: &Table, n: &str| t.columns.iter().find(|c| c.name == n).cloned();
     for c in &new.columns {
@@ -396,26 +477,7 @@ fn alter_columns(p: &mut Phases, table: &str, old: &Table, new: &Table) {
             continue;
         }
         let Some(o) = find(old, &c.name) else {
-            let sql = format!("ALTER TABLE {table} ADD COLUMN {}", column_def(c));
-            // Existing rows would get NULL in a NOT NULL column: it applies only to an
-            // empty table.
-            let needs_empty =
-                c.not_null && c.default.is_none() && c.identity.is_empty() && c.generated.is_none();
-            if needs_empty {
-                p.needs_empty.push((table.to_owned(), sql.clone()));
-            }
-            // A volatile default (or an identity, or a stored generated column) is
-            // computed for every existing row: the table is rewritten under ACCESS
-            // EXCLUSIVE. A constant or stable default (`now()`) is stored once.
-            let rewrites = c.generated.is_some()
-                || !c.identity.is_empty()
-                || c.default.as_deref().is_some_and(volatile_default);
-            let hazard = if rewrites {
-                Some(Hazard::Rewrite)
-            } else {
-                needs_empty.then_some(Hazard::Lock)
-            };
-            p.columns.push(step(sql, hazard));
+            add_column(p, table, c);
             continue;
         };
         let col = &c.name;
@@ -445,60 +507,7 @@ fn alter_columns(p: &mut Phases, table: &str, old: &Table, new: &Table) {
             continue;
         }
         if o.data_type != c.data_type || o.collation != c.collation {
-            p.reshaped.insert(table.to_owned());
-            let coll = c
-                .collation
-                .as_ref()
-                .map(|x| format!(" COLLATE {x}"))
-                .unwrap_or_default();
-            // The default may not cast to the new type: drop it first, set it again after.
-            if o.default.is_some() {
-                p.columns.push(step(
-                    format!("ALTER TABLE {table} ALTER COLUMN {col} DROP DEFAULT"),
-                    None,
-                ));
-            }
-            let change = TypeChange::of(&o.data_type, &c.data_type);
-            // A plain ALTER TYPE converts with the assignment cast, which refuses values
-            // that do not fit (`varchar(5)`); an explicit `USING col::type` would truncate
-            // them, so it is kept for types with no assignment cast between them.
-            let using = match change {
-                TypeChange::Metadata | TypeChange::Widening | TypeChange::Narrowing => {
-                    String::new()
-                }
-                // Enums have no casts but through text.
-                TypeChange::Other
-                    if p.enum_types.contains(base_type(&o.data_type))
-                        || p.enum_types.contains(base_type(&c.data_type)) =>
-                {
-                    let text = if c.data_type.ends_with("[]") {
-                        "text[]"
-                    } else {
-                        "text"
-                    };
-                    format!(" USING {col}::{text}::{}", c.data_type)
-                }
-                TypeChange::Other => format!(" USING {col}::{}", c.data_type),
-            };
-            // A collation change rebuilds the column's indexes, even when the type stays.
-            let hazard = match change {
-                TypeChange::Metadata if o.collation == c.collation => None,
-                TypeChange::Metadata | TypeChange::Widening => Some(Hazard::Rewrite),
-                _ => Some(Hazard::DataLoss),
-            };
-            p.columns.push(step(
-                format!(
-                    "ALTER TABLE {table} ALTER COLUMN {col} TYPE {}{coll}{using}",
-                    c.data_type
-                ),
-                hazard,
-            ));
-            if let Some(d) = &c.default {
-                p.columns.push(step(
-                    format!("ALTER TABLE {table} ALTER COLUMN {col} SET DEFAULT {d}"),
-                    None,
-                ));
-            }
+            alter_column_type(p, table, &o, c);
         } else if o.default != c.default {
             p.columns.push(step(
                 match &c.default {
