@@ -224,7 +224,7 @@ impl Runner {
             tasks.spawn(async move { w.run(ctx).await });
         }
         drop(ctx);
-        let running = Running {
+        let mut running = Running {
             service: self.service,
             broker: self.broker,
             databases: self.databases,
@@ -235,14 +235,18 @@ impl Runner {
             _listener: listener,
         };
         for _ in 0..count {
+            // A worker that ends before it reports (its routes could not be bound, its
+            // connection went away) never will: its end is the start's answer.
             let ready = tokio::select! {
                 biased;
                 () = running.shutdown.cancelled() => Some(Err(Error::Interrupted)),
                 r = ready_rx.recv() => r,
+                Some(ended) = running.tasks.join_next() => Some(Err(ended_before_ready(ended))),
             };
             match ready {
                 Some(Ok(what)) => info!(service = running.service, "{what}"),
                 Some(Err(e)) => {
+                    error!(service = running.service, error = %e, "a worker could not start; stopping the others");
                     let _ = running.stop().await;
                     return Err(e);
                 }
@@ -264,6 +268,20 @@ impl Runner {
         let running = self.start().await?;
         info!(service = running.service, "ready");
         running.supervise().await
+    }
+}
+
+/// The error a worker task that ended before reporting readiness stands for.
+fn ended_before_ready(ended: Result<Result<(), Error>, tokio::task::JoinError>) -> Error {
+    match ended {
+        Ok(Err(e)) => e,
+        Ok(Ok(())) => Error::WorkerEnded(
+            "a worker stopped before it consumed (its broker handle was closed?)".to_owned(),
+        ),
+        Err(e) if e.is_panic() => {
+            Error::WorkerEnded("a worker task panicked while starting".to_owned())
+        }
+        Err(e) => Error::WorkerEnded(format!("a worker task was cancelled while starting: {e}")),
     }
 }
 

@@ -1,5 +1,6 @@
 //! The process lifecycle, through a real service process: signals during startup, and a
-//! worker that ends while the process runs.
+//! worker that ends while the process runs; and through a Runner in the test, a worker
+//! that cannot start.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -136,4 +137,43 @@ async fn a_clean_start_on_a_new_route_logs_no_error() {
     let _ = child.start_kill();
     let _ = child.wait().await;
     RawPeer::connect().await.delete(&[&route]).await;
+}
+
+async fn answer(
+    worker_kit::Payload(n): worker_kit::Payload<u32>,
+) -> Result<u32, worker_kit::ErrorReply> {
+    Ok(n)
+}
+
+/// Two workers, one of which cannot run (made only to describe its routes): the start
+/// fails at once with that worker's error, instead of waiting for a readiness report that
+/// never comes, and the worker that did start consumes no longer.
+#[tokio::test]
+async fn a_worker_that_cannot_start_fails_the_start_at_once() {
+    use worker_kit::rpc::RpcWorker;
+    let served = unique("start-ok");
+    let described = unique("start-docs-only");
+    let runner = e2e::runner("start-fails")
+        .await
+        .register_worker(RpcWorker::new().route(&served, answer))
+        .register_worker(RpcWorker::<()>::for_docs().route(&described, answer));
+    let err = tokio::time::timeout(Duration::from_secs(20), runner.start())
+        .await
+        .expect("a worker that cannot run ends the start (it hung waiting for readiness)")
+        .expect_err("a worker that cannot run fails the start");
+    assert!(
+        matches!(&err, worker_kit::Error::Config(m) if m.contains("for_docs")),
+        "the failed worker's own error: {err}"
+    );
+    let peer = RawPeer::connect().await;
+    wait_until(
+        Duration::from_secs(10),
+        "the worker that did start stops consuming",
+        || {
+            let (peer, served) = (&peer, &served);
+            async move { !matches!(peer.try_counts(served).await, Ok((_, c)) if c > 0) }
+        },
+    )
+    .await;
+    peer.delete(&[&served, &described]).await;
 }
