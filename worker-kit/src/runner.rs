@@ -232,6 +232,9 @@ impl Runner {
             tasks,
             health,
             metrics_addr,
+            // The drain, then closing the workers' channels (each close is time-boxed by
+            // the connect timeout) with the same again as margin.
+            stop_within: self.config.drain_timeout + self.config.connect_timeout * 2,
             _listener: listener,
         };
         for _ in 0..count {
@@ -295,6 +298,8 @@ pub struct Running {
     tasks: JoinSet<Result<(), Error>>,
     health: Health,
     metrics_addr: Option<std::net::SocketAddr>,
+    /// How long [`Running::stop`] waits for the workers before it aborts them.
+    stop_within: Duration,
     /// Stops the `METRICS_ADDR` listener when the Runner has stopped (or is dropped).
     _listener: tokio_util::sync::DropGuard,
 }
@@ -364,14 +369,34 @@ impl Running {
     }
 
     /// Stops consuming, drains in-flight messages, closes databases and the connection.
+    /// Workers still running `DRAIN_TIMEOUT_MS` plus twice `AMQP_CONNECT_TIMEOUT_MS` after
+    /// the stop began (one waiting for an unreachable broker) are aborted: a stop never
+    /// waits for the broker to come back.
     ///
     /// # Errors
     ///
     /// The first error a worker ended with.
     pub async fn stop(mut self) -> Result<(), Error> {
         self.shutdown.cancel();
+        let deadline = tokio::time::Instant::now() + self.stop_within;
         let mut first_err = None;
-        while let Some(r) = self.tasks.join_next().await {
+        loop {
+            let r = match tokio::time::timeout_at(deadline, self.tasks.join_next()).await {
+                Ok(Some(r)) => r,
+                Ok(None) => break,
+                Err(_) => {
+                    warn!(
+                        service = self.service,
+                        still_running = self.tasks.len(),
+                        stop_within_ms = self.stop_within.as_millis() as u64,
+                        "workers did not stop in time (the broker unreachable?); aborting them"
+                    );
+                    self.tasks.abort_all();
+                    // Aborted tasks end at their next await: this wait is short.
+                    while self.tasks.join_next().await.is_some() {}
+                    break;
+                }
+            };
             match r {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
