@@ -1,6 +1,6 @@
 //! The process lifecycle, through a real service process: signals during startup, and a
 //! worker that ends while the process runs; and through a Runner in the test, a worker
-//! that cannot start.
+//! that cannot start, and the consumers a route keeps across pauses and broker cancels.
 
 use std::process::Stdio;
 use std::time::Duration;
