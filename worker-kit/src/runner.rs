@@ -224,7 +224,7 @@ impl Runner {
             tasks.spawn(async move { w.run(ctx).await });
         }
         drop(ctx);
-        let running = Running {
+        let mut running = Running {
             service: self.service,
             broker: self.broker,
             databases: self.databases,
@@ -232,17 +232,24 @@ impl Runner {
             tasks,
             health,
             metrics_addr,
+            // The drain, then closing the workers' channels (each close is time-boxed by
+            // the connect timeout) with the same again as margin.
+            stop_within: self.config.drain_timeout + self.config.connect_timeout * 2,
             _listener: listener,
         };
         for _ in 0..count {
+            // A worker that ends before it reports (its routes could not be bound, its
+            // connection went away) never will: its end is the start's answer.
             let ready = tokio::select! {
                 biased;
                 () = running.shutdown.cancelled() => Some(Err(Error::Interrupted)),
                 r = ready_rx.recv() => r,
+                Some(ended) = running.tasks.join_next() => Some(Err(ended_before_ready(ended))),
             };
             match ready {
                 Some(Ok(what)) => info!(service = running.service, "{what}"),
                 Some(Err(e)) => {
+                    error!(service = running.service, error = %e, "a worker could not start; stopping the others");
                     let _ = running.stop().await;
                     return Err(e);
                 }
@@ -267,6 +274,20 @@ impl Runner {
     }
 }
 
+/// The error a worker task that ended before reporting readiness stands for.
+fn ended_before_ready(ended: Result<Result<(), Error>, tokio::task::JoinError>) -> Error {
+    match ended {
+        Ok(Err(e)) => e,
+        Ok(Ok(())) => Error::WorkerEnded(
+            "a worker stopped before it consumed (its broker handle was closed?)".to_owned(),
+        ),
+        Err(e) if e.is_panic() => {
+            Error::WorkerEnded("a worker task panicked while starting".to_owned())
+        }
+        Err(e) => Error::WorkerEnded(format!("a worker task was cancelled while starting: {e}")),
+    }
+}
+
 /// A started Runner.
 #[derive(Debug)]
 pub struct Running {
@@ -277,6 +298,8 @@ pub struct Running {
     tasks: JoinSet<Result<(), Error>>,
     health: Health,
     metrics_addr: Option<std::net::SocketAddr>,
+    /// How long [`Running::stop`] waits for the workers before it aborts them.
+    stop_within: Duration,
     /// Stops the `METRICS_ADDR` listener when the Runner has stopped (or is dropped).
     _listener: tokio_util::sync::DropGuard,
 }
@@ -346,14 +369,34 @@ impl Running {
     }
 
     /// Stops consuming, drains in-flight messages, closes databases and the connection.
+    /// Workers still running `DRAIN_TIMEOUT_MS` plus twice `AMQP_CONNECT_TIMEOUT_MS` after
+    /// the stop began (one waiting for an unreachable broker) are aborted: a stop never
+    /// waits for the broker to come back.
     ///
     /// # Errors
     ///
     /// The first error a worker ended with.
     pub async fn stop(mut self) -> Result<(), Error> {
         self.shutdown.cancel();
+        let deadline = tokio::time::Instant::now() + self.stop_within;
         let mut first_err = None;
-        while let Some(r) = self.tasks.join_next().await {
+        loop {
+            let r = match tokio::time::timeout_at(deadline, self.tasks.join_next()).await {
+                Ok(Some(r)) => r,
+                Ok(None) => break,
+                Err(_) => {
+                    warn!(
+                        service = self.service,
+                        still_running = self.tasks.len(),
+                        stop_within_ms = self.stop_within.as_millis() as u64,
+                        "workers did not stop in time (the broker unreachable?); aborting them"
+                    );
+                    self.tasks.abort_all();
+                    // Aborted tasks end at their next await: this wait is short.
+                    while self.tasks.join_next().await.is_some() {}
+                    break;
+                }
+            };
             match r {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {

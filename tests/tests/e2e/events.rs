@@ -673,3 +673,70 @@ async fn measure_outbox() {
     .await;
     db.drop_db().await;
 }
+
+/// The broker goes silent (a frozen link) while an event waits in the outbox: the relay
+/// is inside its batch, holding the outbox lock and waiting for a publisher confirm that
+/// does not come. A stop still ends within the drain deadline plus bounded close times,
+/// and the event stays pending (it is published again after the restart).
+#[tokio::test]
+async fn stop_during_a_broker_outage_with_an_event_pending_ends_promptly() {
+    let exchange = unique("events-outage");
+    let (db, client, config) = outbox_db().await;
+    let proxy = e2e::proxy::Proxy::start("127.0.0.1:5672".parse().unwrap()).await;
+    let url = e2e::amqp_url().replacen("127.0.0.1:5672", &format!("127.0.0.1:{}", proxy.port()), 1);
+    let mut settings = e2e::config();
+    settings.amqp_url.clone_from(&url);
+    settings.drain_timeout = Duration::from_secs(1);
+    settings.connect_timeout = Duration::from_secs(2);
+    let broker = worker_kit::amqp::Broker::connect(&url, "relay-outage", Duration::from_secs(2))
+        .await
+        .unwrap();
+    let running = e2e::start(
+        worker_kit::Runner::new("relay-outage", Arc::new(settings), broker)
+            .register_worker(Relay::new(&client, &config).exchange(&exchange)),
+    )
+    .await;
+    proxy.freeze();
+    change(&client, 1, 1, false).await.unwrap();
+    let pg = db.client().await;
+    wait_until(
+        Duration::from_secs(10),
+        "the relay holds the outbox lock, waiting for the broker",
+        || {
+            let pg = &pg;
+            async move {
+                pg.query_one(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
+                     AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+                    > 0
+            }
+        },
+    )
+    .await;
+    // Drain (1 s) plus closing the channels and the connection (2 s each), with a wide
+    // margin: before, the stop waited for the broker for good.
+    tokio::time::timeout(Duration::from_secs(15), running.stop())
+        .await
+        .expect("stop ends within the drain deadline and bounded close times")
+        .unwrap();
+    let pending: i64 = pg
+        .query_one(
+            "SELECT count(*) FROM worker_kit_outbox WHERE sent_at IS NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(pending, 1, "the unconfirmed event stays pending");
+    drop(proxy);
+    let _ = RawPeer::connect()
+        .await
+        .channel
+        .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+        .await;
+}

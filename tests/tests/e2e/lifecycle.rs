@@ -1,5 +1,6 @@
 //! The process lifecycle, through a real service process: signals during startup, and a
-//! worker that ends while the process runs.
+//! worker that ends while the process runs; and through a Runner in the test, a worker
+//! that cannot start, and the consumers a route keeps across pauses and broker cancels.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -136,4 +137,181 @@ async fn a_clean_start_on_a_new_route_logs_no_error() {
     let _ = child.start_kill();
     let _ = child.wait().await;
     RawPeer::connect().await.delete(&[&route]).await;
+}
+
+async fn answer(
+    worker_kit::Payload(n): worker_kit::Payload<u32>,
+) -> Result<u32, worker_kit::ErrorReply> {
+    Ok(n)
+}
+
+/// Two workers, one of which cannot run (made only to describe its routes): the start
+/// fails at once with that worker's error, instead of waiting for a readiness report that
+/// never comes, and the worker that did start consumes no longer.
+#[tokio::test]
+async fn a_worker_that_cannot_start_fails_the_start_at_once() {
+    use worker_kit::rpc::RpcWorker;
+    let served = unique("start-ok");
+    let described = unique("start-docs-only");
+    let runner = e2e::runner("start-fails")
+        .await
+        .register_worker(RpcWorker::new().route(&served, answer))
+        .register_worker(RpcWorker::<()>::for_docs().route(&described, answer));
+    let err = tokio::time::timeout(Duration::from_secs(20), runner.start())
+        .await
+        .expect("a worker that cannot run ends the start (it hung waiting for readiness)")
+        .expect_err("a worker that cannot run fails the start");
+    assert!(
+        matches!(&err, worker_kit::Error::Config(m) if m.contains("for_docs")),
+        "the failed worker's own error: {err}"
+    );
+    let peer = RawPeer::connect().await;
+    wait_until(
+        Duration::from_secs(10),
+        "the worker that did start stops consuming",
+        || {
+            let (peer, served) = (&peer, &served);
+            async move { !matches!(peer.try_counts(served).await, Ok((_, c)) if c > 0) }
+        },
+    )
+    .await;
+    peer.delete(&[&served, &described]).await;
+}
+
+/// A stand-in database whose health the test switches: it drives the Runner's pause on a
+/// database outage without taking the shared PostgreSQL down.
+#[derive(Clone, Default)]
+struct Switch(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+#[async_trait::async_trait]
+impl worker_kit::Database for Switch {
+    fn name(&self) -> &str {
+        "switch"
+    }
+    async fn connect(&self) -> Result<(), worker_kit::Error> {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+    async fn is_ready(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    async fn close(&self) {}
+}
+
+async fn slow_work(
+    worker_kit::State(done): worker_kit::State<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
+    worker_kit::Payload(_): worker_kit::Payload<u32>,
+) -> Result<(), worker_kit::ErrorReply> {
+    // Work that takes a while, so that prefetched deliveries are still queued in the
+    // cancelled consumer's stream when the worker resumes.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    Ok(())
+}
+
+/// Short database outages under load pause and resume a work-queue worker again and again;
+/// the consumer cancelled by a pause ends after the resume. That late end is not a broker
+/// cancel: the route keeps exactly one consumer.
+#[tokio::test]
+async fn repeated_pause_and_resume_under_load_keeps_one_consumer_per_route() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use worker_kit::queue::{QueuePublisher, QueueWorker, parking_queue};
+    // Two routes on one worker: their prefetch (4 each) is more than the worker runs at
+    // once (4), so deliveries wait in the cancelled consumers' streams.
+    let routes = [unique("pause-flap-a"), unique("pause-flap-b")];
+    let db = Switch::default();
+    let done = Arc::new(AtomicUsize::new(0));
+    let mut config = e2e::config();
+    config.pause_on_db_outage = worker_kit::config::PausePolicy::Queue;
+    config.db_health_interval = Duration::from_millis(20);
+    let running = e2e::start(
+        worker_kit::Runner::new(
+            "pause-flap",
+            Arc::new(config),
+            e2e::broker("pause-flap").await,
+        )
+        .register_shared_database(Arc::new(db.clone()))
+        .register_worker(
+            QueueWorker::with_state(done.clone())
+                .prefetch(4)
+                .route(&routes[0], slow_work)
+                .route(&routes[1], slow_work),
+        ),
+    )
+    .await;
+    let publisher = QueuePublisher::new(&e2e::broker("pause-flap-publisher").await);
+    let total = 120u32;
+    for i in 0..total {
+        publisher
+            .publish(&routes[(i % 2) as usize], &i)
+            .await
+            .unwrap();
+    }
+    let peer = RawPeer::connect().await;
+    for _ in 0..6 {
+        // Under load: something was handled since the last resume.
+        let before = done.load(Ordering::SeqCst);
+        wait_until(Duration::from_secs(10), "a message handled", || {
+            let done = done.clone();
+            async move { done.load(Ordering::SeqCst) > before }
+        })
+        .await;
+        db.0.store(false, Ordering::SeqCst);
+        wait_until(Duration::from_secs(10), "paused: no consumer", || {
+            let (peer, routes) = (&peer, &routes);
+            async move { peer.counts(&routes[0]).await.1 + peer.counts(&routes[1]).await.1 == 0 }
+        })
+        .await;
+        db.0.store(true, Ordering::SeqCst);
+        wait_until(Duration::from_secs(10), "resumed: consuming", || {
+            let (peer, routes) = (&peer, &routes);
+            async move { peer.counts(&routes[0]).await.1 >= 1 && peer.counts(&routes[1]).await.1 >= 1 }
+        })
+        .await;
+    }
+    wait_until(Duration::from_secs(60), "every message handled", || {
+        let done = done.clone();
+        async move { done.load(Ordering::SeqCst) >= total as usize }
+    })
+    .await;
+    for route in &routes {
+        assert_eq!(
+            peer.counts(route).await.1,
+            1,
+            "exactly one consumer on {route} after repeated pause/resume"
+        );
+    }
+    running.stop().await.unwrap();
+    for route in &routes {
+        peer.delete(&[route, &parking_queue(route)]).await;
+    }
+}
+
+/// A work queue deleted under its running worker (the broker cancels the consumer) is
+/// declared and consumed again, by exactly one consumer.
+#[tokio::test]
+async fn a_deleted_work_queue_is_consumed_again_once() {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+    use worker_kit::queue::{QueueWorker, parking_queue};
+    let route = unique("deleted-work");
+    let running = e2e::start(e2e::runner("deleted-work").await.register_worker(
+        QueueWorker::with_state(Arc::new(AtomicUsize::new(0))).route(&route, slow_work),
+    ))
+    .await;
+    let peer = RawPeer::connect().await;
+    assert_eq!(peer.counts(&route).await.1, 1, "the worker consumes");
+    peer.delete(&[&route]).await;
+    wait_until(
+        Duration::from_secs(10),
+        "the queue is consumed again",
+        || {
+            let (peer, route) = (&peer, &route);
+            async move { matches!(peer.try_counts(route).await, Ok((_, 1))) }
+        },
+    )
+    .await;
+    running.stop().await.unwrap();
+    peer.delete(&[&route, &parking_queue(&route)]).await;
 }

@@ -133,8 +133,10 @@ impl Relay {
             .retention(s.retention)
     }
 
-    /// Publishes one batch in one transaction.
+    /// Publishes one batch in one transaction. The channel is opened first: a wait for
+    /// the broker to come back holds no transaction (nor the outbox lock).
     async fn relay_batch(&self, out: &mut EventChannel) -> Result<Batch, RelayError> {
+        let channel = out.channel().await?;
         let mut conn = self.db.connection().await?;
         let tx = conn.transaction().await.map_err(DbError::from)?;
         let locked: bool = tx
@@ -156,7 +158,6 @@ impl Relay {
         if rows.is_empty() {
             return Ok(Batch::Empty);
         }
-        let channel = out.channel().await?;
         let mut confirms = Vec::with_capacity(rows.len());
         let mut ids = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -352,7 +353,14 @@ impl Runnable for Relay {
         let mut next_prune = tokio::time::Instant::now();
         let mut failures = 0u32;
         while !ctx.shutdown.is_cancelled() {
-            let wait = match self.relay_batch(&mut out).await {
+            // A stop does not wait for a batch held up by the broker: dropping it rolls
+            // its transaction back and the events stay pending.
+            let batch = tokio::select! {
+                biased;
+                () = ctx.shutdown.cancelled() => break,
+                b = self.relay_batch(&mut out) => b,
+            };
+            let wait = match batch {
                 Ok(Batch::Full) => {
                     failures = 0;
                     continue;
@@ -391,7 +399,12 @@ impl Runnable for Relay {
         }
         listener.abort();
         if let Some(ch) = out.channel.filter(|c| c.status().connected()) {
-            let _ = ch.close(200, "relay stopped".into()).await;
+            // A silent broker never answers the close.
+            let _ = tokio::time::timeout(
+                ctx.config.connect_timeout,
+                ch.close(200, "relay stopped".into()),
+            )
+            .await;
         }
         info!("outbox relay stopped");
         Ok(())

@@ -69,7 +69,9 @@ pub(crate) trait Processor: Send + Sync + 'static {
 #[allow(clippy::large_enum_variant)]
 enum ConsumerEvent {
     Delivery(Arc<str>, Result<Delivery, lapin::Error>),
-    Ended(Arc<str>),
+    /// A consumer's stream ended: its route and its consumer tag (a consumer cancelled by
+    /// a pause may end after the resume started a new one on the same route).
+    Ended(Arc<str>, Arc<str>),
 }
 
 type Events = SelectAll<stream::BoxStream<'static, ConsumerEvent>>;
@@ -154,18 +156,26 @@ impl<'a, P: Processor> Session<'a, P> {
         Ok(())
     }
 
-    /// A consumer's stream ended: expected while paused or stopping; a lost channel means
-    /// a new session; otherwise the broker cancelled it (queue deleted) and the route is
-    /// redeclared and consumed again.
+    /// A consumer's stream ended: expected while paused or stopping, and for a consumer
+    /// that is no longer current (cancelled by a pause, ending after the resume: consuming
+    /// again would leave two consumers on the route); a lost channel means a new session;
+    /// otherwise the broker cancelled it (queue deleted) and the route is redeclared and
+    /// consumed again.
     async fn on_ended(
         &mut self,
         route: &Arc<str>,
+        tag: &str,
         conn: &Connection,
         stopping: bool,
     ) -> Result<(), SessionEnd> {
+        let Some(current) = self.tags.iter().position(|t| t == tag) else {
+            debug!(worker = self.kind, %route, tag, "a cancelled consumer ended");
+            return Ok(());
+        };
         if self.paused || stopping {
             return Ok(());
         }
+        self.tags.swap_remove(current);
         if !self.channel.status().connected() || !conn.status().connected() {
             return Err(SessionEnd::Reconnect);
         }
@@ -430,8 +440,8 @@ impl<P: Processor> Serving<'_, P> {
                         warn!(worker = kind, %route, error = %e, "consumer failed; re-establishing");
                         return SessionEnd::Reconnect;
                     }
-                    Some(ConsumerEvent::Ended(route)) => {
-                        if let Err(end) = session.on_ended(&route, conn, self.ctx.shutdown.is_cancelled()).await {
+                    Some(ConsumerEvent::Ended(route, tag)) => {
+                        if let Err(end) = session.on_ended(&route, &tag, conn, self.ctx.shutdown.is_cancelled()).await {
                             return end;
                         }
                     }
@@ -579,9 +589,12 @@ async fn consume_one<P: Processor>(
         })?;
     let r1 = route.clone();
     let r2 = route.clone();
+    let ended_tag: Arc<str> = Arc::from(tag.as_str());
     let s = consumer
         .map(move |d| ConsumerEvent::Delivery(r1.clone(), d))
-        .chain(stream::once(async move { ConsumerEvent::Ended(r2) }))
+        .chain(stream::once(
+            async move { ConsumerEvent::Ended(r2, ended_tag) },
+        ))
         .boxed();
     Ok((tag, s))
 }
