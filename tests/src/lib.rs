@@ -48,11 +48,13 @@ pub async fn example_service_lock() -> tokio::sync::MutexGuard<'static, ()> {
     LOCK.lock().await
 }
 
-/// Settings for tests: development mode, short drain.
+/// Settings for tests: development mode, short drain, retries at once (the tests of
+/// retries that wait set their delays themselves).
 pub fn config() -> Config {
     let mut c = Config::default();
     c.amqp_url = amqp_url();
     c.mode = Mode::Development;
+    c.retry_delay = Duration::ZERO;
     c.drain_timeout = Duration::from_secs(10);
     c.connect_timeout = Duration::from_secs(10);
     c

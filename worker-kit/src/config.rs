@@ -157,6 +157,12 @@ pub struct Config {
     pub handler_timeout: Duration,
     /// `QUEUE_MAX_RETRIES`: how often a failed work-queue message is retried before parking.
     pub max_retries: u32,
+    /// `QUEUE_RETRY_DELAY_MS`: how long a failed work-queue message waits in the broker
+    /// before its first retry (each next wait doubles, up to `retry_max_delay`); 0 retries
+    /// at once.
+    pub retry_delay: Duration,
+    /// `QUEUE_RETRY_MAX_DELAY_MS`: the longest wait before a retry.
+    pub retry_max_delay: Duration,
     /// `QUEUE_TYPE`: `classic` (default) or `quorum`, for the work-queue routes that do not
     /// choose their own ([`QueueWorker::queue_type`](crate::queue::QueueWorker)). RPC
     /// request queues are always classic.
@@ -214,6 +220,8 @@ impl std::fmt::Debug for Config {
             .field("rpc_timeout", &self.rpc_timeout)
             .field("drain_timeout", &self.drain_timeout)
             .field("max_retries", &self.max_retries)
+            .field("retry_delay", &self.retry_delay)
+            .field("retry_max_delay", &self.retry_max_delay)
             .field("queue_type", &self.queue_type)
             .field("max_message_bytes", &self.max_message_bytes)
             .field("max_decoded_bytes", &self.max_decoded_bytes)
@@ -244,6 +252,10 @@ impl Default for Config {
             drain_timeout: Duration::from_secs(30),
             handler_timeout: Duration::from_secs(60),
             max_retries: 3,
+            // Long enough that three retries (5 + 10 + 20 s) outlast a dependency's restart
+            // or a database failover, short enough that one failure delays little (README).
+            retry_delay: Duration::from_secs(5),
+            retry_max_delay: Duration::from_secs(300),
             queue_type: QueueType::Classic,
             max_message_bytes: 8 * 1024 * 1024,
             max_decoded_bytes: 8 * 1024 * 1024,
@@ -277,6 +289,8 @@ struct Raw {
     drain_timeout_ms: Option<u64>,
     handler_timeout_ms: Option<u64>,
     queue_max_retries: Option<u32>,
+    queue_retry_delay_ms: Option<u64>,
+    queue_retry_max_delay_ms: Option<u64>,
     queue_type: Option<String>,
     max_message_bytes: Option<usize>,
     max_decoded_bytes: Option<usize>,
@@ -308,6 +322,8 @@ impl Raw {
             drain_timeout_ms: number(vars, "DRAIN_TIMEOUT_MS")?,
             handler_timeout_ms: number(vars, "HANDLER_TIMEOUT_MS")?,
             queue_max_retries: number(vars, "QUEUE_MAX_RETRIES")?,
+            queue_retry_delay_ms: number(vars, "QUEUE_RETRY_DELAY_MS")?,
+            queue_retry_max_delay_ms: number(vars, "QUEUE_RETRY_MAX_DELAY_MS")?,
             queue_type: text("QUEUE_TYPE"),
             max_message_bytes: number(vars, "MAX_MESSAGE_BYTES")?,
             max_decoded_bytes: number(vars, "MAX_DECODED_BYTES")?,
@@ -358,6 +374,8 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("DRAIN_TIMEOUT_MS", "30000"),
     ("HANDLER_TIMEOUT_MS", "60000"),
     ("QUEUE_MAX_RETRIES", "3"),
+    ("QUEUE_RETRY_DELAY_MS", "5000"),
+    ("QUEUE_RETRY_MAX_DELAY_MS", "300000"),
     ("QUEUE_TYPE", "quorum"),
     ("MAX_MESSAGE_BYTES", "8388608"),
     ("MAX_DECODED_BYTES", "8388608"),
@@ -439,6 +457,11 @@ impl Config {
                 ("AMQP_TLS_KEY_FILE", &amqp_tls_key_file),
             ],
         )?;
+        let (retry_delay, retry_max_delay) = retry_delays(
+            raw.queue_retry_delay_ms,
+            raw.queue_retry_max_delay_ms,
+            (defaults.retry_delay, defaults.retry_max_delay),
+        )?;
         Ok(Config {
             amqp_url,
             amqp_tls_ca_file,
@@ -472,6 +495,8 @@ impl Config {
                 defaults.handler_timeout,
             )?,
             max_retries: raw.queue_max_retries.unwrap_or(defaults.max_retries),
+            retry_delay,
+            retry_max_delay,
             queue_type: match raw
                 .queue_type
                 .as_deref()
@@ -675,6 +700,49 @@ fn check_tls_files(url: &str, files: [(&str, &Option<PathBuf>); 3]) -> Result<()
 }
 
 /// `RPC_REPLY_TO`: comma-separated queue name patterns; empty means none.
+/// The largest TTL RabbitMQ accepts, in milliseconds (2³²−1): a larger one is refused.
+pub(crate) const MAX_TTL_MS: u64 = 4_294_967_295;
+
+/// `QUEUE_RETRY_DELAY_MS` and `QUEUE_RETRY_MAX_DELAY_MS`: the longest wait may not be
+/// below the first, nor above the largest TTL the broker accepts. An unset longest wait
+/// grows to a first wait set above its default.
+fn retry_delays(
+    first_ms: Option<u64>,
+    max_ms: Option<u64>,
+    (default_first, default_max): (Duration, Duration),
+) -> Result<(Duration, Duration), Error> {
+    let first = first_ms.map_or(default_first, Duration::from_millis);
+    let max = match max_ms {
+        Some(ms) => Duration::from_millis(ms),
+        None => default_max.max(first),
+    };
+    if max > Duration::from_millis(MAX_TTL_MS) {
+        return Err(bad(
+            "QUEUE_RETRY_MAX_DELAY_MS",
+            &max.as_millis().to_string(),
+            "expected at most 4294967295 milliseconds (the broker's largest TTL)",
+        ));
+    }
+    if first > max {
+        let name = if max_ms.is_some() {
+            "QUEUE_RETRY_MAX_DELAY_MS"
+        } else {
+            "QUEUE_RETRY_DELAY_MS"
+        };
+        let value = if max_ms.is_some() { max } else { first };
+        return Err(bad(
+            name,
+            &value.as_millis().to_string(),
+            &format!(
+                "the longest retry delay ({} ms) must be at least the first (QUEUE_RETRY_DELAY_MS={} ms)",
+                max.as_millis(),
+                first.as_millis()
+            ),
+        ));
+    }
+    Ok((first, max))
+}
+
 fn reply_to_patterns(value: &str) -> Result<Vec<String>, Error> {
     let mut patterns = Vec::new();
     for p in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -766,6 +834,48 @@ mod tests {
 
     fn message(pairs: &[(&str, &str)]) -> String {
         Config::from_vars(vars(pairs)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn retry_delays() {
+        let c = Config::from_vars(vars(&[])).unwrap();
+        assert_eq!(
+            (c.retry_delay, c.retry_max_delay),
+            (Duration::from_secs(5), Duration::from_secs(300))
+        );
+        let c = Config::from_vars(vars(&[
+            ("QUEUE_RETRY_DELAY_MS", "200"),
+            ("QUEUE_RETRY_MAX_DELAY_MS", "800"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (c.retry_delay, c.retry_max_delay),
+            (Duration::from_millis(200), Duration::from_millis(800))
+        );
+        let c = Config::from_vars(vars(&[("QUEUE_RETRY_DELAY_MS", "600000")])).unwrap();
+        assert_eq!(
+            c.retry_max_delay,
+            Duration::from_secs(600),
+            "an unset longest wait grows to the first"
+        );
+        assert_eq!(
+            Config::from_vars(vars(&[("QUEUE_RETRY_DELAY_MS", "0")]))
+                .unwrap()
+                .retry_delay,
+            Duration::ZERO,
+            "0 retries at once"
+        );
+        assert_eq!(
+            message(&[
+                ("QUEUE_RETRY_DELAY_MS", "5000"),
+                ("QUEUE_RETRY_MAX_DELAY_MS", "1000")
+            ]),
+            "configuration: QUEUE_RETRY_MAX_DELAY_MS=\"1000\": the longest retry delay (1000 ms) must be at least the first (QUEUE_RETRY_DELAY_MS=5000 ms), e.g. QUEUE_RETRY_MAX_DELAY_MS=300000"
+        );
+        assert!(message(&[("QUEUE_RETRY_MAX_DELAY_MS", "4294967296")]).contains("largest TTL"));
+        assert!(
+            message(&[("QUEUE_RETRY_DELAY_MS", "soon")]).contains("whole number of milliseconds")
+        );
     }
 
     #[test]

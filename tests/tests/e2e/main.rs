@@ -6,6 +6,7 @@ mod broker;
 mod catalog;
 mod concurrency;
 mod crud;
+mod delayed_retries;
 mod events;
 mod fixture;
 mod helpers;

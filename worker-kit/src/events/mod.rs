@@ -142,6 +142,7 @@ impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Subscribe, S> {
                 // Subscription queues are work queues of the kind QUEUE_TYPE names.
                 default_type: ctx.config.queue_type,
                 queue_types: Vec::new(),
+                delays: crate::queue::Delays::from_config(&ctx.config),
                 handler_timeout: self.handler_timeout_or(ctx.config.handler_timeout),
                 copies: crate::amqp::publish::CopyChannel::new(ctx.broker.clone()),
                 own_user: ctx.broker.user_id().clone(),

@@ -86,6 +86,37 @@ pub(crate) fn check_retries(kind: QueueType, route: &str, max_retries: u32) -> R
     Ok(())
 }
 
+/// The arguments of `route`'s delay queue for waits of `ms` milliseconds: the queue TTL is
+/// the wait, and what expires goes back to the route through the default exchange.
+///
+/// Of the route's type: a quorum route's retries wait in quorum queues that dead-letter
+/// at least once (a copy leaves the delay queue only once the route queue has it), so a
+/// retry survives the loss of a node as the message it copies would have. A classic
+/// route's delay queues are classic, whose dead-lettering is at most once: a copy that
+/// expires while the route queue does not exist is dropped (the route queue exists while
+/// the route is served).
+pub(crate) fn delay_queue_args(kind: QueueType, route: &str, ms: u64) -> FieldTable {
+    let mut args = FieldTable::default();
+    match kind {
+        QueueType::Classic => classic(&mut args),
+        QueueType::Quorum => {
+            quorum(&mut args);
+            args.insert(
+                "x-dead-letter-strategy".into(),
+                long_string("at-least-once"),
+            );
+            args.insert("x-overflow".into(), long_string("reject-publish"));
+        }
+    }
+    args.insert(
+        "x-message-ttl".into(),
+        AMQPValue::LongLongInt(i64::try_from(ms).unwrap_or(i64::MAX)),
+    );
+    args.insert("x-dead-letter-exchange".into(), long_string(""));
+    args.insert("x-dead-letter-routing-key".into(), long_string(route));
+    args
+}
+
 /// The arguments of a route's parking queue.
 pub(crate) fn parking_queue_args(kind: QueueType) -> FieldTable {
     let mut args = FieldTable::default();
@@ -178,6 +209,33 @@ mod tests {
         );
         let parking = parking_queue_args(QueueType::Quorum);
         assert_eq!(parking.inner().len(), 1, "the parking queue is only quorum");
+    }
+
+    #[test]
+    fn delay_queues_send_back_to_the_route_and_keep_its_type() {
+        let classic_args = delay_queue_args(QueueType::Classic, "r", 400);
+        assert!(names_classic(&classic_args));
+        assert_eq!(
+            get(&classic_args, "x-message-ttl"),
+            Some(&AMQPValue::LongLongInt(400))
+        );
+        assert_eq!(
+            get(&classic_args, "x-dead-letter-routing-key"),
+            Some(&AMQPValue::LongString("r".into()))
+        );
+        assert_eq!(
+            get(&classic_args, "x-dead-letter-exchange"),
+            Some(&AMQPValue::LongString("".into()))
+        );
+        let quorum_args = delay_queue_args(QueueType::Quorum, "r", 400);
+        assert_eq!(
+            get(&quorum_args, "x-dead-letter-strategy"),
+            Some(&AMQPValue::LongString("at-least-once".into()))
+        );
+        assert_eq!(
+            get(&quorum_args, "x-queue-type"),
+            Some(&AMQPValue::LongString("quorum".into()))
+        );
     }
 
     #[test]

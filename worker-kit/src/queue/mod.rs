@@ -1,10 +1,11 @@
-//! Work queues: [`QueueWorker`] works messages off durable queues with retries and a
-//! parking queue; [`QueuePublisher`] publishes persistent messages and waits for the
-//! broker's confirm. A route's queue is classic or quorum ([`QueueType`]).
+//! Work queues: [`QueueWorker`] works messages off durable queues with retries that wait
+//! in the broker ([`RetryDelay`]) and a parking queue; [`QueuePublisher`] publishes
+//! persistent messages and waits for the broker's confirm. A route's queue is classic or quorum ([`QueueType`]).
 
 mod declare;
 mod processor;
 mod publisher;
+mod retry_delay;
 pub(crate) mod work;
 
 pub(crate) use declare::classic;
@@ -12,3 +13,5 @@ pub use declare::{DELIVERY_LIMIT, QueueType, parking_queue};
 pub(crate) use processor::QueueProcessor;
 pub use processor::{HEADERS_DROPPED_HEADER, Queue, QueueWorker, TaskRoute};
 pub use publisher::{PublishError, QueuePublisher};
+pub(crate) use retry_delay::Delays;
+pub use retry_delay::{RetryDelay, delay_queue};

@@ -9,12 +9,13 @@ use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection};
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
 use super::declare::{
-    QueueType, check_retries, durable_queue, names_classic, parking_queue, parking_queue_args,
-    refuses_queue_type, route_queue_args, without_queue_type,
+    QueueType, check_retries, delay_queue_args, durable_queue, names_classic, parking_queue,
+    parking_queue_args, refuses_queue_type, route_queue_args, without_queue_type,
 };
+use super::retry_delay::{Delays, RetryDelay, delay_queue};
 use crate::TaskContract;
 use crate::access::{ORIGINAL_USER_HEADER, original_user_header};
 use crate::amqp::Broker;
@@ -42,6 +43,9 @@ pub struct Queue {
     max_retries: Option<u32>,
     /// Routes whose queue type differs from `QUEUE_TYPE`.
     queue_types: Vec<(String, QueueType)>,
+    /// Routes whose retry delay differs from `QUEUE_RETRY_DELAY_MS` and
+    /// `QUEUE_RETRY_MAX_DELAY_MS`.
+    retry_delays: Vec<(String, RetryDelay)>,
 }
 
 impl Queue {
@@ -105,6 +109,19 @@ impl<S: Clone + Send + Sync + 'static> Worker<Queue, S> {
         self
     }
 
+    /// Retries route `route`'s failed messages after `first`, each next retry after twice
+    /// the previous wait, at most `max` (instead of `QUEUE_RETRY_DELAY_MS` and
+    /// `QUEUE_RETRY_MAX_DELAY_MS`); `first` zero retries at once. The waits are spent in the
+    /// broker, in the route's delay queues ([`RetryDelay`]).
+    #[must_use]
+    pub fn retry_delay(mut self, route: &str, first: Duration, max: Duration) -> Self {
+        self.kind.retry_delays.retain(|(r, _)| r != route);
+        self.kind
+            .retry_delays
+            .push((route.to_owned(), RetryDelay::new(first, max)));
+        self
+    }
+
     /// Declares route `route`'s queue and parking queue as `kind` instead of `QUEUE_TYPE`
     /// (e.g. [`QueueType::Quorum`] for a route that must survive a broker node). A queue's
     /// type cannot change once it exists; see [`QueueType`].
@@ -132,14 +149,16 @@ impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Queue, S> {
             max_retries: self.kind.max_retries.unwrap_or(ctx.config.max_retries),
             default_type: ctx.config.queue_type,
             queue_types: self.kind.queue_types.clone(),
+            delays: Delays::from_config(&ctx.config).with_routes(self.kind.retry_delays.clone()),
             handler_timeout: self.handler_timeout_or(ctx.config.handler_timeout),
             copies: CopyChannel::new(ctx.broker.clone()),
             own_user: ctx.broker.user_id().clone(),
         };
         for route in self.names() {
-            if let Err(e) =
+            let checked =
                 check_retries(processor.queue_type(&route), &route, processor.max_retries)
-            {
+                    .and_then(|()| processor.delays.for_route(&route).check(&route));
+            if let Err(e) = checked {
                 // Reported as a failed start, as a refused declaration is.
                 let _ = ctx.ready.send(Err(Error::Config(e)));
                 return Ok(());
@@ -155,6 +174,8 @@ pub(crate) struct QueueProcessor {
     pub(crate) max_retries: u32,
     pub(crate) default_type: QueueType,
     pub(crate) queue_types: Vec<(String, QueueType)>,
+    /// How long each route's retries wait.
+    pub(crate) delays: Delays,
     /// `HANDLER_TIMEOUT_MS` or the worker's own limit.
     pub(crate) handler_timeout: Duration,
     /// Where retry and parked copies are published.
@@ -259,7 +280,17 @@ impl QueueProcessor {
             Next::Ack => (Disposition::Ok, Ok(())),
             Next::Retry(n) => {
                 let ours = [(RETRY_COUNT_HEADER, AMQPValue::LongLongInt(i64::from(n)))];
-                match republish(out, delivery, from, route, &ours, None).await {
+                // The copy waits in a delay queue that sends it back to the route when its
+                // time is up; the delay queue is declared when first needed (a route that
+                // never fails has none).
+                let (to, declare) = match self.delays.for_route(route).pick_ms(n) {
+                    None => (route.to_string(), None),
+                    Some(ms) => (
+                        delay_queue(route, ms),
+                        Some(delay_queue_args(self.queue_type(route), route, ms)),
+                    ),
+                };
+                match republish(out, delivery, from, &to, &ours, declare).await {
                     Ok(()) => (Disposition::Retried, Ok(())),
                     Err(problem) if !out.status().connected() => {
                         (Disposition::Retried, Err(problem))
@@ -507,10 +538,10 @@ async fn republish(
 }
 
 /// Publishes `props` and the body of `delivery` to `queue` and waits for the confirm.
-/// When the broker has no such queue and `redeclare` holds its arguments (the parking
-/// queue, which someone may have deleted), it is declared again and the copy published
-/// once more; otherwise the failed message would be requeued and fail again in a hot
-/// loop.
+/// When the broker has no such queue and `redeclare` holds its arguments (a delay queue
+/// used for the first time, or a parking queue someone deleted), it is declared and the
+/// copy published once more; otherwise the failed message would be requeued and fail
+/// again in a hot loop.
 async fn publish_copy(
     channel: &Channel,
     delivery: &Delivery,
@@ -521,7 +552,10 @@ async fn publish_copy(
     let publish = || crate::amqp::publish::to_queue(channel, queue, &delivery.data, props.clone());
     let mut published = publish().await;
     if let (Ok(Published::NoQueue), Some(args)) = (&published, redeclare) {
-        warn!(queue, "the parking queue is gone; declaring it again");
+        info!(
+            queue,
+            "declaring the queue a copy goes to (a delay queue's first use, or a parking queue someone deleted)"
+        );
         channel
             .queue_declare(queue.into(), durable_queue(), args)
             .await

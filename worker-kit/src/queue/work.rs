@@ -1,5 +1,5 @@
 //! One work message in, one decision out: decode the envelope, run the handler, and say
-//! whether the message is acked, retried or parked. No AMQP here, so the in-process test
+//! whether the message is acked, retried or parked (at once for a permanent error). No AMQP here, so the in-process test
 //! client (`worker_kit::testing`) runs exactly what the queue worker runs.
 
 use std::time::Duration;
@@ -106,6 +106,11 @@ async fn decide(
                 // The payload will not fit on a second try either.
                 Outcome::Rejected(e) => {
                     log_rejected(&e);
+                    Next::Park(e)
+                }
+                // Trying again cannot help: no retry spent, no wait.
+                Outcome::Failed(e) if e.is_permanent() => {
+                    error!(error_type = %e.error_type, error_message = e.message.as_str(), trace = ?e.trace, retries = retry_count, "handler failed with a permanent error; parking the message without retrying");
                     Next::Park(e)
                 }
                 Outcome::Failed(e) if retry_count < max_retries => {

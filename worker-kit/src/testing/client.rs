@@ -372,6 +372,31 @@ mod tests {
         }
     }
 
+    async fn refuse(Payload(v): Payload<String>) -> Result<(), ErrorReply> {
+        match v.as_str() {
+            "permanent" => Err(ErrorReply::not_found("no such customer").permanent()),
+            _ => Err(ErrorReply::unavailable("try later")),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_permanent_error_parks_without_a_retry() {
+        let client = TestClient::new().queue(QueueWorker::new().max_retries(3).route("w", refuse));
+        let send = |text: &str| {
+            let body = envelope::encode_request(&text, Encoding::Plain).unwrap();
+            let client = client.clone();
+            async move { client.send_body("w", &body, Meta::default()).await }
+        };
+        match send("permanent").await {
+            Worked::Parked(e) => {
+                assert_eq!(e.error_type, "NotFound");
+                assert!(e.is_permanent());
+            }
+            other => panic!("a permanent error is parked at once, not {other:?}"),
+        }
+        assert_eq!(send("transient").await, Worked::Retried { retry_count: 1 });
+    }
+
     #[test]
     #[should_panic(expected = "allow list names route lisetd")]
     fn an_allow_list_for_a_route_not_served_is_refused() {

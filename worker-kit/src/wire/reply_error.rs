@@ -19,6 +19,8 @@ pub struct ErrorReply {
     pub args: Vec<Value>,
     /// The error's source chain, outermost first; only sent in development mode.
     pub trace: Vec<String>,
+    /// Whether trying again cannot help (see [`ErrorReply::permanent`]); never sent.
+    permanent: bool,
 }
 
 impl ErrorReply {
@@ -29,7 +31,22 @@ impl ErrorReply {
             message: message.into(),
             args: Vec::new(),
             trace: Vec::new(),
+            permanent: false,
         }
+    }
+
+    /// Marks the error permanent: trying again cannot help (the customer does not exist,
+    /// the input breaks a business rule). A work-queue or event message that fails with it
+    /// is parked at once, without waiting for retries; an RPC reply is the same either way.
+    #[must_use]
+    pub fn permanent(mut self) -> Self {
+        self.permanent = true;
+        self
+    }
+
+    /// Whether the error was marked [`permanent`](ErrorReply::permanent).
+    pub fn is_permanent(&self) -> bool {
+        self.permanent
     }
 
     /// Adds `args` to the reply.
