@@ -2,6 +2,7 @@
 //! starts the Runner in-process on routes with unique names.
 
 mod attacks;
+mod bounds;
 mod broker;
 mod catalog;
 mod concurrency;

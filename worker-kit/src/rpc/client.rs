@@ -592,8 +592,12 @@ impl RpcClient {
             deadline::HEADER.into(),
             AMQPValue::LongLongInt(i64::try_from(deadline.epoch_millis()).unwrap_or(i64::MAX)),
         );
-        // At least 1 ms: an expiration of 0 means "deliver now or drop" to RabbitMQ.
-        let expiration = deadline.remaining().as_millis().max(1);
+        // At least 1 ms (0 means "deliver now or drop" to RabbitMQ), at most what RabbitMQ
+        // accepts (a larger one would close the publishing channel).
+        let expiration = deadline::expiration_ms(
+            deadline.remaining(),
+            Duration::from_millis(deadline::MAX_EXPIRATION_MS),
+        );
         headers.insert(
             deadline::TIMEOUT_HEADER.into(),
             AMQPValue::LongLongInt(i64::try_from(expiration).unwrap_or(i64::MAX)),

@@ -331,6 +331,7 @@ impl Processor for RpcProcessor {
             route,
             SystemTime::now(),
             self.max_skew,
+            self.settings.handler_timeout,
             self.broker.user(),
         );
         let deadline = meta.deadline;

@@ -5,12 +5,13 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use lapin::BasicProperties;
 use lapin::types::{FieldTable, ShortString};
 
 use crate::access::pattern::glob;
-use crate::wire::deadline::Deadline;
+use crate::wire::deadline::{self, Deadline, MAX_EXPIRATION_MS};
 use crate::wire::delivery;
 use crate::wire::envelope::Encoding;
 use crate::wire::headers::{fits_frame, is_traceparent, is_tracestate};
@@ -68,9 +69,10 @@ pub(crate) fn properties(
         props = props.with_content_encoding(ce.into());
     }
     if let Some(d) = deadline {
-        // A reply nobody waits for any more must not sit in a queue; at least 1 ms, as
-        // 0 would drop it even for a caller that is still there.
-        let ms = d.remaining().as_millis().max(1);
+        // A reply nobody waits for any more must not sit in a queue. The deadline is
+        // bounded by the handler limit when read; bounded again here because an
+        // expiration above 2³²−1 ms closes the channel the request came on.
+        let ms = deadline::expiration_ms(d.remaining(), Duration::from_millis(MAX_EXPIRATION_MS));
         props = props.with_expiration(ms.to_string().as_str().into());
     }
     let mut trace = FieldTable::default();
