@@ -2,6 +2,7 @@
 //! AMQP peer that sends bytes the kit's own client never would.
 
 pub mod cluster;
+pub mod connections;
 pub mod handled;
 pub mod http;
 pub mod pg;

@@ -95,6 +95,12 @@ pub struct Config {
     pub handler_timeout: Duration,
     /// `QUEUE_MAX_RETRIES`: how often a failed work-queue message is retried before parking.
     pub max_retries: u32,
+    /// `RPC_MAX_REDELIVERIES`: how often an RPC request may come back `redelivered` (its
+    /// earlier attempt died with its channel, connection or process) before it is answered
+    /// with a `Redelivered` error and dead-lettered to `rpc.dlx` instead of run again.
+    /// Default 3: one or two redeliveries are what a broker restart or a network blip costs
+    /// an innocent request; a third in a row is a request that kills what handles it.
+    pub rpc_max_redeliveries: u32,
     /// `QUEUE_TYPE`: `classic` (default) or `quorum`, for the work-queue routes that do not
     /// choose their own ([`QueueWorker::queue_type`](crate::queue::QueueWorker)). RPC
     /// request queues are always classic.
@@ -152,6 +158,7 @@ impl std::fmt::Debug for Config {
             .field("rpc_timeout", &self.rpc_timeout)
             .field("drain_timeout", &self.drain_timeout)
             .field("max_retries", &self.max_retries)
+            .field("rpc_max_redeliveries", &self.rpc_max_redeliveries)
             .field("queue_type", &self.queue_type)
             .field("max_message_bytes", &self.max_message_bytes)
             .field("max_decoded_bytes", &self.max_decoded_bytes)
@@ -182,6 +189,7 @@ impl Default for Config {
             drain_timeout: Duration::from_secs(30),
             handler_timeout: Duration::from_secs(60),
             max_retries: 3,
+            rpc_max_redeliveries: 3,
             queue_type: QueueType::Classic,
             max_message_bytes: 8 * 1024 * 1024,
             max_decoded_bytes: 8 * 1024 * 1024,
@@ -215,6 +223,7 @@ struct Raw {
     drain_timeout_ms: Option<u64>,
     handler_timeout_ms: Option<u64>,
     queue_max_retries: Option<u32>,
+    rpc_max_redeliveries: Option<u32>,
     queue_type: Option<String>,
     max_message_bytes: Option<usize>,
     max_decoded_bytes: Option<usize>,
@@ -246,6 +255,7 @@ impl Raw {
             drain_timeout_ms: number(vars, "DRAIN_TIMEOUT_MS")?,
             handler_timeout_ms: number(vars, "HANDLER_TIMEOUT_MS")?,
             queue_max_retries: number(vars, "QUEUE_MAX_RETRIES")?,
+            rpc_max_redeliveries: number(vars, "RPC_MAX_REDELIVERIES")?,
             queue_type: text("QUEUE_TYPE"),
             max_message_bytes: number(vars, "MAX_MESSAGE_BYTES")?,
             max_decoded_bytes: number(vars, "MAX_DECODED_BYTES")?,
@@ -276,6 +286,9 @@ fn number<T: std::str::FromStr>(
         let problem = match name {
             "AMQP_PREFETCH" => "expected a whole number from 1 to 65535",
             "QUEUE_MAX_RETRIES" => "expected a whole number (0 parks at the first failure)",
+            "RPC_MAX_REDELIVERIES" => {
+                "expected a whole number (0 refuses a request at its first redelivery)"
+            }
             n if n.ends_with("_MS") => "expected a whole number of milliseconds",
             n if n.ends_with("_BYTES") => "expected a whole number of bytes",
             _ => "malformed value",
@@ -296,6 +309,7 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("DRAIN_TIMEOUT_MS", "30000"),
     ("HANDLER_TIMEOUT_MS", "60000"),
     ("QUEUE_MAX_RETRIES", "3"),
+    ("RPC_MAX_REDELIVERIES", "3"),
     ("QUEUE_TYPE", "quorum"),
     ("MAX_MESSAGE_BYTES", "8388608"),
     ("MAX_DECODED_BYTES", "8388608"),
@@ -406,6 +420,9 @@ impl Config {
                 defaults.handler_timeout,
             )?,
             max_retries: raw.queue_max_retries.unwrap_or(defaults.max_retries),
+            rpc_max_redeliveries: raw
+                .rpc_max_redeliveries
+                .unwrap_or(defaults.rpc_max_redeliveries),
             queue_type: match raw
                 .queue_type
                 .as_deref()
@@ -731,6 +748,7 @@ mod tests {
             ("DRAIN_TIMEOUT_MS", "3000"),
             ("HANDLER_TIMEOUT_MS", "4000"),
             ("QUEUE_MAX_RETRIES", "0"),
+            ("RPC_MAX_REDELIVERIES", "1"),
             ("QUEUE_TYPE", "Quorum"),
             ("MAX_MESSAGE_BYTES", "1024"),
             ("MAX_DECODED_BYTES", "2048"),
@@ -751,6 +769,7 @@ mod tests {
         assert_eq!(c.drain_timeout, Duration::from_secs(3));
         assert_eq!(c.handler_timeout, Duration::from_secs(4));
         assert_eq!(c.max_retries, 0);
+        assert_eq!(c.rpc_max_redeliveries, 1);
         assert_eq!(c.queue_type, QueueType::Quorum);
         assert_eq!(c.max_message_bytes, 1024);
         assert_eq!(c.max_decoded_bytes, 2048);

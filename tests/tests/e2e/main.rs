@@ -22,6 +22,7 @@ mod protocol_v2;
 mod queue;
 mod quorum;
 mod rpc;
+mod rpc_redeliveries;
 mod seed_api;
 mod services;
 mod shutdown;
