@@ -21,6 +21,7 @@ mod panics;
 mod protocol_v2;
 mod queue;
 mod quorum;
+mod reply_steering;
 mod rpc;
 mod rpc_redeliveries;
 mod seed_api;
