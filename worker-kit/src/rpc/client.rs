@@ -615,6 +615,14 @@ impl RpcClient {
         if let Some(ce) = self.encoding.content_encoding() {
             props = props.with_content_encoding(ce.into());
         }
+        // Measured before it goes: properties past a frame would close the connection.
+        let props = crate::wire::headers::within_frame(props).map_err(|size| CallError::Codec {
+            route: route.to_owned(),
+            message: format!(
+                "the request's properties are {size} bytes encoded, more than one frame holds ({} bytes); nothing was sent",
+                crate::wire::headers::MAX_PROPERTIES_BYTES
+            ),
+        })?;
         let lost = || CallError::ConnectionLost {
             route: route.to_owned(),
         };
