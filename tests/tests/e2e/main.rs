@@ -16,6 +16,7 @@ mod interop;
 mod large;
 mod lifecycle;
 mod limits;
+mod metrics_listener;
 mod observability;
 mod panics;
 mod protocol_v2;
