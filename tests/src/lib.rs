@@ -55,6 +55,9 @@ pub fn config() -> Config {
     c.mode = Mode::Development;
     c.drain_timeout = Duration::from_secs(10);
     c.connect_timeout = Duration::from_secs(10);
+    // Every test service logs in as the tests' one broker user, which owns no event name;
+    // tests of event admission set `owner` themselves.
+    c.event_publishers = worker_kit::config::EventPublishers::Any;
     c
 }
 

@@ -57,6 +57,17 @@ pub enum RpcQueueDurable {
     True,
 }
 
+/// Which broker users an event subscription admits events from (`EVENT_PUBLISHERS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventPublishers {
+    /// The user named by the event's first segment (`example.item.created` from `example`),
+    /// unless `ROUTE_ALLOW` lists others for the subscribed name.
+    Owner,
+    /// Every user: for deployments where all services share one broker user, which then
+    /// cannot tell one publisher from another anyway.
+    Any,
+}
+
 /// The kit's settings. Build it with [`Config::from_env`]; tests may start from
 /// [`Config::default`] and change fields. Its `Debug` shows `amqp_url` with passwords
 /// hidden.
@@ -133,6 +144,8 @@ pub struct Config {
     /// and work-queue routes that have no allow list (a route with a list never admits
     /// them).
     pub rpc_anonymous: Anonymous,
+    /// `EVENT_PUBLISHERS`: `owner` (default) or `any`.
+    pub event_publishers: EventPublishers,
     /// `ROUTE_ALLOW`: per-deployment allow lists, each replacing the list its route was
     /// registered with (`route=caller,caller;route=caller`, `*` matching any run of
     /// characters; `route=` admits nobody).
@@ -170,6 +183,7 @@ impl std::fmt::Debug for Config {
             .field("rpc_queue_durable", &self.rpc_queue_durable)
             .field("rpc_reply_to", &self.rpc_reply_to)
             .field("rpc_anonymous", &self.rpc_anonymous)
+            .field("event_publishers", &self.event_publishers)
             .field("route_allow", &self.route_allow)
             .field("metrics_addr", &self.metrics_addr)
             .finish()
@@ -201,6 +215,7 @@ impl Default for Config {
             rpc_queue_durable: RpcQueueDurable::Auto,
             rpc_reply_to: Vec::new(),
             rpc_anonymous: Anonymous::Allow,
+            event_publishers: EventPublishers::Owner,
             route_allow: Vec::new(),
             metrics_addr: None,
         }
@@ -235,6 +250,7 @@ struct Raw {
     rpc_queue_durable: Option<String>,
     rpc_reply_to: Option<String>,
     rpc_anonymous: Option<String>,
+    event_publishers: Option<String>,
     route_allow: Option<String>,
     metrics_addr: Option<String>,
 }
@@ -267,6 +283,7 @@ impl Raw {
             rpc_queue_durable: text("RPC_QUEUE_DURABLE"),
             rpc_reply_to: text("RPC_REPLY_TO"),
             rpc_anonymous: text("RPC_ANONYMOUS"),
+            event_publishers: text("EVENT_PUBLISHERS"),
             route_allow: text("ROUTE_ALLOW"),
             metrics_addr: text("METRICS_ADDR"),
         })
@@ -321,6 +338,7 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("RPC_QUEUE_DURABLE", "auto"),
     ("RPC_REPLY_TO", "replies.*,*.reply"),
     ("RPC_ANONYMOUS", "deny"),
+    ("EVENT_PUBLISHERS", "owner"),
     (
         "ROUTE_ALLOW",
         "example.items.delete=ops;example.items.create=greeter,billing-*",
@@ -544,6 +562,23 @@ impl Config {
                     ));
                 }
             },
+            event_publishers: match raw
+                .event_publishers
+                .as_deref()
+                .map(str::to_ascii_lowercase)
+                .as_deref()
+            {
+                None => defaults.event_publishers,
+                Some("owner") => EventPublishers::Owner,
+                Some("any") => EventPublishers::Any,
+                Some(_) => {
+                    return Err(bad(
+                        "EVENT_PUBLISHERS",
+                        raw.event_publishers.as_deref().unwrap_or_default(),
+                        "expected owner or any",
+                    ));
+                }
+            },
             route_allow: match raw.route_allow {
                 None => defaults.route_allow,
                 Some(v) => route_allow(&v)?,
@@ -749,6 +784,7 @@ mod tests {
             ("HANDLER_TIMEOUT_MS", "4000"),
             ("QUEUE_MAX_RETRIES", "0"),
             ("RPC_MAX_REDELIVERIES", "1"),
+            ("EVENT_PUBLISHERS", "Any"),
             ("QUEUE_TYPE", "Quorum"),
             ("MAX_MESSAGE_BYTES", "1024"),
             ("MAX_DECODED_BYTES", "2048"),
@@ -770,6 +806,7 @@ mod tests {
         assert_eq!(c.handler_timeout, Duration::from_secs(4));
         assert_eq!(c.max_retries, 0);
         assert_eq!(c.rpc_max_redeliveries, 1);
+        assert_eq!(c.event_publishers, EventPublishers::Any);
         assert_eq!(c.queue_type, QueueType::Quorum);
         assert_eq!(c.max_message_bytes, 1024);
         assert_eq!(c.max_decoded_bytes, 2048);

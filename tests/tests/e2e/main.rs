@@ -8,6 +8,7 @@ mod catalog;
 mod concurrency;
 mod crud;
 mod events;
+mod events_admission;
 mod fixture;
 mod helpers;
 mod hostile;
