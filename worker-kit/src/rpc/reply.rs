@@ -123,6 +123,38 @@ mod tests {
         assert!(!r.allows(""));
     }
 
+    /// Every property a reply carries is bounded, so the largest possible reply header fits
+    /// one frame: a reply can never close the channel its request came on for its size.
+    #[test]
+    fn the_largest_reply_properties_fit_one_frame() {
+        let members: Vec<String> = (0..32).map(|i| format!("k{i:02}=vvvvvvvvvv")).collect();
+        let tracestate = members.join(",");
+        assert!(tracestate.len() <= 512);
+        let mut h = FieldTable::default();
+        h.insert(
+            "traceparent".into(),
+            AMQPValue::LongString("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+        );
+        h.insert(
+            "tracestate".into(),
+            AMQPValue::LongString(tracestate.into()),
+        );
+        let longest = "c".repeat(255);
+        let request = BasicProperties::default()
+            .with_headers(h)
+            .with_correlation_id(longest.as_str().into());
+        let deadline = Deadline::after(std::time::Duration::from_secs(60));
+        let p = properties(
+            &request,
+            Some(deadline),
+            "result",
+            Encoding::Gzip,
+            &longest.as_str().into(),
+        );
+        assert!(p.headers().is_some(), "the trace headers are echoed");
+        assert!(fits_frame(&p));
+    }
+
     #[test]
     fn reply_properties_bound_what_is_copied() {
         let mut h = FieldTable::default();
