@@ -9,6 +9,7 @@ mod concurrency;
 mod crud;
 mod events;
 mod events_admission;
+mod field_limits;
 mod fixture;
 mod helpers;
 mod hostile;
