@@ -4,31 +4,113 @@
 -- Hazardous statements: 0 (marked `-- hazard: ...`).
 -- `manage sync` would refuse 0 of them without --unsafe: `data loss` (a table,
 -- column, sequence or schema dropped, a type narrowed, a column made generated)
--- and `security` (a policy dropped, row-level security disabled). Read them first.
+-- and `security` (a policy dropped, row-level security disabled); and `rewrite`
+-- (a table with rows rewritten under ACCESS EXCLUSIVE) without --allow-hazard.
+-- Read them first.
+--
+-- Production schema fingerprint: 2f7924b2401e3b615724f2fbca210ec1
+-- The first statement recomputes it from the catalogs of the database the script
+-- runs on and stops, changing nothing, when it differs: the plan is right only for
+-- the schema it was made from. Then dump production again and run manage pending.
+--
+-- It runs in steps, each headed `-- Step N of M`: statements on new objects share
+-- a transaction; one that locks an existing table has a transaction of its own;
+-- CONCURRENTLY builds run outside any. Every statement waits at most lock_timeout
+-- (5s) for a lock, so none queues the application's writes behind it, and runs
+-- at most statement_timeout (20min). If a step fails, the steps before it
+-- stay applied: dump production again and run manage pending for the rest.
+--
 -- Apply with: psql -v ON_ERROR_STOP=1 -d <production database> -f migrations/example/pending.sql
 
 SET standard_conforming_strings = on;
+SET lock_timeout = '5s';
+SET statement_timeout = '20min';
 
+DO $manage_guard$
+DECLARE
+    found text;
+BEGIN
+    PERFORM set_config('search_path', 'pg_catalog', true);
+    SELECT md5(coalesce(string_agg(x, E'\n' ORDER BY x COLLATE "C"), '')) FROM (
+      SELECT 'schema ' || n.nspname AS x FROM pg_namespace n
+       WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') AND n.nspname NOT LIKE 'pg\_%'
+         AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_namespace'::regclass AND d.objid = n.oid AND d.deptype = 'e')
+      UNION ALL
+      SELECT 'rel ' || n.nspname || '.' || c.relname || ' ' || c.relkind::text
+             || CASE WHEN c.relkind IN ('i', 'I') AND NOT i.indisvalid THEN ' invalid' ELSE '' END
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_index i ON i.indexrelid = c.oid
+       WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', 'i', 'I', 'c')
+         AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') AND n.nspname NOT LIKE 'pg\_%'
+         AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+      UNION ALL
+      SELECT 'col ' || n.nspname || '.' || c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+             || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
+        FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'c')
+         AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') AND n.nspname NOT LIKE 'pg\_%'
+         AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+      UNION ALL
+      SELECT 'con ' || n.nspname || '.' || coalesce(c.relname, t.typname) || ' ' || con.conname || ' ' || con.contype::text
+             || CASE WHEN con.convalidated THEN '' ELSE ' not valid' END
+        FROM pg_constraint con JOIN pg_namespace n ON n.oid = con.connamespace
+             LEFT JOIN pg_class c ON c.oid = con.conrelid LEFT JOIN pg_type t ON t.oid = con.contypid
+       WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') AND n.nspname NOT LIKE 'pg\_%'
+         AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = coalesce(c.oid, t.oid) AND d.deptype = 'e')
+      UNION ALL
+      SELECT 'fn ' || n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')'
+        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+       WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') AND n.nspname NOT LIKE 'pg\_%'
+         AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+      UNION ALL
+      SELECT 'type ' || n.nspname || '.' || t.typname || ' ' || t.typtype::text || coalesce(' ' || e.enumlabel, '')
+        FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace LEFT JOIN pg_enum e ON e.enumtypid = t.oid
+       WHERE t.typtype IN ('e', 'd', 'r')
+         AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') AND n.nspname NOT LIKE 'pg\_%'
+         AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e')
+      UNION ALL
+      SELECT 'trigger ' || n.nspname || '.' || c.relname || ' ' || tg.tgname
+        FROM pg_trigger tg JOIN pg_class c ON c.oid = tg.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE NOT tg.tgisinternal AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') AND n.nspname NOT LIKE 'pg\_%'
+      UNION ALL
+      SELECT 'policy ' || n.nspname || '.' || c.relname || ' ' || pol.polname
+        FROM pg_policy pol JOIN pg_class c ON c.oid = pol.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+    ) s INTO found;
+    IF found IS DISTINCT FROM '2f7924b2401e3b615724f2fbca210ec1' THEN
+        RAISE EXCEPTION 'manage: this database''s schema (fingerprint %) is not the one this script was made from (%); nothing was changed', found, '2f7924b2401e3b615724f2fbca210ec1'
+            USING HINT = 'Dump this database again into migrations/example/production.dump.sql and run manage pending.';
+    END IF;
+END
+$manage_guard$;
+
+-- Step 1 of 1: one transaction
 BEGIN;
-
 CREATE TABLE public.example_item (
     _id uuid DEFAULT gen_random_uuid() NOT NULL,
     string text,
     "integer" integer,
     json jsonb
 );
-
 CREATE TABLE public.simple (
     _id uuid DEFAULT gen_random_uuid() NOT NULL,
     string text,
     "integer" integer,
     json jsonb
 );
-
+CREATE TABLE public.worker_kit_outbox (
+    id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
+    event_id uuid NOT NULL,
+    routing_key text NOT NULL,
+    aggregate_id text NOT NULL,
+    payload jsonb NOT NULL,
+    occurred_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    sent_at timestamp with time zone
+);
 ALTER TABLE public.example_item ADD CONSTRAINT example_item_pkey PRIMARY KEY (_id);
-
 ALTER TABLE public.simple ADD CONSTRAINT simple_pkey PRIMARY KEY (_id);
-
+ALTER TABLE public.worker_kit_outbox ADD CONSTRAINT worker_kit_outbox_event_id_key UNIQUE (event_id);
+ALTER TABLE public.worker_kit_outbox ADD CONSTRAINT worker_kit_outbox_pkey PRIMARY KEY (id);
 CREATE INDEX example_item_string_idx ON public.example_item USING btree (string);
-
+CREATE INDEX worker_kit_outbox_pending ON public.worker_kit_outbox USING btree (id) WHERE (sent_at IS NULL);
+CREATE INDEX worker_kit_outbox_sent_at ON public.worker_kit_outbox USING btree (sent_at) WHERE (sent_at IS NOT NULL);
 COMMIT;
+

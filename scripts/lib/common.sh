@@ -18,19 +18,30 @@ die() {
 
 is_root() { [ "$(id -u)" -eq 0 ]; }
 
-# Runs apt-get install for the given Debian packages (as root), after one apt-get update
-# per process. Without root, says exactly what to install and fails.
+# Runs apt-get install for the given Debian packages (as root). The package lists are
+# refreshed (apt-get update, slow) only when the install fails without them: when they are
+# missing, or too old to name or fetch the package. Without root, says exactly what to install
+# and fails.
 apt_install() {
     if ! is_root; then
         die "missing: $*. Install with: sudo apt-get install -y $*  (or run this script as root)"
     fi
-    if [ -z "${_APT_UPDATED:-}" ]; then
-        say "apt-get update"
-        DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
-        _APT_UPDATED=1
-    fi
     say "apt-get install $*"
+    if DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null 2>&1; then
+        return 0
+    fi
+    say "apt-get update (the package lists did not have $*)"
+    DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null
+}
+
+# Whether signal $1 (INT, TERM, ...) was ignored when this shell started: the kernel's
+# SigIgn mask of this process (bash cannot trap such a signal, nor read it with `trap -p`).
+signal_ignored_at_start() {
+    local num mask
+    num="$(kill -l "$1")" || return 1
+    mask="$(awk '/^SigIgn:/ {print $2}' "/proc/$$/status" 2>/dev/null)" || return 1
+    [ -n "$mask" ] && (((16#$mask >> (num - 1)) & 1))
 }
 
 # Waits until "$@" succeeds, checking every 0.5 s, for at most $WAIT_SECONDS (default 60).

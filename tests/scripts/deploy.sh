@@ -102,6 +102,37 @@ for e in errors:
 sys.exit(1 if errors else 0)
 PY
 
+# The parking alerts: well-formed rules over the broker's per-queue metric, which the broker
+# pods are annotated to be scraped for, and which the dashboard's parking panel shows.
+if "$venv/bin/python" - "$base" <<'PY'; then pass "parking alert rules"; else failed "parking alert rules"; fi
+import json, os, sys, yaml
+
+base = sys.argv[1]
+errors = []
+rules = yaml.safe_load(open("deploy/prometheus/worker-kit-parking.rules.yaml"))["groups"][0]["rules"]
+for r in rules:
+    for key in ("alert", "expr", "for"):
+        if key not in r:
+            errors.append(f"rule {r.get('alert')}: no {key}")
+    if r.get("labels", {}).get("severity") not in ("warning", "critical"):
+        errors.append(f"rule {r.get('alert')}: severity")
+    if "summary" not in r.get("annotations", {}):
+        errors.append(f"rule {r.get('alert')}: no summary")
+    if 'rabbitmq_queue_messages{queue=~".+\\\\.dead"}' not in r["expr"]:
+        errors.append(f"rule {r.get('alert')}: not over the parking queues' depth: {r['expr']}")
+rmq = [d for d in yaml.safe_load_all(open(os.path.join(base, "rabbitmq-cluster.yaml"))) if d][0]
+ann = rmq["spec"]["override"]["statefulSet"]["spec"]["template"]["metadata"]["annotations"]
+if ann.get("prometheus.io/path") != "/metrics/per-object" or ann.get("prometheus.io/port") != "15692":
+    errors.append(f"the broker pods are not scraped for per-queue metrics: {ann}")
+dash = json.load(open("deploy/grafana/worker-kit.json"))
+exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+if not any("rabbitmq_queue_messages" in e and ".dead" in e for e in exprs):
+    errors.append("no dashboard panel shows the parking queues' depth")
+for e in errors:
+    print("  " + e)
+sys.exit(1 if errors else 0)
+PY
+
 # A Deployment for every service of the repository.
 missing=""
 for svc in $(service_names); do

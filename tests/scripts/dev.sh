@@ -101,6 +101,18 @@ echo "PASS example answers through $rpc_call, built by dev (pid $first)"
 grep -q "the first build compiles every dependency" "$log" || fail "dev says what it builds and that the first build is slow"
 echo "PASS dev says what it builds"
 
+# The README's first route example: a create, then a get of what was created (a name of this
+# run's own: names are unique and the database outlives the run).
+readme_create="$(grep -m1 -o "rpc-call example.items.create '.*'" README.md | sed "s/^rpc-call example.items.create '//; s/'\$//")"
+[ -n "$readme_create" ] || fail "the README shows an example.items.create call"
+name="readme-$RANDOM$RANDOM"
+created="$("$rpc_call" --timeout 5 example.items.create "$(jq -c --arg n "$name" '.name = $n' <<<"$readme_create")")" || fail "the README's create example answers: $created"
+id="$(jq -r .id <<<"$created")"
+got="$("$rpc_call" --timeout 5 example.items.get "{\"id\": $id}")" || fail "the README's get example answers for id $id: $got"
+[ "$(jq -r .name <<<"$got")" = "$name" ] || fail "get returns the created item: $got"
+"$rpc_call" --timeout 5 example.items.delete "{\"id\": $id}" >/dev/null || true
+echo "PASS the README's create-then-get example works on the running example"
+
 greeted() { "$rpc_call" --timeout 5 greeter.greet '{"name": "dev test"}' 2>/dev/null | grep -q "dev test"; }
 wait_until "greeter answers by calling example" 60 greeted
 echo "PASS greeter calls example"

@@ -15,7 +15,7 @@ check() {
 check "help lists the scripts" bash -c "'$pj' -h | grep -q 'typecheck'"
 check "t is test" bash -c "'$pj' t -h | grep -q '^test: run the tests'"
 check "d is dev" bash -c "'$pj' d -h | grep -q '^dev: the development stack'"
-check "every script has -h" bash -c "for s in dev test lint autofix typecheck build manage docs new; do '$pj' \$s -h >/dev/null || exit 1; done"
+check "every script has -h" bash -c "for s in dev test lint autofix typecheck build manage parked docs contracts new; do '$pj' \$s -h >/dev/null || exit 1; done"
 set +e
 "$pj" no-such-script >/dev/null 2>/tmp/pj-unknown.$$
 code=$?

@@ -30,8 +30,8 @@ impl Cluster {
                 std::env::var_os(REQUIRED_VAR).is_none(),
                 "{REQUIRED_VAR} is set but CLUSTER_AMQP_URLS is not: start the cluster (scripts/pj test cluster does)"
             );
-            eprintln!(
-                "skipped: no RabbitMQ cluster (CLUSTER_AMQP_URLS unset); `scripts/pj test cluster` starts one and runs these tests"
+            crate::skip::skipped(
+                "no RabbitMQ cluster (CLUSTER_AMQP_URLS unset); `scripts/pj test cluster` starts one and runs these tests",
             );
             return None;
         };

@@ -9,6 +9,7 @@ pub mod pg;
 pub mod proxy;
 pub mod python;
 pub mod read_model;
+pub mod skip;
 pub mod tls;
 pub mod users;
 
@@ -166,7 +167,16 @@ impl RawPeer {
     ///
     /// When RabbitMQ cannot be reached.
     pub async fn connect() -> Self {
-        let conn = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        Self::connect_to(&amqp_url()).await
+    }
+
+    /// As [`RawPeer::connect`], on the broker (and vhost) of `url`.
+    ///
+    /// # Panics
+    ///
+    /// When RabbitMQ cannot be reached.
+    pub async fn connect_to(url: &str) -> Self {
+        let conn = Connection::connect(url, ConnectionProperties::default())
             .await
             .expect("connect");
         let channel = conn.create_channel().await.expect("channel");

@@ -59,8 +59,10 @@ pub fn python_with(packages: &[&str], modules: &[&str]) -> PathBuf {
         .chain(modules.iter().copied())
         .collect::<Vec<_>>()
         .join(", ");
+    // A missing module is the expected answer on a first run: its traceback is not shown.
     let ok = Command::new(&py)
         .args(["-c", &format!("import {imports}")])
+        .stderr(std::process::Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
     if !ok {

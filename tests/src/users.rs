@@ -83,8 +83,13 @@ fn rabbitmqctl(args: &[&str], stdin: &str) -> Result<(), String> {
     }
 }
 
-/// Makes `user` with `password` and every permission on `vhost`.
-fn add_user(user: &str, password: &str, vhost: &str) -> Result<(), String> {
+/// Makes `user` with `password` and the `[configure, write, read]` permissions on `vhost`.
+fn add_user(
+    user: &str,
+    password: &str,
+    vhost: &str,
+    [configure, write, read]: [&str; 3],
+) -> Result<(), String> {
     let encoded = url::form_urlencoded::byte_serialize(vhost.as_bytes()).collect::<String>();
     let made = call(
         "PUT",
@@ -95,7 +100,7 @@ fn add_user(user: &str, password: &str, vhost: &str) -> Result<(), String> {
         Ok(()) => call(
             "PUT",
             &format!("/api/permissions/{encoded}/{user}"),
-            Some(&serde_json::json!({"configure": ".*", "write": ".*", "read": ".*"})),
+            Some(&serde_json::json!({"configure": configure, "write": write, "read": read})),
         )
         .map_err(|e| match e {
             Failure::NoApi => "the management API went away".to_owned(),
@@ -105,7 +110,7 @@ fn add_user(user: &str, password: &str, vhost: &str) -> Result<(), String> {
         Err(Failure::NoApi) => {
             rabbitmqctl(&["add_user", user], password)?;
             rabbitmqctl(
-                &["set_permissions", "-p", vhost, user, ".*", ".*", ".*"],
+                &["set_permissions", "-p", vhost, user, configure, write, read],
                 "",
             )
         }
@@ -151,6 +156,16 @@ impl BrokerUsers {
     ///
     /// When neither the management API nor `rabbitmqctl` makes the user.
     pub fn add(&mut self, name: &str) -> String {
+        self.add_with_permissions(name, [".*", ".*", ".*"])
+    }
+
+    /// As [`BrokerUsers::add`], with `[configure, write, read]` as the user's permission
+    /// patterns (`"^$"` allows nothing), to show what a refused user sees.
+    ///
+    /// # Panics
+    ///
+    /// When neither the management API nor `rabbitmqctl` makes the user.
+    pub fn add_with_permissions(&mut self, name: &str, permissions: [&str; 3]) -> String {
         let user = self.name(name);
         let password = uuid::Uuid::new_v4().simple().to_string();
         let mut url = url::Url::parse(&crate::amqp_url()).expect("AMQP_URL parses");
@@ -159,7 +174,7 @@ impl BrokerUsers {
             path => percent_decode(path),
         };
         self.made.push(user.clone());
-        if let Err(why) = add_user(&user, &password, &vhost) {
+        if let Err(why) = add_user(&user, &password, &vhost, permissions) {
             panic!("could not make broker user {user}: {why}");
         }
         url.set_username(&user).expect("a user name in the URL");

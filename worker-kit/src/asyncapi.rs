@@ -8,6 +8,13 @@
 //! `schemars::JsonSchema`), as draft-07 JSON Schema with their definitions under
 //! `components.schemas`; a route registered by name, without a contract, takes any JSON.
 //!
+//! Events are channels too, addressed by their routing key on the `events` topic exchange
+//! (AMQP binding `is: routingKey`): what the service publishes ([`Document::publishes`]) is a
+//! `send` operation, what it subscribes to ([`Document::subscribes`]) a `receive` operation
+//! on its subscription queue. Routes and events taken out of service on purpose are listed
+//! under the root's `x-retired` ([`Document::retired`]), so the contract check
+//! (`scripts/pj contracts check`) knows their removal is intended.
+//!
 //! ```
 //! use std::convert::Infallible;
 //! use worker_kit::{Payload, asyncapi::Document, rpc::RpcWorker};
@@ -25,7 +32,9 @@ use schemars::SchemaGenerator;
 use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value, json};
 
-use crate::handler::routes::RouteDoc;
+use crate::EventContract;
+use crate::events::{AGGREGATE_ID_HEADER, EXCHANGE, OCCURRED_AT_HEADER, SEQ_HEADER};
+use crate::handler::routes::{RouteDoc, SchemaFn};
 use crate::queue::QueueWorker;
 use crate::rpc::{RPC_DLX, RpcWorker};
 
@@ -55,12 +64,39 @@ enum Kind {
     Queue,
 }
 
+/// Whether the service sends an event or receives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Publishes,
+    Subscribes,
+}
+
+/// An event the document describes: its routing key and payload schema.
+#[derive(Clone, Copy)]
+struct EventDoc {
+    direction: Direction,
+    routing_key: &'static str,
+    payload: SchemaFn,
+    type_name: &'static str,
+}
+
+impl std::fmt::Debug for EventDoc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventDoc")
+            .field("direction", &self.direction)
+            .field("routing_key", &self.routing_key)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A service's AsyncAPI document, built from its workers.
 #[derive(Debug, Clone)]
 pub struct Document {
     service: String,
     version: String,
     routes: Vec<(Kind, String, DocEntry)>,
+    events: Vec<EventDoc>,
+    retired: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -87,6 +123,8 @@ impl Document {
             service: service.to_owned(),
             version: "0.1.0".to_owned(),
             routes: Vec::new(),
+            events: Vec::new(),
+            retired: Vec::new(),
         }
     }
 
@@ -124,6 +162,40 @@ impl Document {
                 },
             ));
         }
+        self
+    }
+
+    /// Describes an event the service publishes on the `events` exchange (through its
+    /// outbox): its routing key and payload schema.
+    #[must_use]
+    pub fn publishes<E: EventContract + schemars::JsonSchema>(self) -> Self {
+        self.event::<E>(Direction::Publishes)
+    }
+
+    /// Describes an event the service subscribes to (as its [`EventWorker`](crate::events::EventWorker)
+    /// handles it): its routing key and the payload schema the service reads.
+    #[must_use]
+    pub fn subscribes<E: EventContract + schemars::JsonSchema>(self) -> Self {
+        self.event::<E>(Direction::Subscribes)
+    }
+
+    fn event<E: EventContract + schemars::JsonSchema>(mut self, direction: Direction) -> Self {
+        let full = std::any::type_name::<E>();
+        self.events.push(EventDoc {
+            direction,
+            routing_key: E::ROUTING_KEY,
+            payload: |g| g.subschema_for::<E>(),
+            type_name: full.rsplit("::").next().unwrap_or(full),
+        });
+        self
+    }
+
+    /// Records that route or event `name` was taken out of service on purpose (every
+    /// caller or subscriber moved on), and why: the contract check then accepts its
+    /// removal. Listed under the document's `x-retired`.
+    #[must_use]
+    pub fn retired(mut self, name: &str, why: &str) -> Self {
+        self.retired.push((name.to_owned(), why.to_owned()));
         self
     }
 
@@ -245,8 +317,17 @@ impl Document {
             }
             operations.insert(id, op);
         }
+        for event in &self.events {
+            self.event_json(
+                event,
+                &mut generator,
+                &mut channels,
+                &mut operations,
+                &mut messages,
+            );
+        }
         let schemas: Map<String, Value> = generator.take_definitions(true);
-        json!({
+        let mut doc = json!({
             "asyncapi": "3.0.0",
             "info": {
                 "title": self.service,
@@ -260,8 +341,110 @@ impl Document {
                 "schemas": schemas,
                 "messages": messages
             }
-        })
+        });
+        if !self.retired.is_empty() {
+            doc["x-retired"] = self
+                .retired
+                .iter()
+                .map(|(name, why)| json!({"name": name, "reason": why}))
+                .collect();
+        }
+        doc
     }
+
+    /// An event's channel (its routing key on the exchange), message and operation.
+    fn event_json(
+        &self,
+        event: &EventDoc,
+        generator: &mut SchemaGenerator,
+        channels: &mut Map<String, Value>,
+        operations: &mut Map<String, Value>,
+        messages: &mut Map<String, Value>,
+    ) {
+        let key = event.routing_key;
+        // Prefixed so that an event never shares an id with a route of the same name.
+        let id = format!("event.{}", channel_id(key));
+        let payload = (event.payload)(generator).to_value();
+        messages.insert(
+            id.clone(),
+            json!({
+                "name": id,
+                "title": format!("{key} event ({})", event.type_name),
+                "contentType": "application/json",
+                "payload": envelope("data", payload),
+                "headers": event_headers(),
+                "correlationId": {
+                    "description": "the event's unique id (the AMQP message_id): subscribers deduplicate by it",
+                    "location": "$message.header#/message_id"
+                },
+                "bindings": {"amqp": {
+                    "contentEncoding": "gzip",
+                    "messageType": key,
+                    "bindingVersion": AMQP_BINDING
+                }}
+            }),
+        );
+        channels.insert(
+            id.clone(),
+            json!({
+                "address": key,
+                "title": format!("event {key}"),
+                "description": format!("Events `{key}` on the `{EXCHANGE}` topic exchange (durable), published through the publisher's transactional outbox: at least once, in commit order per aggregate."),
+                "messages": {"event": {"$ref": format!("#/components/messages/{}", escape_ref(&id))}},
+                "bindings": {"amqp": {
+                    "is": "routingKey",
+                    "exchange": {
+                        "name": EXCHANGE,
+                        "type": "topic",
+                        "durable": true,
+                        "autoDelete": false,
+                        "vhost": "/"
+                    },
+                    "bindingVersion": AMQP_BINDING
+                }}
+            }),
+        );
+        let (action, description) = match event.direction {
+            Direction::Publishes => (
+                "send",
+                format!("Publishes `{key}` after the change it reports commits."),
+            ),
+            Direction::Subscribes => (
+                "receive",
+                format!(
+                    "Receives `{key}` on the durable queue `{}` bound to `{EXCHANGE}`; a handler error is retried, then parked in `{}.dead`.",
+                    crate::events::subscription_queue(&self.service, key),
+                    crate::events::subscription_queue(&self.service, key)
+                ),
+            ),
+        };
+        let op_id = match event.direction {
+            Direction::Publishes => format!("publish.{}", channel_id(key)),
+            Direction::Subscribes => format!("subscribe.{}", channel_id(key)),
+        };
+        operations.insert(
+            op_id,
+            json!({
+                "action": action,
+                "title": format!("{action} {key}"),
+                "description": description,
+                "channel": {"$ref": format!("#/channels/{}", escape_ref(&id))},
+                "messages": [{"$ref": format!("#/channels/{}/messages/event", escape_ref(&id))}]
+            }),
+        );
+    }
+}
+
+/// The headers the outbox relay sets on every event.
+fn event_headers() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            AGGREGATE_ID_HEADER: {"type": "string", "description": "the entity the event is about"},
+            OCCURRED_AT_HEADER: {"type": "integer", "description": "the commit time, epoch milliseconds"},
+            SEQ_HEADER: {"type": "integer", "description": "the outbox row number: increasing per aggregate in commit order"}
+        }
+    })
 }
 
 fn any_json() -> Value {
@@ -357,4 +540,73 @@ fn channel_id(route: &str) -> String {
 /// A JSON pointer segment (RFC 6901).
 fn escape_ref(segment: &str) -> String {
     segment.replace('~', "~0").replace('/', "~1")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+    struct Renamed {
+        id: i64,
+        name: String,
+    }
+
+    impl EventContract for Renamed {
+        const ROUTING_KEY: &'static str = "shop.item.renamed";
+        fn aggregate_id(&self) -> String {
+            self.id.to_string()
+        }
+    }
+
+    #[test]
+    fn published_events_are_send_operations_on_the_exchange() {
+        let doc = Document::new("shop").publishes::<Renamed>().to_json();
+        let channel = &doc["channels"]["event.shop.item.renamed"];
+        assert_eq!(channel["address"], "shop.item.renamed");
+        assert_eq!(channel["bindings"]["amqp"]["is"], "routingKey");
+        assert_eq!(channel["bindings"]["amqp"]["exchange"]["type"], "topic");
+        let op = &doc["operations"]["publish.shop.item.renamed"];
+        assert_eq!(op["action"], "send");
+        let message = &doc["components"]["messages"]["event.shop.item.renamed"];
+        assert_eq!(
+            message["payload"]["properties"]["data"]["$ref"],
+            "#/components/schemas/Renamed"
+        );
+        assert_eq!(
+            message["bindings"]["amqp"]["messageType"],
+            "shop.item.renamed"
+        );
+        assert!(doc["components"]["schemas"]["Renamed"]["properties"]["name"].is_object());
+        assert!(doc.get("x-retired").is_none());
+    }
+
+    #[test]
+    fn subscriptions_name_their_queue() {
+        let doc = Document::new("audit").subscribes::<Renamed>().to_json();
+        let op = &doc["operations"]["subscribe.shop.item.renamed"];
+        assert_eq!(op["action"], "receive");
+        assert!(
+            op["description"]
+                .as_str()
+                .unwrap()
+                .contains("`audit.events.shop.item.renamed`"),
+            "{op}"
+        );
+    }
+
+    #[test]
+    fn retired_routes_are_listed() {
+        let doc = Document::new("shop")
+            .retired(
+                "shop.items.create",
+                "every caller uses shop.items.create.v2",
+            )
+            .to_json();
+        assert_eq!(doc["x-retired"][0]["name"], "shop.items.create");
+        assert_eq!(
+            doc["x-retired"][0]["reason"],
+            "every caller uses shop.items.create.v2"
+        );
+    }
 }

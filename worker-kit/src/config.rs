@@ -4,13 +4,13 @@
 //! with no configuration at all in development. A malformed value is reported as one line
 //! that names the variable, says what is wrong and shows a good value.
 
+pub(crate) mod amqp_url;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::Error;
-use crate::access::{AllowList, Anonymous};
-use crate::queue::QueueType;
 
 /// Whether internals (error source chains) may reach callers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +66,68 @@ pub enum EventPublishers {
     /// Every user: for deployments where all services share one broker user, which then
     /// cannot tell one publisher from another anyway.
     Any,
+}
+
+/// The type of a work-queue route's queue (and of its parking queue).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueueType {
+    /// A classic durable queue without arguments: exactly what the Python seed declares,
+    /// and the right choice on a single broker node.
+    #[default]
+    Classic,
+    /// A quorum queue: replicated over the cluster's nodes (Raft), survives the loss of a
+    /// minority of them. The broker's own delivery limit is set above the kit's retry count
+    /// as a safety net, and what it catches is dead-lettered (at least once) to the route's
+    /// parking queue.
+    Quorum,
+}
+
+impl QueueType {
+    /// The value `QUEUE_TYPE` takes for this type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Classic => "classic",
+            Self::Quorum => "quorum",
+        }
+    }
+}
+
+/// What a route without an allow list does with a message that has no `user_id`
+/// (`RPC_ANONYMOUS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Anonymous {
+    /// Admit it: the default, so Python seed peers (which send no `user_id`) keep working
+    /// in a mixed fleet.
+    #[default]
+    Allow,
+    /// Refuse it with `Forbidden`.
+    Deny,
+}
+
+/// The callers a route admits: broker user names, where `*` matches any run of characters
+/// (`billing-*`). An empty list admits nobody. A list never admits a message without
+/// `user_id`: anyone can leave it out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AllowList {
+    patterns: Vec<String>,
+}
+
+impl AllowList {
+    /// A list of caller patterns.
+    pub fn new<I, T>(callers: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        Self {
+            patterns: callers.into_iter().map(Into::into).collect(),
+        }
+    }
+
+    /// The patterns, as given.
+    pub fn patterns(&self) -> &[String] {
+        &self.patterns
+    }
 }
 
 /// The kit's settings. Build it with [`Config::from_env`]; tests may start from
@@ -365,6 +427,10 @@ impl Config {
     /// # Errors
     ///
     /// As [`Config::from_env`].
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one step per variable (about twenty, each with its own check); a table-driven reader is to replace it"
+    )]
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, Error> {
         let vars: HashMap<String, String> = vars
             .into_iter()
@@ -596,16 +662,6 @@ impl Config {
         })
     }
 
-    /// The TLS files `amqps://` URLs connect with, for
-    /// [`Broker::connect_with_tls`](crate::Broker::connect_with_tls).
-    pub fn amqp_tls(&self) -> crate::amqp::AmqpTls {
-        crate::amqp::AmqpTls::new(
-            self.amqp_tls_ca_file.clone(),
-            self.amqp_tls_cert_file.clone(),
-            self.amqp_tls_key_file.clone(),
-        )
-    }
-
     /// Whether error replies may carry the error's source chain.
     pub fn is_development(&self) -> bool {
         self.mode == Mode::Development
@@ -634,7 +690,7 @@ fn load_dotenv() -> Result<(), Error> {
 }
 
 fn check_amqp_url(url: &str) -> Result<(), Error> {
-    use crate::amqp::endpoints::{ListError, parse};
+    use self::amqp_url::{ListError, parse};
     match parse(url) {
         Ok(_) => Ok(()),
         // One URL: the message the single-node user always got.

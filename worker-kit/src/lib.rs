@@ -67,7 +67,6 @@ pub struct ReadmeDoctests;
 /// What the route macros expand to. Not part of the public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::handler::routes::{RpcRoute, TaskRoute};
-    pub use crate::queue::QueueWorker;
-    pub use crate::rpc::RpcWorker;
+    pub use crate::queue::{QueueWorker, TaskRoute};
+    pub use crate::rpc::{RpcRoute, RpcWorker};
 }

@@ -242,16 +242,25 @@ fn rpc_routes(worker: RpcWorker<App>) -> RpcWorker<App> {
 }
 
 /// The service's AsyncAPI 3.0 document (what `catalog asyncapi` prints), without a broker
-/// or a database. Its RPC routes only: the event subscriptions are not described yet.
+/// or a database: its RPC routes and the events it subscribes to.
 pub fn asyncapi() -> worker_kit::asyncapi::Document {
     worker_kit::asyncapi::Document::new(SERVICE)
         .version(env!("CARGO_PKG_VERSION"))
         .rpc(&rpc_routes(RpcWorker::for_docs()))
+        .subscribes::<ItemCreated>()
+        .subscribes::<ItemUpdated>()
+        .subscribes::<ItemDeleted>()
 }
 
 /// The service's subscriptions.
 pub fn event_worker(app: App) -> EventWorker<App> {
-    EventWorker::with_state(app)
+    subscriptions(EventWorker::with_state(app))
+}
+
+/// The subscriptions, added to `worker` (with its state, or [`EventWorker::for_docs`]); the
+/// document lists the same events (a test holds them in step).
+fn subscriptions(worker: EventWorker<App>) -> EventWorker<App> {
+    worker
         .event::<ItemCreated, _, _, _>(item_created)
         .event::<ItemUpdated, _, _, _>(item_updated)
         .event::<ItemDeleted, _, _, _>(item_deleted)
@@ -313,4 +322,30 @@ pub async fn build_configured(
         .register_worker(rpc_worker(app.clone()))
         .register_worker(event_worker(app).exchange(&settings.exchange))
         .register_worker(pruner))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use worker_kit::worker::Runnable;
+
+    #[test]
+    fn the_document_lists_every_subscription() {
+        let doc = asyncapi().to_json();
+        let mut documented: Vec<String> = doc["operations"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter_map(|id| id.strip_prefix("subscribe.").map(str::to_owned))
+            .collect();
+        documented.sort();
+        let mut subscribed: Vec<String> = subscriptions(EventWorker::for_docs())
+            .route_names()
+            .into_iter()
+            .map(|n| n.trim_start_matches("events:").to_owned())
+            .collect();
+        subscribed.sort();
+        assert_eq!(documented, subscribed);
+        assert_eq!(subscribed.len(), 3);
+    }
 }

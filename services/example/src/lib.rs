@@ -10,7 +10,9 @@
 //! - `queue-test` (work queue) logs its message (any JSON value), and fails on `"fail"` to
 //!   show retries and parking;
 //! - `example.items.*` (RPC): CRUD over PostgreSQL with keyset paging and a search kept in
-//!   `models/example/queries.sql`; `example.orders.place`: idempotent create.
+//!   `models/example/queries.sql`; `example.orders.place`: idempotent create;
+//!   `example.items.create.v2` takes and answers the price as a currency amount, served
+//!   beside `example.items.create` (version 1, upcast to it) during the rollout.
 //! - item changes emit `example.item.created|updated|deleted` events through the
 //!   transactional outbox (`models/example/outbox.sql`); the outbox relay runs in the
 //!   service and publishes them to the `events` exchange.
@@ -21,9 +23,10 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
+use stubs::example::events::{ItemCreated, ItemDeleted, ItemUpdated};
 use stubs::example::items::{
-    CreateItem, DeleteItem, GetItem, Item, ItemPage, ListItems, PlaceOrder, PlacedOrder,
-    SearchItems, UpdateItem,
+    CreateItem, CreateItemV2, DeleteItem, GetItem, Item, ItemPage, ItemV2, ListItems, PlaceOrder,
+    PlacedOrder, SearchItems, UpdateItem,
 };
 use stubs::example::{
     Dictionary, ExampleItem, ExampleItems, HelloWorld, QueueTest, SlowEcho, Tables,
@@ -140,13 +143,30 @@ pub struct App {
     pub store: Store,
 }
 
-/// Creates an item.
+/// Creates an item: the one handler behind both versions of the route.
+#[rpc(contract = CreateItemV2)]
+pub async fn create_item_v2(
+    State(app): State<App>,
+    Payload(req): Payload<CreateItemV2>,
+) -> Result<ItemV2, DbError> {
+    // The store keeps prices in euro cents, the service's one currency so far.
+    let row = CreateItem {
+        name: req.name,
+        price_cents: req.price.as_eur_cents(),
+        tags: req.tags,
+    };
+    Ok(app.store.create_item(&row).await?.into())
+}
+
+/// `example.items.create`, version 1, served beside version 2 until every caller moved:
+/// the request is upcast, handled by [`create_item_v2`], and its reply given the old shape.
 #[rpc(contract = CreateItem)]
 pub async fn create_item(
-    State(app): State<App>,
+    state: State<App>,
     Payload(req): Payload<CreateItem>,
 ) -> Result<Item, DbError> {
-    app.store.create_item(&req).await
+    let item = create_item_v2::handler(state, Payload(req.into())).await?;
+    Ok(item.into())
 }
 
 /// One item.
@@ -223,6 +243,7 @@ fn rpc_routes(worker: RpcWorker<App>) -> RpcWorker<App> {
         .register(tables)
         .register(example_items)
         .register(create_item)
+        .register(create_item_v2)
         .register(get_item)
         .register(list_items)
         .register(update_item)
@@ -243,6 +264,9 @@ pub fn asyncapi() -> Document {
         .version(env!("CARGO_PKG_VERSION"))
         .rpc(&rpc_routes(RpcWorker::for_docs()))
         .queue(&queue_worker())
+        .publishes::<ItemCreated>()
+        .publishes::<ItemUpdated>()
+        .publishes::<ItemDeleted>()
 }
 
 /// Builds the service on `setup` with its database from the environment (`DB_MAIN_DSN`,

@@ -78,6 +78,19 @@ fn asyncapi_prints_the_document_without_a_broker_or_a_database() {
         doc["components"]["schemas"]["Item"].is_object(),
         "reply schema missing"
     );
+    // What it publishes on the events exchange, with the payload's schema.
+    let created = &doc["channels"]["event.example.item.created"];
+    assert_eq!(created["address"], "example.item.created");
+    assert_eq!(created["bindings"]["amqp"]["exchange"]["name"], "events");
+    assert_eq!(
+        doc["operations"]["publish.example.item.created"]["action"],
+        "send"
+    );
+    assert_eq!(
+        doc["components"]["messages"]["event.example.item.created"]["payload"]["properties"]["data"]
+            ["$ref"],
+        "#/components/schemas/ItemCreated"
+    );
     // The work-queue route: durable, no reply.
     let queue = &doc["channels"]["queue-test"];
     assert_eq!(queue["bindings"]["amqp"]["queue"]["durable"], true);

@@ -1,12 +1,13 @@
 //! Events of the `example` service, published through its outbox to the `events` exchange.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use worker_kit_core::EventContract;
 
 use super::items::Item;
 
 /// `example.item.created`: an item was created; carries the whole item.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ItemCreated(pub Item);
 
 impl EventContract for ItemCreated {
@@ -17,7 +18,7 @@ impl EventContract for ItemCreated {
 }
 
 /// `example.item.updated`: an item changed; carries the whole item as it is now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ItemUpdated(pub Item);
 
 impl EventContract for ItemUpdated {
@@ -28,7 +29,7 @@ impl EventContract for ItemUpdated {
 }
 
 /// `example.item.deleted`: an item was deleted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ItemDeleted {
     /// The deleted item's id.
     pub id: i64,

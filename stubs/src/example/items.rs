@@ -42,6 +42,116 @@ impl Contract for CreateItem {
     type Response = Item;
 }
 
+/// The currencies the service prices in: euros only for now (the one currency its
+/// `price_cents` always meant).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Currency {
+    /// Euro; minor unit: the cent.
+    #[serde(rename = "EUR")]
+    Eur,
+}
+
+/// A price: an amount in the minor unit of its currency (cents for euros).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Money {
+    /// The currency.
+    pub currency: Currency,
+    /// In the currency's minor unit; not negative.
+    pub amount_minor: i64,
+}
+
+impl Money {
+    /// `cents` euro cents.
+    pub fn eur(cents: i64) -> Self {
+        Self {
+            currency: Currency::Eur,
+            amount_minor: cents,
+        }
+    }
+
+    /// The amount in euro cents, what version 1 of the contracts carries (`price_cents`).
+    /// Exact while euros are the only currency.
+    pub fn as_eur_cents(self) -> i64 {
+        match self.currency {
+            Currency::Eur => self.amount_minor,
+        }
+    }
+}
+
+/// An item as version 2 of the contracts shows it: the price as a currency amount.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ItemV2 {
+    /// Assigned by the database.
+    pub id: i64,
+    /// Unique, not blank.
+    pub name: String,
+    /// Not negative.
+    pub price: Money,
+    /// Free-form labels.
+    pub tags: Vec<String>,
+    /// RFC 3339.
+    pub created_at: DateTime<Utc>,
+    /// RFC 3339; changes with every update.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Item> for ItemV2 {
+    fn from(item: Item) -> Self {
+        Self {
+            id: item.id,
+            name: item.name,
+            price: Money::eur(item.price_cents),
+            tags: item.tags,
+            created_at: item.created_at,
+            updated_at: item.updated_at,
+        }
+    }
+}
+
+/// Version 1's reply made from version 2's (what `example.items.create` answers).
+impl From<ItemV2> for Item {
+    fn from(item: ItemV2) -> Self {
+        Self {
+            id: item.id,
+            name: item.name,
+            price_cents: item.price.as_eur_cents(),
+            tags: item.tags,
+            created_at: item.created_at,
+            updated_at: item.updated_at,
+        }
+    }
+}
+
+/// `example.items.create.v2` → the new [`ItemV2`]; `Conflict` when the name is taken.
+/// Version 2 of [`CreateItem`]: the price is a currency amount. Both versions are served
+/// during the rollout (README: Evolving a contract).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CreateItemV2 {
+    /// Unique, not blank.
+    pub name: String,
+    /// The price.
+    pub price: Money,
+    /// Defaults to none.
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+impl Contract for CreateItemV2 {
+    const ROUTE: &'static str = "example.items.create.v2";
+    type Response = ItemV2;
+}
+
+/// The upcaster: a version 1 request as version 2 reads it (`price_cents` were euro cents).
+impl From<CreateItem> for CreateItemV2 {
+    fn from(req: CreateItem) -> Self {
+        Self {
+            name: req.name,
+            price: Money::eur(req.price_cents),
+            tags: req.tags,
+        }
+    }
+}
+
 /// `example.items.get` → the [`Item`]; `NotFound` when there is none.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct GetItem {

@@ -8,7 +8,8 @@ use e2e::python::{python, script};
 use e2e::unique;
 use serde_json::{Value, json};
 use worker_kit::config::RpcQueueDurable;
-use worker_kit::rpc::{RpcClient, RpcWorker};
+use worker_kit::rpc::RpcWorker;
+use worker_kit::testing::BrokerFixture;
 
 #[tokio::test]
 async fn python_client_calls_the_rust_example_service() {
@@ -52,15 +53,16 @@ async fn python_client_calls_the_rust_example_service() {
     );
 }
 
-/// A Python seed worker serving `route` (declaring its queue durable when asked), once it
-/// consumes.
-async fn python_worker(route: &str, durable: bool) -> tokio::process::Child {
+/// A Python seed worker on the broker of `url` serving `route` (declaring its queue durable
+/// when asked), once it consumes.
+async fn python_worker(url: &str, route: &str, durable: bool) -> tokio::process::Child {
     let py = tokio::task::spawn_blocking(python).await.unwrap();
     let mut child = tokio::process::Command::new(py)
         .arg(script("seed_peer.py"))
-        .args(["serve", &e2e::amqp_url(), route])
+        .args(["serve", url, route])
         .args(durable.then_some("durable"))
         .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("python worker starts");
@@ -74,17 +76,32 @@ async fn python_worker(route: &str, durable: bool) -> tokio::process::Child {
     .await
     .expect("python worker ready within 30 s")
     .unwrap();
-    assert_eq!(line.trim(), "ready");
+    if line.trim() != "ready" {
+        let mut stderr = String::new();
+        let _ = tokio::io::AsyncReadExt::read_to_string(
+            child.stderr.as_mut().expect("stderr is piped"),
+            &mut stderr,
+        )
+        .await;
+        panic!("the python worker did not start: {line:?}; it said: {stderr}");
+    }
     child
+}
+
+/// A vhost of this test's own: a Python seed worker declares the auto-delete `rpc.dlx` and
+/// then binds to it, and on a shared vhost another test deleting the last queue bound to it
+/// removes the exchange in between.
+fn own_vhost() -> BrokerFixture {
+    BrokerFixture::from_env().expect("a vhost of the test's own (rabbitmqctl)")
 }
 
 #[tokio::test]
 async fn rust_client_calls_a_python_seed_worker() {
+    let mut fx = own_vhost();
+    let url = fx.config().amqp_url.clone();
     let route = unique("py-echo");
-    let mut child = python_worker(&route, false).await;
-    let c = RpcClient::new(&e2e::broker("caller").await, &e2e::config())
-        .await
-        .unwrap();
+    let mut child = python_worker(&url, &route, false).await;
+    let c = fx.client().await.unwrap();
     let v = c
         .call_json(&route, json!({"echo": [1, "two"]}))
         .await
@@ -107,7 +124,8 @@ async fn rust_client_calls_a_python_seed_worker() {
         serde_json::Value::Null
     );
     child.kill().await.unwrap();
-    e2e::RawPeer::connect().await.delete(&[&route]).await;
+    child.wait().await.unwrap();
+    fx.finish().await.expect("nothing left on the vhost");
 }
 
 async fn answers_rust(
@@ -119,33 +137,33 @@ async fn answers_rust(
 /// A Rust and a Python worker on one RPC queue, started in `order`, with
 /// `RPC_QUEUE_DURABLE=setting`: both consume it and both answer calls.
 async fn share_one_queue(setting: RpcQueueDurable, python_first: bool, python_durable: bool) {
+    let mut fx = own_vhost();
+    let url = fx.config().amqp_url.clone();
     let route = unique("shared");
     let rust_worker = || async {
-        let mut config = e2e::config();
+        let mut config = (*fx.config()).clone();
         config.rpc_queue_durable = setting;
-        let runner = worker_kit::Runner::new(
-            "interop-shared",
-            std::sync::Arc::new(config),
-            e2e::broker("interop-shared").await,
-        )
-        .register_worker(RpcWorker::new().route(&route, answers_rust));
+        let broker = worker_kit::Broker::connect(&url, "interop-shared", Duration::from_secs(10))
+            .await
+            .unwrap();
+        let runner = worker_kit::Runner::new("interop-shared", std::sync::Arc::new(config), broker)
+            .register_worker(RpcWorker::new().route(&route, answers_rust));
         runner
             .start()
             .await
             .unwrap_or_else(|e| panic!("{setting:?}: the Rust worker joins the queue: {e}"))
     };
     let (mut child, running) = if python_first {
-        let child = python_worker(&route, python_durable).await;
+        let child = python_worker(&url, &route, python_durable).await;
         (child, rust_worker().await)
     } else {
         let running = rust_worker().await;
-        (python_worker(&route, python_durable).await, running)
+        (python_worker(&url, &route, python_durable).await, running)
     };
-    let peer = e2e::RawPeer::connect().await;
+    let peer = e2e::RawPeer::connect_to(&url).await;
     assert_eq!(peer.counts(&route).await.1, 2, "{setting:?}: two consumers");
-    let c = RpcClient::new(&e2e::broker("interop-shared-caller").await, &e2e::config())
-        .await
-        .unwrap();
+    drop(peer);
+    let c = fx.client().await.unwrap();
     let mut seen = std::collections::BTreeSet::new();
     let limit = tokio::time::Instant::now() + Duration::from_secs(20);
     while seen.len() < 2 {
@@ -159,7 +177,8 @@ async fn share_one_queue(setting: RpcQueueDurable, python_first: bool, python_du
     assert_eq!(seen, ["python", "rust"].map(str::to_owned).into());
     running.stop().await.unwrap();
     child.kill().await.unwrap();
-    peer.delete(&[&route]).await;
+    child.wait().await.unwrap();
+    fx.finish().await.expect("nothing left on the vhost");
 }
 
 #[tokio::test]

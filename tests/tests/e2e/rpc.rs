@@ -356,5 +356,7 @@ async fn queue_declared_with_other_arguments_is_a_clear_error() {
     let text = err.to_string();
     assert!(text.contains(&route), "{text}");
     assert!(text.contains("other flags or arguments"), "{text}");
-    RawPeer::connect().await.delete(&[&route]).await;
+    // The work route declared its parking queue before it met the conflict.
+    let parking = format!("{route}.dead");
+    RawPeer::connect().await.delete(&[&route, &parking]).await;
 }

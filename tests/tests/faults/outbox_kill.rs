@@ -214,6 +214,10 @@ async fn writer(
 }
 
 #[tokio::test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario end to end: start, load, kill both sides, restart, then check every event"
+)]
 async fn outbox_survives_sigkill_of_relay_and_subscriber() {
     let _serial = crate::serial().await;
     let _example = e2e::example_service_lock().await;

@@ -91,6 +91,10 @@ pub(crate) struct Domain {
 pub(crate) struct View {
     pub(crate) materialized: bool,
     pub(crate) definition: String,
+    /// Its options as `pg_class.reloptions` has them (`security_invoker=true`,
+    /// `security_barrier=true`, `check_option=local`; storage parameters of a materialized
+    /// view), sorted: lost with a re-made view, they would silently change who may see what.
+    pub(crate) options: Vec<String>,
     /// Relations (tables, views) it reads.
     pub(crate) depends_on: BTreeSet<String>,
 }
@@ -131,6 +135,9 @@ pub struct Catalog {
     pub(crate) constraints: BTreeMap<(String, String), Constraint>,
     /// index → (table, `CREATE INDEX ...`).
     pub(crate) indexes: BTreeMap<String, (String, String)>,
+    /// Indexes not valid (`indisvalid` false): left by a concurrent build that failed or
+    /// was interrupted; they cost writes and serve no query, so they count as drift.
+    pub(crate) invalid_indexes: BTreeSet<String>,
     pub(crate) views: BTreeMap<String, View>,
     /// `schema.name(identity args)` → function.
     pub(crate) functions: BTreeMap<String, Function>,

@@ -35,6 +35,9 @@ fn lit(s: &str) -> String {
 
 #[derive(Default)]
 struct Phases {
+    /// Whether the plan runs in steps (online forms: indexes built concurrently,
+    /// constraints added NOT VALID and validated later) or in one transaction.
+    online: bool,
     outside: Vec<Step>,
     drop_triggers: Vec<Step>,
     drop_views: Vec<Step>,
@@ -54,6 +57,8 @@ struct Phases {
     constraints: Vec<Step>,
     indexes: Vec<Step>,
     fks: Vec<Step>,
+    /// Constraints added NOT VALID, validated once every table and column is in place.
+    validate: Vec<Step>,
     /// Partitions attached and parents added, once the columns match.
     attach: Vec<Step>,
     owned_by: Vec<Step>,
@@ -155,7 +160,7 @@ fn step(sql: impl Into<String>, hazard: Option<Hazard>) -> Step {
     Step {
         sql: sql.into(),
         hazard,
-        outside_transaction: false,
+        ..Step::default()
     }
 }
 
@@ -247,9 +252,20 @@ fn topo(views: &BTreeMap<String, View>, subset: &BTreeSet<String>) -> Vec<String
     out
 }
 
-/// The plan that turns `from` into `to`.
+/// The plan that turns `from` into `to`, in steps that keep the database writable: see
+/// [`diff_with`].
 pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
+    diff_with(from, to, false)
+}
+
+/// The plan that turns `from` into `to`. Unless `atomic`, it uses the online forms, which
+/// must run in steps ([`Plan::batches`]): indexes on existing tables built and dropped
+/// `CONCURRENTLY`, foreign keys and CHECKs added `NOT VALID` and validated in a later
+/// step, `SET NOT NULL` proved by a validated CHECK first. With `atomic` it uses the plain
+/// forms, which may all run in one transaction.
+pub fn diff_with(from: &Catalog, to: &Catalog, atomic: bool) -> Plan {
     let mut p = Phases {
+        online: !atomic,
         dropped_tables: from
             .tables
             .keys()
@@ -308,6 +324,7 @@ impl Phases {
             p.constraints,
             p.indexes,
             p.fks,
+            p.validate,
             p.attach,
             p.owned_by,
             p.views,
@@ -322,18 +339,36 @@ impl Phases {
         .flatten()
         .collect();
         let mut steps = p.outside;
-        if p.lax_bodies && !inside.is_empty() {
-            // SQL-language function bodies may name tables created later in the plan, as
-            // pg_dump does.
-            steps.push(step("SET LOCAL check_function_bodies = off", None));
-        }
         steps.extend(inside);
+        for s in &mut steps {
+            if s.locks.is_none() {
+                s.locks = existing_table(&s.sql, from);
+            }
+        }
         Plan {
             steps,
             unsupported: p.unsupported,
             needs_empty: p.needs_empty,
+            lax_bodies: p.lax_bodies,
         }
     }
+}
+
+/// The table of `from` that a statement as manage writes it alters or locks: `ALTER TABLE
+/// t ...`, or `... ON t ...` (indexes, triggers, policies).
+fn existing_table(sql: &str, from: &Catalog) -> Option<String> {
+    let after_alter = sql.strip_prefix("ALTER TABLE ");
+    if after_alter.is_none() && !sql.contains(" ON ") {
+        return None;
+    }
+    from.tables
+        .keys()
+        .find(|t| {
+            after_alter.is_some_and(|rest| rest.starts_with(&format!("{t} ")))
+                || sql.contains(&format!(" ON {t} "))
+                || sql.ends_with(&format!(" ON {t}"))
+        })
+        .cloned()
 }
 
 fn rls(p: &mut Phases, name: &str, old: &Table, new: &Table) {
@@ -354,6 +389,87 @@ fn rls(p: &mut Phases, name: &str, old: &Table, new: &Table) {
     }
 }
 
+/// A column the target lacks.
+fn add_column(p: &mut Phases, table: &str, c: &Column) {
+    let sql = format!("ALTER TABLE {table} ADD COLUMN {}", column_def(c));
+    // Existing rows would get NULL in a NOT NULL column: it applies only to an
+    // empty table.
+    let needs_empty =
+        c.not_null && c.default.is_none() && c.identity.is_empty() && c.generated.is_none();
+    if needs_empty {
+        p.needs_empty.push((table.to_owned(), sql.clone()));
+    }
+    // A volatile default (or an identity, or a stored generated column) is
+    // computed for every existing row: the table is rewritten under ACCESS
+    // EXCLUSIVE. A constant or stable default (`now()`) is stored once.
+    let rewrites = c.generated.is_some()
+        || !c.identity.is_empty()
+        || c.default.as_deref().is_some_and(volatile_default);
+    let hazard = if rewrites {
+        Some(Hazard::Rewrite)
+    } else {
+        needs_empty.then_some(Hazard::Lock)
+    };
+    p.columns.push(step(sql, hazard));
+}
+
+/// A column whose type or collation changes (`o` as it is, `c` as the model has it).
+fn alter_column_type(p: &mut Phases, table: &str, o: &Column, c: &Column) {
+    let col = &c.name;
+    p.reshaped.insert(table.to_owned());
+    let coll = c
+        .collation
+        .as_ref()
+        .map(|x| format!(" COLLATE {x}"))
+        .unwrap_or_default();
+    // The default may not cast to the new type: drop it first, set it again after.
+    if o.default.is_some() {
+        p.columns.push(step(
+            format!("ALTER TABLE {table} ALTER COLUMN {col} DROP DEFAULT"),
+            None,
+        ));
+    }
+    let change = TypeChange::of(&o.data_type, &c.data_type);
+    // A plain ALTER TYPE converts with the assignment cast, which refuses values
+    // that do not fit (`varchar(5)`); an explicit `USING col::type` would truncate
+    // them, so it is kept for types with no assignment cast between them.
+    let using = match change {
+        TypeChange::Metadata | TypeChange::Widening | TypeChange::Narrowing => String::new(),
+        // Enums have no casts but through text.
+        TypeChange::Other
+            if p.enum_types.contains(base_type(&o.data_type))
+                || p.enum_types.contains(base_type(&c.data_type)) =>
+        {
+            let text = if c.data_type.ends_with("[]") {
+                "text[]"
+            } else {
+                "text"
+            };
+            format!(" USING {col}::{text}::{}", c.data_type)
+        }
+        TypeChange::Other => format!(" USING {col}::{}", c.data_type),
+    };
+    // A collation change rebuilds the column's indexes, even when the type stays.
+    let hazard = match change {
+        TypeChange::Metadata if o.collation == c.collation => None,
+        TypeChange::Metadata | TypeChange::Widening => Some(Hazard::Rewrite),
+        _ => Some(Hazard::DataLoss),
+    };
+    p.columns.push(step(
+        format!(
+            "ALTER TABLE {table} ALTER COLUMN {col} TYPE {}{coll}{using}",
+            c.data_type
+        ),
+        hazard,
+    ));
+    if let Some(d) = &c.default {
+        p.columns.push(step(
+            format!("ALTER TABLE {table} ALTER COLUMN {col} SET DEFAULT {d}"),
+            None,
+        ));
+    }
+}
+
 fn alter_columns(p: &mut Phases, table: &str, old: &Table, new: &Table) {
     let find = |t: &Table, n: &str| t.columns.iter().find(|c| c.name == n).cloned();
     for c in &new.columns {
@@ -361,16 +477,7 @@ fn alter_columns(p: &mut Phases, table: &str, old: &Table, new: &Table) {
             continue;
         }
         let Some(o) = find(old, &c.name) else {
-            let sql = format!("ALTER TABLE {table} ADD COLUMN {}", column_def(c));
-            // Existing rows would get NULL in a NOT NULL column: it applies only to an
-            // empty table.
-            let needs_empty =
-                c.not_null && c.default.is_none() && c.identity.is_empty() && c.generated.is_none();
-            if needs_empty {
-                p.needs_empty.push((table.to_owned(), sql.clone()));
-            }
-            p.columns
-                .push(step(sql, needs_empty.then_some(Hazard::Lock)));
+            add_column(p, table, c);
             continue;
         };
         let col = &c.name;
@@ -400,56 +507,7 @@ fn alter_columns(p: &mut Phases, table: &str, old: &Table, new: &Table) {
             continue;
         }
         if o.data_type != c.data_type || o.collation != c.collation {
-            p.reshaped.insert(table.to_owned());
-            let coll = c
-                .collation
-                .as_ref()
-                .map(|x| format!(" COLLATE {x}"))
-                .unwrap_or_default();
-            // The default may not cast to the new type: drop it first, set it again after.
-            if o.default.is_some() {
-                p.columns.push(step(
-                    format!("ALTER TABLE {table} ALTER COLUMN {col} DROP DEFAULT"),
-                    None,
-                ));
-            }
-            let change = TypeChange::of(&o.data_type, &c.data_type);
-            // A plain ALTER TYPE converts with the assignment cast, which refuses values
-            // that do not fit (`varchar(5)`); an explicit `USING col::type` would truncate
-            // them, so it is kept for types with no assignment cast between them.
-            let using = match change {
-                TypeChange::Widening | TypeChange::Narrowing => String::new(),
-                // Enums have no casts but through text.
-                TypeChange::Other
-                    if p.enum_types.contains(base_type(&o.data_type))
-                        || p.enum_types.contains(base_type(&c.data_type)) =>
-                {
-                    let text = if c.data_type.ends_with("[]") {
-                        "text[]"
-                    } else {
-                        "text"
-                    };
-                    format!(" USING {col}::{text}::{}", c.data_type)
-                }
-                TypeChange::Other => format!(" USING {col}::{}", c.data_type),
-            };
-            let hazard = match change {
-                TypeChange::Widening => Hazard::Rewrite,
-                _ => Hazard::DataLoss,
-            };
-            p.columns.push(step(
-                format!(
-                    "ALTER TABLE {table} ALTER COLUMN {col} TYPE {}{coll}{using}",
-                    c.data_type
-                ),
-                Some(hazard),
-            ));
-            if let Some(d) = &c.default {
-                p.columns.push(step(
-                    format!("ALTER TABLE {table} ALTER COLUMN {col} SET DEFAULT {d}"),
-                    None,
-                ));
-            }
+            alter_column_type(p, table, &o, c);
         } else if o.default != c.default {
             p.columns.push(step(
                 match &c.default {
@@ -462,7 +520,10 @@ fn alter_columns(p: &mut Phases, table: &str, old: &Table, new: &Table) {
         // An identity column must be NOT NULL before it gets its identity, and loses its
         // identity before it may be nullable again.
         let not_null = |p: &mut Phases| {
-            if o.not_null != c.not_null {
+            if o.not_null == c.not_null {
+            } else if c.not_null && p.online {
+                set_not_null_online(p, table, col);
+            } else {
                 let verb = if c.not_null { "SET" } else { "DROP" };
                 p.columns.push(step(
                     format!("ALTER TABLE {table} ALTER COLUMN {col} {verb} NOT NULL"),
@@ -486,6 +547,23 @@ fn alter_columns(p: &mut Phases, table: &str, old: &Table, new: &Table) {
                 _ => format!("ALTER TABLE {table} ALTER COLUMN {col} SET GENERATED BY DEFAULT"),
             };
             p.columns.push(step(sql, None));
+            if o.identity.is_empty() {
+                // A new identity's sequence starts at 1: on a column already numbered (a
+                // serial made an identity), the next insert would collide with the first
+                // row. It goes on after the highest value.
+                p.columns.push(Step {
+                    locks: Some(table.to_owned()),
+                    ..step(
+                        format!(
+                            "DO $manage$ BEGIN EXECUTE format('ALTER TABLE %s ALTER COLUMN %s RESTART WITH %s', {}, {}, \
+                             (SELECT coalesce(max({col}), 0) + 1 FROM {table})); END $manage$",
+                            lit(table),
+                            lit(col)
+                        ),
+                        None,
+                    )
+                });
+            }
         }
         if !c.not_null {
             not_null(p);
@@ -500,6 +578,42 @@ fn alter_columns(p: &mut Phases, table: &str, old: &Table, new: &Table) {
             ));
         }
     }
+}
+
+/// `SET NOT NULL` without a scan under ACCESS EXCLUSIVE: a `CHECK (col IS NOT NULL)` added
+/// NOT VALID (a moment's lock), validated (a scan that lets writes go on), then `SET NOT
+/// NULL`, which PostgreSQL proves from the validated check without scanning, and the check
+/// dropped. Each runs in a step of its own.
+fn set_not_null_online(p: &mut Phases, table: &str, col: &str) {
+    let check = crate::target::ident(&format!(
+        "manage_not_null_{}",
+        &crate::target::digest(format!("{table}.{col}").as_bytes())[..16]
+    ));
+    for sql in [
+        format!("ALTER TABLE {table} ADD CONSTRAINT {check} CHECK ({col} IS NOT NULL) NOT VALID"),
+        format!("ALTER TABLE {table} VALIDATE CONSTRAINT {check}"),
+        format!("ALTER TABLE {table} ALTER COLUMN {col} SET NOT NULL"),
+        format!("ALTER TABLE {table} DROP CONSTRAINT {check}"),
+    ] {
+        p.columns.push(step(sql, None));
+    }
+}
+
+/// Whether a column default, as the server prints it, calls a volatile function (its value
+/// differs per row, so adding the column rewrites the table). The server does not expose
+/// an expression's volatility; these are the volatile functions defaults use.
+fn volatile_default(expr: &str) -> bool {
+    [
+        "nextval(",
+        "random(",
+        "gen_random_uuid(",
+        "uuid_generate_v",
+        "clock_timestamp(",
+        "timeofday(",
+        "txid_current(",
+    ]
+    .iter()
+    .any(|f| expr.contains(f))
 }
 
 /// The objects whose `pg_depend` entries name `key`.
@@ -540,7 +654,12 @@ fn base_type(t: &str) -> &str {
 /// What a column type change does to the values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TypeChange {
-    /// Every value fits the new type unchanged (a longer varchar, int to bigint, ...).
+    /// Every value fits, and the stored bytes stay as they are: only the catalog changes
+    /// (a longer varchar, varchar to text, more numeric precision at the same scale, more
+    /// fractional seconds).
+    Metadata,
+    /// Every value fits the new type, but its storage changes: the table is rewritten
+    /// (int to bigint, real to double precision, int to numeric, ...).
     Widening,
     /// Same type, smaller modifier: values may be refused or rounded.
     Narrowing,
@@ -573,13 +692,35 @@ impl TypeChange {
             }
             _ => false,
         };
-        if widens {
+        if widens && same_bytes(&ob, &om, &nb, &nm) {
+            Self::Metadata
+        } else if widens {
             Self::Widening
         } else if ob == nb {
             Self::Narrowing
         } else {
             Self::Other
         }
+    }
+}
+
+/// Whether a widening from `ob(om)` to `nb(nm)` keeps the stored bytes: PostgreSQL
+/// changes the catalog only when the types are binary coercible and the new modifier's
+/// length check cannot fail (its `*_support` functions), so the table is not rewritten.
+fn same_bytes(ob: &str, om: &[i64], nb: &str, nm: &[i64]) -> bool {
+    let texts = ["character varying", "text"];
+    match (ob, nb) {
+        (a, b) if texts.contains(&a) && texts.contains(&b) => true,
+        ("numeric", "numeric") => nm.is_empty() || om.get(1) == nm.get(1),
+        (a, b) if a == b => matches!(
+            a,
+            "timestamp without time zone"
+                | "timestamp with time zone"
+                | "time without time zone"
+                | "interval"
+                | "bit varying"
+        ),
+        _ => false,
     }
 }
 
@@ -627,25 +768,25 @@ mod tests {
         let t = TypeChange::of;
         assert_eq!(
             t("character varying(5)", "character varying(100)"),
-            Widening
+            Metadata
         );
         assert_eq!(
             t("character varying(100)", "character varying(5)"),
             Narrowing
         );
-        assert_eq!(t("character varying(100)", "text"), Widening);
+        assert_eq!(t("character varying(100)", "text"), Metadata);
         assert_eq!(t("text", "character varying(10)"), Other);
         assert_eq!(t("numeric(10,2)", "numeric(10,0)"), Narrowing);
-        assert_eq!(t("numeric(10,2)", "numeric(12,2)"), Widening);
+        assert_eq!(t("numeric(10,2)", "numeric(12,2)"), Metadata);
         assert_eq!(t("numeric(10,2)", "numeric(11,3)"), Widening);
-        assert_eq!(t("numeric(10,2)", "numeric"), Widening);
+        assert_eq!(t("numeric(10,2)", "numeric"), Metadata);
         assert_eq!(t("integer", "bigint"), Widening);
         assert_eq!(t("bigint", "integer"), Other);
         assert_eq!(t("integer", "numeric(12,2)"), Widening);
         assert_eq!(t("integer", "numeric(10,2)"), Other);
         assert_eq!(
             t("timestamp(3) with time zone", "timestamp with time zone"),
-            Widening
+            Metadata
         );
         assert_eq!(
             t("timestamp with time zone", "timestamp(3) with time zone"),

@@ -12,22 +12,24 @@
 //!
 //! Exit codes: 0 in sync (or applied), 2 drift found and not applied, 3 refused, 1 error.
 
+mod apply;
 mod catalog;
 mod cmd;
 mod diff;
+mod fingerprint;
 mod load;
 mod opts;
 mod plan;
 mod target;
 
+pub use apply::{Limits, apply, apply_plan, apply_with_lock_timeout};
 pub use catalog::Catalog;
-pub use cmd::sync::{apply, apply_with_lock_timeout};
 pub use cmd::{catalog_of_files, catalog_with};
-pub use diff::diff;
+pub use diff::{diff, diff_with};
 pub use load::{ModelFile, load_into, load_models, split_statements};
 pub use opts::{Command, Opts, normalize_args};
-pub use plan::{Hazard, Plan, Step};
-pub use target::{Loader, SHADOW_ROLE, Server, Shadow, TargetLock};
+pub use plan::{Batch, Hazard, Plan, Step};
+pub use target::{Loader, SHADOW_ROLE, Server, Shadow, ShadowInfo, TargetLock};
 
 use std::process::ExitCode;
 
@@ -51,6 +53,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
         Command::Sync(args) => cmd::sync::run(args).await,
         Command::Pending(args) => cmd::pending::run(args).await,
         Command::Diff(args) => cmd::diff::run(args).await,
+        Command::Shadows(args) => cmd::shadows::run(args).await,
     }
 }
 

@@ -20,9 +20,14 @@ use clap::{Args, Parser, Subcommand};
 /// `sync` refuses (exit 3), and applies nothing, when the plan would lose data (drops a
 /// table, column, sequence or schema; narrows a column type; turns a column into a
 /// generated one; removes enum values) or weaken access control (drops a policy,
-/// disables row-level security), unless --unsafe is given; and always when a difference
-/// needs a hand-written migration (e.g. a NOT NULL column without a default added to a
-/// table that has rows), or when the database changed while the prompt waited.
+/// disables row-level security), unless --unsafe is given; what rewrites a table that has
+/// rows or blocks its writes while it scans (`rewrite`, `lock`) unless --allow-hazard KIND;
+/// and always when a difference needs a hand-written migration (e.g. a NOT NULL column
+/// without a default added to a table that has rows), or when the database changed while
+/// the prompt waited.
+///
+/// Plans run in steps that keep the database writable (see `sync --help`); `diff`, `sync`
+/// and `pending` print each step and the transaction it runs in.
 /// `diff` only prints: it never refuses and never applies.
 #[derive(Debug, Parser)]
 #[command(name = "manage", version)]
@@ -37,18 +42,35 @@ pub struct Opts {
 pub enum Command {
     /// Bring the service's development database in line with its model files.
     ///
-    /// Prints the plan, asks "Apply these changes? [y/N]", and applies it in one
-    /// transaction, then checks that nothing is left to do. Creates the database when it
-    /// does not exist. Holds an advisory lock on the database while it runs (a second sync
-    /// of the same database fails at once), re-reads the database after the prompt and
-    /// refuses if it changed, and fails rather than wait longer than --lock-timeout for a
-    /// lock. Refuses (exit 3) what loses data or weakens access control unless --unsafe.
+    /// Prints the plan, asks "Apply these changes? [y/N]", and applies it in steps, then
+    /// checks that nothing is left to do. Creates the database when it does not exist.
+    ///
+    /// Steps keep the database writable: statements on new objects share one short
+    /// transaction; a statement that locks an existing table runs in a transaction of its
+    /// own; indexes on existing tables are built and dropped CONCURRENTLY (outside any
+    /// transaction; a failed build's invalid index is dropped); foreign keys and CHECKs
+    /// are added NOT VALID and validated in a later step; SET NOT NULL is proved by a
+    /// validated CHECK (col IS NOT NULL) first; PRIMARY KEY and UNIQUE get their index
+    /// built CONCURRENTLY, then are added USING INDEX. Every statement runs under --lock-timeout
+    /// and --statement-timeout. --atomic applies the plain forms in one transaction.
+    ///
+    /// Holds an advisory lock on the database while it runs (a second sync of the same
+    /// database fails at once), re-reads the database after the prompt and refuses if it
+    /// changed. Refuses (exit 3) what loses data or weakens access control unless
+    /// --unsafe, and what rewrites or long-locks a table with rows unless
+    /// --allow-hazard KIND.
     Sync(SyncArgs),
     /// Write migrations/SERVICE/pending.sql: what production needs to match the models.
     ///
     /// Production's current schema is migrations/SERVICE/production.dump.sql, made with
     /// `pg_dump --schema-only --no-owner DB > production.dump.sql` (its GRANTs are
     /// compared; those to roles this server does not have are skipped with a warning).
+    ///
+    /// The script runs in the same steps as `sync` (online forms, a transaction per
+    /// statement on an existing table) under SET lock_timeout and statement_timeout. Its
+    /// header records a fingerprint of the dump's schema, and its first statement
+    /// recomputes it on the database it runs on and aborts, changing nothing, when they
+    /// differ. --check exits 2 when the file on disk is stale.
     Pending(PendingArgs),
     /// Print the statements that turn FROM into TO.
     ///
@@ -58,6 +80,32 @@ pub enum Command {
     /// never applies (exit 0, or 2 with --check when there is a difference); `sync` is
     /// what refuses.
     Diff(DiffArgs),
+    /// List manage's shadow databases on the server, or drop those whose target is gone.
+    ///
+    /// `sync` keeps one shadow per target (manage_shadow_models_*) so a no-op sync need
+    /// not reload the models; when the target is dropped, its shadow is left behind. `sync`
+    /// prunes them at start; `shadows prune` does it on demand.
+    Shadows(ShadowsArgs),
+}
+
+/// `manage shadows`.
+#[derive(Debug, Clone, Args)]
+pub struct ShadowsArgs {
+    /// What to do.
+    #[arg(value_enum)]
+    pub action: ShadowsAction,
+    /// The server (default: DB_MAIN_DSN's server, else PGHOST).
+    #[arg(long)]
+    pub database_url: Option<String>,
+}
+
+/// What `manage shadows` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ShadowsAction {
+    /// Print each shadow, the target it is kept for, and whether that still exists.
+    List,
+    /// Drop the shadows whose target no longer exists.
+    Prune,
 }
 
 /// Where the models and the service's database are.
@@ -89,11 +137,31 @@ pub struct SyncArgs {
     /// Change nothing: exit 2 when the database differs from the models (for CI).
     #[arg(long)]
     pub check: bool,
-    /// How long a statement of the plan may wait for a lock before the whole sync fails
-    /// (PostgreSQL's lock_timeout): an ALTER TABLE queued behind a long transaction would
-    /// otherwise stall every query on that table.
-    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    /// How long a statement may wait for a lock (PostgreSQL's lock_timeout): an ALTER
+    /// TABLE queued behind a long transaction would otherwise stall every query on that
+    /// table behind it. A step whose lock is not had in time is rolled back and retried
+    /// (--lock-retries), then the sync fails naming the step and the sessions holding
+    /// the lock.
+    #[arg(long, default_value = crate::apply::DEFAULT_LOCK_TIMEOUT, value_name = "DURATION")]
     pub lock_timeout: String,
+    /// How long any one statement may run (PostgreSQL's statement_timeout).
+    #[arg(long, default_value = crate::apply::DEFAULT_STATEMENT_TIMEOUT, value_name = "DURATION")]
+    pub statement_timeout: String,
+    /// How many times a step whose lock was not had within --lock-timeout is tried
+    /// again, with growing pauses (from 0.5 s, doubling, with jitter).
+    #[arg(long, default_value_t = crate::apply::DEFAULT_LOCK_RETRIES, value_name = "N")]
+    pub lock_retries: usize,
+    /// Apply the whole plan in one transaction (all or nothing), with the plain forms
+    /// (CREATE INDEX, constraints validated at once, SET NOT NULL by a scan): for
+    /// development databases. Every lock is then held until the end.
+    #[arg(long)]
+    pub atomic: bool,
+    /// Apply statements of this hazard: `rewrite` (a table with rows rewritten under
+    /// ACCESS EXCLUSIVE: int to bigint, a column added with a volatile default), `lock`
+    /// (writes blocked while a scan or build runs), `data-loss`, `security`. Repeatable;
+    /// --unsafe allows every kind.
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub allow_hazard: Vec<crate::plan::Hazard>,
     #[command(flatten)]
     pub shadow: ShadowArgs,
 }
@@ -119,6 +187,15 @@ pub struct PendingArgs {
     /// The server for the shadow databases (default: DB_MAIN_DSN's server, else PGHOST).
     #[arg(long)]
     pub database_url: Option<String>,
+    /// Write nothing: exit 2 when pending.sql on disk is not what it would be now (for CI).
+    #[arg(long)]
+    pub check: bool,
+    /// The lock_timeout pending.sql sets for its statements.
+    #[arg(long, default_value = crate::apply::DEFAULT_LOCK_TIMEOUT, value_name = "DURATION")]
+    pub lock_timeout: String,
+    /// The statement_timeout pending.sql sets for its statements.
+    #[arg(long, default_value = crate::apply::DEFAULT_STATEMENT_TIMEOUT, value_name = "DURATION")]
+    pub statement_timeout: String,
     #[command(flatten)]
     pub shadow: ShadowArgs,
 }
@@ -155,7 +232,14 @@ pub fn normalize_args<I: IntoIterator<Item = String>>(args: I) -> Vec<String> {
             && !a.contains('=')
             && matches!(
                 a.as_str(),
-                "--database-url" | "--service" | "--models-dir" | "--lock-timeout" | "--shadow-url"
+                "--database-url"
+                    | "--service"
+                    | "--models-dir"
+                    | "--lock-timeout"
+                    | "--statement-timeout"
+                    | "--lock-retries"
+                    | "--allow-hazard"
+                    | "--shadow-url"
             );
         if !in_sync && out.len() == 1 && a == "sync" {
             in_sync = true;

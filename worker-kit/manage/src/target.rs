@@ -415,7 +415,9 @@ impl Shadow {
     }
 
     /// The kept shadow of `for_db` and `role` if it holds exactly `fingerprint` and the
-    /// loader role owns it (a shadow someone else owns could hold anything).
+    /// role manage administers the server as owns it. The mark that says what it holds is
+    /// the database's comment, which only its owner may write: the loader role, which runs
+    /// every target's model SQL, cannot mark another target's shadow as current.
     ///
     /// # Errors
     ///
@@ -440,7 +442,9 @@ impl Shadow {
         let Some(row) = row else { return Ok(None) };
         let holds: Option<String> = row.get(0);
         let owner: String = row.get(1);
-        let reusable = holds.as_deref() == Some(&mark(for_db, fingerprint)) && owner == loader.role;
+        let reusable = holds.as_deref() == Some(&mark(for_db, fingerprint))
+            && owner == server.user()
+            && owner != loader.role;
         Ok(reusable.then(|| Self {
             server: server.clone(),
             name,
@@ -489,22 +493,38 @@ impl Shadow {
         };
         shadow.drop_checked().await?;
         let admin = server.admin().await?;
+        // Owned by the administering role, not the loader: the owner alone may change the
+        // comment that marks what a shadow holds. The loader gets what loading needs: to
+        // connect, to create schemas, and `public` as its own (owned, so that no grant
+        // to it shows up as a difference).
         admin
-            .batch_execute(&format!(
-                "CREATE DATABASE {} OWNER {}",
-                ident(&shadow.name),
-                ident(&loader.role)
-            ))
+            .batch_execute(&format!("CREATE DATABASE {}", ident(&shadow.name)))
             .await
             .map_err(|e| anyhow!("cannot create database {}: {}", shadow.name, pg_message(&e)))
             .context("creating the shadow database")?;
         admin
             .batch_execute(&format!(
-                "REVOKE ALL ON DATABASE {0} FROM PUBLIC; COMMENT ON DATABASE {0} IS {1}",
+                "REVOKE ALL ON DATABASE {0} FROM PUBLIC;                  GRANT CONNECT, CREATE, TEMPORARY ON DATABASE {0} TO {2};                  COMMENT ON DATABASE {0} IS {1}",
                 ident(&shadow.name),
-                literal(&mark(for_db, "loading"))
+                literal(&mark(for_db, "loading")),
+                ident(&loader.role)
             ))
             .await?;
+        server
+            .connect(&shadow.name)
+            .await?
+            .batch_execute(&format!(
+                "ALTER SCHEMA public OWNER TO {}",
+                ident(&loader.role)
+            ))
+            .await
+            .map_err(|e| {
+                anyhow!(
+                    "cannot give the shadow's public schema to the shadow role {}: {}                      (the role manage logs in as must be a member of it)",
+                    loader.role,
+                    pg_message(&e)
+                )
+            })?;
         Ok(shadow)
     }
 
@@ -565,6 +585,77 @@ impl Shadow {
         Ok(())
     }
 
+    /// The shadows on `server`: (shadow, the target it was kept for, whether that target
+    /// still exists). A shadow made for one run (`diff`, `pending`) names no target.
+    ///
+    /// # Errors
+    ///
+    /// When the server cannot be reached.
+    pub async fn list(server: &Server) -> anyhow::Result<Vec<ShadowInfo>> {
+        let rows = server
+            .admin()
+            .await?
+            .query(
+                "SELECT d.datname, shobj_description(d.oid, 'pg_database')                  FROM pg_database d WHERE starts_with(shobj_description(d.oid, 'pg_database'), $1)                  ORDER BY 1",
+                &[&MARK],
+            )
+            .await?;
+        let names: std::collections::BTreeSet<String> = server
+            .admin()
+            .await?
+            .query("SELECT datname FROM pg_database", &[])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let name: String = r.get(0);
+                let comment: String = r.get(1);
+                let of = comment
+                    .strip_prefix(&format!("{MARK} of "))
+                    .and_then(|rest| rest.rsplit_once(": "))
+                    .map(|(target, _)| target.to_owned())
+                    .filter(|target| {
+                        ["models", "dump"]
+                            .iter()
+                            .any(|role| Self::name_for(target, role) == name)
+                    });
+                let target_exists = of.as_ref().map(|t| names.contains(t));
+                ShadowInfo {
+                    name,
+                    target: of,
+                    target_exists,
+                }
+            })
+            .collect())
+    }
+
+    /// Drops the kept shadows whose target no longer exists; returns their names.
+    ///
+    /// # Errors
+    ///
+    /// When the server cannot be reached or refuses.
+    pub async fn prune(server: &Server) -> anyhow::Result<Vec<String>> {
+        let mut dropped = Vec::new();
+        for info in Self::list(server).await? {
+            if info.target_exists == Some(false) {
+                let shadow = Self {
+                    server: server.clone(),
+                    name: info.name.clone(),
+                    loader: Loader {
+                        server: server.clone(),
+                        role: String::new(),
+                    },
+                };
+                shadow.drop_checked().await?;
+                dropped.push(info.name);
+            }
+        }
+        Ok(dropped)
+    }
+
     /// A session of the loader role in it: what loads model and dump SQL.
     ///
     /// # Errors
@@ -583,6 +674,17 @@ impl Shadow {
             );
         }
     }
+}
+
+/// A shadow database, as [`Shadow::list`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShadowInfo {
+    /// Its name.
+    pub name: String,
+    /// The target it is kept for (none for a shadow made for one run).
+    pub target: Option<String>,
+    /// Whether that target exists.
+    pub target_exists: Option<bool>,
 }
 
 fn mark(for_db: &str, fingerprint: &str) -> String {

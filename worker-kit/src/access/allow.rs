@@ -7,48 +7,14 @@ use std::sync::Arc;
 use super::caller::Caller;
 use super::pattern::glob;
 use crate::config::Config;
+pub use crate::config::{AllowList, Anonymous};
 use crate::wire::reply_error::ErrorReply;
 
-/// What a route without an allow list does with a message that has no `user_id`
-/// (`RPC_ANONYMOUS`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Anonymous {
-    /// Admit it: the default, so Python seed peers (which send no `user_id`) keep working
-    /// in a mixed fleet.
-    #[default]
-    Allow,
-    /// Refuse it with `Forbidden`.
-    Deny,
-}
-
-/// The callers a route admits: broker user names, where `*` matches any run of characters
-/// (`billing-*`). An empty list admits nobody. A list never admits a message without
-/// `user_id`: anyone can leave it out.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AllowList {
-    patterns: Vec<String>,
-}
-
+/// What the list means: the patterns matched against a broker user.
 impl AllowList {
-    /// A list of caller patterns.
-    pub fn new<I, T>(callers: I) -> Self
-    where
-        I: IntoIterator<Item = T>,
-        T: Into<String>,
-    {
-        Self {
-            patterns: callers.into_iter().map(Into::into).collect(),
-        }
-    }
-
-    /// The patterns, as given.
-    pub fn patterns(&self) -> &[String] {
-        &self.patterns
-    }
-
     /// Whether broker user `user` is on the list.
     pub fn admits(&self, user: &str) -> bool {
-        self.patterns.iter().any(|p| glob(p, user))
+        self.patterns().iter().any(|p| glob(p, user))
     }
 }
 

@@ -34,6 +34,7 @@ use super::endpoints::{Endpoint, Endpoints};
 use super::tls::AmqpTls;
 use crate::Error;
 use crate::observe::Metrics;
+use crate::observe::link::Link;
 
 /// A handle to the process's broker connection; cheap to clone.
 #[derive(Clone)]
@@ -67,26 +68,6 @@ struct Inner {
     /// Which of the process's connections this is: its metric label and its traces'
     /// `server.address`.
     role: Link,
-}
-
-/// Which of the process's two broker connections a handle is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Link {
-    /// The connection that publishes (and consumes RPC requests, whose replies go out on the
-    /// channel they came in on).
-    Main,
-    /// The consume-only connection of work-queue and event workers ([`Broker::consuming`]).
-    Consume,
-}
-
-impl Link {
-    /// The connection's metric label.
-    pub(crate) fn label(self) -> &'static str {
-        match self {
-            Link::Main => "main",
-            Link::Consume => "consume",
-        }
-    }
 }
 
 impl std::fmt::Debug for Broker {
@@ -459,6 +440,13 @@ impl Broker {
     /// Whether [`Broker::close`] was called.
     pub fn is_closed(&self) -> bool {
         self.inner.closed.is_cancelled()
+    }
+}
+
+/// Readiness follows both connections.
+impl crate::observe::health::Connections for Broker {
+    fn all_connected(&self) -> bool {
+        Broker::all_connected(self)
     }
 }
 

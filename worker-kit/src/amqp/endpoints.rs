@@ -9,112 +9,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use lapin::tcp::OwnedTLSConfig;
 use rand::seq::SliceRandom;
 
 use super::tls::AmqpTls;
-
-/// One broker node: its URL, the same URL with the password hidden (for messages), the
-/// user the URL logs in as, and the TLS settings an `amqps://` URL connects with.
-#[derive(Clone)]
-pub(crate) struct Endpoint {
-    pub(crate) url: String,
-    pub(crate) shown: String,
-    /// What the client library logs in as (percent-decoded; `guest` when the URL names no
-    /// user): the `user_id` every message of the process carries.
-    pub(crate) user: String,
-    /// The host and port the URL names (the port filled in from the scheme when it names
-    /// none): the `server.address` / `server.port` of the process's trace spans.
-    pub(crate) host: String,
-    pub(crate) port: u16,
-    /// Whether the URL is `amqps://`.
-    pub(crate) tls: bool,
-    /// Shared by every node of the list; holds the client key, so never printed.
-    pub(crate) tls_config: Arc<OwnedTLSConfig>,
-}
-
-impl std::fmt::Debug for Endpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.shown)
-    }
-}
-
-/// Why an `AMQP_URL` list was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum ListError {
-    /// No URL at all (empty, or only commas and spaces).
-    Empty,
-    /// Entry `index` (1-based) does not parse; `shown` is that entry with its password
-    /// hidden.
-    Malformed {
-        index: usize,
-        shown: String,
-        problem: String,
-    },
-    /// The entries log in as different users: a process has one identity, the `user_id`
-    /// of everything it publishes, whichever node it is connected to.
-    MixedUsers,
-}
-
-impl std::fmt::Display for ListError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Empty => f.write_str("no broker URL in the list"),
-            Self::Malformed {
-                index,
-                shown,
-                problem,
-            } => write!(f, "entry {index} ({shown}) is not an AMQP URL ({problem})"),
-            Self::MixedUsers => f.write_str(
-                "the URLs log in as different users; every node of the list must use the same user",
-            ),
-        }
-    }
-}
-
-/// Splits `list` at commas and checks each URL. Spaces around entries are ignored; a comma
-/// inside a password must be percent-encoded (`%2C`), as any reserved character in a URL.
-pub(crate) fn parse(list: &str) -> Result<Vec<Endpoint>, ListError> {
-    let entries: Vec<&str> = list.split(',').map(str::trim).collect();
-    if entries.iter().all(|e| e.is_empty()) {
-        return Err(ListError::Empty);
-    }
-    let endpoints = entries
-        .into_iter()
-        .enumerate()
-        .map(|(i, url)| {
-            let shown = crate::redact::url(url);
-            if url.is_empty() {
-                return Err(ListError::Malformed {
-                    index: i + 1,
-                    shown,
-                    problem: "empty entry".into(),
-                });
-            }
-            let parsed =
-                url.parse::<lapin::uri::AMQPUri>()
-                    .map_err(|problem| ListError::Malformed {
-                        index: i + 1,
-                        shown: shown.clone(),
-                        // The parser quotes the URL it refused, password and all.
-                        problem: problem.replace(url, &shown),
-                    })?;
-            Ok(Endpoint {
-                url: url.to_owned(),
-                shown,
-                user: parsed.authority.userinfo.username,
-                host: parsed.authority.host,
-                port: parsed.authority.port,
-                tls: parsed.scheme == lapin::uri::AMQPScheme::AMQPS,
-                tls_config: Arc::default(),
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    if endpoints.windows(2).any(|w| w[0].user != w[1].user) {
-        return Err(ListError::MixedUsers);
-    }
-    Ok(endpoints)
-}
+#[cfg(test)]
+use crate::config::amqp_url::ListError;
+pub(crate) use crate::config::amqp_url::{Endpoint, parse};
 
 /// The nodes in this process's order, and which one the next attempt takes.
 #[derive(Debug)]

@@ -66,6 +66,11 @@ pub(crate) struct CopyChannel {
 }
 
 impl CopyChannel {
+    /// The broker whose publishing connection the copies go out on.
+    pub(crate) fn broker(&self) -> &Broker {
+        &self.broker
+    }
+
     pub(crate) fn new(broker: Broker) -> Self {
         Self {
             broker,

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
 
 use crate::Error;
+use crate::config::Config;
 
 /// `AMQP_TLS_CA_FILE`, `AMQP_TLS_CERT_FILE` and `AMQP_TLS_KEY_FILE`: paths only (the key
 /// itself is read at connect time and never kept where a `Debug` could print it).
@@ -22,6 +23,19 @@ pub struct AmqpTls {
     pub cert_file: Option<PathBuf>,
     /// PEM file of the client certificate's private key (PKCS#8, PKCS#1 or SEC1).
     pub key_file: Option<PathBuf>,
+}
+
+/// The TLS settings are read with the others; the connection builds what it needs of them.
+impl Config {
+    /// The TLS files `amqps://` URLs connect with, for
+    /// [`Broker::connect_with_tls`](crate::Broker::connect_with_tls).
+    pub fn amqp_tls(&self) -> AmqpTls {
+        AmqpTls::new(
+            self.amqp_tls_ca_file.clone(),
+            self.amqp_tls_cert_file.clone(),
+            self.amqp_tls_key_file.clone(),
+        )
+    }
 }
 
 impl AmqpTls {

@@ -1,6 +1,10 @@
 //! The hook through which the Runner drives database clients.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
+
+pub use crate::observe::metrics::PoolStats;
 
 /// A database client the [`Runner`](crate::runner::Runner) connects before workers start
 /// consuming and closes after they have drained.
@@ -37,37 +41,13 @@ pub trait Database: Send + Sync + 'static {
     }
 }
 
-/// A connection pool's state at one moment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct PoolStats {
-    /// The most connections the pool opens (`DB_POOL_SIZE`).
-    pub max_size: usize,
-    /// Connections open now.
-    pub size: usize,
-    /// Connections checked out now.
-    pub in_use: usize,
-    /// Callers waiting for a connection now.
-    pub waiting: usize,
-    /// Waits that ended at `DB_ACQUIRE_TIMEOUT_MS` without a connection, since the start.
-    pub acquire_timeouts: u64,
-}
+/// The metrics read each registered database's pool at every scrape.
+impl crate::observe::metrics::PoolSource for Arc<dyn Database> {
+    fn name(&self) -> &str {
+        Database::name(&**self)
+    }
 
-impl PoolStats {
-    /// A pool's state.
-    pub fn new(
-        max_size: usize,
-        size: usize,
-        in_use: usize,
-        waiting: usize,
-        acquire_timeouts: u64,
-    ) -> Self {
-        Self {
-            max_size,
-            size,
-            in_use,
-            waiting,
-            acquire_timeouts,
-        }
+    fn pool_stats(&self) -> Option<PoolStats> {
+        Database::pool_stats(&**self)
     }
 }

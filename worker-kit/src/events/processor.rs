@@ -10,11 +10,12 @@ use lapin::options::{ExchangeDeclareOptions, QueueBindOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, ExchangeKind};
 
-use crate::amqp::consume::{Disposition, Processor};
 use crate::events::admission::Admission;
 use crate::handler::Outcome;
 use crate::handler::routes::BoundHandler;
+use crate::observe::disposition::Disposition;
 use crate::queue::QueueProcessor;
+use crate::worker::consume::Processor;
 
 /// The event-subscription kind of [`Worker`](crate::worker::Worker).
 #[derive(Debug, Clone, Default)]

@@ -150,25 +150,6 @@ pub(crate) fn find_duplicates<'a>(names: impl IntoIterator<Item = &'a String>) -
     dups
 }
 
-/// A route declared with `#[rpc(...)]`: registers its handler on an [`RpcWorker`](crate::rpc::RpcWorker).
-pub trait RpcRoute<S> {
-    /// The route's name (its queue's name).
-    fn name(&self) -> &'static str;
-    /// Adds the route to `worker`; the macro expands this to `worker.route(name, handler)`
-    /// (or `worker.contract::<C, _, _, _>(handler)`), followed by `.allow(name, [...])`
-    /// when the attribute has an allow list.
-    fn register(self, worker: crate::rpc::RpcWorker<S>) -> crate::rpc::RpcWorker<S>;
-}
-
-/// A route declared with `#[task(...)]`: registers its handler on a [`QueueWorker`](crate::queue::QueueWorker).
-pub trait TaskRoute<S> {
-    /// The route's name (its queue's name).
-    fn name(&self) -> &'static str;
-    /// Adds the route to `worker`; the macro expands this to `worker.route(name, handler)`,
-    /// followed by `.allow(name, [...])` when the attribute has an allow list.
-    fn register(self, worker: crate::queue::QueueWorker<S>) -> crate::queue::QueueWorker<S>;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,13 @@ use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::WorkerMetrics;
-use crate::amqp::Broker;
+
+/// What readiness needs to know of the broker connections: implemented by
+/// [`Broker`](crate::amqp::Broker), which sits above observe and feeds it.
+pub(crate) trait Connections: Send + Sync + 'static {
+    /// Whether every connection the process opened is up now.
+    fn all_connected(&self) -> bool;
+}
 
 /// The readiness of one Runner; cheap to clone.
 #[derive(Clone)]
@@ -18,7 +24,7 @@ pub struct Health {
 }
 
 struct Inner {
-    broker: Broker,
+    broker: Box<dyn Connections>,
     shutdown: CancellationToken,
     started: AtomicBool,
     workers: Mutex<Vec<(String, Arc<AtomicBool>)>>,
@@ -36,10 +42,10 @@ impl std::fmt::Debug for Health {
 
 impl Health {
     /// The readiness of a Runner on `broker` that stops when `shutdown` is cancelled.
-    pub(crate) fn new(broker: Broker, shutdown: CancellationToken) -> Self {
+    pub(crate) fn new(broker: impl Connections, shutdown: CancellationToken) -> Self {
         Self {
             inner: Arc::new(Inner {
-                broker,
+                broker: Box::new(broker),
                 shutdown,
                 started: AtomicBool::new(false),
                 workers: Mutex::new(Vec::new()),

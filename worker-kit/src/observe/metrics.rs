@@ -18,9 +18,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use super::disposition::Disposition;
 use super::labels::Bounded;
-use crate::amqp::consume::Disposition;
-use crate::db::Database;
 
 /// Handler and call durations, in seconds: the OpenTelemetry messaging buckets, plus 30 and
 /// 60 s for handlers that run up to `HANDLER_TIMEOUT_MS` (60 s by default).
@@ -289,7 +288,11 @@ impl Metrics {
     }
 
     /// The databases whose pools are reported (the Runner's registered ones).
-    pub(crate) fn report_databases(&self, databases: Vec<Arc<dyn Database>>) {
+    pub(crate) fn report_databases<P: PoolSource>(&self, databases: Vec<P>) {
+        let databases = databases
+            .into_iter()
+            .map(|p| Arc::new(p) as Arc<dyn PoolSource>)
+            .collect();
         *self
             .inner
             .databases
@@ -441,9 +444,53 @@ impl ClientMetrics {
     }
 }
 
+/// What the metrics read of a registered database at each scrape. Defined here and
+/// implemented by [`db`](crate::db), which sits above observe and feeds it.
+pub(crate) trait PoolSource: Send + Sync + 'static {
+    /// The database's short name (the `database` label).
+    fn name(&self) -> &str;
+    /// Its pool now, when it has one.
+    fn pool_stats(&self) -> Option<PoolStats>;
+}
+
+/// A connection pool's state at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolStats {
+    /// The most connections the pool opens (`DB_POOL_SIZE`).
+    pub max_size: usize,
+    /// Connections open now.
+    pub size: usize,
+    /// Connections checked out now.
+    pub in_use: usize,
+    /// Callers waiting for a connection now.
+    pub waiting: usize,
+    /// Waits that ended at `DB_ACQUIRE_TIMEOUT_MS` without a connection, since the start.
+    pub acquire_timeouts: u64,
+}
+
+impl PoolStats {
+    /// A pool's state.
+    pub fn new(
+        max_size: usize,
+        size: usize,
+        in_use: usize,
+        waiting: usize,
+        acquire_timeouts: u64,
+    ) -> Self {
+        Self {
+            max_size,
+            size,
+            in_use,
+            waiting,
+            acquire_timeouts,
+        }
+    }
+}
+
 /// The pools of the registered databases, read at each scrape.
 #[derive(Clone, Default)]
-struct DatabasePools(Arc<Mutex<Vec<Arc<dyn Database>>>>);
+struct DatabasePools(Arc<Mutex<Vec<Arc<dyn PoolSource>>>>);
 
 impl std::fmt::Debug for DatabasePools {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -517,7 +564,7 @@ mod tests {
     use std::collections::HashSet;
 
     use super::*;
-    use crate::db::PoolStats;
+    use crate::db::Database;
 
     struct FakeDb;
 
@@ -568,7 +615,7 @@ mod tests {
             .call("not.recorded", 0, Duration::from_secs(1));
         m.broker_up("main", true);
         m.broker_reconnected("main");
-        m.report_databases(vec![Arc::new(FakeDb)]);
+        m.report_databases(vec![Arc::new(FakeDb) as Arc<dyn Database>]);
         m
     }
 

@@ -8,10 +8,12 @@
 //! error type, a route called by name) passes through a bounded set (`labels::Bounded`), which keeps the
 //! number of distinct values small. Correlation ids and payload values are never labels.
 
+pub(crate) mod disposition;
 pub(crate) mod error_type;
 pub(crate) mod exposition;
 pub mod health;
 pub(crate) mod labels;
+pub(crate) mod link;
 pub mod metrics;
 pub(crate) mod probe;
 pub(crate) mod server;

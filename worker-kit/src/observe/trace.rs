@@ -124,7 +124,7 @@ impl Traced {
     }
 }
 
-pub(crate) use crate::amqp::broker::Link;
+pub(crate) use super::link::Link;
 
 /// Notes the broker node `link` is now on (at each connect and reconnect): the
 /// `server.address` / `server.port` of later spans over it. Without `otel` nothing is kept.

@@ -8,7 +8,7 @@ use tracing::{debug, info, warn};
 
 use crate::Error;
 use crate::db::{Client, DbError};
-use crate::worker::{Runnable, WorkerContext};
+use crate::worker::{Runnable, WorkerContext, sealed};
 
 use super::OutboxSettings;
 
@@ -90,6 +90,8 @@ impl ProcessedEventsPruner {
         .await
     }
 }
+
+impl sealed::Sealed for ProcessedEventsPruner {}
 
 #[async_trait]
 impl Runnable for ProcessedEventsPruner {

@@ -21,7 +21,7 @@ use crate::events::{AGGREGATE_ID_HEADER, EXCHANGE, OCCURRED_AT_HEADER, SEQ_HEADE
 use crate::wire::envelope::{self, Encoding};
 
 use super::OutboxSettings;
-use crate::worker::{Runnable, WorkerContext};
+use crate::worker::{Runnable, WorkerContext, sealed};
 
 /// The advisory lock that lets one relay of a database publish at a time (advisory locks
 /// are per database, so relays of different services never wait for each other).
@@ -317,6 +317,8 @@ impl EventChannel {
         Ok(ch)
     }
 }
+
+impl sealed::Sealed for Relay {}
 
 #[async_trait]
 impl Runnable for Relay {

@@ -5,32 +5,21 @@
 //! type (or other arguments) fails with `PRECONDITION_FAILED`. Every worker of a route,
 //! Python ones included, must therefore declare it the same way; moving a route to quorum
 //! means a new queue (drain and delete the old one, or use a new route name).
+//!
+//! Classic queues name their type (`x-queue-type: classic`): a RabbitMQ 4.x broker may have
+//! a default queue type per vhost or node, and one of quorum would otherwise turn them into
+//! quorum queues. RabbitMQ compares that argument by the queue's type, so a classic queue a
+//! Python worker declared without arguments accepts the kit's declaration, and the Python
+//! worker's declaration is accepted by one the kit made (both orders are tested).
 
 use lapin::options::QueueDeclareOptions;
 use lapin::types::{AMQPValue, FieldTable};
 
-/// The type of a work-queue route's queue (and of its parking queue).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum QueueType {
-    /// A classic durable queue without arguments: exactly what the Python seed declares,
-    /// and the right choice on a single broker node.
-    #[default]
-    Classic,
-    /// A quorum queue: replicated over the cluster's nodes (Raft), survives the loss of a
-    /// minority of them. The broker's own delivery limit is set above the kit's retry count
-    /// as a safety net, and what it catches is dead-lettered (at least once) to the route's
-    /// parking queue.
-    Quorum,
-}
+pub use crate::config::QueueType;
 
-impl QueueType {
-    /// The value `QUEUE_TYPE` takes for this type.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Classic => "classic",
-            Self::Quorum => "quorum",
-        }
-    }
+/// The parking queue of `route`: where messages go that could not be worked.
+pub fn parking_queue(route: &str) -> String {
+    format!("{route}.dead")
 }
 
 /// The broker's delivery limit (`x-delivery-limit`) on a quorum route queue: a safety net
@@ -60,6 +49,9 @@ pub(crate) fn durable_queue() -> QueueDeclareOptions {
 /// The arguments of route `route`'s own queue.
 pub(crate) fn route_queue_args(kind: QueueType, route: &str) -> FieldTable {
     let mut args = FieldTable::default();
+    if kind == QueueType::Classic {
+        classic(&mut args);
+    }
     if kind == QueueType::Quorum {
         quorum(&mut args);
         args.insert(
@@ -72,7 +64,7 @@ pub(crate) fn route_queue_args(kind: QueueType, route: &str) -> FieldTable {
         args.insert("x-dead-letter-exchange".into(), long_string(""));
         args.insert(
             "x-dead-letter-routing-key".into(),
-            long_string(&super::parking_queue(route)),
+            long_string(&parking_queue(route)),
         );
         args.insert(
             "x-dead-letter-strategy".into(),
@@ -97,14 +89,47 @@ pub(crate) fn check_retries(kind: QueueType, route: &str, max_retries: u32) -> R
 /// The arguments of a route's parking queue.
 pub(crate) fn parking_queue_args(kind: QueueType) -> FieldTable {
     let mut args = FieldTable::default();
-    if kind == QueueType::Quorum {
-        quorum(&mut args);
+    match kind {
+        QueueType::Classic => classic(&mut args),
+        QueueType::Quorum => quorum(&mut args),
     }
     args
 }
 
+/// The argument that names a queue's type.
+pub(crate) const QUEUE_TYPE_ARG: &str = "x-queue-type";
+
 fn quorum(args: &mut FieldTable) {
-    args.insert("x-queue-type".into(), long_string("quorum"));
+    args.insert(QUEUE_TYPE_ARG.into(), long_string("quorum"));
+}
+
+/// Names the classic type, so that a broker's default queue type does not choose another.
+pub(crate) fn classic(args: &mut FieldTable) {
+    args.insert(QUEUE_TYPE_ARG.into(), long_string("classic"));
+}
+
+/// Whether `args` name the classic type.
+pub(crate) fn names_classic(args: &FieldTable) -> bool {
+    args.inner().get(QUEUE_TYPE_ARG) == Some(&long_string("classic"))
+}
+
+/// `args` without the queue type: the declaration of a queue that exists already with
+/// another type, which it keeps.
+pub(crate) fn without_queue_type(args: &FieldTable) -> FieldTable {
+    let mut map = args.inner().clone();
+    map.remove(QUEUE_TYPE_ARG);
+    FieldTable::from(map)
+}
+
+/// Whether `e` is the broker refusing a declaration because the queue exists with another
+/// type (`PRECONDITION_FAILED - inequivalent arg 'x-queue-type'`).
+pub(crate) fn refuses_queue_type(e: &lapin::Error) -> bool {
+    match e.kind() {
+        lapin::ErrorKind::ProtocolError(amqp) => {
+            amqp.get_id() == 406 && amqp.get_message().as_str().contains(QUEUE_TYPE_ARG)
+        }
+        _ => false,
+    }
 }
 
 fn long_string(s: &str) -> AMQPValue {
@@ -120,9 +145,16 @@ mod tests {
     }
 
     #[test]
-    fn classic_has_no_arguments() {
-        assert!(route_queue_args(QueueType::Classic, "r").inner().is_empty());
-        assert!(parking_queue_args(QueueType::Classic).inner().is_empty());
+    fn classic_names_its_type_and_nothing_else() {
+        for args in [
+            route_queue_args(QueueType::Classic, "r"),
+            parking_queue_args(QueueType::Classic),
+        ] {
+            assert_eq!(args.inner().len(), 1, "{args:?}");
+            assert!(names_classic(&args));
+            assert!(without_queue_type(&args).inner().is_empty());
+        }
+        assert!(!names_classic(&parking_queue_args(QueueType::Quorum)));
     }
 
     #[test]

@@ -7,7 +7,8 @@ mod processor;
 mod publisher;
 pub(crate) mod work;
 
-pub use declare::{DELIVERY_LIMIT, QueueType};
+pub(crate) use declare::classic;
+pub use declare::{DELIVERY_LIMIT, QueueType, parking_queue};
 pub(crate) use processor::QueueProcessor;
-pub use processor::{HEADERS_DROPPED_HEADER, Queue, QueueWorker, parking_queue};
+pub use processor::{HEADERS_DROPPED_HEADER, Queue, QueueWorker, TaskRoute};
 pub use publisher::{PublishError, QueuePublisher};

@@ -12,27 +12,29 @@ use lapin::{BasicProperties, Channel, Connection};
 use tracing::{error, warn};
 
 use super::declare::{
-    QueueType, check_retries, durable_queue, parking_queue_args, route_queue_args,
+    QueueType, check_retries, durable_queue, names_classic, parking_queue, parking_queue_args,
+    refuses_queue_type, route_queue_args, without_queue_type,
 };
 use crate::TaskContract;
 use crate::access::{ORIGINAL_USER_HEADER, original_user_header};
 use crate::amqp::Broker;
-use crate::amqp::consume::{Disposition, Processor};
 use crate::amqp::publish::{CopyChannel, Published};
 use crate::error::Error;
-use crate::handler::routes::{BoundHandler, RouteDoc, TaskRoute};
+use crate::handler::delivery;
+use crate::handler::routes::{BoundHandler, RouteDoc};
 use crate::handler::{ContainsPayload, Handler};
+use crate::observe::disposition::Disposition;
 use crate::queue::work::{Next, work};
-use crate::wire::delivery::{self, RETRY_COUNT_HEADER};
+use crate::wire::delivery::RETRY_COUNT_HEADER;
 use crate::wire::envelope::Limits;
 use crate::wire::headers::{MAX_ERROR_MESSAGE_BYTES, MAX_PROPERTIES_BYTES, capped, fits_frame};
 use crate::wire::reply_error::ErrorReply;
+use crate::worker::consume::Processor;
 use crate::worker::{Runnable, Worker, WorkerContext};
 
-/// The parking queue of `route`: where messages go that could not be worked.
-pub fn parking_queue(route: &str) -> String {
-    format!("{route}.dead")
-}
+/// How long a queue's typed declaration is tried on the publishing connection before it goes
+/// to the consuming channel without that probe.
+const PROBE_TIME_LIMIT: Duration = Duration::from_secs(5);
 
 /// The work-queue kind of [`Worker`]: acks on `Ok`, retries and parks on `Err`.
 #[derive(Debug, Clone, Default)]
@@ -181,6 +183,56 @@ pub(crate) async fn consuming_connection(broker: &Broker) -> Option<Arc<Connecti
 }
 
 impl QueueProcessor {
+    /// Declares `queue` with `args` on `channel`.
+    ///
+    /// A classic declaration names its type, which a queue that exists already with another
+    /// type refuses (e.g. one a broker whose default queue type is quorum made from a
+    /// declaration without it). A refusal closes the channel it came on, so the typed
+    /// declaration is tried first on a channel of its own on the publishing connection;
+    /// when it is refused for the type, the queue is declared without it and used as it
+    /// is, with a warning that says what to do.
+    async fn declare_queue(
+        &self,
+        channel: &Channel,
+        queue: &str,
+        mut args: FieldTable,
+    ) -> Result<(), lapin::Error> {
+        if names_classic(&args)
+            && let Some(conn) = self.copies.broker().connection_now()
+        {
+            // A resource alarm blocks the publishing connection (its methods wait): then the
+            // typed declaration goes straight to `channel`, as it would without a probe, and
+            // the probe's channel stays open until that connection is replaced.
+            let probed = tokio::time::timeout(PROBE_TIME_LIMIT, async {
+                let probe = conn.create_channel().await?;
+                let declared = probe
+                    .queue_declare(queue.into(), durable_queue(), args.clone())
+                    .await;
+                if declared.is_ok() {
+                    let _ = probe.close(200, "declared".into()).await;
+                }
+                declared.map(|_| ())
+            })
+            .await;
+            match probed {
+                Ok(Ok(())) | Err(_) => {}
+                Ok(Err(e)) if refuses_queue_type(&e) => {
+                    warn!(
+                        queue,
+                        broker_said = %e,
+                        "the queue exists with another type than the classic one the kit declares (made under a broker's default queue type, or by another worker); it is used as it is. To make it classic, drain and delete it (a queue's type cannot change); to keep it, declare the route with that type (QUEUE_TYPE or QueueWorker::queue_type)"
+                    );
+                    args = without_queue_type(&args);
+                }
+                Ok(Err(e)) => return Err(e),
+            }
+        }
+        channel
+            .queue_declare(queue.into(), durable_queue(), args)
+            .await?;
+        Ok(())
+    }
+
     /// The arguments `route`'s parking queue is declared with.
     fn parking_args(&self, route: &str) -> FieldTable {
         parking_queue_args(self.queue_type(route))
@@ -278,17 +330,10 @@ impl Processor for QueueProcessor {
     async fn declare(&self, channel: &Channel, route: &str) -> Result<(), lapin::Error> {
         let kind = self.queue_type(route);
         // The parking queue first: a quorum route queue dead-letters into it.
-        channel
-            .queue_declare(
-                parking_queue(route).as_str().into(),
-                durable_queue(),
-                parking_queue_args(kind),
-            )
+        self.declare_queue(channel, &parking_queue(route), parking_queue_args(kind))
             .await?;
-        channel
-            .queue_declare(route.into(), durable_queue(), route_queue_args(kind, route))
-            .await?;
-        Ok(())
+        self.declare_queue(channel, route, route_queue_args(kind, route))
+            .await
     }
 
     async fn handle(
@@ -541,6 +586,15 @@ fn copied(
         props = props.with_cluster_id(v.clone());
     }
     props
+}
+
+/// A route declared with `#[task(...)]`: registers its handler on a [`QueueWorker`].
+pub trait TaskRoute<S> {
+    /// The route's name (its queue's name).
+    fn name(&self) -> &'static str;
+    /// Adds the route to `worker`; the macro expands this to `worker.route(name, handler)`,
+    /// followed by `.allow(name, [...])` when the attribute has an allow list.
+    fn register(self, worker: QueueWorker<S>) -> QueueWorker<S>;
 }
 
 #[cfg(test)]

@@ -4,10 +4,10 @@
 
 use tracing::{error, warn};
 
-use crate::amqp::consume::Disposition;
 use crate::handler::extract::{Incoming, Meta};
 use crate::handler::routes::BoundHandler;
 use crate::handler::{Outcome, offload};
+use crate::observe::disposition::Disposition;
 use crate::wire::deadline::{self, Deadline};
 use crate::wire::envelope::{self, Encoding, Limits};
 use crate::wire::reply_error::ErrorReply;

@@ -7,5 +7,4 @@ mod redeliveries;
 mod reply;
 
 pub use client::{CallError, CallOptions, MIN_BUDGET, RpcClient};
-pub(crate) use processor::refuses_transient_queues;
-pub use processor::{RPC_DLX, Rpc, RpcWorker};
+pub use processor::{RPC_DLX, Rpc, RpcRoute, RpcWorker};

@@ -17,15 +17,17 @@ use tracing::{error, warn};
 
 use crate::Contract;
 use crate::amqp::Broker;
-use crate::amqp::consume::{Disposition, Processor};
+use crate::amqp::refusal::{NOT_FOUND, amqp_code, refuses_transient_queues};
 use crate::config::{Config, RpcQueueDurable};
 use crate::error::Error;
-use crate::handler::routes::{BoundHandler, RouteDoc, RpcRoute};
+use crate::handler::delivery;
+use crate::handler::routes::{BoundHandler, RouteDoc};
 use crate::handler::{ContainsPayload, Handler};
+use crate::observe::disposition::Disposition;
 use crate::rpc::answer::{Answer, AnswerSettings, answer};
 use crate::rpc::redeliveries::Redeliveries;
 use crate::rpc::reply::{self, ReplyTo};
-use crate::wire::delivery;
+use crate::worker::consume::Processor;
 use crate::worker::{Runnable, Worker, WorkerContext};
 
 /// The dead-letter exchange every RPC route queue names (docs/protocol.md).
@@ -216,24 +218,6 @@ impl RpcProcessor {
     }
 }
 
-const NOT_FOUND: u16 = 404;
-/// RabbitMQ 4.3's answer (INTERNAL_ERROR, a connection close) to declaring a transient
-/// non-exclusive queue while the deprecated feature is denied.
-const INTERNAL_ERROR: u16 = 541;
-
-/// The AMQP reply code of a channel or connection error.
-fn amqp_code(e: &lapin::Error) -> Option<u16> {
-    match e.kind() {
-        lapin::ErrorKind::ProtocolError(amqp) => Some(amqp.get_id()),
-        _ => None,
-    }
-}
-
-/// Whether `e` is the broker refusing a transient non-exclusive queue.
-pub(crate) fn refuses_transient_queues(e: &lapin::Error) -> bool {
-    e.is_amqp_hard_error() && amqp_code(e) == Some(INTERNAL_ERROR)
-}
-
 /// Declares an RPC route queue on a channel of its own on `conn`: the seed's shape, or
 /// durable with the same argument.
 async fn declare_rpc_queue(
@@ -272,13 +256,17 @@ async fn close_quietly(conn: &Connection) {
     }
 }
 
-/// The RPC route queue's arguments, exactly as the Python seed declares them.
+/// The RPC route queue's arguments: the Python seed's, and the classic type named.
 pub(crate) fn rpc_queue_args() -> FieldTable {
     let mut args = FieldTable::default();
     args.insert(
         "x-dead-letter-exchange".into(),
         AMQPValue::LongString(RPC_DLX.into()),
     );
+    // Only a missing queue is declared (an existing one is consumed as it is), and it stays
+    // classic whatever the broker's default queue type: a quorum queue would write every
+    // request to disk and replicate it.
+    crate::queue::classic(&mut args);
     args
 }
 
@@ -450,4 +438,14 @@ async fn reject(delivery: &Delivery) {
     {
         warn!(error = %e, "reject failed");
     }
+}
+
+/// A route declared with `#[rpc(...)]`: registers its handler on an [`RpcWorker`].
+pub trait RpcRoute<S> {
+    /// The route's name (its queue's name).
+    fn name(&self) -> &'static str;
+    /// Adds the route to `worker`; the macro expands this to `worker.route(name, handler)`
+    /// (or `worker.contract::<C, _, _, _>(handler)`), followed by `.allow(name, [...])`
+    /// when the attribute has an allow list.
+    fn register(self, worker: RpcWorker<S>) -> RpcWorker<S>;
 }

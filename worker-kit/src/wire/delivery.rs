@@ -1,14 +1,11 @@
 //! Reading what the kit needs off an AMQP delivery's properties.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lapin::BasicProperties;
-use lapin::message::Delivery;
 use lapin::types::{AMQPValue, FieldTable};
 
-use crate::handler::extract::Meta;
-use crate::wire::deadline::{self, Deadline};
+use crate::wire::deadline;
 
 /// Header carrying how often a work-queue message has been retried.
 pub const RETRY_COUNT_HEADER: &str = "x-retry-count";
@@ -42,63 +39,6 @@ pub(crate) fn deadline_header(headers: Option<&FieldTable>) -> Option<SystemTime
             headers,
             deadline::HEADER,
         )?)),
-    }
-}
-
-/// The request's [`Meta`], its deadline read with the server's clock at `now`
-/// ([`deadline::bounded_budget`]: never more than `max_budget`, the handler's limit), its
-/// caller as seen by a process logged in as `own_user`.
-pub(crate) fn meta(
-    delivery: &Delivery,
-    route: &Arc<str>,
-    max_budget: Duration,
-    own_user: &str,
-) -> Meta {
-    meta_at(
-        delivery,
-        route,
-        SystemTime::now(),
-        deadline::DEFAULT_MAX_SKEW,
-        max_budget,
-        own_user,
-    )
-}
-
-/// [`meta`] with the clock and the allowed skew given.
-pub(crate) fn meta_at(
-    delivery: &Delivery,
-    route: &Arc<str>,
-    now: SystemTime,
-    max_skew: Duration,
-    max_budget: Duration,
-    own_user: &str,
-) -> Meta {
-    let p = &delivery.properties;
-    let headers = p.headers().clone().unwrap_or_default();
-    let budget = deadline::bounded_budget(
-        deadline_header(Some(&headers)),
-        header_u64(Some(&headers), deadline::TIMEOUT_HEADER).map(Duration::from_millis),
-        now,
-        max_skew,
-        max_budget,
-    );
-    Meta {
-        route: route.clone(),
-        correlation_id: p.correlation_id().as_ref().map(|s| s.as_str().to_owned()),
-        reply_to: p.reply_to().as_ref().map(|s| s.as_str().to_owned()),
-        redelivered: delivery.redelivered,
-        retry_count: header_u64(Some(&headers), RETRY_COUNT_HEADER)
-            .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)),
-        deadline: budget.map(|b| Deadline::at(now + b)),
-        message_id: p.message_id().as_ref().map(|s| s.as_str().to_owned()),
-        message_type: p.kind().as_ref().map(|s| s.as_str().to_owned()),
-        timestamp: *p.timestamp(),
-        caller: crate::access::resolve(
-            p.user_id().as_ref().map(lapin::types::ShortString::as_str),
-            &headers,
-            own_user,
-        ),
-        headers,
     }
 }
 

@@ -1,12 +1,17 @@
 //! Benchmark (not a test): `manage` on a schema of 200 tables, 600 indexes and 40 views —
 //! a no-op `sync`, and `manage diff` between two live databases beside `migra` on the same
 //! pair, in one run. Prints a table; migra is installed from PyPI into
-//! target/migra-venv when missing.
+//! target/migra-venv when missing. `manage-bench online [ROWS]` measures instead what each
+//! online form costs an application writing to a table of ROWS rows (see `online.rs`).
 //!
 //! ```text
 //! cargo build --release -p worker-kit-manage
 //! target/release/manage-bench
+//! target/release/manage-bench online 1000000
 //! ```
+
+#[path = "manage-bench/online.rs"]
+mod online;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -125,6 +130,14 @@ fn shadow(db: &str) -> String {
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let manage = std::env::current_exe().unwrap().with_file_name("manage");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("online") {
+        let rows = args
+            .get(1)
+            .map_or(1_000_000, |r| r.parse().expect("ROWS is a number of rows"));
+        online::run(&manage, rows);
+        return;
+    }
     let migra = migra(&root);
     let work = std::env::temp_dir().join(format!("manage-bench-{}", std::process::id()));
     let models = work.join("models").join("bench");

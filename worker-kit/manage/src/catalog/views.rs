@@ -16,7 +16,8 @@ pub(super) async fn read(client: &Client, cat: &mut Catalog) -> anyhow::Result<(
                      FROM pg_rewrite rw JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid \
                      JOIN pg_class dc ON dc.oid = d.refobjid AND d.refclassid = 'pg_class'::regclass \
                      JOIN pg_namespace dn ON dn.oid = dc.relnamespace \
-                     WHERE rw.ev_class = c.oid AND d.refobjid <> c.oid), '{{}}') \
+                     WHERE rw.ev_class = c.oid AND d.refobjid <> c.oid), '{{}}'), \
+                    coalesce((SELECT array_agg(o ORDER BY o) FROM unnest(c.reloptions) o), '{{}}') \
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.relkind IN ('v', 'm') AND {rel_filter}",
             qname()
@@ -30,6 +31,7 @@ pub(super) async fn read(client: &Client, cat: &mut Catalog) -> anyhow::Result<(
                 View {
                     materialized: r.get(1),
                     definition: def.trim().trim_end_matches(';').trim_end().to_owned(),
+                    options: r.get(4),
                     depends_on: deps.into_iter().collect(),
                 },
             );

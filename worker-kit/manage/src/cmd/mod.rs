@@ -2,6 +2,7 @@
 
 pub(crate) mod diff;
 pub(crate) mod pending;
+pub(crate) mod shadows;
 pub(crate) mod sync;
 
 use std::path::Path;
@@ -124,11 +125,28 @@ pub(crate) async fn catalog_once(
     files: &[ModelFile],
     dump: bool,
 ) -> anyhow::Result<Catalog> {
+    Ok(
+        catalog_and_fingerprint_once(server, loader, role, files, dump)
+            .await?
+            .0,
+    )
+}
+
+/// The catalog of `files` and the [`crate::fingerprint`] of their schema, through a shadow
+/// made for this call and dropped after it.
+pub(crate) async fn catalog_and_fingerprint_once(
+    server: &Server,
+    loader: &Loader,
+    role: &str,
+    files: &[ModelFile],
+    dump: bool,
+) -> anyhow::Result<(Catalog, String)> {
     let shadow = Shadow::temporary(server, loader, role).await?;
     let read = async {
         let client = shadow.connect().await?;
         load_into(&client, files, dump).await?;
-        Catalog::read(&client).await
+        let catalog = Catalog::read(&client).await?;
+        Ok((catalog, crate::fingerprint::of(&client).await?))
     }
     .await;
     shadow.drop().await;

@@ -4,10 +4,11 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 
-use super::{catalog_once, dump_file, model_files, service_name};
+use super::{catalog_and_fingerprint_once, catalog_once, dump_file, model_files, service_name};
 use crate::diff::diff;
 use crate::opts::PendingArgs;
-use crate::target::{Loader, Server, service_dsn};
+use crate::target::{Loader, Server, literal, service_dsn};
+use crate::{EXIT_DRIFT, fingerprint};
 
 pub(crate) async fn run(args: PendingArgs) -> anyhow::Result<ExitCode> {
     let service = service_name(&args.service)?;
@@ -25,7 +26,8 @@ pub(crate) async fn run(args: PendingArgs) -> anyhow::Result<ExitCode> {
     let (server, _) = Server::from_dsn(&dsn)?;
     let loader = Loader::prepare(&server, args.shadow.shadow_url.as_deref()).await?;
     // Both shadows are made for this run and dropped after it: nothing is left behind.
-    let current = catalog_once(&server, &loader, "dump", &dump_file(&dump)?, true).await?;
+    let (current, print) =
+        catalog_and_fingerprint_once(&server, &loader, "dump", &dump_file(&dump)?, true).await?;
     let desired = catalog_once(&server, &loader, "models", &model_files(&models)?, false).await?;
     let plan = diff(&current, &desired);
     let out = dir.join("pending.sql");
@@ -37,18 +39,54 @@ pub(crate) async fn run(args: PendingArgs) -> anyhow::Result<ExitCode> {
          -- Hazardous statements: {hazardous} (marked `-- hazard: ...`).\n\
          -- `manage sync` would refuse {} of them without --unsafe: `data loss` (a table,\n\
          -- column, sequence or schema dropped, a type narrowed, a column made generated)\n\
-         -- and `security` (a policy dropped, row-level security disabled). Read them first.\n\
+         -- and `security` (a policy dropped, row-level security disabled); and `rewrite`\n\
+         -- (a table with rows rewritten under ACCESS EXCLUSIVE) without --allow-hazard.\n\
+         -- Read them first.\n\
+         --\n\
+         -- Production schema fingerprint: {print}\n\
+         -- The first statement recomputes it from the catalogs of the database the script\n\
+         -- runs on and stops, changing nothing, when it differs: the plan is right only for\n\
+         -- the schema it was made from. Then dump production again and run manage pending.\n\
+         --\n\
+         -- It runs in steps, each headed `-- Step N of M`: statements on new objects share\n\
+         -- a transaction; one that locks an existing table has a transaction of its own;\n\
+         -- CONCURRENTLY builds run outside any. Every statement waits at most lock_timeout\n\
+         -- ({lock}) for a lock, so none queues the application's writes behind it, and runs\n\
+         -- at most statement_timeout ({statement}). If a step fails, the steps before it\n\
+         -- stay applied: dump production again and run manage pending for the rest.\n\
+         --\n\
          -- Apply with: psql -v ON_ERROR_STOP=1 -d <production database> -f {}\n\n\
-         SET standard_conforming_strings = on;\n\n",
+         SET standard_conforming_strings = on;\n\
+         SET lock_timeout = {lock_lit};\n\
+         SET statement_timeout = {statement_lit};\n\n\
+         {};\n\n",
         dump.display(),
         models.display(),
         plan.refused().count(),
-        out.display()
+        out.display(),
+        fingerprint::guard(&print, &dump.display().to_string()),
+        lock = args.lock_timeout,
+        statement = args.statement_timeout,
+        lock_lit = literal(&args.lock_timeout),
+        statement_lit = literal(&args.statement_timeout),
     );
     if plan.is_empty() {
         text.push_str("-- Nothing to do: production matches the models.\n");
     } else {
         text.push_str(&plan.to_sql());
+    }
+    if args.check {
+        let on_disk = std::fs::read_to_string(&out).unwrap_or_default();
+        if on_disk == text {
+            println!("{} is up to date.", out.display());
+            return Ok(ExitCode::SUCCESS);
+        }
+        eprintln!(
+            "{} is stale: it is not what the models and {} give now. Run `manage pending --service {service}` and commit the result.",
+            out.display(),
+            dump.display()
+        );
+        return Ok(ExitCode::from(EXIT_DRIFT));
     }
     std::fs::write(&out, text)?;
     if plan.is_empty() {

@@ -6,15 +6,13 @@ use std::process::ExitCode;
 use anyhow::anyhow;
 
 use super::{catalog_with, model_files, service_name};
+use crate::apply::{Limits, apply_plan};
 use crate::catalog::Catalog;
-use crate::diff::diff;
+use crate::diff::{diff, diff_with};
 use crate::opts::SyncArgs;
 use crate::plan::{Hazard, Plan};
-use crate::target::{Loader, Server, TargetLock, pg_message, service_dsn};
+use crate::target::{Loader, Server, Shadow, TargetLock, service_dsn};
 use crate::{EXIT_DRIFT, EXIT_REFUSED};
-
-/// The lock timeout `apply` uses.
-pub(crate) const DEFAULT_LOCK_TIMEOUT: &str = "5s";
 
 pub(crate) async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
     let service = service_name(&args.service)?;
@@ -22,6 +20,16 @@ pub(crate) async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
     let dsn = service_dsn(args.database_url.as_deref(), &service);
     let (server, db) = Server::from_dsn(&dsn)?;
     let _lock = TargetLock::take(&server, &db).await?;
+    // Shadows kept for targets that are gone would otherwise pile up on the server; a
+    // failure to drop one (another role's) does not stop the sync.
+    match Shadow::prune(&server).await {
+        Ok(dropped) => {
+            for name in dropped {
+                println!("Dropped {name}: the database it was kept for no longer exists.");
+            }
+        }
+        Err(e) => eprintln!("manage: warning: shadows of gone targets not pruned: {e:#}"),
+    }
     if !server.exists(&db).await? {
         if args.check {
             println!("Database {db} does not exist on {}.", server.shown());
@@ -35,12 +43,12 @@ pub(crate) async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
     let desired = catalog_with(&server, &loader, &db, "models", &files, false).await?;
     let target = server.connect(&db).await?;
     let current = Catalog::read(&target).await?;
-    let plan = diff(&current, &desired);
+    let plan = diff_with(&current, &desired, args.atomic);
     if plan.is_empty() {
         println!("Already in sync.");
         return Ok(ExitCode::SUCCESS);
     }
-    print!("{}", plan.to_sql());
+    print!("{}", plan.render(args.atomic));
     if !plan.unsupported.is_empty() {
         eprintln!(
             "Refused: some differences need a hand-written migration (see NOT HANDLED above)."
@@ -59,8 +67,16 @@ pub(crate) async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(EXIT_DRIFT));
     }
-    if !args.allow_unsafe && plan.refused().next().is_some() {
-        eprintln!("{}", refusal(&plan));
+    let allowed = |h: Hazard| args.allow_unsafe || args.allow_hazard.contains(&h);
+    if plan
+        .refused()
+        .any(|s| s.hazard.is_some_and(|h| !allowed(h)))
+    {
+        eprintln!("{}", refusal(&plan, &allowed));
+        return Ok(ExitCode::from(EXIT_REFUSED));
+    }
+    if let Some(refusal) = long_locks(&target, &plan, &allowed, args.atomic).await? {
+        eprintln!("{refusal}");
         return Ok(ExitCode::from(EXIT_REFUSED));
     }
     if !args.noprompt {
@@ -76,7 +92,12 @@ pub(crate) async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_REFUSED));
         }
     }
-    apply_with_lock_timeout(&target, &plan, &args.lock_timeout).await?;
+    let limits = Limits {
+        lock_timeout: args.lock_timeout.clone(),
+        statement_timeout: args.statement_timeout.clone(),
+        lock_retries: args.lock_retries,
+    };
+    apply_plan(&target, &plan, &limits, args.atomic).await?;
     let after = Catalog::read(&target).await?;
     let rest = diff(&after, &desired);
     if rest.is_empty() {
@@ -120,12 +141,66 @@ async fn tables_with_rows(
     }))
 }
 
+/// The refusal for statements that rewrite a table with rows, or hold a lock that blocks
+/// its writes while they scan or build, unless their hazard is allowed.
+async fn long_locks(
+    target: &tokio_postgres::Client,
+    plan: &Plan,
+    allowed: &dyn Fn(Hazard) -> bool,
+    atomic: bool,
+) -> anyhow::Result<Option<String>> {
+    let mut lines = Vec::new();
+    for s in &plan.steps {
+        let (Some(h @ (Hazard::Rewrite | Hazard::Lock)), Some(table)) = (s.hazard, &s.locks) else {
+            continue;
+        };
+        if allowed(h) {
+            continue;
+        }
+        // `table` comes from the catalog, already quoted and qualified.
+        let has_rows: bool = target
+            .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {table})"), &[])
+            .await?
+            .get(0);
+        if has_rows {
+            lines.push(format!(
+                "  [{h}] {}\n    {}",
+                s.sql,
+                alternative(h, &s.sql, atomic)
+            ));
+        }
+    }
+    Ok((!lines.is_empty()).then(|| {
+        format!(
+            "Refused, nothing applied: these block writes to a table that has rows for as long as they run:
+{}
+             Apply them in a maintenance window with --allow-hazard rewrite / --allow-hazard lock (or --unsafe).",
+            lines.join("\n")
+        )
+    }))
+}
+
+/// The online way to get what a long-locking statement does, where there is one.
+fn alternative(h: Hazard, sql: &str, atomic: bool) -> &'static str {
+    if atomic {
+        "Without --atomic, indexes are built CONCURRENTLY, constraints added NOT VALID and validated, and NOT NULL proved by a CHECK."
+    } else if h == Hazard::Rewrite && sql.contains(" TYPE ") {
+        "Online: add a new column of the new type, fill it in batches (and keep it filled by a trigger), then switch names in one short step."
+    } else if h == Hazard::Rewrite {
+        "Online: add the column without the default (or with a constant one), fill it in batches, then set the default."
+    } else if sql.contains("UNIQUE") || sql.contains("PRIMARY KEY") {
+        "Online: CREATE UNIQUE INDEX CONCURRENTLY, then ADD CONSTRAINT ... USING INDEX."
+    } else {
+        "No online form: PostgreSQL holds the lock while it scans."
+    }
+}
+
 /// What `sync` says when it refuses a plan without `--unsafe`.
-fn refusal(plan: &Plan) -> String {
+fn refusal(plan: &Plan, allowed: &dyn Fn(Hazard) -> bool) -> String {
     let list = |h: Hazard| -> Vec<&str> {
         plan.steps
             .iter()
-            .filter(|s| s.hazard == Some(h))
+            .filter(|s| s.hazard == Some(h) && !allowed(h))
             .map(|s| s.sql.as_str())
             .collect()
     };
@@ -146,7 +221,9 @@ fn refusal(plan: &Plan) -> String {
             security.join("; ")
         ));
     }
-    out.push_str("\nRe-run with --unsafe to apply them.");
+    out.push_str(
+        "\nRe-run with --unsafe (or --allow-hazard data-loss / --allow-hazard security) to apply them.",
+    );
     out
 }
 
@@ -159,59 +236,4 @@ fn confirm() -> anyhow::Result<bool> {
         line.trim().to_ascii_lowercase().as_str(),
         "y" | "yes"
     ))
-}
-
-/// Runs `plan` on `client` with the default lock timeout; see [`apply_with_lock_timeout`].
-///
-/// # Errors
-///
-/// The first statement that fails (nothing of the transaction is applied then).
-pub async fn apply(client: &tokio_postgres::Client, plan: &Plan) -> anyhow::Result<()> {
-    apply_with_lock_timeout(client, plan, DEFAULT_LOCK_TIMEOUT).await
-}
-
-/// Runs `plan` on `client`: statements that cannot run in a transaction first, then the rest
-/// in one transaction (all or nothing). A statement that waits longer than `lock_timeout`
-/// for a lock fails the whole plan rather than queue every later query on its table.
-///
-/// # Errors
-///
-/// The first statement that fails (nothing of the transaction is applied then), or a
-/// `lock_timeout` the server does not accept.
-pub async fn apply_with_lock_timeout(
-    client: &tokio_postgres::Client,
-    plan: &Plan,
-    lock_timeout: &str,
-) -> anyhow::Result<()> {
-    client
-        .execute(
-            "SELECT set_config('lock_timeout', $1, false)",
-            &[&lock_timeout],
-        )
-        .await
-        .map_err(|e| anyhow!("--lock-timeout {lock_timeout}: {}", pg_message(&e)))?;
-    let failed = |sql: &str, e: &tokio_postgres::Error| {
-        let mut m = format!("{sql}: {}", pg_message(e));
-        if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
-            m.push_str(&format!(
-                " (another session held a lock longer than --lock-timeout {lock_timeout}; retry when it is done)"
-            ));
-        }
-        m
-    };
-    for s in plan.steps.iter().filter(|s| s.outside_transaction) {
-        client
-            .batch_execute(&s.sql)
-            .await
-            .map_err(|e| anyhow!("{}", failed(&s.sql, &e)))?;
-    }
-    client.batch_execute("BEGIN").await?;
-    for s in plan.steps.iter().filter(|s| !s.outside_transaction) {
-        if let Err(e) = client.batch_execute(&s.sql).await {
-            let _ = client.batch_execute("ROLLBACK").await;
-            return Err(anyhow!("nothing applied: {}", failed(&s.sql, &e)));
-        }
-    }
-    client.batch_execute("COMMIT").await?;
-    Ok(())
 }

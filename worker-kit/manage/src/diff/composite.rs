@@ -45,7 +45,7 @@ pub(super) fn diff(from: &Catalog, to: &Catalog, p: &mut Phases) {
                 ),
                 Some(o) if o != *a => {
                     let hazard = match TypeChange::of(&o.data_type, &a.data_type) {
-                        TypeChange::Widening => Hazard::Rewrite,
+                        TypeChange::Metadata | TypeChange::Widening => Hazard::Rewrite,
                         _ => Hazard::DataLoss,
                     };
                     let coll = a

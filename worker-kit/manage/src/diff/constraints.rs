@@ -1,44 +1,137 @@
-//! Constraints: foreign keys go after every table exists; changed ones are re-made.
+//! Constraints: foreign keys go after every table exists; changed ones are re-made. On an
+//! existing table, foreign keys and CHECKs are added `NOT VALID` (a moment's lock, no scan)
+//! and validated in a later step (a scan that lets writes go on); one left `NOT VALID` by
+//! an interrupted migration is validated, never dropped and re-added.
 
 use super::{Phases, step};
-use crate::catalog::Catalog;
-use crate::plan::Hazard;
+use crate::catalog::{Catalog, Constraint};
+use crate::plan::{Hazard, Step};
+
+/// What the server prints after the definition of a constraint not validated yet.
+const NOT_VALID: &str = " NOT VALID";
+
+/// Whether `current` is `wanted` added but not validated yet.
+fn only_unvalidated(current: &Constraint, wanted: &Constraint) -> bool {
+    current.kind == wanted.kind
+        && current.definition.strip_suffix(NOT_VALID) == Some(wanted.definition.as_str())
+}
+
+/// A PRIMARY KEY or UNIQUE constraint added to an existing plain table without blocking
+/// its writes: its unique index built `CONCURRENTLY`, then the constraint added `USING
+/// INDEX` (a moment's lock). Only the plain column-list form; others are added as they are.
+fn unique_through_index(
+    from: &Catalog,
+    table: &str,
+    cname: &str,
+    c: &Constraint,
+) -> Option<Vec<Step>> {
+    let (keyword, columns) = match c.kind {
+        'p' => ("PRIMARY KEY", c.definition.strip_prefix("PRIMARY KEY ")?),
+        'u' => ("UNIQUE", c.definition.strip_prefix("UNIQUE ")?),
+        _ => return None,
+    };
+    let plain =
+        columns.starts_with('(') && columns.ends_with(')') && columns.matches('(').count() == 1;
+    let partitioned = from
+        .tables
+        .get(table)
+        .is_none_or(|t| t.partition_by.is_some());
+    if !plain || partitioned {
+        return None;
+    }
+    let index = format!("{}{cname}", super::indexes::schema_prefix(table));
+    Some(vec![
+        Step {
+            outside_transaction: true,
+            locks: Some(table.to_owned()),
+            undo_failed: Some(format!("DROP INDEX CONCURRENTLY IF EXISTS {index}")),
+            ..step(
+                format!(
+                    "CREATE UNIQUE INDEX CONCURRENTLY {cname} ON {table} USING btree {columns}"
+                ),
+                None,
+            )
+        },
+        step(
+            format!("ALTER TABLE {table} ADD CONSTRAINT {cname} {keyword} USING INDEX {cname}"),
+            None,
+        ),
+    ])
+}
 
 pub(super) fn diff(from: &Catalog, to: &Catalog, p: &mut Phases) {
     for (key @ (table, cname), c) in &from.constraints {
         if p.dropped_tables.contains(table) {
             continue;
         }
-        if to.constraints.get(key) != Some(c) {
-            let s = step(
-                format!("ALTER TABLE {table} DROP CONSTRAINT {cname}"),
-                Some(Hazard::Drop),
-            );
-            if c.kind == 'f' {
-                p.drop_fks.push(s)
-            } else {
-                p.drop_constraints.push(s)
-            }
+        let wanted = to.constraints.get(key);
+        if wanted == Some(c) || wanted.is_some_and(|w| only_unvalidated(c, w)) {
+            continue;
+        }
+        let s = step(
+            format!("ALTER TABLE {table} DROP CONSTRAINT {cname}"),
+            Some(Hazard::Drop),
+        );
+        if c.kind == 'f' {
+            p.drop_fks.push(s)
+        } else {
+            p.drop_constraints.push(s)
         }
     }
 
     for (key @ (table, cname), c) in &to.constraints {
         // A detached partition keeps what it had from its partitioned table.
         let kept = super::detached(from, to, table) && from.cloned_constraints.contains(key);
-        if from.constraints.get(key) != Some(c) && !kept {
-            let existed = from.tables.contains_key(table);
-            let s = step(
+        let current = from.constraints.get(key);
+        if current == Some(c) || kept {
+            continue;
+        }
+        let validate = step(
+            format!("ALTER TABLE {table} VALIDATE CONSTRAINT {cname}"),
+            None,
+        );
+        if current.is_some_and(|cur| only_unvalidated(cur, c)) {
+            p.validate.push(validate);
+            continue;
+        }
+        let existed = from.tables.contains_key(table);
+        if p.online
+            && existed
+            && !p.reshaped.contains(table)
+            && let Some(steps) = unique_through_index(from, table, cname, c)
+        {
+            p.constraints.extend(steps);
+            continue;
+        }
+        // A constraint the model itself declares NOT VALID stays so.
+        let online = p.online
+            && existed
+            && matches!(c.kind, 'f' | 'c')
+            && !c.definition.ends_with(NOT_VALID);
+        let s = if online {
+            step(
+                format!(
+                    "ALTER TABLE {table} ADD CONSTRAINT {cname} {}{NOT_VALID}",
+                    c.definition
+                ),
+                None,
+            )
+        } else {
+            step(
                 format!(
                     "ALTER TABLE {table} ADD CONSTRAINT {cname} {}",
                     c.definition
                 ),
                 existed.then_some(Hazard::Lock),
-            );
-            if c.kind == 'f' {
-                p.fks.push(s)
-            } else {
-                p.constraints.push(s)
-            }
+            )
+        };
+        if c.kind == 'f' {
+            p.fks.push(s)
+        } else {
+            p.constraints.push(s)
+        }
+        if online {
+            p.validate.push(validate);
         }
     }
 }

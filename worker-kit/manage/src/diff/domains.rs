@@ -37,8 +37,15 @@ pub(super) fn diff(from: &Catalog, to: &Catalog, p: &mut Phases) {
                         ),
                     );
                 }
+                // A check left NOT VALID (an interrupted migration) is validated, not re-made.
+                let only_unvalidated = |cname: &String| {
+                    old.checks
+                        .get(cname)
+                        .and_then(|c| c.strip_suffix(" NOT VALID"))
+                        .is_some_and(|c| d.checks.get(cname).map(String::as_str) == Some(c))
+                };
                 for (cname, check) in &old.checks {
-                    if d.checks.get(cname) != Some(check) {
+                    if d.checks.get(cname) != Some(check) && !only_unvalidated(cname) {
                         p.object(
                             key.clone(),
                             step(format!("ALTER DOMAIN {name} DROP CONSTRAINT {cname}"), None),
@@ -46,7 +53,12 @@ pub(super) fn diff(from: &Catalog, to: &Catalog, p: &mut Phases) {
                     }
                 }
                 for (cname, check) in &d.checks {
-                    if old.checks.get(cname) != Some(check) {
+                    if only_unvalidated(cname) {
+                        p.validate.push(step(
+                            format!("ALTER DOMAIN {name} VALIDATE CONSTRAINT {cname}"),
+                            Some(Hazard::Lock),
+                        ));
+                    } else if old.checks.get(cname) != Some(check) {
                         p.object(
                             key.clone(),
                             step(

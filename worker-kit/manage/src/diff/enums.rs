@@ -51,8 +51,8 @@ fn append(name: &str, old: &[String], labels: &[String], p: &mut Phases) {
         };
         p.outside.push(Step {
             sql: format!("ALTER TYPE {name} ADD VALUE {} {place}", lit(l)),
-            hazard: None,
             outside_transaction: true,
+            ..Step::default()
         });
     }
 }

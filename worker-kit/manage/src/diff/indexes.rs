@@ -1,13 +1,92 @@
-//! Indexes (those of re-made materialized views come back after the views).
+//! Indexes (those of re-made materialized views come back after the views). On an
+//! existing table that is not partitioned, indexes are built and dropped `CONCURRENTLY`
+//! (outside any transaction, writes going on meanwhile); a changed one is replaced without
+//! a moment without it (the old one renamed, the new one built, the old one dropped); an
+//! invalid one (left by an interrupted concurrent build) is drift, and rebuilt.
 
 use super::{Phases, step};
 use crate::catalog::Catalog;
-use crate::plan::Hazard;
+use crate::plan::{Hazard, Step};
+
+/// `CREATE [UNIQUE] INDEX name ...` → `CREATE [UNIQUE] INDEX CONCURRENTLY name ...`.
+fn concurrently(def: &str) -> String {
+    def.replacen(" INDEX ", " INDEX CONCURRENTLY ", 1)
+}
+
+/// `schema.name` → `schema.` (the schema an index's sibling lives in).
+pub(super) fn schema_prefix(qualified: &str) -> &str {
+    let mut quoted = false;
+    for (i, ch) in qualified.char_indices() {
+        match ch {
+            '"' => quoted = !quoted,
+            '.' if !quoted => return &qualified[..=i],
+            _ => {}
+        }
+    }
+    ""
+}
+
+/// A build of `def` (the index `name` on `table`) outside a transaction; a failed build's
+/// invalid index is dropped.
+fn build_concurrently(name: &str, table: &str, def: &str) -> Step {
+    Step {
+        outside_transaction: true,
+        locks: Some(table.to_owned()),
+        undo_failed: Some(format!("DROP INDEX CONCURRENTLY IF EXISTS {name}")),
+        ..step(concurrently(def), None)
+    }
+}
+
+fn drop_concurrently(name: &str, table: &str) -> Step {
+    Step {
+        outside_transaction: true,
+        locks: Some(table.to_owned()),
+        ..step(
+            format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"),
+            Some(Hazard::Drop),
+        )
+    }
+}
 
 pub(super) fn diff(from: &Catalog, to: &Catalog, p: &mut Phases) {
+    // Only plain tables take CONCURRENTLY; one whose columns change is locked anyway.
+    let online_on = |p: &Phases, table: &str| {
+        p.online
+            && from
+                .tables
+                .get(table)
+                .is_some_and(|t| t.partition_by.is_none())
+            && to
+                .tables
+                .get(table)
+                .is_some_and(|t| t.partition_by.is_none())
+            && !p.reshaped.contains(table)
+    };
+    let changed = |name: &String, def: &String| {
+        to.indexes.get(name).map(|(_, d)| d) != Some(def) || from.invalid_indexes.contains(name)
+    };
+    let mut replaced = Vec::new();
     for (name, (table, def)) in &from.indexes {
         let gone_with_table = p.dropped_tables.contains(table) || p.views_remade.contains(table);
-        if !gone_with_table && to.indexes.get(name).map(|(_, d)| d) != Some(def) {
+        if gone_with_table || !changed(name, def) {
+            continue;
+        }
+        let stays = to.indexes.contains_key(name);
+        if online_on(p, table) && stays && !from.invalid_indexes.contains(name) {
+            // Renamed aside, so the new one can be built under its name while the old one
+            // still serves queries; dropped once the new one is valid.
+            let aside = crate::target::ident(&format!(
+                "manage_old_{}",
+                &crate::target::digest(name.as_bytes())[..16]
+            ));
+            p.drop_indexes.push(Step {
+                locks: Some(table.clone()),
+                ..step(format!("ALTER INDEX {name} RENAME TO {aside}"), None)
+            });
+            replaced.push((table.clone(), format!("{}{aside}", schema_prefix(name))));
+        } else if online_on(p, table) {
+            p.drop_indexes.push(drop_concurrently(name, table));
+        } else {
             p.drop_indexes
                 .push(step(format!("DROP INDEX {name}"), Some(Hazard::Drop)));
         }
@@ -15,18 +94,25 @@ pub(super) fn diff(from: &Catalog, to: &Catalog, p: &mut Phases) {
     for (name, (table, def)) in &to.indexes {
         let on_remade_view = p.views_created.contains(table);
         let kept = super::detached(from, to, table) && from.cloned_indexes.contains(name);
-        if on_remade_view || (from.indexes.get(name).map(|(_, d)| d) != Some(def) && !kept) {
+        let differs = from.indexes.get(name).is_none_or(|(_, d)| d != def)
+            || from.invalid_indexes.contains(name);
+        if on_remade_view || (differs && !kept) {
             // The server prints a partitioned table's index `ON ONLY` (its partitions'
             // indexes listed apart); created, it must cover the partitions too.
-            let s = step(
-                def.replacen(" ON ONLY ", " ON ", 1),
-                from.tables.contains_key(table).then_some(Hazard::Lock),
-            );
+            let def = def.replacen(" ON ONLY ", " ON ", 1);
+            let s = if online_on(p, table) && !on_remade_view {
+                build_concurrently(name, table, &def)
+            } else {
+                step(def, from.tables.contains_key(table).then_some(Hazard::Lock))
+            };
             if to.views.contains_key(table) {
                 p.view_indexes.push(s)
             } else {
                 p.indexes.push(s)
             }
         }
+    }
+    for (table, aside) in replaced {
+        p.indexes.push(drop_concurrently(&aside, &table));
     }
 }

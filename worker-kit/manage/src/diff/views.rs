@@ -43,8 +43,17 @@ pub(super) fn diff(from: &Catalog, to: &Catalog, p: &mut Phases) {
         .collect();
     for name in topo(&to.views, &create) {
         let v = &to.views[&name];
+        let with = if v.options.is_empty() {
+            String::new()
+        } else {
+            format!(" WITH ({})", v.options.join(", "))
+        };
         p.views.push(step(
-            format!("CREATE {} {name} AS\n{}", view_keyword(v), v.definition),
+            format!(
+                "CREATE {} {name}{with} AS\n{}",
+                view_keyword(v),
+                v.definition
+            ),
             None,
         ));
         // Re-made views lose their comments.

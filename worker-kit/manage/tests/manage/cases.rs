@@ -150,10 +150,18 @@ async fn index_becomes_partial_and_expression_index() {
         )
         .await,
     );
-    assert!(
-        sql.contains("DROP INDEX public.items_price") && sql.contains("WHERE (price > 0)"),
-        "{sql}"
-    );
+    // Replaced without a moment without it: the old one renamed aside, the new one built
+    // under its name, the old one dropped.
+    let aside = sql
+        .find("ALTER INDEX public.items_price RENAME TO")
+        .expect(&sql);
+    let build = sql
+        .find("CREATE INDEX CONCURRENTLY items_price ON public.items USING btree (price) WHERE (price > 0)")
+        .expect(&sql);
+    let drop = sql
+        .find("DROP INDEX CONCURRENTLY IF EXISTS public.\"manage_old_")
+        .expect(&sql);
+    assert!(aside < build && build < drop, "{sql}");
     let b =
         format!("{ITEMS} CREATE INDEX items_lower_name ON items (lower(name)) INCLUDE (price);");
     let sql = sql_of(&migrate("exprindex", ITEMS, &b).await);

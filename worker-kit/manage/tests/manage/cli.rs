@@ -198,6 +198,77 @@ async fn a_pg_dump_of_a_database_built_from_the_models_has_nothing_pending() {
         pending.contains("ALTER TABLE public.tasks ADD COLUMN due date;"),
         "{pending}"
     );
+    assert!(pending.contains("SET lock_timeout = '5s';"), "{pending}");
+    assert!(
+        pending.contains("SET statement_timeout = '20min';"),
+        "{pending}"
+    );
+    assert!(
+        pending.contains("-- Step 1 of 1: its own transaction"),
+        "{pending}"
+    );
+    let check = |w: &Workdir| {
+        w.manage(
+            &[
+                "pending",
+                "--service",
+                "svc",
+                "--database-url",
+                &url,
+                "--check",
+            ],
+            "",
+        )
+    };
+    assert_eq!(check(&w).status.code(), Some(0), "{}", text(&check(&w)));
+
+    // The fingerprint guard: the script applies to the database the dump was made from,
+    // and stops, changing nothing, on one whose schema is no longer that.
+    let psql = |w: &Workdir| {
+        Command::new("psql")
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &url, "-f"])
+            .arg(migrations.join("pending.sql"))
+            .current_dir(&w.dir)
+            .output()
+            .unwrap()
+    };
+    let out = psql(&w);
+    assert!(out.status.success(), "{}", text(&out));
+    let added = |client: tokio_postgres::Client| async move {
+        client
+            .query_one(
+                "SELECT count(*) FROM information_schema.columns WHERE table_name = 'tasks' AND column_name = 'due'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    assert_eq!(added(db.client().await).await, 1);
+    db.client()
+        .await
+        .batch_execute("ALTER TABLE tasks DROP COLUMN due; ALTER TABLE tasks ADD COLUMN other int")
+        .await
+        .unwrap();
+    let out = psql(&w);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("is not the one this script was made from")
+            && text(&out).contains("nothing was changed"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(added(db.client().await).await, 0, "the script went on");
+
+    // The models move on again: the file on disk is stale.
+    std::fs::write(
+        w.dir.join("models/svc/more.sql"),
+        "ALTER TABLE tasks ADD COLUMN due date; ALTER TABLE tasks ADD COLUMN done_at date;",
+    )
+    .unwrap();
+    let out = check(&w);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("is stale"), "{}", text(&out));
     db.drop().await;
 }
 

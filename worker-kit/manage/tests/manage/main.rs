@@ -3,8 +3,11 @@
 
 mod cases;
 mod cli;
+mod hazards;
 mod kinds;
+mod online;
 mod safety;
+mod shadows;
 
 use std::path::PathBuf;
 

@@ -300,9 +300,11 @@ async fn model_sql_cannot_run_programs_or_drop_other_databases() {
     victim.drop().await;
 }
 
-// Defect 6: shadows are not readable by PUBLIC and not owned by the target's role.
+// Defect 6: shadows are not readable by PUBLIC, and model SQL runs as the shadow role, which
+// owns the shadow's `public` schema; the database itself is owned by the role manage logs
+// in as, so the shadow role cannot rewrite the comment that marks what it holds (#25).
 #[tokio::test]
-async fn shadows_are_private_and_owned_by_the_shadow_role() {
+async fn shadows_are_private_and_loaded_by_the_shadow_role() {
     let db = Db::with("private", "").await;
     desired(&db, &[("m.sql", "CREATE TABLE t (id int);")]).await;
     let shadow = worker_kit_manage::Shadow::name_for(&db.name, "models");
@@ -318,8 +320,21 @@ async fn shadows_are_private_and_owned_by_the_shadow_role() {
         .unwrap();
     let owner: String = row.get(0);
     let public_connect: bool = row.get(1);
-    assert_ne!(owner, "postgres");
+    assert_ne!(owner, worker_kit_manage::SHADOW_ROLE);
     assert!(!public_connect);
+    let (server, _) = worker_kit_manage::Server::from_dsn(&admin_dsn(&shadow)).unwrap();
+    let table_owner: String = server
+        .connect(&shadow)
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT tableowner::text FROM pg_tables WHERE tablename = 't'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(table_owner, worker_kit_manage::SHADOW_ROLE);
     db.drop().await;
 }
 

@@ -1,3 +1,8 @@
+//! What the route macros accept: handlers of every shape registered on both worker kinds.
+//! (What they refuse, with which error, is in `macros.rs`, through trybuild.) An ordinary
+//! test rather than a trybuild pass case: it builds with the workspace's own artifacts,
+//! where a pass case makes trybuild build every dependency again, with codegen.
+
 use std::convert::Infallible;
 
 use serde::{Deserialize, Serialize};
@@ -6,7 +11,7 @@ use worker_kit::rpc::RpcWorker;
 use worker_kit::{Contract, ErrorReply, Meta, Payload, State, TaskContract, rpc, task};
 
 #[derive(Clone)]
-pub struct App {
+struct App {
     greeting: String,
 }
 
@@ -30,13 +35,18 @@ impl TaskContract for Resize {
 
 /// Says hello.
 #[rpc("hello")]
-pub async fn hello(State(app): State<App>, Payload(name): Payload<String>) -> Result<String, Infallible> {
+async fn hello(
+    State(app): State<App>,
+    Payload(name): Payload<String>,
+) -> Result<String, Infallible> {
     Ok(format!("{} {name}", app.greeting))
 }
 
 #[rpc(contract = Add, allow = ["greeter", "billing-*"])]
 async fn add(_meta: Meta, Payload(req): Payload<Add>) -> Result<i64, ErrorReply> {
-    req.a.checked_add(req.b).ok_or_else(|| ErrorReply::bad_request("overflow"))
+    req.a
+        .checked_add(req.b)
+        .ok_or_else(|| ErrorReply::bad_request("overflow"))
 }
 
 #[rpc("no-args")]
@@ -59,8 +69,11 @@ async fn cleanup(meta: Meta) -> Result<(), Infallible> {
     Ok(())
 }
 
-fn main() {
-    let app = App { greeting: "hi".into() };
+#[test]
+fn macro_routes_compile_and_register() {
+    let app = App {
+        greeting: "hi".into(),
+    };
     let _rpc = RpcWorker::with_state(app)
         .register(hello)
         .register(add)

@@ -21,13 +21,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, error, info, warn};
 
+use super::handoff::WorkerContext;
 use crate::Error;
 use crate::config::PausePolicy;
 use crate::handler::routes::BoundHandler;
+use crate::observe::disposition::Disposition;
 use crate::observe::health::WorkerHealth;
+use crate::observe::link::Link;
 use crate::observe::metrics::RouteMetrics;
-use crate::observe::trace::{Link, Traced};
-use crate::worker::WorkerContext;
+use crate::observe::trace::Traced;
 
 /// A route as the loop serves it: its queue's name, its handler, its metrics.
 type Served = (Arc<str>, BoundHandler, Arc<RouteMetrics>);
@@ -60,45 +62,6 @@ pub(crate) trait Processor: Send + Sync + 'static {
         route: &Arc<str>,
         handler: BoundHandler,
     ) -> Disposition;
-}
-
-/// How a delivery was settled: the `outcome` field of its log span.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Disposition {
-    /// The handler succeeded: replied (RPC) or acked (work queue).
-    Ok,
-    /// RPC: the handler returned an error, which was replied.
-    Error,
-    /// RPC: the request never reached the handler (undecodable, wrong payload); an error
-    /// was replied.
-    Rejected,
-    /// Work queue: a copy with a higher retry count was stored, the original acked.
-    Retried,
-    /// Work queue: a copy was stored in the parking queue, the original acked.
-    Parked,
-    /// Work queue: the copy could not be stored, so the original went back to its queue.
-    Requeued,
-}
-
-impl Disposition {
-    /// How many dispositions there are ([`Disposition::index`] is below it).
-    pub(crate) const COUNT: usize = 6;
-
-    /// A number per disposition, from 0 to [`Disposition::COUNT`] - 1.
-    pub(crate) fn index(self) -> usize {
-        self as usize
-    }
-
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::Error => "error",
-            Self::Rejected => "rejected",
-            Self::Retried => "retried",
-            Self::Parked => "parked",
-            Self::Requeued => "requeued",
-        }
-    }
 }
 
 // Deliveries are the hot path; boxing them to shrink the rare `Ended` would cost an
@@ -318,13 +281,12 @@ pub(crate) async fn run<P: Processor>(
     prefetch: u16,
 ) -> Result<(), Error> {
     let kind = processor.kind();
-    let mut pausable = match ctx.config.pause_on_db_outage {
+    let pausable = match ctx.config.pause_on_db_outage {
         PausePolicy::Off => false,
         // Event subscriptions write to the database like work queues do.
         PausePolicy::Queue => kind != "rpc",
         PausePolicy::All => true,
     };
-    let mut paused_rx = ctx.paused.clone();
     let metrics = ctx.broker.metrics();
     // Without METRICS_ADDR nobody reads the per-message metrics: skip recording them.
     let record = ctx.config.metrics_addr.is_some();
@@ -340,6 +302,14 @@ pub(crate) async fn run<P: Processor>(
             (name, h, m)
         })
         .collect();
+    let mut serving = Serving {
+        ctx: &ctx,
+        processor: &processor,
+        in_flight: &in_flight,
+        health: &health,
+        paused_rx: ctx.paused.clone(),
+        pausable,
+    };
     let mut announced = false;
     let mut last_channel: Option<Channel> = None;
     let mut failures = 0u32;
@@ -380,17 +350,7 @@ pub(crate) async fn run<P: Processor>(
                 .send(Ok(format!("{kind} worker consuming {}", names.join(", "))));
         }
         health.consuming(true);
-        let end = serve(
-            &ctx,
-            &conn,
-            &mut session,
-            &processor,
-            &in_flight,
-            &mut paused_rx,
-            &mut pausable,
-            &health,
-        )
-        .await;
+        let end = serving.serve(&conn, &mut session).await;
         health.consuming(false);
         match end {
             SessionEnd::Shutdown => {
@@ -412,73 +372,77 @@ pub(crate) async fn run<P: Processor>(
     Ok(())
 }
 
-/// Dispatches the session's deliveries until shutdown or a failed channel.
-#[allow(clippy::too_many_arguments)]
-async fn serve<P: Processor>(
-    ctx: &WorkerContext,
-    conn: &Connection,
-    session: &mut Session<'_, P>,
-    processor: &Arc<P>,
-    in_flight: &InFlight,
-    paused_rx: &mut tokio::sync::watch::Receiver<bool>,
-    pausable: &mut bool,
-    health: &WorkerHealth,
-) -> SessionEnd {
-    let kind = session.kind;
-    loop {
-        let want_pause = *pausable && *paused_rx.borrow();
-        if want_pause && !session.paused {
-            health.consuming(false);
-            session.pause().await;
-        } else if !want_pause && session.paused {
-            if let Err(e) = session.resume().await {
-                warn!(worker = kind, error = %e, "could not resume; re-creating the channel");
-                return SessionEnd::Reconnect;
-            }
-            health.consuming(true);
-        }
-        tokio::select! {
-            biased;
-            () = ctx.shutdown.cancelled() => return SessionEnd::Shutdown,
-            changed = paused_rx.changed(), if *pausable => {
-                if changed.is_err() {
-                    // No health loop (no databases to watch): nothing will pause us.
-                    *pausable = false;
-                }
-            }
-            ev = session.events.next(), if !session.events.is_empty() => match ev {
-                Some(ConsumerEvent::Delivery(route, Ok(delivery))) => {
-                    let Some((handler, metrics)) = session.handler_for(&route) else { continue };
-                    metrics.received();
-                    // The worker's bound: wait here, with the delivery (and the rest of
-                    // the prefetch) held in the broker-side buffer, until a handler ends.
-                    let Some(slot) = in_flight.slot(&ctx.shutdown).await else {
-                        return SessionEnd::Shutdown;
-                    };
-                    // Boxed here, once: the delivery's future is a few KiB, and every move
-                    // on its way into the task (argument, `select!`, the task cell) would
-                    // otherwise copy all of it.
-                    in_flight.spawn(
-                        slot,
-                        Box::pin(instrumented(processor.clone(), session.channel.clone(), delivery, (route, handler, metrics))),
-                    );
-                }
-                Some(ConsumerEvent::Delivery(route, Err(e))) => {
-                    warn!(worker = kind, %route, error = %e, "consumer failed; re-establishing");
+/// What a worker's sessions share: its context, processor and running handlers, its
+/// readiness, and whether a database outage pauses it (`pausable` turns false when no
+/// health loop runs: then nothing will).
+struct Serving<'a, P: Processor> {
+    ctx: &'a WorkerContext,
+    processor: &'a Arc<P>,
+    in_flight: &'a InFlight,
+    health: &'a WorkerHealth,
+    paused_rx: tokio::sync::watch::Receiver<bool>,
+    pausable: bool,
+}
+
+impl<P: Processor> Serving<'_, P> {
+    /// Dispatches the session's deliveries until shutdown or a failed channel.
+    async fn serve(&mut self, conn: &Connection, session: &mut Session<'_, P>) -> SessionEnd {
+        let kind = session.kind;
+        loop {
+            let want_pause = self.pausable && *self.paused_rx.borrow();
+            if want_pause && !session.paused {
+                self.health.consuming(false);
+                session.pause().await;
+            } else if !want_pause && session.paused {
+                if let Err(e) = session.resume().await {
+                    warn!(worker = kind, error = %e, "could not resume; re-creating the channel");
                     return SessionEnd::Reconnect;
                 }
-                Some(ConsumerEvent::Ended(route)) => {
-                    if let Err(end) = session.on_ended(&route, conn, ctx.shutdown.is_cancelled()).await {
-                        return end;
+                self.health.consuming(true);
+            }
+            tokio::select! {
+                biased;
+                () = self.ctx.shutdown.cancelled() => return SessionEnd::Shutdown,
+                changed = self.paused_rx.changed(), if self.pausable => {
+                    if changed.is_err() {
+                        // No health loop (no databases to watch): nothing will pause us.
+                        self.pausable = false;
                     }
                 }
-                None => {}
-            },
-            // Nothing to consume (paused, every stream ended): only a resume, a shutdown
-            // or a lost channel moves us on.
-            () = tokio::time::sleep(Duration::from_millis(500)), if session.events.is_empty() => {
-                if !session.channel.status().connected() || !session.paused {
-                    return SessionEnd::Reconnect;
+                ev = session.events.next(), if !session.events.is_empty() => match ev {
+                    Some(ConsumerEvent::Delivery(route, Ok(delivery))) => {
+                        let Some((handler, metrics)) = session.handler_for(&route) else { continue };
+                        metrics.received();
+                        // The worker's bound: wait here, with the delivery (and the rest of
+                        // the prefetch) held in the broker-side buffer, until a handler ends.
+                        let Some(slot) = self.in_flight.slot(&self.ctx.shutdown).await else {
+                            return SessionEnd::Shutdown;
+                        };
+                        // Boxed here, once: the delivery's future is a few KiB, and every move
+                        // on its way into the task (argument, `select!`, the task cell) would
+                        // otherwise copy all of it.
+                        self.in_flight.spawn(
+                            slot,
+                            Box::pin(instrumented(self.processor.clone(), session.channel.clone(), delivery, (route, handler, metrics))),
+                        );
+                    }
+                    Some(ConsumerEvent::Delivery(route, Err(e))) => {
+                        warn!(worker = kind, %route, error = %e, "consumer failed; re-establishing");
+                        return SessionEnd::Reconnect;
+                    }
+                    Some(ConsumerEvent::Ended(route)) => {
+                        if let Err(end) = session.on_ended(&route, conn, self.ctx.shutdown.is_cancelled()).await {
+                            return end;
+                        }
+                    }
+                    None => {}
+                },
+                // Nothing to consume (paused, every stream ended): only a resume, a shutdown
+                // or a lost channel moves us on.
+                () = tokio::time::sleep(Duration::from_millis(500)), if session.events.is_empty() => {
+                    if !session.channel.status().connected() || !session.paused {
+                        return SessionEnd::Reconnect;
+                    }
                 }
             }
         }
@@ -590,7 +554,7 @@ async fn consume_one<P: Processor>(
     processor.declare(channel, route).await.map_err(|e| {
         let hint = if e.to_string().contains("PRECONDITION_FAILED") {
             " (a queue of that name already exists with other flags or arguments; docs/protocol.md fixes them: delete the queue or fix whoever declared it)"
-        } else if crate::rpc::refuses_transient_queues(&e) {
+        } else if crate::amqp::refusal::refuses_transient_queues(&e) {
             " (the broker refuses transient non-exclusive queues, as RabbitMQ 4.3 does by default: set RPC_QUEUE_DURABLE=auto or true, or permit the deprecated feature transient_nonexcl_queues on every node)"
         } else {
             ""

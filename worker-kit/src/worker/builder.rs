@@ -1,65 +1,18 @@
 //! The public worker builder: routes, shared state and prefetch, for either kind of worker
 //! ([`RpcWorker`](crate::rpc::RpcWorker) or [`QueueWorker`](crate::queue::QueueWorker)).
-//! What a worker does at run time lives in [`amqp::consume`](crate::amqp).
+//! What a worker does at run time lives in the consume loop (`worker::consume`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use tokio::sync::{mpsc, watch};
-use tokio_util::sync::CancellationToken;
-
+use super::consume::{Processor, run};
+use super::handoff::{WorkerContext, sealed};
 use crate::Error;
 use crate::access::{AccessPolicy, AllowList};
-use crate::amqp::Broker;
-use crate::amqp::consume::{Processor, run};
-use crate::config::Config;
 use crate::handler::routes::{BoundHandler, RouteDoc, RouteTable};
 use crate::handler::{Handler, boxed};
 
-/// What the Runner hands each worker.
-#[derive(Clone)]
-pub struct WorkerContext {
-    pub(crate) broker: Broker,
-    pub(crate) config: Arc<Config>,
-    pub(crate) shutdown: CancellationToken,
-    pub(crate) ready: mpsc::UnboundedSender<Result<String, Error>>,
-    pub(crate) paused: watch::Receiver<bool>,
-    pub(crate) service: Arc<str>,
-    /// Every queue the process's workers consume or park into (replies never go there).
-    pub(crate) served: Arc<std::collections::HashSet<String>>,
-    /// The Runner's readiness, which each worker reports into.
-    pub(crate) health: crate::observe::Health,
-}
-
-impl std::fmt::Debug for WorkerContext {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WorkerContext")
-            .field("service", &self.service)
-            .finish_non_exhaustive()
-    }
-}
-
-mod sealed {
-    pub trait Sealed {}
-}
-
-/// A worker the [`Runner`](crate::runner::Runner) can drive: an
-/// [`RpcWorker`](crate::rpc::RpcWorker) or a [`QueueWorker`](crate::queue::QueueWorker).
-#[async_trait]
-pub trait Runnable: sealed::Sealed + Send + 'static {
-    /// `rpc` or `queue`, for logs.
-    fn kind(&self) -> &'static str;
-    /// The names of the routes registered (duplicates included, so they can be reported).
-    fn route_names(&self) -> Vec<String>;
-    /// Runs until shutdown is requested and in-flight messages are drained.
-    #[doc(hidden)]
-    async fn run(self: Box<Self>, ctx: WorkerContext) -> Result<(), Error>;
-}
-
 impl<K, S> sealed::Sealed for Worker<K, S> {}
-impl sealed::Sealed for crate::outbox::Relay {}
-impl sealed::Sealed for crate::outbox::ProcessedEventsPruner {}
 
 /// Routes and their shared state; `K` says what kind of worker it is: [`Rpc`](crate::rpc::Rpc)
 /// ([`RpcWorker`](crate::rpc::RpcWorker)) or [`Queue`](crate::queue::Queue)

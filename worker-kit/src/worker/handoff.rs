@@ -1,0 +1,55 @@
+//! The hand-off between the [`Runner`](crate::runner::Runner) and what it drives: what
+//! each worker is given ([`WorkerContext`]) and what it must be ([`Runnable`], sealed so
+//! that only the kit's workers and tasks are).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::Error;
+use crate::amqp::Broker;
+use crate::config::Config;
+
+/// What the Runner hands each worker.
+#[derive(Clone)]
+pub struct WorkerContext {
+    pub(crate) broker: Broker,
+    pub(crate) config: Arc<Config>,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) ready: mpsc::UnboundedSender<Result<String, Error>>,
+    pub(crate) paused: watch::Receiver<bool>,
+    pub(crate) service: Arc<str>,
+    /// Every queue the process's workers consume or park into (replies never go there).
+    pub(crate) served: Arc<std::collections::HashSet<String>>,
+    /// The Runner's readiness, which each worker reports into.
+    pub(crate) health: crate::observe::Health,
+}
+
+impl std::fmt::Debug for WorkerContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerContext")
+            .field("service", &self.service)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Implemented by the kit's workers and tasks only (each next to its own type), so that
+/// [`Runnable`] can change without breaking anyone.
+pub(crate) mod sealed {
+    pub trait Sealed {}
+}
+
+/// A worker the [`Runner`](crate::runner::Runner) can drive: an
+/// [`RpcWorker`](crate::rpc::RpcWorker) or a [`QueueWorker`](crate::queue::QueueWorker).
+#[async_trait]
+pub trait Runnable: sealed::Sealed + Send + 'static {
+    /// `rpc` or `queue`, for logs.
+    fn kind(&self) -> &'static str;
+    /// The names of the routes registered (duplicates included, so they can be reported).
+    fn route_names(&self) -> Vec<String>;
+    /// Runs until shutdown is requested and in-flight messages are drained.
+    #[doc(hidden)]
+    async fn run(self: Box<Self>, ctx: WorkerContext) -> Result<(), Error>;
+}

@@ -1,0 +1,17 @@
+//! Workers: how a service's routes are built into a worker ([`Worker`]), how a worker runs
+//! (the consume loop every kind shares: channel setup, consuming, recovering from a lost
+//! connection or a cancelled consumer, draining on shutdown), and what passes between the
+//! [`Runner`](crate::runner::Runner) and the workers it drives ([`WorkerContext`],
+//! [`Runnable`]).
+//!
+//! The consume loop lives here, not in [`amqp`](crate::amqp): it drives workers, whose
+//! kinds ([`rpc`](mod@crate::rpc), [`queue`](crate::queue), [`events`](crate::events)) build
+//! on this module; the broker connection below it knows nothing of them.
+
+mod builder;
+pub(crate) mod consume;
+mod handoff;
+
+pub use builder::Worker;
+pub(crate) use handoff::sealed;
+pub use handoff::{Runnable, WorkerContext};
