@@ -2,6 +2,7 @@
 //! AMQP peer that sends bytes the kit's own client never would.
 
 pub mod cluster;
+pub mod connections;
 pub mod handled;
 pub mod http;
 pub mod pg;
@@ -57,6 +58,9 @@ pub fn config() -> Config {
     c.retry_delay = Duration::ZERO;
     c.drain_timeout = Duration::from_secs(10);
     c.connect_timeout = Duration::from_secs(10);
+    // Every test service logs in as the tests' one broker user, which owns no event name;
+    // tests of event admission set `owner` themselves.
+    c.event_publishers = worker_kit::config::EventPublishers::Any;
     c
 }
 

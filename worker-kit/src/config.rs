@@ -57,6 +57,17 @@ pub enum RpcQueueDurable {
     True,
 }
 
+/// Which broker users an event subscription admits events from (`EVENT_PUBLISHERS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventPublishers {
+    /// The user named by the event's first segment (`example.item.created` from `example`),
+    /// unless `ROUTE_ALLOW` lists others for the subscribed name.
+    Owner,
+    /// Every user: for deployments where all services share one broker user, which then
+    /// cannot tell one publisher from another anyway.
+    Any,
+}
+
 /// The type of a work-queue route's queue (and of its parking queue).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum QueueType {
@@ -163,6 +174,12 @@ pub struct Config {
     pub retry_delay: Duration,
     /// `QUEUE_RETRY_MAX_DELAY_MS`: the longest wait before a retry.
     pub retry_max_delay: Duration,
+    /// `RPC_MAX_REDELIVERIES`: how often an RPC request may come back `redelivered` (its
+    /// earlier attempt died with its channel, connection or process) before it is answered
+    /// with a `Redelivered` error and dead-lettered to `rpc.dlx` instead of run again.
+    /// Default 3: one or two redeliveries are what a broker restart or a network blip costs
+    /// an innocent request; a third in a row is a request that kills what handles it.
+    pub rpc_max_redeliveries: u32,
     /// `QUEUE_TYPE`: `classic` (default) or `quorum`, for the work-queue routes that do not
     /// choose their own ([`QueueWorker::queue_type`](crate::queue::QueueWorker)). RPC
     /// request queues are always classic.
@@ -195,6 +212,8 @@ pub struct Config {
     /// and work-queue routes that have no allow list (a route with a list never admits
     /// them).
     pub rpc_anonymous: Anonymous,
+    /// `EVENT_PUBLISHERS`: `owner` (default) or `any`.
+    pub event_publishers: EventPublishers,
     /// `ROUTE_ALLOW`: per-deployment allow lists, each replacing the list its route was
     /// registered with (`route=caller,caller;route=caller`, `*` matching any run of
     /// characters; `route=` admits nobody).
@@ -222,6 +241,7 @@ impl std::fmt::Debug for Config {
             .field("max_retries", &self.max_retries)
             .field("retry_delay", &self.retry_delay)
             .field("retry_max_delay", &self.retry_max_delay)
+            .field("rpc_max_redeliveries", &self.rpc_max_redeliveries)
             .field("queue_type", &self.queue_type)
             .field("max_message_bytes", &self.max_message_bytes)
             .field("max_decoded_bytes", &self.max_decoded_bytes)
@@ -233,6 +253,7 @@ impl std::fmt::Debug for Config {
             .field("rpc_queue_durable", &self.rpc_queue_durable)
             .field("rpc_reply_to", &self.rpc_reply_to)
             .field("rpc_anonymous", &self.rpc_anonymous)
+            .field("event_publishers", &self.event_publishers)
             .field("route_allow", &self.route_allow)
             .field("metrics_addr", &self.metrics_addr)
             .finish()
@@ -256,6 +277,7 @@ impl Default for Config {
             // or a database failover, short enough that one failure delays little (README).
             retry_delay: Duration::from_secs(5),
             retry_max_delay: Duration::from_secs(300),
+            rpc_max_redeliveries: 3,
             queue_type: QueueType::Classic,
             max_message_bytes: 8 * 1024 * 1024,
             max_decoded_bytes: 8 * 1024 * 1024,
@@ -267,6 +289,7 @@ impl Default for Config {
             rpc_queue_durable: RpcQueueDurable::Auto,
             rpc_reply_to: Vec::new(),
             rpc_anonymous: Anonymous::Allow,
+            event_publishers: EventPublishers::Owner,
             route_allow: Vec::new(),
             metrics_addr: None,
         }
@@ -291,6 +314,7 @@ struct Raw {
     queue_max_retries: Option<u32>,
     queue_retry_delay_ms: Option<u64>,
     queue_retry_max_delay_ms: Option<u64>,
+    rpc_max_redeliveries: Option<u32>,
     queue_type: Option<String>,
     max_message_bytes: Option<usize>,
     max_decoded_bytes: Option<usize>,
@@ -302,6 +326,7 @@ struct Raw {
     rpc_queue_durable: Option<String>,
     rpc_reply_to: Option<String>,
     rpc_anonymous: Option<String>,
+    event_publishers: Option<String>,
     route_allow: Option<String>,
     metrics_addr: Option<String>,
 }
@@ -324,6 +349,7 @@ impl Raw {
             queue_max_retries: number(vars, "QUEUE_MAX_RETRIES")?,
             queue_retry_delay_ms: number(vars, "QUEUE_RETRY_DELAY_MS")?,
             queue_retry_max_delay_ms: number(vars, "QUEUE_RETRY_MAX_DELAY_MS")?,
+            rpc_max_redeliveries: number(vars, "RPC_MAX_REDELIVERIES")?,
             queue_type: text("QUEUE_TYPE"),
             max_message_bytes: number(vars, "MAX_MESSAGE_BYTES")?,
             max_decoded_bytes: number(vars, "MAX_DECODED_BYTES")?,
@@ -335,6 +361,7 @@ impl Raw {
             rpc_queue_durable: text("RPC_QUEUE_DURABLE"),
             rpc_reply_to: text("RPC_REPLY_TO"),
             rpc_anonymous: text("RPC_ANONYMOUS"),
+            event_publishers: text("EVENT_PUBLISHERS"),
             route_allow: text("ROUTE_ALLOW"),
             metrics_addr: text("METRICS_ADDR"),
         })
@@ -354,6 +381,9 @@ fn number<T: std::str::FromStr>(
         let problem = match name {
             "AMQP_PREFETCH" => "expected a whole number from 1 to 65535",
             "QUEUE_MAX_RETRIES" => "expected a whole number (0 parks at the first failure)",
+            "RPC_MAX_REDELIVERIES" => {
+                "expected a whole number (0 refuses a request at its first redelivery)"
+            }
             n if n.ends_with("_MS") => "expected a whole number of milliseconds",
             n if n.ends_with("_BYTES") => "expected a whole number of bytes",
             _ => "malformed value",
@@ -376,6 +406,7 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("QUEUE_MAX_RETRIES", "3"),
     ("QUEUE_RETRY_DELAY_MS", "5000"),
     ("QUEUE_RETRY_MAX_DELAY_MS", "300000"),
+    ("RPC_MAX_REDELIVERIES", "3"),
     ("QUEUE_TYPE", "quorum"),
     ("MAX_MESSAGE_BYTES", "8388608"),
     ("MAX_DECODED_BYTES", "8388608"),
@@ -387,6 +418,7 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("RPC_QUEUE_DURABLE", "auto"),
     ("RPC_REPLY_TO", "replies.*,*.reply"),
     ("RPC_ANONYMOUS", "deny"),
+    ("EVENT_PUBLISHERS", "owner"),
     (
         "ROUTE_ALLOW",
         "example.items.delete=ops;example.items.create=greeter,billing-*",
@@ -497,6 +529,9 @@ impl Config {
             max_retries: raw.queue_max_retries.unwrap_or(defaults.max_retries),
             retry_delay,
             retry_max_delay,
+            rpc_max_redeliveries: raw
+                .rpc_max_redeliveries
+                .unwrap_or(defaults.rpc_max_redeliveries),
             queue_type: match raw
                 .queue_type
                 .as_deref()
@@ -615,6 +650,23 @@ impl Config {
                         "RPC_ANONYMOUS",
                         raw.rpc_anonymous.as_deref().unwrap_or_default(),
                         "expected allow or deny",
+                    ));
+                }
+            },
+            event_publishers: match raw
+                .event_publishers
+                .as_deref()
+                .map(str::to_ascii_lowercase)
+                .as_deref()
+            {
+                None => defaults.event_publishers,
+                Some("owner") => EventPublishers::Owner,
+                Some("any") => EventPublishers::Any,
+                Some(_) => {
+                    return Err(bad(
+                        "EVENT_PUBLISHERS",
+                        raw.event_publishers.as_deref().unwrap_or_default(),
+                        "expected owner or any",
                     ));
                 }
             },
@@ -897,6 +949,8 @@ mod tests {
             ("DRAIN_TIMEOUT_MS", "3000"),
             ("HANDLER_TIMEOUT_MS", "4000"),
             ("QUEUE_MAX_RETRIES", "0"),
+            ("RPC_MAX_REDELIVERIES", "1"),
+            ("EVENT_PUBLISHERS", "Any"),
             ("QUEUE_TYPE", "Quorum"),
             ("MAX_MESSAGE_BYTES", "1024"),
             ("MAX_DECODED_BYTES", "2048"),
@@ -917,6 +971,8 @@ mod tests {
         assert_eq!(c.drain_timeout, Duration::from_secs(3));
         assert_eq!(c.handler_timeout, Duration::from_secs(4));
         assert_eq!(c.max_retries, 0);
+        assert_eq!(c.rpc_max_redeliveries, 1);
+        assert_eq!(c.event_publishers, EventPublishers::Any);
         assert_eq!(c.queue_type, QueueType::Quorum);
         assert_eq!(c.max_message_bytes, 1024);
         assert_eq!(c.max_decoded_bytes, 2048);

@@ -135,7 +135,8 @@ impl Runner {
             return Err(Error::DuplicateRoute(dup));
         }
         for (route, _) in &self.config.route_allow {
-            if !names.contains(route) {
+            // An event subscription's name is keyed `events:<pattern>`.
+            if !names.contains(route) && !names.contains(&format!("events:{route}")) {
                 // One setting may serve several services; a misspelt route, though, stays
                 // open, so say so.
                 warn!(

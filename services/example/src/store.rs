@@ -97,6 +97,70 @@ pub trait ExampleQueries {
 /// Default and largest page size of list and search.
 const DEFAULT_LIMIT: u32 = 100;
 
+/// Longest item name, in bytes (documented on `CreateItem`).
+pub const MAX_NAME_BYTES: usize = 256;
+/// Most tags on an item.
+pub const MAX_TAGS: usize = 16;
+/// Longest tag, in bytes.
+pub const MAX_TAG_BYTES: usize = 64;
+/// Most bytes of items (as JSON) in one page of `example.items.list`: a page is cut short
+/// (with `last_reference` set) rather than grow past what a reply may carry, whatever the
+/// stored rows hold.
+pub const MAX_PAGE_BYTES: usize = 1024 * 1024;
+
+/// Refuses item fields beyond the limits: stored data is read back into replies, and a few
+/// unbounded items would make every list reply larger than the broker accepts.
+fn check_fields(name: Option<&str>, tags: Option<&[String]>) -> Result<(), DbError> {
+    if let Some(name) = name.filter(|n| n.len() > MAX_NAME_BYTES) {
+        return Err(DbError::Invalid(format!(
+            "name must be at most {MAX_NAME_BYTES} bytes, got {}",
+            name.len()
+        )));
+    }
+    let Some(tags) = tags else { return Ok(()) };
+    if tags.len() > MAX_TAGS {
+        return Err(DbError::Invalid(format!(
+            "tags: at most {MAX_TAGS}, got {}",
+            tags.len()
+        )));
+    }
+    if let Some(t) = tags.iter().find(|t| t.len() > MAX_TAG_BYTES) {
+        return Err(DbError::Invalid(format!(
+            "each tag must be at most {MAX_TAG_BYTES} bytes, got one of {}",
+            t.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The first items of `page` whose JSON fits [`MAX_PAGE_BYTES`]; when some are left out,
+/// `last_reference` points after the last one kept, so paging goes on from there.
+fn within_page_budget(page: Page<Item, i64>) -> Page<Item, i64> {
+    let mut bytes = 0;
+    let mut kept = Vec::with_capacity(page.items.len());
+    let total = page.items.len();
+    for item in page.items {
+        // An item is a few KiB at most (the field limits); its size as JSON is counted as
+        // the reply will carry it.
+        bytes += serde_json::to_vec(&item).map_or(0, |v| v.len()) + 1;
+        if bytes > MAX_PAGE_BYTES && !kept.is_empty() {
+            break;
+        }
+        kept.push(item);
+    }
+    if kept.len() == total {
+        return Page {
+            items: kept,
+            last_reference: page.last_reference,
+        };
+    }
+    let last_reference = kept.last().map(|i: &Item| i.id);
+    Page {
+        items: kept,
+        last_reference,
+    }
+}
+
 /// The example service's data access.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -169,6 +233,7 @@ impl Store {
     ///
     /// `Conflict` when the name is taken, `Invalid` for a blank name or a negative price.
     pub async fn create_item(&self, req: &CreateItem) -> Result<Item, DbError> {
+        check_fields(Some(&req.name), Some(&req.tags))?;
         let req = req.clone();
         self.db
             .transaction(|tx| {
@@ -212,10 +277,10 @@ impl Store {
                 limit: worker_kit::db::page_limit(limit, DEFAULT_LIMIT)?,
             })
             .await?;
-        Ok(Page {
+        Ok(within_page_budget(Page {
             items: page.items.into_iter().map(Item::from).collect(),
             last_reference: page.last_reference,
-        })
+        }))
     }
 
     /// Changes the given fields of an item.
@@ -224,6 +289,7 @@ impl Store {
     ///
     /// `EmptyUpdate` when no field is given, `NotFound`, `Conflict`, `Invalid`.
     pub async fn update_item(&self, req: &UpdateItem) -> Result<Item, DbError> {
+        check_fields(req.name.as_deref(), req.tags.as_deref())?;
         let req = req.clone();
         self.db
             .transaction(|tx| {

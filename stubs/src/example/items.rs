@@ -26,12 +26,13 @@ pub struct Item {
 /// `example.items.create` → the new [`Item`]; `Conflict` when the name is taken.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CreateItem {
-    /// Unique, not blank.
+    /// Unique, not blank, at most 256 bytes (longer is refused with `ValidationError`).
     pub name: String,
     /// Defaults to 0.
     #[serde(default)]
     pub price_cents: i64,
-    /// Defaults to none.
+    /// Defaults to none; at most 16, each at most 64 bytes (more is refused with
+    /// `ValidationError`).
     #[serde(default)]
     pub tags: Vec<String>,
 }
@@ -169,7 +170,9 @@ pub struct ListItems {
     /// The previous page's `last_reference`; absent for the first page.
     #[serde(default)]
     pub after: Option<i64>,
-    /// Items per page: 1 to 1000 (others are refused with `ValidationError`), default 100.
+    /// Items per page: 1 to 1000 (others are refused with `ValidationError`), default 100. A
+    /// page is also cut at 1 MiB of items as JSON (then `last_reference` is set), so a reply
+    /// stays within what the broker accepts whatever the items hold.
     #[serde(default)]
     pub limit: Option<u32>,
 }

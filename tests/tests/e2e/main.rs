@@ -2,12 +2,15 @@
 //! starts the Runner in-process on routes with unique names.
 
 mod attacks;
+mod bounds;
 mod broker;
 mod catalog;
 mod concurrency;
 mod crud;
 mod delayed_retries;
 mod events;
+mod events_admission;
+mod field_limits;
 mod fixture;
 mod helpers;
 mod hostile;
@@ -16,13 +19,16 @@ mod interop;
 mod large;
 mod lifecycle;
 mod limits;
+mod metrics_listener;
 mod observability;
 mod panics;
 mod protocol_v2;
 mod queue;
 mod queue_type;
 mod quorum;
+mod reply_steering;
 mod rpc;
+mod rpc_redeliveries;
 mod seed_api;
 mod services;
 mod shutdown;

@@ -48,6 +48,8 @@ impl Service {
             .env("EVENT_SERVICE_NAME", name)
             .env("DB_MAIN_DSN", dsn)
             .env("EVENTS_EXCHANGE", exchange)
+            // Both services log in as the tests' one broker user.
+            .env("EVENT_PUBLISHERS", "any")
             .env("OUTBOX_POLL_INTERVAL_MS", "200")
             .env("MODE", "development")
             .env("RUST_LOG", "error")

@@ -470,3 +470,92 @@ async fn an_unsampled_traces_context_still_travels() {
     peer.delete(&[&route, &next, &worker_kit::queue::parking_queue(&route)])
         .await;
 }
+
+/// Issue 25.8: opentelemetry does not bound `tracestate`, so a caller's 130 KB list (500
+/// members of 250 characters, each valid) was copied into the nested call, whose properties
+/// then broke the frame size and closed the service's connection. Read as W3C bounds it (at
+/// most 32 members and 512 characters), the list is dropped here, and the nested call goes
+/// out with the caller's trace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_tracestate_is_not_copied_into_nested_calls() {
+    traces();
+    let route = e2e::unique("otel.tracestate");
+    let next = format!("{route}.next");
+    let peer = e2e::RawPeer::connect().await;
+    peer.declare_work_queue(&next).await;
+    let setup = e2e::setup("otel-tracestate").await;
+    let rpc = worker_kit::rpc::RpcClient::new(&setup.broker, &setup.config)
+        .await
+        .unwrap();
+    let forwarder = Forwarder {
+        rpc,
+        next: next.clone(),
+    };
+    let running = e2e::start(
+        setup.runner().register_worker(
+            QueueWorker::with_state(forwarder)
+                .max_retries(0)
+                .route(&route, forwards),
+        ),
+    )
+    .await;
+    let publishing = running.broker().connection_now().expect("connected");
+    let trace = uuid::Uuid::new_v4().simple().to_string();
+    let members: Vec<String> = (0..500)
+        .map(|i| format!("k{i}={}", "v".repeat(250)))
+        .collect();
+    let tracestate = members.join(",");
+    assert!(tracestate.len() > 120_000, "{}", tracestate.len());
+    let mut headers = lapin::types::FieldTable::default();
+    headers.insert(
+        "traceparent".into(),
+        lapin::types::AMQPValue::LongString(format!("00-{trace}-00f067aa0ba902b7-01").into()),
+    );
+    headers.insert(
+        "tracestate".into(),
+        lapin::types::AMQPValue::LongString(tracestate.into()),
+    );
+    peer.publish(
+        &route,
+        br#"{"data": 1}"#,
+        lapin::BasicProperties::default().with_headers(headers),
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let nested = loop {
+        if let Some(m) = peer.get(&next).await {
+            break m;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the nested call never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let headers = nested
+        .delivery
+        .properties
+        .headers()
+        .clone()
+        .unwrap_or_default();
+    let text = |name: &str| match headers.inner().get(name) {
+        Some(lapin::types::AMQPValue::LongString(s)) => Some(s.to_string()),
+        _ => None,
+    };
+    let traceparent = text("traceparent").expect("the nested call carries a traceparent");
+    assert!(
+        traceparent.contains(&trace),
+        "the same trace: {traceparent}"
+    );
+    if let Some(state) = text("tracestate") {
+        assert!(state.len() <= 512, "{} bytes of tracestate", state.len());
+        assert!(state.split(',').count() <= 32);
+    }
+    assert!(
+        publishing.status().connected(),
+        "the nested publish closed the service's connection"
+    );
+    running.stop().await.unwrap();
+    peer.delete(&[&route, &next, &worker_kit::queue::parking_queue(&route)])
+        .await;
+}

@@ -23,6 +23,7 @@
 //! let worker = EventWorker::new().pattern("example.item.*", on_item);
 //! ```
 
+mod admission;
 mod processor;
 
 use async_trait::async_trait;
@@ -130,6 +131,14 @@ impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Subscribe, S> {
             .into_iter()
             .map(|p| (subscription_queue(&service, &p), p))
             .collect();
+        let admission = admission::Admission::new(&ctx.config, ctx.broker.user_id().clone());
+        for pattern in self.names() {
+            tracing::info!(
+                subscription = pattern.as_str(),
+                admits = admission.describe(&pattern),
+                "event subscription: whom it admits events from"
+            );
+        }
         let processor = processor::EventProcessor::new(
             self.kind
                 .exchange
@@ -147,6 +156,7 @@ impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Subscribe, S> {
                 copies: crate::amqp::publish::CopyChannel::new(ctx.broker.clone()),
                 own_user: ctx.broker.user_id().clone(),
             },
+            admission,
         );
         self.run_renamed(ctx, processor, |p| subscription_queue(&service, p))
             .await

@@ -10,6 +10,8 @@ use lapin::options::{ExchangeDeclareOptions, QueueBindOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, ExchangeKind};
 
+use crate::events::admission::Admission;
+use crate::handler::Outcome;
 use crate::handler::routes::BoundHandler;
 use crate::observe::disposition::Disposition;
 use crate::queue::QueueProcessor;
@@ -46,6 +48,7 @@ pub(crate) struct EventProcessor {
     /// Subscription queue → the pattern it is bound with.
     bindings: HashMap<String, String>,
     queue: QueueProcessor,
+    admission: Admission,
 }
 
 impl EventProcessor {
@@ -53,11 +56,13 @@ impl EventProcessor {
         exchange: String,
         bindings: HashMap<String, String>,
         queue: QueueProcessor,
+        admission: Admission,
     ) -> Self {
         Self {
             exchange,
             bindings,
             queue,
+            admission,
         }
     }
 }
@@ -107,6 +112,16 @@ impl Processor for EventProcessor {
         route: &Arc<str>,
         handler: BoundHandler,
     ) -> Disposition {
+        let pattern = self.bindings.get(&**route).map_or(&**route, String::as_str);
+        // A refused event goes the way of a refused work message (parked as `Forbidden`),
+        // with a handler that refuses in place of the subscription's.
+        let handler = match self.admission.check(pattern, &delivery) {
+            Ok(()) => handler,
+            Err(refused) => Arc::new(move |_| {
+                Box::pin(std::future::ready(Outcome::Rejected(refused.clone())))
+                    as futures::future::BoxFuture<'static, Outcome>
+            }) as BoundHandler,
+        };
         self.queue.handle(channel, delivery, route, handler).await
     }
 }

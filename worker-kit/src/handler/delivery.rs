@@ -12,13 +12,20 @@ use crate::wire::deadline::{self, Deadline};
 use crate::wire::delivery::{RETRY_COUNT_HEADER, deadline_header, header_u64};
 
 /// The request's [`Meta`], its deadline read with the server's clock at `now`
-/// ([`deadline::budget`]), its caller as seen by a process logged in as `own_user`.
-pub(crate) fn meta(delivery: &Delivery, route: &Arc<str>, own_user: &str) -> Meta {
+/// ([`deadline::bounded_budget`]: never more than `max_budget`, the handler's limit), its
+/// caller as seen by a process logged in as `own_user`.
+pub(crate) fn meta(
+    delivery: &Delivery,
+    route: &Arc<str>,
+    max_budget: Duration,
+    own_user: &str,
+) -> Meta {
     meta_at(
         delivery,
         route,
         SystemTime::now(),
         deadline::DEFAULT_MAX_SKEW,
+        max_budget,
         own_user,
     )
 }
@@ -29,15 +36,17 @@ pub(crate) fn meta_at(
     route: &Arc<str>,
     now: SystemTime,
     max_skew: Duration,
+    max_budget: Duration,
     own_user: &str,
 ) -> Meta {
     let p = &delivery.properties;
     let headers = p.headers().clone().unwrap_or_default();
-    let budget = deadline::budget(
+    let budget = deadline::bounded_budget(
         deadline_header(Some(&headers)),
         header_u64(Some(&headers), deadline::TIMEOUT_HEADER).map(Duration::from_millis),
         now,
         max_skew,
+        max_budget,
     );
     Meta {
         route: route.clone(),

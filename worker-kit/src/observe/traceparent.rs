@@ -18,7 +18,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use opentelemetry::Context;
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 
-use crate::wire::headers::{text_of, traceparent_fields};
+use crate::wire::headers::{bounded_tracestate, text_of, traceparent_fields};
 
 const TRACEPARENT: &str = "traceparent";
 const TRACESTATE: &str = "tracestate";
@@ -34,11 +34,13 @@ pub(crate) fn extract(headers: Option<&FieldTable>) -> Context {
     else {
         return Context::new();
     };
+    // Bounded as W3C bounds it before it is parsed: it is copied into every nested call.
     let state = headers
         .get(TRACESTATE)
         .and_then(text_of)
         .filter(|s| !s.trim().is_empty())
-        .map(|s| TraceState::from_str(s).unwrap_or_default())
+        .and_then(bounded_tracestate)
+        .map(|s| TraceState::from_str(&s).unwrap_or_default())
         .unwrap_or_default();
     Context::new().with_remote_span_context(SpanContext::new(trace_id, span_id, flags, true, state))
 }
@@ -52,8 +54,12 @@ pub(crate) fn inject(cx: &Context, headers: &mut FieldTable) {
     }
     headers.insert(TRACEPARENT.into(), AMQPValue::LongString(format(sc).into()));
     let state = sc.trace_state().header();
-    if !state.is_empty() {
-        headers.insert(TRACESTATE.into(), AMQPValue::LongString(state.into()));
+    // Bounded again: a trace state made in the process is not bounded by the SDK either.
+    if let Some(state) = bounded_tracestate(&state).filter(|s| !s.is_empty()) {
+        headers.insert(
+            TRACESTATE.into(),
+            AMQPValue::LongString(state.into_owned().into()),
+        );
     }
 }
 

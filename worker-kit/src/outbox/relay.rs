@@ -274,6 +274,15 @@ async fn publish(
     if let Some(ce) = Encoding::Gzip.content_encoding() {
         props = props.with_content_encoding(ce.into());
     }
+    // Measured before it goes: properties past a frame would close the connection, and
+    // the row would be tried again after every reconnect.
+    let props = crate::wire::headers::within_frame(props).map_err(|size| {
+        RelayError::Unavailable(format!(
+            "event {} has properties of {size} bytes encoded, more than one frame holds ({} bytes): its aggregate id is too long to publish",
+            event.event_id,
+            crate::wire::headers::MAX_PROPERTIES_BYTES
+        ))
+    })?;
     Ok(channel
         .basic_publish(
             exchange.into(),

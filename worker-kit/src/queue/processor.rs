@@ -374,7 +374,12 @@ impl Processor for QueueProcessor {
         route: &Arc<str>,
         handler: BoundHandler,
     ) -> Disposition {
-        let meta = delivery::meta(&delivery, route, self.own_user.as_str());
+        let meta = delivery::meta(
+            &delivery,
+            route,
+            self.handler_timeout,
+            self.own_user.as_str(),
+        );
         let from = CopyFrom {
             user_id: &self.own_user,
             original_user: original_user_header(&meta.caller),

@@ -231,6 +231,16 @@ impl QueuePublisher {
             props = props.with_content_encoding(ce.into());
         }
         let route_owned = || route.to_owned();
+        // Measured before it goes: properties past a frame would close the connection.
+        let props = crate::wire::headers::within_frame(props).map_err(|size| {
+            PublishError::Unavailable {
+                route: route_owned(),
+                message: format!(
+                    "the message's properties are {size} bytes encoded, more than one frame holds ({} bytes); nothing was sent",
+                    crate::wire::headers::MAX_PROPERTIES_BYTES
+                ),
+            }
+        })?;
         match crate::amqp::publish::to_queue(&channel, route, body, props).await {
             Ok(Published::Stored) => Ok(()),
             Ok(Published::NoQueue) => Err(PublishError::NoRoute {

@@ -126,12 +126,42 @@ pub(crate) async fn answer(
             )
         }
     };
+    let (disposition, body) = bounded(disposition, body, encoding, settings.limits);
     Answer {
         disposition,
         amqp_type,
         encoding,
         body,
     }
+}
+
+/// `body`, or a small `Internal` error in its place when it is larger than
+/// `MAX_MESSAGE_BYTES` (an echo, a list of large stored rows): the broker closes the
+/// channel of a publish above its `max_message_size`, which is the channel the request
+/// came on, so the request would come back and fail the same way forever. A refused reply
+/// costs one reply (protocol v3).
+fn bounded(
+    disposition: Disposition,
+    body: Vec<u8>,
+    encoding: Encoding,
+    limits: Limits,
+) -> (Disposition, Vec<u8>) {
+    if body.len() <= limits.max_message_bytes {
+        return (disposition, body);
+    }
+    let e = ErrorReply::new(
+        "Internal",
+        format!(
+            "the reply was {} bytes, more than MAX_MESSAGE_BYTES ({}), the largest message the broker and callers accept; it was not sent: return less (bound or page the result)",
+            body.len(),
+            limits.max_message_bytes
+        ),
+    );
+    log_failure(&e);
+    (
+        Disposition::Error,
+        envelope::encode_error(&e, false, encoding),
+    )
 }
 
 pub(crate) fn log_failure(e: &ErrorReply) {

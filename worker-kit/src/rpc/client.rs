@@ -18,7 +18,6 @@
 //! channel for the next call.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -187,7 +186,10 @@ pub struct CallOptions {
 type Waiter = oneshot::Sender<Result<Vec<u8>, CallError>>;
 
 struct Shared {
-    pending: Mutex<HashMap<u64, (String, Waiter)>>,
+    /// Pending calls by correlation id: random 128-bit values, so that nobody who sees
+    /// one call (a server it called, a peer on the broker) can guess another's and steer a
+    /// reply into it (issue 25.6).
+    pending: Mutex<HashMap<u128, (String, Waiter)>>,
     /// The publishing channel and the reply queue's name, set together.
     channel: watch::Sender<Option<(Channel, ShortString)>>,
 }
@@ -202,8 +204,6 @@ pub struct RpcClient {
     /// Held while a new publishing channel is opened, so that the calls failing together
     /// on a closed channel open one between them.
     reopening: Arc<tokio::sync::Mutex<()>>,
-    prefix: Arc<str>,
-    next_id: Arc<AtomicU64>,
     default_timeout: Duration,
     limits: Limits,
     encoding: Encoding,
@@ -247,8 +247,6 @@ impl RpcClient {
             shared,
             user_id: broker.user_id().clone(),
             reopening: Arc::new(tokio::sync::Mutex::new(())),
-            prefix: Arc::from(uuid::Uuid::new_v4().simple().to_string()),
-            next_id: Arc::new(AtomicU64::new(1)),
             default_timeout: config.rpc_timeout,
             limits: config.limits(),
             encoding: Encoding::Gzip,
@@ -347,7 +345,9 @@ impl RpcClient {
         let consumer = replies
             .basic_consume(
                 reply_to.clone(),
-                format!("rpc-client.{}", self.prefix).as_str().into(),
+                // The broker names the consumer: a tag of ours would tell every peer that
+                // lists consumers something about the client.
+                ShortString::from(""),
                 BasicConsumeOptions {
                     no_ack: true,
                     ..BasicConsumeOptions::default()
@@ -366,11 +366,17 @@ impl RpcClient {
         loop {
             while let Some(delivery) = consumer.next().await {
                 let Ok(delivery) = delivery else { break };
+                if !is_reply(&delivery.properties) {
+                    // Anyone may publish to a server-named queue; a server's reply is
+                    // marked by its AMQP type (docs/protocol.md).
+                    debug!("message on the reply queue that is not marked as a reply; ignored");
+                    continue;
+                }
                 let id = delivery
                     .properties
                     .correlation_id()
                     .as_ref()
-                    .and_then(|c| self.parse_correlation_id(c.as_str()));
+                    .and_then(|c| parse_correlation_id(c.as_str()));
                 let waiter = id.and_then(|id| self.shared.pending.lock().ok()?.remove(&id));
                 match waiter {
                     Some((_, tx)) => {
@@ -409,11 +415,6 @@ impl RpcClient {
                 }
             };
         }
-    }
-
-    fn parse_correlation_id(&self, c: &str) -> Option<u64> {
-        let (prefix, n) = c.rsplit_once('.')?;
-        (prefix == &*self.prefix).then(|| n.parse().ok())?
     }
 
     /// Calls contract `C` with the default timeout.
@@ -578,7 +579,7 @@ impl RpcClient {
         body: Vec<u8>,
         deadline: Deadline,
     ) -> Result<Vec<u8>, CallError> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = uuid::Uuid::new_v4().as_u128();
         let (tx, rx) = oneshot::channel();
         let guard = PendingGuard {
             shared: &self.shared,
@@ -592,8 +593,12 @@ impl RpcClient {
             deadline::HEADER.into(),
             AMQPValue::LongLongInt(i64::try_from(deadline.epoch_millis()).unwrap_or(i64::MAX)),
         );
-        // At least 1 ms: an expiration of 0 means "deliver now or drop" to RabbitMQ.
-        let expiration = deadline.remaining().as_millis().max(1);
+        // At least 1 ms (0 means "deliver now or drop" to RabbitMQ), at most what RabbitMQ
+        // accepts (a larger one would close the publishing channel).
+        let expiration = deadline::expiration_ms(
+            deadline.remaining(),
+            Duration::from_millis(deadline::MAX_EXPIRATION_MS),
+        );
         headers.insert(
             deadline::TIMEOUT_HEADER.into(),
             AMQPValue::LongLongInt(i64::try_from(expiration).unwrap_or(i64::MAX)),
@@ -601,7 +606,7 @@ impl RpcClient {
         crate::observe::trace::inject(&mut headers);
         let mut props = BasicProperties::default()
             .with_reply_to(reply_to)
-            .with_correlation_id(format!("{}.{id}", self.prefix).as_str().into())
+            .with_correlation_id(correlation_id(id).as_str().into())
             .with_expiration(expiration.to_string().as_str().into())
             .with_delivery_mode(1)
             .with_timestamp(crate::wire::delivery::now_timestamp())
@@ -610,6 +615,14 @@ impl RpcClient {
         if let Some(ce) = self.encoding.content_encoding() {
             props = props.with_content_encoding(ce.into());
         }
+        // Measured before it goes: properties past a frame would close the connection.
+        let props = crate::wire::headers::within_frame(props).map_err(|size| CallError::Codec {
+            route: route.to_owned(),
+            message: format!(
+                "the request's properties are {size} bytes encoded, more than one frame holds ({} bytes); nothing was sent",
+                crate::wire::headers::MAX_PROPERTIES_BYTES
+            ),
+        })?;
         let lost = || CallError::ConnectionLost {
             route: route.to_owned(),
         };
@@ -661,11 +674,33 @@ impl RpcClient {
     }
 }
 
+/// The AMQP `type` values a server marks its replies with (`result` when the handler ran,
+/// `error` when the request never reached it), as the Python seed's aio-pika does.
+fn is_reply(props: &BasicProperties) -> bool {
+    matches!(
+        props.kind().as_ref().map(ShortString::as_str),
+        Some("result" | "error")
+    )
+}
+
+/// A call's correlation id on the wire: its 128 bits as 32 lowercase hex digits.
+fn correlation_id(id: u128) -> String {
+    format!("{id:032x}")
+}
+
+/// The pending call a reply's correlation id names, when it is one of ours in shape.
+fn parse_correlation_id(c: &str) -> Option<u128> {
+    if c.len() != 32 {
+        return None;
+    }
+    u128::from_str_radix(c, 16).ok()
+}
+
 /// Removes a call from the pending map however the call ends (reply, timeout, error,
 /// or the caller dropping the future), so the map never leaks entries.
 struct PendingGuard<'a> {
     shared: &'a Shared,
-    id: u64,
+    id: u128,
 }
 
 impl Drop for PendingGuard<'_> {

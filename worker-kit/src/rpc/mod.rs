@@ -3,6 +3,7 @@
 pub(crate) mod answer;
 mod client;
 mod processor;
+mod redeliveries;
 mod reply;
 
 pub use client::{CallError, CallOptions, MIN_BUDGET, RpcClient};

@@ -25,6 +25,7 @@ use crate::handler::routes::{BoundHandler, RouteDoc};
 use crate::handler::{ContainsPayload, Handler};
 use crate::observe::disposition::Disposition;
 use crate::rpc::answer::{Answer, AnswerSettings, answer};
+use crate::rpc::redeliveries::Redeliveries;
 use crate::rpc::reply::{self, ReplyTo};
 use crate::worker::consume::Processor;
 use crate::worker::{Runnable, Worker, WorkerContext};
@@ -129,6 +130,9 @@ pub(crate) struct RpcProcessor {
     /// without asking again.
     refuses_transient: AtomicBool,
     reply_to: ReplyTo,
+    /// `RPC_MAX_REDELIVERIES`.
+    max_redeliveries: u32,
+    redeliveries: Redeliveries,
 }
 
 impl RpcProcessor {
@@ -149,6 +153,8 @@ impl RpcProcessor {
             broker: broker.clone(),
             refuses_transient: AtomicBool::new(false),
             reply_to: ReplyTo::new(config.rpc_reply_to.clone(), served),
+            max_redeliveries: config.rpc_max_redeliveries,
+            redeliveries: Redeliveries::new(),
         }
     }
 
@@ -319,23 +325,51 @@ impl Processor for RpcProcessor {
             route,
             SystemTime::now(),
             self.max_skew,
+            self.settings.handler_timeout,
             self.broker.user(),
         );
         let deadline = meta.deadline;
         let request_type = delivery.properties.kind().as_ref().map(ShortString::as_str);
+        // A request that keeps coming back is answered and dead-lettered instead of run
+        // again: its attempts died with their channel or connection (redeliveries.rs).
+        let redeliveries = if delivery.redelivered {
+            self.redeliveries
+                .count(route, &delivery.properties, &delivery.data)
+        } else {
+            0
+        };
+        let dead_letter = redeliveries > self.max_redeliveries;
         let Answer {
             disposition: name,
             amqp_type,
             encoding,
             body,
-        } = answer(&delivery.data, request_type, meta, &handler, self.settings).await;
+        } = if dead_letter {
+            too_often_redelivered(&delivery.data, redeliveries, self.settings.development)
+        } else {
+            if redeliveries > 0 {
+                warn!(
+                    redeliveries,
+                    max_redeliveries = self.max_redeliveries,
+                    "request redelivered after an attempt that never finished; running it again"
+                );
+            }
+            answer(&delivery.data, request_type, meta, &handler, self.settings).await
+        };
+        let settle = async |delivery: &Delivery| {
+            if dead_letter {
+                reject(delivery).await;
+            } else {
+                ack(delivery).await;
+            }
+        };
         let props = &delivery.properties;
         let Some(reply_to) = props.reply_to().as_ref().filter(|r| !r.as_str().is_empty()) else {
             warn!(
                 outcome = name.as_str(),
                 "request has no reply_to; result dropped"
             );
-            ack(&delivery).await;
+            settle(&delivery).await;
             return name;
         };
         if !self.reply_to.allows(reply_to.as_str()) {
@@ -344,7 +378,7 @@ impl Processor for RpcProcessor {
                 reply_to = reply_to.as_str(),
                 "reply_to is not a reply queue (amq.gen-*, amq.rabbitmq.reply-to or RPC_REPLY_TO) or is a queue this process serves; result dropped"
             );
-            ack(&delivery).await;
+            settle(&delivery).await;
             return name;
         }
         let reply_props =
@@ -360,13 +394,33 @@ impl Processor for RpcProcessor {
         );
         let published = crate::observe::trace::Traced::reply().run(publish).await;
         match published {
-            Ok(_not_requested) => ack(&delivery).await,
+            Ok(_not_requested) => settle(&delivery).await,
             Err(e) => {
                 error!(error = %e, "publishing the reply failed; rejecting the request");
                 reject(&delivery).await;
             }
         }
         name
+    }
+}
+
+/// The answer to a request redelivered more than `RPC_MAX_REDELIVERIES` times: an error
+/// (AMQP type `error`: the handler did not run), after which the request is dead-lettered.
+fn too_often_redelivered(body: &[u8], redeliveries: u32, development: bool) -> Answer {
+    let e = crate::ErrorReply::new(
+        "Redelivered",
+        format!(
+            "the request came back {redeliveries} times after attempts that never finished (their channel, connection or process died), more than RPC_MAX_REDELIVERIES allows; it was not run again and is dead-lettered to {RPC_DLX}"
+        ),
+    );
+    crate::observe::error_type::note(&e.error_type);
+    error!(error_type = %e.error_type, error_message = e.message.as_str(), "request refused");
+    let encoding = crate::wire::envelope::Encoding::detect(body);
+    Answer {
+        disposition: Disposition::Rejected,
+        amqp_type: "error",
+        encoding,
+        body: crate::wire::envelope::encode_error(&e, development, encoding),
     }
 }
 

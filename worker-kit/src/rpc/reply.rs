@@ -5,12 +5,13 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use lapin::BasicProperties;
 use lapin::types::{FieldTable, ShortString};
 
 use crate::access::pattern::glob;
-use crate::wire::deadline::Deadline;
+use crate::wire::deadline::{self, Deadline, MAX_EXPIRATION_MS};
 use crate::wire::delivery;
 use crate::wire::envelope::Encoding;
 use crate::wire::headers::{fits_frame, is_traceparent, is_tracestate};
@@ -68,9 +69,10 @@ pub(crate) fn properties(
         props = props.with_content_encoding(ce.into());
     }
     if let Some(d) = deadline {
-        // A reply nobody waits for any more must not sit in a queue; at least 1 ms, as
-        // 0 would drop it even for a caller that is still there.
-        let ms = d.remaining().as_millis().max(1);
+        // A reply nobody waits for any more must not sit in a queue. The deadline is
+        // bounded by the handler limit when read; bounded again here because an
+        // expiration above 2³²−1 ms closes the channel the request came on.
+        let ms = deadline::expiration_ms(d.remaining(), Duration::from_millis(MAX_EXPIRATION_MS));
         props = props.with_expiration(ms.to_string().as_str().into());
     }
     let mut trace = FieldTable::default();
@@ -119,6 +121,38 @@ mod tests {
         );
         assert!(!r.allows("billing.invoices"), "some other service's queue");
         assert!(!r.allows(""));
+    }
+
+    /// Every property a reply carries is bounded, so the largest possible reply header fits
+    /// one frame: a reply can never close the channel its request came on for its size.
+    #[test]
+    fn the_largest_reply_properties_fit_one_frame() {
+        let members: Vec<String> = (0..32).map(|i| format!("k{i:02}=vvvvvvvvvv")).collect();
+        let tracestate = members.join(",");
+        assert!(tracestate.len() <= 512);
+        let mut h = FieldTable::default();
+        h.insert(
+            "traceparent".into(),
+            AMQPValue::LongString("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+        );
+        h.insert(
+            "tracestate".into(),
+            AMQPValue::LongString(tracestate.into()),
+        );
+        let longest = "c".repeat(255);
+        let request = BasicProperties::default()
+            .with_headers(h)
+            .with_correlation_id(longest.as_str().into());
+        let deadline = Deadline::after(std::time::Duration::from_secs(60));
+        let p = properties(
+            &request,
+            Some(deadline),
+            "result",
+            Encoding::Gzip,
+            &longest.as_str().into(),
+        );
+        assert!(p.headers().is_some(), "the trace headers are echoed");
+        assert!(fits_frame(&p));
     }
 
     #[test]

@@ -93,6 +93,8 @@ impl BrokerFixture {
         url.set_path(&format!("/{vhost}"));
         let mut config = config.clone();
         config.amqp_url = url.to_string();
+        // Every service of the fixture logs in as this one user, which owns no event name.
+        config.event_publishers = crate::config::EventPublishers::Any;
         Ok(Self {
             vhost,
             config: Arc::new(config),

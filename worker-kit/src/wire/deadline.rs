@@ -20,6 +20,32 @@ pub const TIMEOUT_HEADER: &str = "x-timeout-ms";
 /// disagree (`DEADLINE_MAX_SKEW_MS`'s default).
 pub const DEFAULT_MAX_SKEW: Duration = Duration::from_secs(5);
 
+/// The largest `expiration` RabbitMQ accepts, in milliseconds (2³²−1): a larger one is a
+/// `PRECONDITION_FAILED` that closes the publishing channel (protocol v3).
+pub const MAX_EXPIRATION_MS: u64 = 4_294_967_295;
+
+/// The `expiration` to publish for a message nobody waits for after `left`: at least 1 ms
+/// (0 means "deliver now or drop" to RabbitMQ, which would drop it even for a waiting
+/// caller), at most `limit` and never above [`MAX_EXPIRATION_MS`].
+pub fn expiration_ms(left: Duration, limit: Duration) -> u64 {
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    ms(left).min(ms(limit)).clamp(1, MAX_EXPIRATION_MS)
+}
+
+/// [`budget`] bounded by `limit` (the handler's time limit, `HANDLER_TIMEOUT_MS`): whatever
+/// `x-deadline` or `x-timeout-ms` claim, a request never gets more time than its handler may
+/// run, so nothing derived from it (a reply's `expiration`, a nested call's budget) can
+/// exceed what the broker accepts (protocol v3).
+pub fn bounded_budget(
+    deadline: Option<SystemTime>,
+    timeout: Option<Duration>,
+    now: SystemTime,
+    max_skew: Duration,
+    limit: Duration,
+) -> Option<Duration> {
+    budget(deadline, timeout, now, max_skew).map(|b| b.min(limit))
+}
+
 /// The time a server gives a request, from what it carried: `min(x-deadline − now,
 /// x-timeout-ms)`, or `x-timeout-ms` alone when the deadline has passed or lies more than
 /// `max_skew` beyond it (the caller's clock disagrees with ours; time spent queued is
@@ -175,6 +201,43 @@ mod tests {
         assert_eq!(
             budget(Some(now - ms(5)), None, now, SKEW),
             Some(Duration::ZERO)
+        );
+    }
+
+    #[test]
+    fn far_future_readings_are_bounded_by_the_handler_limit() {
+        let now = server_now();
+        let limit = Duration::from_secs(60);
+        // The year 2100, and 5·10⁹ ms: both beyond what RabbitMQ takes as an expiration.
+        let year_2100 = UNIX_EPOCH + ms(4_102_444_800_000);
+        assert_eq!(
+            bounded_budget(Some(year_2100), None, now, SKEW, limit),
+            Some(limit)
+        );
+        assert_eq!(
+            bounded_budget(None, Some(ms(5_000_000_000)), now, SKEW, limit),
+            Some(limit)
+        );
+        assert_eq!(
+            bounded_budget(Some(now + ms(800)), Some(ms(1000)), now, SKEW, limit),
+            Some(ms(800))
+        );
+        assert_eq!(bounded_budget(None, None, now, SKEW, limit), None);
+    }
+
+    #[test]
+    fn expirations_stay_within_what_the_broker_accepts() {
+        let day = Duration::from_secs(86_400);
+        assert_eq!(expiration_ms(Duration::ZERO, day), 1);
+        assert_eq!(expiration_ms(ms(1500), day), 1500);
+        assert_eq!(expiration_ms(ms(1500), ms(1000)), 1000);
+        assert_eq!(
+            expiration_ms(Duration::MAX, Duration::MAX),
+            MAX_EXPIRATION_MS
+        );
+        assert_eq!(
+            expiration_ms(ms(5_000_000_000), ms(5_000_000_000)),
+            MAX_EXPIRATION_MS
         );
     }
 

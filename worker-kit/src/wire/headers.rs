@@ -25,6 +25,42 @@ pub const MAX_ERROR_MESSAGE_BYTES: usize = 1024;
 /// Most bytes of a `tracestate` echoed into a reply (the W3C limit for the whole list).
 pub const MAX_TRACESTATE_BYTES: usize = 512;
 
+/// Most members of a `tracestate` list (W3C: a longer list is discarded whole).
+pub const MAX_TRACESTATE_MEMBERS: usize = 32;
+
+/// W3C's threshold for the members a too-long `tracestate` loses first.
+#[cfg_attr(not(feature = "otel"), allow(dead_code))]
+const LARGE_TRACESTATE_MEMBER: usize = 128;
+
+/// `value` bounded as W3C Trace Context bounds a `tracestate` (opentelemetry does not):
+/// `None` past [`MAX_TRACESTATE_MEMBERS`] members; past [`MAX_TRACESTATE_BYTES`], members
+/// longer than 128 characters are dropped first, then members from the end, until it fits.
+/// A caller's `tracestate` is copied into every nested call, so an unbounded one would make
+/// the kit's own publishes too large for a frame (issue 25.8).
+// Only the OpenTelemetry propagation (the `otel` feature) reads and writes trace state.
+#[cfg_attr(not(feature = "otel"), allow(dead_code))]
+pub(crate) fn bounded_tracestate(value: &str) -> Option<std::borrow::Cow<'_, str>> {
+    let members = || value.split(',').map(str::trim).filter(|m| !m.is_empty());
+    if members().count() > MAX_TRACESTATE_MEMBERS {
+        return None;
+    }
+    if value.len() <= MAX_TRACESTATE_BYTES {
+        return Some(std::borrow::Cow::Borrowed(value));
+    }
+    let mut kept = String::new();
+    for m in members().filter(|m| m.len() <= LARGE_TRACESTATE_MEMBER) {
+        let extra = m.len() + usize::from(!kept.is_empty());
+        if kept.len() + extra > MAX_TRACESTATE_BYTES {
+            break;
+        }
+        if !kept.is_empty() {
+            kept.push(',');
+        }
+        kept.push_str(m);
+    }
+    (!kept.is_empty()).then_some(std::borrow::Cow::Owned(kept))
+}
+
 /// `text` cut to at most `max` bytes on a character boundary, marked with `…` when cut.
 pub(crate) fn capped(text: &str, max: usize) -> String {
     if text.len() <= max {
@@ -82,9 +118,11 @@ fn hex_u8(two: &[u8]) -> Option<u8> {
     u8::from_str_radix(lower_hex(two)?, 16).ok()
 }
 
-/// Whether `v` is a `tracestate` short enough to echo.
+/// Whether `v` is a `tracestate` within W3C's bounds, to echo as it is.
 pub(crate) fn is_tracestate(v: &AMQPValue) -> bool {
-    text_of(v).is_some_and(|s| s.len() <= MAX_TRACESTATE_BYTES)
+    text_of(v).is_some_and(|s| {
+        s.len() <= MAX_TRACESTATE_BYTES && s.split(',').count() <= MAX_TRACESTATE_MEMBERS
+    })
 }
 
 pub(crate) fn text_of(v: &AMQPValue) -> Option<&str> {
@@ -106,6 +144,34 @@ pub(crate) fn encoded_size(props: &BasicProperties) -> usize {
 /// Whether `props` fit one frame.
 pub(crate) fn fits_frame(props: &BasicProperties) -> bool {
     encoded_size(props) <= MAX_PROPERTIES_BYTES
+}
+
+/// `props` made to fit one frame before the kit publishes them: as they are when they fit,
+/// else without the trace headers (the only part of a kit-made publish that comes from a
+/// peer); `Err` with the encoded size when even that does not fit. Publishing them anyway
+/// would close the connection (issue 25.8).
+pub(crate) fn within_frame(props: BasicProperties) -> Result<BasicProperties, usize> {
+    if fits_frame(&props) {
+        return Ok(props);
+    }
+    let mut without_trace = match props.headers().as_ref() {
+        Some(h) if h.contains_key("traceparent") || h.contains_key("tracestate") => {
+            h.inner().clone()
+        }
+        _ => return Err(encoded_size(&props)),
+    };
+    without_trace.remove("traceparent");
+    without_trace.remove("tracestate");
+    let kept = lapin::types::FieldTable::from(without_trace);
+    tracing::warn!(
+        "the trace headers would make the message too large for one frame; it goes without them"
+    );
+    let props = props.with_headers(kept);
+    if fits_frame(&props) {
+        Ok(props)
+    } else {
+        Err(encoded_size(&props))
+    }
 }
 
 #[cfg(test)]
@@ -155,6 +221,56 @@ mod tests {
         assert!(!is_tracestate(&AMQPValue::LongString(
             "a".repeat(513).into()
         )));
+    }
+
+    #[test]
+    fn tracestate_is_bounded_as_w3c_says() {
+        assert_eq!(bounded_tracestate("a=1,b=2").as_deref(), Some("a=1,b=2"));
+        let members: Vec<String> = (0..33).map(|i| format!("k{i}=v")).collect();
+        assert_eq!(bounded_tracestate(&members.join(",")), None, "33 members");
+        assert!(!is_tracestate(&AMQPValue::LongString(
+            members.join(",").into()
+        )));
+        assert!(bounded_tracestate(&members[..32].join(",")).is_some());
+        // Too long: the large member goes first, then members from the end.
+        let large = format!("big={}", "x".repeat(200));
+        let mid: Vec<String> = (0..10)
+            .map(|i| format!("m{i}={}", "y".repeat(40)))
+            .collect();
+        let value = format!("{large},{}", mid.join(","));
+        let bounded = bounded_tracestate(&value).unwrap();
+        assert!(bounded.len() <= MAX_TRACESTATE_BYTES, "{}", bounded.len());
+        assert!(bounded.starts_with("m0="), "{bounded}");
+        assert!(!bounded.contains("big="));
+        assert!(bounded.split(',').all(|m| mid.iter().any(|k| k == m)));
+        // One member of 130 KB, as in the issue: nothing of it is kept.
+        assert_eq!(
+            bounded_tracestate(&format!("k={}", "v".repeat(130_000))),
+            None
+        );
+    }
+
+    #[test]
+    fn within_frame_drops_trace_headers_first() {
+        let mut h = FieldTable::default();
+        h.insert("x-deadline".into(), AMQPValue::LongLongInt(1));
+        h.insert(
+            "tracestate".into(),
+            AMQPValue::LongString("v".repeat(FRAME_MAX).into()),
+        );
+        let props = within_frame(BasicProperties::default().with_headers(h)).unwrap();
+        let kept = props.headers().as_ref().unwrap().inner();
+        assert!(kept.contains_key("x-deadline"));
+        assert!(!kept.contains_key("tracestate"));
+        let mut h = FieldTable::default();
+        h.insert(
+            "x-other".into(),
+            AMQPValue::LongString("v".repeat(FRAME_MAX).into()),
+        );
+        let size = within_frame(BasicProperties::default().with_headers(h)).unwrap_err();
+        assert!(size > MAX_PROPERTIES_BYTES);
+        let small = BasicProperties::default().with_correlation_id("c".into());
+        assert_eq!(within_frame(small.clone()).unwrap(), small);
     }
 
     #[test]

@@ -168,9 +168,9 @@ impl<K, S: Clone + Send + Sync + 'static> Worker<K, S> {
     }
 
     /// As [`Worker::run_with`], consuming route `name` from queue `queue_of(name)` (event
-    /// subscriptions: a pattern's queue is named after the subscribing service). Every
-    /// message is admitted: events come from the relays of other services, and
-    /// `RPC_ANONYMOUS` and allow lists are about calls.
+    /// subscriptions: a pattern's queue is named after the subscribing service). No call
+    /// access check runs here (`RPC_ANONYMOUS` is about calls): event subscriptions admit
+    /// publishers in their processor (`events::admission`).
     pub(crate) async fn run_renamed<P: Processor>(
         self,
         ctx: WorkerContext,
