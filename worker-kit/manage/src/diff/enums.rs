@@ -118,6 +118,9 @@ fn recreate(
                 continue;
             };
             p.reshaped.insert(table.clone());
+            p.remake.under_type_change(from, table, &c.name);
+            p.remake
+                .under_type_change(from, table, super::remake::bare_name(name));
             if c.default.is_some() {
                 p.drop_defaults.push(step(
                     format!("ALTER TABLE {table} ALTER COLUMN {} DROP DEFAULT", c.name),

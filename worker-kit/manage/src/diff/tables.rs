@@ -19,7 +19,7 @@ pub(super) fn diff(from: &Catalog, to: &Catalog, p: &mut Phases) {
                     p.unsupported.push(u);
                 }
                 if !inherit::columns_follow_parent(old, t) {
-                    alter_columns(p, name, old, t);
+                    alter_columns(p, from, name, old, t);
                 }
                 rls(p, name, old, t);
             }

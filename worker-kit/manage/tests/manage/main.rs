@@ -1,6 +1,7 @@
 //! manage against the real PostgreSQL: for each case, build A, plan A → B, apply, and
 //! check that a re-diff is empty; plus the command line (prompt, exit codes, messages).
 
+mod aborts;
 mod cases;
 mod cli;
 mod hazards;
