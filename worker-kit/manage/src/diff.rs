@@ -92,6 +92,9 @@ struct Phases {
     lax_bodies: bool,
     /// Column defaults taken off for a function that is re-made.
     redefault: BTreeSet<(String, String)>,
+    /// Comment keys (`TYPE x`, `COLUMN t.c`) of objects dropped and made again, which come
+    /// back without their comments.
+    recomment: BTreeSet<String>,
     /// Sub-objects dropped and made again, unchanged, so a change can go under them.
     remake: remake::Remake,
     /// Differences no statement expresses.
@@ -622,6 +625,7 @@ fn remake_generated(
         // Only computed values are lost, and computed again.
         p.reshaped.insert(table.to_owned());
         p.remake.under_remade_column(from, table, &c.name);
+        p.recomment.insert(format!("COLUMN {table}.{}", c.name));
         p.columns.push(step(
             format!("ALTER TABLE {table} DROP COLUMN {}", c.name),
             Some(Hazard::Rewrite),

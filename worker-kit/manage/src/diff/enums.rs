@@ -107,6 +107,7 @@ fn recreate(
         Some(Hazard::DataLoss),
     ));
     p.object(key, step(create(name, labels), None));
+    p.recomment.insert(format!("TYPE {name}"));
     for (table, t) in &from.tables {
         for c in &t.columns {
             let array = format!("{name}[]");

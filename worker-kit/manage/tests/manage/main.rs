@@ -6,6 +6,7 @@ mod cases;
 mod cli;
 mod hazards;
 mod kinds;
+mod losses;
 mod online;
 mod safety;
 mod shadows;
