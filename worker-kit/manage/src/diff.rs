@@ -359,6 +359,7 @@ impl Phases {
             unsupported: p.unsupported,
             needs_empty: p.needs_empty,
             lax_bodies: p.lax_bodies,
+            not_compared: to.not_compared.clone(),
         }
     }
 }
