@@ -21,6 +21,7 @@ mod schemas;
 mod sequences;
 mod tables;
 mod triggers;
+mod uncompared;
 mod views;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -157,6 +158,8 @@ pub struct Catalog {
     pub(crate) cloned_indexes: BTreeSet<String>,
     /// Privileges granted to roles other than the object's owner.
     pub(crate) grants: BTreeMap<GrantKey, Privileges>,
+    /// Kinds of objects present that manage does not read, with their counts.
+    pub(crate) not_compared: Vec<String>,
 }
 
 const USER_SCHEMA: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') \
@@ -218,6 +221,7 @@ impl Catalog {
         grants::read(client, &mut cat).await?;
         comments::read(client, &mut cat).await?;
         depends::read(client, &mut cat).await?;
+        uncompared::read(client, &mut cat).await?;
         Ok(cat)
     }
 

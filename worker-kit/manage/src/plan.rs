@@ -105,6 +105,9 @@ pub struct Plan {
     /// Whether functions are created whose SQL bodies name objects created later in the
     /// plan: the session runs with `check_function_bodies = off`, as pg_dump's scripts do.
     pub lax_bodies: bool,
+    /// Kinds of objects the model has that manage does not compare (`statistics objects
+    /// (2)`): `diff` and `sync` list them, so "in sync" never hides them.
+    pub not_compared: Vec<String>,
 }
 
 impl Plan {

@@ -60,6 +60,7 @@ pub(crate) async fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
     let from = side(&args.from, &server, loader.as_ref(), "from").await?;
     let to = side(&args.to, &server, loader.as_ref(), "to").await?;
     let plan = diff(&from, &to);
+    super::print_not_compared(&plan);
     if plan.is_empty() {
         eprintln!("No differences.");
         return Ok(ExitCode::SUCCESS);

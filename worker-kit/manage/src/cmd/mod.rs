@@ -167,6 +167,17 @@ pub(crate) fn dump_file(path: &Path) -> anyhow::Result<Vec<ModelFile>> {
     }])
 }
 
+/// Says which kinds of objects the desired schema has that manage does not compare, so a
+/// plan (or "in sync") is not read as covering them.
+pub(crate) fn print_not_compared(plan: &crate::Plan) {
+    if !plan.not_compared.is_empty() {
+        eprintln!(
+            "Not compared (manage does not read these kinds; check them by hand): {}.",
+            plan.not_compared.join(", ")
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -44,6 +44,7 @@ pub(crate) async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
     let target = server.connect(&db).await?;
     let current = Catalog::read(&target).await?;
     let plan = diff_with(&current, &desired, args.atomic);
+    super::print_not_compared(&plan);
     if plan.is_empty() {
         println!("Already in sync.");
         return Ok(ExitCode::SUCCESS);

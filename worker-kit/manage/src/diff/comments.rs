@@ -5,7 +5,7 @@ use crate::catalog::Catalog;
 
 pub(super) fn diff(from: &Catalog, to: &Catalog, p: &mut Phases) {
     for (key, text) in &to.comments {
-        if from.comments.get(key) != Some(text) {
+        if from.comments.get(key) != Some(text) || remade(key, p) {
             p.comments
                 .push(step(format!("COMMENT ON {key} IS {}", lit(text)), None));
         }
@@ -15,6 +15,24 @@ pub(super) fn diff(from: &Catalog, to: &Catalog, p: &mut Phases) {
             p.comments
                 .push(step(format!("COMMENT ON {key} IS NULL"), None));
         }
+    }
+}
+
+/// Whether the object a comment key names is dropped and made again by the plan: its
+/// comment goes with it.
+fn remade(key: &str, p: &Phases) -> bool {
+    let (kind, name) = key.split_once(' ').unwrap_or((key, ""));
+    match kind {
+        "FUNCTION" | "PROCEDURE" => p.remade.contains(key),
+        // A re-made view's own comment comes back with it (see `views`).
+        "VIEW" | "MATERIALIZED" => false,
+        "COLUMN" => {
+            p.recomment.contains(key)
+                || name
+                    .rsplit_once('.')
+                    .is_some_and(|(view, _)| p.views_created.contains(view))
+        }
+        _ => p.recomment.contains(key),
     }
 }
 

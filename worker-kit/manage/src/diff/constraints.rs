@@ -60,12 +60,20 @@ fn unique_through_index(
 }
 
 pub(super) fn diff(from: &Catalog, to: &Catalog, p: &mut Phases) {
-    for (key @ (table, cname), c) in &from.constraints {
-        if p.dropped_tables.contains(table) {
-            continue;
-        }
+    let kept = |p: &Phases, key: &(String, String), c: &Constraint| {
         let wanted = to.constraints.get(key);
-        if wanted == Some(c) || wanted.is_some_and(|w| only_unvalidated(c, w)) {
+        !p.remake.constraints.contains(key)
+            && (wanted == Some(c) || wanted.is_some_and(|w| only_unvalidated(c, w)))
+    };
+    // A PRIMARY KEY or UNIQUE constraint does not go while a foreign key stands on its
+    // index: those foreign keys go first and come back after it.
+    for (key @ (table, _), c) in &from.constraints {
+        if matches!(c.kind, 'p' | 'u') && !p.dropped_tables.contains(table) && !kept(p, key, c) {
+            p.remake.referencing(from, table);
+        }
+    }
+    for (key @ (table, cname), c) in &from.constraints {
+        if p.dropped_tables.contains(table) || kept(p, key, c) {
             continue;
         }
         let s = step(
@@ -82,7 +90,8 @@ pub(super) fn diff(from: &Catalog, to: &Catalog, p: &mut Phases) {
     for (key @ (table, cname), c) in &to.constraints {
         // A detached partition keeps what it had from its partitioned table.
         let kept = super::detached(from, to, table) && from.cloned_constraints.contains(key);
-        let current = from.constraints.get(key);
+        let remade = p.remake.constraints.contains(key);
+        let current = from.constraints.get(key).filter(|_| !remade);
         if current == Some(c) || kept {
             continue;
         }

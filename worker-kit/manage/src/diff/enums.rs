@@ -107,6 +107,7 @@ fn recreate(
         Some(Hazard::DataLoss),
     ));
     p.object(key, step(create(name, labels), None));
+    p.recomment.insert(format!("TYPE {name}"));
     for (table, t) in &from.tables {
         for c in &t.columns {
             let array = format!("{name}[]");
@@ -118,6 +119,9 @@ fn recreate(
                 continue;
             };
             p.reshaped.insert(table.clone());
+            p.remake.under_type_change(from, table, &c.name);
+            p.remake
+                .under_type_change(from, table, super::remake::bare_name(name));
             if c.default.is_some() {
                 p.drop_defaults.push(step(
                     format!("ALTER TABLE {table} ALTER COLUMN {} DROP DEFAULT", c.name),

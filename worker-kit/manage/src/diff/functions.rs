@@ -1,6 +1,7 @@
 //! Functions and procedures. One whose result type or kind changes is dropped and re-made:
 //! what uses it goes first (column defaults come back after it, views are re-made).
 
+use super::remake::bare_name;
 use super::{Phases, dependents, split_column, step};
 use crate::catalog::Catalog;
 use crate::plan::Hazard;
@@ -17,7 +18,10 @@ pub(super) fn diff(from: &Catalog, to: &Catalog, p: &mut Phases) {
             Some(old) => {
                 if old.result != f.result || old.kind != f.kind {
                     for user in dependents(&from.depends, &key) {
-                        if let Some(view) = user.strip_prefix("view ") {
+                        if let Some(table) = user.strip_prefix("table ") {
+                            // Its CHECKs, indexes, policies and triggers that call it.
+                            p.remake.calling(from, table, bare_name(sig));
+                        } else if let Some(view) = user.strip_prefix("view ") {
                             p.remake_views.insert(view.to_owned());
                         } else if let Some(col) = user.strip_prefix("default ")
                             && let Some((table, column)) = split_column(col, from)

@@ -29,7 +29,7 @@ fn exists(object: &str, cat: &Catalog) -> bool {
 
 pub(super) fn diff(from: &Catalog, to: &Catalog, p: &mut Phases) {
     // Objects (as grant keys name them) the plan drops and creates again.
-    let mut remade: BTreeSet<String> = std::mem::take(&mut p.remade);
+    let mut remade: BTreeSet<String> = p.remade.clone();
     for name in p
         .views_created
         .iter()

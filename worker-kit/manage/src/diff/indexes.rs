@@ -63,7 +63,9 @@ pub(super) fn diff(from: &Catalog, to: &Catalog, p: &mut Phases) {
             && !p.reshaped.contains(table)
     };
     let changed = |name: &String, def: &String| {
-        to.indexes.get(name).map(|(_, d)| d) != Some(def) || from.invalid_indexes.contains(name)
+        to.indexes.get(name).map(|(_, d)| d) != Some(def)
+            || from.invalid_indexes.contains(name)
+            || p.remake.indexes.contains(name)
     };
     let mut replaced = Vec::new();
     for (name, (table, def)) in &from.indexes {
@@ -72,7 +74,9 @@ pub(super) fn diff(from: &Catalog, to: &Catalog, p: &mut Phases) {
             continue;
         }
         let stays = to.indexes.contains_key(name);
-        if online_on(p, table) && stays && !from.invalid_indexes.contains(name) {
+        // One made again for what it reads must be gone before that changes.
+        let in_the_way = p.remake.indexes.contains(name);
+        if online_on(p, table) && stays && !from.invalid_indexes.contains(name) && !in_the_way {
             // Renamed aside, so the new one can be built under its name while the old one
             // still serves queries; dropped once the new one is valid.
             let aside = crate::target::ident(&format!(
@@ -95,7 +99,8 @@ pub(super) fn diff(from: &Catalog, to: &Catalog, p: &mut Phases) {
         let on_remade_view = p.views_created.contains(table);
         let kept = super::detached(from, to, table) && from.cloned_indexes.contains(name);
         let differs = from.indexes.get(name).is_none_or(|(_, d)| d != def)
-            || from.invalid_indexes.contains(name);
+            || from.invalid_indexes.contains(name)
+            || p.remake.indexes.contains(name);
         if on_remade_view || (differs && !kept) {
             // The server prints a partitioned table's index `ON ONLY` (its partitions'
             // indexes listed apart); created, it must cover the partitions too.

@@ -92,3 +92,28 @@ pub(super) fn relink(name: &str, old: &Table, new: &Table, p: &mut Phases) -> Op
     }
     None
 }
+
+/// Inherited columns that become the child's own (declared on it, the parent giving them
+/// up): without this, the parent's `DROP COLUMN` would take the child's column and its
+/// values with it. Leaving the parent marks every inherited column local, and inheriting
+/// again keeps them so; both take a moment's lock.
+pub(super) fn keep_columns_made_local(name: &str, old: &Table, new: &Table, p: &mut Phases) {
+    let made_local = new.columns.iter().any(|c| {
+        c.local
+            && old
+                .columns
+                .iter()
+                .any(|o| o.name == c.name && !o.local && o.data_type == c.data_type)
+    });
+    if !made_local {
+        return;
+    }
+    for parent in old.parents.iter().filter(|x| new.parents.contains(x)) {
+        p.detach.push(step(
+            format!("ALTER TABLE {name} NO INHERIT {parent}"),
+            None,
+        ));
+        p.detach
+            .push(step(format!("ALTER TABLE {name} INHERIT {parent}"), None));
+    }
+}

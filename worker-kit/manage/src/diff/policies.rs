@@ -7,7 +7,8 @@ use crate::plan::Hazard;
 
 pub(super) fn diff(from: &Catalog, to: &Catalog, p: &mut Phases) {
     for (key @ (table, name), def) in &from.policies {
-        if !p.dropped_tables.contains(table) && to.policies.get(key) != Some(def) {
+        let remade = p.remake.policies.contains(key);
+        if !p.dropped_tables.contains(table) && (to.policies.get(key) != Some(def) || remade) {
             // Re-made in the same transaction when it changes; gone for good, it takes away
             // the access rule it enforced.
             let hazard = if to.policies.contains_key(key) {
@@ -20,7 +21,7 @@ pub(super) fn diff(from: &Catalog, to: &Catalog, p: &mut Phases) {
         }
     }
     for (key, def) in &to.policies {
-        if from.policies.get(key) != Some(def) {
+        if from.policies.get(key) != Some(def) || p.remake.policies.contains(key) {
             p.policies.push(step(def.clone(), None));
         }
     }

@@ -55,7 +55,15 @@ pub(super) fn diff(from: &Catalog, to: &Catalog, p: &mut Phases) {
                     .iter()
                     .any(|t| o.starts_with(&format!("{t}.")))
             });
-            if !owned_by_dropped_table {
+            // A serial column's sequence goes with the column.
+            let owned_by_dropped_column = s.owned_by.as_ref().is_some_and(|o| {
+                super::split_column(o, from).is_some_and(|(table, column)| {
+                    to.tables
+                        .get(&table)
+                        .is_some_and(|t| t.columns.iter().all(|c| c.name != column))
+                })
+            });
+            if !owned_by_dropped_table && !owned_by_dropped_column {
                 p.drop_last(
                     Some(format!("sequence {name}")),
                     step(format!("DROP SEQUENCE {name}"), Some(Hazard::DataLoss)),

@@ -18,8 +18,9 @@ pub(super) fn diff(from: &Catalog, to: &Catalog, p: &mut Phases) {
                 if let Some(u) = inherit::relink(name, old, t, p) {
                     p.unsupported.push(u);
                 }
+                inherit::keep_columns_made_local(name, old, t, p);
                 if !inherit::columns_follow_parent(old, t) {
-                    alter_columns(p, name, old, t);
+                    alter_columns(p, from, name, old, t);
                 }
                 rls(p, name, old, t);
             }
@@ -46,10 +47,19 @@ pub(super) fn diff(from: &Catalog, to: &Catalog, p: &mut Phases) {
         }
     }
     for t in p.dropped_tables.clone() {
-        p.drop_last(
-            Some(format!("table {t}")),
-            step(format!("DROP TABLE {t}"), Some(Hazard::DataLoss)),
-        );
+        let s = step(format!("DROP TABLE {t}"), Some(Hazard::DataLoss));
+        if to.views.contains_key(&t) {
+            // Its name goes to a view: it goes before views are made, and the views that
+            // read it are made again (reading the new view).
+            for user in super::dependents(&from.depends, &format!("table {t}")) {
+                if let Some(view) = user.strip_prefix("view ") {
+                    p.remake_views.insert(view.to_owned());
+                }
+            }
+            p.detach.push(s);
+        } else {
+            p.drop_last(Some(format!("table {t}")), s);
+        }
         p.reshaped.insert(t);
     }
 }

@@ -1,10 +1,13 @@
 //! manage against the real PostgreSQL: for each case, build A, plan A → B, apply, and
 //! check that a re-diff is empty; plus the command line (prompt, exit codes, messages).
 
+mod aborts;
 mod cases;
 mod cli;
+mod fixtures;
 mod hazards;
 mod kinds;
+mod losses;
 mod online;
 mod safety;
 mod shadows;
