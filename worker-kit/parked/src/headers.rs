@@ -13,21 +13,9 @@ pub(crate) fn text(headers: Option<&FieldTable>, name: &str) -> Option<String> {
     }
 }
 
-/// Header `name` as a whole number.
-pub(crate) fn number(headers: Option<&FieldTable>, name: &str) -> Option<u64> {
-    match headers?.inner().get(name)? {
-        AMQPValue::ShortShortUInt(n) => Some(u64::from(*n)),
-        AMQPValue::ShortUInt(n) => Some(u64::from(*n)),
-        AMQPValue::LongUInt(n) => Some(u64::from(*n)),
-        AMQPValue::ShortShortInt(n) => u64::try_from(*n).ok(),
-        AMQPValue::ShortInt(n) => u64::try_from(*n).ok(),
-        AMQPValue::LongInt(n) => u64::try_from(*n).ok(),
-        AMQPValue::LongLongInt(n) => u64::try_from(*n).ok(),
-        AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok()?.trim().parse().ok(),
-        AMQPValue::ShortString(s) => s.as_str().trim().parse().ok(),
-        _ => None,
-    }
-}
+/// Header `name` as a whole number, in whatever encoding the sender chose (the kit's own
+/// reader, so `parked` counts exactly as the workers do).
+pub(crate) use worker_kit::wire::header_u64 as number;
 
 /// The reason of the broker's latest dead-lettering (`x-death`), for a message the broker
 /// moved into the parking queue itself (a quorum route's delivery limit).

@@ -12,7 +12,7 @@ pub const RETRY_COUNT_HEADER: &str = "x-retry-count";
 
 /// An integer header, accepting any AMQP integer width or a decimal string (other
 /// clients encode numbers differently).
-pub(crate) fn header_u64(headers: Option<&FieldTable>, name: &str) -> Option<u64> {
+pub fn header_u64(headers: Option<&FieldTable>, name: &str) -> Option<u64> {
     let v = headers?.inner().get(name)?;
     match v {
         AMQPValue::ShortShortUInt(n) => Some(u64::from(*n)),

@@ -8,3 +8,5 @@ pub mod envelope;
 pub(crate) mod gzip;
 pub mod headers;
 pub mod reply_error;
+
+pub use delivery::header_u64;
