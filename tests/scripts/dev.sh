@@ -34,8 +34,11 @@ cp "$source_file" "$work/lib.rs"
 
 # What must be as it was afterwards: the broker's users, the local cluster's pg_hba.conf.
 broker_users() { rabbitmqctl -q list_users 2>/dev/null | awk '{print $1}' | sort; }
+# Idle users tagged worker-kit-dev are what a killed dev run left: dev reuses them and removes
+# them at its end, so they are not part of what must be as it was.
+broker_users_not_left_by_dev() { rabbitmqctl -q list_users 2>/dev/null | awk '!/worker-kit-dev/ {print $1}' | sort; }
 can_list_users=""
-if is_root && broker_users >"$work/users.before" && [ -s "$work/users.before" ]; then can_list_users=1; fi
+if is_root && broker_users_not_left_by_dev >"$work/users.before" && [ -s "$work/users.before" ]; then can_list_users=1; fi
 # Databases dev creates (a service's, manage's shadows) are dropped again if they were not there.
 databases() { psql -w -X -tA -d postgres -c "SELECT datname FROM pg_database WHERE datname ~ '^(example|greeter)(__manage_.*)?\$'" 2>/dev/null | sort; }
 databases >"$work/databases.before" || true

@@ -365,6 +365,33 @@ impl RawPeer {
                 .await;
         }
     }
+
+    /// Deletes each of `routes`' queues on the default vhost: the route's own, its parking
+    /// queue, and the delay queues its retries waited in (`ROUTE.retry.MS`, one per wait the
+    /// kit used, so they are found by listing the vhost's queues).
+    pub async fn delete_routes(&self, routes: &[&str]) {
+        let listed = tokio::process::Command::new("rabbitmqctl")
+            .args(["-q", "list_queues", "-p", "/", "--no-table-headers", "name"])
+            .output()
+            .await
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let mut queues = Vec::new();
+        for route in routes {
+            queues.push((*route).to_owned());
+            queues.push(worker_kit::queue::parking_queue(route));
+            let delays = format!("{route}.retry.");
+            queues.extend(
+                listed
+                    .lines()
+                    .map(str::trim)
+                    .filter(|name| name.starts_with(&delays))
+                    .map(str::to_owned),
+            );
+        }
+        let names: Vec<&str> = queues.iter().map(String::as_str).collect();
+        self.delete(&names).await;
+    }
 }
 
 /// gzip of `bytes`, as the Python seed sends.

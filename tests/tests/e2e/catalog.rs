@@ -9,7 +9,6 @@ use e2e::{RawPeer, unique, wait_until};
 use stubs::catalog::{GetCatalogItem, GetFreshness, SearchCatalog};
 use stubs::example::items::{CreateItem, DeleteItem, GetItem, UpdateItem};
 use worker_kit::events::subscription_queue;
-use worker_kit::queue::parking_queue;
 use worker_kit::rpc::RpcClient;
 
 fn leak(s: String) -> &'static str {
@@ -159,7 +158,7 @@ async fn catalog_follows_example_and_a_caller_reads_its_own_write() {
         "example.item.deleted",
     ] {
         let q = subscription_queue(catalog_name, key);
-        peer.delete(&[&q, &parking_queue(&q)]).await;
+        peer.delete_routes(&[&q]).await;
     }
     let _ = peer
         .channel

@@ -16,7 +16,6 @@ use lapin::options::{ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOption
 use lapin::types::FieldTable;
 use stubs::example::items::{CreateItem, DeleteItem, UpdateItem};
 use worker_kit::events::subscription_queue;
-use worker_kit::queue::parking_queue;
 use worker_kit::rpc::{CallError, RpcClient};
 
 const CHANGES: usize = 1000;
@@ -385,14 +384,9 @@ async fn outbox_survives_sigkill_of_relay_and_subscriber() {
         let _ = s.child.start_kill();
         let _ = s.child.wait().await;
     }
-    let parked: Vec<String> = subscriptions.iter().map(|q| parking_queue(q)).collect();
-    let mut queues: Vec<&str> = subscriptions
-        .iter()
-        .chain(&parked)
-        .map(String::as_str)
-        .collect();
-    queues.push(&observer);
-    peer.delete(&queues).await;
+    let routes: Vec<&str> = subscriptions.iter().map(String::as_str).collect();
+    peer.delete_routes(&routes).await;
+    peer.delete(&[&observer]).await;
     let _ = peer
         .channel
         .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
