@@ -166,9 +166,20 @@ impl BrokerUsers {
     ///
     /// When neither the management API nor `rabbitmqctl` makes the user.
     pub fn add_with_permissions(&mut self, name: &str, permissions: [&str; 3]) -> String {
+        self.add_on(&crate::amqp_url(), name, permissions)
+    }
+
+    /// As [`BrokerUsers::add_with_permissions`], on the broker and vhost of `base_url` (a
+    /// fixture's vhost, say) instead of `AMQP_URL`'s.
+    ///
+    /// # Panics
+    ///
+    /// When `base_url` does not parse, or neither the management API nor `rabbitmqctl`
+    /// makes the user.
+    pub fn add_on(&mut self, base_url: &str, name: &str, permissions: [&str; 3]) -> String {
         let user = self.name(name);
         let password = uuid::Uuid::new_v4().simple().to_string();
-        let mut url = url::Url::parse(&crate::amqp_url()).expect("AMQP_URL parses");
+        let mut url = url::Url::parse(base_url).expect("the base URL parses");
         let vhost = match url.path().trim_start_matches('/') {
             "" => "/".to_owned(),
             path => percent_decode(path),
