@@ -98,6 +98,7 @@ impl Attacker {
         key: &str,
         body: &[u8],
         props: BasicProperties,
+        confirm: bool,
     ) -> Result<(), String> {
         if self.publisher.as_ref().is_none_or(|(c, ch)| !c.status().connected() || !ch.status().connected()) {
             self.reopen().await;
@@ -107,7 +108,8 @@ impl Attacker {
             .basic_publish(exchange.into(), key.into(), BasicPublishOptions::default(), body, props)
             .await
         {
-            Ok(confirm) => confirm.await.map(drop),
+            Ok(confirmed) if confirm => confirmed.await.map(drop),
+            Ok(_) => Ok(()),
             Err(e) => Err(e),
         };
         match sent {

@@ -55,6 +55,39 @@ fn envelope(rng: &mut Rng, data: &str, what: &str) -> Body {
     }
 }
 
+/// An object of `n` keys or an array of `n` zeros, gzipped or not: made once per run (in
+/// a debug build, compressing a few MiB takes a while).
+fn wide(rng: &mut Rng, n: usize, object: bool) -> Body {
+    type Made = std::sync::Mutex<std::collections::HashMap<(usize, bool), (Vec<u8>, Vec<u8>)>>;
+    static MADE: OnceLock<Made> = OnceLock::new();
+    let zipped = rng.one_in(2);
+    let mut made = MADE.get_or_init(Made::default).lock().unwrap();
+    let (plain, gz) = made.entry((n, object)).or_insert_with(|| {
+        let data = if object {
+            let keys: Vec<String> = (0..n).map(|i| format!(r#""k{i}":{i}"#)).collect();
+            format!("{{{}}}", keys.join(","))
+        } else {
+            format!("[{}0]", "0,".repeat(n - 1))
+        };
+        let text = format!(r#"{{"data": {data}}}"#).into_bytes();
+        let gz = fast_gzip(&text);
+        (text, gz)
+    });
+    let what = if object { format!("an object of {n} keys") } else { format!("an array of {n} zeros") };
+    if zipped {
+        Body::new(gz.clone(), format!("gzip of {what}"))
+    } else {
+        Body::new(plain.clone(), what)
+    }
+}
+
+fn fast_gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
+
 /// Any hostile body of ordinary size.
 pub(crate) fn any(rng: &mut Rng) -> Body {
     match rng.below(16) {
@@ -74,16 +107,11 @@ pub(crate) fn any(rng: &mut Rng) -> Body {
         }
         3 => {
             let n = *rng.pick(&[10_000, 100_000]);
-            let data = format!(
-                "{{{}}}",
-                (0..n).map(|i| format!(r#""k{i}":{i}"#)).collect::<Vec<_>>().join(",")
-            );
-            envelope(rng, &data, &format!("an object of {n} keys"))
+            wide(rng, n, true)
         }
         4 => {
             let n = *rng.pick(&[100_000, 1_000_000]);
-            let data = format!("[{}]", vec!["0"; n].join(","));
-            envelope(rng, &data, &format!("an array of {n} zeros"))
+            wide(rng, n, false)
         }
         5 => {
             let mut b = br#"{"data": ""#.to_vec();
@@ -169,13 +197,19 @@ pub(crate) fn bomb() -> &'static [u8] {
     })
 }
 
-/// A body of exactly `len` bytes: `{"data": "xxx…"}`.
+/// A body of exactly `len` bytes (at least 12): `{"data": "xxx…"}`.
 pub(crate) fn sized(len: usize) -> Vec<u8> {
-    let frame = br#"{"data": ""}"#.len();
+    static XS: OnceLock<Vec<u8>> = OnceLock::new();
+    let (open, close) = (br#"{"data": ""#, br#""}"#);
+    let fill = len.saturating_sub(open.len() + close.len());
+    let xs = XS.get_or_init(|| vec![b'x'; 9 * 1024 * 1024]);
     let mut b = Vec::with_capacity(len);
-    b.extend_from_slice(br#"{"data": ""#);
-    b.resize(len.saturating_sub(2).max(b.len()), b'x');
-    b.extend_from_slice(br#""}"#);
-    b.truncate(len.max(frame));
+    b.extend_from_slice(open);
+    if fill <= xs.len() {
+        b.extend_from_slice(&xs[..fill]);
+    } else {
+        b.resize(open.len() + fill, b'x');
+    }
+    b.extend_from_slice(close);
     b
 }

@@ -30,7 +30,7 @@ pub(crate) struct Holdings {
     pub(crate) consuming_channels: BTreeMap<String, BTreeSet<String>>,
 }
 
-/// What `services` hold on `vhost` now.
+/// What `services` hold on `vhost` now (two calls to `rabbitmqctl`).
 pub(crate) async fn holdings(vhost: &str, services: &[&str]) -> Holdings {
     let conns = rabbitmqctl(&["list_connections", "pid", "vhost", "client_properties"]).await;
     let mut owner = BTreeMap::new();
@@ -49,7 +49,40 @@ pub(crate) async fn holdings(vhost: &str, services: &[&str]) -> Holdings {
             h.connections.entry((*s).to_owned()).or_default().insert(pid.to_owned());
         }
     }
+    h.consuming_channels = consuming_channels(&owner).await;
+    h
+}
+
+/// Connection process id → the service that opened it.
+pub(crate) fn owners(h: &Holdings) -> BTreeMap<String, String> {
+    h.connections
+        .iter()
+        .flat_map(|(s, pids)| pids.iter().map(move |p| (p.clone(), s.clone())))
+        .collect()
+}
+
+/// What the connections of `owner` hold now, from the channel list alone (one call to
+/// `rabbitmqctl`): a connection the kit replaced has a new process id, so its channels
+/// are not counted, and the old one shows as gone.
+pub(crate) async fn holdings_of(owner: &BTreeMap<String, String>) -> Holdings {
     let chans = rabbitmqctl(&["list_channels", "pid", "connection", "consumer_count"]).await;
+    let mut h = Holdings::default();
+    for line in chans.lines() {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let [pid, conn, consumers] = cols[..] else { continue };
+        if let Some(s) = owner.get(conn) {
+            h.connections.entry(s.clone()).or_default().insert(conn.to_owned());
+            if consumers != "0" {
+                h.consuming_channels.entry(s.clone()).or_default().insert(pid.to_owned());
+            }
+        }
+    }
+    h
+}
+
+async fn consuming_channels(owner: &BTreeMap<String, String>) -> BTreeMap<String, BTreeSet<String>> {
+    let chans = rabbitmqctl(&["list_channels", "pid", "connection", "consumer_count"]).await;
+    let mut h = Holdings::default();
     for line in chans.lines() {
         let cols: Vec<&str> = line.split('\t').collect();
         let [pid, conn, consumers] = cols[..] else { continue };
@@ -59,7 +92,7 @@ pub(crate) async fn holdings(vhost: &str, services: &[&str]) -> Holdings {
             }
         }
     }
-    h
+    h.consuming_channels
 }
 
 /// What changed between `before` and `now`: each connection or consuming channel that is

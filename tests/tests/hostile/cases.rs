@@ -84,7 +84,7 @@ impl Family {
     /// (`BrokerMax` is placed by case number instead).
     fn weight(self) -> usize {
         match self {
-            Family::Ordinary => 12,
+            Family::Ordinary => 8,
             Family::Properties | Family::Bodies => 16,
             Family::Deadlines => 12,
             Family::ReplyTo | Family::Type | Family::UserId | Family::ForgedEvents => 8,
@@ -126,6 +126,20 @@ pub(crate) struct Message {
     pub(crate) props: BasicProperties,
     pub(crate) body: Body,
     pub(crate) repeat: usize,
+}
+
+impl Message {
+    /// Whether the broker may refuse it (closing the publisher's channel): such a message
+    /// is published with a wait for the broker's confirm, the others without.
+    pub(crate) fn may_be_refused(&self, own_user: &str) -> bool {
+        let p = &self.props;
+        p.user_id().as_ref().is_some_and(|u| u.as_str() != own_user)
+            || p.expiration().is_some()
+            || p.reply_to().as_ref().is_some_and(|r| r.as_str().starts_with("amq.rabbitmq.reply-to"))
+            || p.delivery_mode().is_some_and(|m| !(1..=2).contains(&m))
+            || self.body.bytes.len() > 1024 * 1024
+            || encoded_size(p) > worker_kit::wire::headers::MAX_PROPERTIES_BYTES - 256
+    }
 }
 
 /// What the generator needs of the run to make a case.
@@ -197,10 +211,15 @@ fn base(cx: &Context, index: usize) -> BasicProperties {
 
 fn message(cx: &Context, family: Family, index: usize, rng: &mut Rng) -> Message {
     let target = targets::any(rng);
+    let body = if family == Family::Bodies {
+        bodies::any(rng)
+    } else {
+        envelope_of_target(&target)
+    };
     let mut m = Message {
         target,
         props: base(cx, index),
-        body: bodies::any(rng),
+        body,
         repeat: 1,
     };
     match family {

@@ -18,7 +18,7 @@ use crate::services::{self, SERVICES, Services};
 use crate::settings::Settings;
 
 /// Cases between two looks at the broker's lists (each look takes about a second).
-const CHECK_EVERY: usize = 250;
+const CHECK_EVERY: usize = 400;
 
 /// How long the queues get to drain at the end (retry waits are at most 400 ms here).
 const DRAIN: Duration = Duration::from_secs(60);
@@ -27,6 +27,14 @@ const DRAIN: Duration = Duration::from_secs(60);
 struct Stats {
     sent: BTreeMap<Family, usize>,
     refused: BTreeMap<Family, usize>,
+    /// The broker's reasons, a few of each family's.
+    reasons: BTreeMap<Family, std::collections::BTreeSet<String>>,
+    /// Time spent sending each family's cases.
+    took: BTreeMap<Family, Duration>,
+    /// Time spent making each family's cases.
+    made: BTreeMap<Family, Duration>,
+    /// Time of each phase.
+    phases: Vec<(&'static str, Duration)>,
     ordinary_answered: usize,
     checkpoints: usize,
 }
@@ -119,9 +127,14 @@ pub(crate) async fn run(settings: &Settings) {
         read,
         brokers,
     } = services::start().await;
+    println!("hostile generator: services up in {:.1} s", started.elapsed().as_secs_f64());
     let vhost = fx.vhost().to_owned();
     let mut users = BrokerUsers::new("hostile");
-    let mallory_url = users.add_on(&fx.config().amqp_url, "mallory", [".*", ".*", ".*"]);
+    let base_url = fx.config().amqp_url.clone();
+    let (mallory_url, broker_max_message) = tokio::join!(
+        async { users.add_on(&base_url, "mallory", [".*", ".*", ".*"]) },
+        broker_view::max_message_size()
+    );
     let mut attacker = Attacker::connect(&mallory_url).await;
     let rpc = fx.client().await.expect("an RPC client on the services' vhost");
     let tasks_setup = fx.setup("ordinary-tasks").await.expect("a publisher connection");
@@ -136,7 +149,7 @@ pub(crate) async fn run(settings: &Settings) {
         reply_queue: attacker.reply_queue.clone(),
         user: users.name("mallory"),
         others: vec![services::service_user(&fx.config()), "example".into(), "catalog".into()],
-        broker_max_message: broker_view::max_message_size().await,
+        broker_max_message,
         max_message_bytes: config.max_message_bytes,
     };
     // Every service consumes before the baseline is taken.
@@ -148,15 +161,21 @@ pub(crate) async fn run(settings: &Settings) {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
+    println!("hostile generator: started in {:.1} s, watching {baseline:?}", started.elapsed().as_secs_f64());
     let last_sent = Arc::new(AtomicUsize::new(0));
     let (watcher, lost) = watch_connections(&brokers, last_sent.clone());
 
     let mut stats = Stats::default();
+    stats.phases.push(("start", started.elapsed()));
+    let sending = Instant::now();
     let outcome = send_and_check(settings, &cx, &vhost, &baseline, &mut attacker, &caller, &mut stats, &last_sent, &lost).await;
+    stats.phases.push(("send and check", sending.elapsed()));
+    let ending = Instant::now();
     let outcome = match outcome {
         Ok(()) => final_checks(&vhost, &baseline, &attacker, &write, &read, &lost, &mut stats).await,
         failed => failed,
     };
+    stats.phases.push(("drain and final checks", ending.elapsed()));
     watcher.abort();
     let summary = summary(settings, &cx, &stats, &baseline, started);
     println!("{summary}");
@@ -197,21 +216,25 @@ async fn send_and_check(
     let range = indices(settings);
     let mut batch_start = range.start;
     for k in range.clone() {
+        let t = Instant::now();
         let case = cases::make(cx, k);
+        *stats.made.entry(case.family).or_default() += t.elapsed();
         *stats.sent.entry(case.family).or_default() += 1;
         last_sent.store(k, Ordering::SeqCst);
-        send(&case, attacker, caller, stats)
+        let t = Instant::now();
+        send(&case, cx, attacker, caller, stats)
             .await
             .map_err(|e| Failure(format!("{e}\n{}", cases::describe(&case, cx.seed))))?;
+        *stats.took.entry(case.family).or_default() += t.elapsed();
         if (k + 1 - range.start) % CHECK_EVERY == 0 || k + 1 == range.end {
-            checkpoint(cx, vhost, baseline, attacker, stats, lost, settings.rss_mib, batch_start, k + 1).await?;
+            checkpoint(cx, baseline, attacker, stats, lost, settings.rss_mib, batch_start, k + 1).await?;
             batch_start = k + 1;
         }
     }
     Ok(())
 }
 
-async fn send(case: &Case, attacker: &mut Attacker, caller: &Caller, stats: &mut Stats) -> Result<(), String> {
+async fn send(case: &Case, cx: &Context, attacker: &mut Attacker, caller: &Caller, stats: &mut Stats) -> Result<(), String> {
     match &case.what {
         What::Ordinary(op) => {
             caller
@@ -222,9 +245,14 @@ async fn send(case: &Case, attacker: &mut Attacker, caller: &Caller, stats: &mut
         }
         What::Message(m) => {
             let (exchange, key) = m.target.address();
+            let confirm = m.may_be_refused(&cx.user);
             for _ in 0..m.repeat {
-                if attacker.publish(exchange, key, &m.body.bytes, m.props.clone()).await.is_err() {
+                if let Err(why) = attacker.publish(exchange, key, &m.body.bytes, m.props.clone(), confirm).await {
                     *stats.refused.entry(case.family).or_default() += 1;
+                    let reasons = stats.reasons.entry(case.family).or_default();
+                    if reasons.len() < 4 {
+                        reasons.insert(why);
+                    }
                 }
             }
         }
@@ -236,7 +264,6 @@ async fn send(case: &Case, attacker: &mut Attacker, caller: &Caller, stats: &mut
 #[allow(clippy::too_many_arguments)]
 async fn checkpoint(
     cx: &Context,
-    vhost: &str,
     baseline: &Holdings,
     attacker: &Attacker,
     stats: &mut Stats,
@@ -248,14 +275,15 @@ async fn checkpoint(
     stats.checkpoints += 1;
     let mut problems = Vec::new();
     problems.extend(lost.lock().unwrap().iter().cloned());
-    let now = broker_view::holdings(vhost, &SERVICES).await;
+    let now = broker_view::holdings_of(&broker_view::owners(baseline)).await;
     problems.extend(broker_view::closed(baseline, &now));
     let twice: Vec<String> = attacker
         .replies
         .lock()
         .unwrap()
         .iter()
-        .filter(|(cid, n)| **n > 1 && !cid.is_empty())
+        // Only the generator's own ids (`h<case>`) are unique to one request.
+        .filter(|(cid, n)| **n > 1 && cid.strip_prefix('h').is_some_and(|k| k.parse::<usize>().is_ok()))
         .map(|(cid, n)| format!("{cid} answered {n} times"))
         .collect();
     if !twice.is_empty() {
@@ -304,7 +332,7 @@ async fn final_checks(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     stats.checkpoints += 1;
-    let now = broker_view::holdings(vhost, &SERVICES).await;
+    let now = broker_view::holdings_of(&broker_view::owners(baseline)).await;
     let mut problems: Vec<String> = lost.lock().unwrap().clone();
     problems.extend(broker_view::closed(baseline, &now));
     if problems.is_empty() {
@@ -322,20 +350,29 @@ fn summary(settings: &Settings, cx: &Context, stats: &Stats, baseline: &Holdings
         settings.case.map(|k| format!(" (case {k} only)")).unwrap_or_default(),
         started.elapsed().as_secs_f64()
     );
-    let _ = writeln!(s, "  {:<14} {:>6} {:>20}", "family", "cases", "refused by broker");
+    let _ = writeln!(s, "  {:<14} {:>6} {:>18} {:>9} {:>9}", "family", "cases", "refused by broker", "make (s)", "send (s)");
     for f in &cx.families {
         let _ = writeln!(
             s,
-            "  {:<14} {:>6} {:>20}",
+            "  {:<14} {:>6} {:>18} {:>9.1} {:>9.1}",
             f.name(),
             stats.sent.get(f).copied().unwrap_or(0),
-            stats.refused.get(f).copied().unwrap_or(0)
+            stats.refused.get(f).copied().unwrap_or(0),
+            stats.made.get(f).map_or(0.0, Duration::as_secs_f64),
+            stats.took.get(f).map_or(0.0, Duration::as_secs_f64)
         );
+    }
+    for (f, reasons) in &stats.reasons {
+        for r in reasons {
+            let _ = writeln!(s, "  refused ({}): {r}", f.name());
+        }
     }
     let off: Vec<&str> = Family::ALL.iter().filter(|f| !cx.families.contains(f)).map(|f| f.name()).collect();
     if !off.is_empty() {
         let _ = writeln!(s, "  switched off: {}", off.join(", "));
     }
+    let phases: Vec<String> = stats.phases.iter().map(|(p, d)| format!("{p} {:.1} s", d.as_secs_f64())).collect();
+    let _ = writeln!(s, "  phases: {}", phases.join(", "));
     let conns: usize = baseline.connections.values().map(|p| p.len()).sum();
     let chans: usize = baseline.consuming_channels.values().map(|p| p.len()).sum();
     let _ = writeln!(
