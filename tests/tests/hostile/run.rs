@@ -168,7 +168,7 @@ pub(crate) async fn run(settings: &Settings) {
     let mut stats = Stats::default();
     stats.phases.push(("start", started.elapsed()));
     let sending = Instant::now();
-    let outcome = send_and_check(settings, &cx, &vhost, &baseline, &mut attacker, &caller, &mut stats, &last_sent, &lost).await;
+    let outcome = send_and_check(settings, &cx, &baseline, &mut attacker, &caller, &mut stats, &last_sent, &lost).await;
     stats.phases.push(("send and check", sending.elapsed()));
     let ending = Instant::now();
     let outcome = match outcome {
@@ -205,7 +205,6 @@ fn indices(settings: &Settings) -> std::ops::Range<usize> {
 async fn send_and_check(
     settings: &Settings,
     cx: &Context,
-    vhost: &str,
     baseline: &Holdings,
     attacker: &mut Attacker,
     caller: &Caller,
@@ -222,9 +221,15 @@ async fn send_and_check(
         *stats.sent.entry(case.family).or_default() += 1;
         last_sent.store(k, Ordering::SeqCst);
         let t = Instant::now();
-        send(&case, cx, attacker, caller, stats)
-            .await
-            .map_err(|e| Failure(format!("{e}\n{}", cases::describe(&case, cx.seed))))?;
+        if let Err(e) = send(&case, cx, attacker, caller, stats).await {
+            let seen = lost.lock().unwrap().join("\n  ");
+            return Err(Failure(format!(
+                "{e}\n{}{}the cases since the last checkpoint:\n{}",
+                cases::describe(&case, cx.seed),
+                if seen.is_empty() { String::new() } else { format!("seen from inside the process:\n  {seen}\n") },
+                list_cases(cx, batch_start, k + 1)
+            )));
+        }
         *stats.took.entry(case.family).or_default() += t.elapsed();
         if (k + 1 - range.start) % CHECK_EVERY == 0 || k + 1 == range.end {
             checkpoint(cx, baseline, attacker, stats, lost, settings.rss_mib, batch_start, k + 1).await?;
