@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
-use lapin::options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
+};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 
@@ -24,9 +26,12 @@ pub(crate) struct Attacker {
 }
 
 async fn open(url: &str) -> (Connection, Channel) {
-    let conn = Connection::connect(url, ConnectionProperties::default().with_connection_name("hostile-publisher".into()))
-        .await
-        .expect("the hostile publisher connects");
+    let conn = Connection::connect(
+        url,
+        ConnectionProperties::default().with_connection_name("hostile-publisher".into()),
+    )
+    .await
+    .expect("the hostile publisher connects");
     let channel = conn.create_channel().await.expect("a channel");
     channel
         .confirm_select(ConfirmSelectOptions::default())
@@ -38,9 +43,12 @@ async fn open(url: &str) -> (Connection, Channel) {
 impl Attacker {
     /// Connects as the user of `url`.
     pub(crate) async fn connect(url: &str) -> Self {
-        let listener = Connection::connect(url, ConnectionProperties::default().with_connection_name("hostile-replies".into()))
-            .await
-            .expect("the hostile listener connects");
+        let listener = Connection::connect(
+            url,
+            ConnectionProperties::default().with_connection_name("hostile-replies".into()),
+        )
+        .await
+        .expect("the hostile listener connects");
         let ch = listener.create_channel().await.expect("a channel");
         let reply_queue = ch
             .queue_declare(
@@ -100,12 +108,22 @@ impl Attacker {
         props: BasicProperties,
         confirm: bool,
     ) -> Result<(), String> {
-        if self.publisher.as_ref().is_none_or(|(c, ch)| !c.status().connected() || !ch.status().connected()) {
+        if self
+            .publisher
+            .as_ref()
+            .is_none_or(|(c, ch)| !c.status().connected() || !ch.status().connected())
+        {
             self.reopen().await;
         }
         let (_, channel) = self.publisher.as_ref().expect("opened above");
         let sent = match channel
-            .basic_publish(exchange.into(), key.into(), BasicPublishOptions::default(), body, props)
+            .basic_publish(
+                exchange.into(),
+                key.into(),
+                BasicPublishOptions::default(),
+                body,
+                props,
+            )
             .await
         {
             Ok(confirmed) if confirm => confirmed.await.map(drop),
@@ -121,21 +139,25 @@ impl Attacker {
         }
     }
 
+    /// A fresh channel on the publisher's connection when it is still open, else a new
+    /// connection (a frame the broker refused closes the whole connection).
     async fn reopen(&mut self) {
-        if let Some((conn, ch)) = self.publisher.take() {
-            if conn.status().connected() {
-                if ch.status().connected() {
-                    let _ = ch.close(200, "reopen".into()).await;
-                }
-                let channel = conn.create_channel().await;
-                if let Ok(channel) = channel {
-                    if channel.confirm_select(ConfirmSelectOptions::default()).await.is_ok() {
-                        self.publisher = Some((conn, channel));
-                        return;
-                    }
-                }
-                let _ = conn.close(200, "reopen".into()).await;
+        if let Some((conn, ch)) = self.publisher.take()
+            && conn.status().connected()
+        {
+            if ch.status().connected() {
+                let _ = ch.close(200, "reopen".into()).await;
             }
+            if let Ok(channel) = conn.create_channel().await
+                && channel
+                    .confirm_select(ConfirmSelectOptions::default())
+                    .await
+                    .is_ok()
+            {
+                self.publisher = Some((conn, channel));
+                return;
+            }
+            let _ = conn.close(200, "reopen".into()).await;
         }
         self.publisher = Some(open(&self.url).await);
     }

@@ -33,9 +33,23 @@ fn any_json(rng: &mut Rng, depth: usize) -> serde_json::Value {
         3 => json!(*rng.pick(&[0.5, -0.0, 1e308, f64::MIN_POSITIVE])),
         4 => json!(rng.word(16)),
         5 => json!(*rng.pick(&["", "fail", "null", "ok", "\u{0}", "é漢字"])),
-        6 => Value::Array((0..rng.below(4)).map(|_| any_json(rng, depth - 1)).collect()),
+        6 => Value::Array(
+            (0..rng.below(4))
+                .map(|_| any_json(rng, depth - 1))
+                .collect(),
+        ),
         _ => {
-            let keys = ["id", "name", "price_cents", "tags", "text", "limit", "after", "data", "x"];
+            let keys = [
+                "id",
+                "name",
+                "price_cents",
+                "tags",
+                "text",
+                "limit",
+                "after",
+                "data",
+                "x",
+            ];
             Value::Object(
                 (0..rng.below(5))
                     .map(|_| ((*rng.pick(&keys)).to_owned(), any_json(rng, depth - 1)))
@@ -73,7 +87,11 @@ fn wide(rng: &mut Rng, n: usize, object: bool) -> Body {
         let gz = fast_gzip(&text);
         (text, gz)
     });
-    let what = if object { format!("an object of {n} keys") } else { format!("an array of {n} zeros") };
+    let what = if object {
+        format!("an object of {n} keys")
+    } else {
+        format!("an array of {n} zeros")
+    };
     if zipped {
         Body::new(gz.clone(), format!("gzip of {what}"))
     } else {
@@ -115,7 +133,15 @@ pub(crate) fn any(rng: &mut Rng) -> Body {
         }
         5 => {
             let mut b = br#"{"data": ""#.to_vec();
-            b.extend(rng.pick(&[&b"\xff\xfe"[..], b"\xc0\x80", b"\xed\xa0\x80", b"\xf8\x88\x80\x80\x80"]).iter());
+            b.extend(
+                rng.pick(&[
+                    &b"\xff\xfe"[..],
+                    b"\xc0\x80",
+                    b"\xed\xa0\x80",
+                    b"\xf8\x88\x80\x80\x80",
+                ])
+                .iter(),
+            );
             b.extend(br#""}"#);
             Body::new(b, "invalid UTF-8 in a string")
         }
@@ -126,7 +152,10 @@ pub(crate) fn any(rng: &mut Rng) -> Body {
         7 => {
             let full = gzip(br#"{"data": {"name": "truncated", "price_cents": 1, "tags": []}}"#);
             let cut = rng.below(full.len());
-            Body::new(full[..cut].to_vec(), format!("gzip cut at {cut} of {} bytes", full.len()))
+            Body::new(
+                full[..cut].to_vec(),
+                format!("gzip cut at {cut} of {} bytes", full.len()),
+            )
         }
         8 => {
             let mut full = gzip(br#"{"data": "corrupt"}"#);
@@ -165,15 +194,25 @@ pub(crate) fn any(rng: &mut Rng) -> Body {
         12 => Body::new(gzip(&gzip(br#"{"data": 1}"#)), "gzip of gzip"),
         13 => {
             let name = "n".repeat(*rng.pick(&[256, 257, 100_000]));
-            let data = format!(r#"{{"name": "{name}", "price_cents": -1, "tags": ["{}"]}}"#, "t".repeat(65));
-            envelope(rng, &data, &format!("an item with a {}-byte name", name.len()))
+            let data = format!(
+                r#"{{"name": "{name}", "price_cents": -1, "tags": ["{}"]}}"#,
+                "t".repeat(65)
+            );
+            envelope(
+                rng,
+                &data,
+                &format!("an item with a {}-byte name", name.len()),
+            )
         }
         14 => envelope(
             rng,
             r#"{"id": 9223372036854775807, "after": -9223372036854775808, "limit": 4294967296, "text": ""}"#,
             "ids and limits at their ends",
         ),
-        _ => Body::new(br#"{"data": "fail"}"#.to_vec(), "a task that fails (retried, then parked)"),
+        _ => Body::new(
+            br#"{"data": "fail"}"#.to_vec(),
+            "a task that fails (retried, then parked)",
+        ),
     }
 }
 

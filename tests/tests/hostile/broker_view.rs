@@ -46,7 +46,10 @@ pub(crate) async fn holdings(vhost: &str, services: &[&str]) -> Holdings {
             .find(|s| props.contains(&format!("\"{s}\"")))
         {
             owner.insert(pid.to_owned(), (*s).to_owned());
-            h.connections.entry((*s).to_owned()).or_default().insert(pid.to_owned());
+            h.connections
+                .entry((*s).to_owned())
+                .or_default()
+                .insert(pid.to_owned());
         }
     }
     h.consuming_channels = consuming_channels(&owner).await;
@@ -69,27 +72,42 @@ pub(crate) async fn holdings_of(owner: &BTreeMap<String, String>) -> Holdings {
     let mut h = Holdings::default();
     for line in chans.lines() {
         let cols: Vec<&str> = line.split('\t').collect();
-        let [pid, conn, consumers] = cols[..] else { continue };
+        let [pid, conn, consumers] = cols[..] else {
+            continue;
+        };
         if let Some(s) = owner.get(conn) {
-            h.connections.entry(s.clone()).or_default().insert(conn.to_owned());
+            h.connections
+                .entry(s.clone())
+                .or_default()
+                .insert(conn.to_owned());
             if consumers != "0" {
-                h.consuming_channels.entry(s.clone()).or_default().insert(pid.to_owned());
+                h.consuming_channels
+                    .entry(s.clone())
+                    .or_default()
+                    .insert(pid.to_owned());
             }
         }
     }
     h
 }
 
-async fn consuming_channels(owner: &BTreeMap<String, String>) -> BTreeMap<String, BTreeSet<String>> {
+async fn consuming_channels(
+    owner: &BTreeMap<String, String>,
+) -> BTreeMap<String, BTreeSet<String>> {
     let chans = rabbitmqctl(&["list_channels", "pid", "connection", "consumer_count"]).await;
     let mut h = Holdings::default();
     for line in chans.lines() {
         let cols: Vec<&str> = line.split('\t').collect();
-        let [pid, conn, consumers] = cols[..] else { continue };
-        if let Some(s) = owner.get(conn) {
-            if consumers != "0" {
-                h.consuming_channels.entry(s.clone()).or_default().insert(pid.to_owned());
-            }
+        let [pid, conn, consumers] = cols[..] else {
+            continue;
+        };
+        if let Some(s) = owner.get(conn)
+            && consumers != "0"
+        {
+            h.consuming_channels
+                .entry(s.clone())
+                .or_default()
+                .insert(pid.to_owned());
         }
     }
     h.consuming_channels
@@ -101,7 +119,11 @@ pub(crate) fn closed(before: &Holdings, now: &Holdings) -> Vec<String> {
     let mut gone = Vec::new();
     for (what, b, n) in [
         ("connection", &before.connections, &now.connections),
-        ("consuming channel", &before.consuming_channels, &now.consuming_channels),
+        (
+            "consuming channel",
+            &before.consuming_channels,
+            &now.consuming_channels,
+        ),
     ] {
         for (service, pids) in b {
             let empty = BTreeSet::new();
@@ -116,21 +138,34 @@ pub(crate) fn closed(before: &Holdings, now: &Holdings) -> Vec<String> {
 
 /// A queue's messages: `(name, ready, unacknowledged)`.
 pub(crate) async fn queues(vhost: &str) -> Vec<(String, u64, u64)> {
-    rabbitmqctl(&["list_queues", "-p", vhost, "name", "messages_ready", "messages_unacknowledged"])
-        .await
-        .lines()
-        .filter_map(|l| {
-            let cols: Vec<&str> = l.split('\t').collect();
-            let [name, ready, unacked] = cols[..] else { return None };
-            Some((name.to_owned(), ready.parse().ok()?, unacked.parse().ok()?))
-        })
-        .collect()
+    rabbitmqctl(&[
+        "list_queues",
+        "-p",
+        vhost,
+        "name",
+        "messages_ready",
+        "messages_unacknowledged",
+    ])
+    .await
+    .lines()
+    .filter_map(|l| {
+        let cols: Vec<&str> = l.split('\t').collect();
+        let [name, ready, unacked] = cols[..] else {
+            return None;
+        };
+        Some((name.to_owned(), ready.parse().ok()?, unacked.parse().ok()?))
+    })
+    .collect()
 }
 
 /// The broker's `max_message_size` (RabbitMQ's default, 128 MiB, when it cannot be read).
 pub(crate) async fn max_message_size() -> usize {
     let out = tokio::process::Command::new("rabbitmqctl")
-        .args(["-q", "eval", "application:get_env(rabbit, max_message_size)."])
+        .args([
+            "-q",
+            "eval",
+            "application:get_env(rabbit, max_message_size).",
+        ])
         .output()
         .await
         .expect("rabbitmqctl runs on the broker's host");

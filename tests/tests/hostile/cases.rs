@@ -117,7 +117,7 @@ pub(crate) struct Case {
 
 pub(crate) enum What {
     Ordinary(Ordinary),
-    Message(Message),
+    Message(Box<Message>),
 }
 
 /// One hostile message (sent `repeat` times).
@@ -135,7 +135,9 @@ impl Message {
         let p = &self.props;
         p.user_id().as_ref().is_some_and(|u| u.as_str() != own_user)
             || p.expiration().is_some()
-            || p.reply_to().as_ref().is_some_and(|r| r.as_str().starts_with("amq.rabbitmq.reply-to"))
+            || p.reply_to()
+                .as_ref()
+                .is_some_and(|r| r.as_str().starts_with("amq.rabbitmq.reply-to"))
             || p.delivery_mode().is_some_and(|m| !(1..=2).contains(&m))
             || self.body.bytes.len() > 1024 * 1024
             || encoded_size(p) > worker_kit::wire::headers::MAX_PROPERTIES_BYTES - 256
@@ -165,7 +167,12 @@ pub(crate) fn make(cx: &Context, index: usize) -> Case {
     let family = if cx.families.contains(&Family::BrokerMax) && matches!(index % 1000, 500 | 501) {
         Family::BrokerMax
     } else {
-        let weighted: Vec<Family> = cx.families.iter().copied().filter(|f| f.weight() > 0).collect();
+        let weighted: Vec<Family> = cx
+            .families
+            .iter()
+            .copied()
+            .filter(|f| f.weight() > 0)
+            .collect();
         let total: usize = weighted.iter().map(|f| f.weight()).sum();
         let mut at = rng.below(total.max(1));
         *weighted
@@ -189,9 +196,13 @@ pub(crate) fn make(cx: &Context, index: usize) -> Case {
             Ordinary::Freshness,
             Ordinary::Task,
         ])),
-        _ => What::Message(message(cx, family, index, &mut rng)),
+        _ => What::Message(Box::new(message(cx, family, index, &mut rng))),
     };
-    Case { index, family, what }
+    Case {
+        index,
+        family,
+        what,
+    }
 }
 
 fn headers(pairs: Vec<(&str, AMQPValue)>) -> FieldTable {
@@ -237,9 +248,12 @@ fn message(cx: &Context, family: Family, index: usize, rng: &mut Rng) -> Message
                 m.props = m.props.with_expiration(props::expiration(rng));
             }
             if rng.one_in(2) {
-                m.props = m
-                    .props
-                    .with_timestamp(*rng.pick(&[0, u64::MAX, 4_102_444_800, 4_102_444_800_000]));
+                m.props = m.props.with_timestamp(*rng.pick(&[
+                    0,
+                    u64::MAX,
+                    4_102_444_800,
+                    4_102_444_800_000,
+                ]));
             }
             m.body = envelope_of_target(&m.target);
         }
@@ -271,7 +285,14 @@ fn message(cx: &Context, family: Family, index: usize, rng: &mut Rng) -> Message
             let len = cx.broker_max_message + index % 1000 - 500;
             m.body = Body {
                 bytes: bodies::sized(len),
-                recipe: format!("{len} bytes of JSON (the broker's max_message_size{})", if len > cx.broker_max_message { " + 1" } else { "" }),
+                recipe: format!(
+                    "{len} bytes of JSON (the broker's max_message_size{})",
+                    if len > cx.broker_max_message {
+                        " + 1"
+                    } else {
+                        ""
+                    }
+                ),
             };
         }
         Family::FrameHeader => {
@@ -283,7 +304,7 @@ fn message(cx: &Context, family: Family, index: usize, rng: &mut Rng) -> Message
             m.body = envelope_of_target(&m.target);
         }
         Family::GzipBomb => {
-            m.target = targets::Target::Rpc(*rng.pick(&["will-error"]));
+            m.target = targets::Target::Rpc(rng.choose(&["will-error"]));
             m.body = Body {
                 bytes: bodies::bomb().to_vec(),
                 recipe: "gzip of {\"data\": [0, 0, …]} with 4,000,000 zeros (8 MiB decoded)".into(),
@@ -316,7 +337,10 @@ fn envelope_of_target(target: &Target) -> Body {
 fn forged_event(cx: &Context, rng: &mut Rng, m: &mut Message) {
     let name = *rng.pick(&targets::EVENTS);
     m.target = if rng.one_in(3) {
-        Target::SubscriptionQueue(worker_kit::events::subscription_queue(catalog::SERVICE, name))
+        Target::SubscriptionQueue(worker_kit::events::subscription_queue(
+            catalog::SERVICE,
+            name,
+        ))
     } else {
         Target::Event(name)
     };
@@ -330,11 +354,18 @@ fn forged_event(cx: &Context, rng: &mut Rng, m: &mut Message) {
         recipe: format!("an item {id} event body, x-outbox-seq {seq}"),
     };
     let mut p = BasicProperties::default()
-        .with_message_id(uuid::Uuid::from_u64_pair(rng.next_u64(), rng.next_u64()).to_string().into())
+        .with_message_id(
+            uuid::Uuid::from_u64_pair(rng.next_u64(), rng.next_u64())
+                .to_string()
+                .into(),
+        )
         .with_delivery_mode(2)
         .with_headers(headers(vec![
             ("x-outbox-seq", AMQPValue::LongLongInt(seq)),
-            ("x-original-user-id", AMQPValue::LongString(rng.pick(&cx.others).as_str().into())),
+            (
+                "x-original-user-id",
+                AMQPValue::LongString(rng.pick(&cx.others).as_str().into()),
+            ),
         ]));
     match rng.below(3) {
         0 => p = p.with_type(name.into()),
@@ -375,7 +406,11 @@ fn sizes(cx: &Context, rng: &mut Rng, m: &mut Message) {
             // A traceparent or tracestate as large as the frame allows.
             let name = *rng.pick(&["traceparent", "tracestate"]);
             let props = std::mem::take(&mut m.props);
-            m.props = fit_properties_with(props, name, worker_kit::wire::headers::MAX_PROPERTIES_BYTES - rng.below(16));
+            m.props = fit_properties_with(
+                props,
+                name,
+                worker_kit::wire::headers::MAX_PROPERTIES_BYTES - rng.below(16),
+            );
             m.body = envelope_of_target(&m.target);
         }
     }
@@ -388,7 +423,10 @@ pub(crate) fn fit_properties(props: BasicProperties, len: usize) -> BasicPropert
 
 fn fit_properties_with(props: BasicProperties, header: &str, len: usize) -> BasicProperties {
     let mut table = props.headers().clone().unwrap_or_default();
-    table.insert(header.into(), AMQPValue::LongString(Vec::<u8>::new().into()));
+    table.insert(
+        header.into(),
+        AMQPValue::LongString(Vec::<u8>::new().into()),
+    );
     let empty = encoded_size(&props.clone().with_headers(table.clone()));
     let pad = len.saturating_sub(empty);
     table.insert(header.into(), AMQPValue::LongString(vec![b'p'; pad].into()));
@@ -417,8 +455,16 @@ pub(crate) fn describe(case: &Case, seed: u64) -> String {
         }
         What::Message(m) => {
             let (exchange, key) = m.target.address();
-            let _ = writeln!(s, "  target {:?}: exchange {exchange:?}, routing key {key:?}", m.target);
-            let _ = writeln!(s, "  properties ({} bytes encoded):", encoded_size(&m.props));
+            let _ = writeln!(
+                s,
+                "  target {:?}: exchange {exchange:?}, routing key {key:?}",
+                m.target
+            );
+            let _ = writeln!(
+                s,
+                "  properties ({} bytes encoded):",
+                encoded_size(&m.props)
+            );
             for line in shorten(&format!("{:#?}", m.props)).lines() {
                 let _ = writeln!(s, "    {line}");
             }
@@ -427,7 +473,11 @@ pub(crate) fn describe(case: &Case, seed: u64) -> String {
                 "  body: {} ({} bytes){}",
                 m.body.recipe,
                 m.body.bytes.len(),
-                if m.repeat > 1 { format!(", sent {} times", m.repeat) } else { String::new() }
+                if m.repeat > 1 {
+                    format!(", sent {} times", m.repeat)
+                } else {
+                    String::new()
+                }
             );
         }
     }

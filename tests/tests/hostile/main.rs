@@ -13,7 +13,8 @@
 //! Settings (environment; `scripts/pj test hostile --cases N --seed S --case K --off F,G
 //! --only F` sets them): `HOSTILE_CASES` (default 2000), `HOSTILE_SEED` (default 25),
 //! `HOSTILE_CASE` (run only that case), `HOSTILE_OFF` / `HOSTILE_ONLY` (families, comma
-//! separated), `HOSTILE_RSS_MIB` (the memory bound, default 1024).
+//! separated), `HOSTILE_RSS_MIB` (the bound on the process's peak resident memory, services and
+//! generator together, default 768).
 
 mod attacker;
 mod bodies;

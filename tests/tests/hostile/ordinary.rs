@@ -35,17 +35,26 @@ impl Caller {
         let c = &self.rpc;
         match op {
             Ordinary::Hello => {
-                let r = c.call_with(&HelloWorld(Some("h".into())), within()).await.map_err(|e| e.to_string())?;
+                let r = c
+                    .call_with(&HelloWorld(Some("h".into())), within())
+                    .await
+                    .map_err(|e| e.to_string())?;
                 check(r == "Hello world!", &r)
             }
             Ordinary::Greet => {
-                let r = c.call_with(&Greet { name: "h".into() }, within()).await.map_err(|e| e.to_string())?;
+                let r = c
+                    .call_with(&Greet { name: "h".into() }, within())
+                    .await
+                    .map_err(|e| e.to_string())?;
                 check(r.message == "Hello world! (to h)", &r.message)
             }
             Ordinary::Dictionary => {
                 let mut m = serde_json::Map::new();
                 m.insert("foo".into(), json!(index));
-                let r = c.call_with(&Dictionary(m), within()).await.map_err(|e| e.to_string())?;
+                let r = c
+                    .call_with(&Dictionary(m), within())
+                    .await
+                    .map_err(|e| e.to_string())?;
                 check(r.get("bar") == Some(&json!("baz")), &format!("{r:?}"))
             }
             Ordinary::CreateItem => {
@@ -60,16 +69,28 @@ impl Caller {
                     )
                     .await
                     .map_err(|e| e.to_string())?;
-                let again = c.call_with(&GetItem { id: item.id }, within()).await.map_err(|e| e.to_string())?;
+                let again = c
+                    .call_with(&GetItem { id: item.id }, within())
+                    .await
+                    .map_err(|e| e.to_string())?;
                 check(again == item, "the item read back differs")
             }
-            Ordinary::ListItems => {
-                c.call_with(&ListItems { after: None, limit: Some(5) }, within())
-                    .await
-                    .map(drop)
-                    .map_err(|e| e.to_string())
-            }
-            Ordinary::Freshness => c.call_with(&GetFreshness {}, within()).await.map(drop).map_err(|e| e.to_string()),
+            Ordinary::ListItems => c
+                .call_with(
+                    &ListItems {
+                        after: None,
+                        limit: Some(5),
+                    },
+                    within(),
+                )
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string()),
+            Ordinary::Freshness => c
+                .call_with(&GetFreshness {}, within())
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string()),
             Ordinary::Task => self
                 .tasks
                 .publish_task(&QueueTest(json!(format!("ordinary {index}"))))
@@ -80,5 +101,9 @@ impl Caller {
 }
 
 fn check(ok: bool, got: &str) -> Result<(), String> {
-    if ok { Ok(()) } else { Err(format!("wrong answer: {got}")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("wrong answer: {got}"))
+    }
 }

@@ -86,7 +86,9 @@ pub(crate) fn any_value(rng: &mut Rng, depth: usize) -> AMQPValue {
             value: rng.next_u64() as u32,
         }),
         11 => AMQPValue::LongString(any_text(rng).into()),
-        12 => AMQPValue::Timestamp(*rng.pick(&[0, u64::MAX, now_ms() as u64 / 1000, now_ms() as u64])),
+        12 => {
+            AMQPValue::Timestamp(*rng.pick(&[0, u64::MAX, now_ms() as u64 / 1000, now_ms() as u64]))
+        }
         13 => {
             let n = rng.below(64);
             AMQPValue::ByteArray(rng.bytes(n).into())
@@ -95,7 +97,9 @@ pub(crate) fn any_value(rng: &mut Rng, depth: usize) -> AMQPValue {
         15 => {
             let n = rng.below(4);
             AMQPValue::FieldArray(FieldArray::from(
-                (0..n).map(|_| any_value(rng, depth - 1)).collect::<Vec<_>>(),
+                (0..n)
+                    .map(|_| any_value(rng, depth - 1))
+                    .collect::<Vec<_>>(),
             ))
         }
         _ => AMQPValue::FieldTable(any_table(rng, depth - 1, 3)),
@@ -228,7 +232,9 @@ pub(crate) fn any_properties(rng: &mut Rng, own_reply_queue: &str, user: &str) -
     }
     if rng.one_in(2) {
         p = p.with_content_encoding(
-            rng.pick(&["gzip", "identity", "deflate", "br", ""]).to_string().into(),
+            rng.pick(&["gzip", "identity", "deflate", "br", ""])
+                .to_string()
+                .into(),
         );
     }
     if rng.one_in(2) {

@@ -44,6 +44,11 @@ impl Rng {
         &items[self.below(items.len())]
     }
 
+    /// A copy of one of `items`.
+    pub(crate) fn choose<T: Copy>(&mut self, items: &[T]) -> T {
+        *self.pick(items)
+    }
+
     /// `n` bytes of any value.
     pub(crate) fn bytes(&mut self, n: usize) -> Vec<u8> {
         (0..n).map(|_| self.next_u64() as u8).collect()
@@ -66,6 +71,9 @@ mod tests {
     fn a_case_is_the_same_every_time() {
         let a: Vec<u64> = (0..4).map(|_| Rng::for_case(7, 3).next_u64()).collect();
         assert!(a.windows(2).all(|w| w[0] == w[1]));
-        assert_ne!(Rng::for_case(7, 3).next_u64(), Rng::for_case(7, 4).next_u64());
+        assert_ne!(
+            Rng::for_case(7, 3).next_u64(),
+            Rng::for_case(7, 4).next_u64()
+        );
     }
 }

@@ -41,7 +41,13 @@ struct Stats {
 
 /// The services' broker connections as the process sees them, compared to the first: a
 /// change is noted with the last case sent before it was seen.
-fn watch_connections(brokers: &[(&'static str, worker_kit::Broker)], last_sent: Arc<AtomicUsize>) -> (tokio::task::JoinHandle<()>, Arc<std::sync::Mutex<Vec<String>>>) {
+fn watch_connections(
+    brokers: &[(&'static str, worker_kit::Broker)],
+    last_sent: Arc<AtomicUsize>,
+) -> (
+    tokio::task::JoinHandle<()>,
+    Arc<std::sync::Mutex<Vec<String>>>,
+) {
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let brokers = brokers.to_vec();
     let noted = seen.clone();
@@ -89,13 +95,18 @@ async fn drained(vhost: &str, reply_queue: &str) -> Result<(), String> {
             .filter(|(name, ready, unacked)| {
                 !name.ends_with(".dead") && name != reply_queue && ready + unacked > 0
             })
-            .map(|(name, ready, unacked)| format!("{name}: {ready} ready, {unacked} unacknowledged"))
+            .map(|(name, ready, unacked)| {
+                format!("{name}: {ready} ready, {unacked} unacknowledged")
+            })
             .collect();
         if left.is_empty() {
             return Ok(());
         }
         if Instant::now() >= deadline {
-            return Err(format!("queues still hold messages after {DRAIN:?}: {}", left.join("; ")));
+            return Err(format!(
+                "queues still hold messages after {DRAIN:?}: {}",
+                left.join("; ")
+            ));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -127,7 +138,10 @@ pub(crate) async fn run(settings: &Settings) {
         read,
         brokers,
     } = services::start().await;
-    println!("hostile generator: services up in {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "hostile generator: services up in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let vhost = fx.vhost().to_owned();
     let mut users = BrokerUsers::new("hostile");
     let base_url = fx.config().amqp_url.clone();
@@ -136,8 +150,14 @@ pub(crate) async fn run(settings: &Settings) {
         broker_view::max_message_size()
     );
     let mut attacker = Attacker::connect(&mallory_url).await;
-    let rpc = fx.client().await.expect("an RPC client on the services' vhost");
-    let tasks_setup = fx.setup("ordinary-tasks").await.expect("a publisher connection");
+    let rpc = fx
+        .client()
+        .await
+        .expect("an RPC client on the services' vhost");
+    let tasks_setup = fx
+        .setup("ordinary-tasks")
+        .await
+        .expect("a publisher connection");
     let caller = Caller {
         rpc,
         tasks: QueuePublisher::new(&tasks_setup.broker),
@@ -148,7 +168,11 @@ pub(crate) async fn run(settings: &Settings) {
         families: settings.families.clone(),
         reply_queue: attacker.reply_queue.clone(),
         user: users.name("mallory"),
-        others: vec![services::service_user(&fx.config()), "example".into(), "catalog".into()],
+        others: vec![
+            services::service_user(&fx.config()),
+            "example".into(),
+            "catalog".into(),
+        ],
         broker_max_message,
         max_message_bytes: config.max_message_bytes,
     };
@@ -156,26 +180,50 @@ pub(crate) async fn run(settings: &Settings) {
     let deadline = Instant::now() + Duration::from_secs(20);
     let baseline = loop {
         let h = broker_view::holdings(&vhost, &SERVICES).await;
-        if SERVICES.iter().all(|s| h.consuming_channels.contains_key(*s)) || Instant::now() > deadline {
+        if SERVICES
+            .iter()
+            .all(|s| h.consuming_channels.contains_key(*s))
+            || Instant::now() > deadline
+        {
             break h;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    println!("hostile generator: started in {:.1} s, watching {baseline:?}", started.elapsed().as_secs_f64());
+    println!(
+        "hostile generator: started in {:.1} s, watching {baseline:?}",
+        started.elapsed().as_secs_f64()
+    );
     let last_sent = Arc::new(AtomicUsize::new(0));
     let (watcher, lost) = watch_connections(&brokers, last_sent.clone());
 
     let mut stats = Stats::default();
     stats.phases.push(("start", started.elapsed()));
     let sending = Instant::now();
-    let outcome = send_and_check(settings, &cx, &baseline, &mut attacker, &caller, &mut stats, &last_sent, &lost).await;
+    let outcome = send_and_check(
+        settings,
+        &cx,
+        &baseline,
+        &mut attacker,
+        &caller,
+        &mut stats,
+        &last_sent,
+        &lost,
+    )
+    .await;
     stats.phases.push(("send and check", sending.elapsed()));
     let ending = Instant::now();
     let outcome = match outcome {
-        Ok(()) => final_checks(&vhost, &baseline, &attacker, &write, &read, &lost, &mut stats).await,
+        Ok(()) => {
+            final_checks(
+                &vhost, &baseline, &attacker, &write, &read, &lost, &mut stats,
+            )
+            .await
+        }
         failed => failed,
     };
-    stats.phases.push(("drain and final checks", ending.elapsed()));
+    stats
+        .phases
+        .push(("drain and final checks", ending.elapsed()));
     watcher.abort();
     let summary = summary(settings, &cx, &stats, &baseline, started);
     println!("{summary}");
@@ -188,7 +236,10 @@ pub(crate) async fn run(settings: &Settings) {
     write.drop_db().await;
     read.drop_db().await;
     if let Err(Failure(report)) = outcome {
-        panic!("an invariant did not hold (seed {}):\n{report}", settings.seed);
+        panic!(
+            "an invariant did not hold (seed {}):\n{report}",
+            settings.seed
+        );
     }
     finished.expect("the services stop cleanly and leave nothing on their vhost");
 }
@@ -226,20 +277,40 @@ async fn send_and_check(
             return Err(Failure(format!(
                 "{e}\n{}{}the cases since the last checkpoint:\n{}",
                 cases::describe(&case, cx.seed),
-                if seen.is_empty() { String::new() } else { format!("seen from inside the process:\n  {seen}\n") },
+                if seen.is_empty() {
+                    String::new()
+                } else {
+                    format!("seen from inside the process:\n  {seen}\n")
+                },
                 list_cases(cx, batch_start, k + 1)
             )));
         }
         *stats.took.entry(case.family).or_default() += t.elapsed();
-        if (k + 1 - range.start) % CHECK_EVERY == 0 || k + 1 == range.end {
-            checkpoint(cx, baseline, attacker, stats, lost, settings.rss_mib, batch_start, k + 1).await?;
+        if (k + 1 - range.start).is_multiple_of(CHECK_EVERY) || k + 1 == range.end {
+            checkpoint(
+                cx,
+                baseline,
+                attacker,
+                stats,
+                lost,
+                settings.rss_mib,
+                batch_start,
+                k + 1,
+            )
+            .await?;
             batch_start = k + 1;
         }
     }
     Ok(())
 }
 
-async fn send(case: &Case, cx: &Context, attacker: &mut Attacker, caller: &Caller, stats: &mut Stats) -> Result<(), String> {
+async fn send(
+    case: &Case,
+    cx: &Context,
+    attacker: &mut Attacker,
+    caller: &Caller,
+    stats: &mut Stats,
+) -> Result<(), String> {
     match &case.what {
         What::Ordinary(op) => {
             caller
@@ -252,7 +323,10 @@ async fn send(case: &Case, cx: &Context, attacker: &mut Attacker, caller: &Calle
             let (exchange, key) = m.target.address();
             let confirm = m.may_be_refused(&cx.user);
             for _ in 0..m.repeat {
-                if let Err(why) = attacker.publish(exchange, key, &m.body.bytes, m.props.clone(), confirm).await {
+                if let Err(why) = attacker
+                    .publish(exchange, key, &m.body.bytes, m.props.clone(), confirm)
+                    .await
+                {
                     *stats.refused.entry(case.family).or_default() += 1;
                     let reasons = stats.reasons.entry(case.family).or_default();
                     if reasons.len() < 4 {
@@ -288,15 +362,25 @@ async fn checkpoint(
         .unwrap()
         .iter()
         // Only the generator's own ids (`h<case>`) are unique to one request.
-        .filter(|(cid, n)| **n > 1 && cid.strip_prefix('h').is_some_and(|k| k.parse::<usize>().is_ok()))
+        .filter(|(cid, n)| {
+            **n > 1
+                && cid
+                    .strip_prefix('h')
+                    .is_some_and(|k| k.parse::<usize>().is_ok())
+        })
         .map(|(cid, n)| format!("{cid} answered {n} times"))
         .collect();
     if !twice.is_empty() {
-        problems.push(format!("requests answered more than once (run again, or redelivered): {}", twice.join(", ")));
+        problems.push(format!(
+            "requests answered more than once (run again, or redelivered): {}",
+            twice.join(", ")
+        ));
     }
     let peak = peak_rss_mib();
     if peak > rss_mib {
-        problems.push(format!("peak resident memory {peak} MiB is over the bound of {rss_mib} MiB"));
+        problems.push(format!(
+            "peak resident memory {peak} MiB is over the bound of {rss_mib} MiB"
+        ));
     }
     if problems.is_empty() {
         return Ok(());
@@ -319,7 +403,9 @@ async fn final_checks(
     lost: &std::sync::Mutex<Vec<String>>,
     stats: &mut Stats,
 ) -> Result<(), Failure> {
-    drained(vhost, &attacker.reply_queue).await.map_err(Failure)?;
+    drained(vhost, &attacker.reply_queue)
+        .await
+        .map_err(Failure)?;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (w, r) = e2e::read_model::items(write, read).await;
@@ -347,15 +433,28 @@ async fn final_checks(
     }
 }
 
-fn summary(settings: &Settings, cx: &Context, stats: &Stats, baseline: &Holdings, started: Instant) -> String {
+fn summary(
+    settings: &Settings,
+    cx: &Context,
+    stats: &Stats,
+    baseline: &Holdings,
+    started: Instant,
+) -> String {
     let mut s = format!(
         "hostile generator: seed {}, {} case(s){}, {:.1} s\n",
         settings.seed,
         stats.sent.values().sum::<usize>(),
-        settings.case.map(|k| format!(" (case {k} only)")).unwrap_or_default(),
+        settings
+            .case
+            .map(|k| format!(" (case {k} only)"))
+            .unwrap_or_default(),
         started.elapsed().as_secs_f64()
     );
-    let _ = writeln!(s, "  {:<14} {:>6} {:>18} {:>9} {:>9}", "family", "cases", "refused by broker", "make (s)", "send (s)");
+    let _ = writeln!(
+        s,
+        "  {:<14} {:>6} {:>18} {:>9} {:>9}",
+        "family", "cases", "refused by broker", "make (s)", "send (s)"
+    );
     for f in &cx.families {
         let _ = writeln!(
             s,
@@ -372,11 +471,19 @@ fn summary(settings: &Settings, cx: &Context, stats: &Stats, baseline: &Holdings
             let _ = writeln!(s, "  refused ({}): {r}", f.name());
         }
     }
-    let off: Vec<&str> = Family::ALL.iter().filter(|f| !cx.families.contains(f)).map(|f| f.name()).collect();
+    let off: Vec<&str> = Family::ALL
+        .iter()
+        .filter(|f| !cx.families.contains(f))
+        .map(|f| f.name())
+        .collect();
     if !off.is_empty() {
         let _ = writeln!(s, "  switched off: {}", off.join(", "));
     }
-    let phases: Vec<String> = stats.phases.iter().map(|(p, d)| format!("{p} {:.1} s", d.as_secs_f64())).collect();
+    let phases: Vec<String> = stats
+        .phases
+        .iter()
+        .map(|(p, d)| format!("{p} {:.1} s", d.as_secs_f64()))
+        .collect();
     let _ = writeln!(s, "  phases: {}", phases.join(", "));
     let conns: usize = baseline.connections.values().map(|p| p.len()).sum();
     let chans: usize = baseline.consuming_channels.values().map(|p| p.len()).sum();

@@ -55,7 +55,9 @@ fn keep(kept: &Kept, setup: &mut Setup, tune: impl FnOnce(&mut Config)) {
     config.event_publishers = EventPublishers::Owner;
     tune(&mut config);
     setup.config = Arc::new(config);
-    kept.lock().unwrap().push((setup.service, setup.broker.clone()));
+    kept.lock()
+        .unwrap()
+        .push((setup.service, setup.broker.clone()));
 }
 
 /// Starts the three services on a fresh vhost. `catalog` admits events only from the
@@ -86,7 +88,8 @@ pub(crate) async fn start() -> Services {
         keep(&k, &mut setup, |c| {
             let user = service_user(c);
             for name in EVENTS {
-                c.route_allow.push((name.to_owned(), AllowList::new([user.clone()])));
+                c.route_allow
+                    .push((name.to_owned(), AllowList::new([user.clone()])));
             }
         });
         catalog::build_with(setup, &db).await

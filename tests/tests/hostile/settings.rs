@@ -24,7 +24,9 @@ fn var<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
 }
 
 fn families(name: &str) -> Result<Option<Vec<Family>>, String> {
-    let Ok(v) = std::env::var(name) else { return Ok(None) };
+    let Ok(v) = std::env::var(name) else {
+        return Ok(None);
+    };
     if v.trim().is_empty() {
         return Ok(None);
     }
@@ -62,7 +64,7 @@ impl Settings {
             seed: var("HOSTILE_SEED", 25)?,
             case,
             families: chosen,
-            rss_mib: var("HOSTILE_RSS_MIB", 1024)?,
+            rss_mib: var("HOSTILE_RSS_MIB", 768)?,
         })
     }
 }

@@ -5,7 +5,9 @@ use stubs::catalog::{GetCatalogItem, GetFreshness, SearchCatalog};
 use stubs::example::items::{
     CreateItem, CreateItemV2, DeleteItem, GetItem, ListItems, PlaceOrder, SearchItems, UpdateItem,
 };
-use stubs::example::{Dictionary, ExampleItems, HelloWorld, QueueTest, SlowEcho, Tables, WillError};
+use stubs::example::{
+    Dictionary, ExampleItems, HelloWorld, QueueTest, SlowEcho, Tables, WillError,
+};
 use stubs::greeter::Greet;
 use worker_kit::events::subscription_queue;
 use worker_kit::{Contract, TaskContract};
@@ -76,12 +78,9 @@ impl Target {
 /// Any target, RPC routes most often (they are most of the routes).
 pub(crate) fn any(rng: &mut crate::rng::Rng) -> Target {
     match rng.below(10) {
-        0 => Target::Work(*rng.pick(&work_routes())),
-        1 => Target::Event(*rng.pick(&EVENTS)),
-        2 => Target::SubscriptionQueue(subscription_queue(
-            catalog::SERVICE,
-            *rng.pick(&EVENTS),
-        )),
-        _ => Target::Rpc(*rng.pick(&rpc_routes())),
+        0 => Target::Work(rng.choose(&work_routes())),
+        1 => Target::Event(rng.choose(&EVENTS)),
+        2 => Target::SubscriptionQueue(subscription_queue(catalog::SERVICE, rng.choose(&EVENTS))),
+        _ => Target::Rpc(rng.choose(&rpc_routes())),
     }
 }
