@@ -14,7 +14,7 @@
 //! --only F` sets them): `HOSTILE_CASES` (default 2000), `HOSTILE_SEED` (default 25),
 //! `HOSTILE_CASE` (run only that case), `HOSTILE_OFF` / `HOSTILE_ONLY` (families, comma
 //! separated), `HOSTILE_RSS_MIB` (the bound on the process's peak resident memory, services and
-//! generator together, default 768).
+//! generator together; default 384 MiB plus four times the broker's `max_message_size`).
 
 mod attacker;
 mod bodies;

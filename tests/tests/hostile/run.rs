@@ -264,6 +264,7 @@ async fn send_and_check(
     lost: &std::sync::Mutex<Vec<String>>,
 ) -> Result<(), Failure> {
     let range = indices(settings);
+    let rss_mib = settings.rss_bound(cx.broker_max_message);
     let mut batch_start = range.start;
     for k in range.clone() {
         let t = Instant::now();
@@ -293,7 +294,7 @@ async fn send_and_check(
                 attacker,
                 stats,
                 lost,
-                settings.rss_mib,
+                rss_mib,
                 batch_start,
                 k + 1,
             )
@@ -493,7 +494,7 @@ fn summary(
         stats.checkpoints,
         stats.ordinary_answered,
         peak_rss_mib(),
-        settings.rss_mib,
+        settings.rss_bound(cx.broker_max_message),
         cx.broker_max_message
     );
     s

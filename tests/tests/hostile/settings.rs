@@ -9,8 +9,8 @@ pub(crate) struct Settings {
     /// Only this case.
     pub(crate) case: Option<usize>,
     pub(crate) families: Vec<Family>,
-    /// Peak resident memory allowed, in MiB.
-    pub(crate) rss_mib: u64,
+    /// Peak resident memory allowed, in MiB (`None`: [`default_rss_mib`]).
+    pub(crate) rss_mib: Option<u64>,
 }
 
 fn var<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
@@ -64,7 +64,26 @@ impl Settings {
             seed: var("HOSTILE_SEED", 25)?,
             case,
             families: chosen,
-            rss_mib: var("HOSTILE_RSS_MIB", 768)?,
+            rss_mib: match var("HOSTILE_RSS_MIB", 0)? {
+                0 => None,
+                m => Some(m),
+            },
         })
     }
+}
+
+impl Settings {
+    /// The memory bound, in MiB: the one set, or [`default_rss_mib`].
+    pub(crate) fn rss_bound(&self, broker_max_message: usize) -> u64 {
+        self.rss_mib
+            .unwrap_or_else(|| default_rss_mib(broker_max_message))
+    }
+}
+
+/// The memory bound unless one is set: 384 MiB for the services, the generator and their
+/// runtime, plus four times the broker's `max_message_size` — a body that large is held by
+/// the generator, by lapin on each side and by the kit once (a broker configured as
+/// rabbitmq-configs/ has 8 MiB: 416 MiB; RabbitMQ's default 128 MiB: 896 MiB).
+pub(crate) fn default_rss_mib(broker_max_message: usize) -> u64 {
+    384 + 4 * (broker_max_message as u64).div_ceil(1024 * 1024)
 }
