@@ -16,6 +16,10 @@ CREATE TABLE catalog_items (
 -- Text search over name and tags.
 CREATE INDEX catalog_items_search ON catalog_items USING gin (search);
 
+-- The newest x-outbox-seq applied (max(seq)), read before each event: an event numbered
+-- further beyond it than CATALOG_MAX_SEQ_JUMP is parked, not applied.
+CREATE INDEX catalog_items_seq ON catalog_items (seq);
+
 -- How far the read model has come, in 16 rows: an event adds to the row its id picks, so
 -- concurrent applies do not queue for one row's lock (each would hold it until its commit is
 -- flushed). Rows are written by the first event applied to them (manage makes tables, not

@@ -9,6 +9,10 @@ JSON + gzip serialization and the seed's response shapes.
                                  the data is "raise"; with "durable", declare the queue
                                  durable (what a Python fleet does once its RPC queues are,
                                  e.g. on RabbitMQ 4.3)
+  seed_peer.py work URL ROUTE    consume the work queue ROUTE as the seed's queue worker
+                                 does (declared durable without arguments, decoded with
+                                 the seed's serialization, acked), and print one JSON line
+                                 per message: what a Python worker sees of it
 """
 
 import asyncio
@@ -80,8 +84,37 @@ async def serve(url, route, durable=False):
     await asyncio.Future()
 
 
+async def work(url, route):
+    conn = await aio_pika.connect(url)
+    channel = await conn.channel()
+    await channel.set_qos(prefetch_count=1)
+    queue = await channel.declare_queue(route, durable=True)
+
+    async def on_message(message):
+        seen = {
+            "exchange": message.exchange,
+            "routing_key": message.routing_key,
+            "expiration": None if message.expiration is None else str(message.expiration),
+            "redelivered": message.redelivered,
+            "headers": sorted((message.headers or {}).keys()),
+            "retry_count": (message.headers or {}).get("x-retry-count"),
+        }
+        try:
+            seen["body"] = SeedRPC.deserialize(None, message.body)
+        except Exception as err:  # noqa: BLE001 - reported to the test, not raised
+            seen["body_error"] = repr(err)
+        await message.ack()
+        print(json.dumps(seen), flush=True)
+
+    await queue.consume(on_message)
+    print("ready", flush=True)
+    await asyncio.Future()
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "call":
         asyncio.run(call(sys.argv[2]))
+    elif sys.argv[1] == "work":
+        asyncio.run(work(sys.argv[2], sys.argv[3]))
     else:
         asyncio.run(serve(sys.argv[2], sys.argv[3], durable=sys.argv[4:] == ["durable"]))

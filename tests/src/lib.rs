@@ -20,8 +20,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, QueueDeclareOptions,
-    QueueDeleteOptions,
+    BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, QueueBindOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
@@ -182,21 +182,7 @@ impl RawPeer {
             .await
             .expect("connect");
         let channel = conn.create_channel().await.expect("channel");
-        let reply_queue = channel
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("declare reply queue")
-            .name()
-            .as_str()
-            .to_owned();
+        let reply_queue = declare_exclusive(&channel).await;
         let replies = channel
             .basic_consume(
                 reply_queue.as_str().into(),
@@ -287,6 +273,59 @@ impl RawPeer {
             )
             .await
             .expect("declare work queue");
+    }
+
+    /// Declares an exclusive, server-named queue bound to `exchange` with `routing_key`, and
+    /// returns its name: where the test catches what the exchange routes (dead letters from
+    /// `rpc.dlx`, events). It goes away with the peer.
+    ///
+    /// # Panics
+    ///
+    /// When the declaration or the binding fails.
+    pub async fn catch(&self, exchange: &str, routing_key: &str) -> String {
+        let queue = declare_exclusive(&self.channel).await;
+        self.channel
+            .queue_bind(
+                queue.as_str().into(),
+                exchange.into(),
+                routing_key.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("bind a queue to {exchange}: {e}"));
+        queue
+    }
+
+    /// The broker's refusal of a declaration of `queue` (durable or not) with `args`, or
+    /// `None` when it accepts it: how a test asks which type or arguments a queue has (the
+    /// broker refuses a declaration that differs from the queue). On a channel of its own,
+    /// since a refusal closes the channel it came on.
+    ///
+    /// # Panics
+    ///
+    /// When no channel opens.
+    pub async fn declare_error(
+        &self,
+        queue: &str,
+        durable: bool,
+        args: FieldTable,
+    ) -> Option<String> {
+        let ch = self._conn.create_channel().await.expect("channel");
+        let declared = ch
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    durable,
+                    ..QueueDeclareOptions::default()
+                },
+                args,
+            )
+            .await;
+        if ch.status().connected() {
+            let _ = ch.close(200, "ok".into()).await;
+        }
+        declared.err().map(|e| e.to_string())
     }
 
     /// Messages ready in `queue`.
@@ -392,6 +431,25 @@ impl RawPeer {
         let names: Vec<&str> = queues.iter().map(String::as_str).collect();
         self.delete(&names).await;
     }
+}
+
+/// Declares an exclusive, auto-delete, server-named queue (`amq.gen-*`) on `channel`.
+async fn declare_exclusive(channel: &Channel) -> String {
+    channel
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("declare an exclusive queue")
+        .name()
+        .as_str()
+        .to_owned()
 }
 
 /// gzip of `bytes`, as the Python seed sends.

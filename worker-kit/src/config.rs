@@ -166,6 +166,12 @@ pub struct Config {
     /// stopped and answered (RPC) or counted as a failed attempt (work queue) with a
     /// `Timeout` error.
     pub handler_timeout: Duration,
+    /// `BROKER_CONSUMER_TIMEOUT_MS`: the broker's delivery acknowledgement timeout
+    /// (RabbitMQ's node setting `consumer_timeout`, 30 minutes unless configured; zero when
+    /// the broker has none). No AMQP method or management endpoint reports it, so the
+    /// deployment states it, and a worker warns at start when its handlers may hold a
+    /// delivery that long (the broker would close the channel and redeliver).
+    pub broker_consumer_timeout: Duration,
     /// `QUEUE_MAX_RETRIES`: how often a failed work-queue message is retried before parking.
     pub max_retries: u32,
     /// `QUEUE_RETRY_DELAY_MS`: how long a failed work-queue message waits in the broker
@@ -238,6 +244,7 @@ impl std::fmt::Debug for Config {
             .field("connect_timeout", &self.connect_timeout)
             .field("rpc_timeout", &self.rpc_timeout)
             .field("drain_timeout", &self.drain_timeout)
+            .field("broker_consumer_timeout", &self.broker_consumer_timeout)
             .field("max_retries", &self.max_retries)
             .field("retry_delay", &self.retry_delay)
             .field("retry_max_delay", &self.retry_max_delay)
@@ -272,6 +279,8 @@ impl Default for Config {
             rpc_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(30),
             handler_timeout: Duration::from_secs(60),
+            // RabbitMQ's own default (since 3.8.15).
+            broker_consumer_timeout: Duration::from_secs(30 * 60),
             max_retries: 3,
             // Long enough that three retries (5 + 10 + 20 s) outlast a dependency's restart
             // or a database failover, short enough that one failure delays little (README).
@@ -311,6 +320,7 @@ struct Raw {
     rpc_timeout_ms: Option<u64>,
     drain_timeout_ms: Option<u64>,
     handler_timeout_ms: Option<u64>,
+    broker_consumer_timeout_ms: Option<u64>,
     queue_max_retries: Option<u32>,
     queue_retry_delay_ms: Option<u64>,
     queue_retry_max_delay_ms: Option<u64>,
@@ -346,6 +356,7 @@ impl Raw {
             rpc_timeout_ms: number(vars, "RPC_TIMEOUT_MS")?,
             drain_timeout_ms: number(vars, "DRAIN_TIMEOUT_MS")?,
             handler_timeout_ms: number(vars, "HANDLER_TIMEOUT_MS")?,
+            broker_consumer_timeout_ms: number(vars, "BROKER_CONSUMER_TIMEOUT_MS")?,
             queue_max_retries: number(vars, "QUEUE_MAX_RETRIES")?,
             queue_retry_delay_ms: number(vars, "QUEUE_RETRY_DELAY_MS")?,
             queue_retry_max_delay_ms: number(vars, "QUEUE_RETRY_MAX_DELAY_MS")?,
@@ -403,6 +414,7 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("RPC_TIMEOUT_MS", "30000"),
     ("DRAIN_TIMEOUT_MS", "30000"),
     ("HANDLER_TIMEOUT_MS", "60000"),
+    ("BROKER_CONSUMER_TIMEOUT_MS", "1800000"),
     ("QUEUE_MAX_RETRIES", "3"),
     ("QUEUE_RETRY_DELAY_MS", "5000"),
     ("QUEUE_RETRY_MAX_DELAY_MS", "300000"),
@@ -526,6 +538,9 @@ impl Config {
                 raw.handler_timeout_ms,
                 defaults.handler_timeout,
             )?,
+            broker_consumer_timeout: raw
+                .broker_consumer_timeout_ms
+                .map_or(defaults.broker_consumer_timeout, Duration::from_millis),
             max_retries: raw.queue_max_retries.unwrap_or(defaults.max_retries),
             retry_delay,
             retry_max_delay,
@@ -948,6 +963,7 @@ mod tests {
             ("RPC_TIMEOUT_MS", "2000"),
             ("DRAIN_TIMEOUT_MS", "3000"),
             ("HANDLER_TIMEOUT_MS", "4000"),
+            ("BROKER_CONSUMER_TIMEOUT_MS", "0"),
             ("QUEUE_MAX_RETRIES", "0"),
             ("RPC_MAX_REDELIVERIES", "1"),
             ("EVENT_PUBLISHERS", "Any"),
@@ -970,6 +986,11 @@ mod tests {
         assert_eq!(c.rpc_timeout, Duration::from_secs(2));
         assert_eq!(c.drain_timeout, Duration::from_secs(3));
         assert_eq!(c.handler_timeout, Duration::from_secs(4));
+        assert_eq!(
+            c.broker_consumer_timeout,
+            Duration::ZERO,
+            "the broker has none"
+        );
         assert_eq!(c.max_retries, 0);
         assert_eq!(c.rpc_max_redeliveries, 1);
         assert_eq!(c.event_publishers, EventPublishers::Any);

@@ -4,7 +4,9 @@
 //!
 //! - events `example.item.created|updated|deleted`: applied once per event id
 //!   ([`worker_kit::outbox::first_delivery`]) and only when newer than the row
-//!   (`x-outbox-seq`), so redeliveries and events handled out of order change nothing;
+//!   (`x-outbox-seq`), so redeliveries and events handled out of order change nothing; an
+//!   event whose number jumps too far ahead of the newest applied is parked, not applied
+//!   ([`SequenceJump`]);
 //! - `catalog.items.search` (RPC): text search over name and tags, keyset pages;
 //! - `catalog.items.get` (RPC): one item;
 //! - `catalog.freshness` (RPC): the commit time of the newest event applied.
@@ -17,7 +19,7 @@ use worker_kit::db::{Client, DbConfig, DbError, Executor, Tx, page_limit};
 use worker_kit::events::{EventMeta, EventWorker};
 use worker_kit::outbox::{EventDelivery, OutboxSettings, ProcessedEventsPruner, first_delivery};
 use worker_kit::rpc::RpcWorker;
-use worker_kit::{Payload, Runner, Setup, State, rpc};
+use worker_kit::{ErrorReply, IntoErrorReply, Payload, Runner, Setup, State, rpc};
 
 /// The service's name: its connection name, its database's name, and the prefix of its
 /// subscription queues (`catalog.events.<routing key>`).
@@ -26,11 +28,102 @@ pub const SERVICE: &str = "catalog";
 /// Default page size of search.
 const DEFAULT_LIMIT: u32 = 100;
 
+/// How far an event's `x-outbox-seq` may lie beyond the newest one the read model applied
+/// when `CATALOG_MAX_SEQ_JUMP` is not set: a million events the catalog has not applied yet
+/// while a newer one arrives is a backlog no healthy deployment has, and a forged number
+/// (up to `i64::MAX`) is far beyond it.
+pub const DEFAULT_MAX_SEQ_JUMP: i64 = 1_000_000;
+
 /// Shared state of the handlers.
 #[derive(Clone, Debug)]
 pub struct App {
     /// The read model's database.
     pub db: Client,
+    /// How far an event's `x-outbox-seq` may lie beyond the newest applied
+    /// (`CATALOG_MAX_SEQ_JUMP`, [`DEFAULT_MAX_SEQ_JUMP`]).
+    pub max_seq_jump: i64,
+}
+
+/// Why an event was not applied.
+#[derive(Debug)]
+pub enum ApplyError {
+    /// The database failed (retried as the kit retries any failure).
+    Db(DbError),
+    /// The event's number lies too far beyond the newest applied. Applied, it would lock
+    /// its row against every real event after it (each would look older), so it is parked
+    /// at once (`SequenceJump`, a permanent error) for someone to look at.
+    SequenceJump(SequenceJump),
+}
+
+/// An event whose `x-outbox-seq` jumps further than `CATALOG_MAX_SEQ_JUMP` beyond the
+/// newest number the read model applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SequenceJump {
+    /// The event's `x-outbox-seq`.
+    pub seq: i64,
+    /// The newest `x-outbox-seq` applied.
+    pub newest: i64,
+    /// The bound it broke.
+    pub max_jump: i64,
+}
+
+impl std::fmt::Display for SequenceJump {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "x-outbox-seq {} lies more than {} beyond the newest applied ({}): a forged or corrupt event, not applied; if the writer's outbox really jumped, raise CATALOG_MAX_SEQ_JUMP and replay it (pj parked replay)",
+            self.seq, self.max_jump, self.newest
+        )
+    }
+}
+
+impl From<DbError> for ApplyError {
+    fn from(e: DbError) -> Self {
+        Self::Db(e)
+    }
+}
+
+impl IntoErrorReply for ApplyError {
+    fn into_error_reply(self) -> ErrorReply {
+        match self {
+            Self::Db(e) => e.into_error_reply(),
+            Self::SequenceJump(jump) => {
+                ErrorReply::new("SequenceJump", jump.to_string()).permanent()
+            }
+        }
+    }
+}
+
+/// Refuses an event whose number lies more than `max_jump` beyond `newest` (the newest the
+/// read model applied; `None` while it is empty, when there is nothing to measure a jump
+/// from and the first event sets the mark). Events without a number are not bounded: they
+/// apply over nothing newer than themselves.
+fn check_jump(seq: Option<i64>, newest: Option<i64>, max_jump: i64) -> Result<(), SequenceJump> {
+    match (seq, newest) {
+        (Some(seq), Some(newest)) if seq > newest.saturating_add(max_jump) => Err(SequenceJump {
+            seq,
+            newest,
+            max_jump,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// `CATALOG_MAX_SEQ_JUMP` from the environment, or [`DEFAULT_MAX_SEQ_JUMP`].
+///
+/// # Errors
+///
+/// A value that is not a whole number of at least 1.
+pub fn max_seq_jump_from_env() -> Result<i64, worker_kit::Error> {
+    match std::env::var("CATALOG_MAX_SEQ_JUMP") {
+        Err(_) => Ok(DEFAULT_MAX_SEQ_JUMP),
+        Ok(text) => match text.trim().parse::<i64>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err(worker_kit::Error::Config(format!(
+                "CATALOG_MAX_SEQ_JUMP={text:?}: expected a whole number of at least 1 (how far an event's x-outbox-seq may lie beyond the newest applied), e.g. {DEFAULT_MAX_SEQ_JUMP}"
+            ))),
+        },
+    }
 }
 
 const COLUMNS: &str = "id, name, price_cents, tags, created_at, updated_at";
@@ -47,14 +140,25 @@ fn item(row: &tokio_postgres::Row) -> Item {
 }
 
 /// Applies `event` once: `apply` runs only on its first delivery, in the transaction
-/// that records it, and the progress moves on with it.
-async fn once<F>(app: &App, event: EventMeta, apply: F) -> Result<(), DbError>
+/// that records it, and the progress moves on with it. An event whose number jumps too far
+/// is refused before anything is written.
+async fn once<F>(app: &App, event: EventMeta, apply: F) -> Result<(), ApplyError>
 where
     F: for<'t> FnOnce(&'t Tx<'t>, i64) -> worker_kit::db::TxFuture<'t, (), DbError>
         + Send
         + 'static,
 {
-    app.db
+    if event.seq.is_some() {
+        // The newest applied, read outside the transaction: concurrent applies only move it
+        // up, and the bound is far wider than what they can add.
+        let newest: Option<i64> = app
+            .db
+            .query_opt_row("SELECT max(seq) FROM catalog_items", &[])
+            .await?
+            .and_then(|row| row.get(0));
+        check_jump(event.seq, newest, app.max_seq_jump).map_err(ApplyError::SequenceJump)?;
+    }
+    let applied: Result<(), DbError> = app.db
         .transaction(|tx| {
             Box::pin(async move {
                 if first_delivery(tx, &event).await? == EventDelivery::Duplicate {
@@ -74,7 +178,8 @@ where
                 Ok(())
             })
         })
-        .await
+        .await;
+    applied.map_err(ApplyError::Db)
 }
 
 /// The `catalog_progress` row `event` counts in: one of 16, picked by its id.
@@ -110,7 +215,7 @@ pub async fn item_created(
     State(app): State<App>,
     event: EventMeta,
     Payload(ItemCreated(item)): Payload<ItemCreated>,
-) -> Result<(), DbError> {
+) -> Result<(), ApplyError> {
     once(&app, event, move |tx, seq| {
         Box::pin(async move { upsert(tx, &item, seq).await })
     })
@@ -122,7 +227,7 @@ pub async fn item_updated(
     State(app): State<App>,
     event: EventMeta,
     Payload(ItemUpdated(item)): Payload<ItemUpdated>,
-) -> Result<(), DbError> {
+) -> Result<(), ApplyError> {
     once(&app, event, move |tx, seq| {
         Box::pin(async move { upsert(tx, &item, seq).await })
     })
@@ -134,7 +239,7 @@ pub async fn item_deleted(
     State(app): State<App>,
     event: EventMeta,
     Payload(ItemDeleted { id }): Payload<ItemDeleted>,
-) -> Result<(), DbError> {
+) -> Result<(), ApplyError> {
     once(&app, event, move |tx, seq| {
         Box::pin(async move {
             tx.execute(
@@ -274,7 +379,8 @@ fn subscriptions(worker: EventWorker<App>) -> EventWorker<App> {
 /// A malformed database setting.
 pub async fn build(setup: Setup) -> Result<Runner, worker_kit::Error> {
     let db = DbConfig::from_env("main", SERVICE)?;
-    build_configured(setup, &db, &OutboxSettings::from_env()?).await
+    let max_seq_jump = max_seq_jump_from_env()?;
+    build_tuned(setup, &db, &OutboxSettings::from_env()?, max_seq_jump).await
 }
 
 /// Builds the service on `setup` with the database `db` (tests pass their own).
@@ -313,8 +419,26 @@ pub async fn build_configured(
     db: &DbConfig,
     settings: &OutboxSettings,
 ) -> Result<Runner, worker_kit::Error> {
+    build_tuned(setup, db, settings, DEFAULT_MAX_SEQ_JUMP).await
+}
+
+/// As [`build_configured`], with the bound on sequence jumps `max_seq_jump` (what `main`
+/// reads from `CATALOG_MAX_SEQ_JUMP`).
+///
+/// # Errors
+///
+/// A DSN that does not parse.
+pub async fn build_tuned(
+    setup: Setup,
+    db: &DbConfig,
+    settings: &OutboxSettings,
+    max_seq_jump: i64,
+) -> Result<Runner, worker_kit::Error> {
     let client = Client::new("main", db).map_err(|e| worker_kit::Error::Database(e.to_string()))?;
-    let app = App { db: client.clone() };
+    let app = App {
+        db: client.clone(),
+        max_seq_jump,
+    };
     let pruner = ProcessedEventsPruner::new(&client).retention(settings.processed_retention);
     Ok(setup
         .runner()
@@ -347,5 +471,34 @@ mod tests {
         subscribed.sort();
         assert_eq!(documented, subscribed);
         assert_eq!(subscribed.len(), 3);
+    }
+
+    #[test]
+    fn a_jump_beyond_the_bound_is_refused() {
+        assert_eq!(check_jump(Some(11), Some(10), 1), Ok(()));
+        assert_eq!(
+            check_jump(Some(12), Some(10), 1),
+            Err(SequenceJump {
+                seq: 12,
+                newest: 10,
+                max_jump: 1
+            })
+        );
+        assert!(check_jump(Some(i64::MAX), Some(i64::MAX - 1), DEFAULT_MAX_SEQ_JUMP).is_ok());
+        assert!(check_jump(Some(i64::MAX), Some(5), DEFAULT_MAX_SEQ_JUMP).is_err());
+        assert_eq!(
+            check_jump(Some(i64::MAX), None, 1),
+            Ok(()),
+            "empty: no mark yet"
+        );
+        assert_eq!(
+            check_jump(None, Some(5), 1),
+            Ok(()),
+            "no number: not bounded"
+        );
+        assert!(
+            check_jump(Some(3), Some(10), 1).is_ok(),
+            "older: ignored later"
+        );
     }
 }

@@ -170,3 +170,139 @@ async fn catalog_follows_example_and_a_caller_reads_its_own_write() {
     write.drop_db().await;
     read.drop_db().await;
 }
+
+/// Publishes the item event `name` for `item` with outbox number `seq` to `exchange`, as the
+/// outbox relay would (plain JSON: the kit accepts it as well as gzip).
+async fn publish_item_event(
+    peer: &RawPeer,
+    exchange: &str,
+    name: &str,
+    item: &stubs::example::items::Item,
+    seq: i64,
+) {
+    use lapin::types::{AMQPValue, FieldTable};
+    let mut headers = FieldTable::default();
+    headers.insert(
+        worker_kit::events::SEQ_HEADER.into(),
+        AMQPValue::LongLongInt(seq),
+    );
+    headers.insert(
+        "x-aggregate-id".into(),
+        AMQPValue::LongString(item.id.to_string().into()),
+    );
+    let props = lapin::BasicProperties::default()
+        .with_message_id(uuid::Uuid::new_v4().to_string().into())
+        .with_type(name.into())
+        .with_delivery_mode(2)
+        .with_headers(headers);
+    let body = serde_json::to_vec(&serde_json::json!({ "data": item })).unwrap();
+    peer.channel
+        .basic_publish(
+            exchange.into(),
+            name.into(),
+            lapin::options::BasicPublishOptions::default(),
+            &body,
+            props,
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("publish confirm");
+}
+
+/// Issue 25.4: a read model bounds what a sequence may jump. A forged event whose
+/// `x-outbox-seq` is far beyond the newest the read model applied (here i64::MAX, which would
+/// lock the row: every later event is "older") is parked as `SequenceJump`, not applied, and
+/// the item's next real event still applies.
+#[tokio::test]
+async fn a_sequence_that_jumps_too_far_is_parked_not_applied() {
+    use stubs::example::items::Item;
+    let exchange = unique("events-seq");
+    let catalog_name = leak(unique("catalog-seq"));
+    let read = TestDb::with_models("catalog").await;
+    let catalog = catalog::build_on(e2e::setup(catalog_name).await, &read.config(), &exchange)
+        .await
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let c = RpcClient::new(&e2e::broker("caller").await, &e2e::config())
+        .await
+        .unwrap();
+    let peer = RawPeer::connect().await;
+    let now = chrono::Utc::now();
+    let item = |name: &str| Item {
+        id: 7,
+        name: name.to_owned(),
+        price_cents: 100,
+        tags: vec![],
+        created_at: now,
+        updated_at: now,
+    };
+    let named = |name: &'static str| {
+        let c = &c;
+        move || async move {
+            c.call(&GetCatalogItem { id: 7 })
+                .await
+                .is_ok_and(|i| i.name == name)
+        }
+    };
+
+    publish_item_event(&peer, &exchange, "example.item.created", &item("real"), 10).await;
+    wait_until(
+        Duration::from_secs(20),
+        "the created item applied",
+        named("real"),
+    )
+    .await;
+    publish_item_event(
+        &peer,
+        &exchange,
+        "example.item.updated",
+        &item("forged"),
+        i64::MAX,
+    )
+    .await;
+    let updated = subscription_queue(catalog_name, "example.item.updated");
+    let dead = worker_kit::queue::parking_queue(&updated);
+    wait_until(Duration::from_secs(20), "the forged event parked", || {
+        let (peer, dead) = (&peer, &dead);
+        async move { peer.exists(dead).await && peer.ready_count(dead).await == 1 }
+    })
+    .await;
+    let parked = peer.get(&dead).await.expect("the parked event");
+    let error_type = parked
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get("x-error-type").cloned());
+    assert_eq!(
+        error_type,
+        Some(lapin::types::AMQPValue::LongString("SequenceJump".into()))
+    );
+    publish_item_event(&peer, &exchange, "example.item.updated", &item("next"), 11).await;
+    wait_until(
+        Duration::from_secs(20),
+        "the item's next real event applied",
+        named("next"),
+    )
+    .await;
+
+    catalog.stop().await.unwrap();
+    for key in [
+        "example.item.created",
+        "example.item.updated",
+        "example.item.deleted",
+    ] {
+        peer.delete_routes(&[&subscription_queue(catalog_name, key)])
+            .await;
+    }
+    let _ = peer
+        .channel
+        .exchange_delete(
+            exchange.as_str().into(),
+            lapin::options::ExchangeDeleteOptions::default(),
+        )
+        .await;
+    read.drop_db().await;
+}

@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use e2e::{RawPeer, gzip, unique, wait_until};
-use lapin::options::QueueDeclareOptions;
 use lapin::types::{AMQPValue, FieldTable};
 use tokio::sync::Mutex;
 use worker_kit::queue::{QueueType, QueueWorker, RetryDelay, parking_queue};
@@ -86,27 +85,6 @@ fn body(text: &str) -> Vec<u8> {
     gzip(serde_json::json!({ "data": text }).to_string().as_bytes())
 }
 
-/// The error a durable declaration of `queue` with `args` gets (None when it succeeds), on
-/// a connection of its own (a refused declaration closes its channel).
-async fn declare_error(queue: &str, args: FieldTable) -> Option<String> {
-    let conn = lapin::Connection::connect(&e2e::amqp_url(), Default::default())
-        .await
-        .expect("connect");
-    let ch = conn.create_channel().await.expect("channel");
-    let declared = ch
-        .queue_declare(
-            queue.into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..QueueDeclareOptions::default()
-            },
-            args,
-        )
-        .await;
-    let _ = conn.close(200, "ok".into()).await;
-    declared.err().map(|e| e.to_string())
-}
-
 /// The names retry `retry` of `route` may wait in.
 fn step(route: &str, delay: RetryDelay, retry: u32) -> Vec<String> {
     delay
@@ -123,13 +101,6 @@ async fn waiting(peer: &RawPeer, queues: &[String]) -> u32 {
         n += peer.try_counts(q).await.map_or(0, |(ready, _)| ready);
     }
     n
-}
-
-async fn clean_up(peer: &RawPeer, route: &str, delay: RetryDelay, retries: u32) {
-    let mut queues = vec![route.to_owned(), parking_queue(route)];
-    queues.extend(delay.queues(route, retries));
-    let names: Vec<&str> = queues.iter().map(String::as_str).collect();
-    peer.delete(&names).await;
 }
 
 /// `QUEUE_MAX_RETRIES=3` with a first delay of 200 ms: the message is tried four times,
@@ -185,7 +156,7 @@ async fn retries_wait_in_delay_queues_then_the_message_is_parked() {
         "the body untouched"
     );
     assert_eq!(peer.ready_count(&route).await, 0, "nothing loops");
-    clean_up(&peer, &route, delay, 3).await;
+    peer.delete_routes(&[&route]).await;
 }
 
 /// A retry waiting in its delay queue is the broker's: the worker stops while the copy
@@ -256,7 +227,7 @@ async fn a_waiting_retry_survives_a_restart() {
         "it waited in a delay queue: {seen:?}"
     );
     assert_eq!(peer.ready_count(&parking_queue(&route)).await, 0);
-    clean_up(&peer, &route, delay, 3).await;
+    peer.delete_routes(&[&route]).await;
 }
 
 /// A permanent error parks the message at its first failure: no retry, no wait.
@@ -298,7 +269,7 @@ async fn a_permanent_error_is_parked_at_once() {
     for q in delay.queues(&route, 3) {
         assert!(!peer.exists(&q).await, "{q} was never needed");
     }
-    clean_up(&peer, &route, delay, 3).await;
+    peer.delete_routes(&[&route]).await;
 }
 
 /// A quorum route's retries wait in quorum delay queues (a retry survives a node as the
@@ -357,15 +328,15 @@ async fn a_quorum_route_waits_in_quorum_delay_queues() {
         AMQPValue::LongString("classic".into()),
     );
     assert_eq!(
-        declare_error(&used, quorum_args).await,
+        peer.declare_error(&used, true, quorum_args).await,
         None,
         "{used} is quorum"
     );
     assert!(
-        declare_error(&used, classic_args)
+        peer.declare_error(&used, true, classic_args)
             .await
             .is_some_and(|e| e.contains("PRECONDITION_FAILED")),
         "{used} refuses the classic type"
     );
-    clean_up(&peer, &route, delay, 1).await;
+    peer.delete_routes(&[&route]).await;
 }

@@ -56,26 +56,34 @@ async fn python_client_calls_the_rust_example_service() {
 /// A Python seed worker on the broker of `url` serving `route` (declaring its queue durable
 /// when asked), once it consumes.
 async fn python_worker(url: &str, route: &str, durable: bool) -> tokio::process::Child {
+    let mut args = vec!["serve", url, route];
+    if durable {
+        args.push("durable");
+    }
+    python_peer(&args).await.0
+}
+
+/// Lines a Python peer prints.
+type PeerOutput = tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>;
+
+/// `seed_peer.py` run with `args`, once it says "ready", and the lines it prints after.
+async fn python_peer(args: &[&str]) -> (tokio::process::Child, PeerOutput) {
+    use tokio::io::AsyncBufReadExt;
     let py = tokio::task::spawn_blocking(python).await.unwrap();
     let mut child = tokio::process::Command::new(py)
         .arg(script("seed_peer.py"))
-        .args(["serve", url, route])
-        .args(durable.then_some("durable"))
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .expect("python worker starts");
-    // The worker prints "ready" once it consumes.
-    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        tokio::io::AsyncBufReadExt::read_line(&mut stdout, &mut line),
-    )
-    .await
-    .expect("python worker ready within 30 s")
-    .unwrap();
+        .expect("python peer starts");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("python peer ready within 30 s")
+        .unwrap()
+        .unwrap_or_default();
     if line.trim() != "ready" {
         let mut stderr = String::new();
         let _ = tokio::io::AsyncReadExt::read_to_string(
@@ -83,9 +91,9 @@ async fn python_worker(url: &str, route: &str, durable: bool) -> tokio::process:
             &mut stderr,
         )
         .await;
-        panic!("the python worker did not start: {line:?}; it said: {stderr}");
+        panic!("the python peer did not start: {line:?}; it said: {stderr}");
     }
-    child
+    (child, lines)
 }
 
 /// A vhost of this test's own: a Python seed worker declares the auto-delete `rpc.dlx` and
@@ -197,4 +205,108 @@ async fn python_and_rust_workers_share_a_queue_with_rpc_queue_durable_true() {
     // declared in the seed's shape is consumed as it is.
     share_one_queue(RpcQueueDurable::True, false, true).await;
     share_one_queue(RpcQueueDurable::True, true, false).await;
+}
+
+async fn always_fails(_: worker_kit::Payload<Value>) -> Result<(), worker_kit::ErrorReply> {
+    Err(worker_kit::ErrorReply::unavailable(
+        "the Rust worker fails every attempt",
+    ))
+}
+
+/// A Python seed worker sharing a work route with a Rust worker whose retries wait in delay
+/// queues: the retry copies that come back from them reach the Python worker as ordinary
+/// messages of the route (the seed's serialization, no `expiration`, delivered by the
+/// default exchange with the route's name), never as anything of the delay queues'.
+#[tokio::test]
+async fn a_python_worker_sharing_a_route_with_delayed_retries_sees_ordinary_messages() {
+    const MESSAGES: usize = 20;
+    let route = unique("py-shared-work");
+    let url = e2e::amqp_url();
+    let running = e2e::start(
+        e2e::runner("interop-delayed").await.register_worker(
+            worker_kit::queue::QueueWorker::new()
+                .max_retries(3)
+                .retry_delay(
+                    &route,
+                    Duration::from_millis(50),
+                    Duration::from_millis(200),
+                )
+                .route(&route, always_fails),
+        ),
+    )
+    .await;
+    let (mut child, mut lines) = python_peer(&["work", &url, &route]).await;
+    let publisher = worker_kit::queue::QueuePublisher::new(&e2e::broker("publisher").await);
+    for i in 0..MESSAGES {
+        publisher.publish(&route, &format!("m{i}")).await.unwrap();
+    }
+    // Every message ends with the Python worker (which acks what it gets) or parked by the
+    // Rust one after its last retry.
+    let peer = e2e::RawPeer::connect().await;
+    let dead = worker_kit::queue::parking_queue(&route);
+    let mut seen: Vec<Value> = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let parked = peer.try_counts(&dead).await.map_or(0, |(n, _)| n as usize);
+        if seen.len() + parked == MESSAGES {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "every message handled within 60 s: python saw {}, {parked} parked",
+            seen.len()
+        );
+        if let Ok(line) = tokio::time::timeout(Duration::from_millis(200), lines.next_line()).await
+        {
+            let line = line.unwrap().expect("the python worker still runs");
+            seen.push(serde_json::from_str(&line).expect("a JSON line"));
+        }
+    }
+    running.stop().await.unwrap();
+    child.kill().await.unwrap();
+    child.wait().await.unwrap();
+
+    let retried: Vec<&Value> = seen
+        .iter()
+        .filter(|m| m["retry_count"].as_u64().is_some_and(|n| n >= 1))
+        .collect();
+    assert!(
+        !retried.is_empty(),
+        "the python worker got retry copies back from the delay queues: {seen:?}"
+    );
+    for m in &seen {
+        assert!(m["body_error"].is_null(), "the seed decodes it: {m}");
+        let body = m["body"]["data"].as_str().unwrap_or_default();
+        assert!(body.starts_with('m'), "the original body: {m}");
+        assert_eq!(
+            m["routing_key"],
+            json!(route),
+            "delivered as the route's: {m}"
+        );
+        assert_eq!(m["exchange"], json!(""), "by the default exchange: {m}");
+        assert!(m["expiration"].is_null(), "a copy never expires: {m}");
+        assert_eq!(m["redelivered"], json!(false), "{m}");
+    }
+    // The copy's own headers (its retry count, the original sender, trace context) and the
+    // broker's record of the wait: nothing of the kit's parking or delay machinery.
+    let allowed = [
+        "x-retry-count",
+        "x-original-user-id",
+        "traceparent",
+        "tracestate",
+        "x-death",
+        "x-first-death-exchange",
+        "x-first-death-queue",
+        "x-first-death-reason",
+    ];
+    for m in retried {
+        let headers = m["headers"].as_array().unwrap();
+        assert!(
+            headers
+                .iter()
+                .all(|h| h.as_str().is_some_and(|h| allowed.contains(&h))),
+            "{m}"
+        );
+    }
+    peer.delete_routes(&[&route]).await;
 }

@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use e2e::{RawPeer, unique, wait_until};
-use lapin::options::QueueDeclareOptions;
 use lapin::types::{AMQPValue, FieldTable};
 use worker_kit::queue::{QueuePublisher, QueueWorker, parking_queue};
 use worker_kit::rpc::RpcWorker;
@@ -24,27 +23,6 @@ async fn count(
 
 async fn echo(Payload(text): Payload<String>) -> Result<String, std::convert::Infallible> {
     Ok(text)
-}
-
-/// The error a declaration of `queue` in the Python seed's shape gets (None when the broker
-/// accepts it), on a connection of its own (a refusal closes the channel).
-async fn python_declare(queue: &str, durable: bool, args: FieldTable) -> Option<String> {
-    let conn = lapin::Connection::connect(&e2e::amqp_url(), Default::default())
-        .await
-        .expect("connect");
-    let ch = conn.create_channel().await.expect("channel");
-    let r = ch
-        .queue_declare(
-            queue.into(),
-            QueueDeclareOptions {
-                durable,
-                ..QueueDeclareOptions::default()
-            },
-            args,
-        )
-        .await;
-    let _ = conn.close(200, "ok".into()).await;
-    r.err().map(|e| e.to_string())
 }
 
 /// The arguments the broker holds for `queue`, as its management API (or, where that plugin
@@ -113,8 +91,10 @@ async fn work_queues_name_their_classic_type_in_either_order_with_python_declara
             args.contains("x-queue-type") && args.contains("classic"),
             "{queue}: {args}"
         );
+        // The Python seed's declaration: durable, no arguments.
         assert_eq!(
-            python_declare(&queue, true, FieldTable::default()).await,
+            peer.declare_error(&queue, true, FieldTable::default())
+                .await,
             None,
             "{queue}"
         );
@@ -127,13 +107,7 @@ async fn work_queues_name_their_classic_type_in_either_order_with_python_declara
     })
     .await;
     running.stop().await.unwrap();
-    peer.delete(&[
-        &python_first,
-        &parking_queue(&python_first),
-        &kit_first,
-        &parking_queue(&kit_first),
-    ])
-    .await;
+    peer.delete_routes(&[&python_first, &kit_first]).await;
 }
 
 #[tokio::test]
@@ -152,7 +126,8 @@ async fn a_new_rpc_queue_names_its_classic_type_and_python_still_declares_it() {
     );
     assert!(args.contains("rpc.dlx"), "{args}");
     // The seed's declaration: transient, the dead-letter exchange only.
-    assert_eq!(python_declare(&route, false, dlx_only()).await, None);
+    let peer = RawPeer::connect().await;
+    assert_eq!(peer.declare_error(&route, false, dlx_only()).await, None);
     running.stop().await.unwrap();
-    RawPeer::connect().await.delete(&[&route]).await;
+    peer.delete(&[&route]).await;
 }

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use e2e::{RawPeer, unique, wait_until};
-use lapin::options::QueueDeclareOptions;
 use lapin::types::{AMQPValue, FieldTable};
 use worker_kit::queue::{QueuePublisher, QueueType, QueueWorker, parking_queue};
 use worker_kit::{ErrorReply, Payload, State};
@@ -21,27 +20,6 @@ async fn count_or_fail(
         return Err(ErrorReply::new("Broken", "this message always fails"));
     }
     Ok(())
-}
-
-/// The error a declaration of `queue` with `args` gets (None when it succeeds), on a
-/// throwaway channel (a refused declaration closes its channel).
-async fn declare_error(queue: &str, args: FieldTable) -> Option<String> {
-    let conn = lapin::Connection::connect(&e2e::amqp_url(), Default::default())
-        .await
-        .expect("connect");
-    let ch = conn.create_channel().await.expect("channel");
-    let r = ch
-        .queue_declare(
-            queue.into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..QueueDeclareOptions::default()
-            },
-            args,
-        )
-        .await;
-    let _ = conn.close(200, "ok".into()).await;
-    r.err().map(|e| e.to_string())
 }
 
 fn quorum_args() -> FieldTable {
@@ -94,17 +72,19 @@ async fn quorum_route_works_retries_and_parks() {
     assert_eq!(peer.ready_count(&route).await, 0);
 
     for q in [route.clone(), parking_queue(&route)] {
-        let err = declare_error(&q, FieldTable::default())
+        let err = peer
+            .declare_error(&q, true, FieldTable::default())
             .await
             .unwrap_or_else(|| panic!("{q} accepted a classic declaration: it is not quorum"));
         assert!(err.contains("PRECONDITION_FAILED"), "{q}: {err}");
     }
     assert_eq!(
-        declare_error(&parking_queue(&route), quorum_args()).await,
+        peer.declare_error(&parking_queue(&route), true, quorum_args())
+            .await,
         None,
         "the parking queue is a quorum queue"
     );
-    peer.delete(&[&route, &parking_queue(&route)]).await;
+    peer.delete_routes(&[&route]).await;
 }
 
 /// `QUEUE_TYPE=quorum` makes every work-queue route quorum unless the route says classic;
@@ -131,21 +111,22 @@ async fn queue_type_setting_and_per_route_override() {
     .await
     .unwrap();
     running.stop().await.unwrap();
+    let peer = RawPeer::connect().await;
     assert!(
-        declare_error(&quorum_route, FieldTable::default())
+        peer.declare_error(&quorum_route, true, FieldTable::default())
             .await
             .is_some_and(|e| e.contains("PRECONDITION_FAILED")),
         "QUEUE_TYPE=quorum declared {quorum_route} quorum"
     );
     assert_eq!(
-        declare_error(&classic_route, FieldTable::default()).await,
+        peer.declare_error(&classic_route, true, FieldTable::default())
+            .await,
         None,
         "the per-route override kept {classic_route} classic"
     );
 
     // A classic queue someone else declared: a quorum worker refuses to start on it.
     let taken = unique("qt-taken");
-    let peer = RawPeer::connect().await;
     peer.declare_work_queue(&taken).await;
     let err = worker_kit::Runner::new(
         "queue-type",
@@ -163,15 +144,8 @@ async fn queue_type_setting_and_per_route_override() {
         text.contains(&taken) && text.contains("other flags or arguments"),
         "{text}"
     );
-    peer.delete(&[
-        &quorum_route,
-        &parking_queue(&quorum_route),
-        &classic_route,
-        &parking_queue(&classic_route),
-        &taken,
-        &parking_queue(&taken),
-    ])
-    .await;
+    peer.delete_routes(&[&quorum_route, &classic_route, &taken])
+        .await;
 }
 
 /// A quorum route whose retry count changes between deploys still starts (the broker's
@@ -208,10 +182,7 @@ async fn quorum_route_survives_a_changed_retry_count() {
             .contains("reach the broker's delivery limit"),
         "{err}"
     );
-    RawPeer::connect()
-        .await
-        .delete(&[&route, &parking_queue(&route)])
-        .await;
+    RawPeer::connect().await.delete_routes(&[&route]).await;
 }
 
 /// The broker's safety net on a quorum route: a message that keeps going back to the queue
@@ -277,5 +248,5 @@ async fn quorum_delivery_limit_parks_a_message_that_keeps_coming_back() {
         "parked at the limit, not before: {returned} returns"
     );
     assert_eq!(peer.ready_count(&route).await, 0);
-    peer.delete(&[&route, &parking_queue(&route)]).await;
+    peer.delete_routes(&[&route]).await;
 }

@@ -8,8 +8,6 @@ use std::time::Duration;
 
 use e2e::{RawPeer, connections, gzip, reply_json, unique, wait_until};
 use lapin::BasicProperties;
-use lapin::options::{QueueBindOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -59,32 +57,7 @@ async fn a_request_whose_attempts_keep_dying_is_answered_and_dead_lettered() {
     .await;
     let mut peer = RawPeer::connect().await;
     // What the route dead-letters, caught by a queue of the test's own.
-    let dead_letters = peer
-        .channel
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                auto_delete: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap()
-        .name()
-        .as_str()
-        .to_owned();
-    peer.channel
-        .queue_bind(
-            dead_letters.as_str().into(),
-            RPC_DLX.into(),
-            "".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let dead_letters = peer.catch(RPC_DLX, "").await;
     let cid = unique("poison");
     let props = BasicProperties::default()
         .with_reply_to(peer.reply_to().into())

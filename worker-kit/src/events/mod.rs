@@ -139,6 +139,19 @@ impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Subscribe, S> {
                 "event subscription: whom it admits events from"
             );
         }
+        let handler_timeout = self.handler_timeout_or(ctx.config.handler_timeout);
+        let queues: Vec<String> = self
+            .names()
+            .iter()
+            .map(|p| subscription_queue(&service, p))
+            .collect();
+        if let Some(warning) = crate::amqp::consumer_timeout::check(
+            &queues,
+            handler_timeout,
+            ctx.config.broker_consumer_timeout,
+        ) {
+            tracing::warn!(worker = "events", "{warning}");
+        }
         let processor = processor::EventProcessor::new(
             self.kind
                 .exchange
@@ -152,7 +165,7 @@ impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Subscribe, S> {
                 default_type: ctx.config.queue_type,
                 queue_types: Vec::new(),
                 delays: crate::queue::Delays::from_config(&ctx.config),
-                handler_timeout: self.handler_timeout_or(ctx.config.handler_timeout),
+                handler_timeout,
                 copies: crate::amqp::publish::CopyChannel::new(ctx.broker.clone()),
                 own_user: ctx.broker.user_id().clone(),
             },

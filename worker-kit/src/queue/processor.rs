@@ -164,6 +164,13 @@ impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Queue, S> {
                 return Ok(());
             }
         }
+        if let Some(warning) = crate::amqp::consumer_timeout::check(
+            &self.names(),
+            processor.handler_timeout,
+            ctx.config.broker_consumer_timeout,
+        ) {
+            warn!(worker = "queue", "{warning}");
+        }
         self.run_with(ctx, processor).await
     }
 }

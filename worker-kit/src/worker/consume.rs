@@ -23,6 +23,7 @@ use tracing::{Instrument, debug, error, info, warn};
 
 use super::handoff::WorkerContext;
 use crate::Error;
+use crate::amqp::consumer_timeout::ConsumerLoss;
 use crate::config::PausePolicy;
 use crate::handler::routes::BoundHandler;
 use crate::observe::disposition::Disposition;
@@ -179,7 +180,10 @@ impl<'a, P: Processor> Session<'a, P> {
         if !self.channel.status().connected() || !conn.status().connected() {
             return Err(SessionEnd::Reconnect);
         }
-        warn!(worker = self.kind, %route, "consumer cancelled by the broker (queue deleted?); redeclaring and consuming again");
+        // The broker cancels a consumer (basic.cancel) when its queue is deleted. A consumer
+        // timeout closes the channel instead, which ends the stream with an error
+        // (`report_lost_consumer`), so the two are not mistaken for each other in the logs.
+        warn!(worker = self.kind, %route, "consumer cancelled by the broker: its queue was deleted; redeclaring and consuming again");
         self.consume(route).await.map_err(|e| {
             error!(worker = self.kind, %route, error = %e, "could not consume again; re-creating the channel");
             SessionEnd::Reconnect
@@ -437,7 +441,7 @@ impl<P: Processor> Serving<'_, P> {
                         );
                     }
                     Some(ConsumerEvent::Delivery(route, Err(e))) => {
-                        warn!(worker = kind, %route, error = %e, "consumer failed; re-establishing");
+                        report_lost_consumer(kind, &route, &e);
                         return SessionEnd::Reconnect;
                     }
                     Some(ConsumerEvent::Ended(route, tag)) => {
@@ -510,6 +514,23 @@ async fn instrumented<P: Processor>(
         debug!("done");
     };
     traced.run(work.instrument(span)).await;
+}
+
+/// Logs why a consumer's stream ended with `e`: the broker's consumer timeout (a handler held
+/// a delivery too long; an operator must act) or another failure of the channel.
+fn report_lost_consumer(kind: &str, route: &str, e: &lapin::Error) {
+    match ConsumerLoss::of_error(e) {
+        ConsumerLoss::AckTimeout { timeout_ms } => error!(
+            worker = kind,
+            %route,
+            error = %e,
+            broker_consumer_timeout_ms = timeout_ms,
+            "the broker closed the channel: a delivery stayed unacknowledged past its consumer timeout, and every message in flight on the channel goes back to its queue (on a quorum route each return counts towards the delivery limit); raise consumer_timeout on every broker node above the handler limit and set BROKER_CONSUMER_TIMEOUT_MS to match, or lower HANDLER_TIMEOUT_MS; re-establishing"
+        ),
+        ConsumerLoss::ChannelFailed => {
+            warn!(worker = kind, %route, error = %e, "consumer failed; re-establishing");
+        }
+    }
 }
 
 /// Cancels the consumers `tags` (stops new deliveries; prefetched ones still arrive).
