@@ -19,6 +19,7 @@ mod inherit;
 mod policies;
 mod schemas;
 mod sequences;
+mod statistics;
 mod tables;
 mod triggers;
 mod uncompared;
@@ -61,6 +62,12 @@ pub(crate) struct Table {
     pub(crate) partition_of: Option<(String, String)>,
     /// `INHERITS` parents, in order.
     pub(crate) parents: Vec<String>,
+    /// Storage parameters (`fillfactor=70`; the TOAST table's as `toast.autovacuum_enabled=off`),
+    /// sorted.
+    pub(crate) options: Vec<String>,
+    /// `REPLICA IDENTITY`: `DEFAULT`, `FULL`, `NOTHING` or `USING INDEX name` — what logical
+    /// replication sends of an updated or deleted row.
+    pub(crate) replica_identity: String,
 }
 
 /// A sequence not made by an identity column.
@@ -156,8 +163,12 @@ pub struct Catalog {
     pub(crate) cloned_constraints: BTreeSet<(String, String)>,
     /// Indexes a partition has from its partitioned table's.
     pub(crate) cloned_indexes: BTreeSet<String>,
-    /// Privileges granted to roles other than the object's owner.
+    /// Privileges granted to roles other than the object's owner; column privileges as
+    /// `COLUMN table.column`.
     pub(crate) grants: BTreeMap<GrantKey, Privileges>,
+    /// Statistics objects on tables → (table, `CREATE STATISTICS ...`, its statistics
+    /// target or -1).
+    pub(crate) statistics: BTreeMap<String, (String, String, i32)>,
     /// Kinds of objects present that manage does not read, with their counts.
     pub(crate) not_compared: Vec<String>,
 }
@@ -219,6 +230,7 @@ impl Catalog {
         triggers::read(client, &mut cat).await?;
         policies::read(client, &mut cat).await?;
         grants::read(client, &mut cat).await?;
+        statistics::read(client, &mut cat).await?;
         comments::read(client, &mut cat).await?;
         depends::read(client, &mut cat).await?;
         uncompared::read(client, &mut cat).await?;

@@ -21,6 +21,8 @@ mod policies;
 mod remake;
 mod schemas;
 mod sequences;
+mod statistics;
+mod table_settings;
 mod tables;
 mod triggers;
 mod views;
@@ -64,6 +66,8 @@ struct Phases {
     validate: Vec<Step>,
     /// Partitions attached and parents added, once the columns match.
     attach: Vec<Step>,
+    /// `REPLICA IDENTITY`, once the index it may name is built.
+    replica: Vec<Step>,
     owned_by: Vec<Step>,
     views: Vec<Step>,
     view_indexes: Vec<Step>,
@@ -297,6 +301,8 @@ pub fn diff_with(from: &Catalog, to: &Catalog, atomic: bool) -> Plan {
         constraints::diff,
         views::diff,
         indexes::diff,
+        statistics::diff,
+        table_settings::diff,
         triggers::diff,
         policies::diff,
         grants::diff,
@@ -335,6 +341,7 @@ impl Phases {
             p.fks,
             p.validate,
             p.attach,
+            p.replica,
             p.owned_by,
             p.views,
             p.view_indexes,
@@ -506,6 +513,7 @@ fn alter_columns(p: &mut Phases, from: &Catalog, table: &str, old: &Table, new: 
             // A plain column's values are replaced by computed ones: data loss.
             p.reshaped.insert(table.to_owned());
             p.remake.under_remade_column(from, table, col);
+            p.remade.insert(format!("COLUMN {table}.{col}"));
             p.columns.push(step(
                 format!("ALTER TABLE {table} DROP COLUMN {col}"),
                 Some(Hazard::DataLoss),
@@ -636,6 +644,7 @@ fn remake_generated(
         p.reshaped.insert(table.to_owned());
         p.remake.under_remade_column(from, table, &c.name);
         p.recomment.insert(format!("COLUMN {table}.{}", c.name));
+        p.remade.insert(format!("COLUMN {table}.{}", c.name));
         p.columns.push(step(
             format!("ALTER TABLE {table} DROP COLUMN {}", c.name),
             Some(Hazard::Rewrite),
