@@ -171,6 +171,8 @@ pub struct Catalog {
     pub(crate) statistics: BTreeMap<String, (String, String, i32)>,
     /// Kinds of objects present that manage does not read, with their counts.
     pub(crate) not_compared: Vec<String>,
+    /// The server's `server_version_num` (150004 for 15.4): which online forms it has.
+    pub(crate) server_version: i32,
 }
 
 const USER_SCHEMA: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') \
@@ -214,6 +216,11 @@ impl Catalog {
 
     async fn read_in_snapshot(client: &Client) -> anyhow::Result<Self> {
         let mut cat = Catalog::default();
+        let version: String = client
+            .query_one("SELECT current_setting('server_version_num')", &[])
+            .await?
+            .get(0);
+        cat.server_version = version.parse().unwrap_or(0);
         schemas::read(client, &mut cat).await?;
         enums::read(client, &mut cat).await?;
         composite::read(client, &mut cat).await?;
