@@ -19,6 +19,7 @@ mod indexes;
 mod inherit;
 mod policies;
 mod remake;
+mod repartition;
 mod schemas;
 mod sequences;
 mod statistics;
@@ -107,6 +108,8 @@ struct Phases {
     unsupported: Vec<String>,
     /// See [`Plan::needs_empty`].
     needs_empty: Vec<(String, String)>,
+    /// See [`Plan::remade_tables`].
+    remade_tables: Vec<String>,
 }
 
 impl Phases {
@@ -278,7 +281,13 @@ pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
 /// step, `SET NOT NULL` proved by a validated CHECK first. With `atomic` it uses the plain
 /// forms, which may all run in one transaction.
 pub fn diff_with(from: &Catalog, to: &Catalog, atomic: bool) -> Plan {
+    let mut p = Phases::default();
+    // Tables that switch between plain and partitioned are dropped and made again: the
+    // rest of the plan sees them as new.
+    let from = &repartition::prepare(from, to, &mut p);
     let mut p = Phases {
+        detach: std::mem::take(&mut p.detach),
+        remade_tables: std::mem::take(&mut p.remade_tables),
         online: !atomic,
         server_version: from.server_version,
         dropped_tables: from
@@ -368,6 +377,7 @@ impl Phases {
             steps,
             unsupported: p.unsupported,
             needs_empty: p.needs_empty,
+            remade_tables: p.remade_tables,
             lax_bodies: p.lax_bodies,
             not_compared: to.not_compared.clone(),
         }
