@@ -19,6 +19,10 @@
 -- (5s) for a lock, so none queues the application's writes behind it, and runs
 -- at most statement_timeout (20min). If a step fails, the steps before it
 -- stay applied: dump production again and run manage pending for the rest.
+-- The online forms are those of the server manage pending ran on (from PostgreSQL
+-- 18: NOT NULL ... NOT VALID): make this script on a server no newer than production.
+-- A table switched between plain and partitioned is dropped and created again
+-- (marked `-- LOSES THE ROWS OF`): with rows, do that one by hand.
 --
 -- Apply with: psql -v ON_ERROR_STOP=1 -d <production database> -f migrations/example/pending.sql
 

@@ -19,6 +19,7 @@ mod inherit;
 mod policies;
 mod schemas;
 mod sequences;
+mod statistics;
 mod tables;
 mod triggers;
 mod uncompared;
@@ -61,6 +62,12 @@ pub(crate) struct Table {
     pub(crate) partition_of: Option<(String, String)>,
     /// `INHERITS` parents, in order.
     pub(crate) parents: Vec<String>,
+    /// Storage parameters (`fillfactor=70`; the TOAST table's as `toast.autovacuum_enabled=off`),
+    /// sorted.
+    pub(crate) options: Vec<String>,
+    /// `REPLICA IDENTITY`: `DEFAULT`, `FULL`, `NOTHING` or `USING INDEX name` — what logical
+    /// replication sends of an updated or deleted row.
+    pub(crate) replica_identity: String,
 }
 
 /// A sequence not made by an identity column.
@@ -156,10 +163,16 @@ pub struct Catalog {
     pub(crate) cloned_constraints: BTreeSet<(String, String)>,
     /// Indexes a partition has from its partitioned table's.
     pub(crate) cloned_indexes: BTreeSet<String>,
-    /// Privileges granted to roles other than the object's owner.
+    /// Privileges granted to roles other than the object's owner; column privileges as
+    /// `COLUMN table.column`.
     pub(crate) grants: BTreeMap<GrantKey, Privileges>,
+    /// Statistics objects on tables → (table, `CREATE STATISTICS ...`, its statistics
+    /// target or -1).
+    pub(crate) statistics: BTreeMap<String, (String, String, i32)>,
     /// Kinds of objects present that manage does not read, with their counts.
     pub(crate) not_compared: Vec<String>,
+    /// The server's `server_version_num` (150004 for 15.4): which online forms it has.
+    pub(crate) server_version: i32,
 }
 
 const USER_SCHEMA: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') \
@@ -203,6 +216,11 @@ impl Catalog {
 
     async fn read_in_snapshot(client: &Client) -> anyhow::Result<Self> {
         let mut cat = Catalog::default();
+        let version: String = client
+            .query_one("SELECT current_setting('server_version_num')", &[])
+            .await?
+            .get(0);
+        cat.server_version = version.parse().unwrap_or(0);
         schemas::read(client, &mut cat).await?;
         enums::read(client, &mut cat).await?;
         composite::read(client, &mut cat).await?;
@@ -219,6 +237,7 @@ impl Catalog {
         triggers::read(client, &mut cat).await?;
         policies::read(client, &mut cat).await?;
         grants::read(client, &mut cat).await?;
+        statistics::read(client, &mut cat).await?;
         comments::read(client, &mut cat).await?;
         depends::read(client, &mut cat).await?;
         uncompared::read(client, &mut cat).await?;

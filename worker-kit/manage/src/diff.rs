@@ -19,8 +19,11 @@ mod indexes;
 mod inherit;
 mod policies;
 mod remake;
+mod repartition;
 mod schemas;
 mod sequences;
+mod statistics;
+mod table_settings;
 mod tables;
 mod triggers;
 mod views;
@@ -39,6 +42,8 @@ struct Phases {
     /// Whether the plan runs in steps (online forms: indexes built concurrently,
     /// constraints added NOT VALID and validated later) or in one transaction.
     online: bool,
+    /// The target server's `server_version_num`: which online forms it has.
+    server_version: i32,
     outside: Vec<Step>,
     drop_triggers: Vec<Step>,
     drop_views: Vec<Step>,
@@ -64,6 +69,8 @@ struct Phases {
     validate: Vec<Step>,
     /// Partitions attached and parents added, once the columns match.
     attach: Vec<Step>,
+    /// `REPLICA IDENTITY`, once the index it may name is built.
+    replica: Vec<Step>,
     owned_by: Vec<Step>,
     views: Vec<Step>,
     view_indexes: Vec<Step>,
@@ -101,6 +108,8 @@ struct Phases {
     unsupported: Vec<String>,
     /// See [`Plan::needs_empty`].
     needs_empty: Vec<(String, String)>,
+    /// See [`Plan::remade_tables`].
+    remade_tables: Vec<String>,
 }
 
 impl Phases {
@@ -272,8 +281,15 @@ pub fn diff(from: &Catalog, to: &Catalog) -> Plan {
 /// step, `SET NOT NULL` proved by a validated CHECK first. With `atomic` it uses the plain
 /// forms, which may all run in one transaction.
 pub fn diff_with(from: &Catalog, to: &Catalog, atomic: bool) -> Plan {
+    let mut p = Phases::default();
+    // Tables that switch between plain and partitioned are dropped and made again: the
+    // rest of the plan sees them as new.
+    let from = &repartition::prepare(from, to, &mut p);
     let mut p = Phases {
+        detach: std::mem::take(&mut p.detach),
+        remade_tables: std::mem::take(&mut p.remade_tables),
         online: !atomic,
+        server_version: from.server_version,
         dropped_tables: from
             .tables
             .keys()
@@ -297,6 +313,8 @@ pub fn diff_with(from: &Catalog, to: &Catalog, atomic: bool) -> Plan {
         constraints::diff,
         views::diff,
         indexes::diff,
+        statistics::diff,
+        table_settings::diff,
         triggers::diff,
         policies::diff,
         grants::diff,
@@ -335,6 +353,7 @@ impl Phases {
             p.fks,
             p.validate,
             p.attach,
+            p.replica,
             p.owned_by,
             p.views,
             p.view_indexes,
@@ -358,6 +377,7 @@ impl Phases {
             steps,
             unsupported: p.unsupported,
             needs_empty: p.needs_empty,
+            remade_tables: p.remade_tables,
             lax_bodies: p.lax_bodies,
             not_compared: to.not_compared.clone(),
         }
@@ -506,6 +526,7 @@ fn alter_columns(p: &mut Phases, from: &Catalog, table: &str, old: &Table, new: 
             // A plain column's values are replaced by computed ones: data loss.
             p.reshaped.insert(table.to_owned());
             p.remake.under_remade_column(from, table, col);
+            p.remade.insert(format!("COLUMN {table}.{col}"));
             p.columns.push(step(
                 format!("ALTER TABLE {table} DROP COLUMN {col}"),
                 Some(Hazard::DataLoss),
@@ -636,6 +657,7 @@ fn remake_generated(
         p.reshaped.insert(table.to_owned());
         p.remake.under_remade_column(from, table, &c.name);
         p.recomment.insert(format!("COLUMN {table}.{}", c.name));
+        p.remade.insert(format!("COLUMN {table}.{}", c.name));
         p.columns.push(step(
             format!("ALTER TABLE {table} DROP COLUMN {}", c.name),
             Some(Hazard::Rewrite),
@@ -649,11 +671,32 @@ fn remake_generated(
     out
 }
 
-/// `SET NOT NULL` without a scan under ACCESS EXCLUSIVE: a `CHECK (col IS NOT NULL)` added
-/// NOT VALID (a moment's lock), validated (a scan that lets writes go on), then `SET NOT
-/// NULL`, which PostgreSQL proves from the validated check without scanning, and the check
-/// dropped. Each runs in a step of its own.
+/// The first `server_version_num` with `ADD CONSTRAINT ... NOT NULL col NOT VALID`.
+const NOT_NULL_NOT_VALID: i32 = 180_000;
+
+/// `SET NOT NULL` without a scan under ACCESS EXCLUSIVE. From PostgreSQL 18: the column's
+/// NOT NULL constraint added NOT VALID (a moment's lock), then validated (a scan that lets
+/// writes go on). Before: a `CHECK (col IS NOT NULL)` added NOT VALID, validated, then `SET
+/// NOT NULL`, which PostgreSQL proves from the validated check without scanning, and the
+/// check dropped. Each runs in a step of its own.
 fn set_not_null_online(p: &mut Phases, table: &str, col: &str) {
+    if p.server_version >= NOT_NULL_NOT_VALID {
+        // The name PostgreSQL gives a column's NOT NULL constraint, so the model's
+        // (`col int NOT NULL`) and this one compare equal.
+        let bare = &table[indexes::schema_prefix(table).len()..];
+        let name = crate::target::ident(&format!(
+            "{}_{}_not_null",
+            bare.trim_matches('"'),
+            col.trim_matches('"')
+        ));
+        for sql in [
+            format!("ALTER TABLE {table} ADD CONSTRAINT {name} NOT NULL {col} NOT VALID"),
+            format!("ALTER TABLE {table} VALIDATE CONSTRAINT {name}"),
+        ] {
+            p.columns.push(step(sql, None));
+        }
+        return;
+    }
     let check = crate::target::ident(&format!(
         "manage_not_null_{}",
         &crate::target::digest(format!("{table}.{col}").as_bytes())[..16]
@@ -862,6 +905,43 @@ mod tests {
             Narrowing
         );
         assert_eq!(t("text", "integer"), Other);
+    }
+
+    #[test]
+    fn set_not_null_uses_not_valid_not_null_only_where_the_server_has_it() {
+        let table = |not_null| Table {
+            columns: vec![Column {
+                name: "v".into(),
+                data_type: "integer".into(),
+                not_null,
+                default: None,
+                identity: String::new(),
+                generated: None,
+                collation: None,
+                local: true,
+            }],
+            ..Table::default()
+        };
+        let catalog = |not_null, server_version| Catalog {
+            tables: [("public.t".to_owned(), table(not_null))].into(),
+            server_version,
+            ..Catalog::default()
+        };
+        let sql = |version| diff(&catalog(false, version), &catalog(true, version)).to_sql();
+        let pg15 = sql(150_004);
+        assert!(
+            pg15.contains("CHECK (v IS NOT NULL) NOT VALID")
+                && pg15.contains("ALTER COLUMN v SET NOT NULL")
+                && !pg15.contains("NOT NULL v NOT VALID"),
+            "{pg15}"
+        );
+        let pg18 = sql(180_000);
+        assert!(
+            pg18.contains("ADD CONSTRAINT \"t_v_not_null\" NOT NULL v NOT VALID")
+                && pg18.contains("VALIDATE CONSTRAINT \"t_v_not_null\"")
+                && !pg18.contains("CHECK"),
+            "{pg18}"
+        );
     }
 
     #[test]

@@ -23,8 +23,9 @@ use clap::{Args, Parser, Subcommand};
 /// disables row-level security), unless --unsafe is given; what rewrites a table that has
 /// rows or blocks its writes while it scans (`rewrite`, `lock`) unless --allow-hazard KIND;
 /// and always when a difference needs a hand-written migration (e.g. a NOT NULL column
-/// without a default added to a table that has rows), or when the database changed while
-/// the prompt waited.
+/// without a default added to a table that has rows; a table with rows switched between
+/// plain and partitioned, which manage can only drop and create again), or when the
+/// database changed while the prompt waited.
 ///
 /// Plans run in steps that keep the database writable (see `sync --help`); `diff`, `sync`
 /// and `pending` print each step and the transaction it runs in.
@@ -50,8 +51,13 @@ pub enum Command {
     /// own; indexes on existing tables are built and dropped CONCURRENTLY (outside any
     /// transaction; a failed build's invalid index is dropped); foreign keys and CHECKs
     /// are added NOT VALID and validated in a later step; SET NOT NULL is proved by a
-    /// validated CHECK (col IS NOT NULL) first; PRIMARY KEY and UNIQUE get their index
-    /// built CONCURRENTLY, then are added USING INDEX. Every statement runs under --lock-timeout
+    /// validated CHECK (col IS NOT NULL) first (on PostgreSQL 18+: NOT NULL ... NOT VALID,
+    /// then validated); PRIMARY KEY and UNIQUE (INCLUDE and NULLS NOT DISTINCT too) get
+    /// their index built CONCURRENTLY, then are added USING INDEX; an index on a
+    /// partitioned table is built CONCURRENTLY per partition, made ON ONLY the partitioned
+    /// table and the partitions' indexes attached; a domain CHECK is added NOT VALID and
+    /// validated in its own step (before PostgreSQL 19 that still blocks writes to the
+    /// tables using the domain: tagged `lock`). Every statement runs under --lock-timeout
     /// and --statement-timeout. --atomic applies the plain forms in one transaction.
     ///
     /// Holds an advisory lock on the database while it runs (a second sync of the same

@@ -102,6 +102,10 @@ pub struct Plan {
     /// Statements that apply only while their table is empty (a NOT NULL column without a
     /// default): (table, statement). `sync` checks the target and refuses when one has rows.
     pub needs_empty: Vec<(String, String)>,
+    /// Tables dropped and created again because they switch between plain and partitioned
+    /// (PostgreSQL cannot turn one into the other): `sync` refuses the plan when one has
+    /// rows, even with `--unsafe`.
+    pub remade_tables: Vec<String>,
     /// Whether functions are created whose SQL bodies name objects created later in the
     /// plan: the session runs with `check_function_bodies = off`, as pg_dump's scripts do.
     pub lax_bodies: bool,
@@ -189,6 +193,13 @@ impl Plan {
             out.push_str(&format!(
                 "-- FAILS IF {table} HAS ROWS: {sql} (give the column a DEFAULT, or add it \
                  nullable, fill it, then SET NOT NULL)\n"
+            ));
+        }
+        for table in &self.remade_tables {
+            out.push_str(&format!(
+                "-- LOSES THE ROWS OF {table}: it switches between plain and partitioned and is \
+                 dropped and created again (with rows, do it by hand: create the new table, move \
+                 the rows, swap the names)\n"
             ));
         }
         if self.lax_bodies && !self.steps.is_empty() {

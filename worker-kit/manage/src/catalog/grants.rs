@@ -1,4 +1,5 @@
-//! Privileges granted on tables, views, sequences, schemas and functions.
+//! Privileges granted on tables, views, sequences, schemas and functions, and on tables'
+//! columns.
 //!
 //! The owner's own privileges are left out: the two sides' objects have different owners
 //! (a shadow's belong to the shadow role), and an owner's rights are not granted anyway.
@@ -9,7 +10,11 @@ use tokio_postgres::Client;
 
 use super::{Catalog, USER_SCHEMA, not_extension_member};
 
-/// (`TABLE x` / `SEQUENCE x` / `SCHEMA x` / `FUNCTION x(args)` / `PROCEDURE x(args)`,
+/// The relation kinds whose column privileges are compared (tables); those on views stay
+/// in the "not compared" list.
+pub(super) const COLUMN_GRANTS_ON: &str = "c.relkind IN ('r', 'p')";
+
+/// (`TABLE x` / `COLUMN x.c` / `SEQUENCE x` / `SCHEMA x` / `FUNCTION x(args)` / `PROCEDURE x(args)`,
 /// grantee or `PUBLIC`).
 pub(crate) type GrantKey = (String, String);
 
@@ -36,10 +41,18 @@ pub(super) async fn read(client: &Client, cat: &mut Catalog) -> anyhow::Result<(
                 {grantee}, a.privilege_type, a.is_grantable \
          FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace, \
               aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a \
-         WHERE p.prokind IN ('f', 'p') AND a.grantee <> p.proowner AND {USER_SCHEMA} AND {}",
+         WHERE p.prokind IN ('f', 'p') AND a.grantee <> p.proowner AND {USER_SCHEMA} AND {} \
+         UNION ALL \
+         SELECT 'COLUMN ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) || '.' || quote_ident(att.attname), \
+                {grantee}, a.privilege_type, a.is_grantable \
+         FROM pg_attribute att JOIN pg_class c ON c.oid = att.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace, \
+              aclexplode(att.attacl) a \
+         WHERE att.attacl IS NOT NULL AND att.attnum > 0 AND NOT att.attisdropped AND {COLUMN_GRANTS_ON} \
+           AND a.grantee <> c.relowner AND {USER_SCHEMA} AND {}",
         not_extension_member("pg_class", "c.oid"),
         not_extension_member("pg_namespace", "n.oid"),
         not_extension_member("pg_proc", "p.oid"),
+        not_extension_member("pg_class", "c.oid"),
     );
     for r in client.query(&sql, &[]).await? {
         cat.grants

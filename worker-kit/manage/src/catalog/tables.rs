@@ -13,7 +13,15 @@ pub(super) async fn read(client: &Client, cat: &mut Catalog) -> anyhow::Result<(
     for r in q(format!(
         "SELECT {}, c.relrowsecurity, c.relforcerowsecurity, c.relpersistence = 'u', \
                     CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END, \
-                    CASE WHEN c.relispartition THEN pg_get_expr(c.relpartbound, c.oid) END \
+                    CASE WHEN c.relispartition THEN pg_get_expr(c.relpartbound, c.oid) END, \
+                    ARRAY(SELECT o FROM unnest(c.reloptions) o \
+                          UNION ALL SELECT 'toast.' || o FROM pg_class tc, unnest(tc.reloptions) o \
+                          WHERE tc.oid = c.reltoastrelid ORDER BY 1), \
+                    CASE c.relreplident WHEN 'f' THEN 'FULL' WHEN 'n' THEN 'NOTHING' \
+                         WHEN 'i' THEN coalesce((SELECT 'USING INDEX ' || quote_ident(ic.relname) \
+                             FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid \
+                             WHERE i.indrelid = c.oid AND i.indisreplident), 'NOTHING') \
+                         ELSE 'DEFAULT' END \
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.relkind IN ('r', 'p') AND {rel_filter}",
         qname()
@@ -33,6 +41,8 @@ pub(super) async fn read(client: &Client, cat: &mut Catalog) -> anyhow::Result<(
                     .get::<_, Option<String>>(5)
                     .map(|bound| (String::new(), bound)),
                 parents: Vec::new(),
+                options: r.get(6),
+                replica_identity: r.get(7),
             },
         );
     }

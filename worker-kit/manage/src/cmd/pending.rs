@@ -54,6 +54,10 @@ pub(crate) async fn run(args: PendingArgs) -> anyhow::Result<ExitCode> {
          -- ({lock}) for a lock, so none queues the application's writes behind it, and runs\n\
          -- at most statement_timeout ({statement}). If a step fails, the steps before it\n\
          -- stay applied: dump production again and run manage pending for the rest.\n\
+         -- The online forms are those of the server manage pending ran on (from PostgreSQL\n\
+         -- 18: NOT NULL ... NOT VALID): make this script on a server no newer than production.\n\
+         -- A table switched between plain and partitioned is dropped and created again\n\
+         -- (marked `-- LOSES THE ROWS OF`): with rows, do that one by hand.\n\
          --\n\
          -- Apply with: psql -v ON_ERROR_STOP=1 -d <production database> -f {}\n\n\
          SET standard_conforming_strings = on;\n\

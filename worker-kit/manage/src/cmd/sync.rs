@@ -116,30 +116,45 @@ pub(crate) async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The refusal for statements that cannot apply because their table has rows (a NOT NULL
-/// column without a default), if any.
+/// column without a default; a table switched between plain and partitioned, which is
+/// dropped and made again), if any.
 async fn tables_with_rows(
     target: &tokio_postgres::Client,
     plan: &Plan,
 ) -> anyhow::Result<Option<String>> {
+    // `table` comes from the catalog, already quoted and qualified.
+    let has_rows = |table: String| async move {
+        let row = target
+            .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {table})"), &[])
+            .await?;
+        anyhow::Ok(row.get::<_, bool>(0))
+    };
     let mut lines = Vec::new();
     for (table, sql) in &plan.needs_empty {
-        // `table` comes from the catalog, already quoted and qualified.
-        let has_rows: bool = target
-            .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {table})"), &[])
-            .await?
-            .get(0);
-        if has_rows {
+        if has_rows(table.clone()).await? {
             lines.push(format!("  {sql}"));
         }
     }
-    Ok((!lines.is_empty()).then(|| {
-        format!(
-            "Refused, nothing applied: these add a NOT NULL column without a default to a table that has rows, which PostgreSQL refuses:\n{}\n\
+    let mut out = Vec::new();
+    if !lines.is_empty() {
+        out.push(format!(
+            "these add a NOT NULL column without a default to a table that has rows, which PostgreSQL refuses:\n{}\n\
              In the model, give the column a DEFAULT (NOT NULL DEFAULT <value>); or add it without NOT NULL, \
              sync, fill it (UPDATE), then add NOT NULL and sync again.",
             lines.join("\n")
-        )
-    }))
+        ));
+    }
+    for table in &plan.remade_tables {
+        if has_rows(table.clone()).await? {
+            out.push(format!(
+                "table {table} switches between plain and partitioned, which PostgreSQL cannot do in place: \
+                 manage would drop it and create it again, losing its rows (--unsafe does not allow this). \
+                 By hand: create the new table under another name, move the rows (INSERT ... SELECT), \
+                 drop the old one and rename the new one; then sync."
+            ));
+        }
+    }
+    Ok((!out.is_empty()).then(|| format!("Refused, nothing applied: {}", out.join("\n"))))
 }
 
 /// The refusal for statements that rewrite a table with rows, or hold a lock that blocks

@@ -16,27 +16,53 @@ fn only_unvalidated(current: &Constraint, wanted: &Constraint) -> bool {
         && current.definition.strip_suffix(NOT_VALID) == Some(wanted.definition.as_str())
 }
 
+/// `(a, b)`: one parenthesized list of plain column names.
+fn column_list(s: &str) -> bool {
+    s.starts_with('(') && s.ends_with(')') && s.matches('(').count() == 1
+}
+
+/// A PRIMARY KEY or UNIQUE constraint's definition as the unique index that can carry it:
+/// `[NULLS NOT DISTINCT ](a, b)[ INCLUDE (c)]` → `(a, b)[ INCLUDE (c)][ NULLS NOT
+/// DISTINCT]`, which `ADD CONSTRAINT ... USING INDEX` turns back into the same constraint.
+/// `None` for what an index cannot say the same way (expressions, `WITH (...)`,
+/// `DEFERRABLE`, a tablespace).
+fn index_columns(rest: &str) -> Option<String> {
+    let (nulls, rest) = match rest.strip_prefix("NULLS NOT DISTINCT ") {
+        Some(r) => (" NULLS NOT DISTINCT", r),
+        None => ("", rest),
+    };
+    let (keys, include) = match rest.split_once(" INCLUDE ") {
+        Some((k, i)) => (k, Some(i)),
+        None => (rest, None),
+    };
+    if !column_list(keys) || include.is_some_and(|i| !column_list(i)) {
+        return None;
+    }
+    let include = include.map(|i| format!(" INCLUDE {i}")).unwrap_or_default();
+    Some(format!("{keys}{include}{nulls}"))
+}
+
 /// A PRIMARY KEY or UNIQUE constraint added to an existing plain table without blocking
 /// its writes: its unique index built `CONCURRENTLY`, then the constraint added `USING
-/// INDEX` (a moment's lock). Only the plain column-list form; others are added as they are.
+/// INDEX` (a moment's lock). Column lists, with `INCLUDE` and `NULLS NOT DISTINCT`;
+/// others are added as they are.
 fn unique_through_index(
     from: &Catalog,
     table: &str,
     cname: &str,
     c: &Constraint,
 ) -> Option<Vec<Step>> {
-    let (keyword, columns) = match c.kind {
+    let (keyword, rest) = match c.kind {
         'p' => ("PRIMARY KEY", c.definition.strip_prefix("PRIMARY KEY ")?),
         'u' => ("UNIQUE", c.definition.strip_prefix("UNIQUE ")?),
         _ => return None,
     };
-    let plain =
-        columns.starts_with('(') && columns.ends_with(')') && columns.matches('(').count() == 1;
+    let columns = index_columns(rest)?;
     let partitioned = from
         .tables
         .get(table)
         .is_none_or(|t| t.partition_by.is_some());
-    if !plain || partitioned {
+    if partitioned {
         return None;
     }
     let index = format!("{}{cname}", super::indexes::schema_prefix(table));
@@ -142,5 +168,25 @@ pub(super) fn diff(from: &Catalog, to: &Catalog, p: &mut Phases) {
         if online {
             p.validate.push(validate);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::index_columns;
+
+    #[test]
+    fn a_unique_constraint_reads_as_its_index() {
+        assert_eq!(index_columns("(a, b)").as_deref(), Some("(a, b)"));
+        assert_eq!(
+            index_columns("(a) INCLUDE (b, c)").as_deref(),
+            Some("(a) INCLUDE (b, c)")
+        );
+        assert_eq!(
+            index_columns("NULLS NOT DISTINCT (a) INCLUDE (b)").as_deref(),
+            Some("(a) INCLUDE (b) NULLS NOT DISTINCT")
+        );
+        assert_eq!(index_columns("(a) DEFERRABLE"), None);
+        assert_eq!(index_columns("(a) WITH (fillfactor='70')"), None);
     }
 }

@@ -1,8 +1,29 @@
-//! Domains: created, altered constraint by constraint, dropped.
+//! Domains: created, altered constraint by constraint, dropped. A CHECK added to an
+//! existing domain is added `NOT VALID` (no scan: only new values are checked) and
+//! validated in a later step of its own. Before PostgreSQL 19 the validation still holds
+//! SHARE on every table using the domain while it scans them (writes wait): it is tagged
+//! `lock`; from 19 on it takes SHARE UPDATE EXCLUSIVE and writes go on.
 
 use super::{Phases, domain_create, step};
 use crate::catalog::Catalog;
-use crate::plan::Hazard;
+use crate::plan::{Hazard, Step};
+
+/// The first `server_version_num` whose `ALTER DOMAIN ... VALIDATE CONSTRAINT` takes SHARE
+/// UPDATE EXCLUSIVE on the tables using the domain instead of SHARE.
+const VALIDATE_LETS_WRITES_GO_ON: i32 = 190_000;
+
+/// A table with a column of domain `name` (or an array of it), whose lock a validation
+/// takes: the step runs in a transaction of its own.
+fn using_domain(from: &Catalog, name: &str) -> Option<String> {
+    from.tables
+        .iter()
+        .find(|(_, t)| {
+            t.columns
+                .iter()
+                .any(|c| super::base_type(&c.data_type) == name)
+        })
+        .map(|(n, _)| n.clone())
+}
 
 pub(super) fn diff(from: &Catalog, to: &Catalog, p: &mut Phases) {
     for (name, d) in &to.domains {
@@ -52,12 +73,30 @@ pub(super) fn diff(from: &Catalog, to: &Catalog, p: &mut Phases) {
                         );
                     }
                 }
+                let validate = |cname: &str| Step {
+                    locks: using_domain(from, name),
+                    ..step(
+                        format!("ALTER DOMAIN {name} VALIDATE CONSTRAINT {cname}"),
+                        (from.server_version < VALIDATE_LETS_WRITES_GO_ON).then_some(Hazard::Lock),
+                    )
+                };
                 for (cname, check) in &d.checks {
                     if only_unvalidated(cname) {
-                        p.validate.push(step(
-                            format!("ALTER DOMAIN {name} VALIDATE CONSTRAINT {cname}"),
-                            Some(Hazard::Lock),
-                        ));
+                        p.validate.push(validate(cname));
+                    } else if old.checks.get(cname) != Some(check)
+                        && p.online
+                        && !check.ends_with(" NOT VALID")
+                    {
+                        p.object(
+                            key.clone(),
+                            step(
+                                format!(
+                                    "ALTER DOMAIN {name} ADD CONSTRAINT {cname} {check} NOT VALID"
+                                ),
+                                None,
+                            ),
+                        );
+                        p.validate.push(validate(cname));
                     } else if old.checks.get(cname) != Some(check) {
                         p.object(
                             key.clone(),

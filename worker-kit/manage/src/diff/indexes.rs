@@ -2,7 +2,10 @@
 //! existing table that is not partitioned, indexes are built and dropped `CONCURRENTLY`
 //! (outside any transaction, writes going on meanwhile); a changed one is replaced without
 //! a moment without it (the old one renamed, the new one built, the old one dropped); an
-//! invalid one (left by an interrupted concurrent build) is drift, and rebuilt.
+//! invalid one (left by an interrupted concurrent build) is drift, and rebuilt. On an
+//! existing partitioned table, a new index is built `CONCURRENTLY` on each partition, then
+//! made on the partitioned table alone (`ON ONLY`, no build) and the partitions' indexes
+//! attached to it.
 
 use super::{Phases, step};
 use crate::catalog::Catalog;
@@ -46,6 +49,76 @@ fn drop_concurrently(name: &str, table: &str) -> Step {
             Some(Hazard::Drop),
         )
     }
+}
+
+/// The partitions of `table` when an index can be built on each of them concurrently and
+/// attached: the table is partitioned, exists, keeps the same partitions, and none of
+/// them is partitioned in turn (a partitioned partition cannot be built `CONCURRENTLY`).
+fn leaf_partitions(from: &Catalog, to: &Catalog, p: &Phases, table: &str) -> Option<Vec<String>> {
+    let partitioned = |c: &Catalog| {
+        c.tables
+            .get(table)
+            .is_some_and(|t| t.partition_by.is_some())
+    };
+    if !p.online || !partitioned(from) || !partitioned(to) || p.reshaped.contains(table) {
+        return None;
+    }
+    let partitions = |c: &Catalog| -> Vec<(String, bool)> {
+        c.tables
+            .iter()
+            .filter(|(_, t)| {
+                t.partition_of
+                    .as_ref()
+                    .is_some_and(|(parent, _)| parent == table)
+            })
+            .map(|(n, t)| (n.clone(), t.partition_by.is_some()))
+            .collect()
+    };
+    let (now, then) = (partitions(from), partitions(to));
+    let leaves = !now.is_empty() && now == then && now.iter().all(|(_, sub)| !sub);
+    leaves.then(|| now.into_iter().map(|(n, _)| n).collect())
+}
+
+/// The index `name` (`CREATE [UNIQUE] INDEX name ON ONLY table ...` as the server prints
+/// it) made on a partitioned table without blocking writes: built `CONCURRENTLY` on each
+/// partition, made on the partitioned table alone, then each partition's attached.
+fn partitioned_online(
+    name: &str,
+    table: &str,
+    def: &str,
+    partitions: &[String],
+) -> Option<Vec<Step>> {
+    let bare = &name[schema_prefix(name).len()..];
+    let (head, tail) = def.split_once(&format!(" ON ONLY {table} "))?;
+    let create = head.strip_suffix(bare)?.trim_end();
+    let mut builds = Vec::new();
+    let mut attaches = Vec::new();
+    for part in partitions {
+        let short: String = bare.trim_matches('"').chars().take(40).collect();
+        let own = crate::target::ident(&format!(
+            "{short}_{}",
+            &crate::target::digest(part.as_bytes())[..12]
+        ));
+        let qualified = format!("{}{own}", schema_prefix(part));
+        builds.push(build_concurrently(
+            &qualified,
+            part,
+            &format!("{create} {own} ON {part} {tail}"),
+        ));
+        attaches.push(Step {
+            locks: Some(table.to_owned()),
+            ..step(
+                format!("ALTER INDEX {name} ATTACH PARTITION {qualified}"),
+                None,
+            )
+        });
+    }
+    builds.push(Step {
+        locks: Some(table.to_owned()),
+        ..step(def, None)
+    });
+    builds.extend(attaches);
+    Some(builds)
 }
 
 pub(super) fn diff(from: &Catalog, to: &Catalog, p: &mut Phases) {
@@ -101,7 +174,13 @@ pub(super) fn diff(from: &Catalog, to: &Catalog, p: &mut Phases) {
         let differs = from.indexes.get(name).is_none_or(|(_, d)| d != def)
             || from.invalid_indexes.contains(name)
             || p.remake.indexes.contains(name);
-        if on_remade_view || (differs && !kept) {
+        let online_partitioned = (differs && !kept && !on_remade_view)
+            .then(|| leaf_partitions(from, to, p, table))
+            .flatten()
+            .and_then(|parts| partitioned_online(name, table, def, &parts));
+        if let Some(steps) = online_partitioned {
+            p.indexes.extend(steps);
+        } else if on_remade_view || (differs && !kept) {
             // The server prints a partitioned table's index `ON ONLY` (its partitions'
             // indexes listed apart); created, it must cover the partitions too.
             let def = def.replacen(" ON ONLY ", " ON ", 1);

@@ -242,7 +242,7 @@ async fn logged_and_unlogged_switches() {
 }
 
 /// A role for one test, dropped by `drop_role` (roles are the server's, not a database's).
-async fn role(prefix: &str) -> String {
+pub(crate) async fn role(prefix: &str) -> String {
     let name = unique(prefix);
     let db = Db::with("roles", "").await;
     db.client()
@@ -254,7 +254,7 @@ async fn role(prefix: &str) -> String {
     name
 }
 
-async fn drop_role(name: &str) {
+pub(crate) async fn drop_role(name: &str) {
     let db = Db::with("roles", "").await;
     db.client()
         .await

@@ -4,6 +4,7 @@
 mod aborts;
 mod cases;
 mod cli;
+mod compared;
 mod fixtures;
 mod hazards;
 mod kinds;

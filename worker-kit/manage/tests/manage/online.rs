@@ -558,3 +558,135 @@ async fn view_options_are_compared_and_kept() {
     assert!(diff(&db.catalog().await, &want).is_empty());
     db.drop().await;
 }
+
+/// `items` partitioned by `v` in two partitions (the writer's rows go to the first).
+fn partitioned_items() -> String {
+    format!(
+        "{SLOW}\nCREATE TABLE items (id int, v int NOT NULL, note text) PARTITION BY RANGE (v);
+         CREATE TABLE items_low PARTITION OF items FOR VALUES FROM (MINVALUE) TO (150);
+         CREATE TABLE items_high PARTITION OF items FOR VALUES FROM (150) TO (MAXVALUE);"
+    )
+}
+
+// An index on a partitioned table: built CONCURRENTLY on each partition, made on the
+// partitioned table alone, the partitions' indexes attached; valid in the end.
+#[tokio::test]
+async fn a_partitioned_tables_index_is_built_per_partition_and_attached() {
+    let a = partitioned_items();
+    let b = format!("{a}\nCREATE INDEX items_slow ON items (slow(v));");
+    let (plan, seen) = apply_while_writing(
+        "partidx",
+        &a,
+        &b,
+        false,
+        "CREATE INDEX CONCURRENTLY \"items_slow_",
+    )
+    .await;
+    let sql = plan.to_sql();
+    let batches = plan.batches(false);
+    // Two concurrent builds, the parent's index ON ONLY, two attaches.
+    assert_eq!(batches.len(), 5, "{sql}");
+    assert!(!batches[0].transaction && !batches[1].transaction, "{sql}");
+    assert!(
+        batches[2].steps[0]
+            .sql
+            .starts_with("CREATE INDEX items_slow ON ONLY public.items"),
+        "{sql}"
+    );
+    assert!(
+        batches[3..].iter().all(|b| b.steps[0]
+            .sql
+            .starts_with("ALTER INDEX public.items_slow ATTACH PARTITION")),
+        "{sql}"
+    );
+    assert_eq!(seen.timed_out, 0, "{seen:?}");
+    assert!(seen.inserted > 0, "{seen:?}");
+    // The plain form (one CREATE INDEX on the partitioned table) blocks the same writer.
+    let (_, seen) =
+        apply_while_writing("partidxatomic", &a, &b, true, "CREATE INDEX items_slow").await;
+    assert!(seen.timed_out > 0, "{seen:?}");
+}
+
+// PRIMARY KEY with INCLUDE and UNIQUE NULLS NOT DISTINCT: through concurrent unique
+// indexes too (ADD CONSTRAINT ... USING INDEX keeps both).
+#[tokio::test]
+async fn primary_key_with_include_and_unique_nulls_not_distinct_through_concurrent_indexes() {
+    let a = "CREATE TABLE k (id int NOT NULL, v int, w int);";
+    let b = "CREATE TABLE k (id int NOT NULL, v int, w int,
+                 CONSTRAINT k_pkey PRIMARY KEY (id) INCLUDE (w),
+                 CONSTRAINT k_v_key UNIQUE NULLS NOT DISTINCT (v));";
+    let db = Db::with("pkinclude", a).await;
+    db.client()
+        .await
+        .batch_execute("INSERT INTO k SELECT g, g, g FROM generate_series(1, 100) g")
+        .await
+        .unwrap();
+    let want = desired(&db, &[("b.sql", b)]).await;
+    let plan = diff(&db.catalog().await, &want);
+    let sql = plan.to_sql();
+    for (build, add) in [
+        (
+            "CREATE UNIQUE INDEX CONCURRENTLY k_pkey ON public.k USING btree (id) INCLUDE (w);",
+            "ADD CONSTRAINT k_pkey PRIMARY KEY USING INDEX k_pkey;",
+        ),
+        (
+            "CREATE UNIQUE INDEX CONCURRENTLY k_v_key ON public.k USING btree (v) NULLS NOT DISTINCT;",
+            "ADD CONSTRAINT k_v_key UNIQUE USING INDEX k_v_key;",
+        ),
+    ] {
+        let (build, add) = (sql.find(build).expect(&sql), sql.find(add).expect(&sql));
+        assert!(build < add, "{sql}");
+    }
+    assert!(plan.steps.iter().all(|s| s.hazard.is_none()), "{sql}");
+    apply(&db.client().await, &plan).await.unwrap();
+    assert!(diff(&db.catalog().await, &want).is_empty());
+    db.drop().await;
+}
+
+// A CHECK added to an existing domain: NOT VALID (no scan), then validated in a step of
+// its own. Before PostgreSQL 19 the validation holds SHARE on the tables using the domain
+// while it scans them, so writes wait (and the step is tagged `lock`): the test shows the
+// server doing so, which is why the hazard stays.
+#[tokio::test]
+async fn a_domain_check_is_added_not_valid_and_validated_in_its_own_step() {
+    let a = format!("CREATE DOMAIN weight AS int;\n{}", items(", w weight"));
+    let b = a.replace(
+        "AS int;",
+        "AS int CONSTRAINT weight_check CHECK (slow(VALUE) IS NULL OR VALUE > 0);",
+    );
+    let (plan, seen) = apply_while_writing(
+        "domaincheck",
+        &a,
+        &b,
+        false,
+        "ALTER DOMAIN public.weight VALIDATE CONSTRAINT weight_check",
+    )
+    .await;
+    let sql = plan.to_sql();
+    let batches = plan.batches(false);
+    assert_eq!(batches.len(), 2, "{sql}");
+    assert!(
+        batches[0].steps[0].sql.ends_with(" NOT VALID")
+            && batches[1].steps[0].sql
+                == "ALTER DOMAIN public.weight VALIDATE CONSTRAINT weight_check",
+        "{sql}"
+    );
+    let db = Db::with("domaincheckversion", "").await;
+    let version: i32 = db
+        .client()
+        .await
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+        .unwrap()
+        .get(0);
+    db.drop().await;
+    if version < 190_000 {
+        assert_eq!(
+            batches[1].steps[0].hazard,
+            Some(worker_kit_manage::Hazard::Lock)
+        );
+        assert!(seen.timed_out > 0, "{seen:?}");
+    } else {
+        assert_eq!(seen.timed_out, 0, "{seen:?}");
+    }
+}

@@ -34,6 +34,13 @@ fn forms() -> Vec<(&'static str, String)> {
             "SET NOT NULL (through a CHECK)",
             BASE.replace("note text", "note text NOT NULL"),
         ),
+        (
+            "UNIQUE INCLUDE (index, USING INDEX)",
+            BASE.replace(
+                "owner_id int)",
+                "owner_id int, UNIQUE NULLS NOT DISTINCT (id) INCLUDE (v))",
+            ),
+        ),
     ]
 }
 
