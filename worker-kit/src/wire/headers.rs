@@ -2,10 +2,12 @@
 //!
 //! RabbitMQ sends a message's properties in one frame, and a frame larger than the
 //! negotiated `frame_max` (131,072 bytes by default) is a protocol error that closes the
-//! whole connection — every worker and client of the process with it. A message the broker
-//! delivered fits, but the kit adds to it (parking headers, reply properties), so a caller
-//! could make the kit's own publish too big. Every value the kit copies or quotes is
-//! therefore bounded here, and the encoded properties of each publish are measured first.
+//! whole connection — every worker and client of the process with it. The kit adds to what it
+//! received (parking headers, reply properties), so a caller could make the kit's own publish
+//! too big: every value the kit copies or quotes is therefore bounded here, and the encoded
+//! properties of each publish are measured first. A message the broker delivered may itself be
+//! a few bytes over (RabbitMQ measures the frame's payload, not the frame): such a delivery is
+//! refused before any handler ([`oversized_properties`]).
 
 use lapin::BasicProperties;
 use lapin::types::AMQPValue;
