@@ -162,7 +162,12 @@ mod tests {
         assert!(text.starts_with("entry 1 (amqp://u:***@n1/"), "{text}");
         assert!(text.contains("frame_max=8192 is below 131072"), "{text}");
         assert!(text.contains("remove frame_max"), "{text}");
-        for ok in ["", "?frame_max=131072", "?frame_max=1048576", "?frame_max=0"] {
+        for ok in [
+            "",
+            "?frame_max=131072",
+            "?frame_max=1048576",
+            "?frame_max=0",
+        ] {
             assert!(parse(&format!("amqp://n1/%2f{ok}")).is_ok(), "{ok}");
         }
     }

@@ -7,7 +7,7 @@
 //! too big: every value the kit copies or quotes is therefore bounded here, and the encoded
 //! properties of each publish are measured first. A message the broker delivered may itself be
 //! a few bytes over (RabbitMQ measures the frame's payload, not the frame): such a delivery is
-//! refused before any handler ([`oversized_properties`]).
+//! refused before any handler (`oversized_properties`).
 
 use lapin::BasicProperties;
 use lapin::types::AMQPValue;
