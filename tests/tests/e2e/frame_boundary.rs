@@ -279,3 +279,55 @@ async fn rpc_requests_over_frame_max_get_one_error_reply_without_a_reconnect() {
     assert_eq!(peer.ready_count(&route).await, 0, "nothing requeued");
     peer.delete(&[&route]).await;
 }
+
+async fn failing(
+    State(n): State<Arc<AtomicUsize>>,
+    Payload(_): Payload<serde_json::Value>,
+) -> Result<(), ErrorReply> {
+    n.fetch_add(1, Ordering::SeqCst);
+    Err(ErrorReply::new("Internal", "fails to be retried"))
+}
+
+/// The broker makes a frame larger itself: a retry copy that fits one frame comes back from
+/// its delay queue with the `x-death` headers dead-lettering adds, over `frame_max`. It is
+/// read and parked as bad input, not retried forever and not a reconnect.
+#[tokio::test]
+async fn a_retry_that_dead_lettering_grows_over_frame_max_is_parked() {
+    let route = unique("frame-death");
+    let runs = Arc::new(AtomicUsize::new(0));
+    let wait = Duration::from_millis(50);
+    let running = e2e::start(
+        e2e::runner("frame-death").await.register_worker(
+            QueueWorker::with_state(runs.clone())
+                .max_retries(3)
+                .retry_delay(&route, wait, wait)
+                .route(&route, failing),
+        ),
+    )
+    .await;
+    let peer = RawPeer::connect().await;
+    // 100 bytes under the frame: room for the retry count and user_id the copy adds, not
+    // for the broker's x-death.
+    let props = sized_to_frame(BasicProperties::default(), "x-pad", FRAME_MAX - 100);
+    peer.publish(&route, br#"{"data": 1}"#, props).await;
+    let dead = parking_queue(&route);
+    wait_until(
+        Duration::from_secs(20),
+        "the message parked (or a reconnect)",
+        || {
+            let (peer, dead, running) = (&peer, dead.clone(), &running);
+            async move { reconnects(running) > 0 || peer.ready_count(&dead).await == 1 }
+        },
+    )
+    .await;
+    assert_eq!(reconnects(&running), 0, "the retry closed the connection");
+    let parked = peer.get(&dead).await.expect("the parked copy");
+    assert_eq!(
+        text(header(&parked.properties, "x-error-type")),
+        "BadRequest"
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "the handler ran once");
+    running.stop().await.unwrap();
+    assert_eq!(peer.ready_count(&route).await, 0, "no loop");
+    peer.delete_routes(&[&route]).await;
+}
