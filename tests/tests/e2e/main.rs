@@ -12,6 +12,7 @@ mod events;
 mod events_admission;
 mod field_limits;
 mod fixture;
+mod frame_boundary;
 mod helpers;
 mod hostile;
 mod identity;

@@ -156,6 +156,23 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_max_below_the_brokers_default_is_refused() {
+        let err = parse("amqp://u:pw@n1/%2f?frame_max=8192").unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("entry 1 (amqp://u:***@n1/"), "{text}");
+        assert!(text.contains("frame_max=8192 is below 131072"), "{text}");
+        assert!(text.contains("remove frame_max"), "{text}");
+        for ok in [
+            "",
+            "?frame_max=131072",
+            "?frame_max=1048576",
+            "?frame_max=0",
+        ] {
+            assert!(parse(&format!("amqp://n1/%2f{ok}")).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
     fn the_user_is_the_urls_decoded_or_guest() {
         let e = Endpoints::new(THREE).unwrap();
         assert_eq!(e.user(), "u");

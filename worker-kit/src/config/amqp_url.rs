@@ -65,6 +65,21 @@ impl std::fmt::Display for ListError {
     }
 }
 
+/// Why a URL's `frame_max` is refused: one below the broker's default would have the broker
+/// close the connection on the kit's own publishes (sized for [`FRAME_MAX`]), and lapin, whose
+/// receive buffer is 32 frames of the negotiated size, could not read every frame the broker
+/// delivers from publishers with the broker's `frame_max` (issue 25.1). Without it in the URL
+/// the broker's own is negotiated.
+///
+/// [`FRAME_MAX`]: crate::wire::headers::FRAME_MAX
+fn frame_max_problem(frame_max: Option<u32>) -> Option<String> {
+    let floor = crate::wire::headers::FRAME_MAX;
+    let asked = usize::try_from(frame_max?).ok()?;
+    (asked != 0 && asked < floor).then(|| {
+        format!("frame_max={asked} is below {floor} (RabbitMQ's default), the frame size the kit's messages are sized for; remove frame_max from the URL to use the broker's")
+    })
+}
+
 /// Splits `list` at commas and checks each URL. Spaces around entries are ignored; a comma
 /// inside a password must be percent-encoded (`%2C`), as any reserved character in a URL.
 pub(crate) fn parse(list: &str) -> Result<Vec<Endpoint>, ListError> {
@@ -92,6 +107,13 @@ pub(crate) fn parse(list: &str) -> Result<Vec<Endpoint>, ListError> {
                         // The parser quotes the URL it refused, password and all.
                         problem: problem.replace(url, &shown),
                     })?;
+            if let Some(problem) = frame_max_problem(parsed.query.frame_max) {
+                return Err(ListError::Malformed {
+                    index: i + 1,
+                    shown,
+                    problem,
+                });
+            }
             Ok(Endpoint {
                 url: url.to_owned(),
                 shown,

@@ -28,7 +28,9 @@ use crate::observe::disposition::Disposition;
 use crate::queue::work::{Next, work};
 use crate::wire::delivery::RETRY_COUNT_HEADER;
 use crate::wire::envelope::Limits;
-use crate::wire::headers::{MAX_ERROR_MESSAGE_BYTES, MAX_PROPERTIES_BYTES, capped, fits_frame};
+use crate::wire::headers::{
+    MAX_ERROR_MESSAGE_BYTES, MAX_PROPERTIES_BYTES, capped, fits_frame, oversized_properties,
+};
 use crate::wire::reply_error::ErrorReply;
 use crate::worker::consume::Processor;
 use crate::worker::{Runnable, Worker, WorkerContext};
@@ -391,15 +393,25 @@ impl Processor for QueueProcessor {
             user_id: &self.own_user,
             original_user: original_user_header(&meta.caller),
         };
-        let next = work(
-            &delivery.data,
-            meta,
-            &handler,
-            &self.limits,
-            self.max_retries,
-            self.handler_timeout,
-        )
-        .await;
+        let next = if let Some(e) = oversized_properties(&delivery.properties) {
+            // Before anything else: a retry copy could not carry these headers either.
+            error!(
+                error_message = e.message.as_str(),
+                "work message refused; parking it"
+            );
+            crate::observe::error_type::note(&e.error_type);
+            Next::Park(e)
+        } else {
+            work(
+                &delivery.data,
+                meta,
+                &handler,
+                &self.limits,
+                self.max_retries,
+                self.handler_timeout,
+            )
+            .await
+        };
         let (name, republished) = match next {
             Next::Ack => (Disposition::Ok, Ok(())),
             // The copy goes out on the publishing connection; this one only acknowledges.

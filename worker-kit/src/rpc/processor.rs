@@ -27,6 +27,7 @@ use crate::observe::disposition::Disposition;
 use crate::rpc::answer::{Answer, AnswerSettings, answer};
 use crate::rpc::redeliveries::Redeliveries;
 use crate::rpc::reply::{self, ReplyTo};
+use crate::wire::headers::oversized_properties;
 use crate::worker::consume::Processor;
 use crate::worker::{Runnable, Worker, WorkerContext};
 
@@ -344,7 +345,9 @@ impl Processor for RpcProcessor {
             amqp_type,
             encoding,
             body,
-        } = if dead_letter {
+        } = if let Some(e) = oversized_properties(&delivery.properties) {
+            refused_unread(&delivery.data, &e, self.settings.development)
+        } else if dead_letter {
             too_often_redelivered(&delivery.data, redeliveries, self.settings.development)
         } else {
             if redeliveries > 0 {
@@ -421,6 +424,20 @@ fn too_often_redelivered(body: &[u8], redeliveries: u32, development: bool) -> A
         amqp_type: "error",
         encoding,
         body: crate::wire::envelope::encode_error(&e, development, encoding),
+    }
+}
+
+/// The answer to a request refused before its handler: an error (AMQP type `error`), after
+/// which the request is acknowledged like any answered one.
+fn refused_unread(body: &[u8], e: &crate::ErrorReply, development: bool) -> Answer {
+    crate::observe::error_type::note(&e.error_type);
+    warn!(error_type = %e.error_type, error_message = e.message.as_str(), "request refused");
+    let encoding = crate::wire::envelope::Encoding::detect(body);
+    Answer {
+        disposition: Disposition::Rejected,
+        amqp_type: "error",
+        encoding,
+        body: crate::wire::envelope::encode_error(e, development, encoding),
     }
 }
 

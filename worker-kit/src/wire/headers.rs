@@ -2,13 +2,17 @@
 //!
 //! RabbitMQ sends a message's properties in one frame, and a frame larger than the
 //! negotiated `frame_max` (131,072 bytes by default) is a protocol error that closes the
-//! whole connection — every worker and client of the process with it. A message the broker
-//! delivered fits, but the kit adds to it (parking headers, reply properties), so a caller
-//! could make the kit's own publish too big. Every value the kit copies or quotes is
-//! therefore bounded here, and the encoded properties of each publish are measured first.
+//! whole connection — every worker and client of the process with it. The kit adds to what it
+//! received (parking headers, reply properties), so a caller could make the kit's own publish
+//! too big: every value the kit copies or quotes is therefore bounded here, and the encoded
+//! properties of each publish are measured first. A message the broker delivered may itself be
+//! a few bytes over (RabbitMQ measures the frame's payload, not the frame): such a delivery is
+//! refused before any handler (`oversized_properties`).
 
 use lapin::BasicProperties;
 use lapin::types::AMQPValue;
+
+use crate::wire::reply_error::ErrorReply;
 
 /// RabbitMQ's default `frame_max`, which the kit assumes (a broker configured lower is not
 /// supported).
@@ -146,6 +150,22 @@ pub(crate) fn fits_frame(props: &BasicProperties) -> bool {
     encoded_size(props) <= MAX_PROPERTIES_BYTES
 }
 
+/// The refusal of a delivery whose properties do not fit one frame of [`FRAME_MAX`], `None`
+/// for one that fits. RabbitMQ checks a publisher's frame payload, not the whole frame,
+/// against `frame_max`, so it accepts content headers up to 8 bytes over and delivers them
+/// as they came (more once dead-lettering adds `x-death`); the kit's lapin reads them
+/// (vendor/lapin/PATCHES.md) and the kit refuses them here, before any handler: nothing the
+/// kit publishes from such a message could carry its headers, and a handler that passed
+/// them on would fail the same way (issue 25.1).
+pub(crate) fn oversized_properties(props: &BasicProperties) -> Option<ErrorReply> {
+    let size = encoded_size(props);
+    (size > MAX_PROPERTIES_BYTES).then(|| {
+        ErrorReply::bad_request(format!(
+            "the message's properties and headers are {size} bytes encoded, more than one frame of {FRAME_MAX} bytes (frame_max) carries ({MAX_PROPERTIES_BYTES}); it was not handled: send smaller headers"
+        ))
+    })
+}
+
 /// `props` made to fit one frame before the kit publishes them: as they are when they fit,
 /// else without the trace headers (the only part of a kit-made publish that comes from a
 /// peer); `Err` with the encoded size when even that does not fit. Publishing them anyway
@@ -179,6 +199,23 @@ mod tests {
     use lapin::types::FieldTable;
 
     use super::*;
+
+    #[test]
+    fn properties_over_one_frame_are_refused_naming_the_bound() {
+        let with_pad = |n: usize| {
+            let mut h = FieldTable::default();
+            h.insert("x-pad".into(), AMQPValue::LongString("p".repeat(n).into()));
+            BasicProperties::default().with_headers(h)
+        };
+        // Flags (2), table length (4), entry: key (1 + 5), type (1), length (4).
+        let fits = with_pad(MAX_PROPERTIES_BYTES - 17);
+        assert_eq!(encoded_size(&fits), MAX_PROPERTIES_BYTES);
+        assert!(oversized_properties(&fits).is_none());
+        let over = with_pad(MAX_PROPERTIES_BYTES - 16);
+        let e = oversized_properties(&over).expect("refused");
+        assert_eq!(e.error_type, "BadRequest");
+        assert!(e.message.contains("131053 bytes"), "{}", e.message);
+    }
 
     #[test]
     fn capped_cuts_on_a_character_boundary() {
