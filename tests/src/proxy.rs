@@ -241,8 +241,7 @@ async fn drop_first_declaration(client: TcpStream, server: TcpStream, dropped: &
     {
         while let Some(frame) = read_frame(&mut from_client).await {
             let method = frame.get(7..11);
-            let declares = frame[0] == METHOD_FRAME
-                && matches!(method, Some([0, 40 | 50, 0, 10]));
+            let declares = frame[0] == METHOD_FRAME && matches!(method, Some([0, 40 | 50, 0, 10]));
             if declares
                 && dropped
                     .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)

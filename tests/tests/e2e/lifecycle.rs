@@ -218,7 +218,7 @@ async fn repeated_pause_and_resume_under_load_keeps_one_consumer_per_route() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use worker_kit::queue::{QueuePublisher, QueueWorker, parking_queue};
     // Two routes on one worker: their prefetch (4 each) is more than the worker runs at
-    // once (4), so deliveries wait in the cancelled consumers' streams.
+    // once (concurrency 4), so deliveries wait in the cancelled consumers' streams.
     let routes = [unique("pause-flap-a"), unique("pause-flap-b")];
     let db = Switch::default();
     let done = Arc::new(AtomicUsize::new(0));
@@ -235,6 +235,7 @@ async fn repeated_pause_and_resume_under_load_keeps_one_consumer_per_route() {
         .register_worker(
             QueueWorker::with_state(done.clone())
                 .prefetch(4)
+                .concurrency(4)
                 .route(&routes[0], slow_work)
                 .route(&routes[1], slow_work),
         ),
@@ -371,8 +372,15 @@ async fn a_broker_blip_during_the_first_declarations_is_retried() {
         rest.push(line);
     }
     let status = child.wait().await.unwrap();
-    assert!(status.success(), "a requested stop exits 0, got {status}: {rest:#?}");
-    let panics: Vec<&String> = seen.iter().chain(&rest).filter(|l| l.contains("panicked")).collect();
+    assert!(
+        status.success(),
+        "a requested stop exits 0, got {status}: {rest:#?}"
+    );
+    let panics: Vec<&String> = seen
+        .iter()
+        .chain(&rest)
+        .filter(|l| l.contains("panicked"))
+        .collect();
     assert!(panics.is_empty(), "a thread panicked: {panics:#?}");
     RawPeer::connect().await.delete(&[&route]).await;
 }
@@ -410,6 +418,7 @@ async fn a_multi_route_rpc_worker_opens_no_connection_per_route() {
     let running = start().await;
     let second = proxy.accepted() - first;
     running.stop().await.unwrap();
+    eprintln!("connections opened: {first} on new route queues, {second} on existing ones");
     // The process's connection, and at most one more to ask whether the broker takes
     // transient queues (a refusal closes the connection it came on).
     assert!(
@@ -418,7 +427,8 @@ async fn a_multi_route_rpc_worker_opens_no_connection_per_route() {
         routes.len()
     );
     assert_eq!(
-        second, 1,
+        second,
+        1,
         "a start on {} existing route queues opened {second} connections",
         routes.len()
     );
@@ -474,8 +484,11 @@ async fn a_copy_that_cannot_be_stored_is_requeued_after_a_growing_pause() {
     let broker = e2e::broker("unstorable").await;
     let metrics = broker.metrics().clone();
     let running = e2e::start(
-        worker_kit::Runner::new("unstorable", std::sync::Arc::new(config), broker)
-            .register_worker(QueueWorker::new().max_retries(0).route(&route, always_fails)),
+        worker_kit::Runner::new("unstorable", std::sync::Arc::new(config), broker).register_worker(
+            QueueWorker::new()
+                .max_retries(0)
+                .route(&route, always_fails),
+        ),
     )
     .await;
     rabbitmqctl(&[
@@ -503,6 +516,7 @@ async fn a_copy_that_cannot_be_stored_is_requeued_after_a_growing_pause() {
     let before = received(&metrics, &route);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let during = received(&metrics, &route) - before;
+    eprintln!("deliveries in the 3 s window while the copy could not be stored: {during}");
     assert!(
         during <= 20,
         "the message came back {during} times in 3 s while its copy could not be stored"
@@ -548,8 +562,10 @@ async fn restarting_a_busy_worker_parks_nothing_that_never_ran() {
     let start = || async {
         let mut config = e2e::config();
         config.max_retries = 0;
-        // Two routes on a worker that runs four handlers at once.
+        // Two routes (four deliveries buffered each) on a worker that runs four handlers
+        // at once: at the stop, deliveries wait unstarted.
         config.prefetch = 4;
+        config.worker_concurrency = 4;
         let worker = QueueWorker::with_state(seen.clone())
             .route(&routes[0], record_work)
             .route(&routes[1], record_work);
@@ -603,7 +619,11 @@ async fn restarting_a_busy_worker_parks_nothing_that_never_ran() {
             "{route}: messages parked after a restart (deliveries that never ran counted as failed attempts)"
         );
     }
-    assert_eq!(seen.lock().unwrap().len(), total as usize, "every message ran");
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        total as usize,
+        "every message ran"
+    );
     let refs: Vec<&str> = routes.iter().map(String::as_str).collect();
     peer.delete_routes(&refs).await;
 }

@@ -1,9 +1,11 @@
 //! The broker side: the process's supervised connections ([`Broker`]: one that publishes,
 //! one for consumers that only acknowledge) to one node or to any node of a cluster
 //! (`endpoints`), over TLS for `amqps://` URLs (`tls`), and the confirmed publish the kit uses
-//! for copies and work messages. The consume loop that drives workers over these
+//! for copies and work messages, and the one backoff everything that retries the broker
+//! waits with (`backoff`). The consume loop that drives workers over these
 //! connections is [`worker`](crate::worker)'s.
 
+pub(crate) mod backoff;
 pub mod broker;
 pub(crate) mod endpoints;
 pub(crate) mod publish;
