@@ -22,6 +22,10 @@ enum Mode {
     /// AMQP, except that a `queue.declare` of a transient non-exclusive queue is answered
     /// with a 541 connection close, as RabbitMQ 4.3 does by default.
     RefuseTransientQueues,
+    /// AMQP, except that the first connection to declare anything (an exchange or a
+    /// queue) is dropped at that declaration: a broker blip during a worker's first
+    /// declarations. Later connections pass as they are.
+    DropFirstDeclaration,
 }
 
 /// A running proxy to `upstream`.
@@ -32,6 +36,7 @@ pub struct Proxy {
     links: Arc<Mutex<JoinSet<()>>>,
     accept: tokio::task::JoinHandle<()>,
     refused_declarations: Arc<AtomicUsize>,
+    accepted: Arc<AtomicUsize>,
 }
 
 impl Proxy {
@@ -55,7 +60,23 @@ impl Proxy {
         Self::start_with(upstream, Mode::RefuseTransientQueues).await
     }
 
-    /// How many declarations the proxy refused.
+    /// Forwards AMQP to `upstream`, dropping the first connection that declares an
+    /// exchange or a queue at that declaration (once per proxy; see
+    /// [`Proxy::refused_declarations`]).
+    ///
+    /// # Panics
+    ///
+    /// When no loopback port can be bound.
+    pub async fn start_dropping_first_declaration(upstream: SocketAddr) -> Self {
+        Self::start_with(upstream, Mode::DropFirstDeclaration).await
+    }
+
+    /// How many connections the proxy accepted and forwarded (its clients' connects).
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// How many declarations the proxy refused (or dropped the connection at).
     pub fn refused_declarations(&self) -> usize {
         self.refused_declarations.load(Ordering::SeqCst)
     }
@@ -66,8 +87,10 @@ impl Proxy {
         let refusing = Arc::new(AtomicBool::new(false));
         let links = Arc::new(Mutex::new(JoinSet::new()));
         let refused_declarations = Arc::new(AtomicUsize::new(0));
+        let accepted = Arc::new(AtomicUsize::new(0));
         let (frozen, _) = watch::channel(false);
         let accept = tokio::spawn({
+            let accepted = accepted.clone();
             let refusing = refusing.clone();
             let links = links.clone();
             let refused = refused_declarations.clone();
@@ -78,6 +101,7 @@ impl Proxy {
                         drop(client);
                         continue;
                     }
+                    accepted.fetch_add(1, Ordering::SeqCst);
                     let refused = refused.clone();
                     let frozen = frozen.subscribe();
                     links.lock().await.spawn(async move {
@@ -94,6 +118,9 @@ impl Proxy {
                                 Mode::RefuseTransientQueues => {
                                     refuse_transient_queues(client, server, &refused).await;
                                 }
+                                Mode::DropFirstDeclaration => {
+                                    drop_first_declaration(client, server, &refused).await;
+                                }
                             }
                         }
                     });
@@ -107,6 +134,7 @@ impl Proxy {
             links,
             accept,
             refused_declarations,
+            accepted,
         }
     }
 
@@ -188,6 +216,37 @@ async fn refuse_transient_queues(client: TcpStream, server: TcpStream, refused: 
                 refused.fetch_add(1, Ordering::SeqCst);
                 downstream.abort();
                 close_with_541(&to_client, &mut from_client).await;
+                break;
+            }
+            if to_server.write_all(&frame).await.is_err() {
+                break;
+            }
+        }
+    }
+    downstream.abort();
+}
+
+/// Forwards one AMQP connection frame by frame from the client and drops it (both sides,
+/// without a close) at its first `exchange.declare` or `queue.declare`, when no connection
+/// was dropped yet (`dropped` is 0).
+async fn drop_first_declaration(client: TcpStream, server: TcpStream, dropped: &AtomicUsize) {
+    let (mut from_client, mut to_client) = client.into_split();
+    let (mut from_server, mut to_server) = server.into_split();
+    let downstream = tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
+    });
+    let mut header = [0u8; 8];
+    if from_client.read_exact(&mut header).await.is_ok()
+        && to_server.write_all(&header).await.is_ok()
+    {
+        while let Some(frame) = read_frame(&mut from_client).await {
+            let method = frame.get(7..11);
+            let declares = frame[0] == METHOD_FRAME && matches!(method, Some([0, 40 | 50, 0, 10]));
+            if declares
+                && dropped
+                    .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+            {
                 break;
             }
             if to_server.write_all(&frame).await.is_err() {

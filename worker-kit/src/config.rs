@@ -149,11 +149,14 @@ pub struct Config {
     /// `AMQP_TLS_KEY_FILE`: PEM private key of `amqp_tls_cert_file` (a path; the key is
     /// read at connect time).
     pub amqp_tls_key_file: Option<PathBuf>,
-    /// `AMQP_PREFETCH`: two bounds per worker. The broker delivers at most this many
-    /// unacknowledged messages to each of the worker's routes (`basic.qos` per consumer:
-    /// the broker-side buffer), and the worker runs at most this many handlers at once
-    /// across all its routes (deliveries beyond that wait in the buffer).
+    /// `AMQP_PREFETCH`: the broker delivers at most this many unacknowledged messages to
+    /// each of a worker's routes (`basic.qos` per consumer: the broker-side buffer, and so
+    /// the most handlers one route runs at once). Kept small: what is buffered but not
+    /// started is given back at a stop.
     pub prefetch: u16,
+    /// `WORKER_CONCURRENCY`: the most handlers a worker runs at once across all its
+    /// routes; deliveries beyond that wait in the routes' buffers (`prefetch`).
+    pub worker_concurrency: u16,
     /// `AMQP_CONNECT_TIMEOUT_MS`: how long the first connection is retried before giving up.
     pub connect_timeout: Duration,
     /// `RPC_TIMEOUT_MS`: default timeout of an [`RpcClient`](crate::rpc::RpcClient) call.
@@ -241,6 +244,7 @@ impl std::fmt::Debug for Config {
             .field("amqp_tls_cert_file", &self.amqp_tls_cert_file)
             .field("amqp_tls_key_file", &self.amqp_tls_key_file)
             .field("prefetch", &self.prefetch)
+            .field("worker_concurrency", &self.worker_concurrency)
             .field("connect_timeout", &self.connect_timeout)
             .field("rpc_timeout", &self.rpc_timeout)
             .field("drain_timeout", &self.drain_timeout)
@@ -274,7 +278,8 @@ impl Default for Config {
             amqp_tls_ca_file: None,
             amqp_tls_cert_file: None,
             amqp_tls_key_file: None,
-            prefetch: 64,
+            prefetch: 16,
+            worker_concurrency: 64,
             connect_timeout: Duration::from_secs(30),
             rpc_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(30),
@@ -316,6 +321,7 @@ struct Raw {
     amqp_tls_cert_file: Option<String>,
     amqp_tls_key_file: Option<String>,
     amqp_prefetch: Option<u16>,
+    worker_concurrency: Option<u16>,
     amqp_connect_timeout_ms: Option<u64>,
     rpc_timeout_ms: Option<u64>,
     drain_timeout_ms: Option<u64>,
@@ -352,6 +358,7 @@ impl Raw {
             amqp_tls_cert_file: text("AMQP_TLS_CERT_FILE"),
             amqp_tls_key_file: text("AMQP_TLS_KEY_FILE"),
             amqp_prefetch: number(vars, "AMQP_PREFETCH")?,
+            worker_concurrency: number(vars, "WORKER_CONCURRENCY")?,
             amqp_connect_timeout_ms: number(vars, "AMQP_CONNECT_TIMEOUT_MS")?,
             rpc_timeout_ms: number(vars, "RPC_TIMEOUT_MS")?,
             drain_timeout_ms: number(vars, "DRAIN_TIMEOUT_MS")?,
@@ -390,7 +397,7 @@ fn number<T: std::str::FromStr>(
     };
     value.parse().map(Some).map_err(|_| {
         let problem = match name {
-            "AMQP_PREFETCH" => "expected a whole number from 1 to 65535",
+            "AMQP_PREFETCH" | "WORKER_CONCURRENCY" => "expected a whole number from 1 to 65535",
             "QUEUE_MAX_RETRIES" => "expected a whole number (0 parks at the first failure)",
             "RPC_MAX_REDELIVERIES" => {
                 "expected a whole number (0 refuses a request at its first redelivery)"
@@ -409,7 +416,8 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("AMQP_TLS_CA_FILE", "/etc/rabbitmq/ca.pem"),
     ("AMQP_TLS_CERT_FILE", "/etc/service/client.pem"),
     ("AMQP_TLS_KEY_FILE", "/etc/service/client.key"),
-    ("AMQP_PREFETCH", "64"),
+    ("AMQP_PREFETCH", "16"),
+    ("WORKER_CONCURRENCY", "64"),
     ("AMQP_CONNECT_TIMEOUT_MS", "30000"),
     ("RPC_TIMEOUT_MS", "30000"),
     ("DRAIN_TIMEOUT_MS", "30000"),
@@ -445,7 +453,7 @@ impl Config {
     /// # Errors
     ///
     /// [`Error::Config`] naming the first malformed variable, e.g.
-    /// `AMQP_PREFETCH="lots": expected a whole number from 1 to 65535, e.g. AMQP_PREFETCH=64`.
+    /// `AMQP_PREFETCH="lots": expected a whole number from 1 to 65535, e.g. AMQP_PREFETCH=16`.
     pub fn from_env() -> Result<Self, Error> {
         load_dotenv()?;
         Self::from_vars(std::env::vars())
@@ -518,6 +526,17 @@ impl Config {
                         "AMQP_PREFETCH",
                         "0",
                         "expected a whole number from 1 to 65535 (0 would mean unbounded)",
+                    ));
+                }
+                Some(n) => n,
+            },
+            worker_concurrency: match raw.worker_concurrency {
+                None => defaults.worker_concurrency,
+                Some(0) => {
+                    return Err(bad(
+                        "WORKER_CONCURRENCY",
+                        "0",
+                        "expected a whole number from 1 to 65535 (0 would run nothing)",
                     ));
                 }
                 Some(n) => n,
@@ -724,7 +743,7 @@ fn load_dotenv() -> Result<(), Error> {
         Ok(_) => Ok(()),
         Err(e) if e.not_found() => Ok(()),
         Err(e) => Err(Error::Config(format!(
-            ".env: {e} (fix the file or remove it; lines look like AMQP_PREFETCH=64)"
+            ".env: {e} (fix the file or remove it; lines look like AMQP_PREFETCH=16)"
         ))),
     }
 }
@@ -949,7 +968,8 @@ mod tests {
     fn defaults_without_variables() {
         let c = Config::from_vars(vars(&[])).unwrap();
         assert_eq!(c.amqp_url, DEFAULT_AMQP_URL);
-        assert_eq!(c.prefetch, 64);
+        assert_eq!(c.prefetch, 16);
+        assert_eq!(c.worker_concurrency, 64);
         assert_eq!(c.mode, Mode::Production);
         assert_eq!(c.log_format, LogFormat::Pretty);
     }
@@ -1016,7 +1036,7 @@ mod tests {
         let m = message(&[("AMQP_PREFETCH", "lots")]);
         assert_eq!(
             m,
-            "configuration: AMQP_PREFETCH=\"lots\": expected a whole number from 1 to 65535, e.g. AMQP_PREFETCH=64"
+            "configuration: AMQP_PREFETCH=\"lots\": expected a whole number from 1 to 65535, e.g. AMQP_PREFETCH=16"
         );
     }
 
@@ -1046,6 +1066,8 @@ mod tests {
     fn zero_prefetch_is_refused() {
         let m = message(&[("AMQP_PREFETCH", "0")]);
         assert!(m.contains("unbounded"), "{m}");
+        let m = message(&[("WORKER_CONCURRENCY", "0")]);
+        assert!(m.contains("WORKER_CONCURRENCY=\"0\""), "{m}");
     }
 
     #[test]

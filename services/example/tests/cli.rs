@@ -17,7 +17,7 @@ fn a_bad_setting_exits_2_with_one_line_naming_it() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
         stderr.contains(
-            "AMQP_PREFETCH=\"lots\": expected a whole number from 1 to 65535, e.g. AMQP_PREFETCH=64"
+            "AMQP_PREFETCH=\"lots\": expected a whole number from 1 to 65535, e.g. AMQP_PREFETCH=16"
         ),
         "{stderr}"
     );

@@ -1,5 +1,6 @@
-//! How many handlers a worker runs at once: bounded per worker, whatever its number of
-//! routes (prefetch is per consumer, so per route, and only the broker-side buffer).
+//! How many handlers a worker runs at once: bounded per worker (`WORKER_CONCURRENCY`),
+//! whatever its number of routes (prefetch is per consumer, so per route: the broker-side
+//! buffer).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,7 +29,7 @@ async fn gauged(State(g): State<Gauge>, Payload(_): Payload<u32>) -> Result<(), 
 }
 
 /// Three routes with prefetch 2 each hold up to six deliveries, but the worker runs at
-/// most two handlers at once (`AMQP_PREFETCH` bounds the worker's handlers too).
+/// most two handlers at once (`WORKER_CONCURRENCY` bounds the worker's handlers).
 #[tokio::test]
 async fn handlers_in_flight_are_bounded_per_worker_not_per_route() {
     let routes: Vec<String> = (0..3).map(|i| unique(&format!("bound{i}"))).collect();
@@ -52,7 +53,9 @@ async fn handlers_in_flight_are_bounded_per_worker_not_per_route() {
         done: Arc::default(),
         gate: Arc::new(Semaphore::new(0)),
     };
-    let mut worker = QueueWorker::with_state(g.clone()).prefetch(2);
+    let mut worker = QueueWorker::with_state(g.clone())
+        .prefetch(2)
+        .concurrency(2);
     for r in &routes {
         worker = worker.route(r, gauged);
     }

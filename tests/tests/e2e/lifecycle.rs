@@ -218,7 +218,7 @@ async fn repeated_pause_and_resume_under_load_keeps_one_consumer_per_route() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use worker_kit::queue::{QueuePublisher, QueueWorker, parking_queue};
     // Two routes on one worker: their prefetch (4 each) is more than the worker runs at
-    // once (4), so deliveries wait in the cancelled consumers' streams.
+    // once (concurrency 4), so deliveries wait in the cancelled consumers' streams.
     let routes = [unique("pause-flap-a"), unique("pause-flap-b")];
     let db = Switch::default();
     let done = Arc::new(AtomicUsize::new(0));
@@ -235,6 +235,7 @@ async fn repeated_pause_and_resume_under_load_keeps_one_consumer_per_route() {
         .register_worker(
             QueueWorker::with_state(done.clone())
                 .prefetch(4)
+                .concurrency(4)
                 .route(&routes[0], slow_work)
                 .route(&routes[1], slow_work),
         ),
@@ -314,4 +315,315 @@ async fn a_deleted_work_queue_is_consumed_again_once() {
     .await;
     running.stop().await.unwrap();
     peer.delete(&[&route, &parking_queue(&route)]).await;
+}
+
+/// The broker connection drops during the worker's first declarations (a broker blip
+/// before the process is ready): the start retries within `AMQP_CONNECT_TIMEOUT_MS`, like
+/// a first connect, and the process becomes ready; no thread panics at any point (lapin's
+/// I/O thread did, "Task did not complete", once the failed start ended the runtime).
+#[tokio::test]
+async fn a_broker_blip_during_the_first_declarations_is_retried() {
+    let proxy =
+        e2e::proxy::Proxy::start_dropping_first_declaration("127.0.0.1:5672".parse().unwrap())
+            .await;
+    let route = unique("declare-blip");
+    let url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port());
+    let mut child = spawn(
+        &route,
+        &[("AMQP_URL", &url), ("AMQP_CONNECT_TIMEOUT_MS", "15000")],
+    );
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let seen = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut seen = Vec::new();
+        while let Some(line) = lines.next_line().await.expect("read stderr") {
+            let ready = line.contains(r#""message":"ready""#);
+            seen.push(line);
+            if ready {
+                return Ok(seen);
+            }
+        }
+        Err(seen)
+    })
+    .await
+    .expect("the service is ready or exits within 30 s");
+    let seen = match seen {
+        Ok(seen) => seen,
+        Err(seen) => {
+            let status = child.wait().await.unwrap();
+            panic!("a blip during the first declarations ended the start ({status}): {seen:#?}");
+        }
+    };
+    assert_eq!(
+        proxy.refused_declarations(),
+        1,
+        "the proxy dropped a connection at its first declaration"
+    );
+    // A clean stop; then everything the process wrote, start to exit: no thread panicked.
+    let pid = child.id().expect("running").to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut rest = Vec::new();
+    while let Ok(Some(line)) = lines.next_line().await {
+        rest.push(line);
+    }
+    let status = child.wait().await.unwrap();
+    assert!(
+        status.success(),
+        "a requested stop exits 0, got {status}: {rest:#?}"
+    );
+    let panics: Vec<&String> = seen
+        .iter()
+        .chain(&rest)
+        .filter(|l| l.contains("panicked"))
+        .collect();
+    assert!(panics.is_empty(), "a thread panicked: {panics:#?}");
+    RawPeer::connect().await.delete(&[&route]).await;
+}
+
+/// An RPC worker with many routes, started twice (first on queues nobody declared yet,
+/// then on queues that exist): its route queues are probed on the process's own
+/// connection, and whether the broker refuses transient queues is asked once per
+/// connection, not on a connection of its own per route and session.
+#[tokio::test]
+async fn a_multi_route_rpc_worker_opens_no_connection_per_route() {
+    use worker_kit::rpc::RpcWorker;
+    let proxy = e2e::proxy::Proxy::start("127.0.0.1:5672".parse().unwrap()).await;
+    let url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port());
+    let routes: Vec<String> = (0..6).map(|i| unique(&format!("probe-{i}"))).collect();
+    let start = || async {
+        let broker = worker_kit::Broker::connect(&url, "probe-count", Duration::from_secs(10))
+            .await
+            .expect("connects through the proxy");
+        let mut worker = RpcWorker::new();
+        for route in &routes {
+            worker = worker.route(route, answer);
+        }
+        let mut config = e2e::config();
+        config.amqp_url.clone_from(&url);
+        config.rpc_queue_durable = worker_kit::config::RpcQueueDurable::Auto;
+        e2e::start(
+            worker_kit::Runner::new("probe-count", std::sync::Arc::new(config), broker)
+                .register_worker(worker),
+        )
+        .await
+    };
+    let running = start().await;
+    let first = proxy.accepted();
+    running.stop().await.unwrap();
+    let running = start().await;
+    let second = proxy.accepted() - first;
+    running.stop().await.unwrap();
+    eprintln!("connections opened: {first} on new route queues, {second} on existing ones");
+    // The process's connection, and at most one more to ask whether the broker takes
+    // transient queues (a refusal closes the connection it came on).
+    assert!(
+        first <= 2,
+        "a start on {} new route queues opened {first} connections",
+        routes.len()
+    );
+    assert_eq!(
+        second,
+        1,
+        "a start on {} existing route queues opened {second} connections",
+        routes.len()
+    );
+    let refs: Vec<&str> = routes.iter().map(String::as_str).collect();
+    RawPeer::connect().await.delete(&refs).await;
+}
+
+async fn always_fails(
+    worker_kit::Payload(_): worker_kit::Payload<u32>,
+) -> Result<(), worker_kit::ErrorReply> {
+    Err(worker_kit::ErrorReply::bad_request("never works"))
+}
+
+/// Runs `rabbitmqctl` with `args`; panics with its error output when it fails.
+fn rabbitmqctl(args: &[&str]) {
+    let out = std::process::Command::new("rabbitmqctl")
+        .arg("-q")
+        .args(args)
+        .output()
+        .expect("rabbitmqctl runs on the broker's host");
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// How many deliveries `route` received, from the process's metrics.
+fn received(metrics: &worker_kit::observe::Metrics, route: &str) -> u64 {
+    let prefix = format!("worker_kit_messages_received_total{{route=\"{route}\",");
+    metrics
+        .encode()
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A parked copy the broker will not store (a policy makes the parking queue refuse every
+/// message): the original goes back to its queue after a pause that grows with each
+/// failure, instead of coming straight back in a deliver → requeue loop; once the parking
+/// queue takes messages again, the message is parked.
+#[tokio::test]
+async fn a_copy_that_cannot_be_stored_is_requeued_after_a_growing_pause() {
+    use worker_kit::queue::{QueuePublisher, QueueWorker, parking_queue};
+    let route = unique("unstorable");
+    let parked = parking_queue(&route);
+    let policy = format!("{route}.refuse");
+    let mut config = e2e::config();
+    // Recording on: the test counts deliveries in the process's metrics.
+    config.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
+    let broker = e2e::broker("unstorable").await;
+    let metrics = broker.metrics().clone();
+    let running = e2e::start(
+        worker_kit::Runner::new("unstorable", std::sync::Arc::new(config), broker).register_worker(
+            QueueWorker::new()
+                .max_retries(0)
+                .route(&route, always_fails),
+        ),
+    )
+    .await;
+    rabbitmqctl(&[
+        "set_policy",
+        "--apply-to",
+        "queues",
+        "--priority",
+        "999",
+        &policy,
+        &format!("^{}$", parked.replace('.', "\\.")),
+        r#"{"max-length":0,"overflow":"reject-publish"}"#,
+    ]);
+    QueuePublisher::new(&e2e::broker("unstorable-publisher").await)
+        .publish(&route, &1u32)
+        .await
+        .unwrap();
+    wait_until(
+        Duration::from_secs(20),
+        "the message came back after its copy was refused",
+        || async { received(&metrics, &route) >= 2 },
+    )
+    .await;
+    // An observation window, not a synchronization: how many times the message comes
+    // back in it is what is asserted (without a pause: thousands).
+    let before = received(&metrics, &route);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let during = received(&metrics, &route) - before;
+    eprintln!("deliveries in the 3 s window while the copy could not be stored: {during}");
+    assert!(
+        during <= 20,
+        "the message came back {during} times in 3 s while its copy could not be stored"
+    );
+    rabbitmqctl(&["clear_policy", &policy]);
+    let peer = RawPeer::connect().await;
+    wait_until(
+        Duration::from_secs(30),
+        "the message is parked once the parking queue takes it",
+        || {
+            let (peer, parked) = (&peer, &parked);
+            async move { peer.counts(parked).await.0 == 1 }
+        },
+    )
+    .await;
+    running.stop().await.unwrap();
+    peer.delete(&[&route, &parked]).await;
+}
+
+async fn record_work(
+    worker_kit::State(seen): worker_kit::State<
+        std::sync::Arc<std::sync::Mutex<std::collections::HashSet<u32>>>,
+    >,
+    worker_kit::Payload(n): worker_kit::Payload<u32>,
+) -> Result<(), worker_kit::ErrorReply> {
+    // Slow enough that a backlog waits in the broker, and in the worker's buffers, at the
+    // stop.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    seen.lock().unwrap().insert(n);
+    Ok(())
+}
+
+/// A busy work-queue service restarted with `QUEUE_MAX_RETRIES=0`: the deliveries it held
+/// but never started (the broker's buffer beyond what it runs at once) cost no attempt,
+/// so the next process runs every message and parks none as `Redelivered`.
+#[tokio::test]
+async fn restarting_a_busy_worker_parks_nothing_that_never_ran() {
+    use std::collections::HashSet;
+    use std::sync::{Arc, Mutex};
+    use worker_kit::queue::{QueuePublisher, QueueWorker, parking_queue};
+    let routes = [unique("restart-busy-a"), unique("restart-busy-b")];
+    let seen = Arc::new(Mutex::new(HashSet::new()));
+    let start = || async {
+        let mut config = e2e::config();
+        config.max_retries = 0;
+        // Two routes (four deliveries buffered each) on a worker that runs four handlers
+        // at once: at the stop, deliveries wait unstarted.
+        config.prefetch = 4;
+        config.worker_concurrency = 4;
+        let worker = QueueWorker::with_state(seen.clone())
+            .route(&routes[0], record_work)
+            .route(&routes[1], record_work);
+        e2e::start(
+            worker_kit::Runner::new(
+                "restart-busy",
+                Arc::new(config),
+                e2e::broker("restart-busy").await,
+            )
+            .register_worker(worker),
+        )
+        .await
+    };
+    let running = start().await;
+    let total = 60u32;
+    let publisher = QueuePublisher::new(&e2e::broker("restart-busy-publisher").await);
+    for i in 0..total {
+        publisher
+            .publish(&routes[(i % 2) as usize], &i)
+            .await
+            .unwrap();
+    }
+    wait_until(Duration::from_secs(20), "some work done", || {
+        let seen = seen.clone();
+        async move { seen.lock().unwrap().len() >= 8 }
+    })
+    .await;
+    running.stop().await.unwrap();
+    let running = start().await;
+    let peer = RawPeer::connect().await;
+    wait_until(
+        Duration::from_secs(60),
+        "every message run or parked",
+        || {
+            let (peer, routes, seen) = (&peer, &routes, seen.clone());
+            async move {
+                let mut parked = 0;
+                for route in routes {
+                    parked += peer.counts(&parking_queue(route)).await.0;
+                }
+                seen.lock().unwrap().len() + parked as usize >= total as usize
+            }
+        },
+    )
+    .await;
+    running.stop().await.unwrap();
+    for route in &routes {
+        let parked = peer.counts(&parking_queue(route)).await.0;
+        assert_eq!(
+            parked, 0,
+            "{route}: messages parked after a restart (deliveries that never ran counted as failed attempts)"
+        );
+    }
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        total as usize,
+        "every message ran"
+    );
+    let refs: Vec<&str> = routes.iter().map(String::as_str).collect();
+    peer.delete_routes(&refs).await;
 }

@@ -78,7 +78,7 @@ async fn a_scrape_after_n_calls_counts_exactly_n() {
     let work = unique("obs.work");
     let running = runner(service_name("obs-count"), metrics_config())
         .await
-        .register_worker(RpcWorker::new().prefetch(8).route(&route, lookup))
+        .register_worker(RpcWorker::new().concurrency(8).route(&route, lookup))
         .register_worker(QueueWorker::new().max_retries(1).route(&work, flaky))
         .start()
         .await

@@ -21,7 +21,7 @@ use tokio::sync::{Notify, oneshot};
 use worker_kit::wire::deadline::{self, Deadline};
 
 /// The same prefetch the kit's workers use by default (`AMQP_PREFETCH`).
-pub(crate) const PREFETCH: u16 = 64;
+pub(crate) const PREFETCH: u16 = 16;
 
 /// How long a lean call waits for its reply (the kit's default RPC timeout).
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);

@@ -23,13 +23,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
+use backon::BackoffBuilder;
 use futures::StreamExt;
 use lapin::{Connection, ConnectionProperties, Event};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::backoff::backoff;
 use super::endpoints::{Endpoint, Endpoints};
 use super::tls::AmqpTls;
 use crate::Error;
@@ -77,15 +78,6 @@ impl std::fmt::Debug for Broker {
             .field("name", &self.inner.name)
             .finish_non_exhaustive()
     }
-}
-
-fn backoff() -> ExponentialBuilder {
-    ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(100))
-        .with_max_delay(Duration::from_secs(2))
-        .with_factor(2.0)
-        .with_jitter()
-        .without_max_times()
 }
 
 impl Broker {

@@ -1,10 +1,12 @@
 //! The broker side: the process's supervised connections ([`Broker`]: one that publishes,
 //! one for consumers that only acknowledge) to one node or to any node of a cluster
 //! (`endpoints`), over TLS for `amqps://` URLs (`tls`), and the confirmed publish the kit uses
-//! for copies and work messages, and what the broker's consumer timeout means for consumers
-//! (`consumer_timeout`). The consume loop that drives workers over these
+//! for copies and work messages, what the broker's consumer timeout means for consumers
+//! (`consumer_timeout`), and the one backoff everything that retries the broker waits with
+//! (`backoff`). The consume loop that drives workers over these
 //! connections is [`worker`](crate::worker)'s.
 
+pub(crate) mod backoff;
 pub mod broker;
 pub(crate) mod consumer_timeout;
 pub(crate) mod endpoints;

@@ -168,6 +168,7 @@ impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Subscribe, S> {
                 handler_timeout,
                 copies: crate::amqp::publish::CopyChannel::new(ctx.broker.clone()),
                 own_user: ctx.broker.user_id().clone(),
+                requeues: crate::amqp::backoff::Pauses::default(),
             },
             admission,
         );

@@ -77,6 +77,10 @@ impl Processor for EventProcessor {
         self.queue.confirms()
     }
 
+    async fn give_back(&self, delivery: Delivery, route: &Arc<str>) {
+        self.queue.give_back(delivery, route).await;
+    }
+
     fn requeue_after_panic(&self) -> bool {
         self.queue.requeue_after_panic()
     }

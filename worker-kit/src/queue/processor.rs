@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicNackOptions};
+use lapin::options::BasicAckOptions;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection};
 use tracing::{error, info, warn};
@@ -19,6 +19,7 @@ use super::retry_delay::{Delays, RetryDelay, delay_queue};
 use crate::TaskContract;
 use crate::access::{ORIGINAL_USER_HEADER, original_user_header};
 use crate::amqp::Broker;
+use crate::amqp::backoff::Pauses;
 use crate::amqp::publish::{CopyChannel, Published};
 use crate::error::Error;
 use crate::handler::delivery;
@@ -32,7 +33,7 @@ use crate::wire::headers::{
     MAX_ERROR_MESSAGE_BYTES, MAX_PROPERTIES_BYTES, capped, fits_frame, oversized_properties,
 };
 use crate::wire::reply_error::ErrorReply;
-use crate::worker::consume::Processor;
+use crate::worker::consume::{Processor, requeue};
 use crate::worker::{Runnable, Worker, WorkerContext};
 
 /// How long a queue's typed declaration is tried on the publishing connection before it goes
@@ -155,6 +156,7 @@ impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Queue, S> {
             handler_timeout: self.handler_timeout_or(ctx.config.handler_timeout),
             copies: CopyChannel::new(ctx.broker.clone()),
             own_user: ctx.broker.user_id().clone(),
+            requeues: Pauses::default(),
         };
         for route in self.names() {
             let checked =
@@ -192,21 +194,23 @@ pub(crate) struct QueueProcessor {
     /// The broker user this process logs in as: the `user_id` of its copies, and the one
     /// sender whose `x-original-user-id` is believed.
     pub(crate) own_user: ShortString,
+    /// The pause before a message whose copy could not be stored goes back to its queue:
+    /// it grows with each such failure in a row (the broker would hand the message straight
+    /// back, and the copy would fail again), and starts over once a copy is stored.
+    pub(crate) requeues: Pauses,
 }
 
 /// The consume-only connection ([`Broker::consuming`]), waiting for it while it cannot be
 /// opened; `None` once the broker handle is closed.
 pub(crate) async fn consuming_connection(broker: &Broker) -> Option<Arc<Connection>> {
-    let mut failures = 0u32;
+    let pauses = Pauses::default();
     loop {
         match broker.consuming().await {
             Ok(sibling) => return sibling.connection().await,
             Err(_) if broker.is_closed() => return None,
             Err(e) => {
-                failures += 1;
                 warn!(error = %e, "the consuming connection could not be opened; trying again");
-                let delay = Duration::from_millis(200 * u64::from(failures.min(25)));
-                tokio::time::sleep(delay).await;
+                tokio::time::sleep(pauses.next()).await;
             }
         }
     }
@@ -376,6 +380,41 @@ impl Processor for QueueProcessor {
             .await
     }
 
+    /// A fresh copy at the end of its queue, then the original acked: the copy is not
+    /// marked redelivered, so the next worker does not count an attempt that never ran. A
+    /// redelivered original (an earlier attempt did not finish) goes back as it is, and so
+    /// does one whose copy cannot be stored.
+    async fn give_back(&self, delivery: Delivery, route: &Arc<str>) {
+        if delivery.redelivered {
+            return requeue(&delivery).await;
+        }
+        let meta = delivery::meta(
+            &delivery,
+            route,
+            self.handler_timeout,
+            self.own_user.as_str(),
+        );
+        let from = CopyFrom {
+            user_id: &self.own_user,
+            original_user: original_user_header(&meta.caller),
+        };
+        let stored = match self.copies.get().await {
+            Ok(out) => republish(&out, &delivery, &from, route, &[], None).await,
+            Err(problem) => Err(problem),
+        };
+        match stored {
+            Ok(()) => {
+                if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
+                    warn!(error = %e, "ack of a given-back delivery failed; the broker redelivers it too");
+                }
+            }
+            Err(problem) => {
+                warn!(%problem, "could not give back an unstarted delivery as a fresh copy; returning it to its queue (it counts as an attempt)");
+                requeue(&delivery).await;
+            }
+        }
+    }
+
     async fn handle(
         &self,
         _consumed_on: &Channel,
@@ -422,21 +461,21 @@ impl Processor for QueueProcessor {
         };
         match republished {
             Ok(()) => {
+                if !matches!(name, Disposition::Ok) {
+                    self.requeues.reset();
+                }
                 if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
                     warn!(error = %e, "ack failed; the broker will redeliver the message");
                 }
                 name
             }
             Err(problem) => {
-                // The copy is not safely stored: keep the original instead of losing it.
-                error!(%problem, "could not store the retry/parked copy; requeueing the original");
-                let _ = delivery
-                    .acker
-                    .nack(BasicNackOptions {
-                        multiple: false,
-                        requeue: true,
-                    })
-                    .await;
+                // The copy is not safely stored: keep the original instead of losing it, after
+                // a pause (the broker hands it straight back, and the copy would fail again).
+                let pause = self.requeues.next();
+                error!(%problem, failures_in_a_row = self.requeues.failures(), requeue_in_ms = pause.as_millis() as u64, "could not store the retry/parked copy; requeueing the original");
+                tokio::time::sleep(pause).await;
+                requeue(&delivery).await;
                 Disposition::Requeued
             }
         }

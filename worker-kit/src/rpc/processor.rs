@@ -1,8 +1,7 @@
 //! The RPC worker: consumes route queues, runs handlers, publishes replies.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Once};
+use std::sync::{Arc, Once, Weak};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -125,15 +124,26 @@ pub(crate) struct RpcProcessor {
     settings: AnswerSettings,
     max_skew: Duration,
     shape: RpcQueueDurable,
-    /// Opens the connections route queues are declared on (see [`RpcProcessor::declare`]).
+    /// The process's connection: route queues are probed and declared on channels of
+    /// their own on it (see [`RpcProcessor::declare`]).
     broker: Broker,
-    /// Set once the broker refused a transient queue (`auto`): later routes go durable
-    /// without asking again.
-    refuses_transient: AtomicBool,
+    /// Whether the broker behind a connection refuses transient non-exclusive queues,
+    /// asked once per connection (see [`RpcProcessor::transient_verdict`]).
+    transient: tokio::sync::Mutex<Option<Verdict>>,
     reply_to: ReplyTo,
     /// `RPC_MAX_REDELIVERIES`.
     max_redeliveries: u32,
     redeliveries: Redeliveries,
+}
+
+/// What one connection's broker said to a transient non-exclusive queue.
+struct Verdict {
+    /// The connection it holds for: a reconnect (maybe to another node, maybe to an
+    /// upgraded broker) asks again. A `Weak` keeps the allocation, so the pointer cannot be
+    /// reused by a later connection while it is held.
+    conn: Weak<Connection>,
+    /// `None`: accepted; `Some`: the broker's refusal.
+    refusal: Option<lapin::Error>,
 }
 
 impl RpcProcessor {
@@ -152,23 +162,24 @@ impl RpcProcessor {
             max_skew: config.deadline_max_skew,
             shape: config.rpc_queue_durable,
             broker: broker.clone(),
-            refuses_transient: AtomicBool::new(false),
+            transient: tokio::sync::Mutex::new(None),
             reply_to: ReplyTo::new(config.rpc_reply_to.clone(), served),
             max_redeliveries: config.rpc_max_redeliveries,
             redeliveries: Redeliveries::new(),
         }
     }
 
-    /// Declares `route`'s queue on `probe`: consumed as it is when it exists, else declared
-    /// in the shape `RPC_QUEUE_DURABLE` asks for.
+    /// Declares `route`'s queue: consumed as it is when it exists, else declared in the
+    /// shape `RPC_QUEUE_DURABLE` asks for. Every step runs on a channel of its own on
+    /// `conn` (a passive declaration of a missing queue closes its channel with 404);
+    /// only the one question that can close a whole connection goes to a connection of
+    /// its own, once per `conn` ([`RpcProcessor::transient_verdict`]).
     async fn declare_route_queue(
         &self,
-        probe: &Connection,
+        conn: &Arc<Connection>,
         route: &str,
     ) -> Result<(), lapin::Error> {
-        // A passive declare of a missing queue closes its channel (404): a channel of its
-        // own, on a connection of its own.
-        let channel = probe.create_channel().await?;
+        let channel = conn.create_channel().await?;
         let passive = channel
             .queue_declare(
                 route.into(),
@@ -187,17 +198,14 @@ impl RpcProcessor {
             Err(e) if amqp_code(&e) == Some(NOT_FOUND) => {}
             Err(e) => return Err(e),
         }
-        let durable = match self.shape {
-            RpcQueueDurable::True => true,
-            RpcQueueDurable::False => false,
-            RpcQueueDurable::Auto => self.refuses_transient.load(Ordering::Relaxed),
-        };
-        if durable {
-            return declare_rpc_queue(probe, route, true).await;
+        if self.shape == RpcQueueDurable::True {
+            return declare_rpc_queue(conn, route, true).await;
         }
-        match declare_rpc_queue(probe, route, false).await {
-            Err(e) if self.shape == RpcQueueDurable::Auto && refuses_transient_queues(&e) => {
-                self.refuses_transient.store(true, Ordering::Relaxed);
+        let (refusal, declared) = self.transient_verdict(conn, route).await?;
+        match refusal {
+            None if declared => Ok(()),
+            None => declare_rpc_queue(conn, route, false).await,
+            Some(e) if self.shape == RpcQueueDurable::Auto => {
                 static WARNED: Once = Once::new();
                 WARNED.call_once(|| {
                     warn!(
@@ -205,17 +213,44 @@ impl RpcProcessor {
                         "the broker refuses transient non-exclusive queues (RabbitMQ 4.3 does by default); RPC route queues are declared durable instead (their messages stay transient). Choose explicitly with RPC_QUEUE_DURABLE=true, or permit the deprecated feature transient_nonexcl_queues on every node and set RPC_QUEUE_DURABLE=false; Python workers sharing these queues must then declare them the same way"
                     );
                 });
-                // The refusal closed the probe connection: declare on a fresh one.
-                let again = self
-                    .broker
-                    .open_unsupervised("rpc queue declaration")
-                    .await?;
-                let declared = declare_rpc_queue(&again, route, true).await;
-                close_quietly(&again).await;
-                declared
+                declare_rpc_queue(conn, route, true).await
             }
-            other => other,
+            Some(e) => Err(e),
         }
+    }
+
+    /// Whether the broker behind `conn` refuses transient non-exclusive queues (the
+    /// refusal), and whether `route`'s queue was declared while asking. The first route
+    /// that needs to know asks with its own queue, on a connection of its own (RabbitMQ
+    /// 4.3 refuses with a *connection* close, which must not hit the process's
+    /// connection); the answer holds for every later route and session on `conn`.
+    async fn transient_verdict(
+        &self,
+        conn: &Arc<Connection>,
+        route: &str,
+    ) -> Result<(Option<lapin::Error>, bool), lapin::Error> {
+        let mut verdict = self.transient.lock().await;
+        if let Some(v) = verdict.as_ref()
+            && Weak::ptr_eq(&v.conn, &Arc::downgrade(conn))
+        {
+            return Ok((v.refusal.clone(), false));
+        }
+        let probe = self
+            .broker
+            .open_unsupervised("rpc queue declaration")
+            .await?;
+        let asked = declare_rpc_queue(&probe, route, false).await;
+        close_quietly(&probe).await;
+        let (refusal, declared) = match asked {
+            Ok(()) => (None, true),
+            Err(e) if refuses_transient_queues(&e) => (Some(e), false),
+            Err(e) => return Err(e),
+        };
+        *verdict = Some(Verdict {
+            conn: Arc::downgrade(conn),
+            refusal: refusal.clone(),
+        });
+        Ok((refusal, declared))
     }
 }
 
@@ -302,16 +337,15 @@ impl Processor for RpcProcessor {
                 FieldTable::default(),
             )
             .await?;
-        // The route queue is declared on a connection of its own: a broker that refuses
-        // the seed's transient shape closes the *connection* (541), which must not be the
-        // one the process consumes and publishes on.
-        let probe = self
-            .broker
-            .open_unsupervised("rpc queue declaration")
-            .await?;
-        let declared = self.declare_route_queue(&probe, route).await;
-        close_quietly(&probe).await;
-        declared
+        // The connection `channel` is on: the RPC worker consumes on the process's own.
+        let Some(conn) = self.broker.connection_now() else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "the broker connection was lost while declaring",
+            )
+            .into());
+        };
+        self.declare_route_queue(&conn, route).await
     }
 
     async fn handle(

@@ -1,11 +1,11 @@
-//! The public worker builder: routes, shared state and prefetch, for either kind of worker
+//! The public worker builder: routes, shared state, prefetch and concurrency, for either kind of worker
 //! ([`RpcWorker`](crate::rpc::RpcWorker) or [`QueueWorker`](crate::queue::QueueWorker)).
 //! What a worker does at run time lives in the consume loop (`worker::consume`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::consume::{Processor, run};
+use super::consume::{Intake, Processor, run};
 use super::handoff::{WorkerContext, sealed};
 use crate::Error;
 use crate::access::{AccessPolicy, AllowList};
@@ -23,6 +23,7 @@ pub struct Worker<K, S = ()> {
     state: Option<S>,
     routes: RouteTable<S>,
     prefetch: Option<u16>,
+    concurrency: Option<u16>,
     handler_timeout: Option<Duration>,
 }
 
@@ -31,6 +32,7 @@ impl<K: std::fmt::Debug, S> std::fmt::Debug for Worker<K, S> {
         f.debug_struct("Worker")
             .field("kind", &self.kind)
             .field("prefetch", &self.prefetch)
+            .field("concurrency", &self.concurrency)
             .finish_non_exhaustive()
     }
 }
@@ -56,6 +58,7 @@ impl<K: Default, S: Clone + Send + Sync + 'static> Worker<K, S> {
             state: Some(state),
             routes: RouteTable::default(),
             prefetch: None,
+            concurrency: None,
             handler_timeout: None,
         }
     }
@@ -71,6 +74,7 @@ impl<K: Default, S: Clone + Send + Sync + 'static> Worker<K, S> {
             state: None,
             routes: RouteTable::default(),
             prefetch: None,
+            concurrency: None,
             handler_timeout: None,
         }
     }
@@ -108,12 +112,29 @@ impl<K, S: Clone + Send + Sync + 'static> Worker<K, S> {
         self.routes.docs()
     }
 
-    /// Handlers this worker runs at once across all its routes, and unacknowledged
-    /// deliveries the broker sends ahead to each route (default `AMQP_PREFETCH`).
+    /// Unacknowledged deliveries the broker sends ahead to each of this worker's routes
+    /// (default `AMQP_PREFETCH`): the broker-side buffer, and the most handlers one route
+    /// runs at once.
     #[must_use]
     pub fn prefetch(mut self, n: u16) -> Self {
         self.prefetch = Some(n.max(1));
         self
+    }
+
+    /// Handlers this worker runs at once across all its routes (default
+    /// `WORKER_CONCURRENCY`); deliveries beyond that wait in the routes' buffers.
+    #[must_use]
+    pub fn concurrency(mut self, n: u16) -> Self {
+        self.concurrency = Some(n.max(1));
+        self
+    }
+
+    /// The worker's intake: its own settings, else the process's.
+    fn intake(&self, config: &crate::config::Config) -> Intake {
+        Intake {
+            prefetch: self.prefetch.unwrap_or(config.prefetch),
+            concurrency: self.concurrency.unwrap_or(config.worker_concurrency),
+        }
     }
 
     /// The longest one of this worker's handlers may run (default `HANDLER_TIMEOUT_MS`):
@@ -162,9 +183,9 @@ impl<K, S: Clone + Send + Sync + 'static> Worker<K, S> {
         ctx: WorkerContext,
         processor: P,
     ) -> Result<(), Error> {
-        let prefetch = self.prefetch.unwrap_or(ctx.config.prefetch);
+        let intake = self.intake(&ctx.config);
         let routes = self.into_bound(&AccessPolicy::from_config(&ctx.config))?;
-        run(ctx, Arc::new(processor), routes, prefetch).await
+        run(ctx, Arc::new(processor), routes, intake).await
     }
 
     /// As [`Worker::run_with`], consuming route `name` from queue `queue_of(name)` (event
@@ -177,12 +198,12 @@ impl<K, S: Clone + Send + Sync + 'static> Worker<K, S> {
         processor: P,
         queue_of: impl Fn(&str) -> String,
     ) -> Result<(), Error> {
-        let prefetch = self.prefetch.unwrap_or(ctx.config.prefetch);
+        let intake = self.intake(&ctx.config);
         let routes = self
             .into_bound(&AccessPolicy::default())?
             .into_iter()
             .map(|(name, h)| (Arc::from(queue_of(&name).as_str()), h))
             .collect();
-        run(ctx, Arc::new(processor), routes, prefetch).await
+        run(ctx, Arc::new(processor), routes, intake).await
     }
 }

@@ -24,6 +24,7 @@ use tracing::{Instrument, debug, error, info, warn};
 use super::handoff::WorkerContext;
 use crate::Error;
 use crate::amqp::consumer_timeout::ConsumerLoss;
+use crate::amqp::backoff::Pauses;
 use crate::config::PausePolicy;
 use crate::handler::routes::BoundHandler;
 use crate::observe::disposition::Disposition;
@@ -55,6 +56,12 @@ pub(crate) trait Processor: Send + Sync + 'static {
     fn requeue_after_panic(&self) -> bool;
     /// Declares what `route` needs (its queue, exchanges, parking queue).
     async fn declare(&self, channel: &Channel, route: &str) -> Result<(), lapin::Error>;
+    /// Gives back a delivery that was never started (buffered when the worker stopped), so
+    /// that it costs no attempt where it can: by default it goes back to its queue
+    /// (`basic.nack` with requeue, which the broker marks redelivered).
+    async fn give_back(&self, delivery: Delivery, _route: &Arc<str>) {
+        requeue(&delivery).await;
+    }
     /// Handles one delivery to the end (reply/ack/retry/park) and says how it was settled.
     async fn handle(
         &self,
@@ -94,6 +101,11 @@ struct Session<'a, P: Processor> {
     events: Events,
     tags: Vec<String>,
     paused: bool,
+    /// Deliveries received but never started (the stop came first): given back at the end.
+    unstarted: Vec<(Arc<str>, Delivery)>,
+    /// Whether any delivery came on this session (a session that fails before one did
+    /// makes the next reopen wait longer).
+    received: bool,
     processor: &'a P,
     routes: &'a [Served],
     service: &'a str,
@@ -115,6 +127,8 @@ impl<'a, P: Processor> Session<'a, P> {
             events: SelectAll::new(),
             tags: Vec::with_capacity(routes.len()),
             paused: false,
+            unstarted: Vec::new(),
+            received: false,
             processor,
             routes,
             service: &ctx.service,
@@ -287,12 +301,21 @@ impl Drop for Running {
     }
 }
 
-/// Runs the consume loop for `routes` until `ctx.shutdown`, then drains.
+/// How many deliveries a worker takes: `prefetch` per route from the broker, `concurrency`
+/// handlers at once across its routes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Intake {
+    pub(crate) prefetch: u16,
+    pub(crate) concurrency: u16,
+}
+
+/// Runs the consume loop for `routes` until `ctx.shutdown`, then gives back what never
+/// started and drains what did.
 pub(crate) async fn run<P: Processor>(
     ctx: WorkerContext,
     processor: Arc<P>,
     routes: Vec<(Arc<str>, BoundHandler)>,
-    prefetch: u16,
+    intake: Intake,
 ) -> Result<(), Error> {
     let kind = processor.kind();
     let pausable = match ctx.config.pause_on_db_outage {
@@ -305,10 +328,11 @@ pub(crate) async fn run<P: Processor>(
     // Without METRICS_ADDR nobody reads the per-message metrics: skip recording them.
     let record = ctx.config.metrics_addr.is_some();
     let worker_name = routes.first().map_or("", |(n, _)| &**n).to_owned();
-    let health = ctx
-        .health
-        .worker(&worker_name, metrics.worker(&worker_name, kind, prefetch));
-    let in_flight = InFlight::new(prefetch, health.metrics.in_flight.clone());
+    let health = ctx.health.worker(
+        &worker_name,
+        metrics.worker(&worker_name, kind, intake.concurrency),
+    );
+    let in_flight = InFlight::new(intake.concurrency, health.metrics.in_flight.clone());
     let routes: Vec<Served> = routes
         .into_iter()
         .map(|(name, h)| {
@@ -324,9 +348,12 @@ pub(crate) async fn run<P: Processor>(
         paused_rx: ctx.paused.clone(),
         pausable,
     };
+    let started = tokio::time::Instant::now();
     let mut announced = false;
     let mut last_channel: Option<Channel> = None;
-    let mut failures = 0u32;
+    // Reopening a session waits a growing pause after each one that failed (or ended
+    // before anything came on it), so a consumer that fails at once does not spin.
+    let reopens = Pauses::default();
     loop {
         let conn = tokio::select! {
             () = ctx.shutdown.cancelled() => break,
@@ -335,25 +362,34 @@ pub(crate) async fn run<P: Processor>(
                 None => break,
             },
         };
-        let mut session = match Session::open(&ctx, &conn, processor.as_ref(), &routes, prefetch)
-            .await
+        let mut session = match Session::open(
+            &ctx,
+            &conn,
+            processor.as_ref(),
+            &routes,
+            intake.prefetch,
+        )
+        .await
         {
             Ok(session) => session,
             Err(e) => {
-                if !announced {
+                // Before ready, a lost connection is retried like a first connect (within
+                // `AMQP_CONNECT_TIMEOUT_MS`); anything else fails the start.
+                let retry = announced
+                    || (!conn.status().connected()
+                        && started.elapsed() < ctx.config.connect_timeout);
+                if !retry {
                     let _ = ctx.ready.send(Err(e));
                     return Ok(());
                 }
-                failures += 1;
-                let delay = Duration::from_millis(200 * u64::from(failures.min(25)));
-                warn!(worker = kind, error = %e, retry_in_ms = delay.as_millis() as u64, "could not resume consuming");
+                let delay = reopens.next();
+                warn!(worker = kind, error = %e, retry_in_ms = delay.as_millis() as u64, "could not start consuming; trying again");
                 tokio::select! {
                     () = ctx.shutdown.cancelled() => break,
                     () = tokio::time::sleep(delay) => continue,
                 }
             }
         };
-        failures = 0;
         if announced {
             info!(worker = kind, routes = routes.len(), "consuming again");
         } else {
@@ -369,10 +405,25 @@ pub(crate) async fn run<P: Processor>(
         match end {
             SessionEnd::Shutdown => {
                 cancel_all(&session.channel, &session.tags, kind).await;
+                give_back_unstarted(&mut session, ctx.config.connect_timeout).await;
                 last_channel = Some(session.channel);
                 break;
             }
-            SessionEnd::Reconnect => {}
+            SessionEnd::Reconnect => {
+                if session.received {
+                    reopens.reset();
+                }
+                let delay = reopens.next();
+                debug!(
+                    worker = kind,
+                    retry_in_ms = delay.as_millis() as u64,
+                    "pausing before the session is reopened"
+                );
+                tokio::select! {
+                    () = ctx.shutdown.cancelled() => break,
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
         }
     }
     in_flight.drain(kind, ctx.config.drain_timeout).await;
@@ -384,6 +435,53 @@ pub(crate) async fn run<P: Processor>(
         .await;
     }
     Ok(())
+}
+
+/// At a stop, after the consumers were cancelled: every delivery the session received
+/// and never started (the one waiting for a slot, and the rest of the buffer, which keeps
+/// arriving until each consumer's stream ends) goes back through
+/// [`Processor::give_back`], so that it costs no attempt. Bounded by `limit`; what is left
+/// then goes back to its queue when the channel closes.
+async fn give_back_unstarted<P: Processor>(session: &mut Session<'_, P>, limit: Duration) {
+    let processor = session.processor;
+    let mut unstarted = std::mem::take(&mut session.unstarted);
+    let events = &mut session.events;
+    let given = tokio::time::timeout(limit, async move {
+        loop {
+            for (route, delivery) in unstarted.drain(..) {
+                processor.give_back(delivery, &route).await;
+            }
+            match events.next().await {
+                Some(ConsumerEvent::Delivery(route, Ok(delivery))) => {
+                    unstarted.push((route, delivery));
+                }
+                Some(ConsumerEvent::Delivery(_, Err(_))) | None => return,
+                Some(ConsumerEvent::Ended(..)) => {}
+            }
+        }
+    })
+    .await;
+    if given.is_err() {
+        warn!(
+            worker = processor.kind(),
+            timeout_ms = limit.as_millis() as u64,
+            "could not give back every unstarted delivery in time; the rest return to their queues when the channel closes"
+        );
+    }
+}
+
+/// Returns `delivery` to its queue (the broker marks it redelivered).
+pub(crate) async fn requeue(delivery: &Delivery) {
+    if let Err(e) = delivery
+        .acker
+        .nack(BasicNackOptions {
+            multiple: false,
+            requeue: true,
+        })
+        .await
+    {
+        warn!(error = %e, "returning a delivery to its queue failed; it returns when the channel closes");
+    }
 }
 
 /// What a worker's sessions share: its context, processor and running handlers, its
@@ -427,9 +525,11 @@ impl<P: Processor> Serving<'_, P> {
                     Some(ConsumerEvent::Delivery(route, Ok(delivery))) => {
                         let Some((handler, metrics)) = session.handler_for(&route) else { continue };
                         metrics.received();
+                        session.received = true;
                         // The worker's bound: wait here, with the delivery (and the rest of
                         // the prefetch) held in the broker-side buffer, until a handler ends.
                         let Some(slot) = self.in_flight.slot(&self.ctx.shutdown).await else {
+                            session.unstarted.push((route, delivery));
                             return SessionEnd::Shutdown;
                         };
                         // Boxed here, once: the delivery's future is a few KiB, and every move
