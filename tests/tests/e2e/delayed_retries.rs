@@ -340,3 +340,63 @@ async fn a_quorum_route_waits_in_quorum_delay_queues() {
     );
     peer.delete_routes(&[&route]).await;
 }
+
+/// A `CC` or `BCC` header makes the broker route a message to more queues than its routing
+/// key names. A publisher who sets one must not get the service to send its retry and
+/// parked copies — published under the service's own `user_id` — into someone else's queue.
+#[tokio::test]
+async fn copies_are_not_routed_by_the_senders_cc_headers() {
+    let route = unique("delayed-cc");
+    let victim = unique("delayed-cc-victim");
+    let attempts = Attempts::default();
+    let running = e2e::start(
+        e2e::runner("delayed-cc").await.register_worker(
+            QueueWorker::with_state(attempts.clone())
+                .max_retries(1)
+                .retry_delay(&route, Duration::from_millis(50), Duration::from_millis(50))
+                .route(&route, flaky),
+        ),
+    )
+    .await;
+    let peer = RawPeer::connect().await;
+    peer.declare_work_queue(&victim).await;
+    let routed = |name: &str| {
+        let mut h = FieldTable::default();
+        h.insert(
+            name.into(),
+            AMQPValue::FieldArray(vec![AMQPValue::LongString(victim.as_str().into())].into()),
+        );
+        h
+    };
+    for name in ["CC", "BCC"] {
+        peer.publish(
+            &route,
+            &body("always-fail"),
+            persistent().with_headers(routed(name)),
+        )
+        .await;
+    }
+    let dead = parking_queue(&route);
+    wait_until(Duration::from_secs(20), "both messages parked", || {
+        let (peer, dead) = (&peer, &dead);
+        async move { peer.try_counts(dead).await.is_ok_and(|(n, _)| n == 2) }
+    })
+    .await;
+    running.stop().await.unwrap();
+    assert_eq!(attempts.len().await, 4, "each message tried twice");
+    assert_eq!(
+        peer.ready_count(&victim).await,
+        0,
+        "no retry or parked copy reached the queue the sender's CC/BCC named"
+    );
+    for _ in 0..2 {
+        let parked = peer.get(&dead).await.expect("a parked message");
+        let headers = parked.delivery.properties.headers().clone().unwrap();
+        assert!(
+            !headers.inner().contains_key("CC") && !headers.inner().contains_key("BCC"),
+            "the parked copy keeps no routing header: {headers:?}"
+        );
+    }
+    peer.delete(&[&victim]).await;
+    peer.delete_routes(&[&route]).await;
+}

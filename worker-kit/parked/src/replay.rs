@@ -175,7 +175,10 @@ pub(crate) fn replay_properties(
     user: &str,
     now: chrono::DateTime<chrono::Utc>,
 ) -> BasicProperties {
-    let mut headers = parked.headers().clone().unwrap_or_default().inner().clone();
+    // A routing header would send the replay to more queues than the route, as this user.
+    let mut headers = worker_kit::wire::headers::without_routing_headers(
+        parked.headers().clone().unwrap_or_default().inner().clone(),
+    );
     let kit_copy = headers.contains_key(ERROR_TYPE_HEADER);
     for name in PARKING_HEADERS {
         headers.remove(*name);

@@ -510,8 +510,10 @@ impl CopyFrom<'_> {
     /// `headers` with the original sender set, or removed for an anonymous original:
     /// whatever the sender wrote there itself must not be vouched for by the copy's
     /// `user_id`.
+    /// The sender's routing headers are left out whatever they hold (see
+    /// [`ROUTING_HEADERS`](crate::wire::headers::ROUTING_HEADERS)).
     fn stamp(&self, headers: FieldTable) -> FieldTable {
-        let mut map = headers.inner().clone();
+        let mut map = crate::wire::headers::without_routing_headers(headers.inner().clone());
         match &self.original_user {
             Some(user) => {
                 map.insert(ORIGINAL_USER_HEADER.into(), user.clone());

@@ -32,6 +32,22 @@ pub const MAX_TRACESTATE_BYTES: usize = 512;
 /// Most members of a `tracestate` list (W3C: a longer list is discarded whole).
 pub const MAX_TRACESTATE_MEMBERS: usize = 32;
 
+/// Headers RabbitMQ routes by ("sender-selected distribution"): a message carrying `CC` or
+/// `BCC` also goes to the queues they name. A copy the kit publishes under its own `user_id`
+/// (a retry, a parked message, a replay) must go only where the kit sends it, so these never
+/// travel from the message received into a copy.
+pub const ROUTING_HEADERS: [&str; 2] = ["CC", "BCC"];
+
+/// `headers` without the [`ROUTING_HEADERS`].
+pub fn without_routing_headers(
+    mut headers: std::collections::BTreeMap<lapin::types::ShortString, AMQPValue>,
+) -> std::collections::BTreeMap<lapin::types::ShortString, AMQPValue> {
+    for name in ROUTING_HEADERS {
+        headers.remove(name);
+    }
+    headers
+}
+
 /// W3C's threshold for the members a too-long `tracestate` loses first.
 #[cfg_attr(not(feature = "otel"), allow(dead_code))]
 const LARGE_TRACESTATE_MEMBER: usize = 128;
