@@ -21,11 +21,12 @@ use crate::access::{ORIGINAL_USER_HEADER, original_user_header};
 use crate::amqp::Broker;
 use crate::amqp::publish::{CopyChannel, Published};
 use crate::error::Error;
+use crate::handler::budget::DecodeBudget;
 use crate::handler::delivery;
 use crate::handler::routes::{BoundHandler, RouteDoc};
 use crate::handler::{ContainsPayload, Handler};
 use crate::observe::disposition::Disposition;
-use crate::queue::work::{Next, work};
+use crate::queue::work::{Next, WorkSettings, work};
 use crate::wire::delivery::RETRY_COUNT_HEADER;
 use crate::wire::envelope::Limits;
 use crate::wire::headers::{MAX_ERROR_MESSAGE_BYTES, MAX_PROPERTIES_BYTES, capped, fits_frame};
@@ -146,6 +147,7 @@ impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Queue, S> {
     async fn run(self: Box<Self>, ctx: WorkerContext) -> Result<(), Error> {
         let processor = QueueProcessor {
             limits: ctx.config.limits(),
+            budget: ctx.budget.clone(),
             max_retries: self.kind.max_retries.unwrap_or(ctx.config.max_retries),
             default_type: ctx.config.queue_type,
             queue_types: self.kind.queue_types.clone(),
@@ -171,6 +173,8 @@ impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Queue, S> {
 /// The work-queue disposition (ack, retry, park), also used by event subscriptions.
 pub(crate) struct QueueProcessor {
     pub(crate) limits: Limits,
+    /// The process's memory for decoded bodies (`DECODE_BUDGET_BYTES`).
+    pub(crate) budget: DecodeBudget,
     pub(crate) max_retries: u32,
     pub(crate) default_type: QueueType,
     pub(crate) queue_types: Vec<(String, QueueType)>,
@@ -204,6 +208,15 @@ pub(crate) async fn consuming_connection(broker: &Broker) -> Option<Arc<Connecti
 }
 
 impl QueueProcessor {
+    /// What [`work`] needs of this processor.
+    fn work_settings(&self) -> WorkSettings {
+        WorkSettings {
+            limits: self.limits,
+            budget: self.budget.clone(),
+            max_retries: self.max_retries,
+            handler_timeout: self.handler_timeout,
+        }
+    }
     /// Declares `queue` with `args` on `channel`.
     ///
     /// A classic declaration names its type, which a queue that exists already with another
@@ -384,15 +397,7 @@ impl Processor for QueueProcessor {
             user_id: &self.own_user,
             original_user: original_user_header(&meta.caller),
         };
-        let next = work(
-            &delivery.data,
-            meta,
-            &handler,
-            &self.limits,
-            self.max_retries,
-            self.handler_timeout,
-        )
-        .await;
+        let next = work(&delivery.data, meta, &handler, &self.work_settings()).await;
         let (name, republished) = match next {
             Next::Ack => (Disposition::Ok, Ok(())),
             // The copy goes out on the publishing connection; this one only acknowledges.
