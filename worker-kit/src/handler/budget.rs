@@ -85,7 +85,13 @@ impl DecodeBudget {
         }
     }
 
+    /// `DECODE_BUDGET_BYTES`.
+    pub(crate) fn limit(&self) -> usize {
+        self.inner.limit
+    }
+
     /// Bytes reserved now.
+    #[cfg(test)]
     pub(crate) fn in_use(&self) -> usize {
         self.inner.used.load(Ordering::Acquire)
     }

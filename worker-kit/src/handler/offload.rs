@@ -59,8 +59,20 @@ impl From<Refusal> for Undecoded {
     }
 }
 
-/// Runs `f` on the blocking pool.
+/// At most this many decodes run on the blocking pool at once, process-wide: one per
+/// core. A burst of large bodies (64 bombs at once) then takes its turns instead of
+/// putting 64 threads against the runtime's few, which would leave ordinary calls no CPU.
+fn decoders() -> &'static tokio::sync::Semaphore {
+    static DECODERS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    DECODERS.get_or_init(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, usize::from))
+    })
+}
+
+/// Runs `f` on the blocking pool, once one of the [`decoders`] is free.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    // Never closed, so acquiring cannot fail; without a permit the work still runs.
+    let _turn = decoders().acquire().await.ok();
     match tokio::task::spawn_blocking(f).await {
         Ok(t) => t,
         // A panic is re-raised on the message's task, whose guard settles the delivery.
@@ -135,10 +147,15 @@ pub(crate) async fn decode_request(
             }
             drop(head);
             let owned = body.to_vec();
+            let affordable = budget.limit();
             let (owned, scanned) = blocking(move || {
                 let mut scan = cost::Scan::default();
+                let wire = owned.len();
+                // Inflating stops once the price is past the whole budget: a bomb is
+                // refused after as little of it as that takes.
                 let inflated = gzip::inflate_each(&owned, limits.max_decoded_bytes, |chunk| {
                     scan.feed(chunk);
+                    scan.cost(wire) <= affordable
                 });
                 (owned, inflated.map(|_| scan))
             })

@@ -202,13 +202,13 @@ pub(crate) fn decompress(body: &[u8], cap: usize) -> io::Result<Vec<u8>> {
 
 /// Inflates the gzip member at the start of `body` through a buffer of [`PIECE`] bytes,
 /// handing each piece to `sink` and keeping none: what the body decodes to, learnt without
-/// holding it. Returns how many bytes came out, stopping once that is more than `cap`
-/// (the rest is not inflated). A member that ends within `cap` has its trailer's CRC-32
-/// and length checked.
+/// holding it. Returns how many bytes came out, stopping once that is more than `cap` or
+/// `sink` returns `false` (the rest is not inflated). A member inflated to its end has its
+/// trailer's CRC-32 and length checked.
 pub(crate) fn inflate_each(
     body: &[u8],
     cap: usize,
-    mut sink: impl FnMut(&[u8]),
+    mut sink: impl FnMut(&[u8]) -> bool,
 ) -> io::Result<usize> {
     let start = skip_header(body)?;
     let input = &body[start..];
@@ -229,10 +229,10 @@ pub(crate) fn inflate_each(
                 .map_err(|e| invalid(&format!("corrupt deflate stream: {e}")))?;
             let out = usize::try_from(d.total_out() - before).unwrap_or(usize::MAX);
             let read = usize::try_from(d.total_in()).unwrap_or(usize::MAX) - done;
-            sink(&piece[..out]);
+            let more = sink(&piece[..out]);
             crc.update(&piece[..out]);
             total = total.saturating_add(out);
-            if total > cap {
+            if total > cap || !more {
                 return Ok(None);
             }
             if status == Status::StreamEnd {
@@ -359,16 +359,23 @@ mod tests {
         let data: Vec<u8> = (0..200_000u32).map(|i| (i % 7) as u8).collect();
         let body = gz_std(&data);
         let mut seen = Vec::new();
-        let n = inflate_each(&body, usize::MAX - 1, |p| seen.extend_from_slice(p)).unwrap();
+        let n = inflate_each(&body, usize::MAX - 1, |p| {
+            seen.extend_from_slice(p);
+            true
+        })
+        .unwrap();
         assert_eq!(n, data.len());
         assert_eq!(seen, data);
         // Past the cap it stops, as decompress does.
-        assert!(inflate_each(&body, 1000, |_| {}).unwrap() > 1000);
+        assert!(inflate_each(&body, 1000, |_| true).unwrap() > 1000);
+        // And when the sink has seen enough.
+        let n = inflate_each(&body, usize::MAX - 1, |_| false).unwrap();
+        assert!(n > 0 && n <= PIECE, "{n}");
         let mut corrupt = body.clone();
         let len = corrupt.len();
         corrupt[len - 6] ^= 0xff;
-        assert!(inflate_each(&corrupt, usize::MAX - 1, |_| {}).is_err());
-        assert!(inflate_each(&body[..body.len() / 2], usize::MAX - 1, |_| {}).is_err());
+        assert!(inflate_each(&corrupt, usize::MAX - 1, |_| true).is_err());
+        assert!(inflate_each(&body[..body.len() / 2], usize::MAX - 1, |_| true).is_err());
     }
 
     proptest! {
