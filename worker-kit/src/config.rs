@@ -190,7 +190,7 @@ pub struct Config {
     pub max_decoded_bytes: usize,
     /// `DECODE_BUDGET_BYTES`: the memory the process lets the bodies it has decoded take at
     /// once, each priced before it is decoded at its text twice and 64 bytes a JSON value
-    /// (what it costs parsed as a `serde_json::Value`). A body that does not fit waits for
+    /// (more for arrays and objects: what it costs parsed as a `serde_json::Value`). A body that does not fit waits for
     /// the others to be done (until its deadline or the handler's limit), one priced above
     /// the whole budget is refused; bodies priced at most 64 KiB are never held back.
     pub decode_budget_bytes: usize,

@@ -63,7 +63,7 @@ impl std::fmt::Display for Refusal {
         match *self {
             Self::TooCostly { cost, limit } => write!(
                 f,
-                "decoding this body would take about {cost} bytes of memory (its text and the values in it), more than DECODE_BUDGET_BYTES ({limit}) allows for all bodies in flight: send less, or fewer values (an array of small numbers costs about 32 times its text), or raise DECODE_BUDGET_BYTES together with the process's memory"
+                "decoding this body would take about {cost} bytes of memory (its text and the values in it), more than DECODE_BUDGET_BYTES ({limit}) allows for all bodies in flight: send less, or fewer values (an array of small numbers is priced at about 34 times its text), or raise DECODE_BUDGET_BYTES together with the process's memory"
             ),
             Self::Exhausted { cost, limit } => write!(
                 f,

@@ -21,6 +21,10 @@
 /// doubling, and the allocator's header and rounding of a short string.
 pub(crate) const VALUE_BYTES: usize = 64;
 
+/// Bytes charged besides per string (a key or a value): its own allocation, 32 bytes at
+/// least with the allocator's header.
+pub(crate) const STRING_BYTES: usize = 32;
+
 /// Bytes charged besides per array: the first allocation of its elements (room for 4
 /// `Value`s, and the allocator's header).
 pub(crate) const ARRAY_BYTES: usize = 144;
@@ -39,6 +43,8 @@ pub(crate) struct Scan {
     arrays: usize,
     /// Opening braces outside strings: objects.
     objects: usize,
+    /// Strings (keys and values).
+    strings: usize,
     in_string: bool,
     escaped: bool,
 }
@@ -47,7 +53,7 @@ impl Scan {
     /// Counts `chunk`, the text's next bytes.
     pub(crate) fn feed(&mut self, chunk: &[u8]) {
         self.bytes += chunk.len();
-        let (mut separators, mut arrays, mut objects) = (0, 0, 0);
+        let (mut separators, mut arrays, mut objects, mut strings) = (0, 0, 0, 0);
         for &b in chunk {
             if self.in_string {
                 if self.escaped {
@@ -59,7 +65,10 @@ impl Scan {
                 }
             } else {
                 match b {
-                    b'"' => self.in_string = true,
+                    b'"' => {
+                        self.in_string = true;
+                        strings += 1;
+                    }
                     b',' | b':' => separators += 1,
                     b'[' => {
                         separators += 1;
@@ -76,6 +85,7 @@ impl Scan {
         self.separators += separators;
         self.arrays += arrays;
         self.objects += objects;
+        self.strings += strings;
     }
 
     /// The text's length so far.
@@ -84,13 +94,14 @@ impl Scan {
     }
 
     /// What the text costs decoded and parsed, with `wire` bytes of body received: the
-    /// body, two copies of the text, [`VALUE_BYTES`] a value, and [`ARRAY_BYTES`] and
-    /// [`OBJECT_BYTES`] more for each array and object.
+    /// body, two copies of the text, [`VALUE_BYTES`] a value, and [`STRING_BYTES`],
+    /// [`ARRAY_BYTES`] and [`OBJECT_BYTES`] more for each string, array and object.
     pub(crate) fn cost(&self, wire: usize) -> usize {
         wire.saturating_add(self.bytes.saturating_mul(2))
             .saturating_add((self.separators + 1).saturating_mul(VALUE_BYTES))
             .saturating_add(self.arrays.saturating_mul(ARRAY_BYTES))
             .saturating_add(self.objects.saturating_mul(OBJECT_BYTES))
+            .saturating_add(self.strings.saturating_mul(STRING_BYTES))
     }
 }
 
