@@ -248,9 +248,18 @@ impl RawPeer {
     ///
     /// When no reply comes.
     pub async fn next_reply(&mut self) -> Delivery {
-        tokio::time::timeout(Duration::from_secs(10), self.replies.next())
+        self.next_reply_within(Duration::from_secs(10)).await
+    }
+
+    /// The next reply (≤ `limit`).
+    ///
+    /// # Panics
+    ///
+    /// When no reply comes.
+    pub async fn next_reply_within(&mut self, limit: Duration) -> Delivery {
+        tokio::time::timeout(limit, self.replies.next())
             .await
-            .expect("a reply within 10 s")
+            .unwrap_or_else(|_| panic!("a reply within {limit:?}"))
             .expect("reply stream open")
             .expect("reply delivery")
     }

@@ -197,6 +197,12 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// `MAX_DECODED_BYTES`: largest body after gunzip (guards against gzip bombs).
     pub max_decoded_bytes: usize,
+    /// `DECODE_BUDGET_BYTES`: the memory the process lets the bodies it has decoded take at
+    /// once, each priced before it is decoded at its text twice and 64 bytes a JSON value
+    /// (more for arrays and objects: what it costs parsed as a `serde_json::Value`). A body that does not fit waits for
+    /// the others to be done (until its deadline or the handler's limit), one priced above
+    /// the whole budget is refused; bodies priced at most 64 KiB are never held back.
+    pub decode_budget_bytes: usize,
     /// `MODE`: `development` or `production`.
     pub mode: Mode,
     /// `LOG_FORMAT`: `pretty` or `json`.
@@ -256,6 +262,7 @@ impl std::fmt::Debug for Config {
             .field("queue_type", &self.queue_type)
             .field("max_message_bytes", &self.max_message_bytes)
             .field("max_decoded_bytes", &self.max_decoded_bytes)
+            .field("decode_budget_bytes", &self.decode_budget_bytes)
             .field("mode", &self.mode)
             .field("log_format", &self.log_format)
             .field("pause_on_db_outage", &self.pause_on_db_outage)
@@ -295,6 +302,8 @@ impl Default for Config {
             queue_type: QueueType::Classic,
             max_message_bytes: 8 * 1024 * 1024,
             max_decoded_bytes: 8 * 1024 * 1024,
+            // Half the 256 MiB memory limit of deploy/ (README, "Sizing the decode budget").
+            decode_budget_bytes: 128 * 1024 * 1024,
             mode: Mode::Production,
             log_format: LogFormat::Pretty,
             pause_on_db_outage: PausePolicy::Queue,
@@ -334,6 +343,7 @@ struct Raw {
     queue_type: Option<String>,
     max_message_bytes: Option<usize>,
     max_decoded_bytes: Option<usize>,
+    decode_budget_bytes: Option<usize>,
     mode: Option<String>,
     log_format: Option<String>,
     pause_on_db_outage: Option<String>,
@@ -371,6 +381,7 @@ impl Raw {
             queue_type: text("QUEUE_TYPE"),
             max_message_bytes: number(vars, "MAX_MESSAGE_BYTES")?,
             max_decoded_bytes: number(vars, "MAX_DECODED_BYTES")?,
+            decode_budget_bytes: number(vars, "DECODE_BUDGET_BYTES")?,
             mode: text("MODE"),
             log_format: text("LOG_FORMAT"),
             pause_on_db_outage: text("PAUSE_ON_DB_OUTAGE"),
@@ -430,6 +441,7 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("QUEUE_TYPE", "quorum"),
     ("MAX_MESSAGE_BYTES", "8388608"),
     ("MAX_DECODED_BYTES", "8388608"),
+    ("DECODE_BUDGET_BYTES", "134217728"),
     ("MODE", "production"),
     ("LOG_FORMAT", "json"),
     ("PAUSE_ON_DB_OUTAGE", "queue"),
@@ -592,6 +604,11 @@ impl Config {
                 "MAX_DECODED_BYTES",
                 raw.max_decoded_bytes,
                 defaults.max_decoded_bytes,
+            )?,
+            decode_budget_bytes: positive_bytes(
+                "DECODE_BUDGET_BYTES",
+                raw.decode_budget_bytes,
+                defaults.decode_budget_bytes,
             )?,
             mode: match raw.mode.as_deref().map(str::to_ascii_lowercase).as_deref() {
                 None => defaults.mode,
@@ -970,6 +987,7 @@ mod tests {
         assert_eq!(c.amqp_url, DEFAULT_AMQP_URL);
         assert_eq!(c.prefetch, 16);
         assert_eq!(c.worker_concurrency, 64);
+        assert_eq!(c.decode_budget_bytes, 128 * 1024 * 1024);
         assert_eq!(c.mode, Mode::Production);
         assert_eq!(c.log_format, LogFormat::Pretty);
     }
@@ -990,6 +1008,7 @@ mod tests {
             ("QUEUE_TYPE", "Quorum"),
             ("MAX_MESSAGE_BYTES", "1024"),
             ("MAX_DECODED_BYTES", "2048"),
+            ("DECODE_BUDGET_BYTES", "4096"),
             ("MODE", "development"),
             ("LOG_FORMAT", "JSON"),
             ("PAUSE_ON_DB_OUTAGE", "all"),
@@ -1017,6 +1036,7 @@ mod tests {
         assert_eq!(c.queue_type, QueueType::Quorum);
         assert_eq!(c.max_message_bytes, 1024);
         assert_eq!(c.max_decoded_bytes, 2048);
+        assert_eq!(c.decode_budget_bytes, 4096);
         assert!(c.is_development());
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.pause_on_db_outage, PausePolicy::All);

@@ -210,6 +210,7 @@ impl Runner {
             ready: ready_tx,
             paused,
             health: health.clone(),
+            budget: crate::handler::budget::DecodeBudget::new(self.config.decode_budget_bytes),
             service: Arc::from(self.service),
             served: Arc::new(
                 names

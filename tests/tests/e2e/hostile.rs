@@ -171,3 +171,80 @@ async fn work_queue_parks_hostile_input_without_looping() {
     assert_eq!(peer.ready_count(&route).await, 0, "no loop");
     peer.delete(&[&route, &dead]).await;
 }
+
+/// A caller a route does not admit is refused before its body is decoded: a gzip bomb or
+/// a corrupt body from it is answered `Forbidden`, not with what decoding would have found
+/// (and cost).
+#[tokio::test]
+async fn a_forbidden_callers_body_is_not_decoded() {
+    let (r_rpc, r_task) = (unique("closed"), unique("closed-q"));
+    let running = e2e::start(
+        e2e::runner("closed")
+            .await
+            .register_worker(
+                RpcWorker::new()
+                    .route(&r_rpc, anything)
+                    .allow(&r_rpc, ["nobody"]),
+            )
+            .register_worker(
+                QueueWorker::new()
+                    .route(&r_task, anything)
+                    .allow(&r_task, ["nobody"]),
+            ),
+    )
+    .await;
+    let mut peer = RawPeer::connect().await;
+    let user = e2e::amqp_url()
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split(':').next())
+        .unwrap_or("guest")
+        .to_owned();
+    let reply_to = peer.reply_to().to_owned();
+    let as_user = |id: &str| {
+        BasicProperties::default()
+            .with_reply_to(reply_to.as_str().into())
+            .with_correlation_id(id.into())
+            .with_user_id(user.as_str().into())
+    };
+    let too_big = bomb(64 * 1024 * 1024);
+    let mut corrupt = gzip(br#"{"data": "hello"}"#);
+    let n = corrupt.len();
+    corrupt[n - 6] ^= 0xff;
+    for (body, id) in [(&too_big, "bomb"), (&corrupt, "corrupt")] {
+        peer.publish(&r_rpc, body, as_user(id)).await;
+        let v = reply_json(&peer.next_reply().await);
+        assert_eq!(v["error"]["type"], json!("Forbidden"), "{id}: {v}");
+        // Anonymous: refused by the list as well, before decoding.
+        let v = reply_json(&peer.request(&r_rpc, body, id).await);
+        assert_eq!(
+            v["error"]["type"],
+            json!("Forbidden"),
+            "{id}, anonymous: {v}"
+        );
+        peer.publish(&r_task, body, BasicProperties::default())
+            .await;
+    }
+    let dead = parking_queue(&r_task);
+    wait_until(Duration::from_secs(10), "both parked", || {
+        let (peer, dead) = (&peer, dead.clone());
+        async move { peer.ready_count(&dead).await == 2 }
+    })
+    .await;
+    for _ in 0..2 {
+        let msg = peer.get(&dead).await.expect("parked");
+        let headers = msg
+            .delivery
+            .properties
+            .headers()
+            .clone()
+            .unwrap_or_default();
+        assert_eq!(
+            headers.inner().get("x-error-type"),
+            Some(&AMQPValue::LongString("Forbidden".into())),
+            "{headers:?}"
+        );
+    }
+    running.stop().await.unwrap();
+    peer.delete(&[&r_rpc, &r_task, &dead]).await;
+}

@@ -11,7 +11,7 @@ mod allow;
 mod caller;
 pub(crate) mod pattern;
 
-pub(crate) use allow::AccessPolicy;
+pub(crate) use allow::{AccessPolicy, RouteAccess};
 pub use allow::{AllowList, Anonymous};
 pub use caller::{Caller, ORIGINAL_USER_HEADER};
 pub(crate) use caller::{original_user_header, resolve};

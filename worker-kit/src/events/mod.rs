@@ -160,6 +160,7 @@ impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Subscribe, S> {
             bindings,
             crate::queue::QueueProcessor {
                 limits: ctx.config.limits(),
+                budget: ctx.budget.clone(),
                 max_retries: self.kind.max_retries.unwrap_or(ctx.config.max_retries),
                 // Subscription queues are work queues of the kind QUEUE_TYPE names.
                 default_type: ctx.config.queue_type,

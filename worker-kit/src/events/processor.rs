@@ -11,7 +11,6 @@ use lapin::types::FieldTable;
 use lapin::{Channel, ExchangeKind};
 
 use crate::events::admission::Admission;
-use crate::handler::Outcome;
 use crate::handler::routes::BoundHandler;
 use crate::observe::disposition::Disposition;
 use crate::queue::QueueProcessor;
@@ -117,14 +116,11 @@ impl Processor for EventProcessor {
         handler: BoundHandler,
     ) -> Disposition {
         let pattern = self.bindings.get(&**route).map_or(&**route, String::as_str);
-        // A refused event goes the way of a refused work message (parked as `Forbidden`),
-        // with a handler that refuses in place of the subscription's.
+        // A refused event goes the way of a refused work message: parked as `Forbidden`
+        // before its body is decoded.
         let handler = match self.admission.check(pattern, &delivery) {
             Ok(()) => handler,
-            Err(refused) => Arc::new(move |_| {
-                Box::pin(std::future::ready(Outcome::Rejected(refused.clone())))
-                    as futures::future::BoxFuture<'static, Outcome>
-            }) as BoundHandler,
+            Err(refused) => handler.refusing(refused),
         };
         self.queue.handle(channel, delivery, route, handler).await
     }

@@ -6,6 +6,7 @@
 //! extractor arguments that returns `Result<T, E>` with `T: Serialize` and
 //! `E: IntoErrorReply`, in the manner of axum's handlers.
 
+pub(crate) mod budget;
 pub(crate) mod delivery;
 pub mod extract;
 pub(crate) mod offload;

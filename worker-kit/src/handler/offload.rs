@@ -1,16 +1,26 @@
-//! Decoding a large body off the runtime's threads. Gunzip, the envelope's JSON and the
-//! payload's deserialization run synchronously; for a body of several MiB that is tens of
-//! milliseconds in which every other task on the same runtime thread waits. Above
-//! [`OFFLOAD_BYTES`] they run on Tokio's blocking pool instead; below it the hop would cost
-//! more than the work.
+//! Decoding a request within the process's memory budget ([`DecodeBudget`]), off the
+//! runtime's threads when it is large.
+//!
+//! The body is priced from what it actually decodes to, never from what it says about
+//! itself (a gzip trailer's length is four bytes anyone can write): a gzip body is first
+//! inflated up to [`OFFLOAD_BYTES`]; one that ends within that is decoded on the spot,
+//! while a larger one is inflated once more through a small buffer, without keeping the
+//! output, to count its bytes and values (`wire::cost`). Only then is its price reserved
+//! and the body decoded for good, on Tokio's blocking pool. Gunzip, the envelope's JSON and
+//! the payload's deserialization of a body of several MiB take tens of milliseconds in
+//! which every other task on the same runtime thread would wait.
 
+use tokio::time::Instant;
+
+use crate::handler::budget::{DecodeBudget, Lease, Refusal};
 use crate::handler::extract::Incoming;
 use crate::handler::routes::BoundHandler;
 use crate::handler::{BoxFuture, Outcome};
-use crate::wire::envelope::{self, DecodeError, Limits, Request};
+use crate::wire::cost;
+use crate::wire::envelope::{self, DecodeError, Encoding, Limits, Request};
+use crate::wire::gzip;
 
-/// Bodies larger than this (decoded bytes, see [`size_hint`]) are decoded on the
-/// blocking pool.
+/// Bodies larger than this (decoded bytes, as inflated) are decoded on the blocking pool.
 ///
 /// 16 KiB, measured (`scripts/bench --only decode`, release, a loaded 2-core machine):
 /// gunzip, the envelope and the payload as JSON run at 35 to 80 MB/s, so 16 KiB takes about
@@ -19,15 +29,50 @@ use crate::wire::envelope::{self, DecodeError, Limits, Request};
 /// or so a task should run between yields.
 pub(crate) const OFFLOAD_BYTES: usize = 16 * 1024;
 
-/// Runs `f` inline for a body of `len` bytes up to [`OFFLOAD_BYTES`], on the blocking
-/// pool above it.
-async fn maybe_blocking<T: Send + 'static>(
-    len: usize,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> T {
-    if len <= OFFLOAD_BYTES {
-        return f();
+/// A decoded request and its reservation of the budget: hold the lease until the handler
+/// is done with the request.
+#[derive(Debug)]
+pub(crate) struct Decoded {
+    pub(crate) request: Request,
+    pub(crate) lease: Lease,
+}
+
+/// Why a request was not decoded.
+#[derive(Debug)]
+pub(crate) enum Undecoded {
+    /// The body is not a request within the limits: refused for good.
+    Invalid(DecodeError),
+    /// The budget refused it: for good ([`Refusal::TooCostly`]) or for now
+    /// ([`Refusal::Exhausted`]).
+    Budget(Refusal),
+}
+
+impl From<DecodeError> for Undecoded {
+    fn from(e: DecodeError) -> Self {
+        Self::Invalid(e)
     }
+}
+
+impl From<Refusal> for Undecoded {
+    fn from(r: Refusal) -> Self {
+        Self::Budget(r)
+    }
+}
+
+/// At most this many decodes run on the blocking pool at once, process-wide: one per
+/// core. A burst of large bodies (64 bombs at once) then takes its turns instead of
+/// putting 64 threads against the runtime's few, which would leave ordinary calls no CPU.
+fn decoders() -> &'static tokio::sync::Semaphore {
+    static DECODERS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    DECODERS.get_or_init(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, usize::from))
+    })
+}
+
+/// Runs `f` on the blocking pool, once one of the [`decoders`] is free.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    // Never closed, so acquiring cannot fail; without a permit the work still runs.
+    let _turn = decoders().acquire().await.ok();
     match tokio::task::spawn_blocking(f).await {
         Ok(t) => t,
         // A panic is re-raised on the message's task, whose guard settles the delivery.
@@ -38,27 +83,92 @@ async fn maybe_blocking<T: Send + 'static>(
     }
 }
 
-/// How many bytes decoding `body` handles: a gzip body's trailer states its decompressed
-/// size (modulo 4 GiB; the decoder stops at `MAX_DECODED_BYTES` whatever it says), which
-/// is what gunzip and the JSON parser work through; a few KiB on the wire can be MiBs.
-pub(crate) fn size_hint(body: &[u8]) -> usize {
-    let gzip_size = match body {
-        [0x1f, 0x8b, .., a, b, c, d] if body.len() >= 18 => {
-            u32::from_le_bytes([*a, *b, *c, *d]) as usize
-        }
-        _ => 0,
-    };
-    body.len().max(gzip_size)
+/// How much of a gzip body is inflated before deciding where to decode it.
+fn head_cap(limits: &Limits) -> usize {
+    OFFLOAD_BYTES.min(limits.max_decoded_bytes)
 }
 
-/// [`envelope::decode_request`], off the runtime's threads for a large body.
-pub(crate) async fn decode_request(body: &[u8], limits: &Limits) -> Result<Request, DecodeError> {
-    let size = size_hint(body);
-    if size <= OFFLOAD_BYTES {
-        return envelope::decode_request(body, limits);
+/// Decodes `body` once the budget holds its price, waiting for it until `until` at the
+/// latest.
+///
+/// # Errors
+///
+/// [`Undecoded::Invalid`] for a body that is not a request within `limits`, and
+/// [`Undecoded::Budget`] when its price was not reserved.
+pub(crate) async fn decode_request(
+    body: &[u8],
+    limits: &Limits,
+    budget: &DecodeBudget,
+    until: Option<Instant>,
+) -> Result<Decoded, Undecoded> {
+    if body.len() > limits.max_message_bytes {
+        return Err(DecodeError::TooLarge {
+            size: body.len(),
+            limit: limits.max_message_bytes,
+        }
+        .into());
     }
-    let (owned, limits) = (body.to_vec(), *limits);
-    maybe_blocking(size, move || envelope::decode_request(&owned, &limits)).await
+    let too_large = || DecodeError::DecodedTooLarge {
+        limit: limits.max_decoded_bytes,
+    };
+    let limits = *limits;
+    match Encoding::detect(body) {
+        Encoding::Plain if body.len() > limits.max_decoded_bytes => Err(too_large().into()),
+        Encoding::Plain if body.len() <= OFFLOAD_BYTES => {
+            let lease = budget
+                .reserve(cost::of_text(body, body.len()), until)
+                .await?;
+            let request = envelope::decode_request(body, &limits)?;
+            Ok(Decoded { request, lease })
+        }
+        Encoding::Plain => {
+            let owned = body.to_vec();
+            let (owned, price) = blocking(move || {
+                let price = cost::of_text(&owned, owned.len());
+                (owned, price)
+            })
+            .await;
+            let lease = budget.reserve(price, until).await?;
+            let request = blocking(move || envelope::decode_request(&owned, &limits)).await?;
+            Ok(Decoded { request, lease })
+        }
+        Encoding::Gzip => {
+            let cap = head_cap(&limits);
+            let head = gzip::decompress(body, cap).map_err(DecodeError::Gzip)?;
+            if head.len() <= cap {
+                let lease = budget
+                    .reserve(cost::of_text(&head, body.len()), until)
+                    .await?;
+                let request = envelope::request_from_bytes(head, Encoding::Gzip)?;
+                return Ok(Decoded { request, lease });
+            }
+            if cap == limits.max_decoded_bytes {
+                return Err(too_large().into());
+            }
+            drop(head);
+            let owned = body.to_vec();
+            let affordable = budget.limit();
+            let (owned, scanned) = blocking(move || {
+                let mut scan = cost::Scan::default();
+                let wire = owned.len();
+                // Inflating stops once the price is past the whole budget: a bomb is
+                // refused after as little of it as that takes.
+                let inflated = gzip::inflate_each(&owned, limits.max_decoded_bytes, |chunk| {
+                    scan.feed(chunk);
+                    scan.cost(wire) <= affordable
+                });
+                (owned, inflated.map(|_| scan))
+            })
+            .await;
+            let scan = scanned.map_err(DecodeError::Gzip)?;
+            if scan.bytes() > limits.max_decoded_bytes {
+                return Err(too_large().into());
+            }
+            let lease = budget.reserve(scan.cost(owned.len()), until).await?;
+            let request = blocking(move || envelope::decode_request(&owned, &limits)).await?;
+            Ok(Decoded { request, lease })
+        }
+    }
 }
 
 /// The handler's future for `msg` (its extractors, which deserialize the payload, run
@@ -66,21 +176,87 @@ pub(crate) async fn decode_request(body: &[u8], limits: &Limits) -> Result<Reque
 pub(crate) async fn prepare(handler: &BoundHandler, msg: Incoming) -> BoxFuture<Outcome> {
     let len = msg.data.get().len();
     let handler = handler.clone();
-    maybe_blocking(len, move || handler(msg)).await
+    if len <= OFFLOAD_BYTES {
+        return handler.run(msg);
+    }
+    blocking(move || handler.run(msg)).await
 }
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
 
-    #[test]
-    fn a_gzip_body_is_as_large_as_it_inflates_to() {
-        use std::io::Write;
+    const MIB: usize = 1024 * 1024;
+
+    fn gz(data: &[u8]) -> Vec<u8> {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-        enc.write_all(&vec![b'x'; 1 << 20]).unwrap();
-        let gz = enc.finish().unwrap();
-        assert!(gz.len() < 8 * 1024);
-        assert_eq!(size_hint(&gz), 1 << 20);
-        assert_eq!(size_hint(br#"{"data": 1}"#), 11);
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    }
+
+    /// `{"data":[0,0,…]}` of `zeros` zeros, gzipped, its trailer claiming 1 byte.
+    fn lying_bomb(zeros: usize) -> Vec<u8> {
+        let text = format!("{{\"data\":[0{}]}}", ",0".repeat(zeros - 1));
+        let mut body = gz(text.as_bytes());
+        let n = body.len();
+        body[n - 4..].copy_from_slice(&1u32.to_le_bytes());
+        body
+    }
+
+    #[tokio::test]
+    async fn a_small_body_is_priced_by_what_it_inflates_to() {
+        let budget = DecodeBudget::new(MIB);
+        let body = gz(format!("{{\"data\":[0{}]}}", ",0".repeat(99_999)).as_bytes());
+        assert!(body.len() < OFFLOAD_BYTES);
+        match decode_request(&body, &Limits::default(), &budget, None).await {
+            Err(Undecoded::Budget(Refusal::TooCostly { cost, .. })) => {
+                // Priced until past the whole budget, then refused.
+                assert!(cost > MIB, "{cost}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(budget.in_use(), 0);
+    }
+
+    /// The trailer says 1 byte: the body is inflated (through a small buffer, keeping
+    /// nothing) to learn its size and found out, without any of it being held.
+    #[tokio::test]
+    async fn a_lying_trailer_is_found_out_without_holding_the_body() {
+        let budget = DecodeBudget::new(64 * MIB);
+        let body = lying_bomb(100_000);
+        assert!(body.len() < OFFLOAD_BYTES);
+        match decode_request(&body, &Limits::default(), &budget, None).await {
+            Err(Undecoded::Invalid(DecodeError::Gzip(e))) => {
+                assert!(e.to_string().contains("length"), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_lease_holds_the_price_until_dropped() {
+        let budget = DecodeBudget::new(64 * MIB);
+        let text = format!("{{\"data\":[0{}]}}", ",0".repeat(99_999));
+        let decoded = decode_request(&gz(text.as_bytes()), &Limits::default(), &budget, None)
+            .await
+            .unwrap();
+        assert_eq!(decoded.request.data.get().len(), text.len() - 9);
+        assert!(budget.in_use() > 100_000 * cost::VALUE_BYTES);
+        drop(decoded);
+        assert_eq!(budget.in_use(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_small_body_is_decoded_and_priced_small() {
+        let budget = DecodeBudget::new(MIB);
+        for body in [gz(br#"{"data": [1, 2]}"#), br#"{"data": [1, 2]}"#.to_vec()] {
+            let d = decode_request(&body, &Limits::default(), &budget, None)
+                .await
+                .unwrap();
+            assert_eq!(d.request.data.get(), "[1, 2]");
+            assert!(budget.in_use() < 4096, "{}", budget.in_use());
+        }
     }
 }

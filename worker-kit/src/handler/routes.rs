@@ -4,9 +4,10 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use crate::access::{AccessPolicy, AllowList};
+use crate::access::{AccessPolicy, AllowList, Caller, RouteAccess};
 use crate::handler::extract::Incoming;
 use crate::handler::{BoxFuture, BoxedHandler, Outcome};
+use crate::wire::reply_error::ErrorReply;
 
 /// Makes the JSON Schema of one type, its definitions kept in the generator.
 pub(crate) type SchemaFn = fn(&mut schemars::SchemaGenerator) -> schemars::Schema;
@@ -65,8 +66,61 @@ impl<S> Default for RouteTable<S> {
     }
 }
 
-/// A route with the worker's state bound: what the consume loop calls per message.
-pub(crate) type BoundHandler = Arc<dyn Fn(Incoming) -> BoxFuture<Outcome> + Send + Sync>;
+/// A route with the worker's state bound: what the consume loop calls per message, and
+/// whom it admits, which is checked before the message's body is decoded (a caller the
+/// route refuses costs no gunzip, no parse and no memory).
+#[derive(Clone)]
+pub(crate) struct BoundHandler {
+    gate: Gate,
+    run: Arc<dyn Fn(Incoming) -> BoxFuture<Outcome> + Send + Sync>,
+}
+
+/// Who a [`BoundHandler`] admits.
+#[derive(Clone)]
+enum Gate {
+    /// Every message (no check runs at all).
+    Open,
+    /// The callers the route's access admits.
+    Access(Arc<RouteAccess>),
+    /// Nobody: every message is refused with this error (an event from a publisher the
+    /// subscription does not admit).
+    Refused(ErrorReply),
+}
+
+impl BoundHandler {
+    /// `run`, admitting every message.
+    pub(crate) fn new(
+        run: impl Fn(Incoming) -> BoxFuture<Outcome> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            gate: Gate::Open,
+            run: Arc::new(run),
+        }
+    }
+
+    /// This handler refusing every message with `e`.
+    pub(crate) fn refusing(self, e: ErrorReply) -> Self {
+        Self {
+            gate: Gate::Refused(e),
+            run: self.run,
+        }
+    }
+
+    /// `Ok` when the route admits a message from `caller`, else the error it is refused
+    /// with. Checked before the body is decoded.
+    pub(crate) fn admit(&self, caller: &Caller) -> Result<(), ErrorReply> {
+        match &self.gate {
+            Gate::Open => Ok(()),
+            Gate::Access(access) => access.check(caller),
+            Gate::Refused(e) => Err(e.clone()),
+        }
+    }
+
+    /// The handler's future for an admitted message (its extractors run here).
+    pub(crate) fn run(&self, msg: Incoming) -> BoxFuture<Outcome> {
+        (self.run)(msg)
+    }
+}
 
 impl<S: Clone + Send + Sync + 'static> RouteTable<S> {
     pub(crate) fn add(&mut self, name: &str, handler: BoxedHandler<S>, doc: RouteDoc) {
@@ -112,7 +166,7 @@ impl<S: Clone + Send + Sync + 'static> RouteTable<S> {
             .find(|r| !self.entries.iter().any(|(n, _, _)| n == r))
     }
 
-    /// Binds `state` into every handler, behind the route's access check when `policy`
+    /// Binds `state` into every handler, with the route's access check when `policy`
     /// gives it one (a route that admits every message pays nothing).
     pub(crate) fn bind(self, state: S, policy: &AccessPolicy) -> Vec<(Arc<str>, BoundHandler)> {
         let allow = self.allow;
@@ -121,17 +175,10 @@ impl<S: Clone + Send + Sync + 'static> RouteTable<S> {
             .map(|(name, h, _)| {
                 let state = state.clone();
                 let registered = allow.iter().find(|(r, _)| *r == name).map(|(_, l)| l);
-                let bound: BoundHandler = match policy.for_route(&name, registered) {
-                    None => Arc::new(move |msg| h(msg, state.clone())),
-                    Some(access) => {
-                        Arc::new(move |msg: Incoming| match access.check(&msg.meta.caller) {
-                            Ok(()) => h(msg, state.clone()),
-                            Err(refused) => {
-                                Box::pin(std::future::ready(Outcome::Rejected(refused)))
-                            }
-                        })
-                    }
-                };
+                let mut bound = BoundHandler::new(move |msg| h(msg, state.clone()));
+                if let Some(access) = policy.for_route(&name, registered) {
+                    bound.gate = Gate::Access(Arc::new(access));
+                }
                 (Arc::from(name.as_str()), bound)
             })
             .collect()

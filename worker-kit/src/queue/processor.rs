@@ -22,11 +22,12 @@ use crate::amqp::Broker;
 use crate::amqp::backoff::Pauses;
 use crate::amqp::publish::{CopyChannel, Published};
 use crate::error::Error;
+use crate::handler::budget::DecodeBudget;
 use crate::handler::delivery;
 use crate::handler::routes::{BoundHandler, RouteDoc};
 use crate::handler::{ContainsPayload, Handler};
 use crate::observe::disposition::Disposition;
-use crate::queue::work::{Next, work};
+use crate::queue::work::{Next, WorkSettings, work};
 use crate::wire::delivery::RETRY_COUNT_HEADER;
 use crate::wire::envelope::Limits;
 use crate::wire::headers::{
@@ -149,6 +150,7 @@ impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Queue, S> {
     async fn run(self: Box<Self>, ctx: WorkerContext) -> Result<(), Error> {
         let processor = QueueProcessor {
             limits: ctx.config.limits(),
+            budget: ctx.budget.clone(),
             max_retries: self.kind.max_retries.unwrap_or(ctx.config.max_retries),
             default_type: ctx.config.queue_type,
             queue_types: self.kind.queue_types.clone(),
@@ -182,6 +184,8 @@ impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Queue, S> {
 /// The work-queue disposition (ack, retry, park), also used by event subscriptions.
 pub(crate) struct QueueProcessor {
     pub(crate) limits: Limits,
+    /// The process's memory for decoded bodies (`DECODE_BUDGET_BYTES`).
+    pub(crate) budget: DecodeBudget,
     pub(crate) max_retries: u32,
     pub(crate) default_type: QueueType,
     pub(crate) queue_types: Vec<(String, QueueType)>,
@@ -217,6 +221,15 @@ pub(crate) async fn consuming_connection(broker: &Broker) -> Option<Arc<Connecti
 }
 
 impl QueueProcessor {
+    /// What [`work`] needs of this processor.
+    fn work_settings(&self) -> WorkSettings {
+        WorkSettings {
+            limits: self.limits,
+            budget: self.budget.clone(),
+            max_retries: self.max_retries,
+            handler_timeout: self.handler_timeout,
+        }
+    }
     /// Declares `queue` with `args` on `channel`.
     ///
     /// A classic declaration names its type, which a queue that exists already with another
@@ -441,15 +454,7 @@ impl Processor for QueueProcessor {
             crate::observe::error_type::note(&e.error_type);
             Next::Park(e)
         } else {
-            work(
-                &delivery.data,
-                meta,
-                &handler,
-                &self.limits,
-                self.max_retries,
-                self.handler_timeout,
-            )
-            .await
+            work(&delivery.data, meta, &handler, &self.work_settings()).await
         };
         let (name, republished) = match next {
             Next::Ack => (Disposition::Ok, Ok(())),

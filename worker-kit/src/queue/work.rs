@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use tracing::{error, warn};
 
+use crate::handler::budget::{DecodeBudget, Refusal};
 use crate::handler::extract::{Incoming, Meta};
+use crate::handler::offload::{Decoded, Undecoded};
 use crate::handler::routes::BoundHandler;
 use crate::handler::{Outcome, offload};
 use crate::wire::envelope::Limits;
@@ -23,16 +25,24 @@ pub(crate) enum Next {
     Park(ErrorReply),
 }
 
-/// Works the message `body` that arrived with `meta` on `meta.route`, its handler
-/// limited to `handler_timeout`.
+/// How a work message is decoded and run: the body's limits and the process's memory for
+/// decoded bodies, the retries and the handler's time limit.
+#[derive(Debug, Clone)]
+pub(crate) struct WorkSettings {
+    pub(crate) limits: Limits,
+    pub(crate) budget: DecodeBudget,
+    pub(crate) max_retries: u32,
+    pub(crate) handler_timeout: Duration,
+}
+
+/// Works the message `body` that arrived with `meta` on `meta.route`.
 pub(crate) async fn work(
     body: &[u8],
     meta: Meta,
     handler: &BoundHandler,
-    limits: &Limits,
-    max_retries: u32,
-    handler_timeout: Duration,
+    settings: &WorkSettings,
 ) -> Next {
+    let max_retries = settings.max_retries;
     let retry_count = meta.retry_count;
     if meta.redelivered {
         // The broker hands a message out again only when an earlier delivery was never
@@ -59,7 +69,7 @@ pub(crate) async fn work(
         crate::observe::error_type::note(&e.error_type);
         return Next::Park(e);
     }
-    let next = decide(body, meta, handler, limits, max_retries, handler_timeout).await;
+    let next = decide(body, meta, handler, settings).await;
     match &next {
         Next::Park(e) => crate::observe::error_type::note(&e.error_type),
         Next::Retry(_) | Next::Ack => {}
@@ -68,21 +78,36 @@ pub(crate) async fn work(
 }
 
 /// What [`work`] decides for a message that was not redelivered.
-async fn decide(
-    body: &[u8],
-    meta: Meta,
-    handler: &BoundHandler,
-    limits: &Limits,
-    max_retries: u32,
-    handler_timeout: Duration,
-) -> Next {
+async fn decide(body: &[u8], meta: Meta, handler: &BoundHandler, settings: &WorkSettings) -> Next {
+    let (max_retries, handler_timeout) = (settings.max_retries, settings.handler_timeout);
     let retry_count = meta.retry_count;
-    match offload::decode_request(body, limits).await {
-        Err(e) => {
+    // Whom the route admits is decided before the body is decoded.
+    if let Err(e) = handler.admit(&meta.caller) {
+        log_rejected(&e);
+        return Next::Park(e);
+    }
+    // The body waits for its decoded size's worth of the budget as long as the handler
+    // could have run.
+    let until = tokio::time::Instant::now() + handler_timeout;
+    match offload::decode_request(body, &settings.limits, &settings.budget, Some(until)).await {
+        Err(Undecoded::Invalid(e)) => {
             error!(error = %e, "undecodable work message; parking it");
             Next::Park(e.to_reply())
         }
-        Ok(req) => {
+        Err(Undecoded::Budget(r @ Refusal::TooCostly { .. })) => {
+            error!(error = %r, "work message too costly to decode; parking it");
+            Next::Park(ErrorReply::bad_request(r.to_string()))
+        }
+        Err(Undecoded::Budget(r @ Refusal::Exhausted { .. })) => {
+            // The handler never ran: the copy keeps its retry count, and the message comes
+            // back after the route's wait, when other bodies have given their memory back.
+            warn!(error = %r, attempt = retry_count, "work message not decoded for now; queueing it again without counting an attempt");
+            Next::Retry(retry_count)
+        }
+        Ok(Decoded {
+            request: req,
+            lease,
+        }) => {
             let msg = Incoming {
                 route: meta.route.clone(),
                 data: req.data,
@@ -101,6 +126,8 @@ async fn decide(
                         handler_timeout.as_millis()
                     )))
                 });
+            // The body's memory is given back once the handler is done with it.
+            drop(lease);
             match outcome {
                 Outcome::Ok(_) => Next::Ack,
                 // The payload will not fit on a second try either.

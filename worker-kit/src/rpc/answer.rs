@@ -4,7 +4,9 @@
 
 use tracing::{error, warn};
 
+use crate::handler::budget::{DecodeBudget, Refusal};
 use crate::handler::extract::{Incoming, Meta};
+use crate::handler::offload::{Decoded, Undecoded};
 use crate::handler::routes::BoundHandler;
 use crate::handler::{Outcome, offload};
 use crate::observe::disposition::Disposition;
@@ -27,9 +29,11 @@ pub(crate) struct Answer {
 }
 
 /// Settings of the answering side.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct AnswerSettings {
     pub(crate) limits: Limits,
+    /// The process's memory for decoded bodies (`DECODE_BUDGET_BYTES`).
+    pub(crate) budget: DecodeBudget,
     /// Development mode: error replies carry their trace.
     pub(crate) development: bool,
     /// The limit of a request that carries no deadline (Python callers send none).
@@ -40,6 +44,46 @@ pub(crate) struct AnswerSettings {
 /// bounce one server's replies into another's routes.
 const REPLY_NOT_REQUEST: &str = "a reply is not a request: the body has a top-level `success` key or the AMQP type is `result` or `error`";
 
+/// The request in `body`, decoded once the caller is admitted and the budget holds its
+/// price (waiting for it until the caller's deadline, or the handler's limit); else the
+/// outcome it is answered with, without running the handler.
+async fn admit_and_decode(
+    body: &[u8],
+    request_type: Option<&str>,
+    meta: &Meta,
+    handler: &BoundHandler,
+    settings: &AnswerSettings,
+) -> Result<Decoded, Outcome> {
+    if matches!(request_type, Some("result" | "error")) {
+        return Err(Outcome::Rejected(ErrorReply::bad_request(
+            REPLY_NOT_REQUEST,
+        )));
+    }
+    handler.admit(&meta.caller).map_err(Outcome::Rejected)?;
+    let wait = meta
+        .deadline
+        .map_or(settings.handler_timeout, |d| d.remaining());
+    let until = tokio::time::Instant::now() + wait;
+    match offload::decode_request(body, &settings.limits, &settings.budget, Some(until)).await {
+        Ok(d) if d.request.reply_shaped => Err(Outcome::Rejected(ErrorReply::bad_request(
+            REPLY_NOT_REQUEST,
+        ))),
+        Ok(d) => Ok(d),
+        Err(Undecoded::Invalid(e)) => {
+            warn!(error = %e, "undecodable request");
+            Err(Outcome::Rejected(e.to_reply()))
+        }
+        Err(Undecoded::Budget(r @ Refusal::TooCostly { .. })) => {
+            warn!(error = %r, "request refused: too costly to decode");
+            Err(Outcome::Rejected(ErrorReply::bad_request(r.to_string())))
+        }
+        Err(Undecoded::Budget(r @ Refusal::Exhausted { .. })) => {
+            warn!(error = %r, "request not decoded: the decode budget stayed exhausted until its deadline");
+            Err(Outcome::Rejected(ErrorReply::unavailable(r.to_string())))
+        }
+    }
+}
+
 /// Answers the request `body` that arrived with `meta` on `meta.route`; `request_type` is
 /// its AMQP `type` property.
 pub(crate) async fn answer(
@@ -47,27 +91,15 @@ pub(crate) async fn answer(
     request_type: Option<&str>,
     meta: Meta,
     handler: &BoundHandler,
-    settings: AnswerSettings,
+    settings: &AnswerSettings,
 ) -> Answer {
-    let decoded = if matches!(request_type, Some("result" | "error")) {
-        Err(None)
-    } else {
-        match offload::decode_request(body, &settings.limits).await {
-            Ok(req) if req.reply_shaped => Err(None),
-            Ok(req) => Ok(req),
-            Err(e) => Err(Some(e)),
-        }
-    };
+    let decoded = admit_and_decode(body, request_type, &meta, handler, settings).await;
     let (encoding, outcome) = match decoded {
-        Err(None) => (
-            Encoding::detect(body),
-            Outcome::Rejected(ErrorReply::bad_request(REPLY_NOT_REQUEST)),
-        ),
-        Err(Some(e)) => {
-            warn!(error = %e, "undecodable request");
-            (Encoding::detect(body), Outcome::Rejected(e.to_reply()))
-        }
-        Ok(req) => {
+        Err(outcome) => (Encoding::detect(body), outcome),
+        Ok(Decoded {
+            request: req,
+            lease,
+        }) => {
             tracing::debug!(body = req.data.get(), "request");
             let deadline = meta.deadline;
             let msg = Incoming {
@@ -99,6 +131,8 @@ pub(crate) async fn answer(
                     ))),
                 },
             };
+            // The body's memory is given back once the handler is done with it.
+            drop(lease);
             (req.encoding, outcome)
         }
     };

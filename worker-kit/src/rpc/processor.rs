@@ -19,6 +19,7 @@ use crate::amqp::Broker;
 use crate::amqp::refusal::{NOT_FOUND, amqp_code, refuses_transient_queues};
 use crate::config::{Config, RpcQueueDurable};
 use crate::error::Error;
+use crate::handler::budget::DecodeBudget;
 use crate::handler::delivery;
 use crate::handler::routes::{BoundHandler, RouteDoc};
 use crate::handler::{ContainsPayload, Handler};
@@ -112,6 +113,7 @@ impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Rpc, S> {
     async fn run(self: Box<Self>, ctx: WorkerContext) -> Result<(), Error> {
         let processor = RpcProcessor::new(
             &ctx.config,
+            &ctx.budget,
             &ctx.broker,
             ctx.served.clone(),
             self.handler_timeout_or(ctx.config.handler_timeout),
@@ -149,6 +151,7 @@ struct Verdict {
 impl RpcProcessor {
     fn new(
         config: &Config,
+        budget: &DecodeBudget,
         broker: &Broker,
         served: Arc<HashSet<String>>,
         handler_timeout: Duration,
@@ -156,6 +159,7 @@ impl RpcProcessor {
         Self {
             settings: AnswerSettings {
                 limits: config.limits(),
+                budget: budget.clone(),
                 development: config.is_development(),
                 handler_timeout,
             },
@@ -391,7 +395,7 @@ impl Processor for RpcProcessor {
                     "request redelivered after an attempt that never finished; running it again"
                 );
             }
-            answer(&delivery.data, request_type, meta, &handler, self.settings).await
+            answer(&delivery.data, request_type, meta, &handler, &self.settings).await
         };
         let settle = async |delivery: &Delivery| {
             if dead_letter {

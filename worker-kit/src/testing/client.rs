@@ -8,10 +8,11 @@ use serde::de::DeserializeOwned;
 
 use crate::access::AccessPolicy;
 use crate::config::{Config, Mode};
+use crate::handler::budget::DecodeBudget;
 use crate::handler::extract::{Meta, parse_payload};
 use crate::handler::routes::BoundHandler;
 use crate::queue::QueueWorker;
-use crate::queue::work::{Next, work};
+use crate::queue::work::{Next, WorkSettings, work};
 use crate::rpc::answer::{AnswerSettings, answer};
 use crate::rpc::{CallError, RpcWorker};
 use crate::wire::envelope::{self, Encoding, Reply};
@@ -92,14 +93,15 @@ impl TestClient {
         })
     }
 
-    /// A client with the body limits, mode, retries, `RPC_ANONYMOUS` and `ROUTE_ALLOW` of
-    /// `config`.
+    /// A client with the body limits, decode budget, mode, retries, `RPC_ANONYMOUS` and
+    /// `ROUTE_ALLOW` of `config`.
     pub fn with_config(config: &Config) -> Self {
         Self {
             rpc: HashMap::new(),
             queue: HashMap::new(),
             settings: AnswerSettings {
                 limits: config.limits(),
+                budget: DecodeBudget::new(config.decode_budget_bytes),
                 development: config.is_development(),
                 handler_timeout: config.handler_timeout,
             },
@@ -243,7 +245,7 @@ impl TestClient {
             route: name.clone(),
             ..meta
         };
-        let a = answer(body, None, meta, handler, self.settings).await;
+        let a = answer(body, None, meta, handler, &self.settings).await;
         Ok(TestReply {
             amqp_type: a.amqp_type,
             encoding: a.encoding,
@@ -275,16 +277,13 @@ impl TestClient {
             route: name.clone(),
             ..meta
         };
-        match work(
-            body,
-            meta,
-            handler,
-            &self.settings.limits,
-            *retries,
-            self.settings.handler_timeout,
-        )
-        .await
-        {
+        let settings = WorkSettings {
+            limits: self.settings.limits,
+            budget: self.settings.budget.clone(),
+            max_retries: *retries,
+            handler_timeout: self.settings.handler_timeout,
+        };
+        match work(body, meta, handler, &settings).await {
             Next::Ack => Worked::Acked,
             Next::Retry(retry_count) => Worked::Retried { retry_count },
             Next::Park(e) => Worked::Parked(e),

@@ -178,7 +178,25 @@ pub fn decode_text(body: &[u8], limits: &Limits) -> Result<(String, Encoding), D
 /// object with a `data` member.
 pub fn decode_request(body: &[u8], limits: &Limits) -> Result<Request, DecodeError> {
     let (text, encoding) = decode_text(body, limits)?;
-    let shape: RequestShape<'_> = serde_json::from_str(&text).map_err(classify)?;
+    request_from_text(&text, encoding)
+}
+
+/// The request in `bytes`, the body already gunzipped (within the limits) when `encoding`
+/// is gzip.
+///
+/// # Errors
+///
+/// [`DecodeError::Utf8`], or those of JSON and the envelope as [`decode_request`].
+pub(crate) fn request_from_bytes(
+    bytes: Vec<u8>,
+    encoding: Encoding,
+) -> Result<Request, DecodeError> {
+    let text = String::from_utf8(bytes).map_err(|e| DecodeError::Utf8(e.utf8_error()))?;
+    request_from_text(&text, encoding)
+}
+
+fn request_from_text(text: &str, encoding: Encoding) -> Result<Request, DecodeError> {
+    let shape: RequestShape<'_> = serde_json::from_str(text).map_err(classify)?;
     // serde also reads a struct from a JSON array; the envelope is an object only.
     if !text.trim_start().starts_with('{') {
         return Err(DecodeError::Envelope(

@@ -194,22 +194,90 @@ pub(crate) fn decompress(body: &[u8], cap: usize) -> io::Result<Vec<u8>> {
         out.truncate(limit);
         return Ok(out);
     };
+    let mut crc = Crc::new();
+    crc.update(&out);
+    check_trailer(input, consumed, &crc, out.len())?;
+    Ok(out)
+}
+
+/// Inflates the gzip member at the start of `body` through a buffer of [`PIECE`] bytes,
+/// handing each piece to `sink` and keeping none: what the body decodes to, learnt without
+/// holding it. Returns how many bytes came out, stopping once that is more than `cap` or
+/// `sink` returns `false` (the rest is not inflated). A member inflated to its end has its
+/// trailer's CRC-32 and length checked.
+pub(crate) fn inflate_each(
+    body: &[u8],
+    cap: usize,
+    mut sink: impl FnMut(&[u8]) -> bool,
+) -> io::Result<usize> {
+    let start = skip_header(body)?;
+    let input = &body[start..];
+    let mut piece = vec![0u8; PIECE];
+    let mut crc = Crc::new();
+    let mut total = 0usize;
+    let mut inflate = |d: &mut Decompress| {
+        d.reset(false);
+        loop {
+            let done = usize::try_from(d.total_in()).unwrap_or(usize::MAX);
+            let before = d.total_out();
+            let status = d
+                .decompress(
+                    &input[done.min(input.len())..],
+                    &mut piece,
+                    FlushDecompress::None,
+                )
+                .map_err(|e| invalid(&format!("corrupt deflate stream: {e}")))?;
+            let out = usize::try_from(d.total_out() - before).unwrap_or(usize::MAX);
+            let read = usize::try_from(d.total_in()).unwrap_or(usize::MAX) - done;
+            let more = sink(&piece[..out]);
+            crc.update(&piece[..out]);
+            total = total.saturating_add(out);
+            if total > cap || !more {
+                return Ok(None);
+            }
+            if status == Status::StreamEnd {
+                return Ok(Some(usize::try_from(d.total_in()).unwrap_or(usize::MAX)));
+            }
+            if out == 0 && read == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "gzip stream ends before its data does",
+                ));
+            }
+        }
+    };
+    let consumed = match INFLATE.try_with(|cell| inflate(&mut cell.borrow_mut())) {
+        Ok(r) => r?,
+        // The thread is being torn down and its state is gone.
+        Err(_) => inflate(&mut Decompress::new(false))?,
+    };
+    let Some(consumed) = consumed else {
+        return Ok(total);
+    };
+    check_trailer(input, consumed, &crc, total)?;
+    Ok(total)
+}
+
+/// The size of the pieces [`inflate_each`] inflates into.
+const PIECE: usize = 32 * 1024;
+
+/// Checks the trailer after the `consumed` bytes of deflate data in `input` against the
+/// CRC-32 and length of what they inflated to.
+fn check_trailer(input: &[u8], consumed: usize, crc: &Crc, len: usize) -> io::Result<()> {
     let trailer = input
         .get(consumed..consumed + 8)
         .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "gzip trailer missing"))?;
-    let mut crc = Crc::new();
-    crc.update(&out);
     if trailer[..4] != crc.sum().to_le_bytes() {
         return Err(invalid(
             "corrupt gzip stream does not have a matching checksum",
         ));
     }
-    if trailer[4..] != (out.len() as u32).to_le_bytes() {
+    if trailer[4..] != (len as u32).to_le_bytes() {
         return Err(invalid(
             "corrupt gzip stream does not have a matching length",
         ));
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -284,6 +352,30 @@ mod tests {
         assert_eq!(back, small);
         let large = br#"{"id":1,"name":"customer"},"#.repeat(40);
         assert!(compress(&large).len() < large.len() / 4);
+    }
+
+    #[test]
+    fn inflating_piece_by_piece_sees_what_decompress_returns() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 7) as u8).collect();
+        let body = gz_std(&data);
+        let mut seen = Vec::new();
+        let n = inflate_each(&body, usize::MAX - 1, |p| {
+            seen.extend_from_slice(p);
+            true
+        })
+        .unwrap();
+        assert_eq!(n, data.len());
+        assert_eq!(seen, data);
+        // Past the cap it stops, as decompress does.
+        assert!(inflate_each(&body, 1000, |_| true).unwrap() > 1000);
+        // And when the sink has seen enough.
+        let n = inflate_each(&body, usize::MAX - 1, |_| false).unwrap();
+        assert!(n > 0 && n <= PIECE, "{n}");
+        let mut corrupt = body.clone();
+        let len = corrupt.len();
+        corrupt[len - 6] ^= 0xff;
+        assert!(inflate_each(&corrupt, usize::MAX - 1, |_| true).is_err());
+        assert!(inflate_each(&body[..body.len() / 2], usize::MAX - 1, |_| true).is_err());
     }
 
     proptest! {

@@ -25,6 +25,9 @@ pub struct WorkerContext {
     pub(crate) served: Arc<std::collections::HashSet<String>>,
     /// The Runner's readiness, which each worker reports into.
     pub(crate) health: crate::observe::Health,
+    /// The process's memory for decoded bodies (`DECODE_BUDGET_BYTES`), shared by every
+    /// worker.
+    pub(crate) budget: crate::handler::budget::DecodeBudget,
 }
 
 impl std::fmt::Debug for WorkerContext {
