@@ -103,7 +103,11 @@ impl Pipeline {
         let catalog = Runner::new(catalog_service, Arc::new(crate::kit::config(url)), b)
             .register_database(read_db.clone())
             .register_worker(
-                catalog::event_worker(catalog::App { db: read_db }).exchange(&exchange),
+                catalog::event_worker(catalog::App {
+                    db: read_db,
+                    max_seq_jump: catalog::DEFAULT_MAX_SEQ_JUMP,
+                })
+                .exchange(&exchange),
             )
             .start()
             .await

@@ -23,8 +23,8 @@ use tracing::{Instrument, debug, error, info, warn};
 
 use super::handoff::WorkerContext;
 use crate::Error;
-use crate::amqp::consumer_timeout::ConsumerLoss;
 use crate::amqp::backoff::Pauses;
+use crate::amqp::consumer_timeout::ConsumerLoss;
 use crate::config::PausePolicy;
 use crate::handler::routes::BoundHandler;
 use crate::observe::disposition::Disposition;
