@@ -13,6 +13,7 @@ use tokio::sync::Mutex;
 use crate::TaskContract;
 use crate::amqp::broker::Broker;
 use crate::amqp::publish::Published;
+use crate::db::{Client, DbError};
 use crate::wire::envelope::{self, Encoding};
 
 /// Why a message was not stored by the broker. When `publish` returns `Ok`, it was.
@@ -76,10 +77,30 @@ pub enum PublishError {
     },
 }
 
-/// Publishes work messages; cheap to clone.
+/// Why a message was not scheduled (or a cancel did not run).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScheduleError {
+    /// The publisher was built without a database to store scheduled messages in.
+    #[error(
+        "this QueuePublisher has no database to schedule in: build it with QueuePublisher::new(&broker).with_database(&db), on a database with the worker_kit_scheduled table (worker-kit/sql/scheduled.sql in models/<service>/) and a ScheduledRelay registered with the Runner to publish what is due"
+    )]
+    NoDatabase,
+    /// The message cannot be encoded or is too large ([`PublishError::Encode`],
+    /// [`PublishError::TooLarge`]); nothing was stored.
+    #[error(transparent)]
+    Message(#[from] PublishError),
+    /// The database did not store (or cancel) it.
+    #[error("scheduled messages: {0}")]
+    Database(#[from] DbError),
+}
+
+/// Publishes work messages now, or schedules them for later; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct QueuePublisher {
     broker: Broker,
+    /// Where scheduled messages are stored ([`QueuePublisher::with_database`]).
+    db: Option<Client>,
     channel: Arc<Mutex<Option<Channel>>>,
     timeout: Duration,
     max_message_bytes: usize,
@@ -93,6 +114,7 @@ impl QueuePublisher {
     pub fn new(broker: &Broker) -> Self {
         Self {
             broker: broker.clone(),
+            db: None,
             channel: Arc::new(Mutex::new(None)),
             timeout: Duration::from_secs(30),
             max_message_bytes: crate::Config::default().max_message_bytes,
@@ -114,6 +136,63 @@ impl QueuePublisher {
     pub fn with_max_message_bytes(mut self, max: usize) -> Self {
         self.max_message_bytes = max;
         self
+    }
+
+    /// Stores scheduled messages ([`QueuePublisher::send_at`]) in `db`, which needs the
+    /// `worker_kit_scheduled` table and a [`ScheduledRelay`](crate::outbox::ScheduledRelay)
+    /// to publish them.
+    #[must_use]
+    pub fn with_database(mut self, db: &Client) -> Self {
+        self.db = Some(db.clone());
+        self
+    }
+
+    fn database(&self) -> Result<&Client, ScheduleError> {
+        self.db.as_ref().ok_or(ScheduleError::NoDatabase)
+    }
+
+    /// Schedules `task` for `when`: stored in the database now, published to its route by
+    /// the relay once due (an instant already past is published at once), at least once.
+    /// Returns its id (its `message_id`), for [`QueuePublisher::cancel`].
+    ///
+    /// # Errors
+    ///
+    /// [`ScheduleError::NoDatabase`] without [`QueuePublisher::with_database`]; a message
+    /// that cannot be encoded or is larger than `MAX_MESSAGE_BYTES`; a database error.
+    pub async fn send_at<T: TaskContract>(
+        &self,
+        when: chrono::DateTime<chrono::Utc>,
+        task: &T,
+    ) -> Result<uuid::Uuid, ScheduleError> {
+        let db = self.database()?;
+        let msg = super::scheduled::Encoded::new(T::ROUTE, task, self.max_message_bytes)?;
+        Ok(super::scheduled::insert(db, &msg, super::scheduled::Due::At(when)).await?)
+    }
+
+    /// Schedules `task` for `delay` from now, by the database's clock; as
+    /// [`QueuePublisher::send_at`].
+    ///
+    /// # Errors
+    ///
+    /// As [`QueuePublisher::send_at`].
+    pub async fn send_after<T: TaskContract>(
+        &self,
+        delay: Duration,
+        task: &T,
+    ) -> Result<uuid::Uuid, ScheduleError> {
+        let db = self.database()?;
+        let msg = super::scheduled::Encoded::new(T::ROUTE, task, self.max_message_bytes)?;
+        Ok(super::scheduled::insert(db, &msg, super::scheduled::Due::After(delay)).await?)
+    }
+
+    /// Cancels scheduled message `id`: `true` when it was still pending (it will never be
+    /// published), `false` when it was published already, cancelled before, or unknown.
+    ///
+    /// # Errors
+    ///
+    /// [`ScheduleError::NoDatabase`]; a database error.
+    pub async fn cancel(&self, id: uuid::Uuid) -> Result<bool, ScheduleError> {
+        Ok(super::scheduled::cancel(self.database()?, id).await?)
     }
 
     /// How long `publish` waits for a (re)connection and the broker's confirm (default
