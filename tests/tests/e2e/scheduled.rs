@@ -336,3 +336,49 @@ async fn a_publisher_without_a_database_says_how_to_give_it_one() {
     let e = publisher.cancel(uuid::Uuid::new_v4()).await.unwrap_err();
     assert!(matches!(e, ScheduleError::NoDatabase), "{e:?}");
 }
+
+/// The example service: an item created with `expires_in_ms` is deleted when its scheduled
+/// `example.items.expire` message comes; one created without stays.
+#[tokio::test]
+async fn an_example_item_created_with_expires_in_ms_is_deleted_when_due() {
+    use stubs::example::items::{CreateItemV2, GetItem, Money};
+    let db = TestDb::with_models("example").await;
+    let db_config = db.config();
+    let mut fx = worker_kit::testing::BrokerFixture::from_env().unwrap();
+    fx.start("example", |setup| async move {
+        example::build_with(setup, &db_config).await
+    })
+    .await
+    .unwrap();
+    let client = fx.client().await.unwrap();
+    let create = |name: &str, expires_in_ms| CreateItemV2 {
+        name: name.into(),
+        price: Money::eur(100),
+        tags: vec![],
+        expires_in_ms,
+    };
+    let kept = client.call(&create("kept", None)).await.unwrap();
+    let expiring = client.call(&create("expiring", Some(300))).await.unwrap();
+    assert_eq!(
+        client.call(&GetItem { id: expiring.id }).await.unwrap().name,
+        "expiring"
+    );
+    wait_until(Duration::from_secs(30), "the expiring item deleted", || {
+        let client = &client;
+        async move {
+            client
+                .call(&GetItem { id: expiring.id })
+                .await
+                .is_err_and(|e| e.remote_type() == Some("NotFound"))
+        }
+    })
+    .await;
+    assert_eq!(pending(&db).await, 0);
+    assert_eq!(
+        client.call(&GetItem { id: kept.id }).await.unwrap().name,
+        "kept"
+    );
+    drop(client);
+    fx.finish().await.unwrap();
+    db.drop_db().await;
+}
