@@ -360,7 +360,11 @@ async fn an_example_item_created_with_expires_in_ms_is_deleted_when_due() {
     let kept = client.call(&create("kept", None)).await.unwrap();
     let expiring = client.call(&create("expiring", Some(300))).await.unwrap();
     assert_eq!(
-        client.call(&GetItem { id: expiring.id }).await.unwrap().name,
+        client
+            .call(&GetItem { id: expiring.id })
+            .await
+            .unwrap()
+            .name,
         "expiring"
     );
     wait_until(Duration::from_secs(30), "the expiring item deleted", || {

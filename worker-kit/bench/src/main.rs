@@ -789,7 +789,10 @@ async fn scheduled_section(ctx: &mut Ctx) {
         let url = ctx.opts.amqp_url.clone();
         let probe = ctx.probe(&[]);
         let (run, early) = scheduled::lateness(&url, &dsn, 1_000, ctx.n(10_000)).await?;
-        anyhow::ensure!(early == 0, "{early} scheduled messages arrived before they were due");
+        anyhow::ensure!(
+            early == 0,
+            "{early} scheduled messages arrived before they were due"
+        );
         ctx.push(
             "scheduled",
             names::SCHEDULED_LATENESS,

@@ -92,7 +92,9 @@ pub(crate) async fn lateness(
     let consumer = async {
         let mut late = Vec::with_capacity(n);
         let mut early = 0;
-        let deadline = tokio::time::Instant::now() + AHEAD + Duration::from_secs(60)
+        let deadline = tokio::time::Instant::now()
+            + AHEAD
+            + Duration::from_secs(60)
             + Duration::from_secs_f64(n as f64 / f64::from(per_sec.max(1)));
         while late.len() < n {
             let next = tokio::time::timeout_at(deadline, deliveries.next())
@@ -122,11 +124,5 @@ pub(crate) async fn lateness(
     let _ = conn.close(200, "done".into()).await;
     p?;
     let (latencies, early) = late?;
-    Ok((
-        crate::measure::Run {
-            latencies,
-            elapsed,
-        },
-        early,
-    ))
+    Ok((crate::measure::Run { latencies, elapsed }, early))
 }

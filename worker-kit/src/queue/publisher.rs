@@ -147,52 +147,14 @@ impl QueuePublisher {
         self
     }
 
-    fn database(&self) -> Result<&Client, ScheduleError> {
+    /// The database scheduled messages go to.
+    pub(super) fn database(&self) -> Result<&Client, ScheduleError> {
         self.db.as_ref().ok_or(ScheduleError::NoDatabase)
     }
 
-    /// Schedules `task` for `when`: stored in the database now, published to its route by
-    /// the relay once due (an instant already past is published at once), at least once.
-    /// Returns its id (its `message_id`), for [`QueuePublisher::cancel`].
-    ///
-    /// # Errors
-    ///
-    /// [`ScheduleError::NoDatabase`] without [`QueuePublisher::with_database`]; a message
-    /// that cannot be encoded or is larger than `MAX_MESSAGE_BYTES`; a database error.
-    pub async fn send_at<T: TaskContract>(
-        &self,
-        when: chrono::DateTime<chrono::Utc>,
-        task: &T,
-    ) -> Result<uuid::Uuid, ScheduleError> {
-        let db = self.database()?;
-        let msg = super::scheduled::Encoded::new(T::ROUTE, task, self.max_message_bytes)?;
-        Ok(super::scheduled::insert(db, &msg, super::scheduled::Due::At(when)).await?)
-    }
-
-    /// Schedules `task` for `delay` from now, by the database's clock; as
-    /// [`QueuePublisher::send_at`].
-    ///
-    /// # Errors
-    ///
-    /// As [`QueuePublisher::send_at`].
-    pub async fn send_after<T: TaskContract>(
-        &self,
-        delay: Duration,
-        task: &T,
-    ) -> Result<uuid::Uuid, ScheduleError> {
-        let db = self.database()?;
-        let msg = super::scheduled::Encoded::new(T::ROUTE, task, self.max_message_bytes)?;
-        Ok(super::scheduled::insert(db, &msg, super::scheduled::Due::After(delay)).await?)
-    }
-
-    /// Cancels scheduled message `id`: `true` when it was still pending (it will never be
-    /// published), `false` when it was published already, cancelled before, or unknown.
-    ///
-    /// # Errors
-    ///
-    /// [`ScheduleError::NoDatabase`]; a database error.
-    pub async fn cancel(&self, id: uuid::Uuid) -> Result<bool, ScheduleError> {
-        Ok(super::scheduled::cancel(self.database()?, id).await?)
+    /// The largest body this publisher sends (and schedules).
+    pub(super) fn max_message_bytes(&self) -> usize {
+        self.max_message_bytes
     }
 
     /// How long `publish` waits for a (re)connection and the broker's confirm (default

@@ -21,7 +21,7 @@ use crate::db::notify::Throttle;
 use crate::db::{DbError, Executor, Tx};
 use crate::wire::envelope::{self, Encoding};
 
-use super::PublishError;
+use super::{PublishError, QueuePublisher, ScheduleError};
 
 /// The scheduled-messages table (`worker-kit/sql/scheduled.sql`): include it in the
 /// scheduling service's `models/<service>/`.
@@ -144,6 +144,53 @@ pub async fn cancel(exec: &impl Executor, id: Uuid) -> Result<bool, DbError> {
         .execute("DELETE FROM worker_kit_scheduled WHERE id = $1", &[&id])
         .await?
         == 1)
+}
+
+/// Scheduling through a publisher (built [`with_database`](QueuePublisher::with_database)).
+impl QueuePublisher {
+    /// Schedules `task` for `when`: stored in the database now, published to its route by
+    /// the relay once due (an instant already past is published at once), at least once.
+    /// Returns its id (its `message_id`), for [`QueuePublisher::cancel`].
+    ///
+    /// # Errors
+    ///
+    /// [`ScheduleError::NoDatabase`] without [`QueuePublisher::with_database`]; a message
+    /// that cannot be encoded or is larger than `MAX_MESSAGE_BYTES`; a database error.
+    pub async fn send_at<T: TaskContract>(
+        &self,
+        when: chrono::DateTime<chrono::Utc>,
+        task: &T,
+    ) -> Result<uuid::Uuid, ScheduleError> {
+        let db = self.database()?;
+        let msg = Encoded::new(T::ROUTE, task, self.max_message_bytes())?;
+        Ok(insert(db, &msg, Due::At(when)).await?)
+    }
+
+    /// Schedules `task` for `delay` from now, by the database's clock; as
+    /// [`QueuePublisher::send_at`].
+    ///
+    /// # Errors
+    ///
+    /// As [`QueuePublisher::send_at`].
+    pub async fn send_after<T: TaskContract>(
+        &self,
+        delay: Duration,
+        task: &T,
+    ) -> Result<uuid::Uuid, ScheduleError> {
+        let db = self.database()?;
+        let msg = Encoded::new(T::ROUTE, task, self.max_message_bytes())?;
+        Ok(insert(db, &msg, Due::After(delay)).await?)
+    }
+
+    /// Cancels scheduled message `id`: `true` when it was still pending (it will never be
+    /// published), `false` when it was published already, cancelled before, or unknown.
+    ///
+    /// # Errors
+    ///
+    /// [`ScheduleError::NoDatabase`]; a database error.
+    pub async fn cancel(&self, id: uuid::Uuid) -> Result<bool, ScheduleError> {
+        Ok(cancel(self.database()?, id).await?)
+    }
 }
 
 /// Schedules work messages in a transaction: they exist only if it commits.
