@@ -87,6 +87,10 @@ pub(crate) async fn lateness(
         while let Some(r) = inserts.join_next().await {
             r??;
         }
+        eprintln!(
+            "scheduled: {n} scheduled in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
         Ok::<_, anyhow::Error>(())
     };
     let consumer = async {

@@ -26,6 +26,12 @@ const LOCK_KEY: i64 = 0x776b_7363_6865_6475; // "wkschedu"
 /// a consumer can tell how late it came.
 pub const DUE_AT_HEADER: &str = "x-scheduled-due-at";
 
+/// The shortest sleep before a message not yet due: messages due closer together than this
+/// go out in one batch instead of one transaction each, which keeps the relay ahead of a
+/// steady stream (one due every millisecond would otherwise cost a transaction each). A
+/// message is never published before it is due; this is how late one can be for it.
+const MIN_SLEEP: Duration = Duration::from_millis(5);
+
 /// How long a message the broker cannot take (no queue for its route, larger than this
 /// service's `MAX_MESSAGE_BYTES`) waits before the relay tries it again: it stays pending,
 /// never lost, and never blocks the messages due after it.
@@ -368,7 +374,8 @@ impl Runnable for ScheduledRelay {
                 }
                 Ok(Batch::Drained(next) | Batch::Standby(next)) => {
                     failures = 0;
-                    next.unwrap_or(self.poll_interval).min(self.poll_interval)
+                    next.map_or(self.poll_interval, |d| d.max(MIN_SLEEP))
+                        .min(self.poll_interval)
                 }
                 Err(e) => {
                     failures += 1;
