@@ -109,12 +109,23 @@ CREATE TABLE public.worker_kit_outbox (
     occurred_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
     sent_at timestamp with time zone
 );
+CREATE TABLE public.worker_kit_scheduled (
+    id uuid NOT NULL,
+    route text NOT NULL,
+    body bytea NOT NULL,
+    content_encoding text,
+    traceparent text,
+    due_at timestamp with time zone NOT NULL,
+    scheduled_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL
+);
 ALTER TABLE public.example_item ADD CONSTRAINT example_item_pkey PRIMARY KEY (_id);
 ALTER TABLE public.simple ADD CONSTRAINT simple_pkey PRIMARY KEY (_id);
 ALTER TABLE public.worker_kit_outbox ADD CONSTRAINT worker_kit_outbox_event_id_key UNIQUE (event_id);
 ALTER TABLE public.worker_kit_outbox ADD CONSTRAINT worker_kit_outbox_pkey PRIMARY KEY (id);
+ALTER TABLE public.worker_kit_scheduled ADD CONSTRAINT worker_kit_scheduled_pkey PRIMARY KEY (id);
 CREATE INDEX example_item_string_idx ON public.example_item USING btree (string);
 CREATE INDEX worker_kit_outbox_pending ON public.worker_kit_outbox USING btree (id) WHERE (sent_at IS NULL);
 CREATE INDEX worker_kit_outbox_sent_at ON public.worker_kit_outbox USING btree (sent_at) WHERE (sent_at IS NOT NULL);
+CREATE INDEX worker_kit_scheduled_due_at ON public.worker_kit_scheduled USING btree (due_at);
 COMMIT;
 

@@ -16,6 +16,10 @@
 //! - item changes emit `example.item.created|updated|deleted` events through the
 //!   transactional outbox (`models/example/outbox.sql`); the outbox relay runs in the
 //!   service and publishes them to the `events` exchange.
+//! - an item created with `expires_in_ms` (`example.items.create.v2`) gets an
+//!   `example.items.expire` work message scheduled in the same transaction
+//!   (`models/example/scheduled.sql`); the service's scheduled relay publishes it when due
+//!   and the `example.items.expire` route deletes the item.
 
 pub mod store;
 
@@ -25,8 +29,8 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use stubs::example::events::{ItemCreated, ItemDeleted, ItemUpdated};
 use stubs::example::items::{
-    CreateItem, CreateItemV2, DeleteItem, GetItem, Item, ItemPage, ItemV2, ListItems, PlaceOrder,
-    PlacedOrder, SearchItems, UpdateItem,
+    CreateItem, CreateItemV2, DeleteItem, ExpireItem, GetItem, Item, ItemPage, ItemV2, ListItems,
+    PlaceOrder, PlacedOrder, SearchItems, UpdateItem,
 };
 use stubs::example::{
     Dictionary, ExampleItem, ExampleItems, HelloWorld, QueueTest, SlowEcho, Tables,
@@ -34,7 +38,7 @@ use stubs::example::{
 };
 use worker_kit::asyncapi::Document;
 use worker_kit::db::{Client, DbConfig, DbError};
-use worker_kit::outbox::{OutboxSettings, Relay};
+use worker_kit::outbox::{OutboxSettings, Relay, ScheduledRelay};
 use worker_kit::queue::QueueWorker;
 use worker_kit::rpc::RpcWorker;
 use worker_kit::{ErrorReply, IntoErrorReply, Meta, Payload, Runner, Setup, State, rpc, task};
@@ -136,6 +140,18 @@ pub async fn queue_test(
     Ok(())
 }
 
+/// Deletes an item whose time is up (scheduled when it was created with `expires_in_ms`);
+/// an item gone already is no error: the message comes at least once.
+#[task(contract = ExpireItem)]
+pub async fn expire_item(
+    State(app): State<App>,
+    Payload(ExpireItem { id }): Payload<ExpireItem>,
+) -> Result<(), DbError> {
+    let expired = app.store.expire_item(id).await?;
+    tracing::info!(id, expired, "item expiry");
+    Ok(())
+}
+
 /// Shared state of the handlers.
 #[derive(Clone, Debug)]
 pub struct App {
@@ -155,7 +171,12 @@ pub async fn create_item_v2(
         price_cents: req.price.as_eur_cents(),
         tags: req.tags,
     };
-    Ok(app.store.create_item(&row).await?.into())
+    let expires_in = req.expires_in_ms.map(Duration::from_millis);
+    Ok(app
+        .store
+        .create_item_expiring(&row, expires_in)
+        .await?
+        .into())
 }
 
 /// `example.items.create`, version 1, served beside version 2 until every caller moved:
@@ -257,6 +278,16 @@ pub fn queue_worker() -> QueueWorker {
     QueueWorker::new().register(queue_test)
 }
 
+/// The route that expires items (its handler needs the store, so it is a worker of its own
+/// beside the stateless [`queue_worker`]).
+pub fn expiry_worker(app: App) -> QueueWorker<App> {
+    expiry_routes(QueueWorker::with_state(app))
+}
+
+fn expiry_routes(worker: QueueWorker<App>) -> QueueWorker<App> {
+    worker.register(expire_item)
+}
+
 /// The service's AsyncAPI 3.0 document (what `example asyncapi` prints): made from the
 /// route tables, without a broker or a database.
 pub fn asyncapi() -> Document {
@@ -264,6 +295,7 @@ pub fn asyncapi() -> Document {
         .version(env!("CARGO_PKG_VERSION"))
         .rpc(&rpc_routes(RpcWorker::for_docs()))
         .queue(&queue_worker())
+        .queue(&expiry_routes(QueueWorker::for_docs()))
         .publishes::<ItemCreated>()
         .publishes::<ItemUpdated>()
         .publishes::<ItemDeleted>()
@@ -323,9 +355,11 @@ pub async fn build_configured(
     Ok(setup
         .runner()
         .register_database(client.clone())
-        .register_worker(rpc_worker(app))
+        .register_worker(rpc_worker(app.clone()))
         .register_worker(queue_worker())
-        .register_worker(Relay::new(&client, db).settings(settings)))
+        .register_worker(expiry_worker(app))
+        .register_worker(Relay::new(&client, db).settings(settings))
+        .register_worker(ScheduledRelay::new(&client)))
 }
 
 #[cfg(test)]

@@ -4,12 +4,13 @@
 use chrono::{DateTime, Utc};
 use stubs::example::ExampleItem;
 use stubs::example::events::{ItemCreated, ItemDeleted, ItemUpdated};
-use stubs::example::items::{CreateItem, Item, Order, PlaceOrder, UpdateItem};
+use stubs::example::items::{CreateItem, ExpireItem, Item, Order, PlaceOrder, UpdateItem};
 use uuid::Uuid;
 use worker_kit::db::{
     Changes, Client, DbError, Executor, Insert, Model, Page, PageRequest, Record, queries,
 };
 use worker_kit::outbox::Emit;
+use worker_kit::queue::Schedule;
 
 /// A row of `items`.
 #[derive(Debug, Clone, Record)]
@@ -233,6 +234,21 @@ impl Store {
     ///
     /// `Conflict` when the name is taken, `Invalid` for a blank name or a negative price.
     pub async fn create_item(&self, req: &CreateItem) -> Result<Item, DbError> {
+        self.create_item_expiring(req, None).await
+    }
+
+    /// Creates an item that, given `expires_in`, expires that long after: an
+    /// `example.items.expire` message scheduled in the transaction that creates it, so an
+    /// item never exists without its expiry.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::create_item`].
+    pub async fn create_item_expiring(
+        &self,
+        req: &CreateItem,
+        expires_in: Option<std::time::Duration>,
+    ) -> Result<Item, DbError> {
         check_fields(Some(&req.name), Some(&req.tags))?;
         let req = req.clone();
         self.db
@@ -245,6 +261,10 @@ impl Store {
                     };
                     let item: Item = Model::<ItemRow, _>::new(tx).create_one(&new).await?.into();
                     tx.emit(&ItemCreated(item.clone())).await?;
+                    if let Some(after) = expires_in {
+                        tx.schedule_after(after, &ExpireItem { id: item.id })
+                            .await?;
+                    }
                     Ok(item)
                 })
             })
@@ -356,6 +376,20 @@ impl Store {
                 })
             })
             .await
+    }
+
+    /// Deletes an item that expired; `false` when it is gone already (deleted by a caller,
+    /// or this is a second delivery of its expiry).
+    ///
+    /// # Errors
+    ///
+    /// `Conflict` while orders refer to it.
+    pub async fn expire_item(&self, id: i64) -> Result<bool, DbError> {
+        match self.delete_item(id).await {
+            Ok(_) => Ok(true),
+            Err(DbError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Items whose name contains `text`.

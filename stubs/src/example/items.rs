@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-use worker_kit_core::Contract;
+use worker_kit_core::{Contract, TaskContract};
 
 /// An item.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -134,6 +134,10 @@ pub struct CreateItemV2 {
     /// Defaults to none.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// When set, the item expires (is deleted, with its `example.item.deleted` event) this
+    /// many milliseconds after it was created; absent, it is kept until deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_ms: Option<u64>,
 }
 
 impl Contract for CreateItemV2 {
@@ -148,8 +152,22 @@ impl From<CreateItem> for CreateItemV2 {
             name: req.name,
             price: Money::eur(req.price_cents),
             tags: req.tags,
+            expires_in_ms: None,
         }
     }
+}
+
+/// `example.items.expire` (work queue): deletes item `id` if it still exists. The service
+/// schedules it for an item created with `expires_in_ms`; delivered at least once, so a
+/// second delivery (or an item deleted already) changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ExpireItem {
+    /// The item's id.
+    pub id: i64,
+}
+
+impl TaskContract for ExpireItem {
+    const ROUTE: &'static str = "example.items.expire";
 }
 
 /// `example.items.get` → the [`Item`]; `NotFound` when there is none.

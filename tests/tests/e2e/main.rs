@@ -30,6 +30,7 @@ mod quorum;
 mod reply_steering;
 mod rpc;
 mod rpc_redeliveries;
+mod scheduled;
 mod seed_api;
 mod services;
 mod shutdown;

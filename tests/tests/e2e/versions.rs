@@ -33,6 +33,7 @@ async fn old_and_new_callers_create_items_at_once_through_both_versions() {
         name: "Toaster".into(),
         price: Money::eur(3_999),
         tags: vec![],
+        expires_in_ms: None,
     };
     let (old_item, new_item) = tokio::join!(old_caller.call(&kettle), new_caller.call(&toaster));
     let (old_item, new_item) = (old_item.unwrap(), new_item.unwrap());
@@ -54,6 +55,7 @@ async fn old_and_new_callers_create_items_at_once_through_both_versions() {
             name: "Kettle".into(),
             price: Money::eur(1),
             tags: vec![],
+            expires_in_ms: None,
         })
         .await
         .unwrap_err();

@@ -7,6 +7,7 @@
 //! and one SELECT per call through the broker: kit, lean, aio-pika + asyncpg), `outbox`
 //! (emitting's cost on the writing route, commit to read model: events/s and lag), `metrics`
 //! (the kit echo with and without `METRICS_ADDR`: the cost of recording the metrics),
+//! `scheduled` (the lateness of scheduled messages at 1,000 due per second),
 //! `decode` (what decoding a request costs by size, against the hop to the blocking pool),
 //! `traces` (only when named, in a build with the `otel` feature: the kit echo with
 //! OpenTelemetry tracing off, sampling every trace and sampling none).
@@ -20,6 +21,7 @@ mod measure;
 mod outbox;
 mod python;
 mod report;
+mod scheduled;
 #[cfg(feature = "otel")]
 mod traces;
 
@@ -43,7 +45,7 @@ struct Opts {
     #[arg(long)]
     quick: bool,
     /// Run only these sections (comma-separated): lean, kit, python, queue, footprint, crud,
-    /// outbox, metrics, decode; traces runs only when named (a build with `--features otel`).
+    /// outbox, scheduled, metrics, decode; traces runs only when named (a build with `--features otel`).
     #[arg(long, value_delimiter = ',')]
     only: Vec<Section>,
     /// The broker (a secret: it may hold a password; never printed unredacted).
@@ -79,6 +81,7 @@ enum Section {
     Footprint,
     Crud,
     Outbox,
+    Scheduled,
     Metrics,
     Decode,
     Traces,
@@ -105,6 +108,7 @@ mod names {
     pub(crate) const OUTBOX_PLAIN: &str = "outbox: create without emit, 64 in flight";
     pub(crate) const OUTBOX_EMIT: &str = "outbox: create + emit, 64 in flight";
     pub(crate) const OUTBOX_LAG: &str = "outbox: commit -> read model lag at 500 changes/s";
+    pub(crate) const SCHEDULED_LATENESS: &str = "scheduled: lateness at 1,000 due/s";
     pub(crate) const KIT_METRICS_OFF: &str = "kit echo, 64 in flight, 100 B, metrics off";
     pub(crate) const KIT_METRICS_ON: &str = "kit echo, 64 in flight, 100 B, metrics on";
     pub(crate) const KIT_TRACES_OFF: &str = "kit echo, 64 in flight, 100 B, tracing off";
@@ -258,6 +262,9 @@ async fn run(opts: Opts) -> anyhow::Result<bool> {
         }
         if ctx.wants(Section::Outbox) {
             outbox_section(&mut ctx).await;
+        }
+        if ctx.wants(Section::Scheduled) {
+            scheduled_section(&mut ctx).await;
         }
         if ctx.wants(Section::Metrics) {
             metrics_section(&mut ctx).await;
@@ -773,6 +780,33 @@ async fn outbox_measure(ctx: &mut Ctx, write_dsn: &str, read_dsn: &str) -> anyho
     .await;
     p.stop(&url).await;
     result
+}
+
+async fn scheduled_section(ctx: &mut Ctx) {
+    let name = format!("bench_{}_scheduled{}", ctx.run_id, ctx.round);
+    let result = async {
+        let dsn = crud::create_db_with_models(&name, "example").await?;
+        let url = ctx.opts.amqp_url.clone();
+        let probe = ctx.probe(&[]);
+        let (run, early) = scheduled::lateness(&url, &dsn, 1_000, ctx.n(10_000)).await?;
+        anyhow::ensure!(
+            early == 0,
+            "{early} scheduled messages arrived before they were due"
+        );
+        ctx.push(
+            "scheduled",
+            names::SCHEDULED_LATENESS,
+            &run,
+            &probe,
+            "p50/p99: due time to arrival at a consumer; send_at 1 s ahead, relay in process",
+        );
+        Ok(())
+    }
+    .await;
+    crud::drop_db(&name).await;
+    if let Err(e) = result {
+        ctx.fail("scheduled", &e);
+    }
 }
 
 async fn delete_exchange(url: &str, exchange: &str) {

@@ -53,6 +53,7 @@ mod error;
 mod executor;
 mod lifecycle;
 mod model;
+pub(crate) mod notify;
 mod record;
 mod sql;
 

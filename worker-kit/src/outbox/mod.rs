@@ -11,6 +11,10 @@
 //! commit publishes the batch again). Subscribers therefore deduplicate by the event's id
 //! with [`first_delivery`], in the transaction that applies the event.
 //!
+//! The same machinery publishes scheduled work messages when they are due
+//! ([`ScheduledRelay`]; scheduling is [`QueuePublisher::send_at`](crate::queue::QueuePublisher::send_at)
+//! and [`Schedule`](crate::queue::Schedule) in a transaction).
+//!
 //! The tables ship with the kit as SQL ([`OUTBOX_SQL`], [`PROCESSED_EVENTS_SQL`]): copy
 //! them unchanged into `models/<service>/` so `manage` keeps them in step.
 //!
@@ -43,9 +47,10 @@
 //! # }
 //! ```
 
-mod notify;
+mod listen;
 mod prune;
 mod relay;
+mod scheduled_relay;
 mod settings;
 
 use std::future::Future;
@@ -56,6 +61,7 @@ use crate::events::EventMeta;
 
 pub use prune::ProcessedEventsPruner;
 pub use relay::Relay;
+pub use scheduled_relay::{DUE_AT_HEADER, ScheduledRelay};
 pub use settings::OutboxSettings;
 
 /// The outbox table (`worker-kit/sql/outbox.sql`): include it in the writing service's
@@ -68,6 +74,9 @@ pub const PROCESSED_EVENTS_SQL: &str = include_str!("../../sql/processed_events.
 
 /// The channel the outbox notifies on commit.
 pub const NOTIFY_CHANNEL: &str = "worker_kit_outbox";
+
+/// How often this process's emits notify [`NOTIFY_CHANNEL`].
+static NOTIFY: crate::db::notify::Throttle = crate::db::notify::Throttle::new();
 
 /// Records events in a transaction.
 pub trait Emit {
@@ -98,7 +107,7 @@ impl Emit for Tx<'_> {
         let id = uuid::Uuid::new_v4();
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
             [&id, &E::ROUTING_KEY, &event.aggregate_id(), &payload];
-        if notify::due() {
+        if NOTIFY.due() {
             // One round trip: the insert, and the notification PostgreSQL delivers on
             // commit (and folds into one per transaction).
             self.query_rows(
@@ -162,6 +171,7 @@ mod tests {
         let mut copies = 0;
         for (name, kit) in [
             ("outbox.sql", super::OUTBOX_SQL),
+            ("scheduled.sql", crate::queue::SCHEDULED_SQL),
             ("processed_events.sql", super::PROCESSED_EVENTS_SQL),
         ] {
             for service in std::fs::read_dir(root.join("models")).unwrap() {
@@ -178,8 +188,8 @@ mod tests {
             }
         }
         assert!(
-            copies >= 2,
-            "models/example/outbox.sql and models/catalog/processed_events.sql"
+            copies >= 3,
+            "models/example/outbox.sql, models/example/scheduled.sql and models/catalog/processed_events.sql"
         );
     }
 }

@@ -4,13 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::StreamExt;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation};
 use tokio::sync::Notify;
-use tokio_postgres::AsyncMessage;
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use worker_kit_pg_tls::MakeRustlsConnect;
 
@@ -348,9 +345,10 @@ impl Runnable for Relay {
             return Ok(());
         }
         let wake = Arc::new(Notify::new());
-        let listener = tokio::spawn(listen(
+        let listener = tokio::spawn(super::listen::wake_on_notify(
             self.listen.clone(),
             self.listen_tls.clone(),
+            super::NOTIFY_CHANNEL,
             wake.clone(),
             ctx.shutdown.clone(),
         ));
@@ -379,7 +377,7 @@ impl Runnable for Relay {
                     // the window's other transactions may have committed since this batch
                     // was read, unannounced. Look again once the window has passed.
                     failures = 0;
-                    (super::notify::WINDOW * 2).min(self.poll_interval)
+                    (crate::db::notify::WINDOW * 2).min(self.poll_interval)
                 }
                 Ok(Batch::Empty | Batch::Standby) => {
                     failures = 0;
@@ -417,53 +415,5 @@ impl Runnable for Relay {
         }
         info!("outbox relay stopped");
         Ok(())
-    }
-}
-
-/// Keeps a `LISTEN` connection and wakes the relay on every notification (and after each
-/// reconnect, in case one was missed while it was down).
-async fn listen(
-    config: tokio_postgres::Config,
-    tls: MakeRustlsConnect,
-    wake: Arc<Notify>,
-    shutdown: CancellationToken,
-) {
-    loop {
-        match config.connect(tls.clone()).await {
-            Ok((client, mut conn)) => {
-                let (ended_tx, ended) = tokio::sync::oneshot::channel::<()>();
-                let waker = wake.clone();
-                let driver = tokio::spawn(async move {
-                    let mut messages = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
-                    while let Some(m) = messages.next().await {
-                        match m {
-                            Ok(AsyncMessage::Notification(_)) => waker.notify_one(),
-                            Ok(_) => {}
-                            Err(e) => {
-                                warn!(error = %e, "outbox relay: LISTEN connection failed; polling until it is back");
-                                break;
-                            }
-                        }
-                    }
-                    let _ = ended_tx.send(());
-                });
-                match client.batch_execute("LISTEN worker_kit_outbox").await {
-                    Ok(()) => {
-                        wake.notify_one();
-                        tokio::select! {
-                            () = shutdown.cancelled() => { driver.abort(); return; }
-                            _ = ended => {}
-                        }
-                    }
-                    Err(e) => warn!(error = %e, "outbox relay: LISTEN failed; polling"),
-                }
-                driver.abort();
-            }
-            Err(e) => warn!(error = %e, "outbox relay: cannot open the LISTEN connection; polling"),
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(Duration::from_secs(2)) => {}
-        }
     }
 }

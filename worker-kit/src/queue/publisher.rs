@@ -13,6 +13,7 @@ use tokio::sync::Mutex;
 use crate::TaskContract;
 use crate::amqp::broker::Broker;
 use crate::amqp::publish::Published;
+use crate::db::{Client, DbError};
 use crate::wire::envelope::{self, Encoding};
 
 /// Why a message was not stored by the broker. When `publish` returns `Ok`, it was.
@@ -76,10 +77,30 @@ pub enum PublishError {
     },
 }
 
-/// Publishes work messages; cheap to clone.
+/// Why a message was not scheduled (or a cancel did not run).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScheduleError {
+    /// The publisher was built without a database to store scheduled messages in.
+    #[error(
+        "this QueuePublisher has no database to schedule in: build it with QueuePublisher::new(&broker).with_database(&db), on a database with the worker_kit_scheduled table (worker-kit/sql/scheduled.sql in models/<service>/) and a ScheduledRelay registered with the Runner to publish what is due"
+    )]
+    NoDatabase,
+    /// The message cannot be encoded or is too large ([`PublishError::Encode`],
+    /// [`PublishError::TooLarge`]); nothing was stored.
+    #[error(transparent)]
+    Message(#[from] PublishError),
+    /// The database did not store (or cancel) it.
+    #[error("scheduled messages: {0}")]
+    Database(#[from] DbError),
+}
+
+/// Publishes work messages now, or schedules them for later; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct QueuePublisher {
     broker: Broker,
+    /// Where scheduled messages are stored ([`QueuePublisher::with_database`]).
+    db: Option<Client>,
     channel: Arc<Mutex<Option<Channel>>>,
     timeout: Duration,
     max_message_bytes: usize,
@@ -93,6 +114,7 @@ impl QueuePublisher {
     pub fn new(broker: &Broker) -> Self {
         Self {
             broker: broker.clone(),
+            db: None,
             channel: Arc::new(Mutex::new(None)),
             timeout: Duration::from_secs(30),
             max_message_bytes: crate::Config::default().max_message_bytes,
@@ -114,6 +136,25 @@ impl QueuePublisher {
     pub fn with_max_message_bytes(mut self, max: usize) -> Self {
         self.max_message_bytes = max;
         self
+    }
+
+    /// Stores scheduled messages ([`QueuePublisher::send_at`]) in `db`, which needs the
+    /// `worker_kit_scheduled` table and a [`ScheduledRelay`](crate::outbox::ScheduledRelay)
+    /// to publish them.
+    #[must_use]
+    pub fn with_database(mut self, db: &Client) -> Self {
+        self.db = Some(db.clone());
+        self
+    }
+
+    /// The database scheduled messages go to.
+    pub(super) fn database(&self) -> Result<&Client, ScheduleError> {
+        self.db.as_ref().ok_or(ScheduleError::NoDatabase)
+    }
+
+    /// The largest body this publisher sends (and schedules).
+    pub(super) fn max_message_bytes(&self) -> usize {
+        self.max_message_bytes
     }
 
     /// How long `publish` waits for a (re)connection and the broker's confirm (default

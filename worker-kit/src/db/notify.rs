@@ -1,11 +1,13 @@
-//! How often an emitting transaction notifies the relay.
+//! How often a writing transaction notifies a relay (the outbox's on `tx.emit`, the
+//! scheduled messages' on `tx.schedule`).
 //!
 //! A `NOTIFY` makes its transaction take a cluster-wide lock at commit and hold it until
 //! the commit is flushed, so notifying transactions commit one at a time: measured with
 //! pgbench on this project's machine, 16 writers of one-row transactions ran at 2,050 to
 //! 2,700 commits/s plain and 380 to 540 with a `NOTIFY` each. So a process notifies at most
-//! once per [`WINDOW`]; the relay, after publishing anything, looks again within that
-//! window, which picks up the events whose transactions did not notify.
+//! once per [`WINDOW`] on each channel (a [`Throttle`] each); the relay, after a
+//! notification or publishing anything, looks again within that window, which picks up the
+//! rows whose transactions did not notify.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,21 +16,27 @@ use std::time::{Duration, Instant};
 /// At most one notification per this long, per process.
 pub(crate) const WINDOW: Duration = Duration::from_millis(10);
 
-/// When this process's last notification was due, in microseconds since [`epoch`] + 1
-/// (0: never).
-static LAST: AtomicU64 = AtomicU64::new(0);
+/// One notification channel's throttle: when this process's last notification on it was
+/// due, in microseconds since [`epoch`] + 1 (0: never).
+pub(crate) struct Throttle(AtomicU64);
+
+impl Throttle {
+    pub(crate) const fn new() -> Self {
+        Self(AtomicU64::new(0))
+    }
+
+    /// Whether this write should notify: the first in its window does, the others do not.
+    pub(crate) fn due(&self) -> bool {
+        let now = u64::try_from(epoch().elapsed().as_micros())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        due_at(&self.0, now)
+    }
+}
 
 fn epoch() -> Instant {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
     *EPOCH.get_or_init(Instant::now)
-}
-
-/// Whether this emit should notify: the first in its window does, the others do not.
-pub(crate) fn due() -> bool {
-    let now = u64::try_from(epoch().elapsed().as_micros())
-        .unwrap_or(u64::MAX)
-        .saturating_add(1);
-    due_at(&LAST, now)
 }
 
 /// [`due`] at `now` (microseconds, never 0) given the last notification in `last`.
