@@ -19,8 +19,7 @@ use crate::Error;
 
 pub use self::amqp_url::AmqpUrl;
 pub use self::choices::{
-    AllowList, Anonymous, EventPublishers, LogFormat, Mode, PausePolicy, QueueType,
-    RpcQueueDurable,
+    AllowList, Anonymous, EventPublishers, LogFormat, Mode, PausePolicy, QueueType, RpcQueueDurable,
 };
 pub(crate) use self::reader::setting_error;
 use self::reader::{Vars, example_of};

@@ -694,7 +694,10 @@ mod unsafe_default_tests {
 
     #[test]
     fn guest_and_superusers_are_named() {
-        let w = unsafe_defaults(&crate::config::Config::default().amqp_url, &["main".to_owned()]);
+        let w = unsafe_defaults(
+            &crate::config::Config::default().amqp_url,
+            &["main".to_owned()],
+        );
         assert_eq!(w.len(), 2, "{w:?}");
         assert!(
             w[0].contains("`guest`") && w[0].contains("AMQP_URL"),
@@ -702,7 +705,12 @@ mod unsafe_default_tests {
         );
         assert!(w[1].contains("`main`") && w[1].contains("PGUSER"), "{w:?}");
         // lapin's default user, when the URL names none, is guest too.
-        assert_eq!(unsafe_defaults(&"amqp://127.0.0.1:5672/%2f".parse().unwrap(), &[]).len(), 1);
-        assert!(unsafe_defaults(&"amqp://orders:pw@rabbit:5672/%2f".parse().unwrap(), &[]).is_empty());
+        assert_eq!(
+            unsafe_defaults(&"amqp://127.0.0.1:5672/%2f".parse().unwrap(), &[]).len(),
+            1
+        );
+        assert!(
+            unsafe_defaults(&"amqp://orders:pw@rabbit:5672/%2f".parse().unwrap(), &[]).is_empty()
+        );
     }
 }

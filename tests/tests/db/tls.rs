@@ -199,7 +199,11 @@ fn from_libpq_vars(extra: &[(&str, &str)]) -> Result<DbConfig, String> {
         .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
         .collect();
     vars.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
-    vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    vars.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     DbConfig::from_vars("main", "postgres", vars).map_err(|e| e.to_string())
 }
 
@@ -257,9 +261,15 @@ async fn pgsslmode_and_pgsslrootcert_are_honoured_as_libpq_does() {
     assert!(!session_encrypted(&own).await.unwrap());
     // What cannot be honoured is refused by name, not ignored.
     let err = from_libpq_vars(&[("PGSSLMODE", "allow")]).unwrap_err();
-    assert!(err.contains("PGSSLMODE: sslmode=allow is not supported"), "{err}");
+    assert!(
+        err.contains("PGSSLMODE: sslmode=allow is not supported"),
+        "{err}"
+    );
     let err = from_libpq_vars(&[("PGSSLCERT", "/etc/client.pem")]).unwrap_err();
-    assert!(err.contains("PGSSLCERT is set, but client certificates are not supported"), "{err}");
+    assert!(
+        err.contains("PGSSLCERT is set, but client certificates are not supported"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

@@ -15,10 +15,7 @@ const UNSUPPORTED: &[&str] = &["PGSSLCERT", "PGSSLKEY"];
 /// # Errors
 ///
 /// As [`EnvTls::read`] and [`EnvTls::apply`].
-pub fn with_env_defaults(
-    dsn: &str,
-    env: impl Fn(&str) -> Option<String>,
-) -> Result<String, Error> {
+pub fn with_env_defaults(dsn: &str, env: impl Fn(&str) -> Option<String>) -> Result<String, Error> {
     EnvTls::read(env)?.apply(dsn)
 }
 
@@ -108,7 +105,10 @@ mod tests {
 
     #[test]
     fn the_environment_fills_in_what_the_dsn_does_not_say() {
-        let e = [("PGSSLMODE", "verify-full"), ("PGSSLROOTCERT", "/etc/pg ca.pem")];
+        let e = [
+            ("PGSSLMODE", "verify-full"),
+            ("PGSSLROOTCERT", "/etc/pg ca.pem"),
+        ];
         assert_eq!(
             with_env_defaults("postgres://u@h/db", env(&e)).unwrap(),
             "postgres://u@h/db?sslmode=verify-full&sslrootcert=%2Fetc%2Fpg+ca.pem"
@@ -121,14 +121,11 @@ mod tests {
             with_env_defaults("host=h dbname=db", env(&e)).unwrap(),
             "host=h dbname=db sslmode='verify-full' sslrootcert='/etc/pg ca.pem'"
         );
-        let back = dsn::split_tls_options(
-            &with_env_defaults("host=h dbname=db", env(&e)).unwrap(),
-        )
-        .unwrap();
+        let back = dsn::split_tls_options(&with_env_defaults("host=h dbname=db", env(&e)).unwrap())
+            .unwrap();
         assert_eq!(back.sslrootcert.as_deref(), Some("/etc/pg ca.pem"));
-        let back =
-            dsn::split_tls_options(&with_env_defaults("postgres://h/db", env(&e)).unwrap())
-                .unwrap();
+        let back = dsn::split_tls_options(&with_env_defaults("postgres://h/db", env(&e)).unwrap())
+            .unwrap();
         assert_eq!(back.sslrootcert.as_deref(), Some("/etc/pg ca.pem"));
     }
 

@@ -13,9 +13,9 @@ use rand::seq::SliceRandom;
 
 use super::tls::AmqpTls;
 use crate::config::AmqpUrl;
+pub(crate) use crate::config::amqp_url::Endpoint;
 #[cfg(test)]
 use crate::config::amqp_url::ListError;
-pub(crate) use crate::config::amqp_url::Endpoint;
 #[cfg(test)]
 use crate::config::amqp_url::parse;
 
@@ -99,10 +99,20 @@ mod tests {
         let e = parse("amqps://u:pw9@127.0.0.1:5671/%2f,amqp://u:pw9@127.0.0.1:5672/%2f").unwrap();
         assert!(e[0].tls && !e[1].tls);
         let missing = AmqpTls::new(Some("/nonexistent/ca.pem".into()), None, None);
-        let err = Endpoints::with_tls(&"amqps://u:pw9@127.0.0.1:5671/%2f".parse().unwrap(), &missing).unwrap_err();
+        let err = Endpoints::with_tls(
+            &"amqps://u:pw9@127.0.0.1:5671/%2f".parse().unwrap(),
+            &missing,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("AMQP_TLS_CA_FILE"), "{err}");
         // A plaintext list never reads the TLS files.
-        assert!(Endpoints::with_tls(&"amqp://u:pw9@127.0.0.1:5672/%2f".parse().unwrap(), &missing).is_ok());
+        assert!(
+            Endpoints::with_tls(
+                &"amqp://u:pw9@127.0.0.1:5672/%2f".parse().unwrap(),
+                &missing
+            )
+            .is_ok()
+        );
     }
 
     #[test]

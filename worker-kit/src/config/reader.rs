@@ -165,10 +165,7 @@ mod tests {
     ];
 
     fn read(pairs: &[(&str, &str)]) -> Result<Two, Error> {
-        let vars = Vars::of(
-            TABLE,
-            pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())),
-        );
+        let vars = Vars::of(TABLE, pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())));
         let mut t = Two::default();
         vars.apply(TABLE, &mut t).map(|()| t)
     }

@@ -52,9 +52,7 @@ fn retry_delays() {
         "configuration: QUEUE_RETRY_MAX_DELAY_MS=\"1000\": the longest retry delay (1000 ms) must be at least the first (QUEUE_RETRY_DELAY_MS=5000 ms), e.g. QUEUE_RETRY_MAX_DELAY_MS=300000"
     );
     assert!(message(&[("QUEUE_RETRY_MAX_DELAY_MS", "4294967296")]).contains("largest TTL"));
-    assert!(
-        message(&[("QUEUE_RETRY_DELAY_MS", "soon")]).contains("whole number of milliseconds")
-    );
+    assert!(message(&[("QUEUE_RETRY_DELAY_MS", "soon")]).contains("whole number of milliseconds"));
 }
 
 #[test]

@@ -5,8 +5,7 @@
 use std::path::PathBuf;
 
 use super::choices::{
-    AllowList, Anonymous, EventPublishers, LogFormat, Mode, PausePolicy, QueueType,
-    RpcQueueDurable,
+    AllowList, Anonymous, EventPublishers, LogFormat, Mode, PausePolicy, QueueType, RpcQueueDurable,
 };
 use super::reader::{Var, bytes, choice, millis, whole};
 use super::{AmqpUrl, Config, DEFAULT_AMQP_URL};
@@ -55,10 +54,12 @@ pub(crate) const VARS: &[Var<Config>] = &[
         secret: false,
         parse: |v, c| {
             if v.trim() == "0" {
-                return Err("expected a whole number from 1 to 65535 (0 would mean unbounded)".into());
+                return Err(
+                    "expected a whole number from 1 to 65535 (0 would mean unbounded)".into(),
+                );
             }
-            c.prefetch = u16::try_from(whole(v, 1, 65_535, " from 1 to 65535")?)
-                .expect("checked range");
+            c.prefetch =
+                u16::try_from(whole(v, 1, 65_535, " from 1 to 65535")?).expect("checked range");
             Ok(())
         },
     },
@@ -143,7 +144,10 @@ pub(crate) const VARS: &[Var<Config>] = &[
         parse: |v, c| {
             c.queue_type = choice(
                 v,
-                &[("classic", QueueType::Classic), ("quorum", QueueType::Quorum)],
+                &[
+                    ("classic", QueueType::Classic),
+                    ("quorum", QueueType::Quorum),
+                ],
                 "classic or quorum",
             )?;
             Ok(())
@@ -316,8 +320,7 @@ pub(crate) const VARS: &[Var<Config>] = &[
             c.metrics_addr = match v.trim() {
                 "" => None,
                 v => Some(v.parse().map_err(|_| {
-                    "expected an IP address and port such as 0.0.0.0:9090 or 127.0.0.1:0"
-                        .to_owned()
+                    "expected an IP address and port such as 0.0.0.0:9090 or 127.0.0.1:0".to_owned()
                 })?),
             };
             Ok(())

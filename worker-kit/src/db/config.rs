@@ -145,14 +145,16 @@ impl DbConfig {
         let dsn_var = format!("DB_{}_DSN", kind.to_ascii_uppercase());
         // Only this kind's DSN, the shared rows and libpq's variables are kept.
         let vars = Vars::all(vars.into_iter().filter(|(k, _)| {
-            *k == dsn_var
-                || VARS.iter().any(|v| v.name == k)
-                || LIBPQ_VARS.contains(&k.as_str())
+            *k == dsn_var || VARS.iter().any(|v| v.name == k) || LIBPQ_VARS.contains(&k.as_str())
         }));
         let example = if kind == "main" {
-            format!("postgres://app@127.0.0.1:5432/{service}?sslmode=verify-full&sslrootcert=/etc/postgresql/ca.pem")
+            format!(
+                "postgres://app@127.0.0.1:5432/{service}?sslmode=verify-full&sslrootcert=/etc/postgresql/ca.pem"
+            )
         } else {
-            format!("postgres://app@127.0.0.1:5432/{service}_{kind}?sslmode=verify-full&sslrootcert=/etc/postgresql/ca.pem")
+            format!(
+                "postgres://app@127.0.0.1:5432/{service}_{kind}?sslmode=verify-full&sslrootcert=/etc/postgresql/ca.pem"
+            )
         };
         let (dsn, from) = match vars.get(&dsn_var) {
             Some(dsn) => (dsn.to_owned(), dsn_var.as_str()),
@@ -174,7 +176,12 @@ impl DbConfig {
                     "the database DSN built from PGHOST, PGPORT, PGUSER, PGSSLMODE and PGSSLROOTCERT ({shown}): {e}; fix those variables or set {dsn_var}, e.g. {dsn_var}={example}"
                 ))
             } else {
-                setting_error(&dsn_var, &shown, &format!("not a usable PostgreSQL DSN ({e})"), &example)
+                setting_error(
+                    &dsn_var,
+                    &shown,
+                    &format!("not a usable PostgreSQL DSN ({e})"),
+                    &example,
+                )
             }
         };
         let dsn = tls.apply(&dsn).map_err(|e| problem(e, &dsn))?;
@@ -299,7 +306,10 @@ mod tests {
         let err = DbConfig::from_vars(
             "main",
             "example",
-            vars(&[("PGSSLMODE", "verify-full"), ("PGSSLROOTCERT", "/nonexistent/ca.pem")]),
+            vars(&[
+                ("PGSSLMODE", "verify-full"),
+                ("PGSSLROOTCERT", "/nonexistent/ca.pem"),
+            ]),
         )
         .unwrap_err()
         .to_string();
@@ -346,7 +356,10 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("PGSSLMODE: sslmode=allow is not supported"), "{err}");
+        assert!(
+            err.contains("PGSSLMODE: sslmode=allow is not supported"),
+            "{err}"
+        );
         assert!(!err.contains("secret"), "{err}");
         let err = DbConfig::from_vars(
             "main",
@@ -359,7 +372,10 @@ mod tests {
         let err = DbConfig::from_vars("main", "s", vars(&[("PGSSLKEY", "/k.pem")]))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("PGSSLKEY is set, but client certificates are not supported"), "{err}");
+        assert!(
+            err.contains("PGSSLKEY is set, but client certificates are not supported"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -361,7 +361,11 @@ async fn pgsslmode_is_honoured_for_the_dsn_built_from_pg_variables() {
     let out = w.manage_with(&shadows, &[("PGSSLMODE", "disable")], "");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     // verify-full with no CA to check the server against: refused, saying what is missing.
-    let out = w.manage_with(&shadows, &[("PGSSLMODE", "verify-full"), ("PGSSLROOTCERT", "")], "");
+    let out = w.manage_with(
+        &shadows,
+        &[("PGSSLMODE", "verify-full"), ("PGSSLROOTCERT", "")],
+        "",
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         text(&out).contains("sslmode=verify-full needs sslrootcert"),
@@ -371,7 +375,10 @@ async fn pgsslmode_is_honoured_for_the_dsn_built_from_pg_variables() {
     // A CA file that is not there is read, not ignored.
     let out = w.manage_with(
         &shadows,
-        &[("PGSSLMODE", "verify-ca"), ("PGSSLROOTCERT", "/nonexistent/ca.pem")],
+        &[
+            ("PGSSLMODE", "verify-ca"),
+            ("PGSSLROOTCERT", "/nonexistent/ca.pem"),
+        ],
         "",
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
