@@ -9,6 +9,9 @@ use lapin::tcp::OwnedTLSConfig;
 
 use super::secret::Secret;
 
+/// The broker URL used when `AMQP_URL` is not set: the local RabbitMQ's guest account.
+pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
 /// `AMQP_URL`, parsed once when it is read: the text (a [`Secret`]: it may hold passwords)
 /// and the nodes it names, which the broker connection connects to as they are. It reads
 /// as a `&str` for code that wants the text; build one with `"amqp://...".parse()`.
@@ -65,7 +68,7 @@ impl std::str::FromStr for AmqpUrl {
                 "AMQP_URL",
                 &Secret::from(list).shown(),
                 &problem,
-                super::DEFAULT_AMQP_URL,
+                DEFAULT_AMQP_URL,
             )
         })
     }

@@ -305,3 +305,17 @@ fn bad_url_is_reported_without_password() {
     assert!(m.starts_with("configuration: AMQP_URL="), "{m}");
     assert!(!m.contains("hunter2"), "{m}");
 }
+
+#[test]
+fn every_example_in_the_table_is_a_good_value() {
+    for var in VARS {
+        let mut pairs = vec![(var.name.to_owned(), var.example.to_owned())];
+        if var.name.starts_with("AMQP_TLS_") {
+            // TLS files are refused beside a plaintext URL.
+            pairs.push(("AMQP_URL".to_owned(), "amqps://u:p@rabbit/%2f".to_owned()));
+        }
+        if let Err(e) = Config::from_vars(pairs) {
+            panic!("the example of {} is refused: {e}", var.name);
+        }
+    }
+}

@@ -4,11 +4,12 @@
 
 use std::path::PathBuf;
 
+use super::amqp_url::{AmqpUrl, DEFAULT_AMQP_URL};
 use super::choices::{
     AllowList, Anonymous, EventPublishers, LogFormat, Mode, PausePolicy, QueueType, RpcQueueDurable,
 };
+use super::fields::Config;
 use super::reader::{Var, bytes, choice, millis, whole};
-use super::{AmqpUrl, Config, DEFAULT_AMQP_URL};
 
 /// Every variable [`Config`] reads.
 pub(crate) const VARS: &[Var<Config>] = &[
