@@ -78,6 +78,9 @@ for name, d in deployments.items():
     check(c.get("livenessProbe", {}).get("httpGet", {}).get("path") == "/livez", f"{name}: liveness probe on /livez")
     refs = [e.get("secretRef", {}).get("name") for e in c.get("envFrom", [])]
     check(f"{name}-secrets" in refs, f"{name}: secrets by reference")
+    mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
+    vols = {v["name"]: v.get("secret", {}).get("secretName") for v in pod.get("volumes", [])}
+    check(vols.get(mounts.get("/etc/worker-kit/tls/rabbitmq")) == "worker-kit-rabbitmq-ca", f"{name}: the broker's CA mounted where AMQP_TLS_CA_FILE points")
     check(pod["terminationGracePeriodSeconds"] * 1000 > 30000, f"{name}: grace period above DRAIN_TIMEOUT_MS")
 pdbs = {p["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] for _, p in docs.get("PodDisruptionBudget", [])}
 check(pdbs == set(deployments), f"a PodDisruptionBudget per Deployment: {pdbs}")
@@ -85,6 +88,10 @@ check(pdbs == set(deployments), f"a PodDisruptionBudget per Deployment: {pdbs}")
 rmq = docs["RabbitmqCluster"][0][1]
 check(rmq["apiVersion"] == "rabbitmq.com/v1beta1", "RabbitmqCluster apiVersion")
 check(rmq["spec"]["replicas"] == 3, "RabbitmqCluster has 3 replicas")
+tls = rmq["spec"].get("tls", {})
+check(tls.get("secretName") and tls.get("caSecretName") == "worker-kit-rabbitmq-ca" and tls.get("disableNonTLSListeners") is True, f"RabbitmqCluster listens for TLS only: {tls}")
+config = docs["ConfigMap"][0][1]["data"]
+check(config.get("AMQP_TLS_CA_FILE") == "/etc/worker-kit/tls/rabbitmq/ca.crt", "worker-kit-config names the broker's CA file")
 
 so = docs["ScaledObject"][0][1]
 check(so["apiVersion"] == "keda.sh/v1alpha1", "ScaledObject apiVersion")
@@ -139,6 +146,15 @@ for svc in $(service_names); do
     grep -q "^  name: $svc$" "$base/$svc-deployment.yaml" 2>/dev/null || missing="$missing $svc"
 done
 if [ -z "$missing" ]; then pass "a Deployment for every service"; else failed "no Deployment for:$missing"; fi
+
+# deploy/README's connection strings are the safe ones: amqps:// and sslmode=verify-full with a CA.
+urls="$(grep -oE "(amqps?|postgres(ql)?)://[^' ]+" deploy/README.md)"
+if [ -n "$urls" ] && ! echo "$urls" | grep -qE '^amqp://' &&
+    ! echo "$urls" | grep -E '^postgres' | grep -qv 'sslmode=verify-full&sslrootcert=/etc/worker-kit/tls/postgres/ca.crt'; then
+    pass "deploy/README's URLs are amqps:// and its DSNs sslmode=verify-full with sslrootcert"
+else
+    failed "deploy/README has a plaintext amqp:// URL or a DSN without sslmode=verify-full and sslrootcert"
+fi
 
 # The broker's message cap is the development broker's (and the kit's default MAX_MESSAGE_BYTES).
 cap() { grep -oE 'max_message_size = [0-9]+' "$1" | grep -oE '[0-9]+$'; }

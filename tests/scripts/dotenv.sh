@@ -82,14 +82,13 @@ check "an unescaped \$ (dotenvy would substitute it) is refused, naming the key"
     bash -c "$(declare -f load); root='$root' dir='$dir'; load -- AMQP_URL 2>&1 | grep -q 'AMQP_URL: \\\$ substitution'"
 printf 'MODE="development\n' >"$dir/env"
 check "an unclosed quote is refused" bash -c "$(declare -f load); root='$root' dir='$dir'; ! load -- MODE >/dev/null 2>&1"
-# Every setting the kit reads is one the scripts pass on: the names of worker-kit's table of
-# settings (EXAMPLES in worker-kit/src/config.rs), the database settings' variables and the
-# outbox's.
+# Every setting the kit reads is one the scripts pass on: the names in worker-kit's tables of
+# settings (one row per variable, `name: "..."`: the kit's, the databases' and the outbox's)
+# and the libpq variables the database settings read (LIBPQ_VARS).
 missing=""
 for name in $(
-    sed -n '/^const EXAMPLES/,/^];/p' "$root/worker-kit/src/config.rs" | grep -oE '^\s*\("[A-Z][A-Z0-9_]+"' | grep -oE '[A-Z][A-Z0-9_]+'
-    grep -ohE '"(DB|PG)[A-Z0-9_]*"' "$root/worker-kit/src/db/config.rs" | tr -d '"'
-    grep -ohE '^ *"[A-Z][A-Z0-9_]+" =>' "$root/worker-kit/src/outbox/settings.rs" | grep -oE '[A-Z][A-Z0-9_]+'
+    grep -ohE '^ *name: "[A-Z][A-Z0-9_]+"' "$root/worker-kit/src/config/vars.rs" "$root/worker-kit/src/db/config.rs" "$root/worker-kit/src/outbox/settings.rs" | grep -oE '[A-Z][A-Z0-9_]+'
+    sed -n '/LIBPQ_VARS: &\[&str\] = &\[/,/^\];/p' "$root/worker-kit/src/db/config.rs" | grep -oE '"PG[A-Z0-9_]+"' | tr -d '"'
 ); do
     # shellcheck disable=SC2016 # expanded by the inner bash
     bash -c '. "$1/scripts/lib/common.sh"; dotenv_key_known "$2"' _ "$root" "$name" || missing+=" $name"

@@ -53,7 +53,7 @@ pub async fn example_service_lock() -> tokio::sync::MutexGuard<'static, ()> {
 /// retries that wait set their delays themselves).
 pub fn config() -> Config {
     let mut c = Config::default();
-    c.amqp_url = amqp_url();
+    c.amqp_url = amqp_url().parse().expect("AMQP_URL parses");
     c.mode = Mode::Development;
     c.retry_delay = Duration::ZERO;
     c.drain_timeout = Duration::from_secs(10);

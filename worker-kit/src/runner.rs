@@ -616,7 +616,7 @@ where
         let broker = tokio::select! {
             biased;
             () = shutdown.cancelled() => return Err(Error::Interrupted),
-            b = Broker::connect_with_tls(&config.amqp_url, &tls, service, config.connect_timeout) => b?,
+            b = Broker::connect_to(&config.amqp_url, &tls, service, config.connect_timeout) => b?,
         };
         let setup = Setup {
             service,
@@ -669,14 +669,13 @@ where
 /// What a production service runs with that it should not: the broker's `guest` account
 /// (every local client knows its password) or a database superuser (`postgres`, the
 /// default without `PGUSER`), each with how to fix it.
-pub(crate) fn unsafe_defaults(amqp_url: &str, superuser_databases: &[String]) -> Vec<String> {
+pub(crate) fn unsafe_defaults(
+    amqp_url: &crate::config::AmqpUrl,
+    superuser_databases: &[String],
+) -> Vec<String> {
     let mut found = Vec::new();
-    let guest = amqp_url.split(',').any(|u| {
-        u.trim()
-            .parse::<lapin::uri::AMQPUri>()
-            .is_ok_and(|p| p.authority.userinfo.username == "guest")
-    });
-    if guest {
+    // Every node of the list logs in as the same user (the list is refused otherwise).
+    if amqp_url.user() == "guest" {
         found.push(
             "UNSAFE: connected to RabbitMQ as `guest`, whose password everyone knows; give the service a user of its own with permissions on its own queues only (rabbitmq-configs/definitions.json) and put it in AMQP_URL".to_owned(),
         );
@@ -696,7 +695,10 @@ mod unsafe_default_tests {
 
     #[test]
     fn guest_and_superusers_are_named() {
-        let w = unsafe_defaults(crate::config::DEFAULT_AMQP_URL, &["main".to_owned()]);
+        let w = unsafe_defaults(
+            &crate::config::Config::default().amqp_url,
+            &["main".to_owned()],
+        );
         assert_eq!(w.len(), 2, "{w:?}");
         assert!(
             w[0].contains("`guest`") && w[0].contains("AMQP_URL"),
@@ -704,7 +706,12 @@ mod unsafe_default_tests {
         );
         assert!(w[1].contains("`main`") && w[1].contains("PGUSER"), "{w:?}");
         // lapin's default user, when the URL names none, is guest too.
-        assert_eq!(unsafe_defaults("amqp://127.0.0.1:5672/%2f", &[]).len(), 1);
-        assert!(unsafe_defaults("amqp://orders:pw@rabbit:5672/%2f", &[]).is_empty());
+        assert_eq!(
+            unsafe_defaults(&"amqp://127.0.0.1:5672/%2f".parse().unwrap(), &[]).len(),
+            1
+        );
+        assert!(
+            unsafe_defaults(&"amqp://orders:pw@rabbit:5672/%2f".parse().unwrap(), &[]).is_empty()
+        );
     }
 }

@@ -94,7 +94,7 @@ async fn count(
 
 fn config(url: &str, case: Case, prefetch: u16) -> Arc<worker_kit::Config> {
     let mut c = worker_kit::Config::default();
-    c.amqp_url = url.to_owned();
+    c.amqp_url = url.parse().expect("the cluster's URL list parses");
     c.queue_type = case.kind;
     c.prefetch = prefetch;
     Arc::new(c)

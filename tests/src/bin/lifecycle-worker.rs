@@ -28,7 +28,7 @@ fn main() -> std::process::ExitCode {
         let mut runner = setup.runner().register_worker(worker);
         if let Ok(dsn) = std::env::var("LIFECYCLE_DSN") {
             let mut config = DbConfig::from_env("main", "lifecycle")?;
-            config.dsn = dsn;
+            config.dsn = dsn.into();
             runner = runner.register_database(
                 Client::new("main", &config)
                     .map_err(|e| worker_kit::Error::Database(e.to_string()))?,

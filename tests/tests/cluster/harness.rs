@@ -21,7 +21,7 @@ pub(crate) const REPLICA_NAMES: [&str; 3] = ["replica-1", "replica-2", "replica-
 /// Settings for a process on the cluster: every node in `AMQP_URL`, quorum work queues.
 pub(crate) fn config(cluster: &Cluster, prefetch: u16) -> worker_kit::Config {
     let mut config = e2e::config();
-    config.amqp_url = cluster.amqp_url();
+    config.amqp_url = cluster.amqp_url().parse().unwrap();
     config.queue_type = QueueType::Quorum;
     config.prefetch = prefetch;
     config

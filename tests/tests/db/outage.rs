@@ -17,7 +17,7 @@ async fn unavailable_during_an_outage_and_recovers_after() {
             .dsn
             .replacen("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port()), 1);
     assert_ne!(through_proxy, config.dsn, "the DSN points at the proxy");
-    config.dsn = through_proxy;
+    config.dsn = through_proxy.into();
     config.acquire_timeout = Duration::from_secs(1);
     config.connect_timeout = Duration::from_secs(1);
     let client = Client::new("main", &config).unwrap();

@@ -18,7 +18,10 @@ async fn a_superuser_connection_is_recognized() {
         .await
         .unwrap();
     let mut config = db.config();
-    config.dsn = config.dsn.replacen("postgres@", &format!("{role}@"), 1);
+    config.dsn = config
+        .dsn
+        .replacen("postgres@", &format!("{role}@"), 1)
+        .into();
     let plain = worker_kit::db::Client::new("main", &config).unwrap();
     let seen = plain.is_superuser().await;
     plain.close().await;

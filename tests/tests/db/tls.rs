@@ -190,3 +190,112 @@ async fn measure_tls_cost() {
         println!("sslmode={mode}: connect {per_connect:?}, SELECT 1 round trip {per_query:?}");
     }
 }
+
+/// `DbConfig` read as a service reads it: no `DB_MAIN_DSN`, the libpq variables naming the
+/// local server (the test's own `PG*` settings kept), plus `extra`.
+fn from_libpq_vars(extra: &[(&str, &str)]) -> Result<DbConfig, String> {
+    let mut vars: Vec<(String, String)> = ["PGHOST", "PGPORT", "PGUSER", "PGPASSWORD"]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
+        .collect();
+    vars.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+    vars.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    DbConfig::from_vars("main", "postgres", vars).map_err(|e| e.to_string())
+}
+
+async fn session_encrypted(config: &DbConfig) -> Result<bool, String> {
+    let client = Client::new("main", config).map_err(|e| e.to_string())?;
+    let conn = client.connection().await.map_err(|e| e.to_string())?;
+    let row = conn
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(row.get(0))
+}
+
+#[tokio::test]
+async fn pgsslmode_and_pgsslrootcert_are_honoured_as_libpq_does() {
+    let (ssl_on, cert) = server_tls().await;
+    assert!(ssl_on, "this test needs the local server's ssl = on");
+    // disable: plaintext, though the server offers TLS (prefer, the default, would take it).
+    let plain = from_libpq_vars(&[("PGSSLMODE", "disable")]).unwrap();
+    assert!(!session_encrypted(&plain).await.unwrap());
+    assert!(
+        session_encrypted(&from_libpq_vars(&[]).unwrap())
+            .await
+            .unwrap()
+    );
+    // verify-full with no CA to verify against is refused when the settings are read.
+    let err = from_libpq_vars(&[("PGSSLMODE", "verify-full")]).unwrap_err();
+    assert!(
+        err.contains("sslmode=verify-full needs sslrootcert") && err.contains("PGSSLROOTCERT"),
+        "{err}"
+    );
+    // verify-full with the server's CA and the name on its certificate.
+    if readable(&cert) {
+        let verified = from_libpq_vars(&[
+            ("PGHOST", "localhost"),
+            ("PGSSLMODE", "verify-full"),
+            ("PGSSLROOTCERT", &cert.display().to_string()),
+        ])
+        .unwrap();
+        assert!(session_encrypted(&verified).await.unwrap());
+    }
+    // The DSN's own sslmode wins over PGSSLMODE.
+    let own = DbConfig::from_vars(
+        "main",
+        "postgres",
+        [
+            ("DB_MAIN_DSN".to_owned(), dsn(None, "sslmode=disable")),
+            ("PGSSLMODE".to_owned(), "verify-full".to_owned()),
+        ],
+    )
+    .unwrap();
+    assert!(!session_encrypted(&own).await.unwrap());
+    // What cannot be honoured is refused by name, not ignored.
+    let err = from_libpq_vars(&[("PGSSLMODE", "allow")]).unwrap_err();
+    assert!(
+        err.contains("PGSSLMODE: sslmode=allow is not supported"),
+        "{err}"
+    );
+    let err = from_libpq_vars(&[("PGSSLCERT", "/etc/client.pem")]).unwrap_err();
+    assert!(
+        err.contains("PGSSLCERT is set, but client certificates are not supported"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn pgsslmode_verify_full_against_a_server_without_tls_fails_clearly() {
+    let (addr, proxy) = pg_without_tls("127.0.0.1:5432".parse().unwrap()).await;
+    let ca = TestCa::new("pg-env-ca");
+    let port = addr.port().to_string();
+    let ca_file = ca.ca_file().display().to_string();
+    let config = from_libpq_vars(&[
+        ("PGHOST", "127.0.0.1"),
+        ("PGPORT", &port),
+        ("PGSSLMODE", "verify-full"),
+        ("PGSSLROOTCERT", &ca_file),
+    ])
+    .unwrap();
+    let err = session_encrypted(&config).await.unwrap_err();
+    assert!(
+        err.contains("server does not support TLS") && err.contains("sslmode asks for TLS"),
+        "{err}"
+    );
+    let plain = from_libpq_vars(&[
+        ("PGHOST", "127.0.0.1"),
+        ("PGPORT", &port),
+        ("PGSSLMODE", "disable"),
+    ])
+    .unwrap();
+    assert!(!session_encrypted(&plain).await.unwrap());
+    proxy.abort();
+}

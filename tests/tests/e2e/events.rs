@@ -685,7 +685,7 @@ async fn stop_during_a_broker_outage_with_an_event_pending_ends_promptly() {
     let proxy = e2e::proxy::Proxy::start("127.0.0.1:5672".parse().unwrap()).await;
     let url = e2e::amqp_url().replacen("127.0.0.1:5672", &format!("127.0.0.1:{}", proxy.port()), 1);
     let mut settings = e2e::config();
-    settings.amqp_url.clone_from(&url);
+    settings.amqp_url = url.parse().unwrap();
     settings.drain_timeout = Duration::from_secs(1);
     settings.connect_timeout = Duration::from_secs(2);
     let broker = worker_kit::amqp::Broker::connect(&url, "relay-outage", Duration::from_secs(2))

@@ -35,7 +35,7 @@ async fn connect(url: &str, name: &str) -> Broker {
 /// A Runner logged in with `url`, with `tune` applied to the tests' settings.
 async fn runner_as(url: &str, tune: impl FnOnce(&mut Config)) -> Runner {
     let mut config = e2e::config();
-    config.amqp_url = url.to_owned();
+    config.amqp_url = url.parse().unwrap();
     tune(&mut config);
     Runner::new("identity", Arc::new(config), connect(url, "identity").await)
 }

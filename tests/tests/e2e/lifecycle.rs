@@ -404,7 +404,7 @@ async fn a_multi_route_rpc_worker_opens_no_connection_per_route() {
             worker = worker.route(route, answer);
         }
         let mut config = e2e::config();
-        config.amqp_url.clone_from(&url);
+        config.amqp_url = url.parse().expect("the proxy URL parses");
         config.rpc_queue_durable = worker_kit::config::RpcQueueDurable::Auto;
         e2e::start(
             worker_kit::Runner::new("probe-count", std::sync::Arc::new(config), broker)

@@ -39,7 +39,7 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 
 fn config_for(url: &str, ca: &TestCa) -> worker_kit::Config {
     let mut c = e2e::config();
-    c.amqp_url = url.to_owned();
+    c.amqp_url = url.parse().unwrap();
     c.amqp_tls_ca_file = Some(ca.ca_file());
     c
 }

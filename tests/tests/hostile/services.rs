@@ -28,7 +28,7 @@ pub(crate) struct Services {
 /// the generator sends is settled within the run.
 pub(crate) fn settings() -> Config {
     let mut c = Config::default();
-    c.amqp_url = e2e::amqp_url();
+    c.amqp_url = e2e::amqp_url().parse().expect("AMQP_URL parses");
     c.mode = Mode::Development;
     c.retry_delay = Duration::from_millis(100);
     c.retry_max_delay = Duration::from_millis(400);

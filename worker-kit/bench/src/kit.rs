@@ -21,7 +21,7 @@ async fn echo(Payload(v): Payload<Box<RawValue>>) -> Result<Box<RawValue>, Error
 
 pub(crate) fn config(url: &str) -> Config {
     let mut c = Config::default();
-    c.amqp_url = url.to_owned();
+    c.amqp_url = url.parse().expect("--amqp-url parses");
     c.drain_timeout = Duration::from_secs(10);
     c.connect_timeout = Duration::from_secs(10);
     c

@@ -9,7 +9,9 @@ use clap::{Args, Parser, Subcommand};
 /// The desired schema of a service is models/SERVICE/**/*.sql (query files named
 /// queries.sql or *.queries.sql are skipped). Its database is --database-url, else
 /// DB_MAIN_DSN, else the database named after the service on the server that PGHOST,
-/// PGPORT, PGUSER and PGPASSWORD name. A .env file in the current directory is read first
+/// PGPORT, PGUSER and PGPASSWORD name. PGSSLMODE and PGSSLROOTCERT give the sslmode and
+/// sslrootcert of every DSN that names none (as in libpq; sslmode=allow and client
+/// certificates are not supported). A .env file in the current directory is read first
 /// (variables already set win).
 ///
 /// Model and dump SQL never runs as the target's role: manage loads it into its shadow

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, anyhow, bail};
 use tokio_postgres::{Client, Config};
-use worker_kit_pg_tls::{MakeRustlsConnect, Target};
+use worker_kit_pg_tls::{EnvTls, MakeRustlsConnect, Target};
 
 /// A PostgreSQL server (a DSN without its database).
 #[derive(Clone)]
@@ -70,12 +70,19 @@ pub(crate) fn service_dsn(explicit: Option<&str>, service: &str) -> String {
 }
 
 impl Server {
-    /// The server of `dsn`, and the database it names.
+    /// The server of `dsn`, and the database it names. As in libpq, `PGSSLMODE` and
+    /// `PGSSLROOTCERT` give the `sslmode` and `sslrootcert` of a DSN that names none.
     ///
     /// # Errors
     ///
-    /// When `dsn` does not parse or names no database.
+    /// When `dsn` does not parse or names no database, or the TLS settings cannot be
+    /// honoured (`sslmode=allow`, `verify-*` without a CA, `PGSSLCERT`/`PGSSLKEY`).
     pub fn from_dsn(dsn: &str) -> anyhow::Result<(Self, String)> {
+        // libpq's rule: PGSSLMODE and PGSSLROOTCERT fill in what the DSN leaves out.
+        let env = EnvTls::read(|k| std::env::var(k).ok()).map_err(|e| anyhow!("{e}"))?;
+        let dsn = &env
+            .apply(dsn)
+            .map_err(|e| anyhow!("{}: {e}", redact(dsn)))?;
         let shown = redact(dsn);
         let Target { config, tls, .. } =
             Target::from_dsn(dsn).map_err(|e| anyhow!("{shown}: {e}"))?;

@@ -12,8 +12,13 @@ pub(crate) struct Split {
     pub(crate) sslrootcert: Option<String>,
 }
 
+/// Whether `dsn` is in URL form (else `key=value`).
+pub(crate) fn is_url(dsn: &str) -> bool {
+    dsn.starts_with("postgres://") || dsn.starts_with("postgresql://")
+}
+
 pub(crate) fn split_tls_options(dsn: &str) -> Result<Split, Error> {
-    if dsn.starts_with("postgres://") || dsn.starts_with("postgresql://") {
+    if is_url(dsn) {
         Ok(split_url(dsn))
     } else {
         split_key_values(dsn)

@@ -15,12 +15,19 @@
 //!
 //! As in libpq, `prefer` and `require` without a CA protect against eavesdropping only,
 //! not against a peer that impersonates the server.
+//!
+//! libpq's `PGSSLMODE` and `PGSSLROOTCERT` fill in what a DSN does not say
+//! ([`with_env_defaults`]). Not supported, and refused with a message saying so rather than
+//! ignored: `sslmode=allow` (plaintext first, TLS only if the server insists: tokio-postgres
+//! cannot fall forward), and client certificates (`PGSSLCERT`, `PGSSLKEY`).
 
 mod dsn;
+mod env;
 mod verify;
 
 use std::path::PathBuf;
 
+pub use env::{EnvTls, with_env_defaults};
 pub use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// libpq's `sslmode` values this crate honours (`allow` is not one of them).
@@ -46,6 +53,11 @@ impl SslMode {
             "require" => Self::Require,
             "verify-ca" => Self::VerifyCa,
             "verify-full" => Self::VerifyFull,
+            "allow" => {
+                return Err(Error(
+                    "sslmode=allow is not supported (it tries plaintext first and TLS only if the server insists, which the connection cannot do): use prefer (TLS when the server offers it), require or verify-full; or disable on a trusted network".into(),
+                ));
+            }
             other => {
                 return Err(Error(format!(
                     "sslmode={other} is not supported: expected disable, prefer, require, verify-ca or verify-full"

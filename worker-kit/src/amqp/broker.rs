@@ -34,6 +34,7 @@ use super::backoff::backoff;
 use super::endpoints::{Endpoint, Endpoints};
 use super::tls::AmqpTls;
 use crate::Error;
+use crate::config::AmqpUrl;
 use crate::observe::Metrics;
 use crate::observe::link::Link;
 
@@ -56,9 +57,8 @@ struct Inner {
     time_limit: Duration,
     current: watch::Sender<Option<Arc<Connection>>>,
     closed: CancellationToken,
-    /// `AMQP_URL` as given (it may hold passwords: never shown), to open the consuming
-    /// connection.
-    url: String,
+    /// `AMQP_URL` as parsed when it was read, to open the consuming connection.
+    url: AmqpUrl,
     /// The TLS files `url`'s `amqps://` nodes connect with, for the consuming connection.
     tls: AmqpTls,
     /// The consume-only connection, opened by the first [`Broker::consuming`].
@@ -109,12 +109,27 @@ impl Broker {
         name: &str,
         give_up_after: Duration,
     ) -> Result<Self, Error> {
+        Self::connect_to(&url.parse()?, tls, name, give_up_after).await
+    }
+
+    /// As [`Broker::connect_with_tls`], to an `AMQP_URL` already parsed
+    /// ([`Config::amqp_url`](crate::Config::amqp_url)).
+    ///
+    /// # Errors
+    ///
+    /// As [`Broker::connect_with_tls`].
+    pub async fn connect_to(
+        url: &AmqpUrl,
+        tls: &AmqpTls,
+        name: &str,
+        give_up_after: Duration,
+    ) -> Result<Self, Error> {
         Self::connect_as(url, tls, name, give_up_after, Metrics::new(), Link::Main).await
     }
 
     /// As [`Broker::connect_with_tls`], reporting into `metrics` as connection `role`.
     async fn connect_as(
-        url: &str,
+        url: &AmqpUrl,
         tls: &AmqpTls,
         name: &str,
         give_up_after: Duration,
@@ -176,7 +191,7 @@ impl Broker {
                 time_limit: give_up_after,
                 current,
                 closed: CancellationToken::new(),
-                url: url.to_owned(),
+                url: url.clone(),
                 tls: tls.clone(),
                 consuming: tokio::sync::OnceCell::new(),
                 metrics,

@@ -12,9 +12,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use rand::seq::SliceRandom;
 
 use super::tls::AmqpTls;
+use crate::config::AmqpUrl;
+pub(crate) use crate::config::amqp_url::Endpoint;
 #[cfg(test)]
 use crate::config::amqp_url::ListError;
-pub(crate) use crate::config::amqp_url::{Endpoint, parse};
+#[cfg(test)]
+use crate::config::amqp_url::parse;
 
 /// The nodes in this process's order, and which one the next attempt takes.
 #[derive(Debug)]
@@ -32,19 +35,14 @@ impl Endpoints {
         Ok(Self::in_order(order))
     }
 
-    /// `list` parsed and shuffled, its `amqps://` nodes connecting with `tls`'s files
-    /// (read here, once).
+    /// `list`'s nodes shuffled, its `amqps://` nodes connecting with `tls`'s files (read
+    /// here, once).
     ///
     /// # Errors
     ///
-    /// [`crate::Error::Config`] for a malformed list (`AMQP_URL: ...`) or a TLS file that
-    /// cannot be used.
-    pub(crate) fn with_tls(list: &str, tls: &AmqpTls) -> Result<Self, crate::Error> {
-        let mut order = parse(list).map_err(|e| {
-            crate::Error::Config(format!(
-                "AMQP_URL: {e}; it takes one URL or a comma-separated list of them"
-            ))
-        })?;
+    /// [`crate::Error::Config`] for a TLS file that cannot be used.
+    pub(crate) fn with_tls(list: &AmqpUrl, tls: &AmqpTls) -> Result<Self, crate::Error> {
+        let mut order = list.nodes().to_vec();
         if order.iter().any(|e| e.tls) {
             let config = Arc::new(tls.load()?);
             for e in &mut order {
@@ -101,10 +99,20 @@ mod tests {
         let e = parse("amqps://u:pw9@127.0.0.1:5671/%2f,amqp://u:pw9@127.0.0.1:5672/%2f").unwrap();
         assert!(e[0].tls && !e[1].tls);
         let missing = AmqpTls::new(Some("/nonexistent/ca.pem".into()), None, None);
-        let err = Endpoints::with_tls("amqps://u:pw9@127.0.0.1:5671/%2f", &missing).unwrap_err();
+        let err = Endpoints::with_tls(
+            &"amqps://u:pw9@127.0.0.1:5671/%2f".parse().unwrap(),
+            &missing,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("AMQP_TLS_CA_FILE"), "{err}");
         // A plaintext list never reads the TLS files.
-        assert!(Endpoints::with_tls("amqp://u:pw9@127.0.0.1:5672/%2f", &missing).is_ok());
+        assert!(
+            Endpoints::with_tls(
+                &"amqp://u:pw9@127.0.0.1:5672/%2f".parse().unwrap(),
+                &missing
+            )
+            .is_ok()
+        );
     }
 
     #[test]

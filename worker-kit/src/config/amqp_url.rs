@@ -7,6 +7,111 @@ use std::sync::Arc;
 
 use lapin::tcp::OwnedTLSConfig;
 
+use super::secret::Secret;
+
+/// The broker URL used when `AMQP_URL` is not set: the local RabbitMQ's guest account.
+pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// `AMQP_URL`, parsed once when it is read: the text (a [`Secret`]: it may hold passwords)
+/// and the nodes it names, which the broker connection connects to as they are. It reads
+/// as a `&str` for code that wants the text; build one with `"amqp://...".parse()`.
+#[derive(Clone)]
+pub struct AmqpUrl {
+    text: Secret,
+    nodes: Vec<Endpoint>,
+}
+
+impl AmqpUrl {
+    /// `list` checked, or what is wrong with it (passwords hidden), for the settings table.
+    pub(crate) fn parse_list(list: &str) -> Result<Self, String> {
+        match parse(list) {
+            Ok(nodes) => Ok(Self {
+                text: list.into(),
+                nodes,
+            }),
+            // One URL: the message the single-node user always got.
+            Err(ListError::Malformed { problem, .. }) if !list.contains(',') => {
+                Err(format!("not an AMQP URL ({problem})"))
+            }
+            Err(e) => Err(format!(
+                "{e}; a list is comma-separated AMQP URLs, one per cluster node"
+            )),
+        }
+    }
+
+    /// The nodes, in the order the URL lists them.
+    pub(crate) fn nodes(&self) -> &[Endpoint] {
+        &self.nodes
+    }
+
+    /// The broker user every node logs in as.
+    pub fn user(&self) -> &str {
+        &self.nodes[0].user
+    }
+
+    /// The URL(s) with passwords hidden.
+    pub fn shown(&self) -> String {
+        self.text.shown()
+    }
+}
+
+impl std::str::FromStr for AmqpUrl {
+    type Err = crate::Error;
+
+    /// # Errors
+    ///
+    /// [`Error::Config`](crate::Error::Config) naming `AMQP_URL`, the value with its
+    /// passwords hidden, what is wrong and a good value.
+    fn from_str(list: &str) -> Result<Self, crate::Error> {
+        Self::parse_list(list).map_err(|problem| {
+            super::reader::setting_error(
+                "AMQP_URL",
+                &Secret::from(list).shown(),
+                &problem,
+                DEFAULT_AMQP_URL,
+            )
+        })
+    }
+}
+
+impl std::ops::Deref for AmqpUrl {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl std::fmt::Debug for AmqpUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.text, f)
+    }
+}
+
+impl std::fmt::Display for AmqpUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.text, f)
+    }
+}
+
+impl PartialEq for AmqpUrl {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl PartialEq<&str> for AmqpUrl {
+    fn eq(&self, other: &&str) -> bool {
+        self.text == *other
+    }
+}
+
+impl PartialEq<str> for AmqpUrl {
+    fn eq(&self, other: &str) -> bool {
+        self.text == *other
+    }
+}
+
 /// One broker node: its URL, the same URL with the password hidden (for messages), the
 /// user the URL logs in as, and the TLS settings an `amqps://` URL connects with.
 #[derive(Clone)]

@@ -9,21 +9,25 @@
 //! | `DB_STATEMENT_TIMEOUT_MS` | `30000` | server-side `statement_timeout` (`0` = none) |
 //! | `DB_STARTUP_TIMEOUT_MS` | `30000` | how long the first connect is retried at start |
 //!
+//! | `PGSSLMODE`, `PGSSLROOTCERT` | unset | `sslmode` and `sslrootcert` of every DSN that names none (libpq's rule: the DSN wins) |
+//!
 //! A DSN may carry libpq's `sslmode` (`disable`, `prefer` (default), `require`, `verify-ca`,
 //! `verify-full`) and `sslrootcert`; [`worker_kit_pg_tls`] reads them and builds the rustls
-//! connector every connection of the client uses.
+//! connector every connection of the client uses. `sslmode=allow` and client certificates
+//! (`PGSSLCERT`, `PGSSLKEY`) are refused with a message saying so.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::Error;
+use crate::config::Secret;
+use crate::config::reader::{Var, Vars, millis, setting_error, whole};
 
 /// Settings of one database client.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct DbConfig {
-    /// The DSN (`postgres://user:password@host:port/db`); a secret.
-    pub dsn: String,
+    /// The DSN (`postgres://user:password@host:port/db`); shown with its password hidden.
+    pub dsn: Secret,
     /// Connections in the pool.
     pub pool_size: usize,
     /// One connection attempt.
@@ -36,24 +40,79 @@ pub struct DbConfig {
     pub startup_timeout: Duration,
 }
 
-impl std::fmt::Debug for DbConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DbConfig")
-            .field("dsn", &crate::redact::url(&self.dsn))
-            .field("pool_size", &self.pool_size)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("acquire_timeout", &self.acquire_timeout)
-            .field("statement_timeout", &self.statement_timeout)
-            .field("startup_timeout", &self.startup_timeout)
-            .finish()
-    }
-}
+/// The variables every database kind shares (its DSN variable is named after the kind).
+const VARS: &[Var<DbConfig>] = &[
+    Var {
+        name: "DB_POOL_SIZE",
+        example: "16",
+        secret: false,
+        parse: |v, c| {
+            let n = whole(v, 0, u64::MAX, "")?;
+            if n == 0 {
+                return Err("expected a positive whole number".into());
+            }
+            c.pool_size = usize::try_from(n).unwrap_or(usize::MAX);
+            Ok(())
+        },
+    },
+    Var {
+        name: "DB_CONNECT_TIMEOUT_MS",
+        example: "5000",
+        secret: false,
+        parse: |v, c| {
+            c.connect_timeout = millis(v, false)?;
+            Ok(())
+        },
+    },
+    Var {
+        name: "DB_ACQUIRE_TIMEOUT_MS",
+        example: "5000",
+        secret: false,
+        parse: |v, c| {
+            c.acquire_timeout = millis(v, false)?;
+            Ok(())
+        },
+    },
+    Var {
+        name: "DB_STATEMENT_TIMEOUT_MS",
+        example: "30000",
+        secret: false,
+        parse: |v, c| {
+            c.statement_timeout = millis(v, true)?;
+            Ok(())
+        },
+    },
+    Var {
+        name: "DB_STARTUP_TIMEOUT_MS",
+        example: "30000",
+        secret: false,
+        parse: |v, c| {
+            c.startup_timeout = millis(v, false)?;
+            Ok(())
+        },
+    },
+];
+
+/// libpq's variables: the server of a DSN built by convention (`PGHOST`, `PGPORT`,
+/// `PGUSER`, `PGPASSWORD`) and the TLS settings of any DSN that does not name its own
+/// (`PGSSLMODE`, `PGSSLROOTCERT`; `PGSSLCERT` and `PGSSLKEY` are refused, see
+/// [`worker_kit_pg_tls::with_env_defaults`]).
+pub(crate) const LIBPQ_VARS: &[&str] = &[
+    "PGHOST",
+    "PGPORT",
+    "PGUSER",
+    "PGPASSWORD",
+    "PGSSLMODE",
+    "PGSSLROOTCERT",
+    "PGSSLCERT",
+    "PGSSLKEY",
+];
 
 impl DbConfig {
     /// Settings for `dsn` with the defaults.
     pub fn new(dsn: impl Into<String>) -> Self {
         Self {
-            dsn: dsn.into(),
+            dsn: Secret::from(dsn.into()),
             pool_size: 16,
             connect_timeout: Duration::from_secs(5),
             acquire_timeout: Duration::from_secs(5),
@@ -83,63 +142,60 @@ impl DbConfig {
         service: &str,
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, Error> {
-        let vars: HashMap<String, String> = vars.into_iter().collect();
         let dsn_var = format!("DB_{}_DSN", kind.to_ascii_uppercase());
-        let dsn = match vars.get(&dsn_var) {
-            Some(dsn) => {
-                worker_kit_pg_tls::Target::from_dsn(dsn).map_err(|e| {
-                    Error::Config(format!(
-                        "{dsn_var}={:?}: not a PostgreSQL DSN ({e}), e.g. {dsn_var}=postgres://app@127.0.0.1:5432/{service}",
-                        crate::redact::url(dsn)
-                    ))
-                })?;
-                dsn.clone()
-            }
-            None if kind == "main" => default_dsn(&vars, service),
+        // Only this kind's DSN, the shared rows and libpq's variables are kept.
+        let vars = Vars::all(vars.into_iter().filter(|(k, _)| {
+            *k == dsn_var || VARS.iter().any(|v| v.name == k) || LIBPQ_VARS.contains(&k.as_str())
+        }));
+        let example = if kind == "main" {
+            format!(
+                "postgres://app@127.0.0.1:5432/{service}?sslmode=verify-full&sslrootcert=/etc/postgresql/ca.pem"
+            )
+        } else {
+            format!(
+                "postgres://app@127.0.0.1:5432/{service}_{kind}?sslmode=verify-full&sslrootcert=/etc/postgresql/ca.pem"
+            )
+        };
+        let (dsn, from) = match vars.get(&dsn_var) {
+            Some(dsn) => (dsn.to_owned(), dsn_var.as_str()),
+            None if kind == "main" => (default_dsn(&vars, service), "PGHOST"),
             None => {
                 return Err(Error::Config(format!(
-                    "{dsn_var} is not set: database kind `{kind}` needs it, e.g. {dsn_var}=postgres://app@127.0.0.1:5432/{service}_{kind}"
+                    "{dsn_var} is not set: database kind `{kind}` needs it, e.g. {dsn_var}={example}"
                 )));
             }
         };
-        let mut c = Self::new(dsn);
-        if let Some(n) = number(&vars, "DB_POOL_SIZE", "16")? {
-            if n == 0 {
-                return Err(Error::Config(
-                    "DB_POOL_SIZE=\"0\": expected a positive whole number, e.g. DB_POOL_SIZE=16"
-                        .into(),
-                ));
-            }
-            c.pool_size = usize::try_from(n).unwrap_or(usize::MAX);
-        }
-        let ms = |name: &str, example: &str, zero_ok: bool| -> Result<Option<Duration>, Error> {
-            match number(&vars, name, example)? {
-                Some(0) if !zero_ok => Err(Error::Config(format!(
-                    "{name}=\"0\": expected a positive number of milliseconds, e.g. {name}={example}"
-                ))),
-                other => Ok(other.map(Duration::from_millis)),
+        let env = |name: &str| vars.get(name).map(str::to_owned);
+        let tls = worker_kit_pg_tls::EnvTls::read(env).map_err(|e| Error::Config(e.to_string()))?;
+        // libpq's rule: the DSN's own sslmode and sslrootcert win, PGSSLMODE and
+        // PGSSLROOTCERT fill in what it leaves out.
+        let problem = |e: worker_kit_pg_tls::Error, dsn: &str| {
+            let shown = Secret::from(dsn).shown();
+            if from == "PGHOST" {
+                Error::Config(format!(
+                    "the database DSN built from PGHOST, PGPORT, PGUSER, PGSSLMODE and PGSSLROOTCERT ({shown}): {e}; fix those variables or set {dsn_var}, e.g. {dsn_var}={example}"
+                ))
+            } else {
+                setting_error(
+                    &dsn_var,
+                    &shown,
+                    &format!("not a usable PostgreSQL DSN ({e})"),
+                    &example,
+                )
             }
         };
-        if let Some(d) = ms("DB_CONNECT_TIMEOUT_MS", "5000", false)? {
-            c.connect_timeout = d;
-        }
-        if let Some(d) = ms("DB_ACQUIRE_TIMEOUT_MS", "5000", false)? {
-            c.acquire_timeout = d;
-        }
-        if let Some(d) = ms("DB_STATEMENT_TIMEOUT_MS", "30000", true)? {
-            c.statement_timeout = d;
-        }
-        if let Some(d) = ms("DB_STARTUP_TIMEOUT_MS", "30000", false)? {
-            c.startup_timeout = d;
-        }
+        let dsn = tls.apply(&dsn).map_err(|e| problem(e, &dsn))?;
+        worker_kit_pg_tls::Target::from_dsn(&dsn).map_err(|e| problem(e, &dsn))?;
+        let mut c = Self::new(dsn);
+        vars.apply(VARS, &mut c)?;
         Ok(c)
     }
 }
 
 /// The database-per-service convention: the service's own database on the server the
 /// libpq variables name.
-fn default_dsn(vars: &HashMap<String, String>, service: &str) -> String {
-    let get = |k: &str, d: &str| vars.get(k).cloned().unwrap_or_else(|| d.to_owned());
+fn default_dsn(vars: &Vars, service: &str) -> String {
+    let get = |k: &str, d: &str| vars.get(k).unwrap_or(d).to_owned();
     let host = get("PGHOST", "127.0.0.1");
     let port = get("PGPORT", "5432");
     let user = get("PGUSER", "postgres");
@@ -153,17 +209,6 @@ fn default_dsn(vars: &HashMap<String, String>, service: &str) -> String {
     }
     url.set_path(service);
     url.to_string()
-}
-
-fn number(vars: &HashMap<String, String>, name: &str, example: &str) -> Result<Option<u64>, Error> {
-    match vars.get(name) {
-        None => Ok(None),
-        Some(v) => v.trim().parse().map(Some).map_err(|_| {
-            Error::Config(format!(
-                "{name}={v:?}: expected a whole number, e.g. {name}={example}"
-            ))
-        }),
-    }
 }
 
 #[cfg(test)]
@@ -243,6 +288,94 @@ mod tests {
         .to_string();
         assert!(err.starts_with("configuration: DB_MAIN_DSN="), "{err}");
         assert!(!err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn pgsslmode_and_pgsslrootcert_fill_in_what_the_dsn_leaves_out() {
+        let c = DbConfig::from_vars(
+            "main",
+            "example",
+            vars(&[("PGHOST", "db.internal"), ("PGSSLMODE", "require")]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.dsn,
+            "postgres://postgres@db.internal:5432/example?sslmode=require"
+        );
+        // PGSSLROOTCERT is read when the settings are (here: a file that is not there).
+        let err = DbConfig::from_vars(
+            "main",
+            "example",
+            vars(&[
+                ("PGSSLMODE", "verify-full"),
+                ("PGSSLROOTCERT", "/nonexistent/ca.pem"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("sslmode=verify-full&sslrootcert=%2Fnonexistent%2Fca.pem")
+                && err.contains("sslrootcert=/nonexistent/ca.pem: cannot read it"),
+            "{err}"
+        );
+        // An explicit DSN takes them too, unless it names its own (libpq's rule).
+        let c = DbConfig::from_vars(
+            "dwh",
+            "example",
+            vars(&[("DB_DWH_DSN", "postgres://x@h/w"), ("PGSSLMODE", "disable")]),
+        )
+        .unwrap();
+        assert_eq!(c.dsn, "postgres://x@h/w?sslmode=disable");
+        let c = DbConfig::from_vars(
+            "dwh",
+            "example",
+            vars(&[
+                ("DB_DWH_DSN", "postgres://x@h/w?sslmode=require"),
+                ("PGSSLMODE", "disable"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.dsn, "postgres://x@h/w?sslmode=require");
+    }
+
+    #[test]
+    fn tls_settings_that_cannot_be_honoured_are_refused() {
+        let err = DbConfig::from_vars("main", "s", vars(&[("PGSSLMODE", "verify-full")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("sslmode=verify-full needs sslrootcert")
+                && err.contains("PGSSLROOTCERT")
+                && err.contains("e.g. DB_MAIN_DSN="),
+            "{err}"
+        );
+        let err = DbConfig::from_vars(
+            "main",
+            "s",
+            vars(&[("PGSSLMODE", "allow"), ("PGPASSWORD", "secret")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("PGSSLMODE: sslmode=allow is not supported"),
+            "{err}"
+        );
+        assert!(!err.contains("secret"), "{err}");
+        let err = DbConfig::from_vars(
+            "main",
+            "s",
+            vars(&[("PGSSLMODE", "verify-full"), ("PGPASSWORD", "secret")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(!err.contains("secret"), "{err}");
+        let err = DbConfig::from_vars("main", "s", vars(&[("PGSSLKEY", "/k.pem")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("PGSSLKEY is set, but client certificates are not supported"),
+            "{err}"
+        );
     }
 
     #[test]

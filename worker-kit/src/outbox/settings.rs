@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::Error;
-use crate::config::setting_error;
+use crate::config::reader::{Var, Vars, whole};
 
 /// Settings of the outbox [`Relay`](super::Relay), the [`ProcessedEventsPruner`](super::ProcessedEventsPruner)
 /// and the event exchange. Read them with [`OutboxSettings::from_env`]; apply them with
@@ -49,6 +49,70 @@ impl Default for OutboxSettings {
     }
 }
 
+/// The outbox's variables, one row each (the defaults are [`OutboxSettings::default`]'s).
+const VARS: &[Var<OutboxSettings>] = &[
+    Var {
+        name: "EVENTS_EXCHANGE",
+        example: "events",
+        secret: false,
+        parse: |v, s| {
+            s.exchange = exchange_name(v)?;
+            Ok(())
+        },
+    },
+    Var {
+        name: "OUTBOX_BATCH_SIZE",
+        example: "200",
+        secret: false,
+        parse: |v, s| {
+            s.batch_size =
+                u16::try_from(whole(v, 1, 10_000, " from 1 to 10000")?).expect("checked range");
+            Ok(())
+        },
+    },
+    Var {
+        name: "OUTBOX_POLL_INTERVAL_MS",
+        example: "1000",
+        secret: false,
+        parse: |v, s| {
+            s.poll_interval =
+                Duration::from_millis(whole(v, 10, 3_600_000, " from 10 to 3600000")?);
+            Ok(())
+        },
+    },
+    Var {
+        name: "OUTBOX_CONFIRM_TIMEOUT_MS",
+        example: "30000",
+        secret: false,
+        parse: |v, s| {
+            s.confirm_timeout =
+                Duration::from_millis(whole(v, 100, 3_600_000, " from 100 to 3600000")?);
+            Ok(())
+        },
+    },
+    Var {
+        name: "OUTBOX_RETENTION_SECS",
+        example: "604800",
+        secret: false,
+        parse: |v, s| {
+            s.retention = Duration::from_secs(whole(v, 1, TEN_YEARS_SECS, " from 1 to 315360000")?);
+            Ok(())
+        },
+    },
+    Var {
+        name: "PROCESSED_EVENTS_RETENTION_SECS",
+        example: "604800",
+        secret: false,
+        parse: |v, s| {
+            s.processed_retention =
+                Duration::from_secs(whole(v, 1, TEN_YEARS_SECS, " from 1 to 315360000")?);
+            Ok(())
+        },
+    },
+];
+
+const TEN_YEARS_SECS: u64 = 10 * 365 * 86_400;
+
 impl OutboxSettings {
     /// Reads the settings from the process environment (after `.env`, which
     /// [`Config::from_env`](crate::Config::from_env) loads).
@@ -68,52 +132,13 @@ impl OutboxSettings {
     /// As [`OutboxSettings::from_env`].
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, Error> {
         let mut s = Self::default();
-        for (name, value) in vars {
-            match name.as_str() {
-                "EVENTS_EXCHANGE" => s.exchange = exchange_name(&value)?,
-                "OUTBOX_BATCH_SIZE" => {
-                    s.batch_size = whole(&name, &value, 1, 10_000, "200")?
-                        .try_into()
-                        .unwrap_or(u16::MAX);
-                }
-                "OUTBOX_POLL_INTERVAL_MS" => {
-                    s.poll_interval =
-                        Duration::from_millis(whole(&name, &value, 10, 3_600_000, "1000")?);
-                }
-                "OUTBOX_CONFIRM_TIMEOUT_MS" => {
-                    s.confirm_timeout =
-                        Duration::from_millis(whole(&name, &value, 100, 3_600_000, "30000")?);
-                }
-                "OUTBOX_RETENTION_SECS" => {
-                    s.retention =
-                        Duration::from_secs(whole(&name, &value, 1, 10 * 365 * 86_400, "604800")?);
-                }
-                "PROCESSED_EVENTS_RETENTION_SECS" => {
-                    s.processed_retention =
-                        Duration::from_secs(whole(&name, &value, 1, 10 * 365 * 86_400, "604800")?);
-                }
-                _ => {}
-            }
-        }
+        Vars::of(VARS, vars).apply(VARS, &mut s)?;
         Ok(s)
     }
 }
 
-/// A whole number within `min..=max`.
-fn whole(name: &str, value: &str, min: u64, max: u64, example: &str) -> Result<u64, Error> {
-    match value.trim().parse::<u64>() {
-        Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(setting_error(
-            name,
-            value,
-            &format!("expected a whole number from {min} to {max}"),
-            example,
-        )),
-    }
-}
-
 /// An exchange name AMQP accepts that is not one of the broker's own (`amq.*`).
-fn exchange_name(value: &str) -> Result<String, Error> {
+fn exchange_name(value: &str) -> Result<String, String> {
     let ok = !value.is_empty()
         && value.len() <= 255
         && !value.starts_with("amq.")
@@ -123,12 +148,7 @@ fn exchange_name(value: &str) -> Result<String, Error> {
     if ok {
         Ok(value.to_owned())
     } else {
-        Err(setting_error(
-            "EVENTS_EXCHANGE",
-            value,
-            "expected an exchange name of letters, digits, '-', '_', '.' or ':' (at most 255 bytes, not amq.*)",
-            "events",
-        ))
+        Err("expected an exchange name of letters, digits, '-', '_', '.' or ':' (at most 255 bytes, not amq.*)".into())
     }
 }
 

@@ -92,7 +92,10 @@ impl BrokerFixture {
         }
         url.set_path(&format!("/{vhost}"));
         let mut config = config.clone();
-        config.amqp_url = url.to_string();
+        config.amqp_url = url
+            .as_str()
+            .parse()
+            .map_err(|e: crate::Error| FixtureError::Url(e.to_string()))?;
         // Every service of the fixture logs in as this one user, which owns no event name.
         config.event_publishers = crate::config::EventPublishers::Any;
         Ok(Self {
@@ -112,7 +115,9 @@ impl BrokerFixture {
     pub fn from_env() -> Result<Self, FixtureError> {
         let mut config = Config::default();
         if let Ok(url) = std::env::var("AMQP_URL") {
-            config.amqp_url = url;
+            config.amqp_url = url
+                .parse()
+                .map_err(|e: crate::Error| FixtureError::Url(e.to_string()))?;
         }
         Self::new(&config)
     }

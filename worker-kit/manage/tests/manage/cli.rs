@@ -20,7 +20,20 @@ impl Workdir {
     }
 
     fn manage(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_manage"))
+        self.manage_with(args, &[], stdin)
+    }
+
+    /// As `manage`, with `env` set (or, for an empty value, removed).
+    fn manage_with(&self, args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_manage"));
+        for (k, v) in env {
+            if v.is_empty() {
+                command.env_remove(k);
+            } else {
+                command.env(k, v);
+            }
+        }
+        let mut child = command
             .args(args)
             .current_dir(&self.dir)
             .env_remove("DB_MAIN_DSN")
@@ -337,4 +350,57 @@ async fn diff_of_two_directories_leaves_no_database_behind() {
         .unwrap()
         .get(0);
     assert_eq!(left, 0);
+}
+
+/// PGSSLMODE and PGSSLROOTCERT reach the DSN manage builds from the PG* variables (and any
+/// DSN that names no sslmode of its own), as libpq's tools read them.
+#[tokio::test]
+async fn pgsslmode_is_honoured_for_the_dsn_built_from_pg_variables() {
+    let w = Workdir::new(&[]);
+    let shadows = ["shadows", "list"];
+    let out = w.manage_with(&shadows, &[("PGSSLMODE", "disable")], "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // verify-full with no CA to check the server against: refused, saying what is missing.
+    let out = w.manage_with(
+        &shadows,
+        &[("PGSSLMODE", "verify-full"), ("PGSSLROOTCERT", "")],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("sslmode=verify-full needs sslrootcert"),
+        "{}",
+        text(&out)
+    );
+    // A CA file that is not there is read, not ignored.
+    let out = w.manage_with(
+        &shadows,
+        &[
+            ("PGSSLMODE", "verify-ca"),
+            ("PGSSLROOTCERT", "/nonexistent/ca.pem"),
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("sslrootcert=/nonexistent/ca.pem: cannot read it"),
+        "{}",
+        text(&out)
+    );
+    // What cannot be honoured is refused by name.
+    let out = w.manage_with(&shadows, &[("PGSSLMODE", "allow")], "");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("PGSSLMODE: sslmode=allow is not supported"),
+        "{}",
+        text(&out)
+    );
+    // The DSN's own sslmode wins over PGSSLMODE.
+    let url = format!("{}?sslmode=disable", admin_dsn("postgres"));
+    let out = w.manage_with(
+        &["shadows", "list", "--database-url", &url],
+        &[("PGSSLMODE", "verify-full"), ("PGSSLROOTCERT", "")],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
