@@ -3,8 +3,8 @@
 //! Every variable has a default that works against a local RabbitMQ, so a service starts
 //! with no configuration at all in development. A malformed value is reported as one line
 //! that names the variable, says what is wrong and shows a good value. One reader
-//! ([`reader`]) reads every group of settings from a table with a row per variable: the
-//! kit's ([`vars`]), the databases' and the outbox's.
+//! (`reader`) reads every group of settings from a table with a row per variable: the
+//! kit's (`vars`), the databases' and the outbox's.
 
 pub(crate) mod amqp_url;
 mod choices;

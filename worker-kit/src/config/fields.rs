@@ -11,7 +11,7 @@ use super::choices::{
 
 /// The kit's settings. Build it with [`Config::from_env`]; tests may start from
 /// [`Config::default`] and change fields. Its `Debug` shows `amqp_url` with passwords
-/// hidden ([`AmqpUrl`] is a [`Secret`]).
+/// hidden ([`AmqpUrl`] is a [`Secret`](super::Secret)).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Config {
