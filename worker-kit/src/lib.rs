@@ -42,6 +42,7 @@ pub mod redact;
 pub mod rpc;
 pub mod runner;
 pub mod shutdown;
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod wire;
 pub mod worker;

@@ -313,7 +313,7 @@ pub async fn build_configured(
     db: &DbConfig,
     settings: &OutboxSettings,
 ) -> Result<Runner, worker_kit::Error> {
-    let client = Client::new("main", db).map_err(|e| worker_kit::Error::Database(e.to_string()))?;
+    let client = Client::new("main", db)?;
     let app = App { db: client.clone() };
     let pruner = ProcessedEventsPruner::new(&client).retention(settings.processed_retention);
     Ok(setup
