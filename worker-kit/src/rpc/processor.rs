@@ -322,10 +322,10 @@ impl Processor for RpcProcessor {
         // accepted a transient one), the route queue is declared on the process's own
         // connection: a connection per route costs a handshake, an I/O thread and
         // lapin's frame buffers each, at every start and reconnect.
-        if self.declaring_is_safe() {
-            if let Some(conn) = self.broker.connection_now() {
-                return self.declare_route_queue(&conn, route).await;
-            }
+        if self.declaring_is_safe()
+            && let Some(conn) = self.broker.connection_now()
+        {
+            return self.declare_route_queue(&conn, route).await;
         }
         // Until then on a connection of its own: a broker that refuses the seed's
         // transient shape closes the *connection* (541), which must not be the one the
