@@ -129,9 +129,6 @@ pub(crate) struct RpcProcessor {
     /// Set once the broker refused a transient queue (`auto`): later routes go durable
     /// without asking again.
     refuses_transient: AtomicBool,
-    /// Set once the broker accepted a transient route queue: from then on no declaration
-    /// can close the connection, and route queues are declared on the process's own.
-    accepts_transient: AtomicBool,
     reply_to: ReplyTo,
     /// `RPC_MAX_REDELIVERIES`.
     max_redeliveries: u32,
@@ -155,20 +152,10 @@ impl RpcProcessor {
             shape: config.rpc_queue_durable,
             broker: broker.clone(),
             refuses_transient: AtomicBool::new(false),
-            accepts_transient: AtomicBool::new(false),
             reply_to: ReplyTo::new(config.rpc_reply_to.clone(), served),
             max_redeliveries: config.rpc_max_redeliveries,
             redeliveries: Redeliveries::new(),
         }
-    }
-
-    /// Whether declaring a route queue can no longer close the connection it is declared
-    /// on: queues are durable (`RPC_QUEUE_DURABLE=true`, or `auto` after a refusal), or the
-    /// broker has accepted a transient one.
-    fn declaring_is_safe(&self) -> bool {
-        self.shape == RpcQueueDurable::True
-            || self.refuses_transient.load(Ordering::Relaxed)
-            || self.accepts_transient.load(Ordering::Relaxed)
     }
 
     /// Declares `route`'s queue on `probe`: consumed as it is when it exists, else declared
@@ -179,7 +166,7 @@ impl RpcProcessor {
         route: &str,
     ) -> Result<(), lapin::Error> {
         // A passive declare of a missing queue closes its channel (404): a channel of its
-        // own.
+        // own, on a connection of its own.
         let channel = probe.create_channel().await?;
         let passive = channel
             .queue_declare(
@@ -208,10 +195,6 @@ impl RpcProcessor {
             return declare_rpc_queue(probe, route, true).await;
         }
         match declare_rpc_queue(probe, route, false).await {
-            Ok(()) => {
-                self.accepts_transient.store(true, Ordering::Relaxed);
-                Ok(())
-            }
             Err(e) if self.shape == RpcQueueDurable::Auto && refuses_transient_queues(&e) => {
                 self.refuses_transient.store(true, Ordering::Relaxed);
                 static WARNED: Once = Once::new();
@@ -318,18 +301,9 @@ impl Processor for RpcProcessor {
                 FieldTable::default(),
             )
             .await?;
-        // Once no declaration can close the connection (durable queues, or the broker has
-        // accepted a transient one), the route queue is declared on the process's own
-        // connection: a connection per route costs a handshake, an I/O thread and
-        // lapin's frame buffers each, at every start and reconnect.
-        if self.declaring_is_safe()
-            && let Some(conn) = self.broker.connection_now()
-        {
-            return self.declare_route_queue(&conn, route).await;
-        }
-        // Until then on a connection of its own: a broker that refuses the seed's
-        // transient shape closes the *connection* (541), which must not be the one the
-        // process consumes and publishes on.
+        // The route queue is declared on a connection of its own: a broker that refuses
+        // the seed's transient shape closes the *connection* (541), which must not be the
+        // one the process consumes and publishes on.
         let probe = self
             .broker
             .open_unsupervised("rpc queue declaration")
