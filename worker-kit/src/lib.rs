@@ -4,7 +4,7 @@
 //! Handlers are plain `async fn`s whose arguments are extractors ([`Payload`], [`State`],
 //! [`Meta`]) and which return `Result<T: Serialize, E: IntoErrorReply>`. Routes are added
 //! with the builder (`worker.route("name", handler)`) or the [`macro@rpc`] / [`macro@task`] macros,
-//! which expand to the same builder call. The wire format is the Python seed's
+//! which make a unit struct whose `register` is that builder call (see the macros' docs). The wire format is the Python seed's
 //! (`gzip(json({"data": ...}))`), so Rust and Python services call each other.
 //!
 //! ```no_run
@@ -42,6 +42,7 @@ pub mod redact;
 pub mod rpc;
 pub mod runner;
 pub mod shutdown;
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod wire;
 pub mod worker;

@@ -612,11 +612,10 @@ where
             }
         });
         let config = Arc::new(config);
-        let tls = config.amqp_tls();
         let broker = tokio::select! {
             biased;
             () = shutdown.cancelled() => return Err(Error::Interrupted),
-            b = Broker::connect_to(&config.amqp_url, &tls, service, config.connect_timeout) => b?,
+            b = Broker::connect_configured(&config, service) => b?,
         };
         let setup = Setup {
             service,

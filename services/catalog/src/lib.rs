@@ -434,7 +434,7 @@ pub async fn build_tuned(
     settings: &OutboxSettings,
     max_seq_jump: i64,
 ) -> Result<Runner, worker_kit::Error> {
-    let client = Client::new("main", db).map_err(|e| worker_kit::Error::Database(e.to_string()))?;
+    let client = Client::new("main", db)?;
     let app = App {
         db: client.clone(),
         max_seq_jump,

@@ -120,10 +120,7 @@ pub async fn example_items(
     Payload(ExampleItems(string)): Payload<ExampleItems>,
 ) -> Result<Vec<ExampleItem>, ErrorReply> {
     let string = string.ok_or_else(|| ExampleError::NothingToMatch.into_error_reply())?;
-    app.store
-        .example_items(&string)
-        .await
-        .map_err(IntoErrorReply::into_error_reply)
+    Ok(app.store.example_items(&string).await?)
 }
 
 /// Logs the message (any JSON value); the string `"fail"` fails (and is retried, then
@@ -348,7 +345,7 @@ pub async fn build_configured(
     db: &DbConfig,
     settings: &OutboxSettings,
 ) -> Result<Runner, worker_kit::Error> {
-    let client = Client::new("main", db).map_err(|e| worker_kit::Error::Database(e.to_string()))?;
+    let client = Client::new("main", db)?;
     let app = App {
         store: Store::new(client.clone()),
     };

@@ -73,3 +73,27 @@ async fn a_connection_left_open_fails_the_test() {
     }
     drop(leaked);
 }
+
+/// A publisher made from the broker handle a service is given sends no more than the
+/// service's `MAX_MESSAGE_BYTES` (not the default 8 MiB).
+#[tokio::test]
+async fn a_queue_publisher_from_setup_honours_max_message_bytes() {
+    let mut config = e2e::config();
+    config.max_message_bytes = 1024;
+    let fx = BrokerFixture::new(&config).unwrap();
+    let setup = fx.setup("publisher-limit").await.unwrap();
+    let body = serde_json::to_vec(&"x".repeat(2048)).unwrap();
+    let err = worker_kit::queue::QueuePublisher::new(&setup.broker)
+        .publish_body("publisher-limit", &body, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            worker_kit::queue::PublishError::TooLarge { limit: 1024, .. }
+        ),
+        "{err}"
+    );
+    setup.broker.close().await;
+    fx.finish().await.unwrap();
+}

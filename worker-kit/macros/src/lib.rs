@@ -1,10 +1,15 @@
 //! Macros for worker-kit: the route attributes `#[rpc(...)]` and `#[task(...)]`, the row
 //! derives `Record`, `FromRow`, `Insert`, `Changes`, and `#[queries("file.sql")]`.
 //!
-//! The route attributes turn an `async fn` handler into a unit struct of the same name that
-//! a worker registers with `.register(name)`. The expansion is the builder call
-//! (`worker.route(ROUTE, handler)`) and nothing else; the function itself stays callable
-//! as `name::handler(...)`, e.g. from unit tests.
+//! The route attributes turn an `async fn` handler into a unit struct of the same name
+//! (`#[derive(Clone, Copy, Debug)]`, the function's docs kept) with `const ROUTE` and the
+//! function as the associated `name::handler(...)` (callable from unit tests), and
+//! implement `RpcRoute` / `TaskRoute` for it, so that a worker's `.register(name)` makes
+//! the builder call: `worker.route(ROUTE, handler)` for `#[rpc("route")]`;
+//! `worker.contract::<Type, _, _, _>(handler)` (`worker.task::<Type, _, _, _>(handler)`
+//! for `#[task]`) for `contract = Type`, which checks the payload and answer types at
+//! compile time; then `.allow(ROUTE, [...])` when `allow = [...]` is given. Nothing else
+//! is generated.
 //!
 //! Use these through `worker_kit` (`worker_kit::{rpc, task}`, `worker_kit::db::{...}`).
 

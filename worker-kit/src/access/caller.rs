@@ -40,8 +40,8 @@ impl Caller {
     }
 
     /// A caller the broker vouched for: what a handler sees for a message whose `user_id`
-    /// is `user` (use it with [`TestClient`](crate::testing::TestClient) to call as a
-    /// service).
+    /// is `user` (use it with `testing::TestClient`, behind worker-kit's `testing` feature,
+    /// to call as a service).
     pub fn verified(user: impl Into<String>) -> Self {
         Self {
             user: Some(user.into()),

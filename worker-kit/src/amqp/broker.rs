@@ -34,7 +34,7 @@ use super::backoff::backoff;
 use super::endpoints::{Endpoint, Endpoints};
 use super::tls::AmqpTls;
 use crate::Error;
-use crate::config::AmqpUrl;
+use crate::config::{AmqpUrl, Config};
 use crate::observe::Metrics;
 use crate::observe::link::Link;
 
@@ -69,6 +69,9 @@ struct Inner {
     /// Which of the process's connections this is: its metric label and its traces'
     /// `server.address`.
     role: Link,
+    /// `MAX_MESSAGE_BYTES`: the largest body a publisher on this connection sends (the
+    /// default unless the connection was opened with [`Broker::connect_configured`]).
+    max_message_bytes: usize,
 }
 
 impl std::fmt::Debug for Broker {
@@ -113,7 +116,8 @@ impl Broker {
     }
 
     /// As [`Broker::connect_with_tls`], to an `AMQP_URL` already parsed
-    /// ([`Config::amqp_url`](crate::Config::amqp_url)).
+    /// ([`Config::amqp_url`](crate::Config::amqp_url)), with the default
+    /// `MAX_MESSAGE_BYTES` for the publishers made from this handle.
     ///
     /// # Errors
     ///
@@ -124,7 +128,38 @@ impl Broker {
         name: &str,
         give_up_after: Duration,
     ) -> Result<Self, Error> {
-        Self::connect_as(url, tls, name, give_up_after, Metrics::new(), Link::Main).await
+        let max_message_bytes = crate::wire::envelope::Limits::default().max_message_bytes;
+        Self::connect_as(
+            url,
+            tls,
+            name,
+            give_up_after,
+            Metrics::new(),
+            Link::Main,
+            max_message_bytes,
+        )
+        .await
+    }
+
+    /// Connects as `config` says: `AMQP_URL`, the `AMQP_TLS_*` files,
+    /// `AMQP_CONNECT_TIMEOUT_MS`, and `MAX_MESSAGE_BYTES` for every publisher made from
+    /// this handle ([`QueuePublisher::new`](crate::queue::QueuePublisher::new)). What
+    /// `runner::main` hands a service in [`Setup::broker`](crate::Setup::broker).
+    ///
+    /// # Errors
+    ///
+    /// As [`Broker::connect_with_tls`].
+    pub async fn connect_configured(config: &Config, name: &str) -> Result<Self, Error> {
+        Self::connect_as(
+            &config.amqp_url,
+            &config.amqp_tls(),
+            name,
+            config.connect_timeout,
+            Metrics::new(),
+            Link::Main,
+            config.max_message_bytes,
+        )
+        .await
     }
 
     /// As [`Broker::connect_with_tls`], reporting into `metrics` as connection `role`.
@@ -135,6 +170,7 @@ impl Broker {
         give_up_after: Duration,
         metrics: Metrics,
         role: Link,
+        max_message_bytes: usize,
     ) -> Result<Self, Error> {
         let endpoints = Endpoints::with_tls(url, tls)?;
         let shown_url = endpoints.shown();
@@ -196,6 +232,7 @@ impl Broker {
                 consuming: tokio::sync::OnceCell::new(),
                 metrics,
                 role,
+                max_message_bytes,
             }),
         };
         broker.install(conn);
@@ -213,6 +250,12 @@ impl Broker {
     /// identity the process's messages carry and the one its peers can trust.
     pub fn user(&self) -> &str {
         self.inner.user.as_str()
+    }
+
+    /// The largest body a publisher on this connection sends (`MAX_MESSAGE_BYTES` when
+    /// opened with [`Broker::connect_configured`], else its default).
+    pub fn max_message_bytes(&self) -> usize {
+        self.inner.max_message_bytes
     }
 
     /// [`Broker::user`] as the `user_id` property.
@@ -385,6 +428,7 @@ impl Broker {
                     self.inner.time_limit,
                     self.inner.metrics.clone(),
                     Link::Consume,
+                    self.inner.max_message_bytes,
                 )
             })
             .await?;

@@ -112,6 +112,22 @@ impl From<deadpool_postgres::PoolError> for DbError {
     }
 }
 
+/// `?` on a database call in a handler that answers [`ErrorReply`]: the reply
+/// [`IntoErrorReply`] makes of it (not found, conflict, unavailable...).
+impl From<DbError> for ErrorReply {
+    fn from(e: DbError) -> Self {
+        e.into_error_reply()
+    }
+}
+
+/// `?` on a database call in a service's `build` (a pool that cannot be made):
+/// [`Error::Database`](crate::Error::Database) with the database's message.
+impl From<DbError> for crate::Error {
+    fn from(e: DbError) -> Self {
+        crate::Error::Database(e.to_string())
+    }
+}
+
 impl IntoErrorReply for DbError {
     fn into_error_reply(self) -> ErrorReply {
         match self {
@@ -126,5 +142,22 @@ impl IntoErrorReply for DbError {
             DbError::Invalid(_) => ErrorReply::validation(self.to_string()),
             DbError::Query(ref e) => ErrorReply::internal(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod conversion_tests {
+    use super::DbError;
+    use crate::{ErrorReply, IntoErrorReply};
+
+    #[test]
+    fn question_mark_turns_a_db_error_into_the_kits_errors() {
+        let reply: ErrorReply = DbError::Timeout.into();
+        assert_eq!(reply, DbError::Timeout.into_error_reply());
+        let err: crate::Error = DbError::Unavailable("pool closed".into()).into();
+        assert!(
+            matches!(&err, crate::Error::Database(m) if m.contains("pool closed")),
+            "{err}"
+        );
     }
 }

@@ -54,6 +54,7 @@ pub struct Queue {
 
 impl Queue {
     /// The retries set with [`QueueWorker::max_retries`], if any.
+    #[cfg(feature = "testing")]
     pub(crate) fn max_retries_set(&self) -> Option<u32> {
         self.max_retries
     }

@@ -110,28 +110,31 @@ pub struct QueuePublisher {
 
 impl QueuePublisher {
     /// A publisher on `broker`. Its channel is opened on first use and re-opened after a
-    /// reconnect.
+    /// reconnect. It sends bodies up to the broker handle's `MAX_MESSAGE_BYTES`
+    /// ([`Broker::max_message_bytes`]: the setting when the handle came from
+    /// `runner::main` or [`Broker::connect_configured`]).
     pub fn new(broker: &Broker) -> Self {
         Self {
             broker: broker.clone(),
             db: None,
             channel: Arc::new(Mutex::new(None)),
             timeout: Duration::from_secs(30),
-            max_message_bytes: crate::Config::default().max_message_bytes,
+            max_message_bytes: broker.max_message_bytes(),
             user_id: broker.user_id().clone(),
         }
     }
 
     /// Messages claim `user` instead of the user the publisher logged in as: only for
     /// showing that the broker refuses them
-    /// ([`testing::ForgeUserId`](crate::testing::ForgeUserId)).
+    /// (`testing::ForgeUserId`, behind the `testing` feature).
+    #[cfg(feature = "testing")]
     pub(crate) fn claiming_user_id(mut self, user: &str) -> Self {
         self.user_id = user.into();
         self
     }
 
-    /// The largest body `publish` sends (default 8 MiB, `MAX_MESSAGE_BYTES`'s default; pass
-    /// [`Config::max_message_bytes`](crate::Config::max_message_bytes) when it is set).
+    /// The largest body `publish` sends, instead of the broker handle's
+    /// ([`Broker::max_message_bytes`]).
     #[must_use]
     pub fn with_max_message_bytes(mut self, max: usize) -> Self {
         self.max_message_bytes = max;

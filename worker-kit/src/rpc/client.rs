@@ -266,7 +266,8 @@ impl RpcClient {
     }
 
     /// Requests claim `user` instead of the user the client logged in as: only for showing
-    /// that the broker refuses them ([`testing::ForgeUserId`](crate::testing::ForgeUserId)).
+    /// that the broker refuses them (`testing::ForgeUserId`, behind the `testing` feature).
+    #[cfg(feature = "testing")]
     pub(crate) fn claiming_user_id(mut self, user: &str) -> Self {
         self.user_id = user.into();
         self

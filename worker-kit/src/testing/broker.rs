@@ -138,8 +138,7 @@ impl BrokerFixture {
     ///
     /// When the broker cannot be reached.
     pub async fn setup(&self, service: &'static str) -> Result<Setup, crate::Error> {
-        let broker =
-            Broker::connect(&self.config.amqp_url, service, Duration::from_secs(10)).await?;
+        let broker = Broker::connect_configured(&self.config, service).await?;
         Ok(Setup {
             service,
             config: self.config.clone(),

@@ -133,7 +133,7 @@ pub async fn build(setup: Setup) -> Result<Runner, worker_kit::Error> {
 ///
 /// A DSN that does not parse.
 pub fn build_with(setup: Setup, db: &DbConfig) -> Result<Runner, worker_kit::Error> {
-    let client = Client::new("main", db).map_err(|e| worker_kit::Error::Database(e.to_string()))?;
+    let client = Client::new("main", db)?;
     let app = App { db: client.clone() };
     // The Runner connects the database before any worker consumes, and closes it last.
     Ok(setup
