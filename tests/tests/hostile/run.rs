@@ -323,9 +323,16 @@ async fn send(
         What::Message(m) => {
             let (exchange, key) = m.target.address();
             let confirm = m.may_be_refused(&cx.user);
-            for _ in 0..m.repeat {
+            for i in 0..m.repeat {
+                // Each copy of a repeated message is its own request: one answer each.
+                let mut props = m.props.clone();
+                if i > 0
+                    && let Some(id) = props.correlation_id().clone()
+                {
+                    props = props.with_correlation_id(format!("{id}.{i}").into());
+                }
                 if let Err(why) = attacker
-                    .publish(exchange, key, &m.body.bytes, m.props.clone(), confirm)
+                    .publish(exchange, key, &m.body.bytes, props, confirm)
                     .await
                 {
                     *stats.refused.entry(case.family).or_default() += 1;

@@ -72,7 +72,12 @@ impl Buffer {
         let old_capacity = self.capacity;
         let growth = new_size - old_capacity;
 
-        self.memory.resize(new_size, 0);
+        // worker-kit patch: a fresh zeroed allocation (calloc: the kernel maps its pages on
+        // first write) instead of `resize`, which writes every new byte and made the grown
+        // 4 MiB buffers resident at once, twice per connection.
+        let mut memory = vec![0; new_size];
+        memory[..old_capacity].copy_from_slice(&self.memory);
+        self.memory = memory;
         self.capacity = new_size;
 
         if self.end <= self.position && self.available_data > 0 {
@@ -110,6 +115,14 @@ impl Buffer {
         self.position += cnt;
         self.position %= self.capacity;
         self.available_data -= cnt;
+        if self.available_data == 0 {
+            // worker-kit patch: an empty buffer starts again at its beginning, so traffic
+            // keeps reusing the first pages instead of cycling through (and making resident)
+            // the whole buffer. No checkpoint spans a consume (they live within one
+            // serialisation), so nothing refers to the old positions.
+            self.position = 0;
+            self.end = 0;
+        }
         cnt
     }
 
