@@ -50,6 +50,7 @@
 mod listen;
 mod prune;
 mod relay;
+mod relay_channel;
 mod scheduled_relay;
 mod settings;
 

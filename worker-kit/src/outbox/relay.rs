@@ -4,15 +4,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::options::BasicPublishOptions;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation};
 use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 use worker_kit_pg_tls::MakeRustlsConnect;
 
+use super::relay_channel::RelayChannel;
 use crate::Error;
-use crate::amqp::Broker;
 use crate::db::{Client, DbConfig, DbError};
 use crate::events::{AGGREGATE_ID_HEADER, EXCHANGE, OCCURRED_AT_HEADER, SEQ_HEADER};
 use crate::wire::envelope::{self, Encoding};
@@ -130,10 +130,19 @@ impl Relay {
             .retention(s.retention)
     }
 
+    /// The relay's channel, with the events exchange declared on each newly opened one.
+    async fn channel(&self, out: &mut RelayChannel) -> Result<Channel, RelayError> {
+        let (ch, fresh) = out.get(RelayError::Unavailable).await?;
+        if fresh {
+            crate::events::declare_exchange(&ch, &self.exchange).await?;
+        }
+        Ok(ch)
+    }
+
     /// Publishes one batch in one transaction. The channel is opened first: a wait for
     /// the broker to come back holds no transaction (nor the outbox lock).
-    async fn relay_batch(&self, out: &mut EventChannel) -> Result<Batch, RelayError> {
-        let channel = out.channel().await?;
+    async fn relay_batch(&self, out: &mut RelayChannel) -> Result<Batch, RelayError> {
+        let channel = self.channel(out).await?;
         let mut conn = self.db.connection().await?;
         let tx = conn.transaction().await.map_err(DbError::from)?;
         let locked: bool = tx
@@ -291,31 +300,6 @@ async fn publish(
         .await?)
 }
 
-/// The relay's confirm-mode channel, re-opened after a reconnect.
-struct EventChannel {
-    broker: Broker,
-    exchange: String,
-    channel: Option<Channel>,
-}
-
-impl EventChannel {
-    async fn channel(&mut self) -> Result<Channel, RelayError> {
-        if let Some(ch) = self.channel.as_ref().filter(|c| c.status().connected()) {
-            return Ok(ch.clone());
-        }
-        let conn = self
-            .broker
-            .connection()
-            .await
-            .ok_or_else(|| RelayError::Unavailable("broker handle closed".into()))?;
-        let ch = conn.create_channel().await?;
-        ch.confirm_select(ConfirmSelectOptions::default()).await?;
-        crate::events::declare_exchange(&ch, &self.exchange).await?;
-        self.channel = Some(ch.clone());
-        Ok(ch)
-    }
-}
-
 impl sealed::Sealed for Relay {}
 
 #[async_trait]
@@ -329,12 +313,8 @@ impl Runnable for Relay {
     }
 
     async fn run(self: Box<Self>, ctx: WorkerContext) -> Result<(), Error> {
-        let mut out = EventChannel {
-            broker: ctx.broker.clone(),
-            exchange: self.exchange.clone(),
-            channel: None,
-        };
-        if let Err(e) = out.channel().await {
+        let mut out = RelayChannel::new(ctx.broker.clone());
+        if let Err(e) = self.channel(&mut out).await {
             let _ = ctx.ready.send(Err(Error::Broker {
                 message: format!(
                     "outbox relay: declaring exchange `{}` failed: {e}",
@@ -405,14 +385,7 @@ impl Runnable for Relay {
             }
         }
         listener.abort();
-        if let Some(ch) = out.channel.filter(|c| c.status().connected()) {
-            // A silent broker never answers the close.
-            let _ = tokio::time::timeout(
-                ctx.config.connect_timeout,
-                ch.close(200, "relay stopped".into()),
-            )
-            .await;
-        }
+        out.close(ctx.config.connect_timeout).await;
         info!("outbox relay stopped");
         Ok(())
     }

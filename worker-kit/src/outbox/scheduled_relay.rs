@@ -5,15 +5,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::options::BasicPublishOptions;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation};
 use tokio::sync::Notify;
 use tracing::{debug, error, info, warn};
 use worker_kit_pg_tls::MakeRustlsConnect;
 
+use super::relay_channel::RelayChannel;
 use crate::Error;
-use crate::amqp::Broker;
 use crate::db::{Client, DbError};
 use crate::queue::SCHEDULED_NOTIFY_CHANNEL;
 use crate::worker::{Runnable, WorkerContext, sealed};
@@ -118,8 +118,12 @@ impl ScheduledRelay {
     /// Publishes the messages due now, one batch in one transaction, and says how long
     /// until the next is due. The channel is opened first: a wait for the broker to come
     /// back holds no transaction (nor the lock).
-    async fn relay_batch(&self, out: &mut Out, max_bytes: usize) -> Result<Batch, RelayError> {
-        let channel = out.channel().await?;
+    async fn relay_batch(
+        &self,
+        out: &mut RelayChannel,
+        max_bytes: usize,
+    ) -> Result<Batch, RelayError> {
+        let (channel, _) = out.get(RelayError::Unavailable).await?;
         let mut conn = self.db.connection().await?;
         let tx = conn.transaction().await.map_err(DbError::from)?;
         let locked: bool = tx
@@ -303,29 +307,6 @@ async fn publish(
     ))
 }
 
-/// The relay's confirm-mode channel, re-opened after a reconnect.
-struct Out {
-    broker: Broker,
-    channel: Option<Channel>,
-}
-
-impl Out {
-    async fn channel(&mut self) -> Result<Channel, RelayError> {
-        if let Some(ch) = self.channel.as_ref().filter(|c| c.status().connected()) {
-            return Ok(ch.clone());
-        }
-        let conn = self
-            .broker
-            .connection()
-            .await
-            .ok_or_else(|| RelayError::Unavailable("broker handle closed".into()))?;
-        let ch = conn.create_channel().await?;
-        ch.confirm_select(ConfirmSelectOptions::default()).await?;
-        self.channel = Some(ch.clone());
-        Ok(ch)
-    }
-}
-
 impl sealed::Sealed for ScheduledRelay {}
 
 #[async_trait]
@@ -339,10 +320,7 @@ impl Runnable for ScheduledRelay {
     }
 
     async fn run(self: Box<Self>, ctx: WorkerContext) -> Result<(), Error> {
-        let mut out = Out {
-            broker: ctx.broker.clone(),
-            channel: None,
-        };
+        let mut out = RelayChannel::new(ctx.broker.clone());
         let wake = Arc::new(Notify::new());
         let listener = tokio::spawn(super::listen::wake_on_notify(
             self.listen.clone(),
@@ -394,14 +372,7 @@ impl Runnable for ScheduledRelay {
             }
         }
         listener.abort();
-        if let Some(ch) = out.channel.filter(|c| c.status().connected()) {
-            // A silent broker never answers the close.
-            let _ = tokio::time::timeout(
-                ctx.config.connect_timeout,
-                ch.close(200, "relay stopped".into()),
-            )
-            .await;
-        }
+        out.close(ctx.config.connect_timeout).await;
         info!("scheduled relay stopped");
         Ok(())
     }
