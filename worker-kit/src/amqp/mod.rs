@@ -6,7 +6,8 @@
 //! (`confirm`). The consume loop that drives workers over these connections is
 //! [`worker`](crate::worker)'s.
 
-/// The kit's backoff ([`crate::backoff`]), under the path the consume loop imports it by.
+/// The kit's backoff ([`crate::backoff`]), under the path the workers' consume loop and
+/// processors import it by.
 pub(crate) use crate::backoff;
 pub mod broker;
 pub(crate) mod confirm;

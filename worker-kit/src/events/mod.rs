@@ -173,7 +173,7 @@ impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Subscribe, S> {
                     "retry and parked copies",
                 ),
                 own_user: ctx.broker.user_id().clone(),
-                requeues: crate::backoff::Pauses::default(),
+                requeues: crate::amqp::backoff::Pauses::default(),
             },
             admission,
         );
