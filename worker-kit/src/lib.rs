@@ -29,6 +29,7 @@
 pub mod access;
 pub mod amqp;
 pub mod asyncapi;
+pub(crate) mod backoff;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -51,6 +51,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("observe", 0),
     ("redact", 0),
     ("shutdown", 0),
+    ("backoff", 0),
     ("access", 1),
     ("db", 1),
     ("handler", 2),

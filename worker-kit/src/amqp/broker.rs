@@ -30,10 +30,10 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::backoff::backoff;
 use super::endpoints::{Endpoint, Endpoints};
 use super::tls::AmqpTls;
 use crate::Error;
+use crate::backoff::backoff;
 use crate::config::{AmqpUrl, Config};
 use crate::observe::Metrics;
 use crate::observe::link::Link;

@@ -1,12 +1,10 @@
 //! The one way the kit publishes to a queue it expects to exist: through the default
 //! exchange, `mandatory`, waiting for the broker's confirm.
 
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::options::BasicPublishOptions;
 use lapin::types::ShortString;
 use lapin::{BasicProperties, Channel, Confirmation};
 use tracing::warn;
-
-use super::Broker;
 
 /// How a confirmed, mandatory publish ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,51 +52,6 @@ pub(crate) async fn to_queue(
         }
         Confirmation::Nack(None) => Published::Refused,
     })
-}
-
-/// A confirm-mode channel on the broker's publishing connection, opened on first use and
-/// again after it failed, shared by a worker's handlers: where work-queue consumers store
-/// their retry and parked copies, so that their own connection never publishes (see
-/// [`Broker::consuming`]).
-pub(crate) struct CopyChannel {
-    broker: Broker,
-    channel: tokio::sync::Mutex<Option<Channel>>,
-}
-
-impl CopyChannel {
-    /// The broker whose publishing connection the copies go out on.
-    pub(crate) fn broker(&self) -> &Broker {
-        &self.broker
-    }
-
-    pub(crate) fn new(broker: Broker) -> Self {
-        Self {
-            broker,
-            channel: tokio::sync::Mutex::new(None),
-        }
-    }
-
-    /// The channel, opened if need be. Does not wait for a reconnect: while the broker is
-    /// away the caller keeps the original message instead.
-    pub(crate) async fn get(&self) -> Result<Channel, String> {
-        let mut slot = self.channel.lock().await;
-        if let Some(ch) = slot.as_ref().filter(|c| c.status().connected()) {
-            return Ok(ch.clone());
-        }
-        let conn = self
-            .broker
-            .connection_now()
-            .ok_or_else(|| "the publishing connection is down".to_owned())?;
-        let ch = conn
-            .create_channel()
-            .await
-            .map_err(|e| format!("opening a channel for copies failed: {e}"))?;
-        ch.confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(|e| format!("enabling publisher confirms failed: {e}"))?;
-        *slot = Some(ch.clone());
-        Ok(ch)
-    }
 }
 
 /// AMQP's reply code for a precondition that failed, which RabbitMQ closes a channel with

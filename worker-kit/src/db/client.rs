@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use backon::{BackoffBuilder, ExponentialBuilder};
+use backon::BackoffBuilder;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -233,12 +233,7 @@ impl crate::Database for Client {
 
     async fn connect(&self) -> Result<(), Error> {
         let started = tokio::time::Instant::now();
-        let mut delays = ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(100))
-            .with_max_delay(Duration::from_secs(2))
-            .with_jitter()
-            .without_max_times()
-            .build();
+        let mut delays = crate::backoff::backoff().build();
         let mut attempts = 0u32;
         loop {
             attempts += 1;

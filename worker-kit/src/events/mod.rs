@@ -167,7 +167,11 @@ impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Subscribe, S> {
                 queue_types: Vec::new(),
                 delays: crate::queue::Delays::from_config(&ctx.config),
                 handler_timeout,
-                copies: crate::amqp::publish::CopyChannel::new(ctx.broker.clone()),
+                copies: crate::amqp::confirm::ConfirmChannel::new(
+                    ctx.broker.clone(),
+                    crate::amqp::confirm::Wait::No,
+                    "retry and parked copies",
+                ),
                 own_user: ctx.broker.user_id().clone(),
                 requeues: crate::amqp::backoff::Pauses::default(),
             },

@@ -2,7 +2,6 @@
 //! once instead of at its next poll.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::StreamExt;
 use tokio::sync::Notify;
@@ -10,6 +9,8 @@ use tokio_postgres::AsyncMessage;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 use worker_kit_pg_tls::MakeRustlsConnect;
+
+use crate::backoff::Pauses;
 
 /// Keeps a `LISTEN channel` connection and wakes the relay on every notification (and after each
 /// reconnect, in case one was missed while it was down).
@@ -20,6 +21,8 @@ pub(super) async fn wake_on_notify(
     wake: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
+    // Failed attempts in a row wait longer each time; a LISTEN that worked starts over.
+    let pauses = Pauses::default();
     loop {
         match config.connect(tls.clone()).await {
             Ok((client, mut conn)) => {
@@ -41,6 +44,7 @@ pub(super) async fn wake_on_notify(
                 });
                 match client.batch_execute(&format!("LISTEN {channel}")).await {
                     Ok(()) => {
+                        pauses.reset();
                         wake.notify_one();
                         tokio::select! {
                             () = shutdown.cancelled() => { driver.abort(); return; }
@@ -57,7 +61,7 @@ pub(super) async fn wake_on_notify(
         }
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(Duration::from_secs(2)) => {}
+            () = tokio::time::sleep(pauses.next()) => {}
         }
     }
 }

@@ -50,7 +50,6 @@
 mod listen;
 mod prune;
 mod relay;
-mod relay_channel;
 mod scheduled_relay;
 mod settings;
 

@@ -11,8 +11,9 @@ use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 use worker_kit_pg_tls::MakeRustlsConnect;
 
-use super::relay_channel::RelayChannel;
 use crate::Error;
+use crate::amqp::confirm::{ConfirmChannel, OpenError, Wait};
+use crate::backoff::Pauses;
 use crate::db::{Client, DbConfig, DbError};
 use crate::events::{AGGREGATE_ID_HEADER, EXCHANGE, OCCURRED_AT_HEADER, SEQ_HEADER};
 use crate::wire::envelope::{self, Encoding};
@@ -131,17 +132,17 @@ impl Relay {
     }
 
     /// The relay's channel, with the events exchange declared on each newly opened one.
-    async fn channel(&self, out: &mut RelayChannel) -> Result<Channel, RelayError> {
-        let (ch, fresh) = out.get(RelayError::Unavailable).await?;
-        if fresh {
-            crate::events::declare_exchange(&ch, &self.exchange).await?;
+    async fn channel(&self, out: &ConfirmChannel) -> Result<Channel, RelayError> {
+        let ready = out.get().await?;
+        if ready.opened_now {
+            crate::events::declare_exchange(&ready.channel, &self.exchange).await?;
         }
-        Ok(ch)
+        Ok(ready.channel)
     }
 
     /// Publishes one batch in one transaction. The channel is opened first: a wait for
     /// the broker to come back holds no transaction (nor the outbox lock).
-    async fn relay_batch(&self, out: &mut RelayChannel) -> Result<Batch, RelayError> {
+    async fn relay_batch(&self, out: &ConfirmChannel) -> Result<Batch, RelayError> {
         let channel = self.channel(out).await?;
         let mut conn = self.db.connection().await?;
         let tx = conn.transaction().await.map_err(DbError::from)?;
@@ -176,7 +177,7 @@ impl Relay {
                 occurred_at: row.get(5),
             };
             ids.push(row.get::<_, i64>(0));
-            confirms.push(publish(&channel, &self.exchange, out.broker.user_id(), &event).await?);
+            confirms.push(publish(&channel, &self.exchange, out.broker().user_id(), &event).await?);
         }
         // Publishing the whole batch before waiting pipelines the confirms.
         for confirm in confirms {
@@ -238,6 +239,13 @@ enum RelayError {
     Refused,
     #[error("no publisher confirm within {0:?}")]
     NoConfirm(Duration),
+}
+
+/// The channel could not be had: the broker is unavailable, in the words of what failed.
+impl From<OpenError> for RelayError {
+    fn from(e: OpenError) -> Self {
+        Self::Unavailable(e.to_string())
+    }
 }
 
 struct OutboxRow {
@@ -313,8 +321,8 @@ impl Runnable for Relay {
     }
 
     async fn run(self: Box<Self>, ctx: WorkerContext) -> Result<(), Error> {
-        let mut out = RelayChannel::new(ctx.broker.clone());
-        if let Err(e) = self.channel(&mut out).await {
+        let out = ConfirmChannel::new(ctx.broker.clone(), Wait::ForReconnect, "the outbox relay");
+        if let Err(e) = self.channel(&out).await {
             let _ = ctx.ready.send(Err(Error::Broker {
                 message: format!(
                     "outbox relay: declaring exchange `{}` failed: {e}",
@@ -338,36 +346,37 @@ impl Runnable for Relay {
         )));
         let prune_every = super::prune::every(self.retention);
         let mut next_prune = tokio::time::Instant::now();
-        let mut failures = 0u32;
+        // Failed batches in a row wait longer each time (the broker or the database is
+        // away), at most the poll interval.
+        let failures = Pauses::default();
         while !ctx.shutdown.is_cancelled() {
             // A stop does not wait for a batch held up by the broker: dropping it rolls
             // its transaction back and the events stay pending.
             let batch = tokio::select! {
                 biased;
                 () = ctx.shutdown.cancelled() => break,
-                b = self.relay_batch(&mut out) => b,
+                b = self.relay_batch(&out) => b,
             };
             let wait = match batch {
                 Ok(Batch::Full) => {
-                    failures = 0;
+                    failures.reset();
                     continue;
                 }
                 Ok(Batch::Partial) => {
                     // Writers notify at most once per window (see `notify`): events of
                     // the window's other transactions may have committed since this batch
                     // was read, unannounced. Look again once the window has passed.
-                    failures = 0;
+                    failures.reset();
                     (crate::db::notify::WINDOW * 2).min(self.poll_interval)
                 }
                 Ok(Batch::Empty | Batch::Standby) => {
-                    failures = 0;
+                    failures.reset();
                     self.poll_interval
                 }
                 Err(e) => {
-                    failures += 1;
-                    let delay = Duration::from_millis(100 * u64::from(failures.min(30)));
+                    let delay = failures.next().min(self.poll_interval);
                     warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "outbox relay: batch not published; it stays pending");
-                    delay.min(self.poll_interval)
+                    delay
                 }
             };
             if tokio::time::Instant::now() >= next_prune {

@@ -12,8 +12,9 @@ use tokio::sync::Notify;
 use tracing::{debug, error, info, warn};
 use worker_kit_pg_tls::MakeRustlsConnect;
 
-use super::relay_channel::RelayChannel;
 use crate::Error;
+use crate::amqp::confirm::{ConfirmChannel, OpenError, Wait};
+use crate::backoff::Pauses;
 use crate::db::{Client, DbError};
 use crate::queue::SCHEDULED_NOTIFY_CHANNEL;
 use crate::worker::{Runnable, WorkerContext, sealed};
@@ -120,10 +121,10 @@ impl ScheduledRelay {
     /// back holds no transaction (nor the lock).
     async fn relay_batch(
         &self,
-        out: &mut RelayChannel,
+        out: &ConfirmChannel,
         max_bytes: usize,
     ) -> Result<Batch, RelayError> {
-        let (channel, _) = out.get(RelayError::Unavailable).await?;
+        let channel = out.channel().await?;
         let mut conn = self.db.connection().await?;
         let tx = conn.transaction().await.map_err(DbError::from)?;
         let locked: bool = tx
@@ -158,7 +159,7 @@ impl ScheduledRelay {
                 traceparent: row.get(4),
                 due_at: row.get(5),
             };
-            match publish(&channel, out.broker.user_id(), &msg, max_bytes).await? {
+            match publish(&channel, out.broker().user_id(), &msg, max_bytes).await? {
                 Some(confirm) => confirms.push((msg, confirm)),
                 None => postponed.push(msg.id),
             }
@@ -243,6 +244,13 @@ enum RelayError {
     NoConfirm(Duration),
 }
 
+/// The channel could not be had: the broker is unavailable, in the words of what failed.
+impl From<OpenError> for RelayError {
+    fn from(e: OpenError) -> Self {
+        Self::Unavailable(e.to_string())
+    }
+}
+
 /// A message due now, as stored.
 struct DueRow {
     id: uuid::Uuid,
@@ -320,7 +328,11 @@ impl Runnable for ScheduledRelay {
     }
 
     async fn run(self: Box<Self>, ctx: WorkerContext) -> Result<(), Error> {
-        let mut out = RelayChannel::new(ctx.broker.clone());
+        let out = ConfirmChannel::new(
+            ctx.broker.clone(),
+            Wait::ForReconnect,
+            "the scheduled relay",
+        );
         let wake = Arc::new(Notify::new());
         let listener = tokio::spawn(super::listen::wake_on_notify(
             self.listen.clone(),
@@ -333,7 +345,9 @@ impl Runnable for ScheduledRelay {
             .ready
             .send(Ok("scheduled-messages relay running".to_owned()));
         let max_bytes = ctx.config.max_message_bytes;
-        let mut failures = 0u32;
+        // Failed batches in a row wait longer each time (the broker or the database is
+        // away), at most the poll interval.
+        let failures = Pauses::default();
         // After a notification, look once more after the notify window: transactions of
         // that window scheduled without notifying.
         let mut recheck = false;
@@ -343,23 +357,22 @@ impl Runnable for ScheduledRelay {
             let batch = tokio::select! {
                 biased;
                 () = ctx.shutdown.cancelled() => break,
-                b = self.relay_batch(&mut out, max_bytes) => b,
+                b = self.relay_batch(&out, max_bytes) => b,
             };
             let mut wait = match batch {
                 Ok(Batch::Full) => {
-                    failures = 0;
+                    failures.reset();
                     continue;
                 }
                 Ok(Batch::Drained(next) | Batch::Standby(next)) => {
-                    failures = 0;
+                    failures.reset();
                     next.map_or(self.poll_interval, |d| d.max(MIN_SLEEP))
                         .min(self.poll_interval)
                 }
                 Err(e) => {
-                    failures += 1;
-                    let delay = Duration::from_millis(100 * u64::from(failures.min(30)));
+                    let delay = failures.next().min(self.poll_interval);
                     warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "scheduled relay: messages not published; they stay pending");
-                    delay.min(self.poll_interval)
+                    delay
                 }
             };
             if std::mem::take(&mut recheck) {

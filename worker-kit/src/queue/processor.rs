@@ -20,7 +20,8 @@ use crate::TaskContract;
 use crate::access::{ORIGINAL_USER_HEADER, original_user_header};
 use crate::amqp::Broker;
 use crate::amqp::backoff::Pauses;
-use crate::amqp::publish::{CopyChannel, Published};
+use crate::amqp::confirm::{ConfirmChannel, Wait};
+use crate::amqp::publish::Published;
 use crate::error::Error;
 use crate::handler::budget::DecodeBudget;
 use crate::handler::delivery;
@@ -157,7 +158,7 @@ impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Queue, S> {
             queue_types: self.kind.queue_types.clone(),
             delays: Delays::from_config(&ctx.config).with_routes(self.kind.retry_delays.clone()),
             handler_timeout: self.handler_timeout_or(ctx.config.handler_timeout),
-            copies: CopyChannel::new(ctx.broker.clone()),
+            copies: ConfirmChannel::new(ctx.broker.clone(), Wait::No, "retry and parked copies"),
             own_user: ctx.broker.user_id().clone(),
             requeues: Pauses::default(),
         };
@@ -195,7 +196,7 @@ pub(crate) struct QueueProcessor {
     /// `HANDLER_TIMEOUT_MS` or the worker's own limit.
     pub(crate) handler_timeout: Duration,
     /// Where retry and parked copies are published.
-    pub(crate) copies: CopyChannel,
+    pub(crate) copies: ConfirmChannel,
     /// The broker user this process logs in as: the `user_id` of its copies, and the one
     /// sender whose `x-original-user-id` is believed.
     pub(crate) own_user: ShortString,
@@ -412,9 +413,9 @@ impl Processor for QueueProcessor {
             user_id: &self.own_user,
             original_user: original_user_header(&meta.caller),
         };
-        let stored = match self.copies.get().await {
+        let stored = match self.copies.channel().await {
             Ok(out) => republish(&out, &delivery, &from, route, &[], None).await,
-            Err(problem) => Err(problem),
+            Err(problem) => Err(problem.to_string()),
         };
         match stored {
             Ok(()) => {
@@ -460,8 +461,8 @@ impl Processor for QueueProcessor {
         let (name, republished) = match next {
             Next::Ack => (Disposition::Ok, Ok(())),
             // The copy goes out on the publishing connection; this one only acknowledges.
-            Next::Retry(_) | Next::Park(_) => match self.copies.get().await {
-                Err(problem) => (Disposition::Requeued, Err(problem)),
+            Next::Retry(_) | Next::Park(_) => match self.copies.channel().await {
+                Err(problem) => (Disposition::Requeued, Err(problem.to_string())),
                 Ok(out) => self.store_copy(&out, &delivery, &from, route, next).await,
             },
         };

@@ -4,14 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use lapin::options::ConfirmSelectOptions;
 use lapin::types::ShortString;
 use lapin::{BasicProperties, Channel};
 use serde::Serialize;
-use tokio::sync::Mutex;
 
 use crate::TaskContract;
 use crate::amqp::broker::Broker;
+use crate::amqp::confirm::{ConfirmChannel, Wait};
 use crate::amqp::publish::Published;
 use crate::db::{Client, DbError};
 use crate::wire::envelope::{self, Encoding};
@@ -98,10 +97,10 @@ pub enum ScheduleError {
 /// Publishes work messages now, or schedules them for later; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct QueuePublisher {
-    broker: Broker,
     /// Where scheduled messages are stored ([`QueuePublisher::with_database`]).
     db: Option<Client>,
-    channel: Arc<Mutex<Option<Channel>>>,
+    /// Shared by the clones. It waits for a reconnect: `publish` is bounded by `timeout`.
+    channel: Arc<ConfirmChannel>,
     timeout: Duration,
     max_message_bytes: usize,
     /// The `user_id` of every message: the broker user the publisher logged in as.
@@ -115,9 +114,12 @@ impl QueuePublisher {
     /// `runner::main` or [`Broker::connect_configured`]).
     pub fn new(broker: &Broker) -> Self {
         Self {
-            broker: broker.clone(),
             db: None,
-            channel: Arc::new(Mutex::new(None)),
+            channel: Arc::new(ConfirmChannel::new(
+                broker.clone(),
+                Wait::ForReconnect,
+                "work messages",
+            )),
             timeout: Duration::from_secs(30),
             max_message_bytes: broker.max_message_bytes(),
             user_id: broker.user_id().clone(),
@@ -169,28 +171,13 @@ impl QueuePublisher {
     }
 
     async fn channel(&self, route: &str) -> Result<Channel, PublishError> {
-        let unavailable = |message: String| PublishError::Unavailable {
-            route: route.to_owned(),
-            message,
-        };
-        let mut slot = self.channel.lock().await;
-        if let Some(ch) = slot.as_ref().filter(|c| c.status().connected()) {
-            return Ok(ch.clone());
-        }
-        let conn = self
-            .broker
-            .connection()
+        self.channel
+            .channel()
             .await
-            .ok_or_else(|| unavailable("broker handle closed".into()))?;
-        let ch = conn
-            .create_channel()
-            .await
-            .map_err(|e| unavailable(e.to_string()))?;
-        ch.confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(|e| unavailable(e.to_string()))?;
-        *slot = Some(ch.clone());
-        Ok(ch)
+            .map_err(|e| PublishError::Unavailable {
+                route: route.to_owned(),
+                message: e.to_string(),
+            })
     }
 
     /// Publishes a typed task message to its route.

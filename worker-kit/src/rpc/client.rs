@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use lapin::options::{BasicConsumeOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel};
 use serde::Serialize;
@@ -32,7 +32,9 @@ use tracing::{debug, warn};
 
 use crate::Contract;
 use crate::amqp::broker::Broker;
+use crate::amqp::confirm::{ConfirmChannel, OpenError, Wait};
 use crate::amqp::publish::Published;
+use crate::backoff::Pauses;
 use crate::config::Config;
 use crate::error::Error;
 use crate::observe::metrics::{CALL_OUTCOMES, ClientMetrics};
@@ -201,9 +203,11 @@ pub struct RpcClient {
     shared: Arc<Shared>,
     /// The `user_id` of every request: the broker user the client logged in as.
     user_id: ShortString,
-    /// Held while a new publishing channel is opened, so that the calls failing together
-    /// on a closed channel open one between them.
-    reopening: Arc<tokio::sync::Mutex<()>>,
+    /// Where the publishing channel comes from (opened when the reply consumer is, and
+    /// again after the broker closed it); calls failing together on a closed channel open
+    /// one between them. It does not wait for a reconnect: the reply loop does, because
+    /// the channel must be opened on the connection of the reply queue it is paired with.
+    publisher: Arc<ConfirmChannel>,
     default_timeout: Duration,
     limits: Limits,
     encoding: Encoding,
@@ -246,7 +250,11 @@ impl RpcClient {
             broker: broker.clone(),
             shared,
             user_id: broker.user_id().clone(),
-            reopening: Arc::new(tokio::sync::Mutex::new(())),
+            publisher: Arc::new(ConfirmChannel::new(
+                broker.clone(),
+                Wait::No,
+                "the rpc client's requests",
+            )),
             default_timeout: config.rpc_timeout,
             limits: config.limits(),
             encoding: Encoding::Gzip,
@@ -273,33 +281,22 @@ impl RpcClient {
         self
     }
 
-    /// Opens a publishing channel with confirms.
-    async fn open_publisher(conn: &lapin::Connection) -> Result<Channel, lapin::Error> {
-        let channel = conn.create_channel().await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
-        Ok(channel)
-    }
-
     /// Replaces the publishing channel after the broker closed it (a refused `user_id`
     /// closes the channel, not the connection, so the reply consumer stays and no
     /// reconnect would ever replace it). Calls that failed together open one channel
     /// between them; while the connection is down, the reconnect re-opens everything.
     async fn reopen_publisher(&self) {
-        let _one_at_a_time = self.reopening.lock().await;
         let reply_to = match self.shared.channel.borrow().as_ref() {
             Some((c, _)) if c.status().connected() => return,
             Some((_, reply_to)) => reply_to.clone(),
             None => return,
         };
-        let Some(conn) = self.broker.connection_now() else {
-            return;
-        };
-        match Self::open_publisher(&conn).await {
+        match self.publisher.channel().await {
             Ok(channel) => {
                 self.shared.channel.send_replace(Some((channel, reply_to)));
             }
+            // Down: the reply loop pairs a new channel with a new reply queue once it is back.
+            Err(OpenError::Down) => {}
             Err(e) => warn!(error = %e, "rpc client could not re-open its publishing channel"),
         }
     }
@@ -320,9 +317,14 @@ impl RpcClient {
                 source: Some(e),
             }
         };
-        let channel = Self::open_publisher(&conn)
-            .await
-            .map_err(err("opening the publishing channel failed"))?;
+        // On `conn`, which is up now (a new reconnect fails this, and the loop tries again).
+        let channel = self.publisher.channel().await.map_err(|e| {
+            let (what, source) = e.split();
+            Error::Broker {
+                message: format!("rpc client: {what}"),
+                source,
+            }
+        })?;
         // Replies come to an exclusive queue consumed on a channel of its own: RabbitMQ
         // then handles publishing and delivering replies in parallel (direct reply-to
         // forces both onto one channel, ~20 % fewer calls/s at 64 in flight here).
@@ -403,6 +405,7 @@ impl RpcClient {
             if self.broker.is_closed() {
                 return;
             }
+            let pauses = Pauses::default();
             consumer = loop {
                 match self.open().await {
                     Ok(c) => break c,
@@ -410,8 +413,9 @@ impl RpcClient {
                         if self.broker.is_closed() {
                             return;
                         }
-                        warn!(error = %e, "rpc client could not re-open its reply consumer; retrying");
-                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        let pause = pauses.next();
+                        warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "rpc client could not re-open its reply consumer; retrying");
+                        tokio::time::sleep(pause).await;
                     }
                 }
             };

@@ -1,6 +1,8 @@
 //! The kit's one backoff: exponential with jitter, from 100 ms to 2 s, for everything
-//! that waits before trying the broker again (connecting, reopening a consuming session,
-//! giving a message back whose copy could not be stored).
+//! that waits before trying again: the broker (connecting, reopening a consuming session,
+//! giving a message back whose copy could not be stored), the database (the first
+//! connect), a relay's batch that did not go out, the relay's `LISTEN` connection and the
+//! RPC client's reply consumer. It imports nothing of the kit, so every layer can use it.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
