@@ -248,6 +248,76 @@ mod tests {
         assert_eq!(budget.in_use(), 0);
     }
 
+    /// `{"data":[…]}` of customer-like records, about `len` bytes of text, unique to this
+    /// call (so that its inflates are counted apart from other tests').
+    fn records(len: usize) -> String {
+        let nonce: u64 = rand::random();
+        let mut text = format!(r#"{{"data":[{{"nonce":{nonce}}}"#);
+        for i in 0u64.. {
+            if text.len() + 100 > len {
+                break;
+            }
+            text.push_str(&format!(
+                r#",{{"id":{i},"name":"customer {}","email":"c{}@example.com","balance":{}.{:02}}}"#,
+                i * 7919 % 100_000,
+                i * 31 % 9973,
+                i * 13 % 10_000,
+                i % 100
+            ));
+        }
+        text.push_str("]}");
+        text
+    }
+
+    /// A body past the inline threshold is inflated once, while it is priced, and decoded
+    /// from what that kept; its price is the one its text is priced at.
+    #[tokio::test]
+    async fn a_large_gzip_body_is_inflated_once() {
+        let budget = DecodeBudget::new(64 * MIB);
+        for len in [64 * 1024, 600 * 1024] {
+            let text = records(len);
+            let body = gz(text.as_bytes());
+            let decoded = decode_request(&body, &Limits::default(), &budget, None)
+                .await
+                .unwrap();
+            assert_eq!(decoded.request.data.get(), &text[8..text.len() - 1]);
+            assert_eq!(gzip::passes::of(&body), 1, "{len} bytes of text");
+            assert_eq!(budget.in_use(), cost::of_text(text.as_bytes(), body.len()));
+            drop(decoded);
+            assert_eq!(budget.in_use(), 0);
+        }
+    }
+
+    /// Times the decode path (pricing, the budget, gunzip, the envelope) of a 64 KiB gzip
+    /// request, as the RPC and queue workers run it. A measurement, run in release:
+    /// `cargo test --release -p worker-kit --lib decode_path_timing -- --ignored --nocapture`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a measurement: run in release"]
+    async fn decode_path_timing() {
+        let budget = DecodeBudget::new(128 * MIB);
+        let text = records(64 * 1024);
+        let body = gz(text.as_bytes());
+        let runs: u32 = std::env::var("DECODE_RUNS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(5_000);
+        let started = std::time::Instant::now();
+        for _ in 0..runs {
+            let d = decode_request(&body, &Limits::default(), &budget, None)
+                .await
+                .unwrap();
+            assert!(d.request.data.get().len() > 60_000);
+        }
+        let each = started.elapsed() / runs;
+        eprintln!(
+            "decode path, {} bytes of text ({} gzip): {each:?} a body, {:.0} bodies/s, {} inflate passes",
+            text.len(),
+            body.len(),
+            1.0 / each.as_secs_f64(),
+            gzip::passes::of(&body),
+        );
+    }
+
     #[tokio::test]
     async fn a_small_body_is_decoded_and_priced_small() {
         let budget = DecodeBudget::new(MIB);
