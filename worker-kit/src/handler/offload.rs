@@ -2,11 +2,14 @@
 //! runtime's threads when it is large.
 //!
 //! The body is priced from what it actually decodes to, never from what it says about
-//! itself (a gzip trailer's length is four bytes anyone can write): a gzip body is first
-//! inflated up to [`OFFLOAD_BYTES`]; one that ends within that is decoded on the spot,
-//! while a larger one is inflated once more through a small buffer, without keeping the
-//! output, to count its bytes and values (`wire::cost`). Only then is its price reserved
-//! and the body decoded for good, on Tokio's blocking pool. Gunzip, the envelope's JSON and
+//! itself (a gzip trailer's length is four bytes anyone can write). A gzip body whose
+//! trailer says it is small is inflated up to [`OFFLOAD_BYTES`] and, when it ends within
+//! that, priced, reserved and decoded on the spot. A larger one is inflated once, on
+//! Tokio's blocking pool: each piece of text is priced (its bytes and values, `wire::cost`)
+//! and paid for from the budget before it is kept, and the request is decoded from the
+//! text kept. When the budget cannot pay for a piece now, the text is dropped and the rest
+//! only priced; the body then waits for its whole price holding nothing but its received
+//! bytes, and is inflated again once the price is reserved. Gunzip, the envelope's JSON and
 //! the payload's deserialization of a body of several MiB take tens of milliseconds in
 //! which every other task on the same runtime thread would wait.
 
@@ -132,42 +135,86 @@ pub(crate) async fn decode_request(
             let request = blocking(move || envelope::decode_request(&owned, &limits)).await?;
             Ok(Decoded { request, lease })
         }
-        Encoding::Gzip => {
-            let cap = head_cap(&limits);
-            let head = gzip::decompress(body, cap).map_err(DecodeError::Gzip)?;
-            if head.len() <= cap {
-                let lease = budget
-                    .reserve(cost::of_text(&head, body.len()), until)
-                    .await?;
-                let request = envelope::request_from_bytes(head, Encoding::Gzip)?;
-                return Ok(Decoded { request, lease });
-            }
-            if cap == limits.max_decoded_bytes {
-                return Err(too_large().into());
-            }
-            drop(head);
-            let owned = body.to_vec();
-            let affordable = budget.limit();
-            let (owned, scanned) = blocking(move || {
-                let mut scan = cost::Scan::default();
-                let wire = owned.len();
-                // Inflating stops once the price is past the whole budget: a bomb is
-                // refused after as little of it as that takes.
-                let inflated = gzip::inflate_each(&owned, limits.max_decoded_bytes, |chunk| {
-                    scan.feed(chunk);
-                    scan.cost(wire) <= affordable
-                });
-                (owned, inflated.map(|_| scan))
-            })
-            .await;
-            let scan = scanned.map_err(DecodeError::Gzip)?;
-            if scan.bytes() > limits.max_decoded_bytes {
-                return Err(too_large().into());
-            }
-            let lease = budget.reserve(scan.cost(owned.len()), until).await?;
-            let request = blocking(move || envelope::decode_request(&owned, &limits)).await?;
-            Ok(Decoded { request, lease })
+        Encoding::Gzip => decode_gzip(body, limits, budget, until).await,
+    }
+}
+
+/// [`decode_request`] of a gzip body within `MAX_MESSAGE_BYTES`.
+async fn decode_gzip(
+    body: &[u8],
+    limits: Limits,
+    budget: &DecodeBudget,
+    until: Option<Instant>,
+) -> Result<Decoded, Undecoded> {
+    let cap = head_cap(&limits);
+    let too_large = || DecodeError::DecodedTooLarge {
+        limit: limits.max_decoded_bytes,
+    };
+    // An honest trailer tells a large body from a small one, sparing a large body an
+    // inflate of its head here; a lying one costs only that.
+    if gzip::claimed_len(body).is_none_or(|n| n <= cap) {
+        let head = gzip::decompress(body, cap).map_err(DecodeError::Gzip)?;
+        if head.len() <= cap {
+            let lease = budget
+                .reserve(cost::of_text(&head, body.len()), until)
+                .await?;
+            let request = envelope::request_from_bytes(head, Encoding::Gzip)?;
+            return Ok(Decoded { request, lease });
         }
+        if cap == limits.max_decoded_bytes {
+            return Err(too_large().into());
+        }
+    }
+    let owned = body.to_vec();
+    let taken = budget.clone();
+    let (owned, first) = blocking(move || {
+        let first = inflate_and_decode(&owned, limits, &taken);
+        (owned, first)
+    })
+    .await;
+    let scan = match first? {
+        First::Decoded(decoded) => return Ok(decoded),
+        First::Priced(scan) => scan,
+    };
+    if scan.bytes() > limits.max_decoded_bytes {
+        return Err(too_large().into());
+    }
+    // The budget could not hold it while it was inflated: wait for the whole price, then
+    // inflate it again.
+    let lease = budget.reserve(scan.cost(owned.len()), until).await?;
+    let request = blocking(move || envelope::decode_request(&owned, &limits)).await?;
+    Ok(Decoded { request, lease })
+}
+
+/// What the first inflate of a large gzip body came to.
+enum First {
+    /// Priced, paid for and decoded in that one pass.
+    Decoded(Decoded),
+    /// Priced only: the budget could not hold it then, or it is too costly or too large.
+    Priced(cost::Scan),
+}
+
+/// Inflates `body` once, paying for its text piece by piece from `budget` as it comes and
+/// decoding the request from what was kept; when the budget cannot pay for a piece now,
+/// prices the rest without holding it (the caller waits for the price).
+fn inflate_and_decode(
+    body: &[u8],
+    limits: Limits,
+    budget: &DecodeBudget,
+) -> Result<First, Undecoded> {
+    let mut lease = budget.growing();
+    // Inflating stops once the price is past the whole budget: a bomb is refused after as
+    // little of it as that takes.
+    let inflated = cost::inflate_priced(body, limits.max_decoded_bytes, budget.limit(), |price| {
+        lease.try_grow(price)
+    })
+    .map_err(DecodeError::Gzip)?;
+    match inflated {
+        cost::Inflated::Kept(text) => {
+            let request = envelope::request_from_bytes(text, Encoding::Gzip)?;
+            Ok(First::Decoded(Decoded { request, lease }))
+        }
+        cost::Inflated::Scanned(scan) => Ok(First::Priced(scan)),
     }
 }
 
@@ -220,10 +267,10 @@ mod tests {
         assert_eq!(budget.in_use(), 0);
     }
 
-    /// The trailer says 1 byte: the body is inflated (through a small buffer, keeping
-    /// nothing) to learn its size and found out, without any of it being held.
+    /// The trailer says 1 byte: the body is inflated past its head, paying for what it
+    /// holds, and found out by its length.
     #[tokio::test]
-    async fn a_lying_trailer_is_found_out_without_holding_the_body() {
+    async fn a_lying_trailer_is_found_out() {
         let budget = DecodeBudget::new(64 * MIB);
         let body = lying_bomb(100_000);
         assert!(body.len() < OFFLOAD_BYTES);
@@ -286,6 +333,32 @@ mod tests {
             drop(decoded);
             assert_eq!(budget.in_use(), 0);
         }
+    }
+
+    /// The budget's gauges show what a large body holds while it is handled, and 0 once
+    /// it is done.
+    #[tokio::test]
+    async fn the_budget_metrics_follow_a_large_body() {
+        let metrics = crate::observe::Metrics::new();
+        let budget = DecodeBudget::new(64 * MIB);
+        metrics.report_decode_budget(budget.clone());
+        let gauge = |name: &str| -> usize {
+            let text = metrics.encode();
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+                .unwrap_or_else(|| panic!("{name} in {text}"))
+        };
+        assert_eq!(gauge("worker_kit_decode_budget_in_use_bytes"), 0);
+        assert_eq!(gauge("worker_kit_decode_budget_bytes"), 64 * MIB);
+        let body = gz(records(600 * 1024).as_bytes());
+        let decoded = decode_request(&body, &Limits::default(), &budget, None)
+            .await
+            .unwrap();
+        let held = gauge("worker_kit_decode_budget_in_use_bytes");
+        assert!(held > 2 * 600 * 1024, "{held}");
+        assert_eq!(held, budget.in_use());
+        drop(decoded);
+        assert_eq!(gauge("worker_kit_decode_budget_in_use_bytes"), 0);
     }
 
     /// Times the decode path (pricing, the budget, gunzip, the envelope) of a 64 KiB gzip

@@ -202,6 +202,14 @@ pub(crate) fn decompress(body: &[u8], cap: usize) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The length of text the trailer at the end of `body` gives (modulo 2³²): what an honest
+/// sender's body inflates to. Anyone can write these four bytes, so it may decide where a
+/// body is inflated, never what it is charged or allowed.
+pub(crate) fn claimed_len(body: &[u8]) -> Option<usize> {
+    let trailer = body.get(body.len().checked_sub(4)?..)?;
+    usize::try_from(u32::from_le_bytes(trailer.try_into().ok()?)).ok()
+}
+
 /// Inflates the gzip member at the start of `body` through a buffer of [`PIECE`] bytes,
 /// handing each piece to `sink` and keeping none: what the body decodes to, learnt without
 /// holding it. Returns how many bytes came out, stopping once that is more than `cap` or
@@ -302,7 +310,10 @@ pub(crate) mod passes {
     pub(crate) fn count(body: &[u8]) {
         if let Some(k) = key(body) {
             let mut passes = PASSES.lock().unwrap_or_else(PoisonError::into_inner);
-            *passes.get_or_insert_with(HashMap::new).entry(k).or_default() += 1;
+            *passes
+                .get_or_insert_with(HashMap::new)
+                .entry(k)
+                .or_default() += 1;
         }
     }
 
