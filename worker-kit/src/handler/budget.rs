@@ -1,8 +1,9 @@
 //! The process's budget of memory for decoded bodies in flight (`DECODE_BUDGET_BYTES`).
 //!
 //! Every body is priced before it is decoded ([`crate::wire::cost`]) and decoded only once
-//! its price is reserved here; the reservation ([`Lease`]) is held until the handler is
-//! done with the body. A body the budget cannot cover now waits, holding nothing but its
+//! its price is reserved here (a large gzip body, priced as it is inflated, pays for each
+//! piece of its text before keeping it: [`Lease::try_grow`], which never waits); the
+//! reservation ([`Lease`]) is held until the handler is done with the body. A body the budget cannot cover now waits, holding nothing but its
 //! received bytes, until other bodies are done or its time is up (the caller's deadline,
 //! or the handler's limit): a delivery that waits keeps its prefetch slot, so the broker
 //! holds the rest back, which is the backpressure a bomb should meet, and a caller gets its
