@@ -203,6 +203,8 @@ impl Runner {
                 shutdown.clone(),
             ));
         }
+        let budget = crate::handler::budget::DecodeBudget::new(self.config.decode_budget_bytes);
+        self.broker.metrics().report_decode_budget(budget.clone());
         let ctx = WorkerContext {
             broker: self.broker.clone(),
             config: self.config.clone(),
@@ -210,7 +212,7 @@ impl Runner {
             ready: ready_tx,
             paused,
             health: health.clone(),
-            budget: crate::handler::budget::DecodeBudget::new(self.config.decode_budget_bytes),
+            budget,
             service: Arc::from(self.service),
             served: Arc::new(
                 names

@@ -1,8 +1,9 @@
 //! The process's budget of memory for decoded bodies in flight (`DECODE_BUDGET_BYTES`).
 //!
 //! Every body is priced before it is decoded ([`crate::wire::cost`]) and decoded only once
-//! its price is reserved here; the reservation ([`Lease`]) is held until the handler is
-//! done with the body. A body the budget cannot cover now waits, holding nothing but its
+//! its price is reserved here (a large gzip body, priced as it is inflated, pays for each
+//! piece of its text before keeping it: [`Lease::try_grow`], which never waits); the
+//! reservation ([`Lease`]) is held until the handler is done with the body. A body the budget cannot cover now waits, holding nothing but its
 //! received bytes, until other bodies are done or its time is up (the caller's deadline,
 //! or the handler's limit): a delivery that waits keeps its prefetch slot, so the broker
 //! holds the rest back, which is the backpressure a bomb should meet, and a caller gets its
@@ -91,7 +92,6 @@ impl DecodeBudget {
     }
 
     /// Bytes reserved now.
-    #[cfg(test)]
     pub(crate) fn in_use(&self) -> usize {
         self.inner.used.load(Ordering::Acquire)
     }
@@ -135,6 +135,12 @@ impl DecodeBudget {
         }
     }
 
+    /// A lease of nothing yet, for a body priced as it is decoded: it grows with
+    /// [`Lease::try_grow`] before each piece is held, and never waits.
+    pub(crate) fn growing(&self) -> Lease {
+        self.lease(0)
+    }
+
     fn try_take(&self, cost: usize) -> bool {
         let limit = self.inner.limit;
         self.inner
@@ -153,12 +159,45 @@ impl DecodeBudget {
     }
 }
 
+impl crate::observe::decode_budget::BudgetSource for DecodeBudget {
+    fn in_use(&self) -> usize {
+        DecodeBudget::in_use(self)
+    }
+
+    fn limit(&self) -> usize {
+        DecodeBudget::limit(self)
+    }
+}
+
 /// A reservation of the budget, given back when dropped.
 #[derive(Debug)]
 #[must_use = "the reservation is given back when dropped: hold it until the body is no longer needed"]
 pub(crate) struct Lease {
     inner: Arc<Inner>,
     cost: usize,
+}
+
+impl Lease {
+    /// Makes the reservation `cost` bytes if the budget holds them now (a price of at most
+    /// [`SMALL_COST`] always, as [`DecodeBudget::reserve`] admits it); `false`, leaving
+    /// the reservation as it was, otherwise.
+    pub(crate) fn try_grow(&mut self, cost: usize) -> bool {
+        let Some(more) = cost.checked_sub(self.cost) else {
+            return true;
+        };
+        let used = &self.inner.used;
+        let limit = self.inner.limit;
+        let taken = used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
+                let after = now.saturating_add(more);
+                (cost <= SMALL_COST || after <= limit).then_some(after)
+            })
+            .is_ok();
+        if taken {
+            self.cost = cost;
+        }
+        taken
+    }
 }
 
 impl Drop for Lease {
@@ -206,6 +245,24 @@ mod tests {
             }
         );
         assert!(e.to_string().contains("retry later"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_growing_lease_takes_only_what_is_free_now() {
+        let budget = DecodeBudget::new(MIB);
+        let mut lease = budget.growing();
+        assert!(lease.try_grow(MIB / 2));
+        assert!(lease.try_grow(3 * MIB / 4));
+        assert_eq!(budget.in_use(), 3 * MIB / 4);
+        let _other = budget.reserve(MIB / 4, None).await.unwrap();
+        assert!(!lease.try_grow(MIB / 2 + MIB / 4 + 1), "past the budget");
+        assert_eq!(budget.in_use(), MIB);
+        // Small prices are taken however full the budget is, as reserve takes them.
+        let mut small = budget.growing();
+        assert!(small.try_grow(SMALL_COST));
+        assert_eq!(budget.in_use(), MIB + SMALL_COST);
+        drop((lease, small));
+        assert_eq!(budget.in_use(), MIB / 4);
     }
 
     #[tokio::test]

@@ -18,6 +18,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use super::decode_budget::{BudgetSource, DecodeBudgetGauges};
 use super::disposition::Disposition;
 use super::labels::Bounded;
 
@@ -105,6 +106,7 @@ struct Inner {
     error_types: Bounded,
     client_routes: Bounded,
     databases: DatabasePools,
+    decode_budget: DecodeBudgetGauges,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -199,6 +201,8 @@ impl Metrics {
         );
         let databases = DatabasePools::default();
         registry.register_collector(Box::new(databases.clone()));
+        let decode_budget = DecodeBudgetGauges::default();
+        registry.register_collector(Box::new(decode_budget.clone()));
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -217,6 +221,7 @@ impl Metrics {
                 error_types: Bounded::new(MAX_ERROR_TYPES),
                 client_routes: Bounded::new(MAX_CLIENT_ROUTES),
                 databases,
+                decode_budget,
             }),
         }
     }
@@ -285,6 +290,11 @@ impl Metrics {
             .broker_reconnects
             .get_or_create(&ConnectionLabels { connection })
             .inc();
+    }
+
+    /// The decode budget whose use is reported (the Runner's).
+    pub(crate) fn report_decode_budget(&self, budget: impl BudgetSource) {
+        self.inner.decode_budget.report(Arc::new(budget));
     }
 
     /// The databases whose pools are reported (the Runner's registered ones).
@@ -585,6 +595,17 @@ mod tests {
         }
     }
 
+    struct FakeBudget;
+
+    impl BudgetSource for FakeBudget {
+        fn in_use(&self) -> usize {
+            3 << 20
+        }
+        fn limit(&self) -> usize {
+            128 << 20
+        }
+    }
+
     /// A registry with a sample in every family.
     fn busy() -> Metrics {
         let m = Metrics::new();
@@ -616,6 +637,7 @@ mod tests {
         m.broker_up("main", true);
         m.broker_reconnected("main");
         m.report_databases(vec![Arc::new(FakeDb) as Arc<dyn Database>]);
+        m.report_decode_budget(FakeBudget);
         m
     }
 
@@ -642,6 +664,8 @@ mod tests {
             "worker_kit_broker_reconnects_total{connection=\"main\"} 1",
             "worker_kit_db_pool_in_use{database=\"main\"} 2",
             "worker_kit_db_pool_acquire_timeouts_total{database=\"main\"} 4",
+            "worker_kit_decode_budget_in_use_bytes 3145728",
+            "worker_kit_decode_budget_bytes 134217728",
             "worker_kit_handler_duration_seconds_bucket{le=\"0.05\",route=\"orders.create\",kind=\"rpc\",outcome=\"error\"} 1",
             "worker_kit_handler_duration_seconds_bucket{le=\"60.0\",route=\"orders.create\",kind=\"rpc\",outcome=\"ok\"} 1",
         ];

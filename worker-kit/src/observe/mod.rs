@@ -8,6 +8,7 @@
 //! error type, a route called by name) passes through a bounded set (`labels::Bounded`), which keeps the
 //! number of distinct values small. Correlation ids and payload values are never labels.
 
+pub(crate) mod decode_budget;
 pub(crate) mod disposition;
 pub(crate) mod error_type;
 pub(crate) mod exposition;

@@ -112,6 +112,58 @@ pub(crate) fn of_text(text: &[u8], wire: usize) -> usize {
     scan.cost(wire)
 }
 
+/// What [`inflate_priced`] made of a gzip body.
+#[derive(Debug)]
+pub(crate) enum Inflated {
+    /// The whole text, each piece paid for before it was kept (the last payment was its
+    /// whole price).
+    Kept(Vec<u8>),
+    /// The scan alone: a piece was not paid for, so nothing was kept from then on. The
+    /// scan stops early once the text is longer than the cap or its price is above the
+    /// most anything may cost.
+    Scanned(Scan),
+}
+
+/// Inflates the gzip `body` once, pricing its text as it comes and keeping it while `pay`
+/// accepts the price so far (called before each piece is kept, with the running
+/// [`Scan::cost`]): the body is priced and decoded in one pass, and no byte is held that
+/// was not paid for first. Once `pay` refuses, the text is dropped and only counted on, so
+/// that the caller learns the whole price to wait for. Stops once the text is more than
+/// `cap` bytes or its price more than `most` (the caller refuses those without the rest).
+///
+/// # Errors
+///
+/// A body that is not gzip, or whose data or trailer is corrupt.
+pub(crate) fn inflate_priced(
+    body: &[u8],
+    cap: usize,
+    most: usize,
+    mut pay: impl FnMut(usize) -> bool,
+) -> std::io::Result<Inflated> {
+    let wire = body.len();
+    let mut scan = Scan::default();
+    let mut kept = Some(Vec::new());
+    crate::wire::gzip::inflate_each(body, cap, |piece| {
+        scan.feed(piece);
+        let price = scan.cost(wire);
+        if price > most {
+            return false;
+        }
+        if let Some(text) = kept.as_mut() {
+            if pay(price) {
+                text.extend_from_slice(piece);
+            } else {
+                kept = None;
+            }
+        }
+        true
+    })?;
+    Ok(match kept {
+        Some(text) if scan.bytes() <= cap && scan.cost(wire) <= most => Inflated::Kept(text),
+        _ => Inflated::Scanned(scan),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +188,52 @@ mod tests {
             s.feed(&text[..split]);
             s.feed(&text[split..]);
             assert_eq!(s.cost(0), whole, "split at {split}");
+        }
+    }
+
+    fn gz(text: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(text).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn inflating_keeps_what_is_paid_for_and_prices_the_rest() {
+        let text = format!("{{\"data\":[0{}]}}", ",0".repeat(99_999));
+        let body = gz(text.as_bytes());
+        let price = of_text(text.as_bytes(), body.len());
+        let mut paid = Vec::new();
+        match inflate_priced(&body, usize::MAX - 1, usize::MAX, |p| {
+            paid.push(p);
+            true
+        })
+        .unwrap()
+        {
+            Inflated::Kept(kept) => assert_eq!(kept, text.as_bytes()),
+            other => panic!("{other:?}"),
+        }
+        // Asked before each piece, the price so far, ending at the whole price.
+        assert!(paid.len() > 1 && paid.is_sorted(), "{paid:?}");
+        assert_eq!(paid.last(), Some(&price));
+        // Refused once: the rest is only counted, to its end.
+        let mut asked = 0;
+        match inflate_priced(&body, usize::MAX - 1, usize::MAX, |_| {
+            asked += 1;
+            asked == 1
+        })
+        .unwrap()
+        {
+            Inflated::Scanned(scan) => assert_eq!(scan.cost(body.len()), price),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(asked, 2);
+        // Past the cap, or past the most it may cost: stopped early.
+        for (cap, most) in [(1000, usize::MAX), (usize::MAX - 1, 100_000)] {
+            match inflate_priced(&body, cap, most, |_| true).unwrap() {
+                Inflated::Scanned(scan) => assert!(scan.bytes() < text.len()),
+                other => panic!("{other:?}"),
+            }
         }
     }
 
@@ -247,7 +345,17 @@ mod estimate_tests {
         };
         let base = status("VmRSS");
         std::fs::write("/proc/self/clear_refs", "5").unwrap();
-        let request = envelope::decode_request(&body, &limits).unwrap();
+        // As the workers decode it: a gzip body in the one pass that prices it.
+        let request = if encoding == "gzip" {
+            match inflate_priced(&body, usize::MAX - 1, usize::MAX, |_| true).unwrap() {
+                Inflated::Kept(text) => {
+                    envelope::request_from_bytes(text, envelope::Encoding::Gzip).unwrap()
+                }
+                Inflated::Scanned(_) => unreachable!("every piece was paid for"),
+            }
+        } else {
+            envelope::decode_request(&body, &limits).unwrap()
+        };
         let value: serde_json::Value = serde_json::from_str(request.data.get()).unwrap();
         let peak = status("VmHWM").saturating_sub(base);
         drop((value, request));

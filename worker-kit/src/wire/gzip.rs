@@ -145,6 +145,8 @@ fn skip_header(body: &[u8]) -> io::Result<usize> {
 /// Checks the trailer's CRC-32 and length; data after the member is ignored, as
 /// `GzDecoder` does.
 pub(crate) fn decompress(body: &[u8], cap: usize) -> io::Result<Vec<u8>> {
+    #[cfg(test)]
+    passes::count(body);
     let start = skip_header(body)?;
     let input = &body[start..];
     let limit = cap.saturating_add(1);
@@ -200,6 +202,14 @@ pub(crate) fn decompress(body: &[u8], cap: usize) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The length of text the trailer at the end of `body` gives (modulo 2³²): what an honest
+/// sender's body inflates to. Anyone can write these four bytes, so it may decide where a
+/// body is inflated, never what it is charged or allowed.
+pub(crate) fn claimed_len(body: &[u8]) -> Option<usize> {
+    let trailer = body.get(body.len().checked_sub(4)?..)?;
+    usize::try_from(u32::from_le_bytes(trailer.try_into().ok()?)).ok()
+}
+
 /// Inflates the gzip member at the start of `body` through a buffer of [`PIECE`] bytes,
 /// handing each piece to `sink` and keeping none: what the body decodes to, learnt without
 /// holding it. Returns how many bytes came out, stopping once that is more than `cap` or
@@ -210,6 +220,8 @@ pub(crate) fn inflate_each(
     cap: usize,
     mut sink: impl FnMut(&[u8]) -> bool,
 ) -> io::Result<usize> {
+    #[cfg(test)]
+    passes::count(body);
     let start = skip_header(body)?;
     let input = &body[start..];
     let mut piece = vec![0u8; PIECE];
@@ -278,6 +290,40 @@ fn check_trailer(input: &[u8], consumed: usize, crc: &Crc, len: usize) -> io::Re
         ));
     }
     Ok(())
+}
+
+/// How many times each body was inflated (test builds only), so that tests can hold the
+/// decode path to inflating a body once. Keyed by the body's last 8 bytes (a member's
+/// CRC-32 and length): tests running at once inflate bodies of their own.
+#[cfg(test)]
+pub(crate) mod passes {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, PoisonError};
+
+    static PASSES: Mutex<Option<HashMap<[u8; 8], usize>>> = Mutex::new(None);
+
+    fn key(body: &[u8]) -> Option<[u8; 8]> {
+        body.get(body.len().checked_sub(8)?..)?.try_into().ok()
+    }
+
+    /// Counts a pass over `body`.
+    pub(crate) fn count(body: &[u8]) {
+        if let Some(k) = key(body) {
+            let mut passes = PASSES.lock().unwrap_or_else(PoisonError::into_inner);
+            *passes
+                .get_or_insert_with(HashMap::new)
+                .entry(k)
+                .or_default() += 1;
+        }
+    }
+
+    /// The passes over `body` so far.
+    pub(crate) fn of(body: &[u8]) -> usize {
+        let passes = PASSES.lock().unwrap_or_else(PoisonError::into_inner);
+        key(body)
+            .and_then(|k| passes.as_ref()?.get(&k).copied())
+            .unwrap_or(0)
+    }
 }
 
 #[cfg(test)]
