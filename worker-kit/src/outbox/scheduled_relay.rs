@@ -16,7 +16,7 @@ use super::relay_channel::RelayChannel;
 use crate::Error;
 use crate::db::{Client, DbError};
 use crate::queue::SCHEDULED_NOTIFY_CHANNEL;
-use crate::worker::{Runnable, WorkerContext, sealed};
+use crate::worker::{Runnable, WorkerContext, WorkerKind, sealed};
 
 /// The advisory lock that lets one scheduled-messages relay of a database publish at a
 /// time. Not the outbox's: the two relays of one service must not wait for each other.
@@ -311,8 +311,8 @@ impl sealed::Sealed for ScheduledRelay {}
 
 #[async_trait]
 impl Runnable for ScheduledRelay {
-    fn kind(&self) -> &'static str {
-        "scheduled"
+    fn kind(&self) -> WorkerKind {
+        WorkerKind::Scheduled
     }
 
     fn route_names(&self) -> Vec<String> {
