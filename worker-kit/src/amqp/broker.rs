@@ -239,6 +239,33 @@ impl Broker {
         Ok(broker)
     }
 
+    /// A handle to the broker of `config` that has no connection and never opens one:
+    /// for unit tests of what runs while the broker is away.
+    #[cfg(test)]
+    pub(crate) fn offline(config: &Config) -> Self {
+        let endpoints = Endpoints::with_tls(&config.amqp_url, &config.amqp_tls())
+            .expect("the default AMQP_URL is valid");
+        let (current, _) = watch::channel(None);
+        Broker {
+            inner: Arc::new(Inner {
+                user: endpoints.user().into(),
+                shown_url: endpoints.shown(),
+                endpoints,
+                node: std::sync::Mutex::new(String::new()),
+                name: "offline".to_owned(),
+                time_limit: config.connect_timeout,
+                current,
+                closed: CancellationToken::new(),
+                url: config.amqp_url.clone(),
+                tls: config.amqp_tls(),
+                consuming: tokio::sync::OnceCell::new(),
+                metrics: Metrics::new(),
+                role: Link::Main,
+                max_message_bytes: config.max_message_bytes,
+            }),
+        }
+    }
+
     /// The broker URL (every node's, comma-separated, when there are several) with
     /// passwords hidden, for messages.
     pub fn shown_url(&self) -> &str {

@@ -112,8 +112,8 @@ impl<S: Clone + Send + Sync + 'static> Worker<Subscribe, S> {
 
 #[async_trait]
 impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Subscribe, S> {
-    fn kind(&self) -> &'static str {
-        "events"
+    fn kind(&self) -> crate::worker::WorkerKind {
+        crate::worker::WorkerKind::Events
     }
 
     fn route_names(&self) -> Vec<String> {

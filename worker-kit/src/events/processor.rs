@@ -14,6 +14,7 @@ use crate::events::admission::Admission;
 use crate::handler::routes::BoundHandler;
 use crate::observe::disposition::Disposition;
 use crate::queue::QueueProcessor;
+use crate::worker::WorkerKind;
 use crate::worker::consume::Processor;
 
 /// The event-subscription kind of [`Worker`](crate::worker::Worker).
@@ -68,12 +69,8 @@ impl EventProcessor {
 
 #[async_trait]
 impl Processor for EventProcessor {
-    fn kind(&self) -> &'static str {
-        "events"
-    }
-
-    fn confirms(&self) -> bool {
-        self.queue.confirms()
+    fn kind(&self) -> WorkerKind {
+        WorkerKind::Events
     }
 
     async fn give_back(&self, delivery: Delivery, route: &Arc<str>) {

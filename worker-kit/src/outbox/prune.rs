@@ -8,7 +8,7 @@ use tracing::{debug, info, warn};
 
 use crate::Error;
 use crate::db::{Client, DbError};
-use crate::worker::{Runnable, WorkerContext, sealed};
+use crate::worker::{Runnable, WorkerContext, WorkerKind, sealed};
 
 use super::OutboxSettings;
 
@@ -95,8 +95,8 @@ impl sealed::Sealed for ProcessedEventsPruner {}
 
 #[async_trait]
 impl Runnable for ProcessedEventsPruner {
-    fn kind(&self) -> &'static str {
-        "pruner"
+    fn kind(&self) -> WorkerKind {
+        WorkerKind::Pruner
     }
 
     fn route_names(&self) -> Vec<String> {

@@ -19,7 +19,7 @@ use crate::events::{AGGREGATE_ID_HEADER, EXCHANGE, OCCURRED_AT_HEADER, SEQ_HEADE
 use crate::wire::envelope::{self, Encoding};
 
 use super::OutboxSettings;
-use crate::worker::{Runnable, WorkerContext, sealed};
+use crate::worker::{Runnable, WorkerContext, WorkerKind, sealed};
 
 /// The advisory lock that lets one relay of a database publish at a time (advisory locks
 /// are per database, so relays of different services never wait for each other).
@@ -312,8 +312,8 @@ impl sealed::Sealed for Relay {}
 
 #[async_trait]
 impl Runnable for Relay {
-    fn kind(&self) -> &'static str {
-        "outbox"
+    fn kind(&self) -> WorkerKind {
+        WorkerKind::Outbox
     }
 
     fn route_names(&self) -> Vec<String> {

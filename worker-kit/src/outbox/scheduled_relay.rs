@@ -17,7 +17,7 @@ use crate::amqp::confirm::{ConfirmChannel, OpenError, Wait};
 use crate::backoff::Pauses;
 use crate::db::{Client, DbError};
 use crate::queue::SCHEDULED_NOTIFY_CHANNEL;
-use crate::worker::{Runnable, WorkerContext, sealed};
+use crate::worker::{Runnable, WorkerContext, WorkerKind, sealed};
 
 /// The advisory lock that lets one scheduled-messages relay of a database publish at a
 /// time. Not the outbox's: the two relays of one service must not wait for each other.
@@ -319,8 +319,8 @@ impl sealed::Sealed for ScheduledRelay {}
 
 #[async_trait]
 impl Runnable for ScheduledRelay {
-    fn kind(&self) -> &'static str {
-        "scheduled"
+    fn kind(&self) -> WorkerKind {
+        WorkerKind::Scheduled
     }
 
     fn route_names(&self) -> Vec<String> {

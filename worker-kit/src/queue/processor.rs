@@ -35,7 +35,7 @@ use crate::wire::headers::{
     MAX_ERROR_MESSAGE_BYTES, MAX_PROPERTIES_BYTES, capped, fits_frame, oversized_properties,
 };
 use crate::wire::reply_error::ErrorReply;
-use crate::worker::consume::{Processor, requeue};
+use crate::worker::consume::{Processor, requeue, requeue_after_a_pause};
 use crate::worker::{Runnable, Worker, WorkerContext};
 
 /// How long a queue's typed declaration is tried on the publishing connection before it goes
@@ -141,8 +141,8 @@ impl<S: Clone + Send + Sync + 'static> Worker<Queue, S> {
 
 #[async_trait]
 impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Queue, S> {
-    fn kind(&self) -> &'static str {
-        "queue"
+    fn kind(&self) -> crate::worker::WorkerKind {
+        crate::worker::WorkerKind::Queue
     }
 
     fn route_names(&self) -> Vec<String> {
@@ -364,13 +364,8 @@ impl QueueProcessor {
 
 #[async_trait]
 impl Processor for QueueProcessor {
-    fn kind(&self) -> &'static str {
-        "queue"
-    }
-
-    fn confirms(&self) -> bool {
-        // Copies go out on the publishing connection's channel (`copies`), not this one.
-        false
+    fn kind(&self) -> crate::worker::WorkerKind {
+        crate::worker::WorkerKind::Queue
     }
 
     async fn connection(&self, broker: &Broker) -> Option<Arc<Connection>> {
@@ -477,12 +472,8 @@ impl Processor for QueueProcessor {
                 name
             }
             Err(problem) => {
-                // The copy is not safely stored: keep the original instead of losing it, after
-                // a pause (the broker hands it straight back, and the copy would fail again).
-                let pause = self.requeues.next();
-                error!(%problem, failures_in_a_row = self.requeues.failures(), requeue_in_ms = pause.as_millis() as u64, "could not store the retry/parked copy; requeueing the original");
-                tokio::time::sleep(pause).await;
-                requeue(&delivery).await;
+                // The copy is not safely stored: keep the original instead of losing it.
+                requeue_after_a_pause(&self.requeues, &delivery, &problem).await;
                 Disposition::Requeued
             }
         }

@@ -102,8 +102,8 @@ impl<S: Clone + Send + Sync + 'static> Worker<Rpc, S> {
 
 #[async_trait]
 impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Rpc, S> {
-    fn kind(&self) -> &'static str {
-        "rpc"
+    fn kind(&self) -> crate::worker::WorkerKind {
+        crate::worker::WorkerKind::Rpc
     }
 
     fn route_names(&self) -> Vec<String> {
@@ -312,15 +312,8 @@ pub(crate) fn rpc_queue_args() -> FieldTable {
 
 #[async_trait]
 impl Processor for RpcProcessor {
-    fn kind(&self) -> &'static str {
-        "rpc"
-    }
-
-    /// Replies go out without confirms (protocol v2): the ack that follows on the same
-    /// channel is ordered after the reply, so the broker has routed the reply before it
-    /// drops the request, and a confirm round trip would only add latency and broker CPU.
-    fn confirms(&self) -> bool {
-        false
+    fn kind(&self) -> crate::worker::WorkerKind {
+        crate::worker::WorkerKind::Rpc
     }
 
     fn requeue_after_panic(&self) -> bool {

@@ -6,22 +6,18 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use futures::FutureExt;
 use futures::stream::{self, SelectAll, StreamExt};
 use lapin::message::Delivery;
-use lapin::options::{
-    BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
-    ConfirmSelectOptions,
-};
-use lapin::types::FieldTable;
-use lapin::{Channel, Connection};
+use lapin::options::BasicNackOptions;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, error, info, warn};
 
-use super::handoff::WorkerContext;
+use super::handoff::{WorkerContext, WorkerKind};
+use super::link::{BrokerLink, LapinLink};
+pub(crate) use super::processor::{Processor, requeue, requeue_after_a_pause};
 use crate::Error;
 use crate::amqp::backoff::Pauses;
 use crate::amqp::consumer_timeout::ConsumerLoss;
@@ -29,48 +25,11 @@ use crate::config::PausePolicy;
 use crate::handler::routes::BoundHandler;
 use crate::observe::disposition::Disposition;
 use crate::observe::health::WorkerHealth;
-use crate::observe::link::Link;
 use crate::observe::metrics::RouteMetrics;
 use crate::observe::trace::Traced;
 
 /// A route as the loop serves it: its queue's name, its handler, its metrics.
 type Served = (Arc<str>, BoundHandler, Arc<RouteMetrics>);
-
-/// The parts that differ between RPC and work-queue workers.
-#[async_trait]
-pub(crate) trait Processor: Send + Sync + 'static {
-    fn kind(&self) -> &'static str;
-    /// Whether the consuming channel needs publisher confirms (work queues store retry and
-    /// parked copies with confirms; RPC replies go out without, protocol v2).
-    fn confirms(&self) -> bool;
-    /// The connection this kind of worker consumes on.
-    async fn connection(&self, broker: &crate::amqp::Broker) -> Option<Arc<Connection>> {
-        broker.connection().await
-    }
-    /// Which of the process's connections [`Processor::connection`] is, for traces.
-    fn link(&self) -> Link {
-        Link::Main
-    }
-    /// Whether a delivery whose handling panicked (outside the handler, which has its own
-    /// guard) goes back to its queue (`true`) or is dead-lettered.
-    fn requeue_after_panic(&self) -> bool;
-    /// Declares what `route` needs (its queue, exchanges, parking queue).
-    async fn declare(&self, channel: &Channel, route: &str) -> Result<(), lapin::Error>;
-    /// Gives back a delivery that was never started (buffered when the worker stopped), so
-    /// that it costs no attempt where it can: by default it goes back to its queue
-    /// (`basic.nack` with requeue, which the broker marks redelivered).
-    async fn give_back(&self, delivery: Delivery, _route: &Arc<str>) {
-        requeue(&delivery).await;
-    }
-    /// Handles one delivery to the end (reply/ack/retry/park) and says how it was settled.
-    async fn handle(
-        &self,
-        channel: &Channel,
-        delivery: Delivery,
-        route: &Arc<str>,
-        handler: BoundHandler,
-    ) -> Disposition;
-}
 
 // Deliveries are the hot path; boxing them to shrink the rare `Ended` would cost an
 // allocation per message.
@@ -95,9 +54,10 @@ enum SessionEnd {
 /// One channel consuming every route of a worker, from open to its end: what the loop
 /// does when the databases go away (`pause`) and come back (`resume`), and when the broker
 /// cancels a consumer (`on_ended`).
-struct Session<'a, P: Processor> {
-    kind: &'static str,
-    channel: Channel,
+struct Session<'a, L: BrokerLink, P: Processor<L::Channel>> {
+    kind: WorkerKind,
+    link: &'a L,
+    channel: L::Channel,
     events: Events,
     tags: Vec<String>,
     paused: bool,
@@ -111,18 +71,20 @@ struct Session<'a, P: Processor> {
     service: &'a str,
 }
 
-impl<'a, P: Processor> Session<'a, P> {
+impl<'a, L: BrokerLink, P: Processor<L::Channel>> Session<'a, L, P> {
     /// Opens a channel with `prefetch` per consumer and consumes every route.
     async fn open(
         ctx: &'a WorkerContext,
-        conn: &Connection,
+        link: &'a L,
+        conn: &L::Connection,
         processor: &'a P,
         routes: &'a [Served],
         prefetch: u16,
     ) -> Result<Self, Error> {
-        let channel = setup(conn, processor, prefetch).await?;
+        let channel = link.open(conn, prefetch).await?;
         let mut session = Session {
             kind: processor.kind(),
+            link,
             channel,
             events: SelectAll::new(),
             tags: Vec::with_capacity(routes.len()),
@@ -140,7 +102,14 @@ impl<'a, P: Processor> Session<'a, P> {
     }
 
     async fn consume(&mut self, route: &Arc<str>) -> Result<(), Error> {
-        let (tag, s) = consume_one(&self.channel, self.processor, route, self.service).await?;
+        let (tag, s) = consume_one(
+            self.link,
+            &self.channel,
+            self.processor,
+            route,
+            self.service,
+        )
+        .await?;
         self.tags.push(tag);
         self.events.push(s);
         Ok(())
@@ -150,10 +119,10 @@ impl<'a, P: Processor> Session<'a, P> {
     /// flowing until their streams end.
     async fn pause(&mut self) {
         warn!(
-            worker = self.kind,
+            worker = %self.kind,
             "a database is unreachable; pausing consumption until it answers"
         );
-        cancel_all(&self.channel, &self.tags, self.kind).await;
+        cancel_all(self.link, &self.channel, &self.tags, self.kind).await;
         self.tags.clear();
         self.paused = true;
     }
@@ -161,7 +130,7 @@ impl<'a, P: Processor> Session<'a, P> {
     /// Consumes every route again after a pause.
     async fn resume(&mut self) -> Result<(), Error> {
         info!(
-            worker = self.kind,
+            worker = %self.kind,
             "databases answer again; resuming consumption"
         );
         self.paused = false;
@@ -180,26 +149,26 @@ impl<'a, P: Processor> Session<'a, P> {
         &mut self,
         route: &Arc<str>,
         tag: &str,
-        conn: &Connection,
+        conn: &L::Connection,
         stopping: bool,
     ) -> Result<(), SessionEnd> {
         let Some(current) = self.tags.iter().position(|t| t == tag) else {
-            debug!(worker = self.kind, %route, tag, "a cancelled consumer ended");
+            debug!(worker = %self.kind, %route, tag, "a cancelled consumer ended");
             return Ok(());
         };
         if self.paused || stopping {
             return Ok(());
         }
         self.tags.swap_remove(current);
-        if !self.channel.status().connected() || !conn.status().connected() {
+        if !self.link.channel_up(&self.channel) || !self.link.connection_up(conn) {
             return Err(SessionEnd::Reconnect);
         }
         // The broker cancels a consumer (basic.cancel) when its queue is deleted. A consumer
         // timeout closes the channel instead, which ends the stream with an error
         // (`report_lost_consumer`), so the two are not mistaken for each other in the logs.
-        warn!(worker = self.kind, %route, "consumer cancelled by the broker: its queue was deleted; redeclaring and consuming again");
+        warn!(worker = %self.kind, %route, "consumer cancelled by the broker: its queue was deleted; redeclaring and consuming again");
         self.consume(route).await.map_err(|e| {
-            error!(worker = self.kind, %route, error = %e, "could not consume again; re-creating the channel");
+            error!(worker = %self.kind, %route, error = %e, "could not consume again; re-creating the channel");
             SessionEnd::Reconnect
         })
     }
@@ -258,13 +227,13 @@ impl InFlight {
     /// Waits up to `deadline` for the handlers to finish, then aborts the rest (dropping
     /// a handler's future stops it; its message stays unacknowledged and is redelivered)
     /// and waits until they are gone.
-    async fn drain(&self, kind: &str, deadline: Duration) {
+    async fn drain(&self, kind: WorkerKind, deadline: Duration) {
         self.tracker.close();
         if self.tracker.is_empty() {
             return;
         }
         info!(
-            worker = kind,
+            worker = %kind,
             in_flight = self.tracker.len(),
             "draining in-flight messages"
         );
@@ -273,7 +242,7 @@ impl InFlight {
             .is_err()
         {
             warn!(
-                worker = kind,
+                worker = %kind,
                 aborted = self.tracker.len(),
                 drain_timeout_ms = deadline.as_millis() as u64,
                 "drain deadline passed; aborting the handlers still running (the broker redelivers their messages)"
@@ -317,11 +286,26 @@ pub(crate) async fn run<P: Processor>(
     routes: Vec<(Arc<str>, BoundHandler)>,
     intake: Intake,
 ) -> Result<(), Error> {
+    let link = LapinLink {
+        broker: ctx.broker.clone(),
+        processor: processor.clone(),
+    };
+    run_on(&link, ctx, processor, routes, intake).await
+}
+
+/// [`run`] on the broker as `link` shows it.
+pub(crate) async fn run_on<L: BrokerLink, P: Processor<L::Channel>>(
+    link: &L,
+    ctx: WorkerContext,
+    processor: Arc<P>,
+    routes: Vec<(Arc<str>, BoundHandler)>,
+    intake: Intake,
+) -> Result<(), Error> {
     let kind = processor.kind();
     let pausable = match ctx.config.pause_on_db_outage {
         PausePolicy::Off => false,
         // Event subscriptions write to the database like work queues do.
-        PausePolicy::Queue => kind != "rpc",
+        PausePolicy::Queue => kind != WorkerKind::Rpc,
         PausePolicy::All => true,
     };
     let metrics = ctx.broker.metrics();
@@ -330,18 +314,19 @@ pub(crate) async fn run<P: Processor>(
     let worker_name = routes.first().map_or("", |(n, _)| &**n).to_owned();
     let health = ctx.health.worker(
         &worker_name,
-        metrics.worker(&worker_name, kind, intake.concurrency),
+        metrics.worker(&worker_name, kind.as_str(), intake.concurrency),
     );
     let in_flight = InFlight::new(intake.concurrency, health.metrics.in_flight.clone());
     let routes: Vec<Served> = routes
         .into_iter()
         .map(|(name, h)| {
-            let m = Arc::new(metrics.route(&name, kind, record));
+            let m = Arc::new(metrics.route(&name, kind.as_str(), record));
             (name, h, m)
         })
         .collect();
     let mut serving = Serving {
         ctx: &ctx,
+        link,
         processor: &processor,
         in_flight: &in_flight,
         health: &health,
@@ -350,20 +335,21 @@ pub(crate) async fn run<P: Processor>(
     };
     let started = tokio::time::Instant::now();
     let mut announced = false;
-    let mut last_channel: Option<Channel> = None;
+    let mut last_channel: Option<L::Channel> = None;
     // Reopening a session waits a growing pause after each one that failed (or ended
     // before anything came on it), so a consumer that fails at once does not spin.
     let reopens = Pauses::default();
     loop {
         let conn = tokio::select! {
             () = ctx.shutdown.cancelled() => break,
-            c = processor.connection(&ctx.broker) => match c {
+            c = link.connection() => match c {
                 Some(c) => c,
                 None => break,
             },
         };
         let mut session = match Session::open(
             &ctx,
+            link,
             &conn,
             processor.as_ref(),
             &routes,
@@ -376,14 +362,14 @@ pub(crate) async fn run<P: Processor>(
                 // Before ready, a lost connection is retried like a first connect (within
                 // `AMQP_CONNECT_TIMEOUT_MS`); anything else fails the start.
                 let retry = announced
-                    || (!conn.status().connected()
+                    || (!link.connection_up(&conn)
                         && started.elapsed() < ctx.config.connect_timeout);
                 if !retry {
                     let _ = ctx.ready.send(Err(e));
                     return Ok(());
                 }
                 let delay = reopens.next();
-                warn!(worker = kind, error = %e, retry_in_ms = delay.as_millis() as u64, "could not start consuming; trying again");
+                warn!(worker = %kind, error = %e, retry_in_ms = delay.as_millis() as u64, "could not start consuming; trying again");
                 tokio::select! {
                     () = ctx.shutdown.cancelled() => break,
                     () = tokio::time::sleep(delay) => continue,
@@ -391,7 +377,7 @@ pub(crate) async fn run<P: Processor>(
             }
         };
         if announced {
-            info!(worker = kind, routes = routes.len(), "consuming again");
+            info!(worker = %kind, routes = routes.len(), "consuming again");
         } else {
             announced = true;
             let names: Vec<&str> = routes.iter().map(|(n, _, _)| &**n).collect();
@@ -404,7 +390,7 @@ pub(crate) async fn run<P: Processor>(
         health.consuming(false);
         match end {
             SessionEnd::Shutdown => {
-                cancel_all(&session.channel, &session.tags, kind).await;
+                cancel_all(link, &session.channel, &session.tags, kind).await;
                 give_back_unstarted(&mut session, ctx.config.connect_timeout).await;
                 last_channel = Some(session.channel);
                 break;
@@ -415,7 +401,7 @@ pub(crate) async fn run<P: Processor>(
                 }
                 let delay = reopens.next();
                 debug!(
-                    worker = kind,
+                    worker = %kind,
                     retry_in_ms = delay.as_millis() as u64,
                     "pausing before the session is reopened"
                 );
@@ -427,12 +413,8 @@ pub(crate) async fn run<P: Processor>(
         }
     }
     in_flight.drain(kind, ctx.config.drain_timeout).await;
-    if let Some(ch) = last_channel.filter(|c| c.status().connected()) {
-        let _ = tokio::time::timeout(
-            ctx.config.connect_timeout,
-            ch.close(200, "worker stopped".into()),
-        )
-        .await;
+    if let Some(ch) = last_channel {
+        link.close(&ch, ctx.config.connect_timeout).await;
     }
     Ok(())
 }
@@ -442,7 +424,10 @@ pub(crate) async fn run<P: Processor>(
 /// arriving until each consumer's stream ends) goes back through
 /// [`Processor::give_back`], so that it costs no attempt. Bounded by `limit`; what is left
 /// then goes back to its queue when the channel closes.
-async fn give_back_unstarted<P: Processor>(session: &mut Session<'_, P>, limit: Duration) {
+async fn give_back_unstarted<L: BrokerLink, P: Processor<L::Channel>>(
+    session: &mut Session<'_, L, P>,
+    limit: Duration,
+) {
     let processor = session.processor;
     let mut unstarted = std::mem::take(&mut session.unstarted);
     let events = &mut session.events;
@@ -463,32 +448,19 @@ async fn give_back_unstarted<P: Processor>(session: &mut Session<'_, P>, limit: 
     .await;
     if given.is_err() {
         warn!(
-            worker = processor.kind(),
+            worker = %processor.kind(),
             timeout_ms = limit.as_millis() as u64,
             "could not give back every unstarted delivery in time; the rest return to their queues when the channel closes"
         );
     }
 }
 
-/// Returns `delivery` to its queue (the broker marks it redelivered).
-pub(crate) async fn requeue(delivery: &Delivery) {
-    if let Err(e) = delivery
-        .acker
-        .nack(BasicNackOptions {
-            multiple: false,
-            requeue: true,
-        })
-        .await
-    {
-        warn!(error = %e, "returning a delivery to its queue failed; it returns when the channel closes");
-    }
-}
-
 /// What a worker's sessions share: its context, processor and running handlers, its
 /// readiness, and whether a database outage pauses it (`pausable` turns false when no
 /// health loop runs: then nothing will).
-struct Serving<'a, P: Processor> {
+struct Serving<'a, L: BrokerLink, P: Processor<L::Channel>> {
     ctx: &'a WorkerContext,
+    link: &'a L,
     processor: &'a Arc<P>,
     in_flight: &'a InFlight,
     health: &'a WorkerHealth,
@@ -496,9 +468,9 @@ struct Serving<'a, P: Processor> {
     pausable: bool,
 }
 
-impl<P: Processor> Serving<'_, P> {
+impl<L: BrokerLink, P: Processor<L::Channel>> Serving<'_, L, P> {
     /// Dispatches the session's deliveries until shutdown or a failed channel.
-    async fn serve(&mut self, conn: &Connection, session: &mut Session<'_, P>) -> SessionEnd {
+    async fn serve(&mut self, conn: &L::Connection, session: &mut Session<'_, L, P>) -> SessionEnd {
         let kind = session.kind;
         loop {
             let want_pause = self.pausable && *self.paused_rx.borrow();
@@ -507,7 +479,7 @@ impl<P: Processor> Serving<'_, P> {
                 session.pause().await;
             } else if !want_pause && session.paused {
                 if let Err(e) = session.resume().await {
-                    warn!(worker = kind, error = %e, "could not resume; re-creating the channel");
+                    warn!(worker = %kind, error = %e, "could not resume; re-creating the channel");
                     return SessionEnd::Reconnect;
                 }
                 self.health.consuming(true);
@@ -554,7 +526,7 @@ impl<P: Processor> Serving<'_, P> {
                 // Nothing to consume (paused, every stream ended): only a resume, a shutdown
                 // or a lost channel moves us on.
                 () = tokio::time::sleep(Duration::from_millis(500)), if session.events.is_empty() => {
-                    if !session.channel.status().connected() || !session.paused {
+                    if !self.link.channel_up(&session.channel) || !session.paused {
                         return SessionEnd::Reconnect;
                     }
                 }
@@ -566,14 +538,15 @@ impl<P: Processor> Serving<'_, P> {
 /// Handles one delivery inside a span carrying its route, correlation id, outcome and
 /// duration. A panic in the processor itself (handler panics are already failures) still
 /// settles the delivery, so its prefetch slot is not held until the channel closes.
-async fn instrumented<P: Processor>(
+async fn instrumented<C: Send + Sync + 'static, P: Processor<C>>(
     processor: Arc<P>,
-    channel: Channel,
+    channel: C,
     delivery: Delivery,
     (route, handler, metrics): Served,
 ) {
     let correlation_id = crate::wire::delivery::correlation_id(&delivery.properties).unwrap_or("");
-    let span = crate::observe::trace::process_span(processor.kind(), &route, correlation_id);
+    let span =
+        crate::observe::trace::process_span(processor.kind().as_str(), &route, correlation_id);
     let traced = Traced::process(
         &route,
         correlation_id,
@@ -618,66 +591,40 @@ async fn instrumented<P: Processor>(
 
 /// Logs why a consumer's stream ended with `e`: the broker's consumer timeout (a handler held
 /// a delivery too long; an operator must act) or another failure of the channel.
-fn report_lost_consumer(kind: &str, route: &str, e: &lapin::Error) {
+fn report_lost_consumer(kind: WorkerKind, route: &str, e: &lapin::Error) {
     match ConsumerLoss::of_error(e) {
         ConsumerLoss::AckTimeout { timeout_ms } => error!(
-            worker = kind,
+            worker = %kind,
             %route,
             error = %e,
             broker_consumer_timeout_ms = timeout_ms,
             "the broker closed the channel: a delivery stayed unacknowledged past its consumer timeout, and every message in flight on the channel goes back to its queue (on a quorum route each return counts towards the delivery limit); raise consumer_timeout on every broker node above the handler limit and set BROKER_CONSUMER_TIMEOUT_MS to match, or lower HANDLER_TIMEOUT_MS; re-establishing"
         ),
         ConsumerLoss::ChannelFailed => {
-            warn!(worker = kind, %route, error = %e, "consumer failed; re-establishing");
+            warn!(worker = %kind, %route, error = %e, "consumer failed; re-establishing");
         }
     }
 }
 
 /// Cancels the consumers `tags` (stops new deliveries; prefetched ones still arrive).
-async fn cancel_all(channel: &Channel, tags: &[String], kind: &str) {
+async fn cancel_all<L: BrokerLink>(
+    link: &L,
+    channel: &L::Channel,
+    tags: &[String],
+    kind: WorkerKind,
+) {
     for tag in tags {
-        if let Err(e) = channel
-            .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
-            .await
-        {
-            warn!(worker = kind, error = %e, "cancelling consumer failed");
+        if let Err(e) = link.cancel(channel, tag).await {
+            warn!(worker = %kind, error = %e, "cancelling consumer failed");
         }
     }
 }
 
-/// A channel for consuming, with `prefetch` unacknowledged deliveries per consumer.
-async fn setup<P: Processor>(
-    conn: &Connection,
-    processor: &P,
-    prefetch: u16,
-) -> Result<Channel, Error> {
-    let broker_err = |what: String| {
-        move |e: lapin::Error| Error::Broker {
-            message: what,
-            source: Some(e),
-        }
-    };
-    let channel = conn
-        .create_channel()
-        .await
-        .map_err(broker_err("opening a channel failed".into()))?;
-    if processor.confirms() {
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(broker_err("enabling publisher confirms failed".into()))?;
-    }
-    // Per consumer (not `global`, which RabbitMQ 4.3 refuses): the broker-side buffer of
-    // each route. The worker's own bound on running handlers is `InFlight`.
-    channel
-        .basic_qos(prefetch, BasicQosOptions::default())
-        .await
-        .map_err(broker_err(format!("setting prefetch {prefetch} failed")))?;
-    Ok(channel)
-}
-
-async fn consume_one<P: Processor>(
-    channel: &Channel,
+/// Declares `route` and consumes it: its consumer tag, and its events (the deliveries,
+/// then [`ConsumerEvent::Ended`] with that tag).
+async fn consume_one<L: BrokerLink, P: Processor<L::Channel>>(
+    link: &L,
+    channel: &L::Channel,
     processor: &P,
     route: &Arc<str>,
     service: &str,
@@ -696,13 +643,8 @@ async fn consume_one<P: Processor>(
         }
     })?;
     let tag = format!("{service}.{route}.{}", uuid::Uuid::new_v4().simple());
-    let consumer = channel
-        .basic_consume(
-            route.as_ref().into(),
-            tag.as_str().into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
+    let consumer = link
+        .consume(channel, route, &tag)
         .await
         .map_err(|e| Error::Broker {
             message: format!("consuming route `{route}` failed"),

@@ -48,11 +48,52 @@ pub(crate) mod sealed {
 /// [`RpcWorker`](crate::rpc::RpcWorker) or a [`QueueWorker`](crate::queue::QueueWorker).
 #[async_trait]
 pub trait Runnable: sealed::Sealed + Send + 'static {
-    /// `rpc` or `queue`, for logs.
-    fn kind(&self) -> &'static str;
+    /// What kind of worker or task it is, for logs.
+    fn kind(&self) -> WorkerKind;
     /// The names of the routes registered (duplicates included, so they can be reported).
     fn route_names(&self) -> Vec<String>;
     /// Runs until shutdown is requested and in-flight messages are drained.
     #[doc(hidden)]
     async fn run(self: Box<Self>, ctx: WorkerContext) -> Result<(), Error>;
+}
+
+/// What kind of worker (or supervised task) a [`Runnable`] is: it decides the consume
+/// loop's pause policy, and its [`WorkerKind::as_str`] is the `kind` label of the metrics
+/// and the `worker` field of the logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WorkerKind {
+    /// An [`RpcWorker`](crate::rpc::RpcWorker): answers calls.
+    Rpc,
+    /// A [`QueueWorker`](crate::queue::QueueWorker): settles work messages.
+    Queue,
+    /// An [`EventWorker`](crate::events::EventWorker): settles events as work messages.
+    Events,
+    /// The outbox relay: publishes committed events.
+    Outbox,
+    /// The scheduled-message relay: publishes work messages when due.
+    Scheduled,
+    /// The pruner of processed-event records.
+    Pruner,
+}
+
+impl WorkerKind {
+    /// The label value: `rpc`, `queue`, `events`, `outbox`, `scheduled` or `pruner`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Rpc => "rpc",
+            Self::Queue => "queue",
+            Self::Events => "events",
+            Self::Outbox => "outbox",
+            Self::Scheduled => "scheduled",
+            Self::Pruner => "pruner",
+        }
+    }
+}
+
+impl std::fmt::Display for WorkerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
