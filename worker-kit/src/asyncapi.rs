@@ -135,7 +135,8 @@ impl Document {
         self
     }
 
-    /// Adds an RPC worker's routes (a worker made with `for_docs` will do).
+    /// Adds an RPC worker's routes (before or after its state is given: describing them
+    /// needs no state).
     #[must_use]
     pub fn rpc<S: Clone + Send + Sync + 'static>(mut self, worker: &RpcWorker<S>) -> Self {
         for (name, doc) in worker.docs() {

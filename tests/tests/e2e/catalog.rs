@@ -22,18 +22,28 @@ async fn catalog_follows_example_and_a_caller_reads_its_own_write() {
     let catalog_name = leak(unique("catalog"));
     let write = TestDb::with_models("example").await;
     let read = TestDb::with_models("catalog").await;
-    let example = example::build_on(e2e::setup("example").await, &write.config(), &exchange)
-        .await
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
-    let catalog = catalog::build_on(e2e::setup(catalog_name).await, &read.config(), &exchange)
-        .await
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let example = example::build(
+        e2e::setup("example")
+            .await
+            .with_var("DB_MAIN_DSN", &write.dsn)
+            .with_var("EVENTS_EXCHANGE", &exchange),
+    )
+    .await
+    .unwrap()
+    .start()
+    .await
+    .unwrap();
+    let catalog = catalog::build(
+        e2e::setup(catalog_name)
+            .await
+            .with_var("DB_MAIN_DSN", &read.dsn)
+            .with_var("EVENTS_EXCHANGE", &exchange),
+    )
+    .await
+    .unwrap()
+    .start()
+    .await
+    .unwrap();
     let c = RpcClient::new(&e2e::broker("caller").await, &e2e::config())
         .await
         .unwrap();
@@ -220,12 +230,17 @@ async fn a_sequence_that_jumps_too_far_is_parked_not_applied() {
     let exchange = unique("events-seq");
     let catalog_name = leak(unique("catalog-seq"));
     let read = TestDb::with_models("catalog").await;
-    let catalog = catalog::build_on(e2e::setup(catalog_name).await, &read.config(), &exchange)
-        .await
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let catalog = catalog::build(
+        e2e::setup(catalog_name)
+            .await
+            .with_var("DB_MAIN_DSN", &read.dsn)
+            .with_var("EVENTS_EXCHANGE", &exchange),
+    )
+    .await
+    .unwrap()
+    .start()
+    .await
+    .unwrap();
     let c = RpcClient::new(&e2e::broker("caller").await, &e2e::config())
         .await
         .unwrap();

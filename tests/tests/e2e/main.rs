@@ -34,5 +34,6 @@ mod scheduled;
 mod seed_api;
 mod services;
 mod shutdown;
+mod tasks;
 mod tls;
 mod versions;

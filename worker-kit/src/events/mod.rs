@@ -111,7 +111,7 @@ impl<S: Clone + Send + Sync + 'static> Worker<Subscribe, S> {
 }
 
 #[async_trait]
-impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Subscribe, S> {
+impl Runnable for Worker<Subscribe> {
     fn kind(&self) -> &'static str {
         "events"
     }

@@ -139,7 +139,7 @@ impl<S: Clone + Send + Sync + 'static> Worker<Queue, S> {
 }
 
 #[async_trait]
-impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Queue, S> {
+impl Runnable for Worker<Queue> {
     fn kind(&self) -> &'static str {
         "queue"
     }

@@ -101,7 +101,7 @@ impl<S: Clone + Send + Sync + 'static> Worker<Rpc, S> {
 }
 
 #[async_trait]
-impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Rpc, S> {
+impl Runnable for Worker<Rpc> {
     fn kind(&self) -> &'static str {
         "rpc"
     }
