@@ -23,7 +23,10 @@
 //!     Ok(v)
 //! }
 //!
-//! let doc = Document::new("echo").rpc(&RpcWorker::new().route("echo", echo)).to_json();
+//! // No state: the worker is `RpcWorker<()>` (a worker whose handlers take `State<App>`
+//! // is described before its state is given, as `RpcWorker<App>`).
+//! let worker: RpcWorker = RpcWorker::new().route("echo", echo);
+//! let doc = Document::new("echo").rpc(&worker).to_json();
 //! assert_eq!(doc["asyncapi"], "3.0.0");
 //! assert_eq!(doc["channels"]["echo"]["address"], "echo");
 //! ```

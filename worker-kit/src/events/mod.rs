@@ -20,7 +20,7 @@
 //!     Ok(())
 //! }
 //!
-//! let worker = EventWorker::new().pattern("example.item.*", on_item);
+//! let worker: EventWorker = EventWorker::new().pattern("example.item.*", on_item);
 //! ```
 
 mod admission;
@@ -67,7 +67,7 @@ pub fn subscription_queue(service: &str, pattern: &str) -> String {
 ///     Ok(())
 /// }
 ///
-/// let worker = EventWorker::new().pattern("#", audit).max_retries(3);
+/// let worker: EventWorker = EventWorker::new().pattern("#", audit).max_retries(3);
 /// ```
 pub type EventWorker<S = ()> = Worker<Subscribe, S>;
 

@@ -72,7 +72,7 @@ impl Queue {
 ///     Ok(())
 /// }
 ///
-/// let worker = QueueWorker::new().route("images.resize", resize);
+/// let worker: QueueWorker = QueueWorker::new().route("images.resize", resize);
 /// ```
 pub type QueueWorker<S = ()> = Worker<Queue, S>;
 

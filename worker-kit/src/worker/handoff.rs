@@ -45,7 +45,13 @@ pub(crate) mod sealed {
 }
 
 /// A worker the [`Runner`](crate::runner::Runner) can drive: an
-/// [`RpcWorker`](crate::rpc::RpcWorker) or a [`QueueWorker`](crate::queue::QueueWorker).
+/// [`RpcWorker`](crate::rpc::RpcWorker), a [`QueueWorker`](crate::queue::QueueWorker) or an
+/// [`EventWorker`](crate::events::EventWorker) whose state is given (`Worker<K, ()>`), or a
+/// task ([`Runner::register_task`](crate::runner::Runner::register_task)).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be registered with the Runner",
+    note = "a worker whose handlers take `State<S>` is registered once its state is given, last: `RpcWorker::new().register(a).register(b).with_state(state)`"
+)]
 #[async_trait]
 pub trait Runnable: sealed::Sealed + Send + 'static {
     /// `rpc` or `queue`, for logs.
