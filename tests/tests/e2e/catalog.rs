@@ -15,6 +15,14 @@ fn leak(s: String) -> &'static str {
     Box::leak(s.into_boxed_str())
 }
 
+/// The setup of `service` on database `db`, its events on `exchange`.
+async fn on(service: &'static str, db: &TestDb, exchange: &str) -> worker_kit::Setup {
+    e2e::setup(service)
+        .await
+        .with_var("DB_MAIN_DSN", &db.dsn)
+        .with_var("EVENTS_EXCHANGE", exchange)
+}
+
 #[tokio::test]
 async fn catalog_follows_example_and_a_caller_reads_its_own_write() {
     let _serial = e2e::example_service_lock().await;
@@ -22,28 +30,18 @@ async fn catalog_follows_example_and_a_caller_reads_its_own_write() {
     let catalog_name = leak(unique("catalog"));
     let write = TestDb::with_models("example").await;
     let read = TestDb::with_models("catalog").await;
-    let example = example::build(
-        e2e::setup("example")
-            .await
-            .with_var("DB_MAIN_DSN", &write.dsn)
-            .with_var("EVENTS_EXCHANGE", &exchange),
-    )
-    .await
-    .unwrap()
-    .start()
-    .await
-    .unwrap();
-    let catalog = catalog::build(
-        e2e::setup(catalog_name)
-            .await
-            .with_var("DB_MAIN_DSN", &read.dsn)
-            .with_var("EVENTS_EXCHANGE", &exchange),
-    )
-    .await
-    .unwrap()
-    .start()
-    .await
-    .unwrap();
+    let example = example::build(on("example", &write, &exchange).await)
+        .await
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let catalog = catalog::build(on(catalog_name, &read, &exchange).await)
+        .await
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
     let c = RpcClient::new(&e2e::broker("caller").await, &e2e::config())
         .await
         .unwrap();
@@ -230,17 +228,12 @@ async fn a_sequence_that_jumps_too_far_is_parked_not_applied() {
     let exchange = unique("events-seq");
     let catalog_name = leak(unique("catalog-seq"));
     let read = TestDb::with_models("catalog").await;
-    let catalog = catalog::build(
-        e2e::setup(catalog_name)
-            .await
-            .with_var("DB_MAIN_DSN", &read.dsn)
-            .with_var("EVENTS_EXCHANGE", &exchange),
-    )
-    .await
-    .unwrap()
-    .start()
-    .await
-    .unwrap();
+    let catalog = catalog::build(on(catalog_name, &read, &exchange).await)
+        .await
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
     let c = RpcClient::new(&e2e::broker("caller").await, &e2e::config())
         .await
         .unwrap();
