@@ -88,30 +88,26 @@ pub async fn runner(service: &'static str) -> Runner {
     Runner::new(service, Arc::new(config()), b)
 }
 
-/// A [`Setup`](worker_kit::Setup) for `service` with [`config`] and a fresh broker connection.
+/// A [`Setup`](worker_kit::Setup) for `service` with [`config`], a fresh broker connection
+/// and no settings variables (the environment of the machine running the tests is not
+/// read; a test gives what it needs with [`Setup::with_var`](worker_kit::Setup::with_var)).
 pub async fn setup(service: &'static str) -> worker_kit::Setup {
-    worker_kit::Setup {
-        service,
-        config: Arc::new(config()),
-        broker: broker(service).await,
-        shutdown: tokio_util::sync::CancellationToken::new(),
-    }
+    worker_kit::Setup::new(service, Arc::new(config()), broker(service).await).with_vars([])
 }
 
 /// The `example` service started in-process on a fresh database of its own (built from
-/// models/example), with `tune` applied to its database settings. Stop the service, then
-/// drop the database.
+/// models/example), with `tune` applied to its setup (`DB_*` settings and the like). Stop
+/// the service, then drop the database.
 ///
 /// # Panics
 ///
 /// When it does not start.
 pub async fn start_example(
-    tune: impl FnOnce(&mut worker_kit::db::DbConfig),
+    tune: impl FnOnce(worker_kit::Setup) -> worker_kit::Setup,
 ) -> (Running, pg::TestDb) {
     let db = pg::TestDb::with_models("example").await;
-    let mut db_config = db.config();
-    tune(&mut db_config);
-    let running = example::build_with(setup("example").await, &db_config)
+    let setup = setup("example").await.with_var("DB_MAIN_DSN", &db.dsn);
+    let running = example::build(tune(setup))
         .await
         .expect("example builds")
         .start()

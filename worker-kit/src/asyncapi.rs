@@ -23,7 +23,10 @@
 //!     Ok(v)
 //! }
 //!
-//! let doc = Document::new("echo").rpc(&RpcWorker::new().route("echo", echo)).to_json();
+//! // No state: the worker is `RpcWorker<()>` (a worker whose handlers take `State<App>`
+//! // is described before its state is given, as `RpcWorker<App>`).
+//! let worker: RpcWorker = RpcWorker::new().route("echo", echo);
+//! let doc = Document::new("echo").rpc(&worker).to_json();
 //! assert_eq!(doc["asyncapi"], "3.0.0");
 //! assert_eq!(doc["channels"]["echo"]["address"], "echo");
 //! ```
@@ -135,7 +138,8 @@ impl Document {
         self
     }
 
-    /// Adds an RPC worker's routes (a worker made with `for_docs` will do).
+    /// Adds an RPC worker's routes (before or after its state is given: describing them
+    /// needs no state).
     #[must_use]
     pub fn rpc<S: Clone + Send + Sync + 'static>(mut self, worker: &RpcWorker<S>) -> Self {
         for (name, doc) in worker.docs() {

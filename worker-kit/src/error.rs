@@ -32,6 +32,16 @@ pub enum Error {
     #[error("worker ended unexpectedly: {0}")]
     WorkerEnded(String),
 
+    /// A service's own task ([`Runner::register_task`](crate::runner::Runner::register_task))
+    /// returned an error, or ended while nothing asked it to.
+    #[error("task `{task}` {problem}")]
+    Task {
+        /// The name it was registered with.
+        task: String,
+        /// What happened to it.
+        problem: String,
+    },
+
     /// Two routes with the same name were registered.
     #[error("duplicate route `{0}`: each route name may be registered once per process")]
     DuplicateRoute(String),

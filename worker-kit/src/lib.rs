@@ -55,6 +55,8 @@ pub use db::Database;
 pub use error::Error;
 pub use handler::extract::{FromMessage, Meta, Payload, State};
 pub use runner::{Runner, Setup};
+/// The token a [`Setup`] and a task ([`Runner::register_task`]) are stopped by.
+pub use tokio_util::sync::CancellationToken;
 pub use wire::deadline::Deadline;
 pub use wire::delivery::RETRY_COUNT_HEADER;
 pub use wire::reply_error::{ErrorReply, IntoErrorReply};

@@ -13,6 +13,7 @@
 //! the process with an error (exit 1), so an orchestrator restarts it instead of keeping
 //! a process that looks healthy and consumes nothing.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -27,15 +28,33 @@ use tracing::{error, info, warn};
 use crate::Error;
 use crate::amqp::broker::Broker;
 use crate::config::{Config, Mode, PausePolicy};
-use crate::db::Database;
+use crate::db::{Database, DbConfig};
 use crate::handler::routes::find_duplicates;
 use crate::observe::Health;
+use crate::outbox::OutboxSettings;
 use crate::shutdown::shutdown_signal;
-use crate::worker::{Runnable, WorkerContext};
+use crate::worker::{Runnable, Task, WorkerContext};
 
-/// What a service's build function gets: settings, the process's broker connection and
-/// its shutdown token.
-#[derive(Debug, Clone)]
+/// What a service's build function gets: settings, the process's broker connection, its
+/// shutdown token, and the settings variables it was started with (the environment after
+/// `.env`), from which the service reads its own settings ([`Setup::db_config`],
+/// [`Setup::outbox_settings`], [`Setup::var`]).
+///
+/// Tests give a service its database, exchange or any other setting through the variables,
+/// so a service has one `build`:
+///
+/// ```no_run
+/// # async fn build(setup: worker_kit::Setup) -> Result<worker_kit::Runner, worker_kit::Error> { Ok(setup.runner()) }
+/// # async fn test(setup: worker_kit::Setup, dsn: &str) -> Result<(), worker_kit::Error> {
+/// let runner = build(
+///     setup
+///         .with_var("DB_MAIN_DSN", dsn)
+///         .with_var("EVENTS_EXCHANGE", "t.events.1"),
+/// )
+/// .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
 pub struct Setup {
     /// The service's name (for logs and the connection name).
     pub service: &'static str,
@@ -46,9 +65,90 @@ pub struct Setup {
     /// Cancelled on the first SIGINT/SIGTERM: a build step that may wait (a connection, a
     /// cache warm-up) should give up when it is.
     pub shutdown: CancellationToken,
+    /// The settings variables the service's own settings are read from. Shared, since a
+    /// setup is cloned into every step of a build.
+    vars: Arc<BTreeMap<String, String>>,
+}
+
+impl std::fmt::Debug for Setup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Variables are named, never shown: any of them may hold a password.
+        f.debug_struct("Setup")
+            .field("service", &self.service)
+            .field("config", &self.config)
+            .field("vars", &self.vars.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Setup {
+    /// A setup for `service` whose settings variables are the process environment's (read
+    /// now; [`Config::from_env`] loads `.env` into it first), with a shutdown token of its own.
+    pub fn new(service: &'static str, config: Arc<Config>, broker: Broker) -> Self {
+        Self {
+            service,
+            config,
+            broker,
+            shutdown: CancellationToken::new(),
+            vars: Arc::new(std::env::vars().collect()),
+        }
+    }
+
+    /// The same setup, stopped by `shutdown`.
+    #[must_use]
+    pub fn with_shutdown(mut self, shutdown: CancellationToken) -> Self {
+        self.shutdown = shutdown;
+        self
+    }
+
+    /// The same setup with exactly these settings variables instead of the environment's
+    /// (a test that must not depend on how the machine running it is set up).
+    #[must_use]
+    pub fn with_vars(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.vars = Arc::new(vars.into_iter().collect());
+        self
+    }
+
+    /// The same setup with variable `name` set to `value` (the service reads it as if it
+    /// were in the environment): how a test gives a service its database
+    /// (`DB_MAIN_DSN`), its event exchange (`EVENTS_EXCHANGE`) or a setting of its own.
+    #[must_use]
+    pub fn with_var(mut self, name: &str, value: impl Into<String>) -> Self {
+        Arc::make_mut(&mut self.vars).insert(name.to_owned(), value.into());
+        self
+    }
+
+    /// Settings variable `name`, if set: for a service's own settings.
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(String::as_str)
+    }
+
+    /// Every settings variable, as `(name, value)` pairs (for readers such as
+    /// [`DbConfig::from_vars`]).
+    pub fn vars(&self) -> impl Iterator<Item = (String, String)> + '_ {
+        self.vars.iter().map(|(k, v)| (k.clone(), v.clone()))
+    }
+
+    /// The settings of database kind `kind` (e.g. `main`: `DB_MAIN_DSN`, else the
+    /// service's own database on the `PGHOST` server; `DB_POOL_SIZE` and the rest).
+    ///
+    /// # Errors
+    ///
+    /// As [`DbConfig::from_vars`]: [`Error::Config`] naming the malformed variable.
+    pub fn db_config(&self, kind: &str) -> Result<DbConfig, Error> {
+        DbConfig::from_vars(kind, self.service, self.vars())
+    }
+
+    /// The outbox relay's and the event consumers' settings (`EVENTS_EXCHANGE`,
+    /// `OUTBOX_*`, `PROCESSED_EVENTS_RETENTION_SECS`).
+    ///
+    /// # Errors
+    ///
+    /// As [`OutboxSettings::from_vars`].
+    pub fn outbox_settings(&self) -> Result<OutboxSettings, Error> {
+        OutboxSettings::from_vars(self.vars())
+    }
+
     /// A Runner for this service, stopped by this setup's shutdown token.
     pub fn runner(&self) -> Runner {
         Runner::new(self.service, self.config.clone(), self.broker.clone())
@@ -118,6 +218,44 @@ impl Runner {
     #[must_use]
     pub fn register_worker(mut self, worker: impl Runnable) -> Self {
         self.workers.push(Box::new(worker));
+        self
+    }
+
+    /// Adds a background task of the service's own (a cache refresh, a periodic report),
+    /// run beside the workers and supervised as they are: `task` is called once the
+    /// databases are connected, with a token that is cancelled when the Runner stops; it
+    /// runs until then.
+    ///
+    /// - Ending on its own while nothing asked it to (`Ok` or `Err`) stops the process
+    ///   with an error naming it ([`Error::Task`], as [`Error::WorkerEnded`] once running),
+    ///   for an orchestrator to restart it.
+    /// - On stop, it is waited for up to `DRAIN_TIMEOUT_MS` after its token is cancelled,
+    ///   then dropped (it ends at its next `.await`); an `Err` it returns then is the
+    ///   stop's error.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use worker_kit::{CancellationToken, runner::Setup};
+    ///
+    /// # fn build(setup: Setup) -> worker_kit::Runner {
+    /// setup.runner().register_task("heartbeat", |stop: CancellationToken| async move {
+    ///     loop {
+    ///         tokio::select! {
+    ///             () = stop.cancelled() => return Ok::<_, worker_kit::Error>(()),
+    ///             () = tokio::time::sleep(Duration::from_secs(30)) => tracing::info!("alive"),
+    ///         }
+    ///     }
+    /// })
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn register_task<F, Fut, E>(mut self, name: &str, task: F) -> Self
+    where
+        F: FnOnce(CancellationToken) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.workers.push(Box::new(Task::new(name, task)));
         self
     }
 
@@ -358,6 +496,7 @@ impl Running {
         };
         let what = match ended {
             Ok(Ok(())) => "a worker stopped consuming (its broker handle was closed?)".to_owned(),
+            Ok(Err(e @ Error::Task { .. })) => e.to_string(),
             Ok(Err(e)) => format!("a worker failed: {e}"),
             Err(e) if e.is_panic() => "a worker task panicked".to_owned(),
             Err(e) => format!("a worker task was cancelled: {e}"),
@@ -619,12 +758,7 @@ where
             () = shutdown.cancelled() => return Err(Error::Interrupted),
             b = Broker::connect_configured(&config, service) => b?,
         };
-        let setup = Setup {
-            service,
-            config,
-            broker: broker.clone(),
-            shutdown: shutdown.clone(),
-        };
+        let setup = Setup::new(service, config, broker.clone()).with_shutdown(shutdown.clone());
         let runner = tokio::select! {
             biased;
             () = shutdown.cancelled() => Err(Error::Interrupted),

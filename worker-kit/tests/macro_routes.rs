@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use serde::{Deserialize, Serialize};
 use worker_kit::queue::QueueWorker;
 use worker_kit::rpc::RpcWorker;
-use worker_kit::{Contract, ErrorReply, Meta, Payload, State, TaskContract, rpc, task};
+use worker_kit::{Contract, ErrorReply, Meta, Payload, Runner, State, TaskContract, rpc, task};
 
 #[derive(Clone)]
 struct App {
@@ -69,16 +69,26 @@ async fn cleanup(meta: Meta) -> Result<(), Infallible> {
     Ok(())
 }
 
+/// A worker whose handlers take no state is `Worker<K, ()>` without saying so: the Runner
+/// takes only that form, which settles the state type left open by the handlers.
+#[allow(dead_code)]
+fn stateless_workers_register_without_annotations(runner: Runner) -> Runner {
+    runner
+        .register_worker(QueueWorker::new().register(resize))
+        .register_worker(RpcWorker::new().register(no_args))
+}
+
 #[test]
 fn macro_routes_compile_and_register() {
     let app = App {
         greeting: "hi".into(),
     };
-    let _rpc = RpcWorker::with_state(app)
+    let _rpc = RpcWorker::new()
         .register(hello)
         .register(add)
-        .register(no_args);
-    let _queue = QueueWorker::new().register(resize).register(cleanup);
+        .register(no_args)
+        .with_state(app);
+    let _queue: QueueWorker = QueueWorker::new().register(resize).register(cleanup);
     assert_eq!(hello::ROUTE, "hello");
     assert_eq!(add::ROUTE, "calc.add");
     assert_eq!(resize::ROUTE, "images.resize");

@@ -15,9 +15,9 @@ use chrono::{DateTime, Utc};
 use stubs::catalog::{CatalogPage, Freshness, GetCatalogItem, GetFreshness, SearchCatalog};
 use stubs::example::events::{ItemCreated, ItemDeleted, ItemUpdated};
 use stubs::example::items::Item;
-use worker_kit::db::{Client, DbConfig, DbError, Executor, Tx, page_limit};
+use worker_kit::db::{Client, DbError, Executor, Tx, page_limit};
 use worker_kit::events::{EventMeta, EventWorker};
-use worker_kit::outbox::{EventDelivery, OutboxSettings, ProcessedEventsPruner, first_delivery};
+use worker_kit::outbox::{EventDelivery, ProcessedEventsPruner, first_delivery};
 use worker_kit::rpc::RpcWorker;
 use worker_kit::{ErrorReply, IntoErrorReply, Payload, Runner, Setup, State, rpc};
 
@@ -109,15 +109,15 @@ fn check_jump(seq: Option<i64>, newest: Option<i64>, max_jump: i64) -> Result<()
     }
 }
 
-/// `CATALOG_MAX_SEQ_JUMP` from the environment, or [`DEFAULT_MAX_SEQ_JUMP`].
+/// `CATALOG_MAX_SEQ_JUMP` from `setup`'s variables, or [`DEFAULT_MAX_SEQ_JUMP`].
 ///
 /// # Errors
 ///
 /// A value that is not a whole number of at least 1.
-pub fn max_seq_jump_from_env() -> Result<i64, worker_kit::Error> {
-    match std::env::var("CATALOG_MAX_SEQ_JUMP") {
-        Err(_) => Ok(DEFAULT_MAX_SEQ_JUMP),
-        Ok(text) => match text.trim().parse::<i64>() {
+pub fn max_seq_jump(setup: &Setup) -> Result<i64, worker_kit::Error> {
+    match setup.var("CATALOG_MAX_SEQ_JUMP") {
+        None => Ok(DEFAULT_MAX_SEQ_JUMP),
+        Some(text) => match text.trim().parse::<i64>() {
             Ok(n) if n >= 1 => Ok(n),
             _ => Err(worker_kit::Error::Config(format!(
                 "CATALOG_MAX_SEQ_JUMP={text:?}: expected a whole number of at least 1 (how far an event's x-outbox-seq may lie beyond the newest applied), e.g. {DEFAULT_MAX_SEQ_JUMP}"
@@ -333,14 +333,10 @@ pub async fn get_freshness(
     freshness(&app.db).await
 }
 
-/// The service's RPC routes.
-pub fn rpc_worker(app: App) -> RpcWorker<App> {
-    rpc_routes(RpcWorker::with_state(app))
-}
-
-/// The RPC routes, added to `worker` (with its state, or [`RpcWorker::for_docs`]).
-fn rpc_routes(worker: RpcWorker<App>) -> RpcWorker<App> {
-    worker
+/// The service's RPC routes, still needing their [`App`] (given last, with
+/// `.with_state(app)`; the AsyncAPI document describes them without it).
+pub fn rpc_worker() -> RpcWorker<App> {
+    RpcWorker::new()
         .register(search)
         .register(get)
         .register(get_freshness)
@@ -351,106 +347,51 @@ fn rpc_routes(worker: RpcWorker<App>) -> RpcWorker<App> {
 pub fn asyncapi() -> worker_kit::asyncapi::Document {
     worker_kit::asyncapi::Document::new(SERVICE)
         .version(env!("CARGO_PKG_VERSION"))
-        .rpc(&rpc_routes(RpcWorker::for_docs()))
+        .rpc(&rpc_worker())
         .subscribes::<ItemCreated>()
         .subscribes::<ItemUpdated>()
         .subscribes::<ItemDeleted>()
 }
 
-/// The service's subscriptions.
-pub fn event_worker(app: App) -> EventWorker<App> {
-    subscriptions(EventWorker::with_state(app))
-}
-
-/// The subscriptions, added to `worker` (with its state, or [`EventWorker::for_docs`]); the
+/// The service's subscriptions, still needing their [`App`] (`.with_state(app)`); the
 /// document lists the same events (a test holds them in step).
-fn subscriptions(worker: EventWorker<App>) -> EventWorker<App> {
-    worker
+pub fn event_worker() -> EventWorker<App> {
+    EventWorker::new()
         .event::<ItemCreated, _, _, _>(item_created)
         .event::<ItemUpdated, _, _, _>(item_updated)
         .event::<ItemDeleted, _, _, _>(item_deleted)
 }
 
-/// Builds the service on `setup` with its database from the environment (`DB_MAIN_DSN`,
-/// or the `catalog` database on the `PGHOST` server): what `main` runs.
+/// Builds the service on `setup`: its database from `DB_MAIN_DSN` (or the `catalog`
+/// database on the `PGHOST` server), its subscriptions on `EVENTS_EXCHANGE`, the pruning
+/// of processed events after `PROCESSED_EVENTS_RETENTION_SECS` and the bound on sequence
+/// jumps from `CATALOG_MAX_SEQ_JUMP`, all read from the setup's variables (the
+/// environment, or what a test gives with [`Setup::with_var`]).
 ///
 /// # Errors
 ///
-/// A malformed database setting.
+/// A malformed setting.
 pub async fn build(setup: Setup) -> Result<Runner, worker_kit::Error> {
-    let db = DbConfig::from_env("main", SERVICE)?;
-    let max_seq_jump = max_seq_jump_from_env()?;
-    build_tuned(setup, &db, &OutboxSettings::from_env()?, max_seq_jump).await
-}
-
-/// Builds the service on `setup` with the database `db` (tests pass their own).
-///
-/// # Errors
-///
-/// A DSN that does not parse.
-pub async fn build_with(setup: Setup, db: &DbConfig) -> Result<Runner, worker_kit::Error> {
-    build_configured(setup, db, &OutboxSettings::default()).await
-}
-
-/// As [`build_with`], with events on `exchange` instead of `events` (tests that must not
-/// see other tests' events).
-///
-/// # Errors
-///
-/// A DSN that does not parse.
-pub async fn build_on(
-    setup: Setup,
-    db: &DbConfig,
-    exchange: &str,
-) -> Result<Runner, worker_kit::Error> {
-    let mut settings = OutboxSettings::default();
-    exchange.clone_into(&mut settings.exchange);
-    build_configured(setup, db, &settings).await
-}
-
-/// As [`build_with`], with the event settings `settings` (what `main` reads from
-/// `EVENTS_EXCHANGE`, `OUTBOX_*` and `PROCESSED_EVENTS_RETENTION_SECS`).
-///
-/// # Errors
-///
-/// A DSN that does not parse.
-pub async fn build_configured(
-    setup: Setup,
-    db: &DbConfig,
-    settings: &OutboxSettings,
-) -> Result<Runner, worker_kit::Error> {
-    build_tuned(setup, db, settings, DEFAULT_MAX_SEQ_JUMP).await
-}
-
-/// As [`build_configured`], with the bound on sequence jumps `max_seq_jump` (what `main`
-/// reads from `CATALOG_MAX_SEQ_JUMP`).
-///
-/// # Errors
-///
-/// A DSN that does not parse.
-pub async fn build_tuned(
-    setup: Setup,
-    db: &DbConfig,
-    settings: &OutboxSettings,
-    max_seq_jump: i64,
-) -> Result<Runner, worker_kit::Error> {
-    let client = Client::new("main", db)?;
+    let db = setup.db_config("main")?;
+    let settings = setup.outbox_settings()?;
+    let client = Client::new("main", &db)?;
     let app = App {
         db: client.clone(),
-        max_seq_jump,
+        max_seq_jump: max_seq_jump(&setup)?,
     };
     let pruner = ProcessedEventsPruner::new(&client).retention(settings.processed_retention);
     Ok(setup
         .runner()
         .register_database(client)
-        .register_worker(rpc_worker(app.clone()))
-        .register_worker(event_worker(app).exchange(&settings.exchange))
+        .register_worker(rpc_worker().with_state(app.clone()))
+        .register_worker(event_worker().exchange(&settings.exchange).with_state(app))
         .register_worker(pruner))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use worker_kit::db::DbConfig;
     use worker_kit::worker::Runnable;
 
     #[test]
@@ -463,7 +404,17 @@ mod tests {
             .filter_map(|id| id.strip_prefix("subscribe.").map(str::to_owned))
             .collect();
         documented.sort();
-        let mut subscribed: Vec<String> = subscriptions(EventWorker::for_docs())
+        // A client that never connects: only the worker's routes are read.
+        let db = Client::new(
+            "main",
+            &DbConfig::new("postgres://catalog@127.0.0.1/catalog"),
+        );
+        let app = App {
+            db: db.unwrap(),
+            max_seq_jump: DEFAULT_MAX_SEQ_JUMP,
+        };
+        let mut subscribed: Vec<String> = event_worker()
+            .with_state(app)
             .route_names()
             .into_iter()
             .map(|n| n.trim_start_matches("events:").to_owned())

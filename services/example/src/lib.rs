@@ -37,8 +37,8 @@ use stubs::example::{
     WILL_ERROR_TYPE, WillError,
 };
 use worker_kit::asyncapi::Document;
-use worker_kit::db::{Client, DbConfig, DbError};
-use worker_kit::outbox::{OutboxSettings, Relay, ScheduledRelay};
+use worker_kit::db::{Client, DbError};
+use worker_kit::outbox::{Relay, ScheduledRelay};
 use worker_kit::queue::QueueWorker;
 use worker_kit::rpc::RpcWorker;
 use worker_kit::{ErrorReply, IntoErrorReply, Meta, Payload, Runner, Setup, State, rpc, task};
@@ -246,14 +246,10 @@ pub async fn place_order(
     Ok(PlacedOrder { order, created })
 }
 
-/// The service's RPC routes.
-pub fn rpc_worker(app: App) -> RpcWorker<App> {
-    rpc_routes(RpcWorker::with_state(app))
-}
-
-/// The RPC routes, added to `worker` (with its state, or [`RpcWorker::for_docs`]).
-fn rpc_routes(worker: RpcWorker<App>) -> RpcWorker<App> {
-    worker
+/// The service's RPC routes, still needing their [`App`] (given last, with
+/// `.with_state(app)`; the AsyncAPI document describes them without it).
+pub fn rpc_worker() -> RpcWorker<App> {
+    RpcWorker::new()
         .register(hello_world)
         .register(will_error)
         .register(dictionary)
@@ -276,13 +272,9 @@ pub fn queue_worker() -> QueueWorker {
 }
 
 /// The route that expires items (its handler needs the store, so it is a worker of its own
-/// beside the stateless [`queue_worker`]).
-pub fn expiry_worker(app: App) -> QueueWorker<App> {
-    expiry_routes(QueueWorker::with_state(app))
-}
-
-fn expiry_routes(worker: QueueWorker<App>) -> QueueWorker<App> {
-    worker.register(expire_item)
+/// beside the stateless [`queue_worker`]), still needing its [`App`] (`.with_state(app)`).
+pub fn expiry_worker() -> QueueWorker<App> {
+    QueueWorker::new().register(expire_item)
 }
 
 /// The service's AsyncAPI 3.0 document (what `example asyncapi` prints): made from the
@@ -290,72 +282,36 @@ fn expiry_routes(worker: QueueWorker<App>) -> QueueWorker<App> {
 pub fn asyncapi() -> Document {
     Document::new(SERVICE)
         .version(env!("CARGO_PKG_VERSION"))
-        .rpc(&rpc_routes(RpcWorker::for_docs()))
+        .rpc(&rpc_worker())
         .queue(&queue_worker())
-        .queue(&expiry_routes(QueueWorker::for_docs()))
+        .queue(&expiry_worker())
         .publishes::<ItemCreated>()
         .publishes::<ItemUpdated>()
         .publishes::<ItemDeleted>()
 }
 
-/// Builds the service on `setup` with its database from the environment (`DB_MAIN_DSN`,
-/// or the `example` database on the `PGHOST` server): what `main` runs.
+/// Builds the service on `setup`: its database from `DB_MAIN_DSN` (or the `example`
+/// database on the `PGHOST` server), its events on `EVENTS_EXCHANGE` with the `OUTBOX_*`
+/// settings, all read from the setup's variables (the environment, or what a test gives
+/// with [`Setup::with_var`]).
 ///
 /// # Errors
 ///
-/// A malformed database setting.
+/// A malformed setting.
 pub async fn build(setup: Setup) -> Result<Runner, worker_kit::Error> {
-    let db = DbConfig::from_env("main", SERVICE)?;
-    build_configured(setup, &db, &OutboxSettings::from_env()?).await
-}
-
-/// Builds the service on `setup` with the database `db` (tests pass their own).
-///
-/// # Errors
-///
-/// A DSN that does not parse.
-pub async fn build_with(setup: Setup, db: &DbConfig) -> Result<Runner, worker_kit::Error> {
-    build_configured(setup, db, &OutboxSettings::default()).await
-}
-
-/// As [`build_with`], with events on `exchange` instead of `events` (tests that must not
-/// see other tests' events).
-///
-/// # Errors
-///
-/// A DSN that does not parse.
-pub async fn build_on(
-    setup: Setup,
-    db: &DbConfig,
-    exchange: &str,
-) -> Result<Runner, worker_kit::Error> {
-    let mut settings = OutboxSettings::default();
-    exchange.clone_into(&mut settings.exchange);
-    build_configured(setup, db, &settings).await
-}
-
-/// As [`build_with`], with the event settings `settings` (what `main` reads from
-/// `EVENTS_EXCHANGE`, `OUTBOX_*` and `PROCESSED_EVENTS_RETENTION_SECS`).
-///
-/// # Errors
-///
-/// A DSN that does not parse.
-pub async fn build_configured(
-    setup: Setup,
-    db: &DbConfig,
-    settings: &OutboxSettings,
-) -> Result<Runner, worker_kit::Error> {
-    let client = Client::new("main", db)?;
+    let db = setup.db_config("main")?;
+    let settings = setup.outbox_settings()?;
+    let client = Client::new("main", &db)?;
     let app = App {
         store: Store::new(client.clone()),
     };
     Ok(setup
         .runner()
         .register_database(client.clone())
-        .register_worker(rpc_worker(app.clone()))
+        .register_worker(rpc_worker().with_state(app.clone()))
         .register_worker(queue_worker())
-        .register_worker(expiry_worker(app))
-        .register_worker(Relay::new(&client, db).settings(settings))
+        .register_worker(expiry_worker().with_state(app))
+        .register_worker(Relay::new(&client, &db).settings(&settings))
         .register_worker(ScheduledRelay::new(&client)))
 }
 

@@ -17,7 +17,9 @@ fn client() -> TestClient {
     let app = App {
         store: Store::new(Client::new("main", &db).unwrap()),
     };
-    TestClient::new().rpc(rpc_worker(app)).queue(queue_worker())
+    TestClient::new()
+        .rpc(rpc_worker().with_state(app))
+        .queue(queue_worker())
 }
 
 #[tokio::test]

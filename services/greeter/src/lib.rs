@@ -30,21 +30,17 @@ pub async fn greet(
     })
 }
 
-/// The service's RPC routes.
-pub fn rpc_worker(app: App) -> RpcWorker<App> {
-    rpc_routes(RpcWorker::with_state(app))
-}
-
-/// The RPC routes, added to `worker` (with its state, or [`RpcWorker::for_docs`]).
-fn rpc_routes(worker: RpcWorker<App>) -> RpcWorker<App> {
-    worker.register(greet)
+/// The service's RPC routes, still needing their [`App`] (given last, with
+/// `.with_state(app)`; the AsyncAPI document describes them without it).
+pub fn rpc_worker() -> RpcWorker<App> {
+    RpcWorker::new().register(greet)
 }
 
 /// The service's AsyncAPI 3.0 document (what `greeter asyncapi` prints), without a broker.
 pub fn asyncapi() -> Document {
     Document::new(SERVICE)
         .version(env!("CARGO_PKG_VERSION"))
-        .rpc(&rpc_routes(RpcWorker::for_docs()))
+        .rpc(&rpc_worker())
 }
 
 /// Builds the service on `setup`.
@@ -54,5 +50,7 @@ pub fn asyncapi() -> Document {
 /// When the RPC client cannot set up its reply consumer.
 pub async fn build(setup: Setup) -> Result<Runner, worker_kit::Error> {
     let rpc = RpcClient::new(&setup.broker, &setup.config).await?;
-    Ok(setup.runner().register_worker(rpc_worker(App { rpc })))
+    Ok(setup
+        .runner()
+        .register_worker(rpc_worker().with_state(App { rpc })))
 }

@@ -100,10 +100,11 @@ fn config(url: &str, case: Case, prefetch: u16) -> Arc<worker_kit::Config> {
     Arc::new(c)
 }
 
-fn worker(routes: &[String], n: Arc<AtomicU64>) -> QueueWorker<Arc<AtomicU64>> {
+fn worker(routes: &[String], n: Arc<AtomicU64>) -> QueueWorker {
     routes
         .iter()
-        .fold(QueueWorker::with_state(n), |w, r| w.route(r, count))
+        .fold(QueueWorker::new(), |w, r| w.route(r, count))
+        .with_state(n)
 }
 
 /// One timed run: messages per second.

@@ -29,7 +29,9 @@ fn main() -> std::process::ExitCode {
         let dsn = env("FAULT_DSN")?;
         let delay = Duration::from_millis(env("FAULT_DELAY_MS")?.parse().unwrap_or(20));
         let pool = e2e::handled::pool(&dsn, 16);
-        let worker = QueueWorker::with_state(App { pool, delay }).route(&route, record);
+        let worker = QueueWorker::new()
+            .route(&route, record)
+            .with_state(App { pool, delay });
         Ok(setup.runner().register_worker(worker))
     })
 }

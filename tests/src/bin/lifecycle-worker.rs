@@ -24,7 +24,9 @@ fn main() -> std::process::ExitCode {
     worker_kit::runner::main("lifecycle-worker", |setup| async move {
         let route = std::env::var("LIFECYCLE_ROUTE")
             .map_err(|_| worker_kit::Error::Config("LIFECYCLE_ROUTE is required".into()))?;
-        let worker = RpcWorker::with_state(setup.broker.clone()).route(&route, close_broker);
+        let worker = RpcWorker::new()
+            .route(&route, close_broker)
+            .with_state(setup.broker.clone());
         let mut runner = setup.runner().register_worker(worker);
         if let Ok(dsn) = std::env::var("LIFECYCLE_DSN") {
             let mut config = DbConfig::from_env("main", "lifecycle")?;

@@ -37,9 +37,10 @@ fn main() -> ExitCode {
             back: back_route.clone(),
         };
         Ok(setup.runner().register_worker(
-            RpcWorker::with_state(app)
+            RpcWorker::new()
                 .route(&route, front)
-                .route(&back_route, back),
+                .route(&back_route, back)
+                .with_state(app),
         ))
     })
 }

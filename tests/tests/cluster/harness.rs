@@ -84,7 +84,7 @@ pub(crate) async fn replicas(
             pause,
         };
         let running = Runner::new(name, Arc::new(config(cluster, prefetch)), broker.clone())
-            .register_worker(QueueWorker::with_state(work).route(route, record))
+            .register_worker(QueueWorker::new().route(route, record).with_state(work))
             .start()
             .await
             .expect("replica starts");

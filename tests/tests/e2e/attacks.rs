@@ -258,14 +258,16 @@ async fn two_routes(service: &'static str) -> (Running, String, String, Arc<Atom
         e2e::runner(service)
             .await
             .register_worker(
-                RpcWorker::with_state(Arc::new(AtomicUsize::new(0)))
+                RpcWorker::new()
                     .route(&a, counted)
-                    .prefetch(1),
+                    .prefetch(1)
+                    .with_state(Arc::new(AtomicUsize::new(0))),
             )
             .register_worker(
-                RpcWorker::with_state(calls_b.clone())
+                RpcWorker::new()
                     .route(&b, counted)
-                    .prefetch(1),
+                    .prefetch(1)
+                    .with_state(calls_b.clone()),
             ),
     )
     .await;
@@ -394,7 +396,9 @@ async fn oversized_bodies_are_refused_before_publishing() {
     let broker = e2e::broker("attack-size").await;
     let running = e2e::start(
         Runner::new("attack-size", config.clone(), broker.clone()).register_worker(
-            RpcWorker::with_state(Arc::new(AtomicUsize::new(0))).route(&route, counted),
+            RpcWorker::new()
+                .route(&route, counted)
+                .with_state(Arc::new(AtomicUsize::new(0))),
         ),
     )
     .await;

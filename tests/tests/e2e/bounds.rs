@@ -76,7 +76,11 @@ async fn far_future_deadlines_get_one_reply_within_the_handler_limit() {
             Arc::new(config),
             e2e::broker("far-deadline").await,
         )
-        .register_worker(RpcWorker::with_state(runs.clone()).route(&route, time_given)),
+        .register_worker(
+            RpcWorker::new()
+                .route(&route, time_given)
+                .with_state(runs.clone()),
+        ),
     )
     .await;
     let mut peer = RawPeer::connect().await;
@@ -145,7 +149,11 @@ async fn a_reply_above_the_message_size_limit_costs_one_error_reply() {
             Arc::new(config),
             e2e::broker("big-reply").await,
         )
-        .register_worker(RpcWorker::with_state(runs.clone()).route(&route, sized)),
+        .register_worker(
+            RpcWorker::new()
+                .route(&route, sized)
+                .with_state(runs.clone()),
+        ),
     )
     .await;
     let mut peer = RawPeer::connect().await;

@@ -15,6 +15,14 @@ fn leak(s: String) -> &'static str {
     Box::leak(s.into_boxed_str())
 }
 
+/// The setup of `service` on database `db`, its events on `exchange`.
+async fn on(service: &'static str, db: &TestDb, exchange: &str) -> worker_kit::Setup {
+    e2e::setup(service)
+        .await
+        .with_var("DB_MAIN_DSN", &db.dsn)
+        .with_var("EVENTS_EXCHANGE", exchange)
+}
+
 #[tokio::test]
 async fn catalog_follows_example_and_a_caller_reads_its_own_write() {
     let _serial = e2e::example_service_lock().await;
@@ -22,13 +30,13 @@ async fn catalog_follows_example_and_a_caller_reads_its_own_write() {
     let catalog_name = leak(unique("catalog"));
     let write = TestDb::with_models("example").await;
     let read = TestDb::with_models("catalog").await;
-    let example = example::build_on(e2e::setup("example").await, &write.config(), &exchange)
+    let example = example::build(on("example", &write, &exchange).await)
         .await
         .unwrap()
         .start()
         .await
         .unwrap();
-    let catalog = catalog::build_on(e2e::setup(catalog_name).await, &read.config(), &exchange)
+    let catalog = catalog::build(on(catalog_name, &read, &exchange).await)
         .await
         .unwrap()
         .start()
@@ -220,7 +228,7 @@ async fn a_sequence_that_jumps_too_far_is_parked_not_applied() {
     let exchange = unique("events-seq");
     let catalog_name = leak(unique("catalog-seq"));
     let read = TestDb::with_models("catalog").await;
-    let catalog = catalog::build_on(e2e::setup(catalog_name).await, &read.config(), &exchange)
+    let catalog = catalog::build(on(catalog_name, &read, &exchange).await)
         .await
         .unwrap()
         .start()

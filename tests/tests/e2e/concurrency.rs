@@ -53,12 +53,11 @@ async fn handlers_in_flight_are_bounded_per_worker_not_per_route() {
         done: Arc::default(),
         gate: Arc::new(Semaphore::new(0)),
     };
-    let mut worker = QueueWorker::with_state(g.clone())
-        .prefetch(2)
-        .concurrency(2);
+    let mut worker = QueueWorker::new().prefetch(2).concurrency(2);
     for r in &routes {
         worker = worker.route(r, gauged);
     }
+    let worker = worker.with_state(g.clone());
     let running = e2e::start(e2e::runner("bound").await.register_worker(worker)).await;
     // All six delivered to the worker (none ready in the broker) and two handlers running.
     wait_until(

@@ -12,7 +12,7 @@ fn remote_type(err: &CallError) -> &str {
 #[tokio::test]
 async fn items_crud_through_the_broker() {
     let _serial = e2e::example_service_lock().await;
-    let (running, db) = e2e::start_example(|_| {}).await;
+    let (running, db) = e2e::start_example(|s| s).await;
     let c = RpcClient::new(&e2e::broker("caller").await, &e2e::config())
         .await
         .unwrap();
@@ -156,7 +156,7 @@ async fn items_crud_through_the_broker() {
 #[tokio::test]
 async fn out_of_range_arguments_are_refused() {
     let _serial = e2e::example_service_lock().await;
-    let (running, db) = e2e::start_example(|_| {}).await;
+    let (running, db) = e2e::start_example(|s| s).await;
     let c = RpcClient::new(&e2e::broker("caller").await, &e2e::config())
         .await
         .unwrap();

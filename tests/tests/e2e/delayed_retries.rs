@@ -113,10 +113,11 @@ async fn retries_wait_in_delay_queues_then_the_message_is_parked() {
     let attempts = Attempts::default();
     let running = e2e::start(
         e2e::runner("delayed").await.register_worker(
-            QueueWorker::with_state(attempts.clone())
+            QueueWorker::new()
                 .max_retries(3)
                 .retry_delay(&route, delay.first(), delay.max())
-                .route(&route, flaky),
+                .route(&route, flaky)
+                .with_state(attempts.clone()),
         ),
     )
     .await;
@@ -170,10 +171,11 @@ async fn a_waiting_retry_survives_a_restart() {
     let attempts = Attempts::default();
     attempts.fail_first.store(1, Ordering::SeqCst);
     let worker = || {
-        QueueWorker::with_state(attempts.clone())
+        QueueWorker::new()
             .max_retries(3)
             .retry_delay(&route, delay.first(), delay.max())
             .route(&route, flaky)
+            .with_state(attempts.clone())
     };
     let running = e2e::start(
         e2e::runner("delayed-restart")
@@ -238,10 +240,11 @@ async fn a_permanent_error_is_parked_at_once() {
     let attempts = Attempts::default();
     let running = e2e::start(
         e2e::runner("permanent").await.register_worker(
-            QueueWorker::with_state(attempts.clone())
+            QueueWorker::new()
                 .max_retries(3)
                 .retry_delay(&route, delay.first(), delay.max())
-                .route(&route, flaky),
+                .route(&route, flaky)
+                .with_state(attempts.clone()),
         ),
     )
     .await;
@@ -281,11 +284,12 @@ async fn a_quorum_route_waits_in_quorum_delay_queues() {
     let attempts = Attempts::default();
     let running = e2e::start(
         e2e::runner("delayed-quorum").await.register_worker(
-            QueueWorker::with_state(attempts.clone())
+            QueueWorker::new()
                 .max_retries(1)
                 .retry_delay(&route, delay.first(), delay.max())
                 .queue_type(&route, QueueType::Quorum)
-                .route(&route, flaky),
+                .route(&route, flaky)
+                .with_state(attempts.clone()),
         ),
     )
     .await;
@@ -351,10 +355,11 @@ async fn copies_are_not_routed_by_the_senders_cc_headers() {
     let attempts = Attempts::default();
     let running = e2e::start(
         e2e::runner("delayed-cc").await.register_worker(
-            QueueWorker::with_state(attempts.clone())
+            QueueWorker::new()
                 .max_retries(1)
                 .retry_delay(&route, Duration::from_millis(50), Duration::from_millis(50))
-                .route(&route, flaky),
+                .route(&route, flaky)
+                .with_state(attempts.clone()),
         ),
     )
     .await;

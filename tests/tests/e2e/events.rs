@@ -104,9 +104,10 @@ async fn rolled_back_emits_nothing_committed_emits_its_events_in_order() {
     let seen = Seen::default();
     let subscriber = e2e::start(
         e2e::runner(service).await.register_worker(
-            EventWorker::with_state(seen.clone())
+            EventWorker::new()
                 .exchange(&exchange)
-                .event::<ThingChanged, _, _, _>(record),
+                .event::<ThingChanged, _, _, _>(record)
+                .with_state(seen.clone()),
         ),
     )
     .await;
@@ -194,9 +195,10 @@ async fn two_relays_publish_each_event_once() {
     let seen = Seen::default();
     let subscriber = e2e::start(
         e2e::runner(service).await.register_worker(
-            EventWorker::with_state(seen.clone())
+            EventWorker::new()
                 .exchange(&exchange)
-                .event::<ThingChanged, _, _, _>(record),
+                .event::<ThingChanged, _, _, _>(record)
+                .with_state(seen.clone()),
         ),
     )
     .await;
@@ -353,10 +355,11 @@ async fn redelivered_event_changes_nothing_and_poison_is_parked_without_stopping
     };
     let subscriber = e2e::start(
         e2e::runner(service).await.register_worker(
-            EventWorker::with_state(app.clone())
+            EventWorker::new()
                 .exchange(&exchange)
                 .max_retries(2)
-                .event::<ThingChanged, _, _, _>(apply),
+                .event::<ThingChanged, _, _, _>(apply)
+                .with_state(app.clone()),
         ),
     )
     .await;
@@ -562,9 +565,10 @@ async fn measure_outbox() {
     let lags = Lags::default();
     let subscriber = e2e::start(
         e2e::runner(service).await.register_worker(
-            EventWorker::with_state(lags.clone())
+            EventWorker::new()
                 .exchange(&exchange)
-                .event::<ThingChanged, _, _, _>(measure_lag),
+                .event::<ThingChanged, _, _, _>(measure_lag)
+                .with_state(lags.clone()),
         ),
     )
     .await;

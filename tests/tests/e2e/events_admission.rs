@@ -64,9 +64,10 @@ async fn run_subscriber(
     tune(&mut config);
     let running = e2e::start(
         Runner::new(service, Arc::new(config), e2e::broker(service).await).register_worker(
-            EventWorker::with_state(handled.clone())
+            EventWorker::new()
                 .exchange(exchange)
-                .pattern(name, count),
+                .pattern(name, count)
+                .with_state(handled.clone()),
         ),
     )
     .await;

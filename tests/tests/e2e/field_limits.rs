@@ -11,7 +11,7 @@ const MAX_PAGE_BYTES: usize = 1024 * 1024;
 #[tokio::test]
 async fn inputs_are_bounded_and_list_pages_fit_a_byte_budget() {
     let _serial = e2e::example_service_lock().await;
-    let (running, db) = e2e::start_example(|_| {}).await;
+    let (running, db) = e2e::start_example(|s| s).await;
     let c = RpcClient::new(&e2e::broker("field-limits").await, &e2e::config())
         .await
         .unwrap();

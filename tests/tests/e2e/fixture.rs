@@ -18,7 +18,7 @@ async fn example_without_db(setup: Setup) -> Result<worker_kit::Runner, worker_k
     };
     Ok(setup
         .runner()
-        .register_worker(example::rpc_worker(app))
+        .register_worker(example::rpc_worker().with_state(app))
         .register_worker(example::queue_worker()))
 }
 

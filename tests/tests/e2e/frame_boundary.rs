@@ -177,9 +177,11 @@ async fn work_messages_over_frame_max_are_parked_without_a_reconnect() {
     let route = unique("frame-work");
     let runs = Arc::new(AtomicUsize::new(0));
     let running = e2e::start(
-        e2e::runner("frame-work")
-            .await
-            .register_worker(QueueWorker::with_state(runs.clone()).route(&route, counted)),
+        e2e::runner("frame-work").await.register_worker(
+            QueueWorker::new()
+                .route(&route, counted)
+                .with_state(runs.clone()),
+        ),
     )
     .await;
     let peer = RawPeer::connect().await;
@@ -235,9 +237,11 @@ async fn rpc_requests_over_frame_max_get_one_error_reply_without_a_reconnect() {
     let route = unique("frame-rpc");
     let runs = Arc::new(AtomicUsize::new(0));
     let running = e2e::start(
-        e2e::runner("frame-rpc")
-            .await
-            .register_worker(RpcWorker::with_state(runs.clone()).route(&route, counted)),
+        e2e::runner("frame-rpc").await.register_worker(
+            RpcWorker::new()
+                .route(&route, counted)
+                .with_state(runs.clone()),
+        ),
     )
     .await;
     let mut peer = RawPeer::connect().await;
@@ -298,10 +302,11 @@ async fn a_retry_that_dead_lettering_grows_over_frame_max_is_parked() {
     let wait = Duration::from_millis(50);
     let running = e2e::start(
         e2e::runner("frame-death").await.register_worker(
-            QueueWorker::with_state(runs.clone())
+            QueueWorker::new()
                 .max_retries(3)
                 .retry_delay(&route, wait, wait)
-                .route(&route, failing),
+                .route(&route, failing)
+                .with_state(runs.clone()),
         ),
     )
     .await;

@@ -300,9 +300,10 @@ async fn a_retried_work_message_is_authorized_as_its_original_caller() {
     let seen = Seen::default();
     let running = e2e::start(
         runner_as(&server, |_| {}).await.register_worker(
-            QueueWorker::with_state(seen.clone())
+            QueueWorker::new()
                 .route(&route, fail_once)
-                .allow(&route, [billing_user.clone()]),
+                .allow(&route, [billing_user.clone()])
+                .with_state(seen.clone()),
         ),
     )
     .await;

@@ -15,7 +15,7 @@ use worker_kit::testing::BrokerFixture;
 async fn python_client_calls_the_rust_example_service() {
     let _serial = e2e::example_service_lock().await;
     let py = tokio::task::spawn_blocking(python).await.unwrap();
-    let (running, db) = e2e::start_example(|_| {}).await;
+    let (running, db) = e2e::start_example(|s| s).await;
     let out = tokio::task::spawn_blocking(move || {
         Command::new(py)
             .arg(script("seed_peer.py"))

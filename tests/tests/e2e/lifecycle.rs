@@ -145,24 +145,28 @@ async fn answer(
     Ok(n)
 }
 
-/// Two workers, one of which cannot run (made only to describe its routes): the start
+/// Two workers, one of which cannot run (an allow list names a route it does not serve): the start
 /// fails at once with that worker's error, instead of waiting for a readiness report that
 /// never comes, and the worker that did start consumes no longer.
 #[tokio::test]
 async fn a_worker_that_cannot_start_fails_the_start_at_once() {
     use worker_kit::rpc::RpcWorker;
     let served = unique("start-ok");
-    let described = unique("start-docs-only");
+    let misallowed = unique("start-misallowed");
     let runner = e2e::runner("start-fails")
         .await
         .register_worker(RpcWorker::new().route(&served, answer))
-        .register_worker(RpcWorker::<()>::for_docs().route(&described, answer));
+        .register_worker(
+            RpcWorker::new()
+                .route(&misallowed, answer)
+                .allow("a-route-nobody-serves", ["ops"]),
+        );
     let err = tokio::time::timeout(Duration::from_secs(20), runner.start())
         .await
         .expect("a worker that cannot run ends the start (it hung waiting for readiness)")
         .expect_err("a worker that cannot run fails the start");
     assert!(
-        matches!(&err, worker_kit::Error::Config(m) if m.contains("for_docs")),
+        matches!(&err, worker_kit::Error::Config(m) if m.contains("a-route-nobody-serves")),
         "the failed worker's own error: {err}"
     );
     let peer = RawPeer::connect().await;
@@ -175,7 +179,7 @@ async fn a_worker_that_cannot_start_fails_the_start_at_once() {
         },
     )
     .await;
-    peer.delete(&[&served, &described]).await;
+    peer.delete(&[&served, &misallowed]).await;
 }
 
 /// A stand-in database whose health the test switches: it drives the Runner's pause on a
@@ -233,11 +237,12 @@ async fn repeated_pause_and_resume_under_load_keeps_one_consumer_per_route() {
         )
         .register_shared_database(Arc::new(db.clone()))
         .register_worker(
-            QueueWorker::with_state(done.clone())
+            QueueWorker::new()
                 .prefetch(4)
                 .concurrency(4)
                 .route(&routes[0], slow_work)
-                .route(&routes[1], slow_work),
+                .route(&routes[1], slow_work)
+                .with_state(done.clone()),
         ),
     )
     .await;
@@ -297,9 +302,13 @@ async fn a_deleted_work_queue_is_consumed_again_once() {
     use std::sync::atomic::AtomicUsize;
     use worker_kit::queue::{QueueWorker, parking_queue};
     let route = unique("deleted-work");
-    let running = e2e::start(e2e::runner("deleted-work").await.register_worker(
-        QueueWorker::with_state(Arc::new(AtomicUsize::new(0))).route(&route, slow_work),
-    ))
+    let running = e2e::start(
+        e2e::runner("deleted-work").await.register_worker(
+            QueueWorker::new()
+                .route(&route, slow_work)
+                .with_state(Arc::new(AtomicUsize::new(0))),
+        ),
+    )
     .await;
     let peer = RawPeer::connect().await;
     assert_eq!(peer.counts(&route).await.1, 1, "the worker consumes");
@@ -566,9 +575,10 @@ async fn restarting_a_busy_worker_parks_nothing_that_never_ran() {
         // at once: at the stop, deliveries wait unstarted.
         config.prefetch = 4;
         config.worker_concurrency = 4;
-        let worker = QueueWorker::with_state(seen.clone())
+        let worker = QueueWorker::new()
             .route(&routes[0], record_work)
-            .route(&routes[1], record_work);
+            .route(&routes[1], record_work)
+            .with_state(seen.clone());
         e2e::start(
             worker_kit::Runner::new(
                 "restart-busy",

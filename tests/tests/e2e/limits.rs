@@ -90,9 +90,10 @@ async fn a_redelivered_message_with_no_retries_left_is_parked() {
     let seen = Seen::default();
     let running = e2e::start(
         e2e::runner("redelivered-park").await.register_worker(
-            QueueWorker::with_state(seen.clone())
+            QueueWorker::new()
                 .max_retries(0)
-                .route(&route, note),
+                .route(&route, note)
+                .with_state(seen.clone()),
         ),
     )
     .await;
@@ -122,9 +123,10 @@ async fn a_redelivered_message_counts_as_an_attempt() {
     let seen = Seen::default();
     let running = e2e::start(
         e2e::runner("redelivered-retry").await.register_worker(
-            QueueWorker::with_state(seen.clone())
+            QueueWorker::new()
                 .max_retries(3)
-                .route(&route, note),
+                .route(&route, note)
+                .with_state(seen.clone()),
         ),
     )
     .await;
@@ -232,9 +234,10 @@ async fn nested_calls_inherit_the_handlers_time_limit() {
                     .route(&rpc_route, report_deadline),
             )
             .register_worker(
-                QueueWorker::with_state(seen.clone())
+                QueueWorker::new()
                     .handler_timeout(Duration::from_millis(2500))
-                    .route(&task_route, note_deadline),
+                    .route(&task_route, note_deadline)
+                    .with_state(seen.clone()),
             ),
     )
     .await;

@@ -33,6 +33,8 @@ mod rpc_redeliveries;
 mod scheduled;
 mod seed_api;
 mod services;
+mod setup_vars;
 mod shutdown;
+mod tasks;
 mod tls;
 mod versions;

@@ -454,7 +454,11 @@ async fn readiness_turns_false_as_soon_as_a_drain_starts() {
     let route = unique("obs.drain");
     let running = runner(service_name("obs-drain"), metrics_config())
         .await
-        .register_worker(RpcWorker::with_state(gate.clone()).route(&route, gated))
+        .register_worker(
+            RpcWorker::new()
+                .route(&route, gated)
+                .with_state(gate.clone()),
+        )
         .start()
         .await
         .expect("starts");

@@ -252,9 +252,10 @@ async fn nested_calls_inherit_the_remaining_budget() {
     };
     let running = e2e::start(
         e2e::runner("v2-nest").await.register_worker(
-            RpcWorker::with_state(state.clone())
+            RpcWorker::new()
                 .route(&r_outer, outer)
-                .route(&r_inner, timing),
+                .route(&r_inner, timing)
+                .with_state(state.clone()),
         ),
     )
     .await;
@@ -305,9 +306,10 @@ async fn a_nested_call_without_enough_budget_fails_at_once() {
     }
     let running = e2e::start(
         e2e::runner("v2-short").await.register_worker(
-            RpcWorker::with_state((state.clone(), ran.clone()))
+            RpcWorker::new()
                 .route(&r_outer, outer_of_pair)
-                .route(&r_inner, counted),
+                .route(&r_inner, counted)
+                .with_state((state.clone(), ran.clone())),
         ),
     )
     .await;

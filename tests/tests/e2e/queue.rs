@@ -55,7 +55,11 @@ async fn ack_on_ok() {
     let log = Log::default();
     let runner = e2e::runner("queue-ack").await;
     let running = e2e::start(
-        runner.register_worker(QueueWorker::with_state(log.clone()).route(&route, record)),
+        runner.register_worker(
+            QueueWorker::new()
+                .route(&route, record)
+                .with_state(log.clone()),
+        ),
     )
     .await;
     let publisher = QueuePublisher::new(&e2e::broker("publisher").await);
@@ -81,9 +85,10 @@ async fn retried_until_it_works() {
     log.fail_first.store(2, Ordering::SeqCst);
     let running = e2e::start(
         e2e::runner("queue-retry").await.register_worker(
-            QueueWorker::with_state(log.clone())
+            QueueWorker::new()
                 .max_retries(3)
-                .route(&route, record),
+                .route(&route, record)
+                .with_state(log.clone()),
         ),
     )
     .await;
@@ -113,9 +118,10 @@ async fn parked_when_retries_are_exhausted() {
     let log = Log::default();
     let running = e2e::start(
         e2e::runner("queue-park").await.register_worker(
-            QueueWorker::with_state(log.clone())
+            QueueWorker::new()
                 .max_retries(2)
-                .route(&route, record),
+                .route(&route, record)
+                .with_state(log.clone()),
         ),
     )
     .await;
@@ -161,9 +167,11 @@ async fn undecodable_and_misfit_messages_are_parked_at_once() {
     let route = unique("poison");
     let log = Log::default();
     let running = e2e::start(
-        e2e::runner("queue-poison")
-            .await
-            .register_worker(QueueWorker::with_state(log.clone()).route(&route, record)),
+        e2e::runner("queue-poison").await.register_worker(
+            QueueWorker::new()
+                .route(&route, record)
+                .with_state(log.clone()),
+        ),
     )
     .await;
     let peer = RawPeer::connect().await;
@@ -214,9 +222,10 @@ async fn a_deleted_parking_queue_is_redeclared() {
     let log = Log::default();
     let running = e2e::start(
         e2e::runner("queue-park-gone").await.register_worker(
-            QueueWorker::with_state(log.clone())
+            QueueWorker::new()
                 .max_retries(0)
-                .route(&route, record),
+                .route(&route, record)
+                .with_state(log.clone()),
         ),
     )
     .await;
@@ -264,9 +273,10 @@ async fn copies_drop_expiration_and_carry_the_workers_user_id() {
     let log = Log::default();
     let running = e2e::start(
         e2e::runner("queue-park-props").await.register_worker(
-            QueueWorker::with_state(log.clone())
+            QueueWorker::new()
                 .max_retries(1)
-                .route(&route, record),
+                .route(&route, record)
+                .with_state(log.clone()),
         ),
     )
     .await;

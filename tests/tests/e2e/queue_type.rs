@@ -79,9 +79,10 @@ async fn work_queues_name_their_classic_type_in_either_order_with_python_declara
     let kit_first = unique("qtype-kit");
     let running = e2e::start(
         e2e::runner("queue-type").await.register_worker(
-            QueueWorker::with_state(seen.clone())
+            QueueWorker::new()
                 .route(&python_first, count)
-                .route(&kit_first, count),
+                .route(&kit_first, count)
+                .with_state(seen.clone()),
         ),
     )
     .await;

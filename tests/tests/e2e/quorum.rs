@@ -40,10 +40,11 @@ async fn quorum_route_works_retries_and_parks() {
     let seen = Arc::new(AtomicU32::new(0));
     let running = e2e::start(
         e2e::runner("quorum").await.register_worker(
-            QueueWorker::with_state(seen.clone())
+            QueueWorker::new()
                 .max_retries(2)
                 .route(&route, count_or_fail)
-                .queue_type(&route, QueueType::Quorum),
+                .queue_type(&route, QueueType::Quorum)
+                .with_state(seen.clone()),
         ),
     )
     .await;
@@ -102,10 +103,11 @@ async fn queue_type_setting_and_per_route_override() {
         e2e::broker("queue-type").await,
     )
     .register_worker(
-        QueueWorker::with_state(Arc::new(AtomicU32::new(0)))
+        QueueWorker::new()
             .route(&quorum_route, count_or_fail)
             .route(&classic_route, count_or_fail)
-            .queue_type(&classic_route, QueueType::Classic),
+            .queue_type(&classic_route, QueueType::Classic)
+            .with_state(Arc::new(AtomicU32::new(0))),
     )
     .start()
     .await
@@ -134,7 +136,9 @@ async fn queue_type_setting_and_per_route_override() {
         e2e::broker("queue-type").await,
     )
     .register_worker(
-        QueueWorker::with_state(Arc::new(AtomicU32::new(0))).route(&taken, count_or_fail),
+        QueueWorker::new()
+            .route(&taken, count_or_fail)
+            .with_state(Arc::new(AtomicU32::new(0))),
     )
     .start()
     .await
@@ -157,10 +161,11 @@ async fn quorum_route_survives_a_changed_retry_count() {
     for retries in [3, 5] {
         let running = e2e::start(
             e2e::runner("qt-retries").await.register_worker(
-                QueueWorker::with_state(Arc::new(AtomicU32::new(0)))
+                QueueWorker::new()
                     .max_retries(retries)
                     .route(&route, count_or_fail)
-                    .queue_type(&route, QueueType::Quorum),
+                    .queue_type(&route, QueueType::Quorum)
+                    .with_state(Arc::new(AtomicU32::new(0))),
             ),
         )
         .await;
@@ -169,10 +174,11 @@ async fn quorum_route_survives_a_changed_retry_count() {
     let err = e2e::runner("qt-retries")
         .await
         .register_worker(
-            QueueWorker::with_state(Arc::new(AtomicU32::new(0)))
+            QueueWorker::new()
                 .max_retries(worker_kit::queue::DELIVERY_LIMIT)
                 .route(&route, count_or_fail)
-                .queue_type(&route, QueueType::Quorum),
+                .queue_type(&route, QueueType::Quorum)
+                .with_state(Arc::new(AtomicU32::new(0))),
         )
         .start()
         .await
@@ -197,9 +203,10 @@ async fn quorum_delivery_limit_parks_a_message_that_keeps_coming_back() {
     // A worker declares the route's queues the kit's way, then goes away.
     e2e::start(
         e2e::runner("qt-limit").await.register_worker(
-            QueueWorker::with_state(Arc::new(AtomicU32::new(0)))
+            QueueWorker::new()
                 .route(&route, count_or_fail)
-                .queue_type(&route, QueueType::Quorum),
+                .queue_type(&route, QueueType::Quorum)
+                .with_state(Arc::new(AtomicU32::new(0))),
         ),
     )
     .await

@@ -188,9 +188,11 @@ async fn request_without_reply_to_runs_and_is_acked() {
         Ok(())
     }
     let running = e2e::start(
-        e2e::runner("rpc-noreply")
-            .await
-            .register_worker(RpcWorker::with_state(seen.clone()).route(&route, count)),
+        e2e::runner("rpc-noreply").await.register_worker(
+            RpcWorker::new()
+                .route(&route, count)
+                .with_state(seen.clone()),
+        ),
     )
     .await;
     let peer = RawPeer::connect().await;
@@ -217,7 +219,7 @@ async fn expired_deadline_is_not_worked_on() {
     let running = e2e::start(
         e2e::runner("rpc-deadline")
             .await
-            .register_worker(RpcWorker::with_state(ran.clone()).route(&route, work)),
+            .register_worker(RpcWorker::new().route(&route, work).with_state(ran.clone())),
     )
     .await;
     let mut peer = RawPeer::connect().await;

@@ -52,7 +52,11 @@ async fn a_request_whose_attempts_keep_dying_is_answered_and_dead_lettered() {
             Arc::new(config),
             e2e::broker(&connection_name).await,
         )
-        .register_worker(RpcWorker::with_state(state.clone()).route(&route, stuck)),
+        .register_worker(
+            RpcWorker::new()
+                .route(&route, stuck)
+                .with_state(state.clone()),
+        ),
     )
     .await;
     let mut peer = RawPeer::connect().await;

@@ -343,10 +343,10 @@ async fn a_publisher_without_a_database_says_how_to_give_it_one() {
 async fn an_example_item_created_with_expires_in_ms_is_deleted_when_due() {
     use stubs::example::items::{CreateItemV2, GetItem, Money};
     let db = TestDb::with_models("example").await;
-    let db_config = db.config();
+    let dsn = db.dsn.clone();
     let mut fx = worker_kit::testing::BrokerFixture::from_env().unwrap();
-    fx.start("example", |setup| async move {
-        example::build_with(setup, &db_config).await
+    fx.start("example", |setup| {
+        example::build(setup.with_var("DB_MAIN_DSN", dsn))
     })
     .await
     .unwrap();

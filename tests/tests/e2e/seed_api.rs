@@ -25,7 +25,7 @@ fn remote(err: CallError) -> worker_kit::wire::envelope::RemoteError {
 #[tokio::test]
 async fn the_seeds_request_and_response_routes() {
     let _serial = e2e::example_service_lock().await;
-    let (running, db) = e2e::start_example(|_| {}).await;
+    let (running, db) = e2e::start_example(|s| s).await;
     let c = caller().await;
 
     assert_eq!(
@@ -128,7 +128,7 @@ async fn messages_in(queue: &str) -> u64 {
 #[tokio::test]
 async fn the_seeds_work_queue_takes_any_json_value() {
     let _serial = e2e::example_service_lock().await;
-    let (running, db) = e2e::start_example(|_| {}).await;
+    let (running, db) = e2e::start_example(|s| s).await;
     let peer = RawPeer::connect().await;
     let parked_before = peer.ready_count(&parking_queue("queue-test")).await;
     let publisher = QueuePublisher::new(&e2e::broker("seed-api-publisher").await);

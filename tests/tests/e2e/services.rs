@@ -4,7 +4,7 @@ use worker_kit::rpc::RpcClient;
 #[tokio::test]
 async fn example_answers_the_seed_routes() {
     let _serial = e2e::example_service_lock().await;
-    let (example, db) = e2e::start_example(|_| {}).await;
+    let (example, db) = e2e::start_example(|s| s).await;
     let c = RpcClient::new(&e2e::broker("caller").await, &e2e::config())
         .await
         .unwrap();

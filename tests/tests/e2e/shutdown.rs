@@ -29,9 +29,10 @@ async fn graceful_shutdown_drains_in_flight_calls() {
     let gate = Gate::default();
     let running = e2e::start(
         e2e::runner("drain").await.register_worker(
-            RpcWorker::with_state(gate.clone())
+            RpcWorker::new()
                 .prefetch(16)
-                .route(&route, gated),
+                .route(&route, gated)
+                .with_state(gate.clone()),
         ),
     )
     .await;
@@ -132,7 +133,11 @@ async fn handlers_still_running_after_the_drain_deadline_are_aborted() {
             Arc::new(config),
             e2e::broker("drain-abort").await,
         )
-        .register_worker(RpcWorker::with_state(state.clone()).route(&route, never_ends)),
+        .register_worker(
+            RpcWorker::new()
+                .route(&route, never_ends)
+                .with_state(state.clone()),
+        ),
     )
     .await;
     let peer = RawPeer::connect().await;

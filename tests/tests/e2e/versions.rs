@@ -13,10 +13,10 @@ fn remote_type(err: &CallError) -> &str {
 #[tokio::test]
 async fn old_and_new_callers_create_items_at_once_through_both_versions() {
     let db = e2e::pg::TestDb::with_models("example").await;
-    let db_config = db.config();
+    let dsn = db.dsn.clone();
     let mut fx = BrokerFixture::from_env().unwrap();
-    fx.start("example", |setup| async move {
-        example::build_with(setup, &db_config).await
+    fx.start("example", |setup| {
+        example::build(setup.with_var("DB_MAIN_DSN", dsn))
     })
     .await
     .unwrap();

@@ -138,9 +138,10 @@ async fn work_queue_consumers_ack_while_an_alarm_blocks_publishing() {
     let broker = e2e::broker("alarm-service").await;
     let running = Runner::new("alarm-service", Arc::new(e2e::config()), broker.clone())
         .register_worker(
-            QueueWorker::with_state(gate.clone())
+            QueueWorker::new()
                 .route(&route, held)
-                .prefetch(u16::try_from(HELD).unwrap()),
+                .prefetch(u16::try_from(HELD).unwrap())
+                .with_state(gate.clone()),
         )
         .start()
         .await

@@ -46,7 +46,11 @@ async fn calls_fail_fast_and_everything_recovers_when_the_broker_goes_away() {
         .await
         .unwrap();
     let running = Runner::new("outage", Arc::new(e2e::config()), server_broker)
-        .register_worker(RpcWorker::with_state(slow.clone()).route(&route, maybe_block))
+        .register_worker(
+            RpcWorker::new()
+                .route(&route, maybe_block)
+                .with_state(slow.clone()),
+        )
         .start()
         .await
         .unwrap();
@@ -138,9 +142,11 @@ async fn a_deleted_queue_is_redeclared_and_consumed_again() {
     let _serial = crate::serial().await;
     let route = unique("deleted");
     let running = e2e::start(
-        e2e::runner("deleted")
-            .await
-            .register_worker(RpcWorker::with_state(Slow::default()).route(&route, maybe_block)),
+        e2e::runner("deleted").await.register_worker(
+            RpcWorker::new()
+                .route(&route, maybe_block)
+                .with_state(Slow::default()),
+        ),
     )
     .await;
     let client = RpcClient::new(&e2e::broker("client").await, &e2e::config())

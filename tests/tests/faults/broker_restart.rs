@@ -56,7 +56,7 @@ async fn broker_restart_under_load() {
     config.prefetch = 8;
     let broker = e2e::broker("restart-worker").await;
     let running = worker_kit::Runner::new("restart", Arc::new(config), broker)
-        .register_worker(QueueWorker::with_state(pool).route(&route, record))
+        .register_worker(QueueWorker::new().route(&route, record).with_state(pool))
         .start()
         .await
         .unwrap();

@@ -48,8 +48,16 @@ async fn queue_workers_pause_while_the_database_is_down() {
     config.db_health_interval = Duration::from_millis(50);
     let running = worker_kit::Runner::new("pause", Arc::new(config), e2e::broker("pause").await)
         .register_shared_database(Arc::new(db.clone()))
-        .register_worker(QueueWorker::with_state(handled.clone()).route(&task_route, work))
-        .register_worker(RpcWorker::with_state(handled.clone()).route(&rpc_route, work))
+        .register_worker(
+            QueueWorker::new()
+                .route(&task_route, work)
+                .with_state(handled.clone()),
+        )
+        .register_worker(
+            RpcWorker::new()
+                .route(&rpc_route, work)
+                .with_state(handled.clone()),
+        )
         .start()
         .await
         .unwrap();

@@ -50,9 +50,9 @@ struct Tally {
 async fn postgres_restart_under_rpc_load() {
     let _serial = crate::serial().await;
     let _example = e2e::example_service_lock().await;
-    let (running, db) = e2e::start_example(|c| {
-        c.acquire_timeout = Duration::from_secs(1);
-        c.connect_timeout = Duration::from_secs(1);
+    let (running, db) = e2e::start_example(|s| {
+        s.with_var("DB_ACQUIRE_TIMEOUT_MS", "1000")
+            .with_var("DB_CONNECT_TIMEOUT_MS", "1000")
     })
     .await;
     let client = RpcClient::new(&e2e::broker("caller").await, &e2e::config())

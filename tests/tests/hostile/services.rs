@@ -69,10 +69,10 @@ pub(crate) async fn start() -> Services {
     let read = TestDb::with_models("catalog").await;
     let kept: Kept = Arc::default();
 
-    let (k, db) = (kept.clone(), write.config());
+    let (k, dsn) = (kept.clone(), write.dsn.clone());
     fx.start("example", move |mut setup| async move {
         keep(&k, &mut setup, |_| {});
-        example::build_with(setup, &db).await
+        example::build(setup.with_var("DB_MAIN_DSN", dsn)).await
     })
     .await
     .expect("example starts");
@@ -83,7 +83,7 @@ pub(crate) async fn start() -> Services {
     })
     .await
     .expect("greeter starts");
-    let (k, db) = (kept.clone(), read.config());
+    let (k, dsn) = (kept.clone(), read.dsn.clone());
     fx.start("catalog", move |mut setup| async move {
         keep(&k, &mut setup, |c| {
             let user = service_user(c);
@@ -92,7 +92,7 @@ pub(crate) async fn start() -> Services {
                     .push((name.to_owned(), AllowList::new([user.clone()])));
             }
         });
-        catalog::build_with(setup, &db).await
+        catalog::build(setup.with_var("DB_MAIN_DSN", dsn)).await
     })
     .await
     .expect("catalog starts");

@@ -101,9 +101,9 @@ async fn a_call_through_greeter_to_example_is_one_trace() {
     let db = e2e::pg::TestDb::with_models("example").await;
     // A vhost of the test's own: example's route names are fixed.
     let mut fx = BrokerFixture::from_env().expect("a vhost");
-    let db_config = db.config();
-    fx.start("example", |s| async move {
-        example::build_with(s, &db_config).await
+    let dsn = db.dsn.clone();
+    fx.start("example", |s| {
+        example::build(s.with_var("DB_MAIN_DSN", dsn))
     })
     .await
     .expect("example starts");
@@ -399,9 +399,10 @@ async fn an_unsampled_traces_context_still_travels() {
     };
     let running = e2e::start(
         setup.runner().register_worker(
-            QueueWorker::with_state(forwarder)
+            QueueWorker::new()
                 .max_retries(0)
-                .route(&route, forwards),
+                .route(&route, forwards)
+                .with_state(forwarder),
         ),
     )
     .await;
@@ -493,9 +494,10 @@ async fn an_oversized_tracestate_is_not_copied_into_nested_calls() {
     };
     let running = e2e::start(
         setup.runner().register_worker(
-            QueueWorker::with_state(forwarder)
+            QueueWorker::new()
                 .max_retries(0)
-                .route(&route, forwards),
+                .route(&route, forwards)
+                .with_state(forwarder),
         ),
     )
     .await;

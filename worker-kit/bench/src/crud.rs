@@ -114,7 +114,11 @@ pub(crate) async fn kit_server(url: &str, route: &str, dsn: &str) -> anyhow::Res
     let b = crate::kit::broker(url, "bench kit crud").await?;
     Runner::new("bench", Arc::new(crate::kit::config(url)), b)
         .register_database(db.clone())
-        .register_worker(RpcWorker::with_state(Model::<ItemRow>::new(db)).route(route, crud))
+        .register_worker(
+            RpcWorker::new()
+                .route(route, crud)
+                .with_state(Model::<ItemRow>::new(db)),
+        )
         .start()
         .await
         .context("starting the kit's CRUD server")

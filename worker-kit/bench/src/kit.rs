@@ -113,7 +113,11 @@ pub(crate) async fn work_queue(
     let state = Arc::new((AtomicUsize::new(0), n, Notify::new()));
     let b = broker(url, "bench kit queue worker").await?;
     let running = Runner::new("bench", Arc::new(config(url)), b)
-        .register_worker(QueueWorker::with_state(state.clone()).route(route, count))
+        .register_worker(
+            QueueWorker::new()
+                .route(route, count)
+                .with_state(state.clone()),
+        )
         .start()
         .await
         .context("starting the kit's queue worker")?;

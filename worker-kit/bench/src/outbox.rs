@@ -89,9 +89,10 @@ impl Pipeline {
         let running = Runner::new("bench", Arc::new(crate::kit::config(url)), b)
             .register_database(write.clone())
             .register_worker(
-                RpcWorker::with_state(store)
+                RpcWorker::new()
                     .route(&emitting, create_emitting)
-                    .route(&plain, create_plain),
+                    .route(&plain, create_plain)
+                    .with_state(store),
             )
             .register_worker(Relay::new(&write, &write_config).exchange(&exchange))
             .start()
@@ -100,18 +101,18 @@ impl Pipeline {
         let read_db = Client::new("main", &DbConfig::new(read_dsn)).map_err(|e| anyhow!("{e}"))?;
         let catalog_service: &'static str = Box::leak(format!("{tag}-catalog").into_boxed_str());
         let b = crate::kit::broker(url, "bench outbox catalog").await?;
-        let catalog = Runner::new(catalog_service, Arc::new(crate::kit::config(url)), b)
-            .register_database(read_db.clone())
-            .register_worker(
-                catalog::event_worker(catalog::App {
-                    db: read_db,
-                    max_seq_jump: catalog::DEFAULT_MAX_SEQ_JUMP,
-                })
-                .exchange(&exchange),
-            )
-            .start()
-            .await
-            .context("starting catalog's subscription")?;
+        let catalog =
+            Runner::new(catalog_service, Arc::new(crate::kit::config(url)), b)
+                .register_database(read_db.clone())
+                .register_worker(catalog::event_worker().exchange(&exchange).with_state(
+                    catalog::App {
+                        db: read_db,
+                        max_seq_jump: catalog::DEFAULT_MAX_SEQ_JUMP,
+                    },
+                ))
+                .start()
+                .await
+                .context("starting catalog's subscription")?;
         let (read, conn) = tokio_postgres::connect(read_dsn, tokio_postgres::NoTls).await?;
         tokio::spawn(conn);
         Ok(Self {

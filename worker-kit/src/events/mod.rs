@@ -20,7 +20,7 @@
 //!     Ok(())
 //! }
 //!
-//! let worker = EventWorker::new().pattern("example.item.*", on_item);
+//! let worker: EventWorker = EventWorker::new().pattern("example.item.*", on_item);
 //! ```
 
 mod admission;
@@ -67,7 +67,7 @@ pub fn subscription_queue(service: &str, pattern: &str) -> String {
 ///     Ok(())
 /// }
 ///
-/// let worker = EventWorker::new().pattern("#", audit).max_retries(3);
+/// let worker: EventWorker = EventWorker::new().pattern("#", audit).max_retries(3);
 /// ```
 pub type EventWorker<S = ()> = Worker<Subscribe, S>;
 
@@ -111,7 +111,7 @@ impl<S: Clone + Send + Sync + 'static> Worker<Subscribe, S> {
 }
 
 #[async_trait]
-impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Subscribe, S> {
+impl Runnable for Worker<Subscribe> {
     fn kind(&self) -> crate::worker::WorkerKind {
         crate::worker::WorkerKind::Events
     }

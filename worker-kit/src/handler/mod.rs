@@ -68,7 +68,7 @@ impl<T: Serialize + Send, E: IntoErrorReply + Send> HandlerReturn for Result<T, 
     message = "`{Self}` is not a handler for a worker with state `{S}`",
     label = "not a handler",
     note = "a handler is an `async fn` of at most 8 arguments, each an extractor (`Payload<T>`, `State<S>`, `Meta`), returning `Result<T: Serialize, E: IntoErrorReply>`",
-    note = "`State<X>` only works when X is the worker's state type (`RpcWorker::with_state(x)`)"
+    note = "`State<X>` only works when every handler of the worker takes the same X, given last with `.with_state(x)` (`RpcWorker::new().register(a).register(b).with_state(x)`)"
 )]
 pub trait Handler<Args, S>: Clone + Send + Sync + Sized + 'static {
     /// The success type the handler returns.

@@ -166,16 +166,35 @@ impl<S: Clone + Send + Sync + 'static> RouteTable<S> {
             .find(|r| !self.entries.iter().any(|(n, _, _)| n == r))
     }
 
-    /// Binds `state` into every handler, with the route's access check when `policy`
-    /// gives it one (a route that admits every message pays nothing).
-    pub(crate) fn bind(self, state: S, policy: &AccessPolicy) -> Vec<(Arc<str>, BoundHandler)> {
+    /// The same routes with `state` given to every handler: what each needs is then
+    /// nothing more (`RouteTable<()>`).
+    pub(crate) fn with_state(self, state: S) -> RouteTable<()> {
+        RouteTable {
+            entries: self
+                .entries
+                .into_iter()
+                .map(|(name, h, doc)| {
+                    let state = state.clone();
+                    let bound: BoxedHandler<()> = Arc::new(move |msg, ()| h(msg, state.clone()));
+                    (name, bound, doc)
+                })
+                .collect(),
+            duplicates: self.duplicates,
+            allow: self.allow,
+        }
+    }
+}
+
+impl RouteTable<()> {
+    /// The handlers as the consume loop calls them, with the route's access check when
+    /// `policy` gives it one (a route that admits every message pays nothing).
+    pub(crate) fn bind(self, policy: &AccessPolicy) -> Vec<(Arc<str>, BoundHandler)> {
         let allow = self.allow;
         self.entries
             .into_iter()
             .map(|(name, h, _)| {
-                let state = state.clone();
                 let registered = allow.iter().find(|(r, _)| *r == name).map(|(_, l)| l);
-                let mut bound = BoundHandler::new(move |msg| h(msg, state.clone()));
+                let mut bound = BoundHandler::new(move |msg| h(msg, ()));
                 if let Some(access) = policy.for_route(&name, registered) {
                     bound.gate = Gate::Access(Arc::new(access));
                 }

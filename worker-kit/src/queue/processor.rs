@@ -73,7 +73,7 @@ impl Queue {
 ///     Ok(())
 /// }
 ///
-/// let worker = QueueWorker::new().route("images.resize", resize);
+/// let worker: QueueWorker = QueueWorker::new().route("images.resize", resize);
 /// ```
 pub type QueueWorker<S = ()> = Worker<Queue, S>;
 
@@ -140,7 +140,7 @@ impl<S: Clone + Send + Sync + 'static> Worker<Queue, S> {
 }
 
 #[async_trait]
-impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Queue, S> {
+impl Runnable for Worker<Queue> {
     fn kind(&self) -> crate::worker::WorkerKind {
         crate::worker::WorkerKind::Queue
     }

@@ -48,7 +48,7 @@ pub struct Rpc;
 ///     Ok(format!("Hello, {name}!"))
 /// }
 ///
-/// let worker = RpcWorker::new().route("greet", greet);
+/// let worker: RpcWorker = RpcWorker::new().route("greet", greet);
 /// ```
 pub type RpcWorker<S = ()> = Worker<Rpc, S>;
 
@@ -80,7 +80,7 @@ impl<S: Clone + Send + Sync + 'static> Worker<Rpc, S> {
     ///     Ok(())
     /// }
     ///
-    /// let worker = RpcWorker::new()
+    /// let worker: RpcWorker = RpcWorker::new()
     ///     .route("admin.reset", reset)
     ///     .allow("admin.reset", ["ops", "billing-*"]);
     /// ```
@@ -101,7 +101,7 @@ impl<S: Clone + Send + Sync + 'static> Worker<Rpc, S> {
 }
 
 #[async_trait]
-impl<S: Clone + Send + Sync + 'static> Runnable for Worker<Rpc, S> {
+impl Runnable for Worker<Rpc> {
     fn kind(&self) -> crate::worker::WorkerKind {
         crate::worker::WorkerKind::Rpc
     }

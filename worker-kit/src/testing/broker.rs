@@ -132,19 +132,16 @@ impl BrokerFixture {
         self.config.clone()
     }
 
-    /// A broker connection on this test's vhost, as `runner::main` hands a service.
+    /// A broker connection on this test's vhost, as `runner::main` hands a service (its
+    /// settings variables the process environment's: give the test's own with
+    /// [`Setup::with_var`]).
     ///
     /// # Errors
     ///
     /// When the broker cannot be reached.
     pub async fn setup(&self, service: &'static str) -> Result<Setup, crate::Error> {
         let broker = Broker::connect_configured(&self.config, service).await?;
-        Ok(Setup {
-            service,
-            config: self.config.clone(),
-            broker,
-            shutdown: tokio_util::sync::CancellationToken::new(),
-        })
+        Ok(Setup::new(service, self.config.clone(), broker))
     }
 
     /// Builds the service with `build` (a service's `build(setup)`) and starts its Runner;

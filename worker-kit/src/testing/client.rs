@@ -118,7 +118,7 @@ impl TestClient {
         self
     }
 
-    /// Adds an RPC worker's routes, with its state.
+    /// Adds an RPC worker's routes (its state given: [`Worker::with_state`](crate::worker::Worker::with_state)).
     ///
     /// # Panics
     ///
@@ -126,7 +126,7 @@ impl TestClient {
     /// start then, too).
     #[must_use]
     #[track_caller]
-    pub fn rpc<S: Clone + Send + Sync + 'static>(mut self, worker: RpcWorker<S>) -> Self {
+    pub fn rpc(mut self, worker: RpcWorker) -> Self {
         for (name, handler) in bound_or_panic(worker.into_bound(&self.access)) {
             self.refuse_duplicate(&name);
             self.rpc.insert(name, handler);
@@ -134,14 +134,14 @@ impl TestClient {
         self
     }
 
-    /// Adds a queue worker's routes, with its state and retries.
+    /// Adds a queue worker's routes (its state given), with its retries.
     ///
     /// # Panics
     ///
     /// As [`TestClient::rpc`].
     #[must_use]
     #[track_caller]
-    pub fn queue<S: Clone + Send + Sync + 'static>(mut self, worker: QueueWorker<S>) -> Self {
+    pub fn queue(mut self, worker: QueueWorker) -> Self {
         let retries = worker
             .kind
             .max_retries_set()

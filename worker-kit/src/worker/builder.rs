@@ -14,13 +14,50 @@ use crate::handler::{Handler, boxed};
 
 impl<K, S> sealed::Sealed for Worker<K, S> {}
 
-/// Routes and their shared state; `K` says what kind of worker it is: [`Rpc`](crate::rpc::Rpc)
-/// ([`RpcWorker`](crate::rpc::RpcWorker)) or [`Queue`](crate::queue::Queue)
-/// ([`QueueWorker`](crate::queue::QueueWorker)).
+/// Routes, then the state they share; `K` says what kind of worker it is:
+/// [`Rpc`](crate::rpc::Rpc) ([`RpcWorker`](crate::rpc::RpcWorker)) or
+/// [`Queue`](crate::queue::Queue) ([`QueueWorker`](crate::queue::QueueWorker)).
+///
+/// As with axum's `Router`, `S` is the state the routes still *need*: a worker starts as
+/// `Worker<K, S>` with `S` inferred from its handlers' [`State`](crate::State) arguments,
+/// and [`Worker::with_state`] hands it the state, giving a `Worker<K, ()>`, the only form
+/// the [`Runner`](crate::runner::Runner) takes. A worker whose state was never given does
+/// not compile when registered:
+///
+/// ```compile_fail
+/// use std::convert::Infallible;
+/// use worker_kit::{Payload, State, rpc::RpcWorker, runner::Setup};
+///
+/// async fn count(State(n): State<u32>, Payload(_): Payload<()>) -> Result<u32, Infallible> {
+///     Ok(n)
+/// }
+///
+/// fn build(setup: Setup) -> worker_kit::Runner {
+///     // Missing `.with_state(7)`: `RpcWorker<u32>` is not `Runnable`.
+///     setup.runner().register_worker(RpcWorker::new().route("count", count))
+/// }
+/// ```
+///
+/// With the state given, it does:
+///
+/// ```
+/// # use std::convert::Infallible;
+/// # use worker_kit::{Payload, State, rpc::RpcWorker, runner::Setup};
+/// # async fn count(State(n): State<u32>, Payload(_): Payload<()>) -> Result<u32, Infallible> {
+/// #     Ok(n)
+/// # }
+/// fn build(setup: Setup) -> worker_kit::Runner {
+///     setup
+///         .runner()
+///         .register_worker(RpcWorker::new().route("count", count).with_state(7))
+/// }
+/// ```
+///
+/// Describing routes ([`Document::rpc`](crate::asyncapi::Document::rpc)) takes a worker
+/// before its state is given, so the AsyncAPI document is made without the database or
+/// broker the state is built from.
 pub struct Worker<K, S = ()> {
     pub(crate) kind: K,
-    /// `None` for a worker built only to describe its routes ([`Worker::for_docs`]).
-    state: Option<S>,
     routes: RouteTable<S>,
     prefetch: Option<u16>,
     concurrency: Option<u16>,
@@ -37,25 +74,12 @@ impl<K: std::fmt::Debug, S> std::fmt::Debug for Worker<K, S> {
     }
 }
 
-impl<K: Default> Worker<K, ()> {
-    /// A worker without shared state.
+impl<K: Default, S> Worker<K, S> {
+    /// A worker without routes; `S`, the state its routes need, is inferred from the
+    /// handlers added (`()` when none takes [`State`](crate::State)).
     pub fn new() -> Self {
-        Self::with_state(())
-    }
-}
-
-impl<K: Default> Default for Worker<K, ()> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<K: Default, S: Clone + Send + Sync + 'static> Worker<K, S> {
-    /// A worker whose handlers can take `State<S>`.
-    pub fn with_state(state: S) -> Self {
         Self {
             kind: K::default(),
-            state: Some(state),
             routes: RouteTable::default(),
             prefetch: None,
             concurrency: None,
@@ -64,18 +88,24 @@ impl<K: Default, S: Clone + Send + Sync + 'static> Worker<K, S> {
     }
 }
 
-impl<K: Default, S: Clone + Send + Sync + 'static> Worker<K, S> {
-    /// A worker without its state, only to describe its routes (the AsyncAPI document is
-    /// printed without a broker or a database, so without what the state is built from).
-    /// It cannot run: the Runner refuses it with [`Error::Config`].
-    pub fn for_docs() -> Self {
-        Self {
-            kind: K::default(),
-            state: None,
-            routes: RouteTable::default(),
-            prefetch: None,
-            concurrency: None,
-            handler_timeout: None,
+impl<K: Default, S> Default for Worker<K, S> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K, S: Clone + Send + Sync + 'static> Worker<K, S> {
+    /// Gives the routes their state: every handler taking [`State<S>`](crate::State) gets
+    /// a clone of `state`. Call it last, after the routes; the worker it returns needs
+    /// nothing more and can be registered with the [`Runner`](crate::runner::Runner).
+    #[must_use]
+    pub fn with_state(self, state: S) -> Worker<K> {
+        Worker {
+            kind: self.kind,
+            routes: self.routes.with_state(state),
+            prefetch: self.prefetch,
+            concurrency: self.concurrency,
+            handler_timeout: self.handler_timeout,
         }
     }
 }
@@ -153,9 +183,11 @@ impl<K, S: Clone + Send + Sync + 'static> Worker<K, S> {
     pub(crate) fn names(&self) -> Vec<String> {
         self.routes.names()
     }
+}
 
-    /// The routes with the state bound and access checked as `policy` says, as the
-    /// consume loop (or the in-process test client) calls them.
+impl<K> Worker<K> {
+    /// The routes with access checked as `policy` says, as the consume loop (or the
+    /// in-process test client) calls them.
     pub(crate) fn into_bound(
         self,
         policy: &AccessPolicy,
@@ -168,13 +200,7 @@ impl<K, S: Clone + Send + Sync + 'static> Worker<K, S> {
                 "an allow list names route {r}, which this worker does not serve"
             )));
         }
-        let Some(state) = self.state else {
-            return Err(Error::Config(
-                "a worker made with Worker::for_docs only describes its routes and cannot run"
-                    .into(),
-            ));
-        };
-        Ok(self.routes.bind(state, policy))
+        Ok(self.routes.bind(policy))
     }
 
     /// Runs the consume loop with `processor` (what a worker kind does per message).

@@ -45,7 +45,13 @@ pub(crate) mod sealed {
 }
 
 /// A worker the [`Runner`](crate::runner::Runner) can drive: an
-/// [`RpcWorker`](crate::rpc::RpcWorker) or a [`QueueWorker`](crate::queue::QueueWorker).
+/// [`RpcWorker`](crate::rpc::RpcWorker), a [`QueueWorker`](crate::queue::QueueWorker) or an
+/// [`EventWorker`](crate::events::EventWorker) whose state is given (`Worker<K, ()>`), or a
+/// task ([`Runner::register_task`](crate::runner::Runner::register_task)).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be registered with the Runner",
+    note = "a worker whose handlers take `State<S>` is registered once its state is given, last: `RpcWorker::new().register(a).register(b).with_state(state)`"
+)]
 #[async_trait]
 pub trait Runnable: sealed::Sealed + Send + 'static {
     /// What kind of worker or task it is, for logs.
@@ -75,10 +81,12 @@ pub enum WorkerKind {
     Scheduled,
     /// The pruner of processed-event records.
     Pruner,
+    /// A service's own task ([`Runner::register_task`](crate::Runner::register_task)).
+    Task,
 }
 
 impl WorkerKind {
-    /// The label value: `rpc`, `queue`, `events`, `outbox`, `scheduled` or `pruner`.
+    /// The label value: `rpc`, `queue`, `events`, `outbox`, `scheduled`, `pruner` or `task`.
     #[must_use]
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -88,6 +96,7 @@ impl WorkerKind {
             Self::Outbox => "outbox",
             Self::Scheduled => "scheduled",
             Self::Pruner => "pruner",
+            Self::Task => "task",
         }
     }
 }

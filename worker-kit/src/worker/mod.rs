@@ -2,7 +2,8 @@
 //! (the consume loop every kind shares: channel setup, consuming, recovering from a lost
 //! connection or a cancelled consumer, draining on shutdown), and what passes between the
 //! [`Runner`](crate::runner::Runner) and the workers it drives ([`WorkerContext`],
-//! [`Runnable`]).
+//! [`Runnable`]), and a service's own background tasks, which the Runner drives as it does
+//! workers.
 //!
 //! The consume loop lives here, not in [`amqp`](crate::amqp): it drives workers, whose
 //! kinds ([`rpc`](mod@crate::rpc), [`queue`](crate::queue), [`events`](crate::events)) build
@@ -21,7 +22,9 @@ mod loop_tests;
 mod processor;
 #[cfg(test)]
 mod scripted;
+mod task;
 
 pub use builder::Worker;
 pub(crate) use handoff::sealed;
 pub use handoff::{Runnable, WorkerContext, WorkerKind};
+pub(crate) use task::Task;

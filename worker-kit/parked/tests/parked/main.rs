@@ -310,9 +310,11 @@ async fn replay_by_id_then_all_back_to_the_route() {
         Ok(())
     }
     let running = e2e::start(
-        e2e::runner("parked-fixed")
-            .await
-            .register_worker(QueueWorker::with_state(seen.clone()).route(&p.route, record)),
+        e2e::runner("parked-fixed").await.register_worker(
+            QueueWorker::new()
+                .route(&p.route, record)
+                .with_state(seen.clone()),
+        ),
     )
     .await;
     let (ok, out, err) = run(&mut parked(&["replay", &p.route, "--all", "--rate", "50"])).await;

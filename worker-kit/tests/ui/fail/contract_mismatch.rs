@@ -26,4 +26,6 @@ async fn wrong_response(Payload(req): Payload<GetItem>) -> Result<i64, ErrorRepl
 
 fn main() {
     let _w = RpcWorker::new().register(wrong_payload).register(wrong_response);
+    // A worker without state: the Runner takes only this form.
+    let _: RpcWorker = _w;
 }

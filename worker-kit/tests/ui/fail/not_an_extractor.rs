@@ -10,4 +10,6 @@ async fn odd(_x: NotAnExtractor) -> Result<(), Infallible> {
 
 fn main() {
     let _w = RpcWorker::new().register(odd);
+    // A worker without state: the Runner takes only this form.
+    let _: RpcWorker = _w;
 }

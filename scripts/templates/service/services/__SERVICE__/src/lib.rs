@@ -10,7 +10,7 @@ use std::convert::Infallible;
 
 use stubs::__SERVICE__::{AddNote, Hello, HelloReply};
 use worker_kit::asyncapi::Document;
-use worker_kit::db::{Client, DbConfig, DbError, Insert, Model, Record};
+use worker_kit::db::{Client, DbError, Insert, Model, Record};
 use worker_kit::queue::QueueWorker;
 use worker_kit::rpc::RpcWorker;
 use worker_kit::{ErrorReply, IntoErrorReply, Payload, Runner, Setup, State, rpc, task};
@@ -87,24 +87,15 @@ pub async fn add_note(
     Ok(())
 }
 
-/// The service's RPC routes.
-pub fn rpc_worker(app: App) -> RpcWorker<App> {
-    rpc_routes(RpcWorker::with_state(app))
+/// The service's RPC routes, still needing their [`App`] (given last, with
+/// `.with_state(app)`; the AsyncAPI document describes them without it).
+pub fn rpc_worker() -> RpcWorker<App> {
+    RpcWorker::new().register(hello)
 }
 
-/// The RPC routes, added to `worker` (with its state, or [`RpcWorker::for_docs`]).
-fn rpc_routes(worker: RpcWorker<App>) -> RpcWorker<App> {
-    worker.register(hello)
-}
-
-/// The service's work-queue routes.
-pub fn queue_worker(app: App) -> QueueWorker<App> {
-    queue_routes(QueueWorker::with_state(app))
-}
-
-/// The work-queue routes, added to `worker` (with its state, or [`QueueWorker::for_docs`]).
-fn queue_routes(worker: QueueWorker<App>) -> QueueWorker<App> {
-    worker.register(add_note)
+/// The service's work-queue routes, still needing their [`App`] (`.with_state(app)`).
+pub fn queue_worker() -> QueueWorker<App> {
+    QueueWorker::new().register(add_note)
 }
 
 /// The service's AsyncAPI 3.0 document (what `__SERVICE__ asyncapi` prints): made from the
@@ -112,33 +103,24 @@ fn queue_routes(worker: QueueWorker<App>) -> QueueWorker<App> {
 pub fn asyncapi() -> Document {
     Document::new(SERVICE)
         .version(env!("CARGO_PKG_VERSION"))
-        .rpc(&rpc_routes(RpcWorker::for_docs()))
-        .queue(&queue_routes(QueueWorker::for_docs()))
+        .rpc(&rpc_worker())
+        .queue(&queue_worker())
 }
 
-/// Builds the service on `setup` with its database from the environment (`DB_MAIN_DSN`,
-/// or the `__SERVICE__` database on the `PGHOST` server): what `main` runs.
+/// Builds the service on `setup`: its database from `DB_MAIN_DSN` (or the `__SERVICE__`
+/// database on the `PGHOST` server), read from the setup's variables (the environment, or
+/// what a test gives with [`Setup::with_var`]).
 ///
 /// # Errors
 ///
 /// A malformed database setting.
 pub async fn build(setup: Setup) -> Result<Runner, worker_kit::Error> {
-    let db = DbConfig::from_env("main", SERVICE)?;
-    build_with(setup, &db)
-}
-
-/// Builds the service on `setup` with the database `db` (tests may pass their own).
-///
-/// # Errors
-///
-/// A DSN that does not parse.
-pub fn build_with(setup: Setup, db: &DbConfig) -> Result<Runner, worker_kit::Error> {
-    let client = Client::new("main", db)?;
+    let client = Client::new("main", &setup.db_config("main")?)?;
     let app = App { db: client.clone() };
     // The Runner connects the database before any worker consumes, and closes it last.
     Ok(setup
         .runner()
         .register_database(client)
-        .register_worker(rpc_worker(app.clone()))
-        .register_worker(queue_worker(app)))
+        .register_worker(rpc_worker().with_state(app.clone()))
+        .register_worker(queue_worker().with_state(app)))
 }

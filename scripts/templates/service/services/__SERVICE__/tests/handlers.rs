@@ -18,8 +18,8 @@ fn client() -> TestClient {
         db: Client::new("main", &db).unwrap(),
     };
     TestClient::new()
-        .rpc(rpc_worker(app.clone()))
-        .queue(queue_worker(app))
+        .rpc(rpc_worker().with_state(app.clone()))
+        .queue(queue_worker().with_state(app))
 }
 
 #[tokio::test]
