@@ -20,3 +20,4 @@ pub use retry_delay::{RetryDelay, delay_queue};
 pub use scheduled::{
     SCHEDULED_NOTIFY_CHANNEL, SCHEDULED_SQL, Schedule, cancel as cancel_scheduled,
 };
+pub use work::Worked;

@@ -28,7 +28,7 @@ use crate::handler::delivery;
 use crate::handler::routes::{BoundHandler, RouteDoc};
 use crate::handler::{ContainsPayload, Handler};
 use crate::observe::disposition::Disposition;
-use crate::queue::work::{Next, WorkSettings, work};
+use crate::queue::work::{WorkSettings, Worked, work};
 use crate::wire::delivery::RETRY_COUNT_HEADER;
 use crate::wire::envelope::Limits;
 use crate::wire::headers::{
@@ -339,11 +339,11 @@ impl QueueProcessor {
         delivery: &Delivery,
         from: &CopyFrom<'_>,
         route: &Arc<str>,
-        next: Next,
+        next: Worked,
     ) -> (Disposition, Result<(), String>) {
         match next {
-            Next::Ack => (Disposition::Ok, Ok(())),
-            Next::Retry(n) => {
+            Worked::Acked => (Disposition::Ok, Ok(())),
+            Worked::Retried { retry_count: n } => {
                 let ours = [(RETRY_COUNT_HEADER, AMQPValue::LongLongInt(i64::from(n)))];
                 // The copy waits in a delay queue that sends it back to the route when its
                 // time is up; the delay queue is declared when first needed (a route that
@@ -375,7 +375,7 @@ impl QueueProcessor {
                     }
                 }
             }
-            Next::Park(e) => {
+            Worked::Parked(e) => {
                 let ours = park_headers(route, &e);
                 let parked = match republish(
                     out,
@@ -491,14 +491,14 @@ impl Processor for QueueProcessor {
                 "work message refused; parking it"
             );
             crate::observe::error_type::note(&e.error_type);
-            Next::Park(e)
+            Worked::Parked(e)
         } else {
             work(&delivery.data, meta, &handler, &self.work_settings()).await
         };
         let (name, republished) = match next {
-            Next::Ack => (Disposition::Ok, Ok(())),
+            Worked::Acked => (Disposition::Ok, Ok(())),
             // The copy goes out on the publishing connection; this one only acknowledges.
-            Next::Retry(_) | Next::Park(_) => match self.copies.channel().await {
+            Worked::Retried { .. } | Worked::Parked(_) => match self.copies.channel().await {
                 Err(problem) => (Disposition::Requeued, Err(problem.to_string())),
                 Ok(out) => self.store_copy(&out, &delivery, &from, route, next).await,
             },
