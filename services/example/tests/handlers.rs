@@ -69,14 +69,17 @@ async fn a_past_deadline_is_answered_with_timeout() {
 #[tokio::test]
 async fn queue_test_acks_retries_and_parks() {
     let c = client();
-    assert_eq!(c.send(&QueueTest(json!({"a": 1}))).await, Worked::Acked);
     assert_eq!(
-        c.send(&QueueTest(json!("fail"))).await,
+        c.send(&QueueTest(json!({"a": 1}))).await.unwrap(),
+        Worked::Acked
+    );
+    assert_eq!(
+        c.send(&QueueTest(json!("fail"))).await.unwrap(),
         Worked::Retried { retry_count: 1 }
     );
     let mut last = Meta::default();
     last.retry_count = 100;
-    match c.send_with(&QueueTest(json!("fail")), last).await {
+    match c.send_with(&QueueTest(json!("fail")), last).await.unwrap() {
         Worked::Parked(e) => assert_eq!(e.error_type, "AskedToFail"),
         other => panic!("expected parked, got {other:?}"),
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use e2e::{RawPeer, unique, wait_until};
 use lapin::types::{AMQPValue, FieldTable};
+use worker_kit::events::{EventWorker, subscription_queue};
 use worker_kit::queue::{QueuePublisher, QueueType, QueueWorker, parking_queue};
 use worker_kit::{ErrorReply, Payload, State};
 
@@ -189,6 +190,53 @@ async fn quorum_route_survives_a_changed_retry_count() {
         "{err}"
     );
     RawPeer::connect().await.delete_routes(&[&route]).await;
+}
+
+/// Event subscriptions are work queues of `QUEUE_TYPE`'s kind: on quorum queues, a
+/// subscription whose retries reach the broker's delivery limit is refused at start with
+/// the error a queue worker gets, before anything is declared.
+#[tokio::test]
+async fn quorum_subscription_refuses_retries_at_the_delivery_limit() {
+    async fn ignore(Payload(_): Payload<serde_json::Value>) -> Result<(), ErrorReply> {
+        Ok(())
+    }
+    let service: &'static str = Box::leak(unique("qt-events").into_boxed_str());
+    let exchange = unique("qt-events-x");
+    let pattern = "qt.thing.*";
+    let mut config = e2e::config();
+    config.queue_type = QueueType::Quorum;
+    let started = worker_kit::Runner::new(service, Arc::new(config), e2e::broker(service).await)
+        .register_worker(
+            EventWorker::new()
+                .exchange(&exchange)
+                .max_retries(worker_kit::queue::DELIVERY_LIMIT)
+                .pattern(pattern, ignore),
+        )
+        .start()
+        .await;
+    let queue = subscription_queue(service, pattern);
+    let peer = RawPeer::connect().await;
+    let err = match started {
+        Err(e) => e,
+        Ok(running) => {
+            running.stop().await.unwrap();
+            peer.delete_routes(&[&queue]).await;
+            let _ = peer
+                .channel
+                .exchange_delete(exchange.as_str().into(), Default::default())
+                .await;
+            panic!("a quorum subscription with retries at the delivery limit started");
+        }
+    };
+    let text = err.to_string();
+    assert!(
+        text.contains("reach the broker's delivery limit") && text.contains(&queue),
+        "{text}"
+    );
+    assert!(
+        !peer.exists(&queue).await,
+        "the refused subscription declared its queue"
+    );
 }
 
 /// The broker's safety net on a quorum route: a message that keeps going back to the queue

@@ -139,42 +139,32 @@ impl Runnable for Worker<Subscribe> {
                 "event subscription: whom it admits events from"
             );
         }
-        let handler_timeout = self.handler_timeout_or(ctx.config.handler_timeout);
         let queues: Vec<String> = self
             .names()
             .iter()
             .map(|p| subscription_queue(&service, p))
             .collect();
-        if let Some(warning) = crate::amqp::consumer_timeout::check(
-            &queues,
-            handler_timeout,
-            ctx.config.broker_consumer_timeout,
-        ) {
-            tracing::warn!(worker = "events", "{warning}");
-        }
+        // Subscription queues are work queues of the kind QUEUE_TYPE names.
+        let own = crate::queue::Overrides {
+            max_retries: self.kind.max_retries,
+            handler_timeout: self.handler_timeout_set(),
+            ..crate::queue::Overrides::default()
+        };
+        let queue = match crate::queue::QueueProcessor::new(&ctx, &queues, own) {
+            Ok(queue) => queue,
+            Err(e) => {
+                // Reported as a failed start, as a refused declaration is.
+                let _ = ctx.ready.send(Err(e));
+                return Ok(());
+            }
+        };
         let processor = processor::EventProcessor::new(
             self.kind
                 .exchange
                 .clone()
                 .unwrap_or_else(|| EXCHANGE.into()),
             bindings,
-            crate::queue::QueueProcessor {
-                limits: ctx.config.limits(),
-                budget: ctx.budget.clone(),
-                max_retries: self.kind.max_retries.unwrap_or(ctx.config.max_retries),
-                // Subscription queues are work queues of the kind QUEUE_TYPE names.
-                default_type: ctx.config.queue_type,
-                queue_types: Vec::new(),
-                delays: crate::queue::Delays::from_config(&ctx.config),
-                handler_timeout,
-                copies: crate::amqp::confirm::ConfirmChannel::new(
-                    ctx.broker.clone(),
-                    crate::amqp::confirm::Wait::No,
-                    "retry and parked copies",
-                ),
-                own_user: ctx.broker.user_id().clone(),
-                requeues: crate::amqp::backoff::Pauses::default(),
-            },
+            queue,
             admission,
         );
         self.run_renamed(ctx, processor, |p| subscription_queue(&service, p))

@@ -47,6 +47,7 @@
 //! # }
 //! ```
 
+mod batch;
 mod listen;
 mod prune;
 mod relay;

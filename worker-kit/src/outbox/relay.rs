@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 use worker_kit_pg_tls::MakeRustlsConnect;
 
+use super::batch::Batch;
 use crate::Error;
 use crate::amqp::confirm::{ConfirmChannel, OpenError, Wait};
 use crate::backoff::Pauses;
@@ -152,7 +153,7 @@ impl Relay {
             .map_err(DbError::from)?
             .get(0);
         if !locked {
-            return Ok(Batch::Standby);
+            return Ok(Batch::Standby { next_due: None });
         }
         let rows = tx
             .query(
@@ -163,7 +164,10 @@ impl Relay {
             .await
             .map_err(DbError::from)?;
         if rows.is_empty() {
-            return Ok(Batch::Empty);
+            return Ok(Batch::Drained {
+                published: 0,
+                next_due: None,
+            });
         }
         let mut confirms = Vec::with_capacity(rows.len());
         let mut ids = Vec::with_capacity(rows.len());
@@ -200,7 +204,10 @@ impl Relay {
         Ok(if ids.len() as i64 >= self.batch_size {
             Batch::Full
         } else {
-            Batch::Partial
+            Batch::Drained {
+                published: ids.len(),
+                next_due: None,
+            }
         })
     }
 
@@ -213,18 +220,6 @@ impl Relay {
         )
         .await
     }
-}
-
-/// How a batch went.
-enum Batch {
-    /// As many events as fit: more may be waiting.
-    Full,
-    /// Fewer: the outbox is drained for now.
-    Partial,
-    /// Nothing pending.
-    Empty,
-    /// Another replica holds the lock and publishes.
-    Standby,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -362,14 +357,14 @@ impl Runnable for Relay {
                     failures.reset();
                     continue;
                 }
-                Ok(Batch::Partial) => {
+                Ok(Batch::Drained { published: 1.., .. }) => {
                     // Writers notify at most once per window (see `notify`): events of
                     // the window's other transactions may have committed since this batch
                     // was read, unannounced. Look again once the window has passed.
                     failures.reset();
                     (crate::db::notify::WINDOW * 2).min(self.poll_interval)
                 }
-                Ok(Batch::Empty | Batch::Standby) => {
+                Ok(Batch::Drained { .. } | Batch::Standby { .. }) => {
                     failures.reset();
                     self.poll_interval
                 }

@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 use tracing::{debug, error, info, warn};
 use worker_kit_pg_tls::MakeRustlsConnect;
 
+use super::batch::Batch;
 use crate::Error;
 use crate::amqp::confirm::{ConfirmChannel, OpenError, Wait};
 use crate::backoff::Pauses;
@@ -134,7 +135,9 @@ impl ScheduledRelay {
             .get(0);
         if !locked {
             drop(tx);
-            return Ok(Batch::Standby(next_due(&conn).await?));
+            return Ok(Batch::Standby {
+                next_due: next_due(&conn).await?,
+            });
         }
         // SKIP LOCKED: a row a cancel is deleting is not published; one a cancel has not
         // reached yet is locked here, and that cancel waits for this commit.
@@ -202,7 +205,10 @@ impl ScheduledRelay {
         if rows.len() as i64 >= self.batch_size {
             return Ok(Batch::Full);
         }
-        Ok(Batch::Drained(next_due(&conn).await?))
+        Ok(Batch::Drained {
+            published: published.len(),
+            next_due: next_due(&conn).await?,
+        })
     }
 }
 
@@ -218,16 +224,6 @@ async fn next_due(conn: &tokio_postgres::Client) -> Result<Option<Duration>, DbE
         .await?;
     let secs: Option<f64> = row.get(0);
     Ok(secs.map(|s| Duration::try_from_secs_f64(s.max(0.0)).unwrap_or(Duration::MAX)))
-}
-
-/// How a batch went.
-enum Batch {
-    /// As many messages as fit: more may be due.
-    Full,
-    /// Everything due is published; the next is due in this long (`None`: none pending).
-    Drained(Option<Duration>),
-    /// Another replica holds the lock and publishes; the next is due in this long.
-    Standby(Option<Duration>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -364,7 +360,7 @@ impl Runnable for ScheduledRelay {
                     failures.reset();
                     continue;
                 }
-                Ok(Batch::Drained(next) | Batch::Standby(next)) => {
+                Ok(Batch::Drained { next_due: next, .. } | Batch::Standby { next_due: next }) => {
                     failures.reset();
                     next.map_or(self.poll_interval, |d| d.max(MIN_SLEEP))
                         .min(self.poll_interval)

@@ -76,11 +76,12 @@ pub(crate) fn route_queue_args(kind: QueueType, route: &str) -> FieldTable {
 }
 
 /// Refuses a retry count that would not stay below the broker's delivery limit on a quorum
-/// route (the broker would then park messages the kit still meant to retry).
-pub(crate) fn check_retries(kind: QueueType, route: &str, max_retries: u32) -> Result<(), String> {
+/// queue (a route's, or an event subscription's): the broker would then park messages the
+/// kit still meant to retry.
+pub(crate) fn check_retries(kind: QueueType, queue: &str, max_retries: u32) -> Result<(), String> {
     if kind == QueueType::Quorum && max_retries >= DELIVERY_LIMIT {
         return Err(format!(
-            "quorum route `{route}`: {max_retries} retries reach the broker's delivery limit ({DELIVERY_LIMIT}); use fewer than {DELIVERY_LIMIT} (QUEUE_MAX_RETRIES or QueueWorker::max_retries)"
+            "quorum queue `{queue}`: {max_retries} retries reach the broker's delivery limit ({DELIVERY_LIMIT}); use fewer than {DELIVERY_LIMIT} (QUEUE_MAX_RETRIES, or the worker's max_retries)"
         ));
     }
     Ok(())
@@ -243,7 +244,7 @@ mod tests {
         assert!(check_retries(QueueType::Quorum, "r", DELIVERY_LIMIT - 1).is_ok());
         let e = check_retries(QueueType::Quorum, "r", DELIVERY_LIMIT).unwrap_err();
         assert!(
-            e.contains("quorum route `r`") && e.contains("fewer than 50"),
+            e.contains("quorum queue `r`") && e.contains("fewer than 50"),
             "{e}"
         );
         assert!(check_retries(QueueType::Classic, "r", 1000).is_ok());

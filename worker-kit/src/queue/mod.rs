@@ -13,11 +13,11 @@ pub(crate) mod work;
 
 pub(crate) use declare::classic;
 pub use declare::{DELIVERY_LIMIT, QueueType, parking_queue};
-pub(crate) use processor::QueueProcessor;
 pub use processor::{HEADERS_DROPPED_HEADER, Queue, QueueWorker, TaskRoute};
+pub(crate) use processor::{Overrides, QueueProcessor};
 pub use publisher::{PublishError, QueuePublisher, ScheduleError};
-pub(crate) use retry_delay::Delays;
 pub use retry_delay::{RetryDelay, delay_queue};
 pub use scheduled::{
     SCHEDULED_NOTIFY_CHANNEL, SCHEDULED_SQL, Schedule, cancel as cancel_scheduled,
 };
+pub use work::Worked;

@@ -28,7 +28,7 @@ use crate::handler::delivery;
 use crate::handler::routes::{BoundHandler, RouteDoc};
 use crate::handler::{ContainsPayload, Handler};
 use crate::observe::disposition::Disposition;
-use crate::queue::work::{Next, WorkSettings, work};
+use crate::queue::work::{WorkSettings, Worked, work};
 use crate::wire::delivery::RETRY_COUNT_HEADER;
 use crate::wire::envelope::Limits;
 use crate::wire::headers::{
@@ -150,37 +150,34 @@ impl Runnable for Worker<Queue> {
     }
 
     async fn run(self: Box<Self>, ctx: WorkerContext) -> Result<(), Error> {
-        let processor = QueueProcessor {
-            limits: ctx.config.limits(),
-            budget: ctx.budget.clone(),
-            max_retries: self.kind.max_retries.unwrap_or(ctx.config.max_retries),
-            default_type: ctx.config.queue_type,
+        let own = Overrides {
+            max_retries: self.kind.max_retries,
+            handler_timeout: self.handler_timeout_set(),
             queue_types: self.kind.queue_types.clone(),
-            delays: Delays::from_config(&ctx.config).with_routes(self.kind.retry_delays.clone()),
-            handler_timeout: self.handler_timeout_or(ctx.config.handler_timeout),
-            copies: ConfirmChannel::new(ctx.broker.clone(), Wait::No, "retry and parked copies"),
-            own_user: ctx.broker.user_id().clone(),
-            requeues: Pauses::default(),
+            retry_delays: self.kind.retry_delays.clone(),
         };
-        for route in self.names() {
-            let checked =
-                check_retries(processor.queue_type(&route), &route, processor.max_retries)
-                    .and_then(|()| processor.delays.for_route(&route).check(&route));
-            if let Err(e) = checked {
+        match QueueProcessor::new(&ctx, &self.names(), own) {
+            Ok(processor) => self.run_with(ctx, processor).await,
+            Err(e) => {
                 // Reported as a failed start, as a refused declaration is.
-                let _ = ctx.ready.send(Err(Error::Config(e)));
-                return Ok(());
+                let _ = ctx.ready.send(Err(e));
+                Ok(())
             }
         }
-        if let Some(warning) = crate::amqp::consumer_timeout::check(
-            &self.names(),
-            processor.handler_timeout,
-            ctx.config.broker_consumer_timeout,
-        ) {
-            warn!(worker = "queue", "{warning}");
-        }
-        self.run_with(ctx, processor).await
     }
+}
+
+/// What a work-queue or event worker sets for itself over the process's settings
+/// (`QUEUE_MAX_RETRIES`, `HANDLER_TIMEOUT_MS`, `QUEUE_TYPE`, `QUEUE_RETRY_*`).
+#[derive(Debug, Default)]
+pub(crate) struct Overrides {
+    pub(crate) max_retries: Option<u32>,
+    pub(crate) handler_timeout: Option<Duration>,
+    /// Queues whose type differs from `QUEUE_TYPE`.
+    pub(crate) queue_types: Vec<(String, QueueType)>,
+    /// Queues whose retry delay differs from `QUEUE_RETRY_DELAY_MS` and
+    /// `QUEUE_RETRY_MAX_DELAY_MS`.
+    pub(crate) retry_delays: Vec<(String, RetryDelay)>,
 }
 
 /// The work-queue disposition (ack, retry, park), also used by event subscriptions.
@@ -223,6 +220,46 @@ pub(crate) async fn consuming_connection(broker: &Broker) -> Option<Arc<Connecti
 }
 
 impl QueueProcessor {
+    /// The processor of a worker that consumes `queues` (a queue worker's routes, or an
+    /// event worker's subscription queues), with `own` over the process's settings.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when a queue's settings cannot be honoured: retries that reach a
+    /// quorum queue's delivery limit (the broker would park messages the kit still meant
+    /// to retry), or retry delays the broker cannot wait. Nothing is declared then.
+    pub(crate) fn new(
+        ctx: &WorkerContext,
+        queues: &[String],
+        own: Overrides,
+    ) -> Result<Self, Error> {
+        let processor = QueueProcessor {
+            limits: ctx.config.limits(),
+            budget: ctx.budget.clone(),
+            max_retries: own.max_retries.unwrap_or(ctx.config.max_retries),
+            default_type: ctx.config.queue_type,
+            queue_types: own.queue_types,
+            delays: Delays::from_config(&ctx.config).with_routes(own.retry_delays),
+            handler_timeout: own.handler_timeout.unwrap_or(ctx.config.handler_timeout),
+            copies: ConfirmChannel::new(ctx.broker.clone(), Wait::No, "retry and parked copies"),
+            own_user: ctx.broker.user_id().clone(),
+            requeues: Pauses::default(),
+        };
+        for queue in queues {
+            check_retries(processor.queue_type(queue), queue, processor.max_retries)
+                .and_then(|()| processor.delays.for_route(queue).check(queue))
+                .map_err(Error::Config)?;
+        }
+        if let Some(warning) = crate::amqp::consumer_timeout::check(
+            queues,
+            processor.handler_timeout,
+            ctx.config.broker_consumer_timeout,
+        ) {
+            warn!("{warning}");
+        }
+        Ok(processor)
+    }
+
     /// What [`work`] needs of this processor.
     fn work_settings(&self) -> WorkSettings {
         WorkSettings {
@@ -302,11 +339,11 @@ impl QueueProcessor {
         delivery: &Delivery,
         from: &CopyFrom<'_>,
         route: &Arc<str>,
-        next: Next,
+        next: Worked,
     ) -> (Disposition, Result<(), String>) {
         match next {
-            Next::Ack => (Disposition::Ok, Ok(())),
-            Next::Retry(n) => {
+            Worked::Acked => (Disposition::Ok, Ok(())),
+            Worked::Retried { retry_count: n } => {
                 let ours = [(RETRY_COUNT_HEADER, AMQPValue::LongLongInt(i64::from(n)))];
                 // The copy waits in a delay queue that sends it back to the route when its
                 // time is up; the delay queue is declared when first needed (a route that
@@ -338,7 +375,7 @@ impl QueueProcessor {
                     }
                 }
             }
-            Next::Park(e) => {
+            Worked::Parked(e) => {
                 let ours = park_headers(route, &e);
                 let parked = match republish(
                     out,
@@ -449,14 +486,14 @@ impl Processor for QueueProcessor {
                 "work message refused; parking it"
             );
             crate::observe::error_type::note(&e.error_type);
-            Next::Park(e)
+            Worked::Parked(e)
         } else {
             work(&delivery.data, meta, &handler, &self.work_settings()).await
         };
         let (name, republished) = match next {
-            Next::Ack => (Disposition::Ok, Ok(())),
+            Worked::Acked => (Disposition::Ok, Ok(())),
             // The copy goes out on the publishing connection; this one only acknowledges.
-            Next::Retry(_) | Next::Park(_) => match self.copies.channel().await {
+            Worked::Retried { .. } | Worked::Parked(_) => match self.copies.channel().await {
                 Err(problem) => (Disposition::Requeued, Err(problem.to_string())),
                 Ok(out) => self.store_copy(&out, &delivery, &from, route, next).await,
             },

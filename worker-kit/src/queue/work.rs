@@ -1,6 +1,7 @@
-//! One work message in, one decision out: decode the envelope, run the handler, and say
-//! whether the message is acked, retried or parked (at once for a permanent error). No AMQP here, so the in-process test
-//! client (`worker_kit::testing`) runs exactly what the queue worker runs.
+//! One work message in, one decision out ([`Worked`]): decode the envelope, run the
+//! handler, and say whether the message is acked, retried or parked (at once for a
+//! permanent error). No AMQP here, so the in-process test client (`worker_kit::testing`)
+//! runs exactly what the queue and event workers run.
 
 use std::time::Duration;
 
@@ -14,15 +15,28 @@ use crate::handler::{Outcome, offload};
 use crate::wire::envelope::Limits;
 use crate::wire::reply_error::ErrorReply;
 
-/// What happens to a message after its handler ran.
-#[derive(Debug)]
-pub(crate) enum Next {
-    /// Done: ack it.
-    Ack,
-    /// Store a copy with this retry count, then ack the original.
-    Retry(u32),
-    /// Store a copy in the parking queue with this error, then ack the original.
-    Park(ErrorReply),
+/// What becomes of a work message (or an event) once its handler ran, or was refused: the
+/// decision the queue and event workers carry out, and what the in-process test client
+/// (`worker_kit::testing::TestClient`, feature `testing`) reports.
+///
+/// The worker then stores the copy the decision asks for; the log span and the metrics
+/// say whether that worked (a copy that cannot be stored leaves the original in its
+/// queue).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Worked {
+    /// The handler succeeded: the message is acked.
+    Acked,
+    /// The handler failed (or the body could not be decoded for now): a copy with this
+    /// `x-retry-count` is queued again and the original acked.
+    Retried {
+        /// The retry count of the copy.
+        retry_count: u32,
+    },
+    /// The message goes to the parking queue with this error (refused, undecodable,
+    /// payload does not fit, a permanent error, or retries exhausted) and the original is
+    /// acked.
+    Parked(ErrorReply),
 }
 
 /// How a work message is decoded and run: the body's limits and the process's memory for
@@ -41,7 +55,7 @@ pub(crate) async fn work(
     meta: Meta,
     handler: &BoundHandler,
     settings: &WorkSettings,
-) -> Next {
+) -> Worked {
     let max_retries = settings.max_retries;
     let retry_count = meta.retry_count;
     if meta.redelivered {
@@ -56,7 +70,9 @@ pub(crate) async fn work(
                 max_retries,
                 "message redelivered after an unfinished attempt; counting it as failed"
             );
-            return Next::Retry(retry_count + 1);
+            return Worked::Retried {
+                retry_count: retry_count + 1,
+            };
         }
         error!(
             retries = retry_count,
@@ -67,24 +83,29 @@ pub(crate) async fn work(
             "an attempt never finished (the process stopped or crashed while handling the message) and no retries are left",
         );
         crate::observe::error_type::note(&e.error_type);
-        return Next::Park(e);
+        return Worked::Parked(e);
     }
     let next = decide(body, meta, handler, settings).await;
     match &next {
-        Next::Park(e) => crate::observe::error_type::note(&e.error_type),
-        Next::Retry(_) | Next::Ack => {}
+        Worked::Parked(e) => crate::observe::error_type::note(&e.error_type),
+        Worked::Retried { .. } | Worked::Acked => {}
     }
     next
 }
 
 /// What [`work`] decides for a message that was not redelivered.
-async fn decide(body: &[u8], meta: Meta, handler: &BoundHandler, settings: &WorkSettings) -> Next {
+async fn decide(
+    body: &[u8],
+    meta: Meta,
+    handler: &BoundHandler,
+    settings: &WorkSettings,
+) -> Worked {
     let (max_retries, handler_timeout) = (settings.max_retries, settings.handler_timeout);
     let retry_count = meta.retry_count;
     // Whom the route admits is decided before the body is decoded.
     if let Err(e) = handler.admit(&meta.caller) {
         log_rejected(&e);
-        return Next::Park(e);
+        return Worked::Parked(e);
     }
     // The body waits for its decoded size's worth of the budget as long as the handler
     // could have run.
@@ -92,17 +113,17 @@ async fn decide(body: &[u8], meta: Meta, handler: &BoundHandler, settings: &Work
     match offload::decode_request(body, &settings.limits, &settings.budget, Some(until)).await {
         Err(Undecoded::Invalid(e)) => {
             error!(error = %e, "undecodable work message; parking it");
-            Next::Park(e.to_reply())
+            Worked::Parked(e.to_reply())
         }
         Err(Undecoded::Budget(r @ Refusal::TooCostly { .. })) => {
             error!(error = %r, "work message too costly to decode; parking it");
-            Next::Park(ErrorReply::bad_request(r.to_string()))
+            Worked::Parked(ErrorReply::bad_request(r.to_string()))
         }
         Err(Undecoded::Budget(r @ Refusal::Exhausted { .. })) => {
             // The handler never ran: the copy keeps its retry count, and the message comes
             // back after the route's wait, when other bodies have given their memory back.
             warn!(error = %r, attempt = retry_count, "work message not decoded for now; queueing it again without counting an attempt");
-            Next::Retry(retry_count)
+            Worked::Retried { retry_count }
         }
         Ok(Decoded {
             request: req,
@@ -129,25 +150,27 @@ async fn decide(body: &[u8], meta: Meta, handler: &BoundHandler, settings: &Work
             // The body's memory is given back once the handler is done with it.
             drop(lease);
             match outcome {
-                Outcome::Ok(_) => Next::Ack,
+                Outcome::Ok(_) => Worked::Acked,
                 // The payload will not fit on a second try either.
                 Outcome::Rejected(e) => {
                     log_rejected(&e);
-                    Next::Park(e)
+                    Worked::Parked(e)
                 }
                 // Trying again cannot help: no retry spent, no wait.
                 Outcome::Failed(e) if e.is_permanent() => {
                     error!(error_type = %e.error_type, error_message = e.message.as_str(), trace = ?e.trace, retries = retry_count, "handler failed with a permanent error; parking the message without retrying");
-                    Next::Park(e)
+                    Worked::Parked(e)
                 }
                 Outcome::Failed(e) if retry_count < max_retries => {
                     crate::observe::error_type::note(&e.error_type);
                     error!(error_type = %e.error_type, error_message = e.message.as_str(), trace = ?e.trace, attempt = retry_count + 1, max_retries, "handler failed; retrying");
-                    Next::Retry(retry_count + 1)
+                    Worked::Retried {
+                        retry_count: retry_count + 1,
+                    }
                 }
                 Outcome::Failed(e) => {
                     error!(error_type = %e.error_type, error_message = e.message.as_str(), trace = ?e.trace, retries = retry_count, "handler failed and retries are exhausted; parking the message");
-                    Next::Park(e)
+                    Worked::Parked(e)
                 }
             }
         }

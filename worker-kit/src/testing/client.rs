@@ -12,11 +12,11 @@ use crate::handler::budget::DecodeBudget;
 use crate::handler::extract::{Meta, parse_payload};
 use crate::handler::routes::BoundHandler;
 use crate::queue::QueueWorker;
-use crate::queue::work::{Next, WorkSettings, work};
+use crate::queue::Worked;
+use crate::queue::work::{WorkSettings, work};
 use crate::rpc::answer::{AnswerSettings, answer};
 use crate::rpc::{CallError, RpcWorker};
 use crate::wire::envelope::{self, Encoding, Reply};
-use crate::wire::reply_error::ErrorReply;
 use crate::{Contract, TaskContract};
 
 /// Calls a worker's routes in-process, through the same decode → handler (within its
@@ -49,25 +49,6 @@ impl Default for TestClient {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// What became of a work-queue message.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum Worked {
-    /// The handler succeeded; the message would be acked.
-    Acked,
-    /// The handler failed; a copy with this `x-retry-count` would be queued again.
-    Retried {
-        /// The retry count of the copy.
-        retry_count: u32,
-    },
-    /// The message would go to the parking queue with this error (undecodable, payload
-    /// does not fit, or retries exhausted).
-    Parked(ErrorReply),
-    /// No queue route of that name was added to the client (the broker would have
-    /// returned the message as unroutable).
-    NoQueue,
 }
 
 /// A reply as it would go on the wire.
@@ -253,25 +234,49 @@ impl TestClient {
         })
     }
 
-    /// Sends task `T` to its queue route.
-    pub async fn send<T: TaskContract>(&self, task: &T) -> Worked {
+    /// Sends task `T` to its queue route and says what the queue worker would do with it.
+    ///
+    /// # Errors
+    ///
+    /// [`CallError::NoRoute`] when no added queue worker serves the route (the broker would
+    /// return the message as unroutable); [`CallError::Codec`] when the task cannot be
+    /// serialized.
+    pub async fn send<T: TaskContract>(&self, task: &T) -> Result<Worked, CallError> {
         self.send_with(task, Meta::default()).await
     }
 
     /// Sends task `T` with `meta` (e.g. a `retry_count` to see what the last retry does).
-    pub async fn send_with<T: TaskContract>(&self, task: &T, meta: Meta) -> Worked {
-        match envelope::encode_request(task, self.encoding) {
-            Ok(body) => self.send_body(T::ROUTE, &body, meta).await,
-            Err(e) => Worked::Parked(ErrorReply::bad_request(format!(
-                "the task cannot be serialized: {e}"
-            ))),
-        }
+    ///
+    /// # Errors
+    ///
+    /// As [`TestClient::send`].
+    pub async fn send_with<T: TaskContract>(
+        &self,
+        task: &T,
+        meta: Meta,
+    ) -> Result<Worked, CallError> {
+        let body = envelope::encode_request(task, self.encoding).map_err(|e| CallError::Codec {
+            route: T::ROUTE.to_owned(),
+            message: format!("the task cannot be serialized: {e}"),
+        })?;
+        self.send_body(T::ROUTE, &body, meta).await
     }
 
     /// Sends a raw body (any bytes) to queue route `route`.
-    pub async fn send_body(&self, route: &str, body: &[u8], meta: Meta) -> Worked {
+    ///
+    /// # Errors
+    ///
+    /// [`CallError::NoRoute`] when no added queue worker serves the route.
+    pub async fn send_body(
+        &self,
+        route: &str,
+        body: &[u8],
+        meta: Meta,
+    ) -> Result<Worked, CallError> {
         let Some((name, (handler, retries))) = self.queue.get_key_value(route) else {
-            return Worked::NoQueue;
+            return Err(CallError::NoRoute {
+                route: route.to_owned(),
+            });
         };
         let meta = Meta {
             route: name.clone(),
@@ -283,11 +288,7 @@ impl TestClient {
             max_retries: *retries,
             handler_timeout: self.settings.handler_timeout,
         };
-        match work(body, meta, handler, &settings).await {
-            Next::Ack => Worked::Acked,
-            Next::Retry(retry_count) => Worked::Retried { retry_count },
-            Next::Park(e) => Worked::Parked(e),
-        }
+        Ok(work(body, meta, handler, &settings).await)
     }
 }
 
@@ -302,8 +303,8 @@ fn bound_or_panic<T>(r: Result<T, crate::Error>) -> T {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Payload;
     use crate::access::{Anonymous, Caller};
+    use crate::{ErrorReply, Payload};
 
     async fn echo(Payload(v): Payload<serde_json::Value>) -> Result<serde_json::Value, ErrorReply> {
         Ok(v)
@@ -359,12 +360,14 @@ mod tests {
         assert_eq!(
             client
                 .send_body("work", &body, meta_from(Caller::verified("ops")))
-                .await,
+                .await
+                .unwrap(),
             Worked::Acked
         );
         match client
             .send_body("work", &body, meta_from(Caller::verified("greeter")))
             .await
+            .unwrap()
         {
             Worked::Parked(e) => assert_eq!(e.error_type, "Forbidden"),
             other => panic!("a refused work message is parked, not {other:?}"),
@@ -384,7 +387,7 @@ mod tests {
         let send = |text: &str| {
             let body = envelope::encode_request(&text, Encoding::Plain).unwrap();
             let client = client.clone();
-            async move { client.send_body("w", &body, Meta::default()).await }
+            async move { client.send_body("w", &body, Meta::default()).await.unwrap() }
         };
         match send("permanent").await {
             Worked::Parked(e) => {
@@ -394,6 +397,14 @@ mod tests {
             other => panic!("a permanent error is parked at once, not {other:?}"),
         }
         assert_eq!(send("transient").await, Worked::Retried { retry_count: 1 });
+        let body = envelope::encode_request(&"x", Encoding::Plain).unwrap();
+        assert!(
+            matches!(
+                client.send_body("nowhere", &body, Meta::default()).await,
+                Err(CallError::NoRoute { route }) if route == "nowhere"
+            ),
+            "a route no queue worker serves is not routed"
+        );
     }
 
     #[test]

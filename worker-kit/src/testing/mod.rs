@@ -5,7 +5,7 @@
 //! | needs | nothing | RabbitMQ (and `rabbitmqctl` on its host) |
 //! | per call | microseconds to milliseconds | a few milliseconds |
 //! | runs | the route's handler with its state, through the real envelope, gzip, payload validation, deadline and error-mapping code | the service's [`Runner`](crate::Runner) in-process, on a throw-away vhost |
-//! | shows | what a handler answers (or whether a task is acked, retried or parked) for a payload, state and [`Meta`](crate::Meta) you choose | mandatory/`NoRoute`, prefetch, requeue, parking copies, expiration, reconnects: everything the broker does |
+//! | shows | what a handler answers (or whether a task is acked, retried or parked: [`Worked`]) for a payload, state and [`Meta`](crate::Meta) you choose | mandatory/`NoRoute`, prefetch, requeue, parking copies, expiration, reconnects: everything the broker does |
 //! | cannot show | redelivery, prefetch, dead-lettering, confirms, anything between two processes | — (it is slower; use it for what only the broker decides) |
 //!
 //! The in-process tier does not emulate a broker, on purpose: a fake broker is where test
@@ -37,8 +37,9 @@
 mod broker;
 mod client;
 
+pub use crate::queue::Worked;
 pub use broker::{BrokerFixture, FixtureError};
-pub use client::{TestClient, TestReply, Worked};
+pub use client::{TestClient, TestReply};
 
 /// A client or publisher whose messages claim another broker user than the one it
 /// logged in as: what a forger would send. For tests that show the broker refuses it

@@ -175,6 +175,11 @@ impl<K, S: Clone + Send + Sync + 'static> Worker<K, S> {
         self
     }
 
+    /// The worker's own handler time limit, if set.
+    pub(crate) fn handler_timeout_set(&self) -> Option<Duration> {
+        self.handler_timeout
+    }
+
     /// The worker's handler time limit, or `default` (`HANDLER_TIMEOUT_MS`).
     pub(crate) fn handler_timeout_or(&self, default: Duration) -> Duration {
         self.handler_timeout.unwrap_or(default)

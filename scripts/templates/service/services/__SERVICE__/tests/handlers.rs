@@ -70,10 +70,10 @@ async fn a_past_deadline_is_answered_with_timeout() {
 async fn a_blank_note_is_retried_then_parked() {
     let c = client();
     let blank = AddNote { text: " ".into() };
-    assert_eq!(c.send(&blank).await, Worked::Retried { retry_count: 1 });
+    assert_eq!(c.send(&blank).await.unwrap(), Worked::Retried { retry_count: 1 });
     let mut last = Meta::default();
     last.retry_count = 100;
-    match c.send_with(&blank, last).await {
+    match c.send_with(&blank, last).await.unwrap() {
         Worked::Parked(e) => assert_eq!(e.error_type, "BadRequest"),
         other => panic!("expected parked, got {other:?}"),
     }
@@ -85,6 +85,7 @@ async fn a_note_that_does_not_fit_is_parked_at_once() {
     match client()
         .send_body("__SERVICE__.notes.add", body, Meta::default())
         .await
+        .unwrap()
     {
         Worked::Parked(e) => assert_eq!(e.error_type, "ValidationError", "{}", e.message),
         other => panic!("expected parked, got {other:?}"),
