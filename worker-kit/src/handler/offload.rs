@@ -181,7 +181,9 @@ async fn decode_gzip(
     }
     // The budget could not hold it while it was inflated: wait for the whole price, then
     // inflate it again.
-    let lease = budget.reserve(scan.cost(owned.len()), until).await?;
+    let lease = budget
+        .reserve(scan.cost_inflated(owned.len()), until)
+        .await?;
     let request = blocking(move || envelope::decode_request(&owned, &limits)).await?;
     Ok(Decoded { request, lease })
 }
@@ -329,7 +331,10 @@ mod tests {
                 .unwrap();
             assert_eq!(decoded.request.data.get(), &text[8..text.len() - 1]);
             assert_eq!(gzip::passes::of(&body), 1, "{len} bytes of text");
-            assert_eq!(budget.in_use(), cost::of_text(text.as_bytes(), body.len()));
+            assert_eq!(
+                budget.in_use(),
+                cost::of_text(text.as_bytes(), body.len()) + text.len()
+            );
             drop(decoded);
             assert_eq!(budget.in_use(), 0);
         }
