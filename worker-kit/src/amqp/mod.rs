@@ -6,9 +6,6 @@
 //! (`confirm`). The consume loop that drives workers over these connections is
 //! [`worker`](crate::worker)'s.
 
-/// The kit's backoff ([`crate::backoff`]), under the path the workers' consume loop and
-/// processors import it by.
-pub(crate) use crate::backoff;
 pub mod broker;
 pub(crate) mod confirm;
 pub(crate) mod consumer_timeout;

@@ -94,7 +94,7 @@ impl<P: Processor> BrokerLink for LapinLink<P> {
         // Never in confirm mode: RPC replies go out without confirms (protocol v2: the ack
         // that follows on this channel is ordered after the reply, so the broker routed the
         // reply before it drops the request), and work-queue copies go out on a channel of
-        // the publishing connection (`CopyChannel`).
+        // the publishing connection (a `ConfirmChannel`).
         let channel = conn
             .create_channel()
             .await

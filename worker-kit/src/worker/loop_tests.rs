@@ -19,7 +19,7 @@ use super::handoff::{WorkerContext, WorkerKind};
 use super::scripted::{ScriptedChannel, ScriptedLink};
 use crate::Error;
 use crate::amqp::Broker;
-use crate::amqp::backoff::Pauses;
+use crate::backoff::Pauses;
 use crate::config::{Config, PausePolicy};
 use crate::handler::Outcome;
 use crate::handler::routes::BoundHandler;

@@ -10,7 +10,7 @@ use lapin::{Channel, Connection};
 use tracing::{error, warn};
 
 use super::handoff::WorkerKind;
-use crate::amqp::backoff::Pauses;
+use crate::backoff::Pauses;
 use crate::handler::routes::BoundHandler;
 use crate::observe::disposition::Disposition;
 use crate::observe::link::Link;
